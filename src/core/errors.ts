@@ -1,0 +1,270 @@
+/**
+ * One error class for everything runledger reports, with stable dotted codes.
+ *
+ * `message` is fixed per code and safe to show a client: it never contains SQL, parameters,
+ * payloads or keys. Whatever a server log needs beyond that lives in `internalMessage()`
+ * and in `cause`.
+ */
+
+export const ERROR_CATEGORIES = ["Conflict", "Validation", "Forbidden", "Internal"] as const;
+export type ErrorCategory = (typeof ERROR_CATEGORIES)[number];
+
+type Entry = readonly [category: ErrorCategory, message: string];
+
+const V = "Validation";
+const C = "Conflict";
+const F = "Forbidden";
+const I = "Internal";
+
+/** Every code runledger raises, with its category and client-safe message. */
+export const ERROR_CATALOG = {
+  // identifiers
+  "identifier.job_type_blank": [V, "Job type must not be blank."],
+  "identifier.workflow_type_blank": [V, "Workflow type must not be blank."],
+  "identifier.step_key_blank": [V, "Step key must not be blank."],
+
+  // jobs
+  "job.definition_not_found_or_disabled": [V, "Job definition was not found or is disabled."],
+  "job.definition_not_found": [V, "Job definition was not found."],
+  "job.idempotency_conflict": [C, "A job with this idempotency key exists with a different request."],
+  "job.legacy_idempotency_snapshot_missing": [C, "The existing keyed job has no enqueue request snapshot to compare."],
+  "job.idempotency_conflict_missing_existing": [I, "Idempotent enqueue conflicted but the existing job was not found."],
+  "job.enqueue_request_snapshot_failed": [I, "The enqueue request could not be recorded."],
+  "job.enqueue_idempotency_unsupported_isolation": [V, "Keyed enqueue requires READ COMMITTED isolation."],
+  "job.already_enqueued": [C, "A job with this idempotency key already exists."],
+  "job.invalid_enqueue_request": [V, "The enqueue request is invalid."],
+  "job.invalid_payload": [V, "The job payload does not match the job type's schema."],
+  "job.lease_owner_mismatch": [F, "Job lease is not currently held by this worker."],
+  "job.invalid_lease_duration": [V, "Job lease duration must be positive."],
+  "job.invalid_retry_delay": [V, "Job retry delay must be positive."],
+  "job.invalid_progress": [V, "Job progress is invalid."],
+  "job.invalid_success_stage": [V, "A successful job can only complete with stage 'completed'."],
+  "job.unstarted_claim_release_not_applicable": [V, "The job claim cannot be released as unstarted."],
+  "job.not_found": [V, "Job was not found."],
+  "job.invalid_state_transition": [V, "Job is not in a status that allows this operation."],
+  "job.workflow_requeue_not_supported": [V, "Jobs that back a workflow step cannot be requeued directly."],
+  "job.runtime_config_not_found": [V, "Job runtime config was not found."],
+  "job.invalid_runtime_config": [V, "Job runtime config is invalid."],
+  "job.invalid_pagination": [V, "Pagination parameters are invalid."],
+  "job.invalid_log": [V, "Job log entry is invalid."],
+
+  // job definitions and catalog sync
+  "job_definition.empty_job_type_list": [V, "Exact definition sync needs a non-empty catalog and scope."],
+  "job_definition.invalid_value": [V, "Job definition values must be positive."],
+  "job_definition.active_schedule_exists": [C, "An active schedule still references this job type."],
+
+  // schedules
+  "job_schedule.invalid_name": [V, "Schedule name is invalid."],
+  "job_schedule.invalid_cron": [V, "Cron expression is invalid."],
+  "job_schedule.invalid_jitter": [V, "Schedule jitter must be between 0 and 86400 seconds."],
+  "job_schedule.definition_not_found_or_disabled": [V, "Schedule job definition was not found or is disabled."],
+
+  // workflows
+  "workflow.definition_not_found_or_disabled": [V, "A workflow step's job definition was not found or is disabled."],
+  "workflow.enqueue_conflicting_retry": [
+    C,
+    "A workflow run with this idempotency key exists with a different request.",
+  ],
+  "workflow.legacy_idempotency_snapshot_missing": [
+    C,
+    "The existing keyed workflow run has no enqueue request snapshot.",
+  ],
+  "workflow.enqueue_idempotency_unsupported_isolation": [
+    V,
+    "Keyed workflow enqueue requires READ COMMITTED isolation.",
+  ],
+  "workflow.already_enqueued": [C, "A workflow run with this idempotency key already exists."],
+  "workflow.release_conflict": [C, "The workflow run is being changed concurrently; retry the operation."],
+  "workflow.run_not_found": [V, "Workflow run was not found."],
+  "workflow.external_step_not_found": [V, "External workflow step was not found."],
+  "workflow.external_step_not_external": [V, "Workflow step is not an external step."],
+  "workflow.external_step_not_waiting": [V, "External workflow step is not waiting for completion."],
+  "workflow.external_step_conflicting_completion_retry": [
+    V,
+    "External workflow step was already completed with another status.",
+  ],
+  "workflow.external_step_invalid_terminal_status": [
+    V,
+    "External step completion status must be SUCCEEDED, FAILED or CANCELED.",
+  ],
+  "workflow.external_completion_unsupported_isolation": [
+    V,
+    "External step completion requires READ COMMITTED isolation.",
+  ],
+  "workflow.terminal_completion_unsupported_isolation": [
+    V,
+    "Workflow step completion requires READ COMMITTED isolation.",
+  ],
+  "workflow.cancel_unsupported_isolation": [V, "Workflow cancellation requires READ COMMITTED isolation."],
+  "workflow.append_mutation_key_blank": [V, "Append mutation key must not be blank."],
+  "workflow.append_terminal_run": [V, "Steps cannot be appended to a finished workflow run."],
+  "workflow.append_conflicting_retry": [C, "An append with this mutation key exists with a different request."],
+  "workflow.append_window_missing": [V, "The append window step does not exist."],
+  "workflow.append_window_not_external": [V, "The append window step is not an external step."],
+  "workflow.append_window_not_open": [V, "The append window step is not waiting for external completion."],
+  "workflow.append_unsupported_isolation": [V, "Workflow append requires READ COMMITTED isolation."],
+  "workflow.internal_state": [I, "Workflow state is inconsistent."],
+  "workflow.linkage_symmetry_violation": [V, "Workflow step and job linkage is inconsistent."],
+  "workflow.invalid_dag": [V, "Workflow definition is invalid."],
+  "workflow.invalid_dag_empty": [V, "Workflow must have at least one step."],
+  "workflow.invalid_dag_workflow_type_blank": [V, "Workflow type must not be blank."],
+  "workflow.invalid_dag_step_key_blank": [V, "Workflow step key must not be blank."],
+  "workflow.invalid_dag_job_type_blank": [V, "Workflow job step needs a non-blank job type."],
+  "workflow.invalid_dag_idempotency_key_blank": [V, "Workflow idempotency key must not be blank."],
+  "workflow.invalid_dag_step_max_attempts_non_positive": [V, "Workflow step max attempts must be positive."],
+  "workflow.invalid_dag_step_timeout_seconds_non_positive": [V, "Workflow step timeout must be positive."],
+  "workflow.invalid_dag_external_step_job_type_not_allowed": [V, "External workflow steps cannot have a job type."],
+  "workflow.invalid_dag_external_step_queue_settings_not_allowed": [
+    V,
+    "External workflow steps cannot have queue settings.",
+  ],
+  "workflow.invalid_dag_dependency_step_key_blank": [V, "Workflow dependency step key must not be blank."],
+  "workflow.invalid_dag_duplicate_step_key": [V, "Workflow step keys must be unique."],
+  "workflow.invalid_dag_missing_dependency": [V, "Workflow step depends on a step that does not exist."],
+  "workflow.invalid_dag_self_dependency": [V, "Workflow step cannot depend on itself."],
+  "workflow.invalid_dag_duplicate_dependency": [V, "Workflow step lists the same prerequisite twice."],
+  "workflow.invalid_dag_cycle": [V, "Workflow dependencies contain a cycle."],
+  "workflow.invalid_dag_unknown_target_step": [V, "Workflow dependency target step has not been added."],
+  "workflow.invalid_dag_dependency_count_overflow": [V, "Workflow step has too many dependencies."],
+  "workflow.invalid_dag_unknown_job_type": [V, "Workflow step uses a job type the catalog does not know."],
+
+  // catalog and registry
+  "catalog.invalid_job_type": [V, "Catalog job type is invalid."],
+  "catalog.duplicate_job_type": [V, "Job type is already registered in the catalog."],
+  "catalog.handler_job_type_mismatch": [V, "Handler job type does not match the catalog entry."],
+  "catalog.unknown_job_type": [V, "Job type is not registered in the catalog."],
+  "catalog.disabled_job_type": [V, "Job type is disabled in the catalog."],
+  "catalog.invalid_failure_code": [V, "Retry override failure code must not be blank."],
+  "catalog.invalid_retry_delay": [V, "Retry override delay must be positive."],
+  "catalog.invalid_exact_sync_scope": [V, "Exact sync scope is invalid."],
+  "catalog.empty_exact_sync_catalog": [V, "Exact sync needs a non-empty catalog."],
+  "catalog.job_type_outside_exact_sync_scope": [V, "A catalog job type lies outside the exact sync scope."],
+  "catalog.active_schedule_for_absent_job_type": [
+    C,
+    "An active schedule references a job type absent from the catalog.",
+  ],
+  "catalog.active_schedule_for_disabled_job_type": [C, "An active schedule references a job type being disabled."],
+
+  // runtime
+  "config.invalid": [V, "Runtime configuration is invalid."],
+  "runtime.missing_registry": [V, "The supervisor needs handlers for its worker and reaper."],
+  "runtime.mixed_registry_sources": [V, "Use either a registry or a catalog, not both."],
+  "runtime.already_started": [V, "The supervisor has already been started."],
+  "runtime.task_failed": [I, "A runtime loop failed."],
+  "runtime.task_exited_unexpectedly": [I, "A runtime loop exited before shutdown was requested."],
+  "runtime.shutdown_timeout": [I, "Runtime did not shut down within the deadline."],
+
+  // schema and migrations
+  "schema.uninitialized": [I, "The runledger schema has not been migrated."],
+  "schema.behind": [I, "The runledger schema is missing migrations."],
+  "schema.ahead": [I, "The database has runledger migrations this version does not know."],
+  "schema.diverged": [I, "The runledger migration history does not match this version."],
+  "schema.migration_failed": [I, "Applying runledger migrations failed."],
+
+  // database errors classified in store/errors.ts
+  "db.unique_violation": [C, "Resource already exists."],
+  "db.related_resource_missing": [V, "A related resource does not exist."],
+  "db.related_resource_still_referenced": [V, "The resource is still referenced."],
+  "db.business_rule_violation": [V, "Request violates a business rule."],
+  "db.required_field_missing": [V, "A required field is missing."],
+  "db.invalid_input": [V, "The request contains a value the database cannot store."],
+  "db.permission_denied": [F, "Database permission denied."],
+  "db.connection_failed": [I, "Database connection failed."],
+  "db.lock_timeout": [C, "The operation timed out waiting for a lock; retry it."],
+  "db.serialization_failure": [C, "The operation conflicted with a concurrent change; retry it."],
+  "db.query_failed": [I, "Database operation failed."],
+} as const satisfies Record<string, Entry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+/** Failure codes the worker records on attempts; they are data, not thrown errors. */
+export const WORKER_FAILURE_CODES = {
+  handlerPanic: "job.handler_panic",
+  timeoutExceeded: "job.timeout_exceeded",
+  handlerNotRegistered: "job.handler_not_registered",
+  leaseExpired: "job.lease_expired",
+  leaseOwnerMismatch: "job.lease_owner_mismatch",
+  leaseMaintenanceFailed: "job.lease_maintenance_failed",
+} as const;
+
+export interface RunledgerErrorOptions {
+  /** Structured, client-safe facts (step keys, cycle paths, counts). Never payloads or SQL. */
+  details?: Record<string, unknown>;
+  /** Server-side diagnostics; may mention SQL or values. Never shown to clients. */
+  internal?: string;
+  cause?: unknown;
+}
+
+export class RunledgerError extends Error {
+  override readonly name: string = "RunledgerError";
+  readonly code: ErrorCode;
+  readonly category: ErrorCategory;
+  readonly details: Readonly<Record<string, unknown>>;
+  readonly #internal: string | undefined;
+
+  constructor(code: ErrorCode, options: RunledgerErrorOptions = {}) {
+    const [category, message] = ERROR_CATALOG[code];
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.category = category;
+    this.details = Object.freeze({ ...options.details });
+    this.#internal = options.internal;
+  }
+
+  /** The full story for server logs: code, client message and internal detail. */
+  internalMessage(): string {
+    return this.#internal === undefined
+      ? `${this.code}: ${this.message}`
+      : `${this.code}: ${this.message} (${this.#internal})`;
+  }
+
+  toJSON(): {
+    name: string;
+    code: ErrorCode;
+    category: ErrorCategory;
+    message: string;
+    details: Record<string, unknown>;
+  } {
+    return {
+      name: this.name,
+      code: this.code,
+      category: this.category,
+      message: this.message,
+      details: { ...this.details },
+    };
+  }
+}
+
+/** A database operation failed; `sqlstate` and `constraint` are kept for branching and logs. */
+export class QueryError extends RunledgerError {
+  override readonly name: string = "QueryError";
+  readonly sqlstate: string | undefined;
+  readonly constraint: string | undefined;
+
+  constructor(
+    code: ErrorCode,
+    options: RunledgerErrorOptions & { sqlstate?: string | undefined; constraint?: string | undefined } = {},
+  ) {
+    super(code, options);
+    this.sqlstate = options.sqlstate;
+    this.constraint = options.constraint;
+  }
+}
+
+export const SCHEMA_STATES = ["uninitialized", "behind", "ahead", "diverged", "current"] as const;
+export type SchemaState = (typeof SCHEMA_STATES)[number];
+
+/** The database's migration history does not match the migrations this package ships. */
+export class SchemaCompatibilityError extends RunledgerError {
+  override readonly name: string = "SchemaCompatibilityError";
+  readonly state: Exclude<SchemaState, "current">;
+
+  constructor(state: Exclude<SchemaState, "current">, options: RunledgerErrorOptions = {}) {
+    super(`schema.${state}`, options);
+    this.state = state;
+  }
+}
+
+export function isRunledgerError(value: unknown, code?: ErrorCode): value is RunledgerError {
+  return value instanceof RunledgerError && (code === undefined || value.code === code);
+}

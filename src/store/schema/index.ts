@@ -1,0 +1,4 @@
+export * from "./base.ts";
+export * from "./jobs.ts";
+export * from "./schedules.ts";
+export * from "./workflows.ts";

@@ -1,0 +1,239 @@
+import { sql } from "drizzle-orm";
+import {
+  type AnyPgColumn,
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  text,
+  unique,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+import { claimOrigin, jobEventType, jobFailureKind, jobStatus, runledger, timestamps, tstz } from "./base.ts";
+import { workflowSteps } from "./workflows.ts";
+
+/** One row per job type: enqueue-time defaults and an on/off switch for new work. */
+export const jobDefinitions = runledger.table(
+  "job_definitions",
+  {
+    jobType: text("job_type").primaryKey(),
+    version: integer("version").notNull().default(1),
+    maxAttempts: integer("max_attempts").notNull().default(8),
+    defaultTimeoutSeconds: integer("default_timeout_seconds").notNull().default(900),
+    defaultPriority: integer("default_priority").notNull().default(100),
+    isEnabled: boolean("is_enabled").notNull().default(true),
+    ...timestamps,
+  },
+  (t) => [
+    check("ck_job_definitions_job_type_not_blank", sql`btrim(${t.jobType}) <> ''`),
+    check("ck_job_definitions_version_positive", sql`${t.version} > 0`),
+    check("ck_job_definitions_max_attempts_positive", sql`${t.maxAttempts} > 0`),
+    check("ck_job_definitions_timeout_positive", sql`${t.defaultTimeoutSeconds} > 0`),
+  ],
+);
+
+/** One row per logical job; requeue turns the same row into a new run. */
+export const jobQueue = runledger.table(
+  "job_queue",
+  {
+    id: uuid("id").primaryKey(),
+    jobType: text("job_type")
+      .notNull()
+      .references(() => jobDefinitions.jobType, { onDelete: "restrict" }),
+    organizationId: uuid("organization_id"),
+    payload: jsonb("payload").$type<unknown>().notNull().default({}),
+    status: jobStatus("status").notNull().default("PENDING"),
+    priority: integer("priority").notNull().default(100),
+    runNumber: integer("run_number").notNull().default(1),
+    attempt: integer("attempt").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull(),
+    timeoutSeconds: integer("timeout_seconds").notNull().default(900),
+    nextRunAt: tstz("next_run_at").notNull().defaultNow(),
+    leaseExpiresAt: tstz("lease_expires_at"),
+    lastHeartbeatAt: tstz("last_heartbeat_at"),
+    workerId: text("worker_id"),
+    startedAt: tstz("started_at"),
+    finishedAt: tstz("finished_at"),
+    stage: text("stage").notNull().default("queued"),
+    progressDone: bigint("progress_done", { mode: "number" }),
+    progressTotal: bigint("progress_total", { mode: "number" }),
+    progressPct: numeric("progress_pct", { mode: "number" }).generatedAlwaysAs(
+      sql`case when progress_done is not null and progress_total > 0 then round(progress_done * 100.0 / progress_total, 2) end`,
+    ),
+    checkpoint: jsonb("checkpoint").$type<unknown>(),
+    idempotencyKey: text("idempotency_key"),
+    enqueueRequest: jsonb("enqueue_request").$type<unknown>(),
+    statusReason: text("status_reason"),
+    lastErrorCode: text("last_error_code"),
+    lastErrorMessage: text("last_error_message"),
+    workflowStepId: uuid("workflow_step_id")
+      .unique("uq_job_queue_workflow_step_id")
+      .references((): AnyPgColumn => workflowSteps.id, { onDelete: "set null" }),
+    ...timestamps,
+  },
+  (t) => [
+    check("ck_job_queue_run_number_positive", sql`${t.runNumber} > 0`),
+    check("ck_job_queue_attempt_non_negative", sql`${t.attempt} >= 0`),
+    check("ck_job_queue_max_attempts_positive", sql`${t.maxAttempts} > 0`),
+    check("ck_job_queue_timeout_positive", sql`${t.timeoutSeconds} > 0`),
+    check("ck_job_queue_stage_not_blank", sql`btrim(${t.stage}) <> ''`),
+    check("ck_job_queue_worker_id_not_blank", sql`${t.workerId} is null or btrim(${t.workerId}) <> ''`),
+    check(
+      "ck_job_queue_idempotency_key_not_blank",
+      sql`${t.idempotencyKey} is null or btrim(${t.idempotencyKey}) <> ''`,
+    ),
+    check(
+      "ck_job_queue_idempotency_enqueue_request",
+      sql`${t.idempotencyKey} is null or ${t.enqueueRequest} is not null`,
+    ),
+    check(
+      "ck_job_queue_progress",
+      sql`(${t.progressDone} is null or ${t.progressDone} >= 0) and (${t.progressTotal} is null or ${t.progressTotal} >= 0) and (${t.progressDone} is null or ${t.progressTotal} is null or ${t.progressDone} <= ${t.progressTotal})`,
+    ),
+    check(
+      "ck_job_queue_lease_shape",
+      sql`${t.status} <> 'LEASED' or (${t.workerId} is not null and ${t.leaseExpiresAt} is not null and ${t.attempt} > 0)`,
+    ),
+    check("ck_job_queue_finished_shape", sql`${t.status} in ('PENDING', 'LEASED') or ${t.finishedAt} is not null`),
+    uniqueIndex("uq_job_queue_type_idempotency_org")
+      .on(t.jobType, t.organizationId, t.idempotencyKey)
+      .where(sql`idempotency_key is not null and organization_id is not null`),
+    uniqueIndex("uq_job_queue_type_idempotency_global")
+      .on(t.jobType, t.idempotencyKey)
+      .where(sql`idempotency_key is not null and organization_id is null`),
+    index("idx_job_queue_claim").on(t.priority.desc(), t.nextRunAt, t.createdAt, t.id).where(sql`status = 'PENDING'`),
+    index("idx_job_queue_leased_expiry").on(t.leaseExpiresAt).where(sql`status = 'LEASED'`),
+    index("idx_job_queue_org_status_created").on(t.organizationId, t.status, t.createdAt.desc()),
+    index("idx_job_queue_type_status_created").on(t.jobType, t.status, t.createdAt.desc()),
+    index("idx_job_queue_created").on(t.createdAt.desc(), t.id.desc()),
+  ],
+);
+
+/** One row per claim: the audit trail of every attempt. */
+export const jobAttempts = runledger.table(
+  "job_attempts",
+  {
+    id: uuid("id").primaryKey(),
+    jobId: uuid("job_id")
+      .notNull()
+      .references(() => jobQueue.id, { onDelete: "cascade" }),
+    runNumber: integer("run_number").notNull(),
+    attempt: integer("attempt").notNull(),
+    workerId: text("worker_id").notNull(),
+    leasedAt: tstz("leased_at").notNull().defaultNow(),
+    startedAt: tstz("started_at").notNull().defaultNow(),
+    finishedAt: tstz("finished_at"),
+    outcome: jobFailureKind("outcome"),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    retryDelayMs: bigint("retry_delay_ms", { mode: "number" }),
+    claimOrigin: claimOrigin("claim_origin").notNull().default("DIRECT"),
+    executionStartedPersistedAt: tstz("execution_started_persisted_at"),
+    createdAt: tstz("created_at").notNull().defaultNow(),
+  },
+  (t) => [
+    unique("uq_job_attempts_job_run_attempt").on(t.jobId, t.runNumber, t.attempt),
+    check("ck_job_attempts_run_number_positive", sql`${t.runNumber} > 0`),
+    check("ck_job_attempts_attempt_positive", sql`${t.attempt} > 0`),
+    check("ck_job_attempts_worker_id_not_blank", sql`btrim(${t.workerId}) <> ''`),
+    check("ck_job_attempts_retry_delay_non_negative", sql`${t.retryDelayMs} is null or ${t.retryDelayMs} >= 0`),
+    index("idx_job_attempts_created").on(t.createdAt),
+  ],
+);
+
+/** Append-only audit log of every job transition. */
+export const jobEvents = runledger.table(
+  "job_events",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    jobId: uuid("job_id")
+      .notNull()
+      .references(() => jobQueue.id, { onDelete: "cascade" }),
+    runNumber: integer("run_number").notNull(),
+    attempt: integer("attempt"),
+    eventType: jobEventType("event_type").notNull(),
+    stage: text("stage"),
+    progressDone: bigint("progress_done", { mode: "number" }),
+    progressTotal: bigint("progress_total", { mode: "number" }),
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull().default({}),
+    occurredAt: tstz("occurred_at").notNull().defaultNow(),
+  },
+  (t) => [
+    check("ck_job_events_attempt_positive", sql`${t.attempt} is null or ${t.attempt} > 0`),
+    index("idx_job_events_job_run").on(t.jobId, t.runNumber, t.id),
+    index("idx_job_events_type_occurred").on(t.eventType, t.occurredAt.desc()),
+  ],
+);
+
+/** The last terminal failure of each job, with the payload it failed on. */
+export const jobDeadLetters = runledger.table(
+  "job_dead_letters",
+  {
+    jobId: uuid("job_id")
+      .primaryKey()
+      .references(() => jobQueue.id, { onDelete: "cascade" }),
+    jobType: text("job_type")
+      .notNull()
+      .references(() => jobDefinitions.jobType, { onDelete: "restrict" }),
+    organizationId: uuid("organization_id"),
+    runNumber: integer("run_number").notNull(),
+    attempt: integer("attempt").notNull(),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    payloadSnapshot: jsonb("payload_snapshot").$type<unknown>().notNull(),
+    checkpointSnapshot: jsonb("checkpoint_snapshot").$type<unknown>(),
+    failedAt: tstz("failed_at").notNull().defaultNow(),
+    createdAt: tstz("created_at").notNull().defaultNow(),
+  },
+  (t) => [
+    check("ck_job_dead_letters_attempt_positive", sql`${t.attempt} > 0`),
+    index("idx_job_dead_letters_failed").on(t.failedAt),
+  ],
+);
+
+/** Free-form log lines attached to a job run by handlers or operators. */
+export const jobLogs = runledger.table(
+  "job_logs",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    jobId: uuid("job_id")
+      .notNull()
+      .references(() => jobQueue.id, { onDelete: "cascade" }),
+    runNumber: integer("run_number").notNull(),
+    attempt: integer("attempt"),
+    level: text("level").notNull(),
+    message: text("message").notNull(),
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull().default({}),
+    occurredAt: tstz("occurred_at").notNull().defaultNow(),
+  },
+  (t) => [
+    check("ck_job_logs_run_number_positive", sql`${t.runNumber} > 0`),
+    check("ck_job_logs_attempt_non_negative", sql`${t.attempt} is null or ${t.attempt} >= 0`),
+    check("ck_job_logs_level_not_blank", sql`btrim(${t.level}) <> ''`),
+    check("ck_job_logs_message_not_blank", sql`btrim(${t.message}) <> ''`),
+    index("idx_job_logs_job_run").on(t.jobId, t.runNumber, t.id),
+    index("idx_job_logs_level_occurred").on(t.level, t.occurredAt.desc()),
+  ],
+);
+
+/** Per-job-type operator configuration; the runtime never reads it. */
+export const jobRuntimeConfigs = runledger.table(
+  "job_runtime_configs",
+  {
+    jobType: text("job_type")
+      .primaryKey()
+      .references(() => jobDefinitions.jobType, { onDelete: "cascade" }),
+    schemaVersion: integer("schema_version").notNull(),
+    config: jsonb("config").$type<Record<string, unknown>>().notNull(),
+    updatedByUserId: uuid("updated_by_user_id"),
+    ...timestamps,
+  },
+  (t) => [
+    check("ck_job_runtime_configs_schema_version_positive", sql`${t.schemaVersion} > 0`),
+    check("ck_job_runtime_configs_config_object", sql`jsonb_typeof(${t.config}) = 'object'`),
+  ],
+);

@@ -8,7 +8,7 @@ import {
   WORKFLOW_RUN_STATUSES,
   WORKFLOW_STEP_EXECUTION_KINDS,
   WORKFLOW_STEP_STATUSES,
-} from "../../core/statuses.ts";
+} from "../../core/index.ts";
 
 /** Every runledger object lives in this PostgreSQL schema; nothing goes to `public`. */
 export const runledger = pgSchema("runledger");

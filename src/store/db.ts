@@ -1,0 +1,82 @@
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema/index.ts";
+
+/** The table objects; `db.query.*` and the builder know every runledger table through it. */
+export type RunledgerSchema = typeof schema;
+
+/**
+ * What every store function takes first: a `RunledgerDb` or a transaction opened with
+ * `db.transaction(tx => …)`, so jobs and workflows can be written atomically with the
+ * application's own rows.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: drizzle types a db created with a schema and a bare transaction differently.
+export type Executor = PgDatabase<PgQueryResultHKT, any>;
+
+/** A LISTEN subscription; `unlisten()` stops it. */
+export interface Subscription {
+  unlisten(): Promise<void>;
+}
+
+/** What the runtime needs beyond SQL: notifications and closing the pool. */
+export interface RunledgerDriver {
+  readonly kind: "postgres-js";
+  /** Whether hot statements are sent as named prepared statements. */
+  readonly prepare: boolean;
+  /**
+   * Subscribe to a channel. `onListen` runs each time the subscription is (re)established, so a
+   * caller can re-poll for work announced while the connection was down.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onListen?: () => void): Promise<Subscription>;
+  /** Close the connections this handle owns. */
+  close(options?: { timeoutSeconds?: number }): Promise<void>;
+}
+
+export type RunledgerDb = PgDatabase<PgQueryResultHKT, RunledgerSchema> & { readonly $runledger: RunledgerDriver };
+
+export interface CreateDbOptions {
+  /** Pool size when a URL is given. Default 10. */
+  max?: number;
+  /**
+   * Use named prepared statements for hot queries (default true). Set false behind a
+   * transaction-mode pooler such as PgBouncer.
+   */
+  prepare?: boolean;
+  /** `application_name` shown in `pg_stat_activity`. Default `runledger`. */
+  applicationName?: string;
+}
+
+/**
+ * Open a runledger database handle from a connection URL or an existing postgres.js client.
+ * A handle made from a URL owns its pool and `db.$runledger.close()` ends it; a handle made
+ * from a client leaves closing the client to its owner.
+ */
+export function createDb(urlOrClient: string | postgres.Sql, options: CreateDbOptions = {}): RunledgerDb {
+  const prepare = options.prepare ?? true;
+  const owned = typeof urlOrClient === "string";
+  const client =
+    typeof urlOrClient === "string"
+      ? postgres(urlOrClient, {
+          max: options.max ?? 10,
+          prepare,
+          onnotice: () => {},
+          connection: { application_name: options.applicationName ?? "runledger" },
+        })
+      : urlOrClient;
+
+  const driver: RunledgerDriver = {
+    kind: "postgres-js",
+    prepare: prepare && client.options.prepare !== false,
+    async listen(channel, onNotify, onListen) {
+      const sub = await client.listen(channel, onNotify, onListen);
+      return { unlisten: () => sub.unlisten() };
+    },
+    async close(closeOptions) {
+      if (owned) await client.end({ timeout: closeOptions?.timeoutSeconds ?? 5 });
+    },
+  };
+
+  const db = drizzle(client, { schema });
+  return Object.assign(db, { $runledger: driver }) as unknown as RunledgerDb;
+}

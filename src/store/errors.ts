@@ -1,0 +1,101 @@
+import { type ErrorCode, QueryError, RunledgerError } from "../core/index.ts";
+
+/**
+ * The one place where driver errors become `QueryError`s. Known constraint names win, then the
+ * SQLSTATE class. The client-facing message comes from the code's catalog entry; the driver's
+ * text (which may quote SQL, parameters or row values) is kept only in `internalMessage()`.
+ */
+
+const CONSTRAINT_CODES: Record<string, ErrorCode> = {
+  uq_job_queue_type_idempotency_org: "job.already_enqueued",
+  uq_job_queue_type_idempotency_global: "job.already_enqueued",
+  uq_workflow_runs_type_idempotency_org: "workflow.already_enqueued",
+  uq_workflow_runs_type_idempotency_global: "workflow.already_enqueued",
+  job_queue_job_type_job_definitions_job_type_fk: "job.definition_not_found",
+  job_runtime_configs_job_type_job_definitions_job_type_fk: "job.definition_not_found",
+  ck_job_queue_progress: "job.invalid_progress",
+  ck_job_runtime_configs_config_object: "job.invalid_runtime_config",
+  ck_job_runtime_configs_schema_version_positive: "job.invalid_runtime_config",
+};
+
+const SQLSTATE_CODES: Record<string, ErrorCode> = {
+  "23505": "db.unique_violation",
+  "23503": "db.related_resource_missing",
+  "23001": "db.related_resource_still_referenced",
+  "23514": "db.business_rule_violation",
+  "23502": "db.required_field_missing",
+  "42501": "db.permission_denied",
+  "40001": "db.serialization_failure",
+  "40P01": "db.serialization_failure",
+  "55P03": "db.lock_timeout",
+  "57P01": "db.connection_failed",
+  "57P02": "db.connection_failed",
+  "57P03": "db.connection_failed",
+};
+
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EPIPE",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+]);
+
+interface DriverError {
+  code?: unknown;
+  constraint_name?: unknown;
+  constraint?: unknown;
+  message?: unknown;
+}
+
+/** Walk `cause` links (drizzle wraps the driver error and puts parameters in its own message). */
+function driverError(error: unknown): DriverError | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current != null; depth++) {
+    if (typeof current === "object" && typeof (current as DriverError).code === "string") return current as DriverError;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function classify(sqlstate: string | undefined, constraint: string | undefined): ErrorCode {
+  if (constraint !== undefined && CONSTRAINT_CODES[constraint] !== undefined) return CONSTRAINT_CODES[constraint];
+  if (sqlstate === undefined) return "db.query_failed";
+  if (CONNECTION_CODES.has(sqlstate) || sqlstate.startsWith("08")) return "db.connection_failed";
+  if (SQLSTATE_CODES[sqlstate] !== undefined) return SQLSTATE_CODES[sqlstate];
+  if (sqlstate.startsWith("22")) return "db.invalid_input";
+  return "db.query_failed";
+}
+
+/**
+ * Turn anything thrown by a query into a `RunledgerError`. Runledger errors pass through;
+ * unclassifiable failures get `fallback` (default `db.query_failed`).
+ */
+export function toQueryError(error: unknown, fallback: ErrorCode = "db.query_failed"): RunledgerError {
+  if (error instanceof RunledgerError) return error;
+  const driver = driverError(error);
+  const sqlstate = typeof driver?.code === "string" ? driver.code : undefined;
+  const constraintName = driver?.constraint_name ?? driver?.constraint;
+  const constraint = typeof constraintName === "string" ? constraintName : undefined;
+  const code = classify(sqlstate, constraint);
+  const internal = driver?.message ?? (error instanceof Error ? error.message : String(error));
+  return new QueryError(code === "db.query_failed" ? fallback : code, {
+    sqlstate,
+    constraint,
+    internal: String(internal),
+    cause: error,
+  });
+}
+
+/** Run `work`, translating whatever it throws with `toQueryError`. */
+export async function translating<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

@@ -1,0 +1,3 @@
+export * from "./ephemeral.ts";
+export * from "./scoped-env.ts";
+export { DEFAULT_DATABASE_URL, resolveServerUrl } from "./server.ts";

@@ -1,0 +1,113 @@
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ROOT } from "./support/processes.ts";
+
+const SRC = join(ROOT, "src");
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((entry) => {
+    const path = join(dir, entry);
+    return statSync(path).isDirectory() ? sourceFiles(path) : path.endsWith(".ts") ? [path] : [];
+  });
+}
+
+/** Every module specifier a file imports or re-exports (static and dynamic). */
+function importsOf(text: string): string[] {
+  const specifiers: string[] = [];
+  const patterns = [
+    /\bfrom\s+["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+    /^\s*import\s+["']([^"']+)["']/gm,
+  ];
+  for (const pattern of patterns) for (const match of text.matchAll(pattern)) specifiers.push(match[1]!);
+  return specifiers;
+}
+
+function layerOf(path: string): string {
+  return relative(SRC, path).split("/")[0]!;
+}
+
+/** Which layer a relative import lands in, seen from `file`. */
+function targetLayer(file: string, specifier: string): string | undefined {
+  if (!specifier.startsWith(".")) return undefined;
+  return layerOf(join(file, "..", specifier));
+}
+
+const files = sourceFiles(SRC).map((path) => ({
+  path,
+  layer: layerOf(path),
+  imports: importsOf(readFileSync(path, "utf8")),
+}));
+
+describe("architecture", () => {
+  it("keeps core free of I/O: only valibot, croner, uuidv7 and itself", () => {
+    const offending = files
+      .filter((f) => f.layer === "core")
+      .flatMap((f) =>
+        f.imports
+          .filter((s) =>
+            s.startsWith(".") ? targetLayer(f.path, s) !== "core" : !/^(valibot|croner|uuidv7)(\/|$)/.test(s),
+          )
+          .map((s) => `${relative(ROOT, f.path)} -> ${s}`),
+      );
+    expect(offending).toEqual([]);
+  });
+
+  it("keeps store from importing runtime or testing", () => {
+    const offending = files
+      .filter((f) => f.layer === "store")
+      .flatMap((f) =>
+        f.imports
+          .filter((s) => ["runtime", "testing"].includes(targetLayer(f.path, s) ?? ""))
+          .map((s) => `${relative(ROOT, f.path)} -> ${s}`),
+      );
+    expect(offending).toEqual([]);
+  });
+
+  it("keeps runtime from importing testing and from writing SQL of its own", () => {
+    const runtime = files.filter((f) => f.layer === "runtime");
+    const offending = runtime.flatMap((f) =>
+      f.imports
+        .filter((s) => targetLayer(f.path, s) === "testing" || /^(drizzle-orm|postgres)(\/|$)/.test(s))
+        .map((s) => `${relative(ROOT, f.path)} -> ${s}`),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it("crosses layers only through the other layer's index.ts", () => {
+    const offending = files.flatMap((f) =>
+      f.imports
+        .filter((s) => {
+          const target = targetLayer(f.path, s);
+          return (
+            target !== undefined && target !== f.layer && !s.endsWith(`/${target}/index.ts`) && target !== "index.ts"
+          );
+        })
+        .map((s) => `${relative(ROOT, f.path)} -> ${s}`),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it("exports exactly the subpaths that have an index.ts, each pointing at its dist build", () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+      exports: Record<string, string | { types: string; default: string }>;
+    };
+    const layers = readdirSync(SRC).filter((entry) => statSync(join(SRC, entry)).isDirectory());
+    const expected = [".", ...layers.map((l) => `./${l}`), "./package.json"].sort();
+    expect(Object.keys(pkg.exports).sort()).toEqual(expected);
+    for (const layer of layers) {
+      expect(readdirSync(join(SRC, layer))).toContain("index.ts");
+      expect(pkg.exports[`./${layer}`]).toEqual({
+        types: `./dist/${layer}/index.d.ts`,
+        default: `./dist/${layer}/index.js`,
+      });
+    }
+  });
+
+  it("recognises the imports it polices", () => {
+    expect(
+      importsOf(`import { a } from "../store/index.ts";\nexport * from "./x.ts";\nawait import("postgres");`),
+    ).toEqual(["../store/index.ts", "./x.ts", "postgres"]);
+  });
+});

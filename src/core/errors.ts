@@ -47,6 +47,8 @@ export const ERROR_CATALOG = {
   "job.invalid_runtime_config": [V, "Job runtime config is invalid."],
   "job.invalid_pagination": [V, "Pagination parameters are invalid."],
   "job.invalid_log": [V, "Job log entry is invalid."],
+  "job.invalid_failure_report": [V, "Job failure report is invalid."],
+  "job.invalid_worker_id": [V, "Worker id must not be blank."],
 
   // job definitions and catalog sync
   "job_definition.empty_job_type_list": [V, "Exact definition sync needs a non-empty catalog and scope."],

@@ -1,0 +1,129 @@
+import { sql } from "drizzle-orm";
+import { RunledgerError } from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import { CANCEL_CHANNEL, JOBS_CHANNEL } from "../notify.ts";
+import { queryRows } from "../query.ts";
+import { jobAttempts, jobEvents, jobQueue } from "../schema/index.ts";
+import { fail, isBlank, isStorableText, isUuid } from "../validate.ts";
+import { settleWorkflowStep } from "../workflows/settle.ts";
+import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
+
+export interface JobMutationInput {
+  jobId: string;
+  /** Only act on a job of this organization; omitted means any organization (admin). */
+  organizationId?: string;
+  reason?: string;
+}
+
+function checkInput(input: JobMutationInput): void {
+  if (!isUuid(input.jobId)) fail("job.not_found");
+  if (input.organizationId !== undefined && !isUuid(input.organizationId)) fail("job.not_found");
+  if (input.reason !== undefined && (isBlank(input.reason) || !isStorableText(input.reason))) {
+    fail("job.invalid_state_transition", { field: "reason" });
+  }
+}
+
+const orgFilter = (organizationId: string | undefined) =>
+  organizationId === undefined ? sql`true` : sql`organization_id = ${organizationId}`;
+
+/** Lock a visible job or explain why there is none. */
+async function lockJob(tx: Executor, input: JobMutationInput): Promise<RawRow> {
+  const [row] = await queryRows<RawRow>(
+    tx,
+    sql`select * from ${jobQueue} where id = ${input.jobId} and ${orgFilter(input.organizationId)} for update`,
+  );
+  if (row === undefined) throw new RunledgerError("job.not_found", { details: { jobId: input.jobId } });
+  return row;
+}
+
+/**
+ * Cancel a PENDING or LEASED job (the running worker is fenced out at once and told on the
+ * `runledger_cancel` channel); a workflow step's job also cancels the step and settles its
+ * dependents. `job.not_found` when no visible job; `job.invalid_state_transition` otherwise.
+ */
+export async function cancelJob(executor: Executor, input: JobMutationInput): Promise<JobRecord> {
+  checkInput(input);
+  try {
+    return await executor.transaction(async (tx) => {
+      const current = await lockJob(tx, input);
+      if (current.status !== "PENDING" && current.status !== "LEASED") {
+        throw new RunledgerError("job.invalid_state_transition", {
+          details: { jobId: input.jobId, status: current.status },
+        });
+      }
+      const reason = input.reason ?? "CANCELED";
+      const [row] = await queryRows<RawRow>(
+        tx,
+        sql`
+        with canceled as (
+          update ${jobQueue} set status = 'CANCELED', finished_at = now(), worker_id = null, last_heartbeat_at = null,
+            lease_expires_at = null, status_reason = ${reason}, updated_at = now()
+          where id = ${input.jobId}
+          returning *
+        ),
+        attempts as (
+          update ${jobAttempts} a set finished_at = now()
+          from canceled c
+          where a.job_id = c.id and a.run_number = c.run_number and a.attempt = c.attempt and a.finished_at is null
+        ),
+        events as (
+          insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, payload)
+          select id, run_number, nullif(attempt, 0), 'CANCELED', stage, jsonb_build_object('reason', ${reason}::text)
+          from canceled
+        )
+        select *, pg_notify(${CANCEL_CHANNEL}, id::text) from canceled`,
+      );
+      const job = jobFromRow(row!);
+      if (job.workflowStepId !== null) {
+        await settleWorkflowStep(tx, { jobId: job.id, stepId: job.workflowStepId, status: "CANCELED", reason });
+      }
+      return job;
+    });
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * Run a finished job (SUCCEEDED, DEAD_LETTERED or CANCELED) again as a new run: run number + 1,
+ * attempt 0, stage `queued`, progress and checkpoint cleared. Jobs that back a workflow step are
+ * refused (`job.workflow_requeue_not_supported`): requeuing one would desynchronize its run.
+ */
+export async function requeueJob(executor: Executor, input: JobMutationInput): Promise<JobRecord> {
+  checkInput(input);
+  try {
+    return await executor.transaction(async (tx) => {
+      const current = await lockJob(tx, input);
+      if (current.workflow_step_id !== null) {
+        throw new RunledgerError("job.workflow_requeue_not_supported", { details: { jobId: input.jobId } });
+      }
+      if (!["SUCCEEDED", "DEAD_LETTERED", "CANCELED"].includes(current.status)) {
+        throw new RunledgerError("job.invalid_state_transition", {
+          details: { jobId: input.jobId, status: current.status },
+        });
+      }
+      const reason = input.reason ?? "REQUEUED";
+      const [row] = await queryRows<RawRow>(
+        tx,
+        sql`
+        with requeued as (
+          update ${jobQueue} set status = 'PENDING', stage = 'queued', progress_done = null, progress_total = null,
+            checkpoint = null, run_number = run_number + 1, attempt = 0, lease_expires_at = null, last_heartbeat_at = null,
+            worker_id = null, next_run_at = now(), started_at = null, finished_at = null, status_reason = ${reason},
+            last_error_code = null, last_error_message = null, updated_at = now()
+          where id = ${input.jobId}
+          returning *
+        ),
+        events as (
+          insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
+          select id, run_number, 'REQUEUED', stage, jsonb_build_object('reason', ${reason}::text) from requeued
+        )
+        select *, pg_notify(${JOBS_CHANNEL}, '') from requeued`,
+      );
+      return jobFromRow(row!);
+    });
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

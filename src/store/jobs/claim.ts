@@ -1,0 +1,125 @@
+import { sql } from "drizzle-orm";
+import { uuidv7 } from "uuidv7";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import { statement } from "../query.ts";
+import { jobAttempts, jobEvents, jobQueue, workflowSteps } from "../schema/index.ts";
+import { fail, isBlank, isInt32 } from "../validate.ts";
+import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
+
+/*
+ * The claim is the hot path, so it is one prepared statement and one round trip: pick due
+ * PENDING rows in priority order with FOR UPDATE SKIP LOCKED, lease them, and write their
+ * attempt rows, LEASED events and workflow step transitions in the same statement.
+ *
+ * Numbers that chose this shape (toolchain notes, this machine): a prepared claim(1) costs
+ * ~0.58 ms against ~1.37 ms for the same claim built per call with the query builder, and an
+ * unprepared `db.execute` ~0.86 ms. Peers: batched claim plus batched completion is what takes
+ * graphile-worker from ~2,200 to ~20,000 jobs/s here; either alone gains little.
+ *
+ * `markRunning` folds the worker's "running" marker into the claim (stage `running`, execution
+ * start persisted), saving a round trip per batch: the worker starts every job it claims at once,
+ * since it never claims more than its free capacity. Without it the attempt is a prestart claim
+ * that the reaper refunds if the worker dies before persisting `running` (spec §5.7).
+ */
+const claim = statement<RawRow>(
+  "runledger_claim_jobs",
+  sql`
+  with candidates as (
+    select id from ${jobQueue}
+    where status = 'PENDING'
+      and next_run_at <= now()
+      and (${sql.placeholder("jobTypes")}::text[] is null or job_type = any(${sql.placeholder("jobTypes")}::text[]))
+    order by priority desc nulls last, next_run_at, created_at, id
+    limit ${sql.placeholder("limit")}
+    for update skip locked
+  ),
+  leased as (
+    update ${jobQueue} j set
+      status = 'LEASED',
+      attempt = j.attempt + 1,
+      worker_id = ${sql.placeholder("workerId")},
+      lease_expires_at = now() + make_interval(secs => ${sql.placeholder("leaseSeconds")}::int),
+      last_heartbeat_at = now(),
+      started_at = coalesce(j.started_at, now()),
+      stage = case when ${sql.placeholder("markRunning")}::boolean then 'running' else j.stage end,
+      updated_at = now()
+    from candidates c
+    where j.id = c.id
+    returning j.*
+  ),
+  numbered as (
+    select l.*, row_number() over (order by l.id) as n from leased l
+  ),
+  attempts as (
+    insert into ${jobAttempts} (id, job_id, run_number, attempt, worker_id, leased_at, started_at, claim_origin,
+      execution_started_persisted_at)
+    select (${sql.placeholder("attemptIds")}::uuid[])[n], id, run_number, attempt, worker_id, now(), now(),
+      case when ${sql.placeholder("prestart")}::boolean then 'WORKER_PRESTART' else 'DIRECT' end::runledger.claim_origin,
+      case when ${sql.placeholder("markRunning")}::boolean then now() end
+    from numbered
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, payload)
+    select id, run_number, attempt, 'LEASED', stage,
+      jsonb_build_object('worker_id', worker_id, 'lease_duration_seconds', ${sql.placeholder("leaseSeconds")}::int)
+    from leased
+  ),
+  steps as (
+    update ${workflowSteps} s set status = 'RUNNING', started_at = coalesce(s.started_at, now())
+    from leased l
+    where s.id = l.workflow_step_id and s.status in ('ENQUEUED', 'RUNNING')
+  )
+  select * from leased
+`,
+);
+
+export interface ClaimJobsInput {
+  workerId: string;
+  /** Lease length; the worker must heartbeat or finish before it runs out. */
+  leaseSeconds: number;
+  /** Most jobs to claim. */
+  limit: number;
+  /** Only these job types; an empty list claims nothing without touching the database. */
+  jobTypes?: readonly string[];
+  /** Persist the `running` marker in the claim itself (what the runtime worker does). */
+  markRunning?: boolean;
+  /** Record the attempt as a worker prestart claim (refunded if `running` is never persisted). */
+  prestart?: boolean;
+}
+
+/**
+ * Lease up to `limit` due jobs, highest priority first, then oldest `next_run_at`, then oldest.
+ * Concurrent claimers never receive the same job. Definitions' enabled flags are not checked:
+ * disabling a type stops new enqueues, not queued work.
+ */
+export async function claimJobs(executor: Executor, input: ClaimJobsInput): Promise<JobRecord[]> {
+  if (isBlank(input.workerId)) fail("job.invalid_worker_id");
+  if (!isInt32(input.leaseSeconds) || input.leaseSeconds <= 0) fail("job.invalid_lease_duration");
+  if (!isInt32(input.limit) || input.limit < 0) fail("job.invalid_pagination", { field: "limit" });
+  if (input.limit === 0 || input.jobTypes?.length === 0) return [];
+  try {
+    const rows = await claim.run(executor, {
+      jobTypes: input.jobTypes === undefined ? null : [...input.jobTypes],
+      limit: input.limit,
+      workerId: input.workerId,
+      leaseSeconds: input.leaseSeconds,
+      markRunning: input.markRunning === true,
+      prestart: input.prestart === true,
+      attemptIds: Array.from({ length: input.limit }, () => uuidv7()),
+    });
+    // UPDATE … RETURNING does not keep the candidates' order; restore the claim order.
+    return rows.map(jobFromRow).sort(claimOrder);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+function claimOrder(a: JobRecord, b: JobRecord): number {
+  return (
+    b.priority - a.priority ||
+    a.nextRunAt.getTime() - b.nextRunAt.getTime() ||
+    a.createdAt.getTime() - b.createdAt.getTime() ||
+    (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  );
+}

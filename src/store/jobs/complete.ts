@@ -1,0 +1,338 @@
+import { sql } from "drizzle-orm";
+import { JOB_FAILURE_KINDS, type JobFailureKind, RunledgerError } from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import { statement } from "../query.ts";
+import { toDate } from "../rows.ts";
+import { jobAttempts, jobDeadLetters, jobEvents, jobQueue, workflowSteps } from "../schema/index.ts";
+import { fail, isBlank, isDelayMs, isStorableText, jsonText } from "../validate.ts";
+import { settleWorkflowStep } from "../workflows/settle.ts";
+import { checkLease, leaseLost, leaseRow } from "./fence.ts";
+import type { LeaseIdentity } from "./record.ts";
+
+/*
+ * Completions are the other half of the hot path. Many successes from one worker are written by
+ * one statement (job rows, attempt rows, SUCCEEDED events) so a worker flushing every few
+ * milliseconds pays one round trip per batch rather than per job. Jobs that back a workflow step
+ * are excluded from that statement: they complete one by one in a transaction that also settles
+ * the step and releases its dependents.
+ */
+const succeed = statement<{ id: string; workflow_step_id: string | null }>(
+  "runledger_complete_jobs_success",
+  sql`
+  with input as (
+    select * from jsonb_to_recordset(${sql.placeholder("items")}::jsonb) as t(
+      job_id uuid, run_number int, attempt int, worker_id text,
+      progress_done bigint, progress_total bigint, has_checkpoint boolean, checkpoint jsonb)
+  ),
+  done as (
+    update ${jobQueue} j set
+      status = 'SUCCEEDED',
+      lease_expires_at = null,
+      last_heartbeat_at = null,
+      worker_id = null,
+      finished_at = now(),
+      stage = 'completed',
+      progress_done = coalesce(input.progress_done, j.progress_done),
+      progress_total = coalesce(input.progress_total, j.progress_total),
+      checkpoint = case when input.has_checkpoint then input.checkpoint else j.checkpoint end,
+      status_reason = null,
+      last_error_code = null,
+      last_error_message = null,
+      updated_at = now()
+    from input
+    where j.id = input.job_id and j.run_number = input.run_number and j.attempt = input.attempt
+      and j.worker_id = input.worker_id and j.status = 'LEASED' and j.lease_expires_at > clock_timestamp()
+      and (j.workflow_step_id is null or not ${sql.placeholder("plainOnly")}::boolean)
+    returning j.id, j.run_number, j.attempt, j.progress_done, j.progress_total, j.workflow_step_id
+  ),
+  attempts as (
+    update ${jobAttempts} a set finished_at = now(), outcome = null, error_code = null, error_message = null
+    from done d
+    where a.job_id = d.id and a.run_number = d.run_number and a.attempt = d.attempt
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, progress_done, progress_total)
+    select id, run_number, attempt, 'SUCCEEDED', 'completed', progress_done, progress_total from done
+  )
+  select id, workflow_step_id from done
+`,
+);
+
+/** A successful finish, with optional final progress (falls back to what was stored). */
+export interface JobSuccess {
+  lease: LeaseIdentity;
+  progressDone?: number;
+  progressTotal?: number;
+  checkpoint?: unknown;
+  /** Only `completed` is accepted; a success always ends in that stage. */
+  stage?: string;
+}
+
+function successRow(success: JobSuccess) {
+  checkLease(success.lease);
+  if (success.stage !== undefined && success.stage !== "completed") fail("job.invalid_success_stage");
+  for (const field of ["progressDone", "progressTotal"] as const) {
+    const value = success[field];
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) fail("job.invalid_progress", { field });
+  }
+  const hasCheckpoint = success.checkpoint !== undefined;
+  return {
+    ...leaseRow(success.lease),
+    progress_done: success.progressDone ?? null,
+    progress_total: success.progressTotal ?? null,
+    has_checkpoint: hasCheckpoint,
+    checkpoint: hasCheckpoint ? JSON.parse(jsonText(success.checkpoint, "job.invalid_progress", "checkpoint")) : null,
+  };
+}
+
+/**
+ * Mark a leased job SUCCEEDED (stage `completed`), close its attempt and write its event; for a
+ * workflow step, settle the step and release its dependents in the same transaction. Throws
+ * `job.lease_owner_mismatch` when the lease is no longer held (nothing changes).
+ */
+export async function completeJobSuccess(executor: Executor, success: JobSuccess): Promise<void> {
+  const row = successRow(success);
+  try {
+    // Plain jobs: one statement, no transaction of its own.
+    const [plain] = await succeed.run(executor, { items: JSON.stringify([row]), plainOnly: true });
+    if (plain !== undefined) return;
+    await executor.transaction(async (tx) => {
+      const [done] = await succeed.run(tx, { items: JSON.stringify([row]), plainOnly: false });
+      if (done === undefined) throw leaseLost(success.lease);
+      if (done.workflow_step_id !== null) {
+        await settleWorkflowStep(tx, { jobId: done.id, stepId: done.workflow_step_id, status: "SUCCEEDED" });
+      }
+    });
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** Outcome of one item of a batch completion. */
+export type CompletionResult = { ok: true } | { ok: false; error: RunledgerError };
+
+/**
+ * Complete many successes: plain jobs in one statement, workflow steps one by one. Never throws
+ * for a single item's lost lease; each item gets its own result, in input order.
+ */
+export async function completeJobsSuccess(
+  executor: Executor,
+  successes: readonly JobSuccess[],
+): Promise<CompletionResult[]> {
+  const results: CompletionResult[] = successes.map(() => ({ ok: true }));
+  const rows: ReturnType<typeof successRow>[] = [];
+  const indexes: number[] = [];
+  successes.forEach((success, index) => {
+    try {
+      rows.push(successRow(success));
+      indexes.push(index);
+    } catch (error) {
+      results[index] = { ok: false, error: toQueryError(error) };
+    }
+  });
+  if (rows.length === 0) return results;
+  let done: Set<string>;
+  try {
+    done = new Set((await succeed.run(executor, { items: JSON.stringify(rows), plainOnly: true })).map((r) => r.id));
+  } catch (error) {
+    const failure = toQueryError(error);
+    for (const index of indexes) results[index] = { ok: false, error: failure };
+    return results;
+  }
+  for (const index of indexes) {
+    const success = successes[index]!;
+    if (done.has(success.lease.jobId)) continue;
+    try {
+      await completeJobSuccess(executor, success);
+    } catch (error) {
+      results[index] = { ok: false, error: toQueryError(error) };
+    }
+  }
+  return results;
+}
+
+/*
+ * One statement decides retry or dead letter from the locked row (TERMINAL and PANICKED never
+ * retry; otherwise the attempt budget decides), updates the job, closes the attempt, writes
+ * FAILED plus RETRY_SCHEDULED or DEAD_LETTERED, upserts the dead letter and moves a retried
+ * workflow step back to ENQUEUED. A retry without a positive delay changes nothing.
+ */
+const fail_ = statement<{ path: string; id: string; workflow_step_id: string | null; next_run_at: string | null }>(
+  "runledger_complete_job_failure",
+  sql`
+  with input as (
+    select * from jsonb_to_recordset(${sql.placeholder("lease")}::jsonb)
+      as t(job_id uuid, run_number int, attempt int, worker_id text)
+  ),
+  target as (
+    select j.id, j.run_number, j.attempt, j.workflow_step_id,
+      case
+        when ${sql.placeholder("kind")}::text in ('TERMINAL', 'PANICKED') or j.attempt >= j.max_attempts then 'dead'
+        when coalesce(${sql.placeholder("delayMs")}::double precision, 0) <= 0 then 'invalid_delay'
+        else 'retry'
+      end as path
+    from ${jobQueue} j join input on j.id = input.job_id
+    where j.run_number = input.run_number and j.attempt = input.attempt and j.worker_id = input.worker_id
+      and j.status = 'LEASED'
+      and (not ${sql.placeholder("requireLive")}::boolean or j.lease_expires_at > clock_timestamp())
+      and (j.workflow_step_id is null or not ${sql.placeholder("plainOnly")}::boolean)
+    for update of j
+  ),
+  failed as (
+    update ${jobQueue} j set
+      status = case when t.path = 'dead' then 'DEAD_LETTERED' else 'PENDING' end::runledger.job_status,
+      lease_expires_at = null,
+      last_heartbeat_at = null,
+      worker_id = null,
+      next_run_at = case when t.path = 'retry'
+        then now() + make_interval(secs => ${sql.placeholder("delayMs")}::double precision / 1000) else j.next_run_at end,
+      finished_at = case when t.path = 'dead' then now() else j.finished_at end,
+      status_reason = ${sql.placeholder("kind")}::text,
+      last_error_code = ${sql.placeholder("code")}::text,
+      last_error_message = ${sql.placeholder("message")}::text,
+      updated_at = now()
+    from target t
+    where j.id = t.id and t.path <> 'invalid_delay'
+    returning j.*, t.path
+  ),
+  attempts as (
+    update ${jobAttempts} a set
+      finished_at = now(),
+      outcome = ${sql.placeholder("kind")}::runledger.job_failure_kind,
+      error_code = ${sql.placeholder("code")}::text,
+      error_message = ${sql.placeholder("message")}::text,
+      retry_delay_ms = case when f.path = 'retry' then ${sql.placeholder("delayMs")}::bigint end
+    from failed f
+    where a.job_id = f.id and a.run_number = f.run_number and a.attempt = f.attempt
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, payload)
+    select id, run_number, attempt, 'FAILED'::runledger.job_event_type, stage,
+      jsonb_build_object('kind', ${sql.placeholder("kind")}::text, 'error_code', ${sql.placeholder("code")}::text,
+        'error_message', ${sql.placeholder("message")}::text)
+    from failed
+    union all
+    select id, run_number, attempt,
+      case when path = 'dead' then 'DEAD_LETTERED' else 'RETRY_SCHEDULED' end::runledger.job_event_type, stage,
+      case when path = 'dead'
+        then jsonb_build_object('kind', ${sql.placeholder("kind")}::text, 'error_code', ${sql.placeholder("code")}::text)
+        else jsonb_build_object('retry_delay_ms', ${sql.placeholder("delayMs")}::bigint, 'next_run_at', next_run_at)
+          || case when ${sql.placeholder("kind")}::text = 'LEASE_EXPIRED'
+               then jsonb_build_object('kind', 'LEASE_EXPIRED') else '{}'::jsonb end
+      end
+    from failed
+  ),
+  dead_letters as (
+    insert into ${jobDeadLetters} (job_id, job_type, organization_id, run_number, attempt, error_code, error_message,
+      payload_snapshot, checkpoint_snapshot, failed_at)
+    select id, job_type, organization_id, run_number, attempt, ${sql.placeholder("code")}::text,
+      ${sql.placeholder("message")}::text, payload, checkpoint, now()
+    from failed where path = 'dead'
+    on conflict (job_id) do update set
+      job_type = excluded.job_type, organization_id = excluded.organization_id, run_number = excluded.run_number,
+      attempt = excluded.attempt, error_code = excluded.error_code, error_message = excluded.error_message,
+      payload_snapshot = excluded.payload_snapshot, checkpoint_snapshot = excluded.checkpoint_snapshot,
+      failed_at = excluded.failed_at
+  ),
+  steps as (
+    update ${workflowSteps} s set
+      status = 'ENQUEUED',
+      status_reason = ${sql.placeholder("kind")}::text,
+      last_error_code = ${sql.placeholder("code")}::text,
+      last_error_message = ${sql.placeholder("message")}::text
+    from failed f
+    where f.path = 'retry' and s.id = f.workflow_step_id and s.status in ('RUNNING', 'ENQUEUED')
+  )
+  select t.path, t.id, t.workflow_step_id, f.next_run_at
+  from target t left join failed f on f.id = t.id
+`,
+);
+
+/** A failed attempt as the worker reports it. */
+export interface JobFailureReport {
+  kind: JobFailureKind;
+  code: string;
+  message: string;
+  /** Required (> 0) when the failure leads to a retry. */
+  retryDelayMs?: number;
+}
+
+/** What a failure did to the job. */
+export type FailureOutcome = { outcome: "RETRY_SCHEDULED"; nextRunAt: Date } | { outcome: "DEAD_LETTERED" };
+
+function checkFailure(failure: JobFailureReport): void {
+  if (!(JOB_FAILURE_KINDS as readonly string[]).includes(failure.kind))
+    fail("job.invalid_failure_report", { field: "kind" });
+  if (isBlank(failure.code) || !isStorableText(failure.code)) fail("job.invalid_failure_report", { field: "code" });
+  if (typeof failure.message !== "string") fail("job.invalid_failure_report", { field: "message" });
+  if (failure.retryDelayMs !== undefined && !isDelayMs(failure.retryDelayMs)) fail("job.invalid_retry_delay");
+}
+
+/** Text PostgreSQL can store: NUL and lone surrogates replaced, so an odd error message cannot fail the write. */
+function storable(text: string): string {
+  return text.replaceAll("\u0000", "\uFFFD").toWellFormed();
+}
+
+/** Internal: shared by workers (live lease required) and the reaper (expired lease expected). */
+export async function recordFailure(
+  executor: Executor,
+  lease: LeaseIdentity,
+  failure: JobFailureReport,
+  requireLive: boolean,
+): Promise<FailureOutcome> {
+  const values = (plainOnly: boolean) => ({
+    lease: JSON.stringify([leaseRow(lease)]),
+    kind: failure.kind,
+    code: storable(failure.code),
+    message: storable(failure.message),
+    delayMs: failure.retryDelayMs ?? null,
+    requireLive,
+    plainOnly,
+  });
+  const interpret = (row: { path: string; next_run_at: string | null }): FailureOutcome => {
+    if (row.path === "invalid_delay") throw new RunledgerError("job.invalid_retry_delay");
+    return row.path === "dead"
+      ? { outcome: "DEAD_LETTERED" }
+      : { outcome: "RETRY_SCHEDULED", nextRunAt: toDate(row.next_run_at) };
+  };
+  const [plain] = await fail_.run(executor, values(true));
+  if (plain !== undefined) return interpret(plain);
+  return executor.transaction(async (tx) => {
+    const [row] = await fail_.run(tx, values(false));
+    if (row === undefined) throw leaseLost(lease);
+    const outcome = interpret(row);
+    if (outcome.outcome === "DEAD_LETTERED" && row.workflow_step_id !== null) {
+      await settleWorkflowStep(tx, {
+        jobId: row.id,
+        stepId: row.workflow_step_id,
+        status: "FAILED",
+        reason: failure.kind,
+        errorCode: storable(failure.code),
+        errorMessage: storable(failure.message),
+      });
+    }
+    return outcome;
+  });
+}
+
+/**
+ * Record a failed attempt: retry after `retryDelayMs` (required, > 0) when the kind is retryable
+ * and attempts remain, otherwise dead-letter the job (snapshotting payload and checkpoint) and, for
+ * a workflow step, fail the step and settle its dependents. `job.lease_owner_mismatch` when the
+ * lease is no longer held; `job.invalid_retry_delay` when a retry has no positive delay. Either
+ * way nothing changes.
+ */
+export async function completeJobFailure(
+  executor: Executor,
+  lease: LeaseIdentity,
+  failure: JobFailureReport,
+): Promise<FailureOutcome> {
+  checkLease(lease);
+  checkFailure(failure);
+  try {
+    return await recordFailure(executor, lease, failure, true);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

@@ -1,0 +1,250 @@
+import { sql } from "drizzle-orm";
+import { uuidv7 } from "uuidv7";
+import { JOB_STAGES, type JobStage, RunledgerError } from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import { JOBS_CHANNEL } from "../notify.ts";
+import { statement } from "../query.ts";
+import { microsecondTimestamp } from "../rows.ts";
+import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
+import { fail, isBlank, isInt32, isStorableText, isUuid, isValidDate, jsonText } from "../validate.ts";
+
+/** A request to enqueue one job. Omitted settings come from the job type's definition. */
+export interface JobEnqueue {
+  jobType: string;
+  organizationId?: string | null;
+  payload?: unknown;
+  priority?: number;
+  maxAttempts?: number;
+  timeoutSeconds?: number;
+  /** Not claimable before this time. Default: now (database clock). */
+  nextRunAt?: Date;
+  /**
+   * Deduplicates per (job type, organization or none): a retry with the identical request returns
+   * the existing job; a different request fails with `job.idempotency_conflict`.
+   */
+  idempotencyKey?: string;
+  /** Initial stage. Default `queued`. */
+  stage?: JobStage;
+}
+
+/** The job an enqueue resolved to; `created` is false when an idempotent retry found it. */
+export interface EnqueuedJob {
+  id: string;
+  created: boolean;
+}
+
+interface PreparedItem {
+  ord: number;
+  id: string;
+  job_type: string;
+  organization_id: string | null;
+  payload: unknown;
+  priority: number | null;
+  max_attempts: number | null;
+  timeout_seconds: number | null;
+  next_run_at: string | null;
+  stage: JobStage;
+  idempotency_key: string | null;
+  enqueue_request: unknown;
+}
+
+const INVALID = "job.invalid_enqueue_request";
+
+function prepareItem(input: JobEnqueue, ord: number): PreparedItem {
+  if (input === null || typeof input !== "object") fail(INVALID, { index: ord }, "request is not an object");
+  const { jobType, organizationId, priority, maxAttempts, timeoutSeconds, nextRunAt, idempotencyKey } = input;
+  if (isBlank(jobType)) fail("identifier.job_type_blank", { index: ord });
+  if (!isStorableText(jobType)) fail(INVALID, { index: ord, field: "jobType" });
+  if (organizationId != null && !isUuid(organizationId)) fail(INVALID, { index: ord, field: "organizationId" });
+  if (priority !== undefined && !isInt32(priority)) fail(INVALID, { index: ord, field: "priority" });
+  if (maxAttempts !== undefined && !(isInt32(maxAttempts) && maxAttempts > 0)) {
+    fail(INVALID, { index: ord, field: "maxAttempts" });
+  }
+  if (timeoutSeconds !== undefined && !(isInt32(timeoutSeconds) && timeoutSeconds > 0)) {
+    fail(INVALID, { index: ord, field: "timeoutSeconds" });
+  }
+  if (nextRunAt !== undefined && !isValidDate(nextRunAt)) fail(INVALID, { index: ord, field: "nextRunAt" });
+  if (idempotencyKey !== undefined && (isBlank(idempotencyKey) || !isStorableText(idempotencyKey))) {
+    fail(INVALID, { index: ord, field: "idempotencyKey" });
+  }
+  const stage = input.stage ?? "queued";
+  if (!(JOB_STAGES as readonly string[]).includes(stage)) fail(INVALID, { index: ord, field: "stage" });
+  // Validates the payload (NUL, lone surrogates, non-JSON) and normalizes it (undefined → {}).
+  const payload = JSON.parse(jsonText(input.payload ?? {}, "job.invalid_payload", "payload")) as unknown;
+  const nextRunAtText = nextRunAt === undefined ? null : microsecondTimestamp(nextRunAt);
+  return {
+    ord,
+    id: uuidv7(),
+    job_type: jobType,
+    organization_id: organizationId ?? null,
+    payload,
+    priority: priority ?? null,
+    max_attempts: maxAttempts ?? null,
+    timeout_seconds: timeoutSeconds ?? null,
+    next_run_at: nextRunAtText,
+    stage,
+    idempotency_key: idempotencyKey ?? null,
+    // The canonical request: what the caller asked for, not the resolved defaults, so an
+    // identical retry compares equal even after the definition's defaults change.
+    enqueue_request:
+      idempotencyKey === undefined
+        ? null
+        : {
+            payload,
+            priority: priority ?? null,
+            max_attempts: maxAttempts ?? null,
+            timeout_seconds: timeoutSeconds ?? null,
+            next_run_at: nextRunAtText,
+            stage,
+          },
+  };
+}
+
+/*
+ * One statement inserts every item whose job type has an enabled definition (share-locked so a
+ * concurrent disable waits), writes their ENQUEUED events, and sends at most one notification.
+ * Conflicting idempotency keys are skipped and resolved afterwards. A keyed insert is refused
+ * outside READ COMMITTED, where the conflicting row might be invisible to the snapshot.
+ */
+const insertJobs = statement<{
+  inserted: { ord: number; id: string }[] | null;
+  missing: number;
+  isolation_ok: boolean;
+}>(
+  "runledger_enqueue_jobs",
+  sql`
+  with input as (
+    select * from jsonb_to_recordset(${sql.placeholder("items")}::jsonb) as t(
+      ord int, id uuid, job_type text, organization_id uuid, payload jsonb, priority int, max_attempts int,
+      timeout_seconds int, next_run_at timestamptz, stage text, idempotency_key text, enqueue_request jsonb)
+  ),
+  isolation as (
+    select current_setting('transaction_isolation') in ('read committed', 'read uncommitted') as ok
+  ),
+  definitions as (
+    select d.job_type, d.max_attempts, d.default_timeout_seconds, d.default_priority
+    from ${jobDefinitions} d
+    where d.is_enabled and d.job_type in (select job_type from input)
+    for share
+  ),
+  inserted as (
+    insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
+      next_run_at, stage, idempotency_key, enqueue_request)
+    select i.id, i.job_type, i.organization_id, i.payload, coalesce(i.priority, d.default_priority),
+      coalesce(i.max_attempts, d.max_attempts), coalesce(i.timeout_seconds, d.default_timeout_seconds),
+      coalesce(i.next_run_at, now()), i.stage, i.idempotency_key, i.enqueue_request
+    from input i
+    join definitions d on d.job_type = i.job_type
+    where i.idempotency_key is null or (select ok from isolation)
+    order by i.ord
+    on conflict do nothing
+    returning id, job_type, stage, next_run_at
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
+    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from inserted
+  ),
+  notified as (
+    select count(pg_notify(${JOBS_CHANNEL}, '')) as n
+    from (select 1 from inserted where next_run_at <= now() limit 1) due
+  )
+  select
+    (select jsonb_agg(jsonb_build_object('ord', i.ord, 'id', i.id)) from input i join inserted x on x.id = i.id) as inserted,
+    (select count(*) from input i where not exists (select 1 from definitions d where d.job_type = i.job_type))::int as missing,
+    (select ok from isolation) as isolation_ok,
+    (select n from notified) as notified
+`,
+);
+
+const findExisting = statement<{ id: string; same: boolean; legacy: boolean }>(
+  "runledger_enqueue_find_existing",
+  sql`
+  select id, enqueue_request = ${sql.placeholder("request")}::jsonb as same, enqueue_request is null as legacy
+  from ${jobQueue}
+  where job_type = ${sql.placeholder("jobType")}
+    and idempotency_key = ${sql.placeholder("key")}
+    and organization_id is not distinct from ${sql.placeholder("organizationId")}::uuid
+  for share
+`,
+);
+
+async function resolveConflict(executor: Executor, item: PreparedItem): Promise<EnqueuedJob> {
+  const [existing] = await findExisting.run(executor, {
+    request: JSON.stringify(item.enqueue_request),
+    jobType: item.job_type,
+    key: item.idempotency_key,
+    organizationId: item.organization_id,
+  });
+  if (existing === undefined) {
+    throw new RunledgerError("job.idempotency_conflict_missing_existing", { details: { index: item.ord } });
+  }
+  if (existing.legacy)
+    throw new RunledgerError("job.legacy_idempotency_snapshot_missing", { details: { index: item.ord } });
+  if (!existing.same) throw new RunledgerError("job.idempotency_conflict", { details: { index: item.ord } });
+  return { id: existing.id, created: false };
+}
+
+async function enqueuePrepared(executor: Executor, items: PreparedItem[]): Promise<EnqueuedJob[]> {
+  const [result] = await insertJobs.run(executor, { items: JSON.stringify(items) });
+  const inserted = new Map((result?.inserted ?? []).map((row) => [row.ord, row.id]));
+  const keyed = items.some((item) => item.idempotency_key !== null);
+  if (keyed && result?.isolation_ok === false)
+    throw new RunledgerError("job.enqueue_idempotency_unsupported_isolation");
+  const out: EnqueuedJob[] = [];
+  for (const item of items) {
+    const id = inserted.get(item.ord);
+    if (id !== undefined) {
+      out.push({ id, created: true });
+      continue;
+    }
+    // Not inserted: an idempotent retry (which wins even over a since-disabled definition) or a
+    // missing/disabled definition.
+    if (item.idempotency_key !== null) {
+      try {
+        out.push(await resolveConflict(executor, item));
+        continue;
+      } catch (error) {
+        if (!(error instanceof RunledgerError && error.code === "job.idempotency_conflict_missing_existing"))
+          throw error;
+        if ((result?.missing ?? 0) === 0) throw error;
+      }
+    }
+    throw new RunledgerError("job.definition_not_found_or_disabled", {
+      details: { index: item.ord, jobType: item.job_type },
+    });
+  }
+  return out;
+}
+
+/**
+ * Enqueue one job in one statement (no transaction of its own). Pass a transaction to enqueue
+ * atomically with your own writes. Returns the job id, or the existing job's id for an identical
+ * idempotent retry.
+ */
+export async function enqueueJob(executor: Executor, input: JobEnqueue): Promise<EnqueuedJob> {
+  const item = prepareItem(input, 0);
+  try {
+    const [job] = await enqueuePrepared(executor, [item]);
+    return job!;
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * Enqueue many jobs with one insert statement, all or nothing: any invalid request, unknown or
+ * disabled job type, or conflicting idempotent retry fails the whole batch and writes nothing.
+ * Results are in input order.
+ */
+export async function enqueueJobs(executor: Executor, inputs: readonly JobEnqueue[]): Promise<EnqueuedJob[]> {
+  if (!Array.isArray(inputs)) fail(INVALID, {}, "inputs is not an array");
+  if (inputs.length === 0) return [];
+  const items = inputs.map(prepareItem);
+  try {
+    if (items.length === 1) return await enqueuePrepared(executor, items);
+    return await executor.transaction((tx) => enqueuePrepared(tx, items));
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

@@ -1,0 +1,231 @@
+import { sql } from "drizzle-orm";
+import { RunledgerError } from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import { statement } from "../query.ts";
+import { toDate } from "../rows.ts";
+import { jobAttempts, jobEvents, jobQueue, workflowSteps } from "../schema/index.ts";
+import { fail, isBlank, isDelayMs, isInt32, isStorableText, jsonText } from "../validate.ts";
+import { checkLease, leaseInput, leaseLost, leaseRow, liveLease } from "./fence.ts";
+import type { LeaseIdentity } from "./record.ts";
+
+const heartbeat = statement<{ job_id: string; lease_expires_at: string }>(
+  "runledger_heartbeat_jobs",
+  sql`
+  with beat as (
+    update ${jobQueue} j set
+      lease_expires_at = now() + make_interval(secs => ${sql.placeholder("leaseSeconds")}::int),
+      last_heartbeat_at = now(),
+      updated_at = now()
+    from ${leaseInput("leases")}
+    where ${liveLease("j")}
+    returning j.id, j.run_number, j.attempt, j.worker_id, j.lease_expires_at
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, attempt, event_type, payload)
+    select id, run_number, attempt, 'HEARTBEAT', jsonb_build_object('worker_id', worker_id) from beat
+  )
+  select id as job_id, lease_expires_at from beat
+`,
+);
+
+/**
+ * Extend many leases in one statement. Returns the new deadline of each lease still held;
+ * leases lost (expired, canceled, taken over) are simply absent from the result.
+ */
+export async function heartbeatJobs(
+  executor: Executor,
+  leases: readonly LeaseIdentity[],
+  options: { leaseSeconds: number },
+): Promise<Map<string, Date>> {
+  if (!isInt32(options.leaseSeconds) || options.leaseSeconds <= 0) fail("job.invalid_lease_duration");
+  if (leases.length === 0) return new Map();
+  try {
+    const rows = await heartbeat.run(executor, {
+      leases: JSON.stringify(leases.map((lease) => leaseRow(checkLease(lease)))),
+      leaseSeconds: options.leaseSeconds,
+    });
+    return new Map(rows.map((row) => [row.job_id, toDate(row.lease_expires_at)]));
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** Extend one lease; throws `job.lease_owner_mismatch` when it is no longer held. */
+export async function heartbeatJob(
+  executor: Executor,
+  lease: LeaseIdentity,
+  options: { leaseSeconds: number },
+): Promise<{ leaseExpiresAt: Date }> {
+  const held = await heartbeatJobs(executor, [checkLease(lease)], options);
+  const leaseExpiresAt = held.get(lease.jobId);
+  if (leaseExpiresAt === undefined) throw leaseLost(lease);
+  return { leaseExpiresAt };
+}
+
+/** What a handler reports while it runs. Absent fields keep their stored value. */
+export interface JobProgressUpdate {
+  stage?: string;
+  progressDone?: number;
+  progressTotal?: number;
+  /** Resume state; survives retries within a run. */
+  checkpoint?: unknown;
+}
+
+const progress = statement<{ id: string }>(
+  "runledger_update_job_progress",
+  sql`
+  with updated as (
+    update ${jobQueue} j set
+      stage = coalesce(${sql.placeholder("stage")}::text, j.stage),
+      progress_done = coalesce(${sql.placeholder("done")}::bigint, j.progress_done),
+      progress_total = coalesce(${sql.placeholder("total")}::bigint, j.progress_total),
+      checkpoint = case when ${sql.placeholder("hasCheckpoint")}::boolean
+        then ${sql.placeholder("checkpoint")}::jsonb else j.checkpoint end,
+      updated_at = now()
+    from ${leaseInput("lease")}
+    where ${liveLease("j")}
+    returning j.id, j.run_number, j.attempt, j.stage, j.progress_done, j.progress_total
+  ),
+  marker as (
+    update ${jobAttempts} a set execution_started_persisted_at = coalesce(a.execution_started_persisted_at, now())
+    from updated u
+    where ${sql.placeholder("stage")}::text = 'running'
+      and a.job_id = u.id and a.run_number = u.run_number and a.attempt = u.attempt
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, progress_done, progress_total)
+    select id, run_number, attempt, 'STAGE_CHANGED'::runledger.job_event_type, stage, null::bigint, null::bigint
+    from updated where ${sql.placeholder("stage")}::text is not null
+    union all
+    select id, run_number, attempt, 'PROGRESS', stage, progress_done, progress_total
+    from updated where ${sql.placeholder("hasProgress")}::boolean
+  )
+  select id from updated
+`,
+);
+
+function checkCount(value: unknown, field: string): number | null {
+  if (value === undefined) return null;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) fail("job.invalid_progress", { field });
+  return value;
+}
+
+/**
+ * Record stage, progress and checkpoint for a held lease (one statement). Stage `running`
+ * also persists the attempt's execution-start marker. Writes STAGE_CHANGED and PROGRESS events.
+ */
+export async function updateJobProgress(
+  executor: Executor,
+  lease: LeaseIdentity,
+  update: JobProgressUpdate,
+): Promise<void> {
+  checkLease(lease);
+  if (update.stage !== undefined && (isBlank(update.stage) || !isStorableText(update.stage))) {
+    fail("job.invalid_progress", { field: "stage" });
+  }
+  const done = checkCount(update.progressDone, "progressDone");
+  const total = checkCount(update.progressTotal, "progressTotal");
+  if (done !== null && total !== null && done > total) fail("job.invalid_progress", { field: "progressDone" });
+  const hasCheckpoint = "checkpoint" in update && update.checkpoint !== undefined;
+  const checkpoint = hasCheckpoint ? jsonText(update.checkpoint, "job.invalid_progress", "checkpoint") : null;
+  try {
+    const rows = await progress.run(executor, {
+      lease: JSON.stringify([leaseRow(lease)]),
+      stage: update.stage ?? null,
+      done,
+      total,
+      hasCheckpoint,
+      checkpoint,
+      hasProgress: done !== null || total !== null,
+    });
+    if (rows.length === 0) throw leaseLost(lease);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+const release = statement<{ id: string }>(
+  "runledger_release_unstarted_claim",
+  sql`
+  with target as (
+    select j.id, j.run_number, j.attempt, j.workflow_step_id
+    from ${leaseInput("lease")}
+    join ${jobQueue} j on j.id = input.job_id and j.run_number = input.run_number
+      and j.attempt = input.attempt and j.worker_id = input.worker_id and j.status = 'LEASED'
+    join ${jobAttempts} a on a.job_id = j.id and a.run_number = j.run_number and a.attempt = j.attempt
+    where a.claim_origin = 'WORKER_PRESTART' and a.execution_started_persisted_at is null
+    for update of j
+  ),
+  released as (
+    update ${jobQueue} j set
+      status = 'PENDING',
+      attempt = j.attempt - 1,
+      lease_expires_at = null,
+      last_heartbeat_at = null,
+      worker_id = null,
+      next_run_at = now() + make_interval(secs => ${sql.placeholder("delayMs")}::double precision / 1000),
+      started_at = case when t.attempt = 1 then null else j.started_at end,
+      status_reason = ${sql.placeholder("reason")}::text,
+      last_error_code = null,
+      last_error_message = null,
+      updated_at = now()
+    from target t
+    where j.id = t.id
+    returning j.id, t.run_number, t.attempt as released_attempt, t.workflow_step_id
+  ),
+  attempt_removed as (
+    delete from ${jobAttempts} a using released r
+    where a.job_id = r.id and a.run_number = r.run_number and a.attempt = r.released_attempt
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, attempt, event_type, payload)
+    select id, run_number, released_attempt, 'REQUEUED', jsonb_build_object('reason', ${sql.placeholder("reason")}::text)
+    from released
+  ),
+  steps as (
+    update ${workflowSteps} s set
+      status = 'ENQUEUED',
+      started_at = case when r.released_attempt = 1 then null else s.started_at end
+    from released r
+    where s.id = r.workflow_step_id and s.status = 'RUNNING'
+  )
+  select id from released
+`,
+);
+
+const leaseHolder = statement<{ status: string; worker_id: string | null }>(
+  "runledger_job_lease_holder",
+  sql`select status, worker_id from ${jobQueue} where id = ${sql.placeholder("id")}::uuid`,
+);
+
+/**
+ * Hand back a prestart claim whose `running` marker was never persisted, without consuming an
+ * attempt: the attempt row is deleted and the job is PENDING again after `retryDelayMs`. Works on
+ * expired leases too (the reaper uses it). `job.lease_owner_mismatch` when another worker holds
+ * the job; `job.unstarted_claim_release_not_applicable` when the attempt already started.
+ */
+export async function releaseUnstartedJobClaim(
+  executor: Executor,
+  lease: LeaseIdentity,
+  options: { reason: string; retryDelayMs?: number },
+): Promise<void> {
+  checkLease(lease);
+  if (isBlank(options.reason) || !isStorableText(options.reason))
+    fail("job.invalid_failure_report", { field: "reason" });
+  const delay = Math.max(0, options.retryDelayMs ?? 0);
+  if (!isDelayMs(delay)) fail("job.invalid_retry_delay");
+  try {
+    const rows = await release.run(executor, {
+      lease: JSON.stringify([leaseRow(lease)]),
+      delayMs: delay,
+      reason: options.reason,
+    });
+    if (rows.length > 0) return;
+    const [holder] = await leaseHolder.run(executor, { id: lease.jobId });
+    if (holder?.status === "LEASED" && holder.worker_id !== lease.workerId) throw leaseLost(lease);
+    throw new RunledgerError("job.unstarted_claim_release_not_applicable", { details: { jobId: lease.jobId } });
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

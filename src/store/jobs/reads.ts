@@ -1,0 +1,207 @@
+import { and, asc, desc, eq, gt, ilike, lt, or, type SQL, sql } from "drizzle-orm";
+import { JOB_STATUSES, type JobEventType, type JobStatus } from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import { queryRows } from "../query.ts";
+import { toNumberOrNull } from "../rows.ts";
+import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
+import { fail, isUuid } from "../validate.ts";
+import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
+
+const MAX_PAGE = 1000;
+
+function checkLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) fail("job.invalid_pagination", { field: "limit" });
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/** One job, or null when it does not exist or belongs to another organization than `organizationId`. */
+export async function getJobById(
+  executor: Executor,
+  jobId: string,
+  options: { organizationId?: string } = {},
+): Promise<JobRecord | null> {
+  if (!isUuid(jobId)) return null;
+  if (options.organizationId !== undefined && !isUuid(options.organizationId)) return null;
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`select * from ${jobQueue} where id = ${jobId} ${
+        options.organizationId === undefined ? sql`` : sql`and organization_id = ${options.organizationId}`
+      }`,
+    );
+    return row === undefined ? null : jobFromRow(row);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** Where the previous page of `listJobs` ended. */
+export interface JobCursor {
+  createdAt: Date;
+  id: string;
+}
+
+export interface JobListFilter {
+  organizationId?: string;
+  status?: JobStatus;
+  /** Case-insensitive substring of the job type. */
+  jobTypeContains?: string;
+  limit: number;
+  /** Continue after this job (keyset pagination). */
+  after?: JobCursor;
+}
+
+export interface Page<T, C> {
+  items: T[];
+  /** Pass as `after` for the next page; null on the last page. */
+  next: C | null;
+}
+
+/** Jobs newest first (`created_at desc, id desc`), a page at a time. */
+export async function listJobs(executor: Executor, filter: JobListFilter): Promise<Page<JobRecord, JobCursor>> {
+  checkLimit(filter.limit);
+  if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return { items: [], next: null };
+  if (filter.status !== undefined && !(JOB_STATUSES as readonly string[]).includes(filter.status)) {
+    fail("job.invalid_pagination", { field: "status" });
+  }
+  const conditions: (SQL | undefined)[] = [
+    filter.organizationId === undefined ? undefined : eq(jobQueue.organizationId, filter.organizationId),
+    filter.status === undefined ? undefined : eq(jobQueue.status, filter.status),
+    filter.jobTypeContains === undefined
+      ? undefined
+      : ilike(jobQueue.jobType, `%${escapeLike(filter.jobTypeContains)}%`),
+    filter.after === undefined
+      ? undefined
+      : or(
+          lt(jobQueue.createdAt, filter.after.createdAt),
+          and(eq(jobQueue.createdAt, filter.after.createdAt), lt(jobQueue.id, filter.after.id)),
+        ),
+  ];
+  try {
+    const rows = await executor
+      .select()
+      .from(jobQueue)
+      .where(and(...conditions))
+      .orderBy(desc(jobQueue.createdAt), desc(jobQueue.id))
+      .limit(filter.limit + 1);
+    const items = rows.slice(0, filter.limit).map(({ enqueueRequest: _, ...job }) => job as JobRecord);
+    const last = items.at(-1);
+    return { items, next: rows.length > filter.limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+export interface JobEventRecord {
+  id: number;
+  jobId: string;
+  runNumber: number;
+  attempt: number | null;
+  eventType: JobEventType;
+  stage: string | null;
+  progressDone: number | null;
+  progressTotal: number | null;
+  payload: Record<string, unknown>;
+  occurredAt: Date;
+}
+
+/** A job's events in order; `afterId` continues from the last event seen. Org-scoped through the job. */
+export async function listJobEvents(
+  executor: Executor,
+  input: { jobId: string; organizationId?: string; limit: number; afterId?: number },
+): Promise<JobEventRecord[]> {
+  checkLimit(input.limit);
+  if (!isUuid(input.jobId)) return [];
+  if (input.organizationId !== undefined && !isUuid(input.organizationId)) return [];
+  try {
+    const visible = executor
+      .select({ id: jobQueue.id })
+      .from(jobQueue)
+      .where(
+        and(
+          eq(jobQueue.id, input.jobId),
+          input.organizationId === undefined ? undefined : eq(jobQueue.organizationId, input.organizationId),
+        ),
+      );
+    const rows = await executor
+      .select()
+      .from(jobEvents)
+      .where(
+        and(
+          sql`${jobEvents.jobId} in ${visible}`,
+          input.afterId === undefined ? undefined : gt(jobEvents.id, input.afterId),
+        ),
+      )
+      .orderBy(asc(jobEvents.id))
+      .limit(input.limit);
+    return rows.map((row) => ({ ...row, id: Number(row.id) }));
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+export interface JobMetricsRecord {
+  jobType: string;
+  pendingCount: number;
+  leasedCount: number;
+  staleLeases: number;
+  succeeded24h: number;
+  retryable24h: number;
+  terminal24h: number;
+  panicked24h: number;
+  timeout24h: number;
+  deadLettered24h: number;
+  p50DurationMs24h: number | null;
+  p95DurationMs24h: number | null;
+}
+
+/**
+ * One row per job definition (zero-filled), from the `job_metrics_rollup` view, summed over
+ * organizations or restricted to one. Percentiles are the highest of the organizations'.
+ */
+export async function getJobMetrics(
+  executor: Executor,
+  options: { organizationId?: string; jobType?: string } = {},
+): Promise<JobMetricsRecord[]> {
+  if (options.organizationId !== undefined && !isUuid(options.organizationId))
+    fail("job.invalid_pagination", { field: "organizationId" });
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`
+      select d.job_type,
+        coalesce(sum(m.pending_count), 0) as pending_count, coalesce(sum(m.leased_count), 0) as leased_count,
+        coalesce(sum(m.stale_leases), 0) as stale_leases, coalesce(sum(m.succeeded_24h), 0) as succeeded_24h,
+        coalesce(sum(m.retryable_24h), 0) as retryable_24h, coalesce(sum(m.terminal_24h), 0) as terminal_24h,
+        coalesce(sum(m.panicked_24h), 0) as panicked_24h, coalesce(sum(m.timeout_24h), 0) as timeout_24h,
+        coalesce(sum(m.dead_lettered_24h), 0) as dead_lettered_24h,
+        max(m.p50_duration_ms_24h) as p50_duration_ms_24h, max(m.p95_duration_ms_24h) as p95_duration_ms_24h
+      from ${jobDefinitions} d
+      left join runledger.job_metrics_rollup m on m.job_type = d.job_type
+        ${options.organizationId === undefined ? sql`` : sql`and m.organization_id = ${options.organizationId}`}
+      ${options.jobType === undefined ? sql`` : sql`where d.job_type = ${options.jobType}`}
+      group by d.job_type
+      order by d.job_type`,
+    );
+    return rows.map((row) => ({
+      jobType: row.job_type,
+      pendingCount: Number(row.pending_count),
+      leasedCount: Number(row.leased_count),
+      staleLeases: Number(row.stale_leases),
+      succeeded24h: Number(row.succeeded_24h),
+      retryable24h: Number(row.retryable_24h),
+      terminal24h: Number(row.terminal_24h),
+      panicked24h: Number(row.panicked_24h),
+      timeout24h: Number(row.timeout_24h),
+      deadLettered24h: Number(row.dead_lettered_24h),
+      p50DurationMs24h: toNumberOrNull(row.p50_duration_ms_24h),
+      p95DurationMs24h: toNumberOrNull(row.p95_duration_ms_24h),
+    }));
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

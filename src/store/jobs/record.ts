@@ -1,0 +1,79 @@
+import type { JobStatus } from "../../core/index.ts";
+import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
+
+/** A job as the queue stores it (everything but the idempotency snapshot). */
+export interface JobRecord {
+  id: string;
+  jobType: string;
+  organizationId: string | null;
+  payload: unknown;
+  status: JobStatus;
+  priority: number;
+  runNumber: number;
+  attempt: number;
+  maxAttempts: number;
+  timeoutSeconds: number;
+  nextRunAt: Date;
+  leaseExpiresAt: Date | null;
+  lastHeartbeatAt: Date | null;
+  workerId: string | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  stage: string;
+  progressDone: number | null;
+  progressTotal: number | null;
+  progressPct: number | null;
+  checkpoint: unknown;
+  idempotencyKey: string | null;
+  statusReason: string | null;
+  lastErrorCode: string | null;
+  lastErrorMessage: string | null;
+  workflowStepId: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** The fence every worker write carries: which run, attempt and worker holds the lease. */
+export interface LeaseIdentity {
+  jobId: string;
+  runNumber: number;
+  attempt: number;
+  workerId: string;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: raw driver rows are untyped by nature.
+export type RawRow = Record<string, any>;
+
+/** Map a raw `job_queue` row (snake_case, driver types) to a `JobRecord`. */
+export function jobFromRow(row: RawRow): JobRecord {
+  return {
+    id: row.id,
+    jobType: row.job_type,
+    organizationId: row.organization_id ?? null,
+    payload: row.payload,
+    status: row.status,
+    priority: Number(row.priority),
+    runNumber: Number(row.run_number),
+    attempt: Number(row.attempt),
+    maxAttempts: Number(row.max_attempts),
+    timeoutSeconds: Number(row.timeout_seconds),
+    nextRunAt: toDate(row.next_run_at),
+    leaseExpiresAt: toDateOrNull(row.lease_expires_at),
+    lastHeartbeatAt: toDateOrNull(row.last_heartbeat_at),
+    workerId: row.worker_id ?? null,
+    startedAt: toDateOrNull(row.started_at),
+    finishedAt: toDateOrNull(row.finished_at),
+    stage: row.stage,
+    progressDone: toNumberOrNull(row.progress_done),
+    progressTotal: toNumberOrNull(row.progress_total),
+    progressPct: toNumberOrNull(row.progress_pct),
+    checkpoint: row.checkpoint ?? null,
+    idempotencyKey: row.idempotency_key ?? null,
+    statusReason: row.status_reason ?? null,
+    lastErrorCode: row.last_error_code ?? null,
+    lastErrorMessage: row.last_error_message ?? null,
+    workflowStepId: row.workflow_step_id ?? null,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
+}

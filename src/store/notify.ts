@@ -1,0 +1,4 @@
+/** Channel workers LISTEN on: a notification means work may be claimable now. */
+export const JOBS_CHANNEL = "runledger_jobs";
+/** Channel announcing canceled jobs (payload: job id), so a running handler's signal aborts at once. */
+export const CANCEL_CHANNEL = "runledger_cancel";

@@ -1,0 +1,33 @@
+/**
+ * Raw rows from hot statements arrive as the driver gives them: timestamps as text (postgres.js
+ * under drizzle) or `Date` (PGlite), int8 and numeric as text. These helpers make them typed.
+ */
+
+/** Parse a timestamptz as PostgreSQL prints it (`2026-11-25 07:20:00.123456+00`) or as a Date. */
+export function toDate(value: unknown): Date {
+  if (value instanceof Date) return value;
+  const text = String(value);
+  const iso = text.includes("T") ? text : text.replace(" ", "T");
+  return new Date(/[+-]\d\d$/.test(iso) ? `${iso}:00` : iso);
+}
+
+export function toDateOrNull(value: unknown): Date | null {
+  return value === null || value === undefined ? null : toDate(value);
+}
+
+export function toNumberOrNull(value: unknown): number | null {
+  return value === null || value === undefined ? null : Number(value);
+}
+
+/** A JSON value for a jsonb parameter: hot statements take JSON text and cast it in SQL. */
+export function json(value: unknown): string {
+  return JSON.stringify(value ?? null);
+}
+
+/**
+ * RFC 3339 UTC with exactly six fractional digits and `Z`, the precision of timestamptz; used in
+ * idempotency snapshots so a retry compares equal to what was stored.
+ */
+export function microsecondTimestamp(date: Date): string {
+  return `${date.toISOString().slice(0, 23)}000Z`;
+}

@@ -1,0 +1,60 @@
+import { type ErrorCode, RunledgerError } from "../core/index.ts";
+
+/**
+ * Edge validation shared by store functions: reject bad input with a stable code before any
+ * statement runs, so a rejected request writes nothing and never reaches the driver.
+ */
+
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function fail(code: ErrorCode, details: Record<string, unknown> = {}, internal?: string): never {
+  throw new RunledgerError(code, { details, internal });
+}
+
+export function isInt32(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX;
+}
+
+export function isBlank(value: unknown): boolean {
+  return typeof value !== "string" || value.trim() === "";
+}
+
+export function isUuid(value: unknown): value is string {
+  return typeof value === "string" && UUID.test(value);
+}
+
+export function isValidDate(value: unknown): value is Date {
+  return value instanceof Date && !Number.isNaN(value.getTime());
+}
+
+/** A whole number of milliseconds, 0 or more, that PostgreSQL intervals can hold. */
+export function isDelayMs(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= 1e13;
+}
+
+/**
+ * Serialize a JSON value for a jsonb column, rejecting what PostgreSQL cannot store (NUL
+ * characters, lone surrogates) or JSON cannot express, with `code`.
+ */
+export function jsonText(value: unknown, code: ErrorCode, field: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    fail(code, { field }, "value is not JSON-serializable");
+  }
+  if (text === undefined) fail(code, { field }, "value is not JSON-serializable");
+  // JSON.stringify escapes NUL as \u0000 and a lone surrogate as \udXXX; an escape counts only
+  // when preceded by an even number of backslashes.
+  if (/(?:^|[^\\])(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i.test(text)) {
+    fail(code, { field }, "jsonb cannot store NUL characters or lone surrogates");
+  }
+  return text;
+}
+
+/** Text PostgreSQL can store: no NUL characters, no lone surrogates. */
+export function isStorableText(value: string): boolean {
+  return !value.includes("\u0000") && value.isWellFormed();
+}

@@ -1,0 +1,186 @@
+import { sql } from "drizzle-orm";
+import { uuidv7 } from "uuidv7";
+import { RunledgerError, type WorkflowRunStatus, type WorkflowStepStatus } from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { JOBS_CHANNEL } from "../notify.ts";
+import { queryRows, statement } from "../query.ts";
+import { jobEvents, jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
+import { tryShareReleaseLock } from "./release-lock.ts";
+
+export const DEPENDENCY_UNSATISFIED = "workflow.dependency_unsatisfied";
+const DEPENDENCY_UNSATISFIED_MESSAGE = "Step dependency requirements were not satisfied.";
+
+/** Lock a run row for the rest of the transaction; returns its status, or undefined when absent. */
+export async function lockRun(tx: Executor, runId: string): Promise<WorkflowRunStatus | undefined> {
+  const [row] = await queryRows<{ status: WorkflowRunStatus }>(
+    tx,
+    sql`select status from ${workflowRuns} where id = ${runId} for no key update`,
+  );
+  return row?.status;
+}
+
+/*
+ * Release ready steps (BLOCKED, no job, nothing pending or unsatisfied) of one run in one
+ * statement: JOB steps get their job inserted from the step's frozen settings plus an ENQUEUED
+ * event and a wake-up notification; EXTERNAL steps open as WAITING_FOR_EXTERNAL. Steps of a run
+ * that is no longer live stay BLOCKED.
+ */
+const releaseReady = statement<{ id: string }>(
+  "runledger_release_workflow_steps",
+  sql`
+  with ready as (
+    select s.*, (${sql.placeholder("jobIds")}::uuid[])[row_number() over (order by s.created_at, s.id)] as new_job_id
+    from ${workflowSteps} s
+    join ${workflowRuns} r on r.id = s.workflow_run_id and r.status in ('RUNNING', 'WAITING_FOR_EXTERNAL')
+    where s.workflow_run_id = ${sql.placeholder("runId")}::uuid
+      and s.id = any(${sql.placeholder("stepIds")}::uuid[])
+      and s.status = 'BLOCKED' and s.job_id is null
+      and s.dependency_count_pending = 0 and s.dependency_count_unsatisfied = 0
+  ),
+  jobs as (
+    insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
+      next_run_at, stage, workflow_step_id)
+    select new_job_id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id
+    from ready where execution_kind = 'JOB'
+    returning id, job_type, stage, workflow_step_id
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
+    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from jobs
+  ),
+  released as (
+    update ${workflowSteps} s set
+      status = case when r.execution_kind = 'JOB' then 'ENQUEUED' else 'WAITING_FOR_EXTERNAL' end::runledger.workflow_step_status,
+      job_id = case when r.execution_kind = 'JOB' then r.new_job_id end,
+      released_at = coalesce(s.released_at, now()),
+      started_at = case when r.execution_kind = 'JOB' then s.started_at end,
+      finished_at = null,
+      status_reason = null,
+      last_error_code = null,
+      last_error_message = null
+    from ready r
+    where s.id = r.id
+    returning s.id
+  ),
+  notified as (
+    select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from jobs limit 1) j
+  )
+  select r.id from released r cross join notified
+`,
+);
+
+/**
+ * Release the given ready steps of a run. Takes the run's shared release lock without waiting:
+ * `workflow.release_conflict` while a cancellation holds it.
+ */
+export async function releaseSteps(tx: Executor, runId: string, stepIds: readonly string[]): Promise<void> {
+  if (stepIds.length === 0) return;
+  await tryShareReleaseLock(tx, runId);
+  await releaseReady.run(tx, {
+    runId,
+    stepIds: [...stepIds],
+    jobIds: stepIds.map(() => uuidv7()),
+  });
+}
+
+/*
+ * Count one finished prerequisite against every dependent of a step: pending − 1, and
+ * unsatisfied + 1 over an ON_SUCCESS edge when the prerequisite did not succeed. The row locks
+ * taken by the update serialize concurrent prerequisites, so exactly one of them sees a
+ * dependent reach zero.
+ */
+const countFinished = statement<{ id: string; status: WorkflowStepStatus; pending: number; unsatisfied: number }>(
+  "runledger_workflow_count_finished_prerequisite",
+  sql`
+  update ${workflowSteps} d set
+    dependency_count_pending = d.dependency_count_pending - 1,
+    dependency_count_unsatisfied = d.dependency_count_unsatisfied
+      + case when e.release_mode = 'ON_SUCCESS' and ${sql.placeholder("status")}::text <> 'SUCCEEDED' then 1 else 0 end
+  from ${workflowStepDependencies} e
+  where e.workflow_run_id = ${sql.placeholder("runId")}::uuid
+    and e.prerequisite_step_id = ${sql.placeholder("stepId")}::uuid
+    and d.id = e.dependent_step_id
+  returning d.id, d.status, d.dependency_count_pending as pending, d.dependency_count_unsatisfied as unsatisfied
+`,
+);
+
+const cancelUnsatisfied = statement<{ id: string }>(
+  "runledger_workflow_cancel_unsatisfied",
+  sql`
+  update ${workflowSteps} set
+    status = 'CANCELED',
+    status_reason = ${DEPENDENCY_UNSATISFIED},
+    last_error_code = ${DEPENDENCY_UNSATISFIED},
+    last_error_message = ${DEPENDENCY_UNSATISFIED_MESSAGE},
+    finished_at = now()
+  where id = any(${sql.placeholder("stepIds")}::uuid[]) and status = 'BLOCKED'
+  returning id
+`,
+);
+
+/**
+ * Propagate terminal steps through the DAG (spec §6.3), breadth first: dependents whose last
+ * prerequisite finished are released when satisfied, or canceled as
+ * `workflow.dependency_unsatisfied` and propagated in turn.
+ */
+export async function propagateTerminal(
+  tx: Executor,
+  runId: string,
+  finished: readonly { stepId: string; status: WorkflowStepStatus }[],
+): Promise<void> {
+  const queue = [...finished];
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    const dependents = await countFinished.run(tx, { runId, stepId: next.stepId, status: next.status });
+    const decided = dependents.filter((d) => d.status === "BLOCKED" && Number(d.pending) === 0);
+    const ready = decided.filter((d) => Number(d.unsatisfied) === 0).map((d) => d.id);
+    const unsatisfied = decided.filter((d) => Number(d.unsatisfied) > 0).map((d) => d.id);
+    await releaseSteps(tx, runId, ready);
+    if (unsatisfied.length > 0) {
+      const canceled = await cancelUnsatisfied.run(tx, { stepIds: unsatisfied });
+      for (const step of canceled) queue.push({ stepId: step.id, status: "CANCELED" });
+    }
+  }
+}
+
+/*
+ * Derive the run's status from its steps (spec §4.4). Called with the run row locked, in a
+ * statement of its own so it sees every step change committed before the lock was granted. A
+ * canceled run is never overwritten; an unchanged status writes nothing.
+ */
+const recompute = statement<{ status: WorkflowRunStatus }>(
+  "runledger_workflow_recompute_run",
+  sql`
+  with derived as (
+    select case
+      when bool_or(status in ('BLOCKED', 'ENQUEUED', 'RUNNING')) then 'RUNNING'
+      when bool_or(status = 'WAITING_FOR_EXTERNAL') then 'WAITING_FOR_EXTERNAL'
+      when bool_or(status in ('FAILED', 'CANCELED')) then 'COMPLETED_WITH_ERRORS'
+      else 'SUCCEEDED'
+    end::runledger.workflow_run_status as status
+    from ${workflowSteps} where workflow_run_id = ${sql.placeholder("runId")}::uuid
+  )
+  update ${workflowRuns} r set
+    status = d.status,
+    finished_at = case when d.status in ('SUCCEEDED', 'COMPLETED_WITH_ERRORS') then coalesce(r.finished_at, now()) end
+  from derived d
+  where r.id = ${sql.placeholder("runId")}::uuid and r.status <> 'CANCELED' and r.status <> d.status
+  returning r.status
+`,
+);
+
+export async function recomputeRunStatus(tx: Executor, runId: string): Promise<void> {
+  await recompute.run(tx, { runId });
+}
+
+/** The step a settlement targets, locked. */
+export interface LockedStep {
+  id: string;
+  workflowRunId: string;
+  status: WorkflowStepStatus;
+  jobId: string | null;
+  executionKind: "JOB" | "EXTERNAL";
+}
+
+export function internalState(detail: string, details: Record<string, unknown> = {}): RunledgerError {
+  return new RunledgerError("workflow.internal_state", { details, internal: detail });
+}

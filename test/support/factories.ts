@@ -1,0 +1,48 @@
+import { sql } from "drizzle-orm";
+import { type Executor, queryRows, schema } from "../../src/store/index.ts";
+
+/** Insert (or overwrite) a job definition directly. */
+export async function defineJob(
+  db: Executor,
+  jobType: string,
+  values: Partial<typeof schema.jobDefinitions.$inferInsert> = {},
+): Promise<void> {
+  const row = { jobType, ...values };
+  await db
+    .insert(schema.jobDefinitions)
+    .values(row)
+    .onConflictDoUpdate({ target: schema.jobDefinitions.jobType, set: row });
+}
+
+/** Count rows of a runledger table, optionally filtered. */
+export async function countRows(db: Executor, table: string, where = sql`true`): Promise<number> {
+  const rows = await queryRows<{ n: number }>(
+    db,
+    sql`select count(*)::int as n from ${sql.identifier("runledger")}.${sql.identifier(table)} where ${where}`,
+  );
+  return rows[0]!.n;
+}
+
+/** Every ledger table's row count, for "nothing was written" assertions. */
+export async function ledgerCounts(db: Executor): Promise<Record<string, number>> {
+  const tables = ["job_queue", "job_events", "job_attempts", "job_dead_letters", "workflow_runs", "workflow_steps"];
+  const counts: Record<string, number> = {};
+  for (const table of tables) counts[table] = await countRows(db, table);
+  return counts;
+}
+
+/** Move a job's lease deadline into the past, as if its worker had stalled. */
+export async function expireLease(db: Executor, jobId: string): Promise<void> {
+  await db.execute(
+    sql`update runledger.job_queue set lease_expires_at = now() - interval '1 second' where id = ${jobId}`,
+  );
+}
+
+/** Events of a job as `TYPE` strings in order. */
+export async function eventTypes(db: Executor, jobId: string): Promise<string[]> {
+  const rows = await queryRows<{ event_type: string }>(
+    db,
+    sql`select event_type from runledger.job_events where job_id = ${jobId} order by id`,
+  );
+  return rows.map((r) => r.event_type);
+}

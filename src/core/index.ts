@@ -1,4 +1,6 @@
 export * from "./errors.ts";
+export * from "./handler.ts";
 export * from "./ids.ts";
 export * from "./result.ts";
+export * from "./retry.ts";
 export * from "./statuses.ts";

@@ -1,3 +1,4 @@
+export * from "./cron.ts";
 export * from "./errors.ts";
 export * from "./handler.ts";
 export * from "./ids.ts";

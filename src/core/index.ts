@@ -5,3 +5,7 @@ export * from "./ids.ts";
 export * from "./result.ts";
 export * from "./retry.ts";
 export * from "./statuses.ts";
+export * from "./workflow/canonical.ts";
+export * from "./workflow/cycle.ts";
+export * from "./workflow/types.ts";
+export * from "./workflow/validation.ts";

@@ -7,5 +7,8 @@ export * from "./retry.ts";
 export * from "./statuses.ts";
 export * from "./workflow/canonical.ts";
 export * from "./workflow/cycle.ts";
+export * from "./workflow/dag-builder.ts";
+export * from "./workflow/run-builder.ts";
+export * from "./workflow/step-builder.ts";
 export * from "./workflow/types.ts";
 export * from "./workflow/validation.ts";

@@ -28,7 +28,11 @@ describe("JobFailure constructors", () => {
   });
 
   it("terminal, timeout, leaseExpired and panicked", () => {
-    expect(JobFailure.terminal("bad.input", "no")).toMatchObject({ kind: "TERMINAL", code: "bad.input", message: "no" });
+    expect(JobFailure.terminal("bad.input", "no")).toMatchObject({
+      kind: "TERMINAL",
+      code: "bad.input",
+      message: "no",
+    });
     expect(JobFailure.timeout()).toMatchObject({
       kind: "TIMEOUT",
       code: "job.timeout_exceeded",

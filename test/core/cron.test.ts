@@ -120,6 +120,8 @@ describe("nextCronFire", () => {
     expect(nextCronFire("0 0 0 1 1 * 2030", at("2026-01-01T00:00:00Z"))).toEqual(at("2030-01-01T00:00:00Z"));
     expect(nextCronFire("0 0 0 1 1 * 2027-2040/5", at("2026-06-01T00:00:00Z"))).toEqual(at("2027-01-01T00:00:00Z"));
     expect(nextCronFire("0 0 0 1 1 * 2027-2040/5", at("2027-06-01T00:00:00Z"))).toEqual(at("2032-01-01T00:00:00Z"));
+    expect(nextCronFire("0 0 0 1 1 * */2", at("2026-06-01T00:00:00Z"))).toEqual(at("2028-01-01T00:00:00Z"));
+    expect(nextCronFire("0 0 0 1 1 * 2026,2031", at("2026-06-01T00:00:00Z"))).toEqual(at("2031-01-01T00:00:00Z"));
   });
 
   it("reports expressions with no later occurrence as invalid", () => {
@@ -152,6 +154,13 @@ describe("scheduleJitterSeconds", () => {
     );
     expect(scheduleJitterSeconds("00000000-0000-0000-0000-000000000000", at("1970-01-01T00:00:00.007Z"), 10)).toBe(7);
     expect(scheduleJitterSeconds("00000000-0000-0000-0000-000000000005", at("1970-01-01T00:00:00.003Z"), 10)).toBe(6);
+  });
+
+  it("reads fire times before 1970 as sign-extended 128-bit integers", () => {
+    // -1 ms is 2^128 - 1 as an unsigned 128-bit integer; XOR 0 keeps it; mod 1000 = 455.
+    expect(scheduleJitterSeconds("00000000-0000-0000-0000-000000000000", at("1969-12-31T23:59:59.999Z"), 999)).toBe(
+      455,
+    );
   });
 
   it("is 0 when max jitter is zero or negative", () => {

@@ -22,6 +22,7 @@ export const ERROR_CATALOG = {
   "identifier.job_type_blank": [V, "Job type must not be blank."],
   "identifier.workflow_type_blank": [V, "Workflow type must not be blank."],
   "identifier.step_key_blank": [V, "Step key must not be blank."],
+  "identifier.invalid_uuid": [V, "Identifier must be a UUID."],
 
   // jobs
   "job.definition_not_found_or_disabled": [V, "Job definition was not found or is disabled."],
@@ -115,12 +116,21 @@ export const ERROR_CATALOG = {
   "workflow.invalid_dag_idempotency_key_blank": [V, "Workflow idempotency key must not be blank."],
   "workflow.invalid_dag_step_max_attempts_non_positive": [V, "Workflow step max attempts must be positive."],
   "workflow.invalid_dag_step_timeout_seconds_non_positive": [V, "Workflow step timeout must be positive."],
+  "workflow.invalid_dag_step_priority_out_of_range": [V, "Workflow step priority must be a 32-bit integer."],
+  "workflow.invalid_dag_step_max_attempts_out_of_range": [V, "Workflow step max attempts must be a 32-bit integer."],
+  "workflow.invalid_dag_step_timeout_seconds_out_of_range": [V, "Workflow step timeout must be a 32-bit integer."],
+  "workflow.invalid_dag_step_stage_invalid": [V, "Workflow step stage is not a known job stage."],
+  "workflow.invalid_dag_step_execution_kind_invalid": [V, "Workflow step execution kind must be JOB or EXTERNAL."],
   "workflow.invalid_dag_external_step_job_type_not_allowed": [V, "External workflow steps cannot have a job type."],
   "workflow.invalid_dag_external_step_queue_settings_not_allowed": [
     V,
     "External workflow steps cannot have queue settings.",
   ],
   "workflow.invalid_dag_dependency_step_key_blank": [V, "Workflow dependency step key must not be blank."],
+  "workflow.invalid_dag_dependency_release_mode_invalid": [
+    V,
+    "Workflow dependency release mode must be ON_SUCCESS or ON_TERMINAL.",
+  ],
   "workflow.invalid_dag_duplicate_step_key": [V, "Workflow step keys must be unique."],
   "workflow.invalid_dag_missing_dependency": [V, "Workflow step depends on a step that does not exist."],
   "workflow.invalid_dag_self_dependency": [V, "Workflow step cannot depend on itself."],

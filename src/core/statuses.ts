@@ -85,3 +85,8 @@ export function isRetryableFailureKind(kind: JobFailureKind): boolean {
 export function isTerminalWorkflowStepStatus(status: WorkflowStepStatus): boolean {
   return (TERMINAL_WORKFLOW_STEP_STATUSES as readonly WorkflowStepStatus[]).includes(status);
 }
+
+/** True when `value` is one of `JOB_STAGES` (useful for input that did not come through the types). */
+export function isJobStage(value: unknown): value is JobStage {
+  return (JOB_STAGES as readonly unknown[]).includes(value);
+}

@@ -1,0 +1,111 @@
+import { Cron } from "croner";
+import { RunledgerError } from "./errors.ts";
+import { uuidToBigInt } from "./uuid.ts";
+
+/** Largest `maxJitterSeconds` a schedule may carry (one day). */
+export const MAX_SCHEDULE_JITTER_SECONDS = 86_400;
+
+const FIELD_NAMES = ["second", "minute", "hour", "day-of-month", "month", "day-of-week", "year"] as const;
+
+function fieldPattern(index: number): RegExp {
+  const value = index === 4 || index === 5 ? String.raw`(?:\d+|[A-Za-z]{3})` : String.raw`\d+`;
+  const item = String.raw`(?:\*|${value}(?:-${value})?)(?:/\d+)?`;
+  const question = index === 3 || index === 5 ? String.raw`\?|` : "";
+  return new RegExp(`^(?:${question}${item}(?:,${item})*)$`);
+}
+
+const FIELD_PATTERNS = FIELD_NAMES.map((_, index) => fieldPattern(index));
+
+function invalidCron(expr: string, reason: string): RunledgerError {
+  return new RunledgerError("job_schedule.invalid_cron", { internal: `${JSON.stringify(expr)}: ${reason}` });
+}
+
+function parseCron(expr: string): Cron {
+  if (typeof expr !== "string" || expr.trim().length === 0) throw invalidCron(String(expr), "blank expression");
+  if (expr !== expr.trim()) throw invalidCron(expr, "leading or trailing whitespace");
+  const fields = expr.split(/\s+/);
+  if (fields.length !== 6 && fields.length !== 7) {
+    const hint = fields.length === 5 ? " (classic 5-field crontab is not accepted; prepend a seconds field)" : "";
+    throw invalidCron(
+      expr,
+      `expected 6 fields (sec min hour dom month dow) or 7 with a year, got ${fields.length}${hint}`,
+    );
+  }
+  for (const [index, field] of fields.entries()) {
+    if (!FIELD_PATTERNS[index]!.test(field)) {
+      throw invalidCron(expr, `unsupported syntax in the ${FIELD_NAMES[index]} field: ${JSON.stringify(field)}`);
+    }
+  }
+  try {
+    // utcOffset 0 (not an IANA zone) keeps croner on plain UTC arithmetic, no DST handling.
+    return new Cron(expr, { utcOffset: 0, mode: "6-or-7-parts", domAndDow: true });
+  } catch (error) {
+    throw invalidCron(expr, error instanceof Error ? error.message : String(error));
+  }
+}
+
+/**
+ * Checks a schedule's cron expression, throwing `job_schedule.invalid_cron` (the reason is in
+ * the internal message only).
+ *
+ * Dialect — one parser for store and runtime, evaluated in UTC:
+ * - 6 fields, seconds first: `sec min hour day-of-month month day-of-week`, e.g. `0 0 * * * *`
+ *   is the top of every hour. An optional 7th field restricts years (1–9999).
+ * - Each field is a comma list of `*`, values, ranges `a-b`, and steps (`/n` after `*` or a range);
+ *   month names `JAN`–`DEC` and weekday names `SUN`–`SAT` (any case) are accepted; `?` may
+ *   stand alone in day-of-month or day-of-week and means `*`.
+ * - Day-of-week numbers follow crontab: 0 and 7 are Sunday, 1 Monday … 6 Saturday. (The Rust
+ *   crate the original used counted 1 as Sunday; prefer names when porting expressions.)
+ * - When both day-of-month and day-of-week are restricted, a time must match both, as in the
+ *   original.
+ * - Rejected: blank input, leading or trailing whitespace, classic 5-field expressions,
+ *   nicknames such as `@hourly`, and the `L`, `W`, `#` extensions.
+ *
+ * An expression that parses but never fires again (a past year, 31 February) is valid here;
+ * `nextCronFire` reports it.
+ */
+export function validateCronExpression(expr: string): void {
+  parseCron(expr);
+}
+
+/**
+ * The first time matching `expr` strictly after `after`, in UTC, at whole seconds. Throws
+ * `job_schedule.invalid_cron` when the expression is invalid or has no later occurrence.
+ */
+export function nextCronFire(expr: string, after: Date): Date {
+  if (!(after instanceof Date) || Number.isNaN(after.getTime())) {
+    throw new TypeError("nextCronFire: `after` must be a valid Date");
+  }
+  const next = parseCron(expr).nextRun(after);
+  if (next === null) throw invalidCron(expr, `no occurrence after ${after.toISOString()}`);
+  return next;
+}
+
+/**
+ * Deterministic schedule jitter in whole seconds, in `[0, maxJitterSeconds]`: the schedule id
+ * as an unsigned 128-bit integer XOR the fire time's epoch milliseconds, mod
+ * `maxJitterSeconds + 1`. Always 0 when `maxJitterSeconds <= 0`.
+ */
+export function scheduleJitterSeconds(scheduleId: string, fireAt: Date, maxJitterSeconds: number): number {
+  if (!(maxJitterSeconds > 0)) return 0;
+  const modulus = BigInt(Math.floor(maxJitterSeconds)) + 1n;
+  // Negative epoch milliseconds wrap like a sign-extended 128-bit integer.
+  const millis = BigInt.asUintN(128, BigInt(fireAt.getTime()));
+  return Number((uuidToBigInt(scheduleId) ^ millis) % modulus);
+}
+
+/** Throws `job_schedule.invalid_name` unless `name` is non-blank with no surrounding whitespace. */
+export function validateScheduleName(name: string): void {
+  if (typeof name !== "string" || name.trim().length === 0 || name !== name.trim()) {
+    throw new RunledgerError("job_schedule.invalid_name");
+  }
+}
+
+/** Throws `job_schedule.invalid_jitter` unless `seconds` is an integer in `0..=86400`. */
+export function validateJitterSeconds(seconds: number): void {
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_SCHEDULE_JITTER_SECONDS) {
+    throw new RunledgerError("job_schedule.invalid_jitter", {
+      details: { maxJitterSeconds: MAX_SCHEDULE_JITTER_SECONDS },
+    });
+  }
+}

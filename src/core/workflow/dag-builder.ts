@@ -1,0 +1,159 @@
+import { RunledgerError } from "../errors.ts";
+import { isBlank } from "../ids.ts";
+import { type Result, resultOf } from "../result.ts";
+import type { WorkflowDependencyReleaseMode } from "../statuses.ts";
+import type { WorkflowRunEnqueue, WorkflowStepDependencySpec } from "./types.ts";
+import { validateWorkflowRunEnqueue } from "./validation.ts";
+
+/** Hooks for builders handed out by a catalog. */
+export interface WorkflowDagBuilderOptions {
+  /** Called by `.job()` with each job type; throw to reject it (e.g. a type the catalog does not know). */
+  checkJobType?: (jobType: string) => void;
+}
+
+interface DagStep {
+  jobType: string;
+  payload: unknown;
+  dependencies: WorkflowStepDependencySpec[];
+}
+
+function blank(value: unknown): boolean {
+  return typeof value !== "string" || isBlank(value);
+}
+
+/**
+ * The ergonomic way to describe a workflow of jobs with raw string keys. Validation timing is
+ * part of the contract:
+ *
+ * | Call | Throws at the call | Reported by `build()` / `tryBuild()` |
+ * | --- | --- | --- |
+ * | `new` | never | blank workflow type |
+ * | `tryNew` | blank workflow type | empty step list, graph errors |
+ * | `.job` | blank step key, blank job type, duplicate step key | — |
+ * | `.afterSuccess` / `.afterTerminal` | blank target, blank prerequisite, unknown target | missing prerequisite, self-dependency, duplicate dependency, cycle |
+ * | `.idempotencyKey` | never | blank key |
+ *
+ * The target of an `after*` call must already have been added with `.job`; prerequisites may be
+ * added later. A call that throws leaves the builder unchanged.
+ */
+export class WorkflowDagBuilder {
+  readonly #workflowType: string;
+  readonly #metadata: unknown;
+  readonly #checkJobType: ((jobType: string) => void) | undefined;
+  #organizationId: string | null = null;
+  #idempotencyKey: string | null = null;
+  readonly #steps = new Map<string, DagStep>();
+
+  private constructor(workflowType: string, metadata: unknown, options: WorkflowDagBuilderOptions) {
+    this.#workflowType = workflowType;
+    this.#metadata = metadata;
+    this.#checkJobType = options.checkJobType;
+  }
+
+  /** Never throws; a blank workflow type is reported by `build()`. */
+  static new(workflowType: string, metadata: unknown, options: WorkflowDagBuilderOptions = {}): WorkflowDagBuilder {
+    return new WorkflowDagBuilder(workflowType, metadata, options);
+  }
+
+  /** Like `new`, but throws `workflow.invalid_dag_workflow_type_blank` at once. */
+  static tryNew(workflowType: string, metadata: unknown, options: WorkflowDagBuilderOptions = {}): WorkflowDagBuilder {
+    if (blank(workflowType)) throw new RunledgerError("workflow.invalid_dag_workflow_type_blank");
+    return new WorkflowDagBuilder(workflowType, metadata, options);
+  }
+
+  /** Never throws; a blank key is reported by `build()`. */
+  idempotencyKey(idempotencyKey: string): this {
+    this.#idempotencyKey = idempotencyKey;
+    return this;
+  }
+
+  clearIdempotencyKey(): this {
+    this.#idempotencyKey = null;
+    return this;
+  }
+
+  /** The run's organization, inherited by every step. */
+  organizationId(organizationId: string): this {
+    this.#organizationId = organizationId;
+    return this;
+  }
+
+  clearOrganizationId(): this {
+    this.#organizationId = null;
+    return this;
+  }
+
+  /**
+   * Adds a JOB step (stage `queued`, queue settings from the job definition). Throws
+   * `workflow.invalid_dag_step_key_blank`, `workflow.invalid_dag_job_type_blank` or
+   * `workflow.invalid_dag_duplicate_step_key` at once, then whatever `checkJobType` throws.
+   */
+  job(stepKey: string, jobType: string, payload: unknown): this {
+    if (blank(stepKey)) throw new RunledgerError("workflow.invalid_dag_step_key_blank");
+    if (blank(jobType)) throw new RunledgerError("workflow.invalid_dag_job_type_blank", { details: { stepKey } });
+    if (this.#steps.has(stepKey)) {
+      throw new RunledgerError("workflow.invalid_dag_duplicate_step_key", { details: { stepKey } });
+    }
+    this.#checkJobType?.(jobType);
+    this.#steps.set(stepKey, { jobType, payload, dependencies: [] });
+    return this;
+  }
+
+  /** `stepKey` runs only if every prerequisite succeeds (`ON_SUCCESS` edges). */
+  afterSuccess(stepKey: string, prerequisiteStepKeys: readonly string[]): this {
+    return this.#after(stepKey, prerequisiteStepKeys, "ON_SUCCESS");
+  }
+
+  /** `stepKey` runs once every prerequisite has finished in any way (`ON_TERMINAL` edges). */
+  afterTerminal(stepKey: string, prerequisiteStepKeys: readonly string[]): this {
+    return this.#after(stepKey, prerequisiteStepKeys, "ON_TERMINAL");
+  }
+
+  #after(stepKey: string, prerequisiteStepKeys: readonly string[], releaseMode: WorkflowDependencyReleaseMode): this {
+    if (blank(stepKey)) throw new RunledgerError("workflow.invalid_dag_step_key_blank");
+    for (const prerequisiteStepKey of prerequisiteStepKeys) {
+      if (blank(prerequisiteStepKey)) {
+        throw new RunledgerError("workflow.invalid_dag_dependency_step_key_blank", {
+          details: { stepKey, prerequisiteStepKey },
+        });
+      }
+    }
+    const step = this.#steps.get(stepKey);
+    if (step === undefined) {
+      throw new RunledgerError("workflow.invalid_dag_unknown_target_step", { details: { stepKey } });
+    }
+    for (const prerequisiteStepKey of prerequisiteStepKeys) {
+      step.dependencies.push({ prerequisiteStepKey, releaseMode });
+    }
+    return this;
+  }
+
+  /** The validated request (steps in the order added); throws a `workflow.invalid_dag_*` error. */
+  build(): WorkflowRunEnqueue {
+    const run: WorkflowRunEnqueue = {
+      workflowType: this.#workflowType,
+      organizationId: this.#organizationId,
+      metadata: this.#metadata,
+      idempotencyKey: this.#idempotencyKey,
+      steps: Array.from(this.#steps, ([stepKey, step]) => ({
+        stepKey,
+        executionKind: "JOB" as const,
+        jobType: step.jobType,
+        organizationId: null,
+        payload: step.payload,
+        priority: null,
+        maxAttempts: null,
+        timeoutSeconds: null,
+        stage: "queued" as const,
+        dependencies: step.dependencies.map((dependency) => ({ ...dependency })),
+      })),
+    };
+    validateWorkflowRunEnqueue(run);
+    return run;
+  }
+
+  /** `build()` with the failure returned instead of thrown. */
+  tryBuild(): Result<WorkflowRunEnqueue> {
+    return resultOf(() => this.build());
+  }
+}

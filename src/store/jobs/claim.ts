@@ -70,9 +70,14 @@ const claim = statement<RawRow>(
     from leased l
     where s.id = l.workflow_step_id and s.status in ('ENQUEUED', 'RUNNING')
   )
-  select * from leased
+  select l.*, s.workflow_run_id from leased l left join ${workflowSteps} s on s.id = l.workflow_step_id
 `,
 );
+
+/** A claimed job, with the workflow run its step belongs to (if any). */
+export interface ClaimedJob extends JobRecord {
+  workflowRunId: string | null;
+}
 
 export interface ClaimJobsInput {
   workerId: string;
@@ -93,7 +98,7 @@ export interface ClaimJobsInput {
  * Concurrent claimers never receive the same job. Definitions' enabled flags are not checked:
  * disabling a type stops new enqueues, not queued work.
  */
-export async function claimJobs(executor: Executor, input: ClaimJobsInput): Promise<JobRecord[]> {
+export async function claimJobs(executor: Executor, input: ClaimJobsInput): Promise<ClaimedJob[]> {
   if (isBlank(input.workerId)) fail("job.invalid_worker_id");
   if (!isInt32(input.leaseSeconds) || input.leaseSeconds <= 0) fail("job.invalid_lease_duration");
   if (!isInt32(input.limit) || input.limit < 0) fail("job.invalid_pagination", { field: "limit" });
@@ -109,7 +114,7 @@ export async function claimJobs(executor: Executor, input: ClaimJobsInput): Prom
       attemptIds: Array.from({ length: input.limit }, () => uuidv7()),
     });
     // UPDATE … RETURNING does not keep the candidates' order; restore the claim order.
-    return rows.map(jobFromRow).sort(claimOrder);
+    return rows.map((row) => ({ ...jobFromRow(row), workflowRunId: row.workflow_run_id ?? null })).sort(claimOrder);
   } catch (error) {
     throw toQueryError(error);
   }

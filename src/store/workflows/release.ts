@@ -118,6 +118,12 @@ const cancelUnsatisfied = statement<{ id: string }>(
 `,
 );
 
+/** Cancel BLOCKED steps whose dependencies can no longer be satisfied; returns those canceled. */
+export async function cancelUnsatisfiedSteps(tx: Executor, stepIds: readonly string[]): Promise<string[]> {
+  if (stepIds.length === 0) return [];
+  return (await cancelUnsatisfied.run(tx, { stepIds: [...stepIds] })).map((row) => row.id);
+}
+
 /**
  * Propagate terminal steps through the DAG (spec §6.3), breadth first: dependents whose last
  * prerequisite finished are released when satisfied, or canceled as
@@ -135,10 +141,7 @@ export async function propagateTerminal(
     const ready = decided.filter((d) => Number(d.unsatisfied) === 0).map((d) => d.id);
     const unsatisfied = decided.filter((d) => Number(d.unsatisfied) > 0).map((d) => d.id);
     await releaseSteps(tx, runId, ready);
-    if (unsatisfied.length > 0) {
-      const canceled = await cancelUnsatisfied.run(tx, { stepIds: unsatisfied });
-      for (const step of canceled) queue.push({ stepId: step.id, status: "CANCELED" });
-    }
+    for (const stepId of await cancelUnsatisfiedSteps(tx, unsatisfied)) queue.push({ stepId, status: "CANCELED" });
   }
 }
 
@@ -170,15 +173,6 @@ const recompute = statement<{ status: WorkflowRunStatus }>(
 
 export async function recomputeRunStatus(tx: Executor, runId: string): Promise<void> {
   await recompute.run(tx, { runId });
-}
-
-/** The step a settlement targets, locked. */
-export interface LockedStep {
-  id: string;
-  workflowRunId: string;
-  status: WorkflowStepStatus;
-  jobId: string | null;
-  executionKind: "JOB" | "EXTERNAL";
 }
 
 export function internalState(detail: string, details: Record<string, unknown> = {}): RunledgerError {

@@ -1,0 +1,141 @@
+import { sql } from "drizzle-orm";
+import { WORKFLOW_RUN_STATUSES, type WorkflowRunStatus } from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import type { Page } from "../jobs/reads.ts";
+import type { RawRow } from "../jobs/record.ts";
+import { queryRows } from "../query.ts";
+import { toDate } from "../rows.ts";
+import { workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
+import { fail, isUuid } from "../validate.ts";
+import {
+  runFromRow,
+  stepFromRow,
+  type WorkflowRunRecord,
+  type WorkflowStepDependencyRecord,
+  type WorkflowStepRecord,
+} from "./records.ts";
+
+const scope = (organizationId: string | undefined) =>
+  organizationId === undefined ? sql`` : sql`and r.organization_id = ${organizationId}`;
+
+function visible(runId: string, organizationId: string | undefined): boolean {
+  return isUuid(runId) && (organizationId === undefined || isUuid(organizationId));
+}
+
+/** One run, or null when it does not exist or belongs to another organization. */
+export async function getWorkflowRunById(
+  executor: Executor,
+  runId: string,
+  options: { organizationId?: string } = {},
+): Promise<WorkflowRunRecord | null> {
+  if (!visible(runId, options.organizationId)) return null;
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`select r.* from ${workflowRuns} r where r.id = ${runId} ${scope(options.organizationId)}`,
+    );
+    return row === undefined ? null : runFromRow(row);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+export interface WorkflowRunCursor {
+  createdAt: Date;
+  id: string;
+}
+
+/** Runs newest first, filtered, a page at a time (keyset pagination). */
+export async function listWorkflowRuns(
+  executor: Executor,
+  filter: {
+    organizationId?: string;
+    status?: WorkflowRunStatus;
+    workflowTypeContains?: string;
+    limit: number;
+    after?: WorkflowRunCursor;
+  },
+): Promise<Page<WorkflowRunRecord, WorkflowRunCursor>> {
+  if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > 1000) {
+    fail("job.invalid_pagination", { field: "limit" });
+  }
+  if (filter.status !== undefined && !(WORKFLOW_RUN_STATUSES as readonly string[]).includes(filter.status)) {
+    fail("job.invalid_pagination", { field: "status" });
+  }
+  if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return { items: [], next: null };
+  const contains = filter.workflowTypeContains?.replace(/[\\%_]/g, (c) => `\\${c}`);
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`select r.* from ${workflowRuns} r
+        where true ${scope(filter.organizationId)}
+          ${filter.status === undefined ? sql`` : sql`and r.status = ${filter.status}`}
+          ${contains === undefined ? sql`` : sql`and r.workflow_type ilike ${`%${contains}%`}`}
+          ${
+            filter.after === undefined
+              ? sql``
+              : sql`and (r.created_at, r.id) < (${filter.after.createdAt.toISOString()}::timestamptz, ${filter.after.id}::uuid)`
+          }
+        order by r.created_at desc, r.id desc
+        limit ${filter.limit + 1}`,
+    );
+    const items = rows.slice(0, filter.limit).map(runFromRow);
+    const last = items.at(-1);
+    return { items, next: rows.length > filter.limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** A run's steps in creation order (empty when the run is not visible). */
+export async function listWorkflowSteps(
+  executor: Executor,
+  runId: string,
+  options: { organizationId?: string } = {},
+): Promise<WorkflowStepRecord[]> {
+  if (!visible(runId, options.organizationId)) return [];
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`select s.* from ${workflowSteps} s join ${workflowRuns} r on r.id = s.workflow_run_id
+        where s.workflow_run_id = ${runId} ${scope(options.organizationId)}
+        order by s.created_at, s.id`,
+    );
+    return rows.map(stepFromRow);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** A run's dependency edges, with both steps' keys. */
+export async function listWorkflowStepDependencies(
+  executor: Executor,
+  runId: string,
+  options: { organizationId?: string } = {},
+): Promise<WorkflowStepDependencyRecord[]> {
+  if (!visible(runId, options.organizationId)) return [];
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`select e.*, p.step_key as prerequisite_step_key, d.step_key as dependent_step_key
+        from ${workflowStepDependencies} e
+        join ${workflowRuns} r on r.id = e.workflow_run_id
+        join ${workflowSteps} p on p.id = e.prerequisite_step_id
+        join ${workflowSteps} d on d.id = e.dependent_step_id
+        where e.workflow_run_id = ${runId} ${scope(options.organizationId)}
+        order by d.created_at, d.id, p.created_at, p.id`,
+    );
+    return rows.map((row) => ({
+      workflowRunId: row.workflow_run_id,
+      prerequisiteStepId: row.prerequisite_step_id,
+      prerequisiteStepKey: row.prerequisite_step_key,
+      dependentStepId: row.dependent_step_id,
+      dependentStepKey: row.dependent_step_key,
+      releaseMode: row.release_mode,
+      createdAt: toDate(row.created_at),
+    }));
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

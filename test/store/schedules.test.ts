@@ -1,0 +1,179 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createDb,
+  getJobById,
+  listJobSchedules,
+  materializeDueSchedules,
+  queryRows,
+  type RunledgerDb,
+  setJobScheduleActive,
+  setJobScheduleNextFireAt,
+  upsertJobSchedule,
+} from "../../src/store/index.ts";
+import { useTestDatabase } from "../support/db.ts";
+import { countRows, defineJob } from "../support/factories.ts";
+
+const { db, url } = await useTestDatabase();
+const ORG = "0190f0a0-0000-7000-8000-00000000000a";
+const T0 = new Date("2030-01-01T00:00:00Z");
+const schedulers: RunledgerDb[] = Array.from({ length: 3 }, () => createDb(url, { max: 2 }));
+afterAll(() => Promise.all(schedulers.map((s) => s.$runledger.close())));
+
+beforeAll(async () => {
+  await defineJob(db, "report.build");
+  await defineJob(db, "report.other");
+});
+
+describe("upsertJobSchedule", () => {
+  it("refreshes the definition but keeps pause state, organization and (same cron) next fire", async () => {
+    const first = await upsertJobSchedule(db, {
+      name: "reports.hourly",
+      jobType: "report.build",
+      organizationId: ORG,
+      payloadTemplate: { v: 1 },
+      cronExpr: "0 0 * * * *",
+      nextFireAt: T0,
+    });
+    expect(first).toMatchObject({ isActive: true, organizationId: ORG, timezone: "UTC", nextFireAt: T0 });
+    expect(await setJobScheduleActive(db, "reports.hourly", false)).toBe(true);
+
+    const later = new Date("2031-01-01T00:00:00Z");
+    const refreshed = await upsertJobSchedule(db, {
+      name: "reports.hourly",
+      jobType: "report.other",
+      organizationId: null,
+      payloadTemplate: { v: 2 },
+      cronExpr: "0 0 * * * *",
+      isActive: true,
+      nextFireAt: later,
+      maxJitterSeconds: 5,
+    });
+    expect(refreshed).toMatchObject({
+      id: first.id,
+      jobType: "report.other",
+      payloadTemplate: { v: 2 },
+      isActive: false,
+      organizationId: ORG,
+      nextFireAt: T0,
+      maxJitterSeconds: 5,
+    });
+
+    const recron = await upsertJobSchedule(db, {
+      name: "reports.hourly",
+      jobType: "report.other",
+      cronExpr: "0 30 * * * *",
+      nextFireAt: later,
+    });
+    expect(recron).toMatchObject({ cronExpr: "0 30 * * * *", nextFireAt: later, isActive: false });
+  });
+
+  it.each([
+    [{ cronExpr: "0 * * * *" }, "job_schedule.invalid_cron"],
+    [{ cronExpr: " 0 0 * * * *" }, "job_schedule.invalid_cron"],
+    [{ cronExpr: "nonsense" }, "job_schedule.invalid_cron"],
+    [{ name: " " }, "job_schedule.invalid_name"],
+    [{ name: " padded" }, "job_schedule.invalid_name"],
+    [{ maxJitterSeconds: -1 }, "job_schedule.invalid_jitter"],
+    [{ maxJitterSeconds: 86_401 }, "job_schedule.invalid_jitter"],
+  ])("refuses %o with %s and writes nothing", async (override, code) => {
+    const before = await countRows(db, "job_schedules");
+    await expect(
+      upsertJobSchedule(db, {
+        name: "bad",
+        jobType: "report.build",
+        cronExpr: "0 0 * * * *",
+        nextFireAt: T0,
+        ...override,
+      }),
+    ).rejects.toMatchObject({ code });
+    expect(await countRows(db, "job_schedules")).toBe(before);
+  });
+
+  it("refuses an unknown job type", async () => {
+    await expect(
+      upsertJobSchedule(db, { name: "orphan", jobType: "nope", cronExpr: "0 0 * * * *", nextFireAt: T0 }),
+    ).rejects.toMatchObject({ code: "db.related_resource_missing" });
+    expect(await setJobScheduleNextFireAt(db, "missing", T0)).toBe(false);
+  });
+});
+
+describe("materializeDueSchedules", () => {
+  it("fires a due schedule once into a scheduled job and moves the cursor strictly past now", async () => {
+    await upsertJobSchedule(db, {
+      name: "fire.once",
+      jobType: "report.build",
+      payloadTemplate: { kind: "daily" },
+      cronExpr: "0 0 * * * *",
+      nextFireAt: new Date("2029-12-31T23:00:00Z"),
+    });
+    const now = new Date("2030-01-01T00:00:00Z");
+    const { fired, failed } = await materializeDueSchedules(db, { now, limit: 100 });
+    const mine = fired.filter((f) => f.scheduleName === "fire.once");
+    expect(failed).toEqual([]);
+    expect(mine).toHaveLength(1);
+    const job = await getJobById(db, mine[0]!.jobId);
+    expect(job).toMatchObject({ stage: "scheduled", jobType: "report.build", nextRunAt: now });
+    expect(job!.payload).toEqual({
+      kind: "daily",
+      _schedule: {
+        schedule_id: mine[0]!.scheduleId,
+        schedule_name: "fire.once",
+        scheduled_for: "2029-12-31T23:00:00.000Z",
+      },
+    });
+    const [schedule] = (await listJobSchedules(db, { limit: 1000 })).filter((s) => s.name === "fire.once");
+    expect(schedule!.nextFireAt).toEqual(new Date("2030-01-01T01:00:00Z"));
+    expect(schedule!.lastFiredAt).toEqual(now);
+    // Nothing is due any more at the same instant.
+    expect(
+      (await materializeDueSchedules(db, { now, limit: 100 })).fired.filter((f) => f.scheduleName === "fire.once"),
+    ).toEqual([]);
+  });
+
+  it("fires nothing for a paused schedule, and defers one whose job type is disabled", async () => {
+    await defineJob(db, "report.paused");
+    await upsertJobSchedule(db, {
+      name: "paused",
+      jobType: "report.paused",
+      cronExpr: "* * * * * *",
+      nextFireAt: T0,
+      isActive: false,
+    });
+    await defineJob(db, "report.disabled", { isEnabled: false });
+    await upsertJobSchedule(db, {
+      name: "disabled.type",
+      jobType: "report.disabled",
+      cronExpr: "* * * * * *",
+      nextFireAt: T0,
+    });
+    const now = new Date("2030-06-01T00:00:00Z");
+    const result = await materializeDueSchedules(db, { now, limit: 100 });
+    expect(result.fired.map((f) => f.scheduleName)).not.toContain("paused");
+    expect(result.failed).toMatchObject([
+      { scheduleName: "disabled.type", error: { code: "job.definition_not_found_or_disabled" } },
+    ]);
+    const deferred = (await listJobSchedules(db, { limit: 1000 })).find((s) => s.name === "disabled.type")!;
+    expect(deferred.nextFireAt).toEqual(new Date(now.getTime() + 30_000));
+    expect(await countRows(db, "job_queue", sql`job_type in ('report.paused', 'report.disabled')`)).toBe(0);
+  });
+
+  it("three schedulers racing over 50 due slots produce exactly 50 jobs", async () => {
+    await defineJob(db, "race.tick");
+    for (let i = 0; i < 50; i++) {
+      await upsertJobSchedule(db, { name: `race-${i}`, jobType: "race.tick", cronExpr: "0 0 0 * * *", nextFireAt: T0 });
+    }
+    const now = new Date("2030-01-01T00:00:01Z");
+    await Promise.all(
+      schedulers.map(async (scheduler) => {
+        for (let pass = 0; pass < 10; pass++) await materializeDueSchedules(scheduler, { now, limit: 7 });
+      }),
+    );
+    const [row] = await queryRows<{ jobs: number; slots: number }>(
+      db,
+      sql`select count(*)::int as jobs, count(distinct payload->'_schedule'->>'schedule_id')::int as slots
+        from runledger.job_queue where job_type = 'race.tick'`,
+    );
+    expect(row).toEqual({ jobs: 50, slots: 50 });
+  });
+});

@@ -120,7 +120,6 @@ CREATE TABLE "runledger"."job_queue" (
 	"workflow_step_id" uuid,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
-	CONSTRAINT "uq_job_queue_workflow_step_id" UNIQUE("workflow_step_id"),
 	CONSTRAINT "ck_job_queue_run_number_positive" CHECK ("runledger"."job_queue"."run_number" > 0),
 	CONSTRAINT "ck_job_queue_attempt_non_negative" CHECK ("runledger"."job_queue"."attempt" >= 0),
 	CONSTRAINT "ck_job_queue_max_attempts_positive" CHECK ("runledger"."job_queue"."max_attempts" > 0),
@@ -231,7 +230,6 @@ CREATE TABLE "runledger"."workflow_steps" (
 	"last_error_message" text,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
-	CONSTRAINT "uq_workflow_steps_job_id" UNIQUE("job_id"),
 	CONSTRAINT "uq_workflow_steps_run_step_key" UNIQUE("workflow_run_id","step_key"),
 	CONSTRAINT "uq_workflow_steps_run_id" UNIQUE("workflow_run_id","id"),
 	CONSTRAINT "ck_workflow_steps_step_key_not_blank" CHECK (btrim("runledger"."workflow_steps"."step_key") <> ''),
@@ -260,21 +258,22 @@ ALTER TABLE "runledger"."workflow_steps" ADD CONSTRAINT "workflow_steps_job_id_j
 CREATE INDEX "idx_job_attempts_created" ON "runledger"."job_attempts" USING btree ("created_at");--> statement-breakpoint
 CREATE INDEX "idx_job_dead_letters_failed" ON "runledger"."job_dead_letters" USING btree ("failed_at");--> statement-breakpoint
 CREATE INDEX "idx_job_events_job_run" ON "runledger"."job_events" USING btree ("job_id","run_number","id");--> statement-breakpoint
-CREATE INDEX "idx_job_events_type_occurred" ON "runledger"."job_events" USING btree ("event_type","occurred_at" DESC NULLS LAST);--> statement-breakpoint
+CREATE INDEX "idx_job_events_type_occurred" ON "runledger"."job_events" USING btree ("event_type","occurred_at");--> statement-breakpoint
 CREATE INDEX "idx_job_logs_job_run" ON "runledger"."job_logs" USING btree ("job_id","run_number","id");--> statement-breakpoint
-CREATE INDEX "idx_job_logs_level_occurred" ON "runledger"."job_logs" USING btree ("level","occurred_at" DESC NULLS LAST);--> statement-breakpoint
+CREATE INDEX "idx_job_logs_level_occurred" ON "runledger"."job_logs" USING btree ("level","occurred_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "uq_job_queue_type_idempotency_org" ON "runledger"."job_queue" USING btree ("job_type","organization_id","idempotency_key") WHERE idempotency_key is not null and organization_id is not null;--> statement-breakpoint
 CREATE UNIQUE INDEX "uq_job_queue_type_idempotency_global" ON "runledger"."job_queue" USING btree ("job_type","idempotency_key") WHERE idempotency_key is not null and organization_id is null;--> statement-breakpoint
 CREATE INDEX "idx_job_queue_claim" ON "runledger"."job_queue" USING btree ("priority" DESC NULLS LAST,"next_run_at","created_at","id") WHERE status = 'PENDING';--> statement-breakpoint
 CREATE INDEX "idx_job_queue_leased_expiry" ON "runledger"."job_queue" USING btree ("lease_expires_at") WHERE status = 'LEASED';--> statement-breakpoint
-CREATE INDEX "idx_job_queue_org_status_created" ON "runledger"."job_queue" USING btree ("organization_id","status","created_at" DESC NULLS LAST);--> statement-breakpoint
-CREATE INDEX "idx_job_queue_type_status_created" ON "runledger"."job_queue" USING btree ("job_type","status","created_at" DESC NULLS LAST);--> statement-breakpoint
-CREATE INDEX "idx_job_queue_created" ON "runledger"."job_queue" USING btree ("created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
+CREATE UNIQUE INDEX "uq_job_queue_workflow_step_id" ON "runledger"."job_queue" USING btree ("workflow_step_id") WHERE workflow_step_id is not null;--> statement-breakpoint
+CREATE INDEX "idx_job_queue_org_created" ON "runledger"."job_queue" USING btree ("organization_id","created_at","id") WHERE organization_id is not null;--> statement-breakpoint
+CREATE INDEX "idx_job_queue_created" ON "runledger"."job_queue" USING btree ("created_at","id");--> statement-breakpoint
 CREATE INDEX "idx_job_schedules_due" ON "runledger"."job_schedules" USING btree ("next_fire_at") WHERE is_active;--> statement-breakpoint
 CREATE UNIQUE INDEX "uq_workflow_runs_type_idempotency_org" ON "runledger"."workflow_runs" USING btree ("workflow_type","organization_id","idempotency_key") WHERE idempotency_key is not null and organization_id is not null;--> statement-breakpoint
 CREATE UNIQUE INDEX "uq_workflow_runs_type_idempotency_global" ON "runledger"."workflow_runs" USING btree ("workflow_type","idempotency_key") WHERE idempotency_key is not null and organization_id is null;--> statement-breakpoint
-CREATE INDEX "idx_workflow_runs_status_created" ON "runledger"."workflow_runs" USING btree ("status","created_at" DESC NULLS LAST);--> statement-breakpoint
-CREATE INDEX "idx_workflow_runs_created" ON "runledger"."workflow_runs" USING btree ("created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
+CREATE INDEX "idx_workflow_runs_status_created" ON "runledger"."workflow_runs" USING btree ("status","created_at");--> statement-breakpoint
+CREATE INDEX "idx_workflow_runs_created" ON "runledger"."workflow_runs" USING btree ("created_at","id");--> statement-breakpoint
 CREATE INDEX "idx_workflow_step_dependencies_prerequisite" ON "runledger"."workflow_step_dependencies" USING btree ("prerequisite_step_id");--> statement-breakpoint
 CREATE INDEX "idx_workflow_step_dependencies_dependent" ON "runledger"."workflow_step_dependencies" USING btree ("dependent_step_id");--> statement-breakpoint
-CREATE INDEX "idx_workflow_steps_run_status_created" ON "runledger"."workflow_steps" USING btree ("workflow_run_id","status","created_at");
+CREATE INDEX "idx_workflow_steps_run_status_created" ON "runledger"."workflow_steps" USING btree ("workflow_run_id","status","created_at");--> statement-breakpoint
+CREATE UNIQUE INDEX "uq_workflow_steps_job_id" ON "runledger"."workflow_steps" USING btree ("job_id") WHERE job_id is not null;

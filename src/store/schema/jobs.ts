@@ -70,9 +70,7 @@ export const jobQueue = runledger.table(
     statusReason: text("status_reason"),
     lastErrorCode: text("last_error_code"),
     lastErrorMessage: text("last_error_message"),
-    workflowStepId: uuid("workflow_step_id")
-      .unique("uq_job_queue_workflow_step_id")
-      .references((): AnyPgColumn => workflowSteps.id, { onDelete: "set null" }),
+    workflowStepId: uuid("workflow_step_id").references((): AnyPgColumn => workflowSteps.id, { onDelete: "set null" }),
     ...timestamps,
   },
   (t) => [
@@ -107,9 +105,12 @@ export const jobQueue = runledger.table(
       .where(sql`idempotency_key is not null and organization_id is null`),
     index("idx_job_queue_claim").on(t.priority.desc(), t.nextRunAt, t.createdAt, t.id).where(sql`status = 'PENDING'`),
     index("idx_job_queue_leased_expiry").on(t.leaseExpiresAt).where(sql`status = 'LEASED'`),
-    index("idx_job_queue_org_status_created").on(t.organizationId, t.status, t.createdAt.desc()),
-    index("idx_job_queue_type_status_created").on(t.jobType, t.status, t.createdAt.desc()),
-    index("idx_job_queue_created").on(t.createdAt.desc(), t.id.desc()),
+    // Listing indexes are ascending: a backward scan serves `order by created_at desc, id desc`.
+    // Every status change rewrites every index entry of the row (status sits in the claim index's
+    // predicate, so no update is HOT): keep the always-present indexes few, and make the rest partial.
+    uniqueIndex("uq_job_queue_workflow_step_id").on(t.workflowStepId).where(sql`workflow_step_id is not null`),
+    index("idx_job_queue_org_created").on(t.organizationId, t.createdAt, t.id).where(sql`organization_id is not null`),
+    index("idx_job_queue_created").on(t.createdAt, t.id),
   ],
 );
 
@@ -165,7 +166,7 @@ export const jobEvents = runledger.table(
   (t) => [
     check("ck_job_events_attempt_positive", sql`${t.attempt} is null or ${t.attempt} > 0`),
     index("idx_job_events_job_run").on(t.jobId, t.runNumber, t.id),
-    index("idx_job_events_type_occurred").on(t.eventType, t.occurredAt.desc()),
+    index("idx_job_events_type_occurred").on(t.eventType, t.occurredAt),
   ],
 );
 
@@ -216,7 +217,7 @@ export const jobLogs = runledger.table(
     check("ck_job_logs_level_not_blank", sql`btrim(${t.level}) <> ''`),
     check("ck_job_logs_message_not_blank", sql`btrim(${t.message}) <> ''`),
     index("idx_job_logs_job_run").on(t.jobId, t.runNumber, t.id),
-    index("idx_job_logs_level_occurred").on(t.level, t.occurredAt.desc()),
+    index("idx_job_logs_level_occurred").on(t.level, t.occurredAt),
   ],
 );
 

@@ -54,8 +54,8 @@ export const workflowRuns = runledger.table(
     uniqueIndex("uq_workflow_runs_type_idempotency_global")
       .on(t.workflowType, t.idempotencyKey)
       .where(sql`idempotency_key is not null and organization_id is null`),
-    index("idx_workflow_runs_status_created").on(t.status, t.createdAt.desc()),
-    index("idx_workflow_runs_created").on(t.createdAt.desc(), t.id.desc()),
+    index("idx_workflow_runs_status_created").on(t.status, t.createdAt),
+    index("idx_workflow_runs_created").on(t.createdAt, t.id),
   ],
 );
 
@@ -77,9 +77,7 @@ export const workflowSteps = runledger.table(
     organizationId: uuid("organization_id"),
     payload: jsonb("payload").$type<unknown>().notNull().default({}),
     status: workflowStepStatus("status").notNull().default("BLOCKED"),
-    jobId: uuid("job_id")
-      .unique("uq_workflow_steps_job_id")
-      .references((): AnyPgColumn => jobQueue.id, { onDelete: "set null" }),
+    jobId: uuid("job_id").references((): AnyPgColumn => jobQueue.id, { onDelete: "set null" }),
     releasedAt: tstz("released_at"),
     startedAt: tstz("started_at"),
     finishedAt: tstz("finished_at"),
@@ -107,6 +105,7 @@ export const workflowSteps = runledger.table(
       sql`${t.dependencyCountTotal} >= 0 and ${t.dependencyCountPending} >= 0 and ${t.dependencyCountUnsatisfied} >= 0 and ${t.dependencyCountPending} <= ${t.dependencyCountTotal} and ${t.dependencyCountUnsatisfied} <= ${t.dependencyCountTotal}`,
     ),
     index("idx_workflow_steps_run_status_created").on(t.workflowRunId, t.status, t.createdAt),
+    uniqueIndex("uq_workflow_steps_job_id").on(t.jobId).where(sql`job_id is not null`),
   ],
 );
 

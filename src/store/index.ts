@@ -1,4 +1,5 @@
 export * from "./db.ts";
+export * from "./definitions.ts";
 export * from "./errors.ts";
 export * from "./jobs/cancel.ts";
 export * from "./jobs/claim.ts";
@@ -16,6 +17,7 @@ export * from "./jobs/lease.ts";
 export * from "./jobs/reads.ts";
 export * from "./jobs/reaper.ts";
 export type { JobRecord, LeaseIdentity } from "./jobs/record.ts";
+export * from "./logs.ts";
 export * from "./migrate.ts";
 export * from "./notify.ts";
 export { queryRows } from "./query.ts";

@@ -2,7 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const TSX = fileURLToPath(new URL("../../node_modules/tsx/dist/cli.mjs", import.meta.url));
+// Load tsx as a module hook inside the child itself: the tsx CLI would put a wrapper process in
+// between, and a SIGKILL aimed at the worker would then kill only the wrapper.
+const TSX_HOOK = new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url).href;
 
 export interface ProcessResult {
   code: number | null;
@@ -13,7 +15,7 @@ export interface ProcessResult {
 
 /** Start a TypeScript file in its own Node process (through tsx). */
 export function startTs(file: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, [TSX, file, ...args], {
+  return spawn(process.execPath, ["--import", TSX_HOOK, file, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

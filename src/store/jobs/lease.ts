@@ -154,7 +154,8 @@ const release = statement<{ id: string }>(
     join ${jobQueue} j on j.id = input.job_id and j.run_number = input.run_number
       and j.attempt = input.attempt and j.worker_id = input.worker_id and j.status = 'LEASED'
     join ${jobAttempts} a on a.job_id = j.id and a.run_number = j.run_number and a.attempt = j.attempt
-    where a.claim_origin = 'WORKER_PRESTART' and a.execution_started_persisted_at is null
+    where not ${sql.placeholder("requirePrestart")}::boolean
+      or (a.claim_origin = 'WORKER_PRESTART' and a.execution_started_persisted_at is null)
     for update of j
   ),
   released as (
@@ -220,11 +221,39 @@ export async function releaseUnstartedJobClaim(
       lease: JSON.stringify([leaseRow(lease)]),
       delayMs: delay,
       reason: options.reason,
+      requirePrestart: true,
     });
     if (rows.length > 0) return;
     const [holder] = await leaseHolder.run(executor, { id: lease.jobId });
     if (holder?.status === "LEASED" && holder.worker_id !== lease.workerId) throw leaseLost(lease);
     throw new RunledgerError("job.unstarted_claim_release_not_applicable", { details: { jobId: lease.jobId } });
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * Hand back claims a worker took but never handed to a handler (its local queue at shutdown):
+ * the jobs are PENDING again at once, the attempts are not counted and their rows are deleted,
+ * and a REQUEUED event records `reason`. Leases no longer held are skipped. Returns the ids of
+ * the jobs returned.
+ */
+export async function returnUnstartedClaims(
+  executor: Executor,
+  leases: readonly LeaseIdentity[],
+  options: { reason: string },
+): Promise<string[]> {
+  if (leases.length === 0) return [];
+  if (isBlank(options.reason) || !isStorableText(options.reason))
+    fail("job.invalid_failure_report", { field: "reason" });
+  try {
+    const rows = await release.run(executor, {
+      lease: JSON.stringify(leases.map((lease) => leaseRow(checkLease(lease)))),
+      delayMs: 0,
+      reason: options.reason,
+      requirePrestart: false,
+    });
+    return rows.map((row) => row.id);
   } catch (error) {
     throw toQueryError(error);
   }

@@ -1,0 +1,234 @@
+import * as v from "valibot";
+import {
+  type JobContext,
+  type JobHandler,
+  type JobProgress,
+  RunledgerError,
+  WorkflowDagBuilder,
+} from "../core/index.ts";
+import {
+  type EnqueuedJob,
+  type Executor,
+  enqueueJob,
+  type JobEnqueue,
+  type JobScheduleUpsert,
+  syncJobDefinitions,
+  syncJobDefinitionsExact,
+} from "../store/index.ts";
+import { JobRegistry } from "./registry.ts";
+
+/** Definition defaults a catalog writes on sync (they differ from the database column defaults). */
+export interface CatalogDefaults {
+  version: number;
+  maxAttempts: number;
+  timeoutSeconds: number;
+  priority: number;
+}
+
+export const CATALOG_DEFAULTS: Readonly<CatalogDefaults> = Object.freeze({
+  version: 1,
+  maxAttempts: 3,
+  timeoutSeconds: 300,
+  priority: 0,
+});
+
+/** A handler written as a function: it receives the (parsed) payload and the job's context. */
+export type JobHandlerFunction<P> = (payload: P, context: JobContext) => Promise<void | JobProgress>;
+
+export interface CatalogJobOptions<S extends v.GenericSchema | undefined> extends Partial<CatalogDefaults> {
+  /** Valibot schema: `enqueue` is type-checked against its input and validated; the handler gets its output. */
+  payload?: S;
+}
+
+type PayloadInput<S> = S extends v.GenericSchema ? v.InferInput<S> : unknown;
+type PayloadOutput<S> = S extends v.GenericSchema ? v.InferOutput<S> : unknown;
+
+interface Entry {
+  jobType: string;
+  // biome-ignore lint/suspicious/noExplicitAny: entries of every payload type live together.
+  handler: JobHandler<any>;
+  schema: v.GenericSchema | undefined;
+  settings: CatalogDefaults;
+}
+
+/** Options for `enqueue` beyond type and payload. */
+export type CatalogEnqueueOptions = Omit<JobEnqueue, "jobType" | "payload">;
+
+/**
+ * One place that knows every job type a service runs: its handler, its definition defaults and
+ * (optionally) its payload schema. Sync definitions from it, build the supervisor's registry
+ * from it, and enqueue through it with type-checked, validated payloads.
+ */
+// biome-ignore lint/complexity/noBannedTypes: the empty catalog knows no job types yet.
+export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
+  readonly #entries = new Map<string, Entry>();
+  readonly #retryOverrides: { jobType: string; code: string; delayMs: number }[] = [];
+  readonly #defaults: CatalogDefaults;
+  #enabled = true;
+
+  constructor(defaults: Partial<CatalogDefaults> = {}) {
+    this.#defaults = { ...CATALOG_DEFAULTS, ...defaults };
+  }
+
+  /** Register a job type with its handler (an object or a function) and options. */
+  job<T extends string, S extends v.GenericSchema | undefined = undefined>(
+    jobType: T,
+    handler: JobHandler<PayloadOutput<S>> | JobHandlerFunction<PayloadOutput<S>>,
+    options: CatalogJobOptions<S> = {},
+  ): JobCatalog<Jobs & Record<T, PayloadInput<S>>> {
+    if (typeof jobType !== "string" || jobType.trim() === "") throw new RunledgerError("catalog.invalid_job_type");
+    if (this.#entries.has(jobType)) throw new RunledgerError("catalog.duplicate_job_type", { details: { jobType } });
+    const resolved =
+      typeof handler === "function"
+        ? { jobType, execute: (context: JobContext, payload: PayloadOutput<S>) => handler(payload, context) }
+        : handler;
+    if (typeof resolved.jobType !== "string" || resolved.jobType.trim() === "") {
+      throw new RunledgerError("catalog.invalid_job_type", { details: { jobType } });
+    }
+    if (resolved.jobType !== jobType) {
+      throw new RunledgerError("catalog.handler_job_type_mismatch", {
+        details: { jobType, handlerJobType: resolved.jobType },
+      });
+    }
+    const { payload, ...overrides } = options;
+    const settings = { ...this.#defaults, ...overrides };
+    for (const field of ["version", "maxAttempts", "timeoutSeconds"] as const) {
+      if (!Number.isInteger(settings[field]) || settings[field] <= 0) {
+        throw new RunledgerError("job_definition.invalid_value", { details: { jobType, field } });
+      }
+    }
+    if (!Number.isInteger(settings.priority)) {
+      throw new RunledgerError("job_definition.invalid_value", { details: { jobType, field: "priority" } });
+    }
+    this.#entries.set(jobType, { jobType, handler: resolved, schema: payload, settings });
+    return this as unknown as JobCatalog<Jobs & Record<T, PayloadInput<S>>>;
+  }
+
+  /** `enabled(false)` disables every entry on sync: queued work drains, new enqueues are refused. */
+  enabled(flag: boolean): this {
+    this.#enabled = flag;
+    return this;
+  }
+
+  get isEnabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** Registered job types, sorted. */
+  jobTypes(): (keyof Jobs & string)[] {
+    return [...this.#entries.keys()].sort() as (keyof Jobs & string)[];
+  }
+
+  /** Use `delayMs` instead of the backoff formula when `jobType` fails with `failureCode`. */
+  retryDelayOverride(jobType: keyof Jobs & string, failureCode: string, delayMs: number): this {
+    if (!this.#entries.has(jobType)) throw new RunledgerError("catalog.unknown_job_type", { details: { jobType } });
+    if (failureCode.trim() === "") throw new RunledgerError("catalog.invalid_failure_code");
+    if (!Number.isInteger(delayMs) || delayMs <= 0) throw new RunledgerError("catalog.invalid_retry_delay");
+    this.#retryOverrides.push({ jobType, code: failureCode, delayMs });
+    return this;
+  }
+
+  /** A registry with every handler (disabled ones too, so queued work drains) and overrides. */
+  toRegistry(): JobRegistry {
+    const registry = new JobRegistry();
+    for (const entry of this.#entries.values()) registry.register(entry.handler, { payloadSchema: entry.schema });
+    for (const o of this.#retryOverrides) registry.registerRetryDelayOverride(o.jobType, o.code, o.delayMs);
+    return registry;
+  }
+
+  /** The definition rows this catalog owns. */
+  definitions() {
+    return [...this.#entries.values()].map((entry) => ({
+      jobType: entry.jobType,
+      version: entry.settings.version,
+      maxAttempts: entry.settings.maxAttempts,
+      defaultTimeoutSeconds: entry.settings.timeoutSeconds,
+      defaultPriority: entry.settings.priority,
+      isEnabled: this.#enabled,
+    }));
+  }
+
+  /**
+   * Write the catalog's definitions (additive: types absent from the catalog are left alone).
+   * An enabled catalog keeps an operator's pause on an existing row; `enabled(false)` disables.
+   */
+  syncDefinitions(db: Executor): Promise<{ disabledJobTypes: string[] }> {
+    return syncJobDefinitions(db, this.definitions(), this.#enabled ? "preserve-enabled" : "restore-enabled");
+  }
+
+  /**
+   * Make `scope` match the catalog exactly: write every entry with the catalog's enabled state and
+   * disable enabled in-scope types the catalog lacks (refused while an active schedule uses one).
+   */
+  syncDefinitionsExact(
+    db: Executor,
+    scope: readonly string[],
+  ): Promise<{ disabledAbsentJobTypes: string[]; disabledCatalogJobTypes: string[] }> {
+    if (scope.length === 0) throw new RunledgerError("catalog.invalid_exact_sync_scope");
+    if (scope.some((t) => typeof t !== "string" || t.trim() === "")) {
+      throw new RunledgerError("catalog.invalid_exact_sync_scope", { details: { reason: "blank job type" } });
+    }
+    if (this.#entries.size === 0) throw new RunledgerError("catalog.empty_exact_sync_catalog");
+    const outside = this.jobTypes().filter((t) => !scope.includes(t));
+    if (outside.length > 0)
+      throw new RunledgerError("catalog.job_type_outside_exact_sync_scope", { details: { jobTypes: outside } });
+    return syncJobDefinitionsExact(db, this.definitions(), [...scope]);
+  }
+
+  /**
+   * The validated enqueue request for a catalog job: unknown types, a disabled catalog and a
+   * payload that fails its schema are refused (`job.invalid_payload`, with the failing paths).
+   */
+  request<T extends keyof Jobs & string>(
+    jobType: T,
+    payload: Jobs[T],
+    options: CatalogEnqueueOptions = {},
+  ): JobEnqueue {
+    const entry = this.#entries.get(jobType);
+    if (entry === undefined) throw new RunledgerError("catalog.unknown_job_type", { details: { jobType } });
+    if (!this.#enabled) throw new RunledgerError("catalog.disabled_job_type", { details: { jobType } });
+    if (entry.schema !== undefined) {
+      const parsed = v.safeParse(entry.schema, payload);
+      if (!parsed.success) {
+        throw new RunledgerError("job.invalid_payload", {
+          details: { jobType, issues: parsed.issues.map((issue) => ({ path: v.getDotPath(issue), kind: issue.type })) },
+        });
+      }
+    }
+    return { ...options, jobType, payload };
+  }
+
+  /** Enqueue a catalog job; see `request` for what is checked first. Nothing is written when refused. */
+  async enqueue<T extends keyof Jobs & string>(
+    db: Executor,
+    jobType: T,
+    payload: Jobs[T],
+    options: CatalogEnqueueOptions = {},
+  ): Promise<EnqueuedJob> {
+    return enqueueJob(db, this.request(jobType, payload, options));
+  }
+
+  /**
+   * A schedule upsert for a catalog job type (checks catalog membership and the catalog's
+   * enabled flag; the database still refuses to materialize a disabled definition).
+   */
+  jobSchedule<T extends keyof Jobs & string>(
+    input: Omit<JobScheduleUpsert, "jobType" | "payloadTemplate"> & { jobType: T; payloadTemplate?: Jobs[T] },
+  ): JobScheduleUpsert {
+    if (!this.#entries.has(input.jobType))
+      throw new RunledgerError("catalog.unknown_job_type", { details: { jobType: input.jobType } });
+    if (!this.#enabled) throw new RunledgerError("catalog.disabled_job_type", { details: { jobType: input.jobType } });
+    return { ...input };
+  }
+
+  /** A workflow builder whose `.job(...)` refuses job types this catalog does not know. */
+  workflow(workflowType: string, metadata: unknown = {}): WorkflowDagBuilder {
+    return WorkflowDagBuilder.new(workflowType, metadata, {
+      checkJobType: (jobType: string) => {
+        if (!this.#entries.has(jobType)) {
+          throw new RunledgerError("workflow.invalid_dag_unknown_job_type", { details: { jobType } });
+        }
+      },
+    });
+  }
+}

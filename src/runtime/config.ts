@@ -1,0 +1,93 @@
+import { uuidv7 } from "uuidv7";
+import { RunledgerError } from "../core/index.ts";
+
+/** How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`. */
+export interface JobsConfig {
+  /** Identifies this process's leases. Default `worker-<uuidv7>`. */
+  readonly workerId: string;
+  /** How often the worker polls when no notification arrives. Default 500 ms, at least 1. */
+  readonly pollIntervalMs: number;
+  /** Most jobs claimed per round trip; also the scheduler's and reaper's batch size. Default 16. */
+  readonly claimBatchSize: number;
+  /** Lease length; heartbeats renew it every third of it. Default 60 s, at least 10. */
+  readonly leaseTtlSeconds: number;
+  /** Handlers running at once in this process. Default 32. */
+  readonly maxGlobalConcurrency: number;
+  /** How often the reaper looks for expired leases. Default 15 s. */
+  readonly reaperIntervalSeconds: number;
+  /** How often the scheduler looks for due schedules. Default 30 s. */
+  readonly schedulePollIntervalSeconds: number;
+  /** Delay before a job whose lease expired runs again. Default 30,000 ms, at least 1,000. */
+  readonly reaperRetryDelayMs: number;
+}
+
+interface Field {
+  env: string;
+  key: Exclude<keyof JobsConfig, "workerId">;
+  fallback: number;
+  min: number;
+}
+
+const FIELDS: readonly Field[] = [
+  { env: "JOBS_POLL_INTERVAL_MS", key: "pollIntervalMs", fallback: 500, min: 1 },
+  { env: "JOBS_CLAIM_BATCH_SIZE", key: "claimBatchSize", fallback: 16, min: 1 },
+  { env: "JOBS_LEASE_TTL_SECONDS", key: "leaseTtlSeconds", fallback: 60, min: 10 },
+  { env: "JOBS_MAX_GLOBAL_CONCURRENCY", key: "maxGlobalConcurrency", fallback: 32, min: 1 },
+  { env: "JOBS_REAPER_INTERVAL_SECONDS", key: "reaperIntervalSeconds", fallback: 15, min: 1 },
+  { env: "JOBS_SCHEDULE_POLL_INTERVAL_SECONDS", key: "schedulePollIntervalSeconds", fallback: 30, min: 1 },
+  { env: "JOBS_REAPER_RETRY_DELAY_MS", key: "reaperRetryDelayMs", fallback: 30_000, min: 1000 },
+];
+
+const MAX = 2_147_483_647;
+
+function defaultWorkerId(): string {
+  return `worker-${uuidv7()}`;
+}
+
+/** Runtime configuration with the spec's defaults and clamps. */
+export const JobsConfig = {
+  /** Every environment variable `fromEnv` reads. */
+  variables: ["JOBS_WORKER_ID", ...FIELDS.map((f) => f.env)] as const,
+
+  /**
+   * Read `JOBS_*` variables. Unset or blank values take the default; values below the minimum
+   * are raised to it. A value that is not a whole number is an error naming every bad variable
+   * (`config.invalid`), never a silent default.
+   */
+  fromEnv(env: Record<string, string | undefined> = process.env): JobsConfig {
+    const values: Record<string, number> = {};
+    const problems: string[] = [];
+    for (const field of FIELDS) {
+      const raw = env[field.env]?.trim();
+      if (raw === undefined || raw === "") {
+        values[field.key] = field.fallback;
+        continue;
+      }
+      if (!/^-?\d+$/.test(raw) || Math.abs(Number(raw)) > MAX) {
+        problems.push(`${field.env} must be a whole number`);
+        continue;
+      }
+      values[field.key] = Math.max(field.min, Number(raw));
+    }
+    if (problems.length > 0) {
+      throw new RunledgerError("config.invalid", { details: { problems }, internal: problems.join("; ") });
+    }
+    const workerId = env.JOBS_WORKER_ID?.trim();
+    return Object.freeze({ workerId: workerId ? workerId : defaultWorkerId(), ...values } as unknown as JobsConfig);
+  },
+
+  /** Build a config in code: the defaults, overridden and clamped like `fromEnv`. */
+  from(overrides: Partial<JobsConfig> = {}): JobsConfig {
+    const config: Record<string, unknown> = { workerId: overrides.workerId?.trim() || defaultWorkerId() };
+    const problems: string[] = [];
+    for (const field of FIELDS) {
+      const value = overrides[field.key] ?? field.fallback;
+      if (!Number.isInteger(value) || value > MAX) problems.push(`${field.key} must be a whole number`);
+      config[field.key] = Math.max(field.min, value);
+    }
+    if (problems.length > 0) {
+      throw new RunledgerError("config.invalid", { details: { problems }, internal: problems.join("; ") });
+    }
+    return Object.freeze(config as unknown as JobsConfig);
+  },
+};

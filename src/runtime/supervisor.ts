@@ -1,0 +1,222 @@
+import { type RetryPolicy, RunledgerError } from "../core/index.ts";
+import type { RunledgerDb } from "../store/index.ts";
+import type { JobsConfig } from "./config.ts";
+import { type LoopName, type RuntimeEventMap, type RuntimeEventName, RuntimeEvents } from "./events.ts";
+import { aborted, type RuntimeLoopExit } from "./loop.ts";
+import { Reaper } from "./reaper.ts";
+import type { JobRegistry } from "./registry.ts";
+import { Scheduler } from "./scheduler.ts";
+import { Worker } from "./worker.ts";
+
+/** Anything that can hand the supervisor a registry: a `JobRegistry` or a `JobCatalog`. */
+export interface RegistrySource {
+  toRegistry(): JobRegistry;
+}
+
+/** What a shutdown left behind. */
+export interface ShutdownReport {
+  /** Jobs whose handlers were still running at the deadline (their attempts failed as retryable). */
+  abandoned: string[];
+}
+
+interface Task {
+  name: LoopName;
+  promise: Promise<RuntimeLoopExit>;
+}
+
+/**
+ * Runs the worker, scheduler and reaper loops of one process against one database and stops them in
+ * order. Build with `Supervisor.builder(db, config).withCatalog(catalog).build()`.
+ */
+export class Supervisor {
+  readonly events = new RuntimeEvents();
+  readonly worker: Worker | undefined;
+  readonly reaper: Reaper | undefined;
+  readonly scheduler: Scheduler | undefined;
+  readonly #controller = new AbortController();
+  #tasks: Task[] = [];
+  #failure: Promise<never> | undefined;
+
+  /** @internal use `Supervisor.builder`. */
+  constructor(parts: {
+    db: RunledgerDb;
+    config: JobsConfig;
+    registry: JobRegistry | undefined;
+    worker: boolean;
+    reaper: boolean;
+    scheduler: boolean;
+    retryPolicy?: RetryPolicy;
+    now?: () => Date;
+  }) {
+    const { db, config, registry } = parts;
+    if (parts.worker && registry !== undefined) {
+      this.worker = new Worker({ db, registry, config, events: this.events, retryPolicy: parts.retryPolicy });
+    }
+    if (parts.reaper && registry !== undefined) this.reaper = new Reaper({ db, registry, config, events: this.events });
+    if (parts.scheduler) this.scheduler = new Scheduler({ db, config, events: this.events, now: parts.now });
+  }
+
+  static builder(db: RunledgerDb, config: JobsConfig): SupervisorBuilder {
+    return new SupervisorBuilder(db, config);
+  }
+
+  on<K extends RuntimeEventName>(name: K, listener: (event: RuntimeEventMap[K]) => void): () => void {
+    return this.events.on(name, listener);
+  }
+
+  get isShutdownRequested(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  /** Start the loops (once). */
+  start(): this {
+    if (this.#tasks.length > 0) throw new RunledgerError("runtime.already_started");
+    const signal = this.#controller.signal;
+    if (this.worker) this.#tasks.push({ name: "worker", promise: this.worker.run(signal) });
+    if (this.scheduler) this.#tasks.push({ name: "scheduler", promise: this.scheduler.run(signal) });
+    if (this.reaper) this.#tasks.push({ name: "reaper", promise: this.reaper.run(signal) });
+    // The first loop to fail or return before shutdown was requested.
+    this.#failure = Promise.race(
+      this.#tasks.map(({ name, promise }) =>
+        promise.then(
+          () => {
+            if (signal.aborted) return new Promise<never>(() => {});
+            throw new RunledgerError("runtime.task_exited_unexpectedly", { details: { task: name } });
+          },
+          (error: unknown) => {
+            throw new RunledgerError("runtime.task_failed", { details: { task: name }, cause: error });
+          },
+        ),
+      ),
+    );
+    this.#failure.catch(() => {});
+    return this;
+  }
+
+  /** Ask the loops to stop without waiting. */
+  requestShutdown(): void {
+    this.#controller.abort();
+  }
+
+  /**
+   * Stop claiming, let running handlers finish for up to `timeoutMs`, abort the rest, and wait
+   * for every loop. Rejects with `runtime.shutdown_timeout` if a loop does not stop in time, or
+   * with the error of a loop that had failed.
+   */
+  async shutdown(timeoutMs = 30_000): Promise<ShutdownReport> {
+    if (this.worker) this.worker.drainTimeoutMs = timeoutMs;
+    this.requestShutdown();
+    const grace = timeoutMs + 5_000;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), grace);
+    });
+    const settled = Promise.allSettled(this.#tasks.map((t) => t.promise));
+    const result = await Promise.race([settled, deadline]);
+    clearTimeout(timer);
+    if (result === "timeout") throw new RunledgerError("runtime.shutdown_timeout", { details: { timeoutMs } });
+    const failed = result.findIndex((r) => r.status === "rejected");
+    if (failed !== -1) {
+      const rejected = result[failed] as PromiseRejectedResult;
+      throw new RunledgerError("runtime.task_failed", {
+        details: { task: this.#tasks[failed]!.name },
+        cause: rejected.reason,
+      });
+    }
+    return { abandoned: this.worker?.lastDrain.abandoned ?? [] };
+  }
+
+  /**
+   * Start (if needed) and run until `signal` fires — an `AbortSignal` or a promise such as a
+   * SIGTERM listener — or a loop fails; then shut down with `timeoutMs`. Rejects when a loop
+   * failed or exited early, or the shutdown timed out: treat that as fatal for the process.
+   */
+  async runUntilShutdown(signal: AbortSignal | PromiseLike<unknown>, timeoutMs = 30_000): Promise<ShutdownReport> {
+    if (this.#tasks.length === 0) this.start();
+    const external = signal instanceof AbortSignal ? aborted(signal) : Promise.resolve(signal).then(() => undefined);
+    let loopFailure: unknown;
+    try {
+      await Promise.race([external, this.#failure]);
+    } catch (error) {
+      loopFailure = error;
+    }
+    const report = await this.shutdown(timeoutMs);
+    if (loopFailure !== undefined) throw loopFailure;
+    return report;
+  }
+}
+
+export class SupervisorBuilder {
+  readonly #db: RunledgerDb;
+  readonly #config: JobsConfig;
+  #registry: JobRegistry | undefined;
+  #source: "registry" | "catalog" | undefined;
+  #worker = true;
+  #reaper = true;
+  #scheduler = true;
+  #now: (() => Date) | undefined;
+  #retryPolicy: RetryPolicy | undefined;
+
+  constructor(db: RunledgerDb, config: JobsConfig) {
+    this.#db = db;
+    this.#config = config;
+  }
+
+  withRegistry(registry: JobRegistry): this {
+    return this.#use("registry", registry);
+  }
+
+  withCatalog(catalog: RegistrySource): this {
+    return this.#use("catalog", catalog.toRegistry());
+  }
+
+  /** Replace the default backoff for retryable failures without their own delay. */
+  withRetryPolicy(policy: RetryPolicy): this {
+    this.#retryPolicy = policy;
+    return this;
+  }
+
+  disableWorker(): this {
+    this.#worker = false;
+    return this;
+  }
+
+  disableScheduler(): this {
+    this.#scheduler = false;
+    return this;
+  }
+
+  /** The scheduler's clock; tests inject one. */
+  withClock(now: () => Date): this {
+    this.#now = now;
+    return this;
+  }
+
+  disableReaper(): this {
+    this.#reaper = false;
+    return this;
+  }
+
+  build(): Supervisor {
+    if ((this.#worker || this.#reaper) && this.#registry === undefined) {
+      throw new RunledgerError("runtime.missing_registry", { details: { worker: this.#worker, reaper: this.#reaper } });
+    }
+    return new Supervisor({
+      db: this.#db,
+      config: this.#config,
+      registry: this.#registry,
+      worker: this.#worker,
+      reaper: this.#reaper,
+      scheduler: this.#scheduler,
+      retryPolicy: this.#retryPolicy,
+      now: this.#now,
+    });
+  }
+
+  #use(source: "registry" | "catalog", registry: JobRegistry): this {
+    if (this.#source !== undefined) throw new RunledgerError("runtime.mixed_registry_sources");
+    this.#source = source;
+    this.#registry = registry;
+    return this;
+  }
+}

@@ -1,0 +1,230 @@
+import { sql } from "drizzle-orm";
+import { RunledgerError } from "../core/index.ts";
+import type { Executor } from "./db.ts";
+import { toQueryError } from "./errors.ts";
+import type { Page } from "./jobs/reads.ts";
+import type { RawRow } from "./jobs/record.ts";
+import { queryRows } from "./query.ts";
+import { toDate } from "./rows.ts";
+import { jobDefinitions, jobSchedules } from "./schema/index.ts";
+import { fail, isBlank, isInt32, isStorableText } from "./validate.ts";
+
+/** A job type's enqueue-time defaults and its on/off switch for new work. */
+export interface JobDefinitionRecord {
+  jobType: string;
+  version: number;
+  maxAttempts: number;
+  defaultTimeoutSeconds: number;
+  defaultPriority: number;
+  isEnabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface JobDefinitionUpsert {
+  jobType: string;
+  version?: number;
+  maxAttempts?: number;
+  defaultTimeoutSeconds?: number;
+  defaultPriority?: number;
+  isEnabled?: boolean;
+}
+
+const DEFAULTS = { version: 1, maxAttempts: 8, defaultTimeoutSeconds: 900, defaultPriority: 100, isEnabled: true };
+
+function definitionFromRow(row: RawRow): JobDefinitionRecord {
+  return {
+    jobType: row.job_type,
+    version: Number(row.version),
+    maxAttempts: Number(row.max_attempts),
+    defaultTimeoutSeconds: Number(row.default_timeout_seconds),
+    defaultPriority: Number(row.default_priority),
+    isEnabled: row.is_enabled,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+function resolve(input: JobDefinitionUpsert): Required<JobDefinitionUpsert> {
+  if (isBlank(input.jobType) || !isStorableText(input.jobType)) fail("identifier.job_type_blank");
+  const full = { ...DEFAULTS, ...input };
+  for (const field of ["version", "maxAttempts", "defaultTimeoutSeconds"] as const) {
+    if (!isInt32(full[field]) || full[field] <= 0)
+      fail("job_definition.invalid_value", { jobType: input.jobType, field });
+  }
+  if (!isInt32(full.defaultPriority))
+    fail("job_definition.invalid_value", { jobType: input.jobType, field: "defaultPriority" });
+  if (typeof full.isEnabled !== "boolean")
+    fail("job_definition.invalid_value", { jobType: input.jobType, field: "isEnabled" });
+  return full;
+}
+
+async function write(executor: Executor, d: Required<JobDefinitionUpsert>, keepEnabled: boolean): Promise<RawRow> {
+  const [row] = await queryRows<RawRow>(
+    executor,
+    sql`with previous as (select is_enabled from ${jobDefinitions} where job_type = ${d.jobType})
+      insert into ${jobDefinitions} as d (job_type, version, max_attempts, default_timeout_seconds, default_priority, is_enabled)
+      values (${d.jobType}, ${d.version}, ${d.maxAttempts}, ${d.defaultTimeoutSeconds}, ${d.defaultPriority}, ${d.isEnabled})
+      on conflict (job_type) do update set
+        version = excluded.version, max_attempts = excluded.max_attempts,
+        default_timeout_seconds = excluded.default_timeout_seconds, default_priority = excluded.default_priority,
+        is_enabled = case when ${keepEnabled}::boolean then d.is_enabled else excluded.is_enabled end
+      where (d.version, d.max_attempts, d.default_timeout_seconds, d.default_priority) is distinct from
+          (excluded.version, excluded.max_attempts, excluded.default_timeout_seconds, excluded.default_priority)
+        or (not ${keepEnabled}::boolean and d.is_enabled is distinct from excluded.is_enabled)
+      returning d.*, (select is_enabled from previous) as was_enabled`,
+  );
+  return row ?? { job_type: d.jobType, unchanged: true };
+}
+
+/** Insert or overwrite a definition (writes only when something differs). */
+export async function upsertJobDefinition(
+  executor: Executor,
+  input: JobDefinitionUpsert,
+): Promise<JobDefinitionRecord> {
+  const d = resolve(input);
+  try {
+    await write(executor, d, false);
+    return (await getJobDefinition(executor, d.jobType))!;
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** One definition, or null. */
+export async function getJobDefinition(executor: Executor, jobType: string): Promise<JobDefinitionRecord | null> {
+  try {
+    const [row] = await queryRows<RawRow>(executor, sql`select * from ${jobDefinitions} where job_type = ${jobType}`);
+    return row === undefined ? null : definitionFromRow(row);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** Definitions by job type, optionally those whose type contains a substring (case-insensitive). */
+export async function listJobDefinitions(
+  executor: Executor,
+  filter: { jobTypeContains?: string; limit: number; after?: string },
+): Promise<Page<JobDefinitionRecord, string>> {
+  if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > 1000)
+    fail("job.invalid_pagination", { field: "limit" });
+  const contains = filter.jobTypeContains?.replace(/[\\%_]/g, (c) => `\\${c}`);
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`select * from ${jobDefinitions} where true
+        ${contains === undefined ? sql`` : sql`and job_type ilike ${`%${contains}%`}`}
+        ${filter.after === undefined ? sql`` : sql`and job_type > ${filter.after}`}
+        order by job_type limit ${filter.limit + 1}`,
+    );
+    const items = rows.slice(0, filter.limit).map(definitionFromRow);
+    return { items, next: rows.length > filter.limit ? (items.at(-1)?.jobType ?? null) : null };
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** Change some fields of a definition; null when it does not exist. */
+export async function updateJobDefinition(
+  executor: Executor,
+  jobType: string,
+  update: Omit<JobDefinitionUpsert, "jobType" | "version">,
+): Promise<JobDefinitionRecord | null> {
+  const current = await getJobDefinition(executor, jobType);
+  if (current === null) return null;
+  const d = resolve({ ...current, ...update, jobType });
+  try {
+    await write(executor, d, false);
+    return getJobDefinition(executor, jobType);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * Guard for disabling: lock schedules and definitions against concurrent change (waiting at most
+ * 5 s, statement time capped at 30 s) and refuse while an active schedule uses one of the types.
+ */
+async function refuseActiveSchedules(
+  tx: Executor,
+  jobTypes: readonly string[],
+  code: "catalog.active_schedule_for_disabled_job_type" | "catalog.active_schedule_for_absent_job_type",
+): Promise<void> {
+  if (jobTypes.length === 0) return;
+  await tx.execute(sql`select set_config('statement_timeout', '30s', true)`);
+  await tx.execute(sql`select set_config('lock_timeout', case when current_setting('lock_timeout') not in ('0', '0ms')
+    and current_setting('lock_timeout')::interval < interval '5s' then current_setting('lock_timeout') else '5s' end, true)`);
+  await tx.execute(sql`lock table ${jobSchedules}, ${jobDefinitions} in share row exclusive mode`);
+  const [active] = await queryRows<{ name: string; job_type: string }>(
+    tx,
+    sql`select name, job_type from ${jobSchedules} where is_active and job_type = any(${sql.param([...jobTypes])}::text[]) order by name limit 1`,
+  );
+  if (active !== undefined)
+    throw new RunledgerError(code, { details: { scheduleName: active.name, jobType: active.job_type } });
+}
+
+/**
+ * Catalog sync (additive): write every definition. `preserve-enabled` keeps an existing row's
+ * enabled flag (an operator's pause survives restarts); `restore-enabled` writes it as given.
+ * Disabling is refused while an active schedule uses the type. Returns the types this sync
+ * disabled (inserted disabled, or turned from enabled to disabled).
+ */
+export async function syncJobDefinitions(
+  executor: Executor,
+  definitions: readonly JobDefinitionUpsert[],
+  mode: "preserve-enabled" | "restore-enabled",
+): Promise<{ disabledJobTypes: string[] }> {
+  const resolved = definitions.map(resolve);
+  try {
+    return await executor.transaction(async (tx) => {
+      const disabling = resolved.filter((d) => !d.isEnabled).map((d) => d.jobType);
+      await refuseActiveSchedules(tx, disabling, "catalog.active_schedule_for_disabled_job_type");
+      const disabled: string[] = [];
+      for (const d of resolved) {
+        const row = await write(tx, d, mode === "preserve-enabled");
+        if (!d.isEnabled && row.unchanged !== true && row.was_enabled !== false && row.is_enabled === false)
+          disabled.push(d.jobType);
+      }
+      return { disabledJobTypes: disabled.sort() };
+    });
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * Exact sync: write every catalog definition with its own enabled state, then disable enabled
+ * definitions inside `scope` that the catalog lacks. Never deletes, never touches types outside
+ * the scope, and refuses (writing nothing) while an active schedule uses a type it would disable.
+ */
+export async function syncJobDefinitionsExact(
+  executor: Executor,
+  definitions: readonly JobDefinitionUpsert[],
+  scope: readonly string[],
+): Promise<{ disabledAbsentJobTypes: string[]; disabledCatalogJobTypes: string[] }> {
+  if (definitions.length === 0 || scope.length === 0) fail("job_definition.empty_job_type_list");
+  const resolved = definitions.map(resolve);
+  const inCatalog = new Set(resolved.map((d) => d.jobType));
+  try {
+    return await executor.transaction(async (tx) => {
+      const absent = (
+        await queryRows<{ job_type: string }>(
+          tx,
+          sql`select job_type from ${jobDefinitions} where is_enabled and job_type = any(${sql.param([...scope])}::text[]) order by job_type for update`,
+        )
+      )
+        .map((r) => r.job_type)
+        .filter((t) => !inCatalog.has(t));
+      await refuseActiveSchedules(tx, absent, "catalog.active_schedule_for_absent_job_type");
+      const { disabledJobTypes } = await syncJobDefinitions(tx, resolved, "restore-enabled");
+      if (absent.length > 0) {
+        await tx.execute(
+          sql`update ${jobDefinitions} set is_enabled = false where job_type = any(${sql.param(absent)}::text[])`,
+        );
+      }
+      return { disabledAbsentJobTypes: absent, disabledCatalogJobTypes: disabledJobTypes };
+    });
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

@@ -1,0 +1,93 @@
+import { sql } from "drizzle-orm";
+import { RunledgerError } from "../core/index.ts";
+import type { Executor } from "./db.ts";
+import { toQueryError } from "./errors.ts";
+import type { RawRow } from "./jobs/record.ts";
+import { queryRows } from "./query.ts";
+import { toDate } from "./rows.ts";
+import { jobLogs, jobQueue } from "./schema/index.ts";
+import { fail, isBlank, isInt32, isStorableText, isUuid, jsonText } from "./validate.ts";
+
+export interface JobLogRecord {
+  id: number;
+  jobId: string;
+  runNumber: number;
+  attempt: number | null;
+  level: string;
+  message: string;
+  payload: Record<string, unknown>;
+  occurredAt: Date;
+}
+
+export interface JobLogInput {
+  jobId: string;
+  runNumber: number;
+  attempt?: number | null;
+  level: string;
+  message: string;
+  payload?: Record<string, unknown>;
+}
+
+function logFromRow(row: RawRow): JobLogRecord {
+  return {
+    id: Number(row.id),
+    jobId: row.job_id,
+    runNumber: Number(row.run_number),
+    attempt: row.attempt === null ? null : Number(row.attempt),
+    level: row.level,
+    message: row.message,
+    payload: row.payload,
+    occurredAt: toDate(row.occurred_at),
+  };
+}
+
+/** Attach a log line to a job run (handlers call it through `context.log`). `job.not_found` for an unknown job. */
+export async function insertJobLog(executor: Executor, input: JobLogInput): Promise<JobLogRecord> {
+  if (!isUuid(input.jobId)) fail("job.not_found");
+  if (!isInt32(input.runNumber) || input.runNumber <= 0) fail("job.invalid_log", { field: "runNumber" });
+  if (input.attempt != null && (!isInt32(input.attempt) || input.attempt < 0))
+    fail("job.invalid_log", { field: "attempt" });
+  for (const field of ["level", "message"] as const) {
+    if (isBlank(input[field]) || !isStorableText(input[field])) fail("job.invalid_log", { field });
+  }
+  const payload = input.payload ?? {};
+  if (payload === null || typeof payload !== "object" || Array.isArray(payload))
+    fail("job.invalid_log", { field: "payload" });
+  const text = jsonText(payload, "job.invalid_log", "payload");
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`insert into ${jobLogs} (job_id, run_number, attempt, level, message, payload)
+        select id, ${input.runNumber}, ${input.attempt ?? null}, ${input.level}, ${input.message}, ${text}::jsonb
+        from ${jobQueue} where id = ${input.jobId}
+        returning *`,
+    );
+    if (row === undefined) throw new RunledgerError("job.not_found", { details: { jobId: input.jobId } });
+    return logFromRow(row);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** A job's log lines in order, `afterId` continuing from the last seen; org-scoped through the job. */
+export async function listJobLogs(
+  executor: Executor,
+  input: { jobId: string; organizationId?: string; limit: number; afterId?: number },
+): Promise<JobLogRecord[]> {
+  if (!Number.isInteger(input.limit) || input.limit < 1 || input.limit > 1000)
+    fail("job.invalid_pagination", { field: "limit" });
+  if (!isUuid(input.jobId) || (input.organizationId !== undefined && !isUuid(input.organizationId))) return [];
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`select l.* from ${jobLogs} l join ${jobQueue} j on j.id = l.job_id
+        where l.job_id = ${input.jobId}
+          ${input.organizationId === undefined ? sql`` : sql`and j.organization_id = ${input.organizationId}`}
+          ${input.afterId === undefined ? sql`` : sql`and l.id > ${input.afterId}`}
+        order by l.id limit ${input.limit}`,
+    );
+    return rows.map(logFromRow);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

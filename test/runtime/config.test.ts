@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { JobsConfig } from "../../src/runtime/index.ts";
+
+describe("JobsConfig.fromEnv", () => {
+  it("uses the spec's defaults when nothing is set", () => {
+    const config = JobsConfig.fromEnv({});
+    expect(config).toMatchObject({
+      pollIntervalMs: 500,
+      claimBatchSize: 16,
+      leaseTtlSeconds: 60,
+      maxGlobalConcurrency: 32,
+      reaperIntervalSeconds: 15,
+      schedulePollIntervalSeconds: 30,
+      reaperRetryDelayMs: 30_000,
+    });
+    expect(config.workerId).toMatch(/^worker-[0-9a-f-]{36}$/);
+    expect(JobsConfig.fromEnv({ JOBS_WORKER_ID: "   " }).workerId).toMatch(/^worker-/);
+  });
+
+  it("reads every variable and clamps to the minimums", () => {
+    const config = JobsConfig.fromEnv({
+      JOBS_WORKER_ID: " api-1 ",
+      JOBS_POLL_INTERVAL_MS: "0",
+      JOBS_CLAIM_BATCH_SIZE: "64",
+      JOBS_LEASE_TTL_SECONDS: "3",
+      JOBS_MAX_GLOBAL_CONCURRENCY: "-5",
+      JOBS_REAPER_INTERVAL_SECONDS: "0",
+      JOBS_SCHEDULE_POLL_INTERVAL_SECONDS: "2",
+      JOBS_REAPER_RETRY_DELAY_MS: "10",
+    });
+    expect(config).toEqual({
+      workerId: "api-1",
+      pollIntervalMs: 1,
+      claimBatchSize: 64,
+      leaseTtlSeconds: 10,
+      maxGlobalConcurrency: 1,
+      reaperIntervalSeconds: 1,
+      schedulePollIntervalSeconds: 2,
+      reaperRetryDelayMs: 1000,
+    });
+    expect(JobsConfig.variables).toHaveLength(8);
+  });
+
+  it("names every unparsable variable instead of silently defaulting", () => {
+    const error = (() => {
+      try {
+        JobsConfig.fromEnv({ JOBS_POLL_INTERVAL_MS: "fast", JOBS_LEASE_TTL_SECONDS: "1.5" });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toMatchObject({
+      code: "config.invalid",
+      details: {
+        problems: ["JOBS_POLL_INTERVAL_MS must be a whole number", "JOBS_LEASE_TTL_SECONDS must be a whole number"],
+      },
+    });
+  });
+
+  it("builds from code with the same clamps", () => {
+    expect(JobsConfig.from({ leaseTtlSeconds: 1, workerId: "w" })).toMatchObject({
+      leaseTtlSeconds: 10,
+      workerId: "w",
+    });
+    expect(() => JobsConfig.from({ pollIntervalMs: Number.NaN })).toThrow(
+      expect.objectContaining({ code: "config.invalid" }),
+    );
+  });
+});

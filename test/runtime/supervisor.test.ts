@@ -1,0 +1,307 @@
+import { sql } from "drizzle-orm";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { JobFailure } from "../../src/core/index.ts";
+import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
+import { createDb, enqueueJob, enqueueJobs, getJobById, queryRows } from "../../src/store/index.ts";
+import { useTestDatabase } from "../support/db.ts";
+import { eventTypes } from "../support/factories.ts";
+import { finished, startTs } from "../support/processes.ts";
+import { waitFor } from "../support/wait.ts";
+
+const { db, url } = await useTestDatabase();
+const running: Supervisor[] = [];
+
+beforeAll(async () => {
+  await db.execute(sql`create schema runledger_test`);
+  await db.execute(sql`create table runledger_test.effects (job_id uuid not null, worker_id text not null)`);
+  await db.execute(sql`create table runledger_test.started (job_id uuid not null, worker_id text not null)`);
+});
+
+// A test that leaves a supervisor running fails here rather than leaking into the next test.
+afterEach(async () => {
+  const leaked = running.splice(0).filter((s) => !s.isShutdownRequested);
+  for (const supervisor of leaked) await supervisor.shutdown(1000);
+  expect(leaked).toEqual([]);
+});
+
+function config(overrides: Partial<JobsConfig> = {}): JobsConfig {
+  return JobsConfig.from({ pollIntervalMs: 50, leaseTtlSeconds: 10, reaperIntervalSeconds: 1, ...overrides });
+}
+
+function start(catalog: JobCatalog<never> | JobCatalog, overrides: Partial<JobsConfig> = {}): Supervisor {
+  const supervisor = Supervisor.builder(db, config(overrides)).withCatalog(catalog).build();
+  supervisor.start();
+  running.push(supervisor);
+  return supervisor;
+}
+
+async function stop(supervisor: Supervisor) {
+  return supervisor.shutdown(5000);
+}
+
+async function status(id: string) {
+  return (await getJobById(db, id))!;
+}
+
+describe("Supervisor", () => {
+  it("runs a handler with its parsed payload and records success", async () => {
+    const seen: unknown[] = [];
+    const catalog = new JobCatalog().job("greet", async (payload, context) => {
+      seen.push({ payload, attempt: context.attempt, aborted: context.signal.aborted });
+    });
+    await catalog.syncDefinitions(db);
+    const { id } = await catalog.enqueue(db, "greet", { name: "Ada" });
+    const supervisor = start(catalog);
+    await waitFor(async () => (await status(id)).status === "SUCCEEDED");
+    await stop(supervisor);
+    expect(seen).toEqual([{ payload: { name: "Ada" }, attempt: 1, aborted: false }]);
+    expect(await eventTypes(db, id)).toEqual(["ENQUEUED", "LEASED", "SUCCEEDED"]);
+  });
+
+  it("retries a retryable failure after its delay, then succeeds", async () => {
+    let calls = 0;
+    const catalog = new JobCatalog().job("flaky", async () => {
+      calls++;
+      if (calls === 1) throw JobFailure.retryable("flaky.down", "try again", { retryAfterMs: 50 });
+    });
+    await catalog.syncDefinitions(db);
+    const { id } = await catalog.enqueue(db, "flaky", {});
+    const failed: string[] = [];
+    const supervisor = start(catalog);
+    supervisor.on("job:failed", (e) => failed.push(e.code));
+    await waitFor(async () => (await status(id)).status === "SUCCEEDED");
+    await stop(supervisor);
+    expect(calls).toBe(2);
+    expect(failed).toEqual(["flaky.down"]);
+    expect(await eventTypes(db, id)).toEqual([
+      "ENQUEUED",
+      "LEASED",
+      "FAILED",
+      "RETRY_SCHEDULED",
+      "LEASED",
+      "SUCCEEDED",
+    ]);
+  });
+
+  it("dead-letters a terminal failure and a thrown error (as PANICKED), calling the dead-letter hook", async () => {
+    const hooked: string[] = [];
+    const catalog = new JobCatalog()
+      .job("doomed", {
+        jobType: "doomed",
+        execute: async () => {
+          throw JobFailure.terminal("doomed.invalid", "cannot do this");
+        },
+        onDeadLetter: async (_context, _payload, info) => {
+          hooked.push(`${info.failure.code}:${info.reason}`);
+        },
+      })
+      .job("broken", async () => {
+        throw new TypeError("undefined is not a function");
+      });
+    await catalog.syncDefinitions(db);
+    const doomed = await catalog.enqueue(db, "doomed", {});
+    const broken = await catalog.enqueue(db, "broken", {});
+    const supervisor = start(catalog);
+    await waitFor(
+      async () =>
+        (await status(doomed.id)).status === "DEAD_LETTERED" && (await status(broken.id)).status === "DEAD_LETTERED",
+    );
+    await waitFor(() => hooked.length === 1);
+    await stop(supervisor);
+    expect(await status(doomed.id)).toMatchObject({ statusReason: "TERMINAL", lastErrorCode: "doomed.invalid" });
+    expect(await status(broken.id)).toMatchObject({ statusReason: "PANICKED", lastErrorCode: "job.handler_panic" });
+    expect(hooked).toEqual(["doomed.invalid:FAILURE_KIND_NON_RETRYABLE"]);
+  });
+
+  it("aborts the signal on timeout and retries the job", async () => {
+    let calls = 0;
+    let sawAbort = false;
+    const catalog = new JobCatalog({ timeoutSeconds: 1, maxAttempts: 2 }).job("slow", async (_p, context) => {
+      calls++;
+      if (calls === 1) {
+        await new Promise((resolve) => context.signal.addEventListener("abort", resolve));
+        sawAbort = context.signal.aborted;
+      }
+    });
+    await catalog.syncDefinitions(db);
+    catalog.retryDelayOverride("slow", "job.timeout_exceeded", 50);
+    const { id } = await catalog.enqueue(db, "slow", {});
+    const supervisor = start(catalog);
+    await waitFor(async () => (await status(id)).status === "SUCCEEDED", { timeoutMs: 8000 });
+    await stop(supervisor);
+    expect(sawAbort).toBe(true);
+    const [attempt] = await queryRows<{ outcome: string; error_code: string }>(
+      db,
+      sql`select outcome, error_code from runledger.job_attempts where job_id = ${id} and attempt = 1`,
+    );
+    expect(attempt).toEqual({ outcome: "TIMEOUT", error_code: "job.timeout_exceeded" });
+  });
+
+  it("aborts a running handler's signal when its job is canceled", async () => {
+    let aborted: unknown;
+    const catalog = new JobCatalog().job("cancel.me", async (_p, context) => {
+      await new Promise((resolve) => context.signal.addEventListener("abort", resolve));
+      aborted = context.signal.reason;
+    });
+    await catalog.syncDefinitions(db);
+    const { id } = await catalog.enqueue(db, "cancel.me", {});
+    const supervisor = start(catalog);
+    await waitFor(async () => (await status(id)).status === "LEASED");
+    const { cancelJob } = await import("../../src/store/index.ts");
+    await cancelJob(db, { jobId: id, reason: "no longer needed" });
+    await waitFor(() => aborted !== undefined, { what: "the handler's signal to abort" });
+    await stop(supervisor);
+    expect(aborted).toBe("canceled");
+    expect((await status(id)).status).toBe("CANCELED");
+  });
+
+  it("starts an idle worker's job on NOTIFY, not on its 10 s poll", async () => {
+    const started: number[] = [];
+    const catalog = new JobCatalog().job("ping", async () => {
+      started.push(Date.now());
+    });
+    await catalog.syncDefinitions(db);
+    const supervisor = start(catalog, { pollIntervalMs: 10_000 });
+    // Let the worker finish its first (empty) poll and go to sleep.
+    await waitFor(async () => {
+      const [row] = await queryRows<{ n: number }>(
+        db,
+        sql`select count(*)::int as n from pg_stat_activity where query ilike 'listen%' and datname = current_database()`,
+      );
+      return row!.n > 0;
+    });
+    const latencies: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const before = Date.now();
+      await catalog.enqueue(db, "ping", {});
+      await waitFor(() => started.length === i + 1, { timeoutMs: 3000, everyMs: 2 });
+      latencies.push(started[i]! - before);
+    }
+    await stop(supervisor);
+    expect(Math.max(...latencies)).toBeLessThan(1000);
+  });
+
+  it("shuts down gracefully with jobs in flight and loses nothing", async () => {
+    const catalog = new JobCatalog().job("steady", async () => {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    });
+    await catalog.syncDefinitions(db);
+    const jobs = await enqueueJobs(
+      db,
+      Array.from({ length: 200 }, () => ({ jobType: "steady", payload: {} })),
+    );
+    const supervisor = start(catalog, { maxGlobalConcurrency: 20 });
+    await waitFor(async () => {
+      const [row] = await queryRows<{ n: number }>(
+        db,
+        sql`select count(*)::int as n from runledger.job_queue where job_type = 'steady' and status = 'SUCCEEDED'`,
+      );
+      return row!.n >= 20;
+    });
+    const report = await supervisor.shutdown(5000);
+    expect(report.abandoned).toEqual([]);
+    const [counts] = await queryRows<{ leased: number; succeeded: number; pending: number }>(
+      db,
+      sql`select count(*) filter (where status = 'LEASED')::int as leased,
+        count(*) filter (where status = 'SUCCEEDED')::int as succeeded,
+        count(*) filter (where status = 'PENDING')::int as pending
+        from runledger.job_queue where job_type = 'steady'`,
+    );
+    expect(counts!.leased).toBe(0);
+    expect(counts!.succeeded + counts!.pending).toBe(jobs.length);
+  });
+
+  it("reports a supervisor built without handlers", () => {
+    expect(() => Supervisor.builder(db, config()).build()).toThrow(
+      expect.objectContaining({ code: "runtime.missing_registry" }),
+    );
+    const catalog = new JobCatalog();
+    expect(() => Supervisor.builder(db, config()).withCatalog(catalog).withCatalog(catalog)).toThrow(
+      expect.objectContaining({ code: "runtime.mixed_registry_sources" }),
+    );
+  });
+});
+
+describe("workers racing and dying", () => {
+  it("two supervisors share 10,000 jobs and run each exactly once", async () => {
+    const counts = new Map<string, number>();
+    const catalog = new JobCatalog().job("share", async (_p, context) => {
+      counts.set(context.jobId, (counts.get(context.jobId) ?? 0) + 1);
+    });
+    await catalog.syncDefinitions(db);
+    for (let i = 0; i < 10; i++)
+      await enqueueJobs(
+        db,
+        Array.from({ length: 1000 }, () => ({ jobType: "share", payload: {} })),
+      );
+    const second = createDb(url, { max: 4 });
+    const a = start(catalog, { workerId: "a", maxGlobalConcurrency: 16 });
+    const b = Supervisor.builder(second, config({ workerId: "b", maxGlobalConcurrency: 16 }))
+      .withCatalog(catalog)
+      .build()
+      .start();
+    running.push(b);
+    await waitFor(
+      async () => {
+        const [row] = await queryRows<{ n: number }>(
+          db,
+          sql`select count(*)::int as n from runledger.job_queue where job_type = 'share' and status = 'SUCCEEDED'`,
+        );
+        return row!.n === 10_000;
+      },
+      { timeoutMs: 60_000, everyMs: 200 },
+    );
+    await stop(a);
+    await stop(b);
+    await second.$runledger.close();
+    expect(counts.size).toBe(10_000);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    const [workers] = await queryRows<{ a: number; b: number }>(
+      db,
+      sql`select count(*) filter (where a.worker_id = 'a')::int as a, count(*) filter (where a.worker_id = 'b')::int as b
+        from runledger.job_attempts a join runledger.job_queue j on j.id = a.job_id where j.job_type = 'share'`,
+    );
+    expect(workers!.a + workers!.b).toBe(10_000);
+    expect(workers!.a).toBeGreaterThan(0);
+    expect(workers!.b).toBeGreaterThan(0);
+  });
+
+  it("recovers the job of a worker killed mid-job: reaped after the lease, completed exactly once", async () => {
+    const catalog = new JobCatalog().job("effect.hang", async () => {}).job("effect.record", async () => {});
+    await catalog.syncDefinitions(db);
+    const { id } = await enqueueJob(db, { jobType: "effect.hang" });
+    const child = startTs("test/fixtures/worker-process.ts", [url, "doomed", "4"]);
+    const exit = finished(child);
+    await waitFor(
+      async () => (await queryRows(db, sql`select 1 from runledger_test.started where job_id = ${id}`)).length > 0,
+      {
+        timeoutMs: 20_000,
+      },
+    );
+    child.kill("SIGKILL");
+    expect((await exit).signal).toBe("SIGKILL");
+    expect((await status(id)).status).toBe("LEASED");
+
+    // A healthy worker whose handler for the type completes: it must wait for the lease to run out.
+    let runs = 0;
+    const healthy = new JobCatalog().job("effect.hang", async () => {
+      runs++;
+    });
+    const supervisor = start(healthy, { reaperRetryDelayMs: 1000 });
+    const recovered = await waitFor(async () => ((await status(id)).status === "SUCCEEDED" ? status(id) : undefined), {
+      timeoutMs: 25_000,
+      everyMs: 100,
+    });
+    await stop(supervisor);
+    expect(runs).toBe(1);
+    expect(recovered.attempt).toBe(2);
+    const attempts = await queryRows<{ attempt: number; worker_id: string; outcome: string | null }>(
+      db,
+      sql`select attempt, worker_id, outcome from runledger.job_attempts where job_id = ${id} order by attempt`,
+    );
+    expect(attempts).toEqual([
+      { attempt: 1, worker_id: "doomed", outcome: "LEASE_EXPIRED" },
+      { attempt: 2, worker_id: expect.any(String), outcome: null },
+    ]);
+  }, 60_000);
+});

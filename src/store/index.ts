@@ -21,6 +21,7 @@ export * from "./logs.ts";
 export * from "./migrate.ts";
 export * from "./notify.ts";
 export { queryRows } from "./query.ts";
+export * from "./runtime-configs.ts";
 export * from "./schedules.ts";
 export * as schema from "./schema/index.ts";
 export * from "./workflows/append.ts";

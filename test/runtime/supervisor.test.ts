@@ -211,6 +211,58 @@ describe("Supervisor", () => {
     expect(counts!.succeeded + counts!.pending).toBe(jobs.length);
   });
 
+  it("rejects runUntilShutdown when a loop exits before shutdown was requested", async () => {
+    const catalog = new JobCatalog().job("idle", async () => {});
+    const supervisor = Supervisor.builder(db, config()).withCatalog(catalog).disableScheduler().build();
+    // A reaper that returns on its own, as a crashed or misbehaving loop would.
+    supervisor.reaper!.run = async () => "completed";
+    running.push(supervisor);
+    await expect(supervisor.runUntilShutdown(new Promise(() => {}), 2000)).rejects.toMatchObject({
+      code: "runtime.task_exited_unexpectedly",
+      details: { task: "reaper" },
+    });
+    expect(supervisor.isShutdownRequested).toBe(true);
+  });
+
+  it("materializes a due schedule and runs its job to SUCCEEDED", async () => {
+    const { upsertJobSchedule } = await import("../../src/store/index.ts");
+    const received: unknown[] = [];
+    const catalog = new JobCatalog().job("nightly.report", async (payload) => {
+      received.push(payload);
+    });
+    await catalog.syncDefinitions(db);
+    const due = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    const schedule = await upsertJobSchedule(
+      db,
+      catalog.jobSchedule({
+        name: "nightly",
+        jobType: "nightly.report",
+        cronExpr: "0 0 2 * * *",
+        nextFireAt: due,
+      }),
+    );
+    // The scheduler's clock is injectable; the job it creates is due at that time by the database clock too.
+    const supervisor = Supervisor.builder(db, config())
+      .withCatalog(catalog)
+      .withClock(() => new Date())
+      .build()
+      .start();
+    const errors: unknown[] = [];
+    supervisor.on("loop:error", (e) => errors.push(e.error));
+    running.push(supervisor);
+    await waitFor(() => received.length === 1 || errors.length > 0);
+    await stop(supervisor);
+    expect(errors).toEqual([]);
+    expect(received).toEqual([
+      { _schedule: { schedule_id: schedule.id, schedule_name: "nightly", scheduled_for: due.toISOString() } },
+    ]);
+    const [job] = await queryRows<{ status: string; stage: string }>(
+      db,
+      sql`select status, stage from runledger.job_queue where job_type = 'nightly.report'`,
+    );
+    expect(job).toEqual({ status: "SUCCEEDED", stage: "completed" });
+  });
+
   it("reports a supervisor built without handlers", () => {
     expect(() => Supervisor.builder(db, config()).build()).toThrow(
       expect.objectContaining({ code: "runtime.missing_registry" }),

@@ -181,6 +181,34 @@ describe("Supervisor", () => {
     expect(Math.max(...latencies)).toBeLessThan(1000);
   });
 
+  it("keeps waking on new work after its LISTEN connection is killed (reconnects and re-polls)", async () => {
+    const started: string[] = [];
+    const catalog = new JobCatalog().job("after.reconnect", async (_p, context) => {
+      started.push(context.jobId);
+    });
+    await catalog.syncDefinitions(db);
+    const supervisor = start(catalog, { pollIntervalMs: 10_000 });
+    const listener = async () => {
+      const [row] = await queryRows<{ pid: number }>(
+        db,
+        sql`select pid from pg_stat_activity where query ilike 'listen%' and datname = current_database() limit 1`,
+      );
+      return row?.pid;
+    };
+    const pid = await waitFor(listener, { what: "the LISTEN connection" });
+    // Kill the listening connection and enqueue at once: the notification may be lost, the
+    // re-poll on reconnect finds the job anyway.
+    await db.execute(sql`select pg_terminate_backend(${pid})`);
+    const { id } = await catalog.enqueue(db, "after.reconnect", {});
+    const began = Date.now();
+    await waitFor(() => started.includes(id), { timeoutMs: 8000, what: "the job to start after reconnecting" });
+    await stop(supervisor);
+    // Well inside the 10 s poll interval: the reconnect itself triggered a poll.
+    expect(Date.now() - began).toBeLessThan(8000);
+    const newPid = await listener();
+    expect(newPid).not.toBe(pid);
+  });
+
   it("shuts down gracefully with jobs in flight and loses nothing", async () => {
     const catalog = new JobCatalog().job("steady", async () => {
       await new Promise((resolve) => setTimeout(resolve, 30));

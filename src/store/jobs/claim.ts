@@ -44,8 +44,9 @@ const claim = statement<RawRow>(
       started_at = coalesce(j.started_at, now()),
       stage = case when ${sql.placeholder("markRunning")}::boolean then 'running' else j.stage end,
       updated_at = now()
-    from candidates c
-    where j.id = c.id
+    -- An array keeps the update on primary-key lookups; a join lets the planner pick a hash join
+    -- over the whole table, whose cost grows with every finished job the ledger keeps.
+    where j.id = any(array(select id from candidates))
     returning j.*
   ),
   numbered as (

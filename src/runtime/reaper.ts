@@ -4,7 +4,7 @@ import type { JobsConfig } from "./config.ts";
 import { RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, tick, Waker } from "./loop.ts";
 import type { JobRegistry } from "./registry.ts";
-import { runHook } from "./worker.ts";
+import { runHook } from "./results.ts";
 
 const HOOK_CONCURRENCY = 8;
 const HOOK_TIMEOUT_MS = 10_000;

@@ -1,41 +1,33 @@
 import * as v from "valibot";
 import {
-  deadLetterReason,
   defaultRetryDelayMs,
   type JobContext,
   JobFailure,
   type JobProgress,
-  type JobProgressUpdate,
   type RetryPolicy,
-  RunledgerError,
   WORKER_FAILURE_CODES,
 } from "../core/index.ts";
 import {
   CANCEL_CHANNEL,
   type ClaimedJob,
   claimJobs,
-  completeJobFailure,
-  completeJobsSuccess,
-  heartbeatJob,
   heartbeatJobs,
-  insertJobLog,
   JOBS_CHANNEL,
-  type JobSuccess,
   type LeaseIdentity,
   type RunledgerDb,
   returnUnstartedClaims,
   type Subscription,
-  updateJobProgress,
 } from "../store/index.ts";
 import type { JobsConfig } from "./config.ts";
 import { type AbortReason, type JobEventInfo, RuntimeEvents } from "./events.ts";
+import { createJobContext } from "./job-context.ts";
 import { type RuntimeLoopExit, Waker } from "./loop.ts";
 import type { JobRegistry, RegisteredHandler } from "./registry.ts";
+import { type Finished, ResultRecorder } from "./results.ts";
 
 export const SHUTDOWN_FAILURE_CODE = "job.worker_shutdown";
 /** Reason recorded when a worker hands back jobs it claimed but never started. */
 export const RETURNED_UNSTARTED = "WORKER_RETURNED_UNSTARTED";
-const DEAD_LETTER_HOOK_TIMEOUT_MS = 10_000;
 
 interface InFlight {
   job: ClaimedJob;
@@ -71,13 +63,11 @@ export class Worker {
   readonly #registry: JobRegistry;
   readonly #config: JobsConfig;
   readonly #events: RuntimeEvents;
-  readonly #retryPolicy: RetryPolicy;
+  readonly #results: ResultRecorder;
   readonly #inFlight = new Map<string, InFlight>();
   /** Claimed jobs waiting for a free slot: claiming ahead keeps a busy worker from paying a round trip per job. */
   #queue: ClaimedJob[] = [];
   readonly #waker = new Waker();
-  readonly #successes: { success: JobSuccess; info: JobEventInfo; durationMs: number }[] = [];
-  #flushing: Promise<void> | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
   #claiming = true;
@@ -90,7 +80,12 @@ export class Worker {
     this.#registry = options.registry;
     this.#config = options.config;
     this.#events = options.events ?? new RuntimeEvents();
-    this.#retryPolicy = options.retryPolicy ?? ((input) => defaultRetryDelayMs(input.attempt, input.jobId));
+    this.#results = new ResultRecorder(
+      this.#db,
+      this.#registry,
+      this.#events,
+      options.retryPolicy ?? ((input) => defaultRetryDelayMs(input.attempt, input.jobId)),
+    );
   }
 
   /** Jobs whose handlers are running now. */
@@ -183,7 +178,7 @@ export class Worker {
       }
       await Promise.all([...this.#inFlight.values()].map((entry) => entry.done));
     }
-    await this.#flush();
+    await this.#results.flush();
     this.#stopHeartbeats();
     await Promise.all(this.#subscriptions.map((s) => s.unlisten().catch(() => {})));
     this.#subscriptions = [];
@@ -288,7 +283,7 @@ export class Worker {
   async #execute(entry: InFlight): Promise<void> {
     const { job, controller } = entry;
     const timer = setTimeout(() => this.#abort(entry, "timeout"), Math.max(job.timeoutSeconds, 1) * 1000);
-    let outcome: { ok: true; value: void | JobProgress } | { ok: false; failure: JobFailure };
+    let outcome: { ok: true; value: undefined | JobProgress } | { ok: false; failure: JobFailure };
     try {
       const registered = this.#registry.get(job.jobType);
       if (registered === undefined) {
@@ -315,17 +310,17 @@ export class Worker {
           : JobFailure.retryable(SHUTDOWN_FAILURE_CODE, "Worker shut down before the job finished.", {
               retryAfterMs: 1000,
             });
-      await this.#recordFailure(entry, failure);
+      await this.#results.failure(this.#finished(entry), failure);
       return;
     }
-    if (outcome.ok) this.#recordSuccess(entry, outcome.value);
-    else await this.#recordFailure(entry, outcome.failure);
+    if (outcome.ok) this.#results.success(this.#finished(entry), outcome.value);
+    else await this.#results.failure(this.#finished(entry), outcome.failure);
   }
 
   async #runHandler(
     entry: InFlight,
     registered: RegisteredHandler,
-  ): Promise<{ ok: true; value: void | JobProgress } | { ok: false; failure: JobFailure }> {
+  ): Promise<{ ok: true; value: undefined | JobProgress } | { ok: false; failure: JobFailure }> {
     let payload: unknown = entry.job.payload;
     if (registered.payloadSchema !== undefined) {
       const parsed = v.safeParse(registered.payloadSchema, payload);
@@ -347,164 +342,24 @@ export class Worker {
         Promise.resolve().then(() => registered.handler.execute(context, payload)),
         abort,
       ]);
-      return { ok: true, value };
+      return { ok: true, value: value ?? undefined };
     } catch (thrown) {
       return { ok: false, failure: JobFailure.from(thrown) };
     }
   }
 
-  #context(entry: InFlight): JobContext {
-    const { job, lease, controller } = entry;
-    const db = this.#db;
-    const leaseSeconds = this.#config.leaseTtlSeconds;
+  #finished(entry: InFlight): Finished {
     return {
-      jobId: job.id,
-      jobType: job.jobType,
-      organizationId: job.organizationId,
-      runNumber: job.runNumber,
-      attempt: job.attempt,
-      maxAttempts: job.maxAttempts,
-      workerId: lease.workerId,
-      workflowRunId: job.workflowRunId,
-      workflowStepId: job.workflowStepId,
-      signal: controller.signal,
-      progress: (update: JobProgressUpdate) => updateJobProgress(db, lease, update),
-      heartbeat: async () => {
-        await heartbeatJob(db, lease, { leaseSeconds });
-      },
-      log: async (level, message, payload) => {
-        await insertJobLog(db, {
-          jobId: job.id,
-          runNumber: job.runNumber,
-          attempt: job.attempt,
-          level,
-          message,
-          payload,
-        });
-      },
-      checkpoint: (value) => updateJobProgress(db, lease, { checkpoint: value }),
-    } as JobContext;
-  }
-
-  #recordSuccess(entry: InFlight, value: void | JobProgress): void {
-    const progress = value ?? undefined;
-    this.#successes.push({
-      success: {
-        lease: entry.lease,
-        progressDone: progress?.progressDone,
-        progressTotal: progress?.progressTotal,
-        checkpoint: progress?.checkpoint,
-      },
+      job: entry.job,
+      lease: entry.lease,
       info: info(entry),
       durationMs: performance.now() - entry.startedAt,
-    });
-    if (this.#flushing === undefined) this.#flushing = this.#flushLoop();
+      context: () => this.#context(entry),
+    };
   }
 
-  /** Wait until every recorded success is written. */
-  async #flush(): Promise<void> {
-    while (this.#flushing !== undefined) await this.#flushing;
-  }
-
-  async #flushLoop(): Promise<void> {
-    // Let handlers finishing in the same turn join this batch.
-    await new Promise((resolve) => setImmediate(resolve));
-    try {
-      while (this.#successes.length > 0) {
-        const batch = this.#successes.splice(0, 1000);
-        const results = await completeJobsSuccess(
-          this.#db,
-          batch.map((b) => b.success),
-        );
-        results.forEach((result, index) => {
-          const item = batch[index]!;
-          if (result.ok) this.#events.emit("job:succeeded", { ...item.info, durationMs: item.durationMs });
-          else this.#completionFailed(item.info, result.error);
-        });
-      }
-    } finally {
-      this.#flushing = undefined;
-    }
-  }
-
-  #completionFailed(jobInfo: JobEventInfo, error: unknown): void {
-    const runledger = error instanceof RunledgerError ? error : undefined;
-    this.#events.emit("job:completion_failed", {
-      ...jobInfo,
-      code: runledger?.code ?? "db.query_failed",
-      message: runledger?.message ?? "Recording the job's result failed.",
-    });
-  }
-
-  async #recordFailure(entry: InFlight, failure: JobFailure): Promise<void> {
-    const { job, lease } = entry;
-    const retryable = deadLetterReason(failure.kind, job.attempt, job.maxAttempts) === null;
-    const retryDelayMs = retryable
-      ? (failure.retryAfterMs ??
-        this.#registry.retryDelayOverride(job.jobType, failure.code) ??
-        this.#retryPolicy({ attempt: job.attempt, jobId: job.id, jobType: job.jobType, failure }))
-      : undefined;
-    const durationMs = performance.now() - entry.startedAt;
-    try {
-      const result = await completeJobFailure(this.#db, lease, {
-        kind: failure.kind,
-        code: failure.code,
-        message: failure.message,
-        retryDelayMs: retryDelayMs === undefined ? undefined : Math.max(1, Math.round(retryDelayMs)),
-      });
-      if (result.outcome === "RETRY_SCHEDULED") {
-        this.#events.emit("job:failed", {
-          ...info(entry),
-          kind: failure.kind,
-          code: failure.code,
-          durationMs,
-          nextRunAt: result.nextRunAt,
-        });
-        return;
-      }
-      this.#events.emit("job:dead_lettered", { ...info(entry), kind: failure.kind, code: failure.code, durationMs });
-      await this.#deadLetterHook(entry, failure);
-    } catch (error) {
-      this.#completionFailed(info(entry), error);
-    }
-  }
-
-  async #deadLetterHook(entry: InFlight, failure: JobFailure): Promise<void> {
-    const registered = this.#registry.get(entry.job.jobType);
-    const hook = registered?.handler.onDeadLetter;
-    if (hook === undefined) return;
-    const reason = deadLetterReason(failure.kind, entry.job.attempt, entry.job.maxAttempts) ?? "ATTEMPTS_EXHAUSTED";
-    await runHook(
-      () =>
-        hook.call(registered!.handler, this.#context(entry), entry.job.payload, {
-          failure,
-          reason,
-          maxAttempts: entry.job.maxAttempts,
-        }),
-      DEAD_LETTER_HOOK_TIMEOUT_MS,
-      (error) => this.#events.emit("loop:error", { loop: "worker", error }),
-    );
-  }
-}
-
-/** Run a hook with a deadline, isolating its failures. */
-export async function runHook(
-  hook: () => Promise<void>,
-  timeoutMs: number,
-  onError: (error: unknown) => void,
-): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      Promise.resolve().then(hook),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error("hook timed out")), timeoutMs);
-      }),
-    ]);
-  } catch (error) {
-    onError(error);
-  } finally {
-    clearTimeout(timer);
+  #context(entry: InFlight): JobContext {
+    return createJobContext(this.#db, entry.job, entry.lease, entry.controller.signal, this.#config.leaseTtlSeconds);
   }
 }
 

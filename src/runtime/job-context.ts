@@ -1,0 +1,46 @@
+import type { JobContext, JobProgressUpdate } from "../core/index.ts";
+import {
+  type ClaimedJob,
+  heartbeatJob,
+  insertJobLog,
+  type LeaseIdentity,
+  type RunledgerDb,
+  updateJobProgress,
+} from "../store/index.ts";
+
+/** The context a handler receives: who it is running as, its signal, and lease-fenced writes. */
+export function createJobContext(
+  db: RunledgerDb,
+  job: ClaimedJob,
+  lease: LeaseIdentity,
+  signal: AbortSignal,
+  leaseSeconds: number,
+): JobContext {
+  return {
+    jobId: job.id,
+    jobType: job.jobType,
+    organizationId: job.organizationId,
+    runNumber: job.runNumber,
+    attempt: job.attempt,
+    maxAttempts: job.maxAttempts,
+    workerId: lease.workerId,
+    workflowRunId: job.workflowRunId,
+    workflowStepId: job.workflowStepId,
+    signal,
+    progress: (update: JobProgressUpdate) => updateJobProgress(db, lease, update),
+    heartbeat: async () => {
+      await heartbeatJob(db, lease, { leaseSeconds });
+    },
+    log: async (level, message, payload) => {
+      await insertJobLog(db, {
+        jobId: job.id,
+        runNumber: job.runNumber,
+        attempt: job.attempt,
+        level,
+        message,
+        payload,
+      });
+    },
+    checkpoint: (value) => updateJobProgress(db, lease, { checkpoint: value }),
+  } as JobContext;
+}

@@ -1,5 +1,5 @@
-// Type-checks every ```ts block of README.md, so the documented API cannot drift from the code.
-// Each block becomes a module of its own under .scratch/readme/ (gitignored); a block that starts
+// Type-checks every ```ts block of README.md and llms.txt, so the documented API cannot drift from
+// the code. Each block becomes a module of its own under .scratch/readme/ (gitignored); a block that starts
 // with a `// name.ts` comment is written under that name, so the others can import it as the
 // README shows (`./jobs.ts`). The prelude declares the few identifiers blocks use without
 // defining them.
@@ -23,7 +23,7 @@ export {};
 `;
 
 const TSCONFIG = {
-  extends: "../../tsconfig.json",
+  extends: "../../../tsconfig.json",
   compilerOptions: { noEmit: true },
   include: ["*.ts"],
 };
@@ -34,9 +34,9 @@ interface Block {
   code: string;
 }
 
-/** The README's ```ts blocks with the line each starts on. */
-function readmeBlocks(): Block[] {
-  const lines = readFileSync(join(ROOT, "README.md"), "utf8").split("\n");
+/** A document's ```ts blocks with the line each starts on. */
+function tsBlocks(document: string): Block[] {
+  const lines = readFileSync(join(ROOT, document), "utf8").split("\n");
   const blocks: Block[] = [];
   for (let i = 0; i < lines.length; i++) {
     if (lines[i]!.trim() !== "```ts") continue;
@@ -53,22 +53,29 @@ function readmeBlocks(): Block[] {
 
 afterAll(() => rmSync(SCRATCH, { recursive: true, force: true }));
 
+/** Write the blocks of `document` into a directory of their own and run tsc over them. */
+async function typecheck(document: string, blocks: Block[]): Promise<void> {
+  const dir = join(SCRATCH, document.replace(/\W/g, "-"));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2));
+  writeFileSync(join(dir, "prelude.d.ts"), PRELUDE);
+  for (const block of blocks) writeFileSync(join(dir, block.file), block.code);
+
+  const result = await run(join(ROOT, "node_modules", ".bin", "tsc"), ["-p", join(dir, "tsconfig.json"), "--noEmit"]);
+  const where = blocks.map((b) => `${b.file} is the block at ${document} line ${b.line}`).join("\n");
+  expect(result.code, `${result.stdout}${result.stderr}\n${where}`).toBe(0);
+}
+
 it("type-checks every TypeScript block in README.md", async () => {
-  const blocks = readmeBlocks();
+  const blocks = tsBlocks("README.md");
   expect(blocks.length).toBeGreaterThanOrEqual(8);
   expect(new Set(blocks.map((b) => b.file)).size).toBe(blocks.length);
+  await typecheck("README.md", blocks);
+}, 60_000);
 
-  rmSync(SCRATCH, { recursive: true, force: true });
-  mkdirSync(SCRATCH, { recursive: true });
-  writeFileSync(join(SCRATCH, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2));
-  writeFileSync(join(SCRATCH, "prelude.d.ts"), PRELUDE);
-  for (const block of blocks) writeFileSync(join(SCRATCH, block.file), block.code);
-
-  const result = await run(join(ROOT, "node_modules", ".bin", "tsc"), [
-    "-p",
-    join(SCRATCH, "tsconfig.json"),
-    "--noEmit",
-  ]);
-  const where = blocks.map((b) => `${b.file} is the block at README.md line ${b.line}`).join("\n");
-  expect(result.code, `${result.stdout}${result.stderr}\n${where}`).toBe(0);
+it("type-checks every TypeScript block in llms.txt", async () => {
+  const blocks = tsBlocks("llms.txt");
+  expect(blocks.length).toBeGreaterThanOrEqual(2);
+  await typecheck("llms.txt", blocks);
 }, 60_000);

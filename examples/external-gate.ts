@@ -1,0 +1,90 @@
+// An external approval gate: the refund step waits until someone (a person, an API callback)
+// completes the "approve" step. Nothing runs the refund before that, and nothing polls for it.
+//
+//   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/external-gate.ts
+import { WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "runledger/core";
+import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
+import {
+  completeExternalWorkflowStep,
+  createDb,
+  enqueueWorkflowRun,
+  getWorkflowRunById,
+  listWorkflowSteps,
+  migrate,
+  type RunledgerDb,
+} from "runledger/store";
+
+const url = process.env.DATABASE_URL;
+if (!url) {
+  console.error("Set DATABASE_URL to a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/app");
+  process.exit(2);
+}
+
+const catalog = new JobCatalog().job("payments.refund", async (payload) => {
+  console.log(`refunding ${(payload as { amount: number }).amount}`);
+});
+
+/** Run the supervisor until the workflow run has finished (or `timeoutMs` passes). */
+async function runUntilFinished(db: RunledgerDb, supervisor: Supervisor, runId: string, timeoutMs = 30_000) {
+  const finished = new AbortController();
+  const check = () => {
+    getWorkflowRunById(db, runId).then(
+      (run) => {
+        if (run && ["SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED"].includes(run.status)) finished.abort();
+      },
+      (error: unknown) => finished.abort(error),
+    );
+  };
+  supervisor.on("job:succeeded", check);
+  supervisor.on("job:dead_lettered", check);
+  check();
+  return supervisor.runUntilShutdown(AbortSignal.any([finished.signal, AbortSignal.timeout(timeoutMs)]), 5_000);
+}
+
+async function printSteps(db: RunledgerDb, runId: string) {
+  const run = await getWorkflowRunById(db, runId);
+  console.log(`run status: ${run?.status}`);
+  for (const step of await listWorkflowSteps(db, runId)) {
+    const reason = step.statusReason && step.statusReason !== step.status ? ` (${step.statusReason})` : "";
+    console.log(`  step ${step.stepKey.padEnd(8)} ${step.status}${reason}`);
+  }
+  return run;
+}
+
+const db = createDb(url);
+try {
+  await migrate(db);
+  await catalog.syncDefinitions(db);
+
+  const workflowRun = await enqueueWorkflowRun(
+    db,
+    WorkflowRunEnqueueBuilder.tryNew("refund.flow", { order: "o_789" })
+      .idempotencyKey("refund:o_789")
+      .step(Step.tryExternal("approve", { amount: 120 }))
+      .step(Step.tryJob("refund", "payments.refund", { amount: 120 }).dependsOnSuccess(["approve"]))
+      .build(),
+  );
+  console.log(`workflow run ${workflowRun.id} enqueued`);
+  await printSteps(db, workflowRun.id);
+
+  // The worker runs in the background; the refund step stays BLOCKED until the gate opens.
+  const supervisor = Supervisor.builder(db, JobsConfig.from({ pollIntervalMs: 200 }))
+    .withCatalog(catalog)
+    .build();
+  const running = runUntilFinished(db, supervisor, workflowRun.id);
+
+  // In an application this is the approval endpoint or webhook handler.
+  await completeExternalWorkflowStep(db, {
+    workflowRunId: workflowRun.id,
+    stepKey: "approve",
+    terminalStatus: "SUCCEEDED",
+    statusReason: "approved by alice",
+  });
+  console.log("approval recorded");
+
+  await running;
+  const finished = await printSteps(db, workflowRun.id);
+  if (finished?.status !== "SUCCEEDED") process.exitCode = 1;
+} finally {
+  await db.$runledger.close();
+}

@@ -1,0 +1,65 @@
+// A complete worker process: check the schema, sync the catalog's definitions, run the
+// supervisor until SIGINT or SIGTERM, and always close the pool. A failed loop or a shutdown that
+// misses its deadline is reported and ends the process with exit code 1.
+//
+//   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/worker.ts
+//   RUNLEDGER_MIGRATE=1 ...   to apply migrations at startup instead of only checking them
+import { RunledgerError } from "runledger/core";
+import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
+import { createDb, ensureSchemaCompatible, migrate } from "runledger/store";
+
+const url = process.env.DATABASE_URL;
+if (!url) {
+  console.error("Set DATABASE_URL to a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/app");
+  process.exit(2);
+}
+
+// In an application this catalog lives in a module shared with the web process, which enqueues.
+const catalog = new JobCatalog().job(
+  "email.send",
+  async (payload, context) => {
+    const { to, subject } = payload as { to: string; subject: string };
+    // Pass context.signal to I/O: it aborts on timeout, cancellation and shutdown.
+    context.signal.throwIfAborted();
+    console.log(`sent "${subject}" to ${to} (job ${context.jobId}, attempt ${context.attempt})`);
+  },
+  { maxAttempts: 5, timeoutSeconds: 60 },
+);
+
+// Listen before anything slow happens, so a signal during startup still stops the worker cleanly.
+const stop = new Promise<NodeJS.Signals>((resolve) => {
+  process.once("SIGTERM", resolve);
+  process.once("SIGINT", resolve);
+});
+
+const db = createDb(url);
+try {
+  if (process.env.RUNLEDGER_MIGRATE === "1") {
+    await migrate(db);
+  } else {
+    // Read-only: migrations normally run at deploy time, not in every worker.
+    await ensureSchemaCompatible(db);
+  }
+  await catalog.syncDefinitions(db);
+
+  const config = JobsConfig.fromEnv();
+  const supervisor = Supervisor.builder(db, config).withCatalog(catalog).build();
+  supervisor.on("job:dead_lettered", (e) => console.error(`dead-lettered ${e.jobType} ${e.jobId}: ${e.code}`));
+  supervisor.on("loop:error", (e) => console.error(`${e.loop} loop error:`, e.error));
+
+  supervisor.start();
+  console.log(`worker ${config.workerId} ready: ${catalog.jobTypes().join(", ")}`);
+
+  // Rejects when a loop failed or exited early, or the shutdown missed its deadline.
+  const report = await supervisor.runUntilShutdown(
+    stop.then((signal) => console.log(`${signal} received, shutting down`)),
+    30_000,
+  );
+  console.log(`worker stopped (abandoned jobs: ${report.abandoned.length})`);
+} catch (error) {
+  const what = error instanceof RunledgerError ? `${error.code}: ${error.message}` : error;
+  console.error("worker failed:", what);
+  process.exitCode = 1;
+} finally {
+  await db.$runledger.close();
+}

@@ -1,0 +1,148 @@
+// Runs every program in examples/ as its own process against a database of its own, the way a
+// reader would run it, and checks what it prints.
+import type { ChildProcess } from "node:child_process";
+import { sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { enqueueJob, getJobById } from "../src/store/index.ts";
+import type { EphemeralDatabase } from "../src/testing/index.ts";
+import { useTestDatabase } from "./support/db.ts";
+import { finished, type ProcessResult, startTs } from "./support/processes.ts";
+import { waitFor } from "./support/wait.ts";
+
+const NAMES = [
+  "enqueue-job",
+  "workflow-dag",
+  "external-gate",
+  "append-workflow-steps",
+  "schedule-job",
+  "worker",
+  "worker-migrate",
+  "worker-uninitialized",
+] as const;
+const databases = Object.fromEntries(
+  await Promise.all(NAMES.map(async (name) => [name, await useTestDatabase({ max: 2 })] as const)),
+) as Record<(typeof NAMES)[number], EphemeralDatabase>;
+
+function start(file: string, database: EphemeralDatabase, env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return startTs(`examples/${file}.ts`, [], { DATABASE_URL: database.url, RUNLEDGER_MIGRATE: "", ...env });
+}
+
+async function runExample(name: Exclude<(typeof NAMES)[number], `worker${string}`>): Promise<ProcessResult> {
+  const result = await finished(start(name, databases[name]));
+  if (result.code !== 0)
+    throw new Error(`examples/${name}.ts exited ${result.code}:\n${result.stdout}${result.stderr}`);
+  return result;
+}
+
+/** Collect a child's stdout as it arrives, for "wait until it printed …". */
+function output(child: ChildProcess): () => string {
+  let text = "";
+  child.stdout?.on("data", (chunk) => {
+    text += chunk;
+  });
+  return () => text;
+}
+
+describe("examples", () => {
+  it("enqueue-job: an identical retry returns the same job", async () => {
+    const first = await runExample("enqueue-job");
+    expect(first.stdout).toMatch(/enqueued job [0-9a-f-]{36} \(created: true\)/);
+    expect(first.stdout).toMatch(/retried with the same key: job [0-9a-f-]{36} \(created: false\)/);
+    expect(first.stdout).toContain("same job: true");
+    expect(first.stdout).toContain("status: PENDING, attempts allowed: 5");
+    // Running the program again finds the job the first run created.
+    const again = await runExample("enqueue-job");
+    expect(again.stdout).toContain("(created: false)\nretried");
+  });
+
+  it("workflow-dag: crawl, then classify and score, then persist", async () => {
+    const { stdout } = await runExample("workflow-dag");
+    const order = ["crawl", "classify", "score", "persist"].map((step) => stdout.indexOf(`${step.padEnd(8)} p_123`));
+    expect(order.every((index) => index >= 0)).toBe(true);
+    expect(order[0]).toBeLessThan(Math.min(order[1]!, order[2]!));
+    expect(order[3]).toBeGreaterThan(Math.max(order[1]!, order[2]!));
+    expect(stdout).toContain("run status: SUCCEEDED");
+    for (const step of ["crawl", "classify", "score", "persist"]) {
+      expect(stdout).toMatch(new RegExp(`step ${step} +SUCCEEDED`));
+    }
+    // The idempotency key makes a second run of the program find the finished run.
+    const again = await runExample("workflow-dag");
+    expect(again.stdout).toMatch(/\(profiles\.research\) is SUCCEEDED/);
+    expect(again.stdout).not.toContain("crawl    p_123");
+  });
+
+  it("external-gate: the refund waits for the approval", async () => {
+    const { stdout } = await runExample("external-gate");
+    expect(stdout).toMatch(/step approve +WAITING_FOR_EXTERNAL\n +step refund +BLOCKED/);
+    expect(stdout.indexOf("approval recorded")).toBeLessThan(stdout.indexOf("refunding 120"));
+    expect(stdout).toMatch(/step approve +SUCCEEDED \(approved by alice\)/);
+    expect(stdout).toMatch(/step refund +SUCCEEDED/);
+    expect(stdout).toContain("run status: SUCCEEDED");
+  });
+
+  it("append-workflow-steps: steps added through the window run before the run finishes", async () => {
+    const { stdout } = await runExample("append-workflow-steps");
+    expect(stdout).toContain("append APPENDED: file:a.csv, file:b.csv, report");
+    expect(stdout).toContain("file: imported a.csv");
+    expect(stdout).toContain("file: imported b.csv");
+    expect(stdout.indexOf("window closed")).toBeLessThan(stdout.indexOf("report: every file imported"));
+    expect(stdout).toContain("run status: SUCCEEDED");
+    for (const step of ["fetch", "window", "file:a.csv", "file:b.csv", "report"]) {
+      expect(stdout).toMatch(new RegExp(`step ${step} +SUCCEEDED`));
+    }
+    const again = await runExample("append-workflow-steps");
+    expect(again.stdout).toContain("append ALREADY_APPLIED");
+  });
+
+  it("schedule-job: the due slot becomes a job that runs", async () => {
+    const { stdout } = await runExample("schedule-job");
+    expect(stdout).toMatch(/fired slot \S+ as job [0-9a-f-]{36}/);
+    expect(stdout).toContain('"schedule_name":"reports.hourly"');
+    expect(stdout).toMatch(/reports\.build SUCCEEDED \(stage completed\)/);
+    expect(stdout).toMatch(/next fire at \d{4}-\d\d-\d\dT\d\d:00:00\.000Z/);
+  });
+
+  it("worker: runs an enqueued job and exits cleanly on SIGTERM", async () => {
+    const { db } = databases.worker;
+    const child = start("worker", databases.worker, { JOBS_POLL_INTERVAL_MS: "100" });
+    const stdout = output(child);
+    const exit = finished(child);
+    await waitFor(() => stdout().includes(" ready: email.send"), { timeoutMs: 20_000, what: "the worker to start" });
+
+    const { id } = await enqueueJob(db, {
+      jobType: "email.send",
+      payload: { to: "ada@example.com", subject: "Welcome" },
+    });
+    await waitFor(async () => (await getJobById(db, id))?.status === "SUCCEEDED", { what: "the job to succeed" });
+    expect(stdout()).toContain(`sent "Welcome" to ada@example.com (job ${id}, attempt 1)`);
+
+    child.kill("SIGTERM");
+    const result = await exit;
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("SIGTERM received, shutting down");
+    expect(result.stdout).toContain("worker stopped (abandoned jobs: 0)");
+  });
+
+  it("worker: refuses a database without the schema, with exit code 1", async () => {
+    const database = databases["worker-uninitialized"];
+    await database.db.execute(sql`drop schema runledger cascade`);
+    const result = await finished(start("worker", database));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("worker failed: schema.uninitialized");
+    expect(result.stdout).not.toContain("ready");
+  });
+
+  it("worker: migrates first with RUNLEDGER_MIGRATE=1", async () => {
+    const database = databases["worker-migrate"];
+    await database.db.execute(sql`drop schema runledger cascade`);
+    const child = start("worker", database, { RUNLEDGER_MIGRATE: "1" });
+    const stdout = output(child);
+    const exit = finished(child);
+    await waitFor(() => stdout().includes(" ready: email.send"), { timeoutMs: 20_000, what: "the worker to start" });
+    child.kill("SIGINT");
+    const result = await exit;
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("SIGINT received, shutting down");
+  });
+});

@@ -1,25 +1,46 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkflowDagBuilder } from "../../src/core/index.ts";
+import {
+  WorkflowStepEnqueueBuilder as Step,
+  WorkflowDagBuilder,
+  WorkflowRunEnqueueBuilder,
+} from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
 import {
+  cancelJob,
+  cancelWorkflowRun,
   claimJobs,
+  completeExternalWorkflowStep,
+  completeJobFailure,
   completeJobSuccess,
   createDb,
   createEmbeddedDb,
+  enqueueJob,
   enqueueWorkflowRun,
   ensureSchemaCompatible,
   getJobById,
   getJobMetrics,
+  getJobRuntimeConfig,
   getWorkflowRunById,
+  heartbeatJobs,
+  insertJobLog,
   inspectSchema,
   JOBS_CHANNEL,
   listJobEvents,
+  listJobLogs,
+  listJobs,
   listWorkflowSteps,
+  materializeDueSchedules,
   migrate,
   type PGliteClient,
   queryRows,
   type RunledgerDb,
+  reapExpiredLeases,
+  requeueJob,
+  setJobScheduleActive,
+  updateJobProgress,
+  upsertJobRuntimeConfig,
+  upsertJobSchedule,
 } from "../../src/store/index.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -31,6 +52,10 @@ let db: RunledgerDb;
 
 const catalog = new JobCatalog()
   .job("smoke.plain", async () => {})
+  // Never run by a supervisor here: the tests below drive these jobs by hand.
+  .job("smoke.manual", async () => {
+    throw new Error("smoke.manual is driven by hand");
+  })
   .job("profiles.crawl", async (_payload, context) => {
     await context.progress({ progressDone: 1, progressTotal: 1 });
   })
@@ -159,6 +184,89 @@ describe("PGlite driver", () => {
       await wake.unlisten();
       await supervisor.shutdown(5000);
     }
+  });
+
+  it("runs leases, failures, the reaper, cancellation, idempotency, schedules and external steps", async () => {
+    const nextRunAt = new Date(Date.now() - 1000);
+    const input = { jobType: "smoke.manual", payload: { k: 1 }, idempotencyKey: "smoke:k1", nextRunAt };
+    const first = await enqueueJob(db, input);
+    expect(await enqueueJob(db, input)).toEqual({ id: first.id, created: false });
+
+    const claim = async (workerId: string) =>
+      (await claimJobs(db, { workerId, leaseSeconds: 30, limit: 1, jobTypes: ["smoke.manual"] }))[0]!;
+    const job = await claim("w2");
+    const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w2" };
+    expect((await heartbeatJobs(db, [lease], { leaseSeconds: 30 })).get(job.id)).toBeInstanceOf(Date);
+    await updateJobProgress(db, lease, { progressDone: 1, progressTotal: 2, stage: "halfway" });
+    expect(await getJobById(db, job.id)).toMatchObject({ progressDone: 1, progressTotal: 2, progressPct: 50 });
+    await insertJobLog(db, { ...lease, level: "info", message: "hello", payload: { a: 1 } });
+    expect((await listJobLogs(db, { jobId: job.id, limit: 10 })).map((l) => [l.message, l.payload])).toEqual([
+      ["hello", { a: 1 }],
+    ]);
+
+    const retry = await completeJobFailure(db, lease, {
+      kind: "RETRYABLE",
+      code: "smoke.retry",
+      message: "again",
+      retryDelayMs: 1,
+    });
+    expect(retry.outcome).toBe("RETRY_SCHEDULED");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = await claim("w3");
+    expect(second).toMatchObject({ id: job.id, attempt: 2 });
+    await db.execute(
+      sql`update runledger.job_queue set lease_expires_at = now() - interval '1 second' where id = ${job.id}`,
+    );
+    expect(await reapExpiredLeases(db, { limit: 10, retryDelayMs: 60_000 })).toMatchObject({
+      processed: 1,
+      retried: 1,
+    });
+
+    expect((await cancelJob(db, { jobId: job.id, reason: "smoke" })).status).toBe("CANCELED");
+    expect(await requeueJob(db, { jobId: job.id })).toMatchObject({ status: "PENDING", runNumber: 2, attempt: 0 });
+    await cancelJob(db, { jobId: job.id });
+    const page = await listJobs(db, { jobTypeContains: "smoke.", limit: 2 });
+    expect(page.items).toHaveLength(2);
+    expect((await listJobs(db, { jobTypeContains: "smoke.", limit: 2, after: page.next! })).items).toHaveLength(2);
+
+    await upsertJobSchedule(db, {
+      name: "smoke.every-second",
+      jobType: "smoke.manual",
+      cronExpr: "* * * * * *",
+      nextFireAt: new Date(Date.now() - 1000),
+    });
+    const materialized = await materializeDueSchedules(db, { now: new Date(), limit: 10 });
+    expect(materialized.failed).toEqual([]);
+    expect(materialized.fired).toHaveLength(1);
+    await setJobScheduleActive(db, "smoke.every-second", false);
+    await cancelJob(db, { jobId: materialized.fired[0]!.jobId });
+
+    const gate = await enqueueWorkflowRun(
+      db,
+      WorkflowRunEnqueueBuilder.tryNew("smoke.gate", {})
+        .step(Step.tryExternal("approve", {}))
+        .step(Step.tryJob("after", "smoke.manual", {}).dependsOnSuccess(["approve"]))
+        .build(),
+    );
+    await completeExternalWorkflowStep(db, {
+      workflowRunId: gate.id,
+      stepKey: "approve",
+      terminalStatus: "SUCCEEDED",
+      statusReason: "approved",
+    });
+    expect((await listWorkflowSteps(db, gate.id)).map((s) => [s.stepKey, s.status])).toEqual([
+      ["approve", "SUCCEEDED"],
+      ["after", "ENQUEUED"],
+    ]);
+    await cancelWorkflowRun(db, { workflowRunId: gate.id, reason: "smoke" });
+    expect((await getWorkflowRunById(db, gate.id))?.status).toBe("CANCELED");
+
+    await upsertJobRuntimeConfig(db, { jobType: "smoke.manual", schemaVersion: 1, config: { limit: 5 } });
+    expect((await getJobRuntimeConfig(db, "smoke.manual"))?.config).toEqual({ limit: 5 });
+    expect(await catalog.syncDefinitionsExact(db, catalog.jobTypes())).toEqual({
+      disabledAbsentJobTypes: [],
+      disabledCatalogJobTypes: [],
+    });
   });
 
   it("wraps a PGlite instance it does not own without closing it", async () => {

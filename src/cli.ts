@@ -4,7 +4,7 @@
  * `DATABASE_URL` or, without it, an embedded PGlite database in `.runledger/demo-db`;
  * `runledger migrate` applies the bundled migrations to `DATABASE_URL`. Only public APIs.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type JobContext, RunledgerError, type WorkflowRunStatus } from "./core/index.ts";
 import { JobCatalog, JobsConfig, Supervisor } from "./runtime/index.ts";
@@ -64,16 +64,47 @@ function redact(url: string): string {
   }
 }
 
-async function openDemoDb(): Promise<{ db: RunledgerDb; label: string }> {
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Only one process may open a PGlite data directory: hold a pid lock file next to it. */
+function lockDataDir(dir: string): () => void {
+  const lockFile = `${dir}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: "wx" });
+      return () => rmSync(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const pid = Number(readFileSync(lockFile, "utf8"));
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+        throw new Error(`another process (pid ${pid}) is using ${dir}; wait for it or set DATABASE_URL`);
+      }
+      rmSync(lockFile, { force: true }); // left behind by a process that died
+    }
+  }
+  throw new Error(`could not lock ${dir}`);
+}
+
+async function openDemoDb(): Promise<{ db: RunledgerDb; label: string; release: () => void }> {
   const url = process.env.DATABASE_URL;
   if (url !== undefined && url !== "") {
-    return { db: createDb(url, { max: 4, applicationName: "runledger-demo" }), label: `PostgreSQL at ${redact(url)}` };
+    const db = createDb(url, { max: 4, applicationName: "runledger-demo" });
+    return { db, label: `PostgreSQL at ${redact(url)}`, release: () => {} };
   }
   out.write(`opening the embedded database in ${DEMO_DATA_DIR} (the first run initializes it: a few seconds)\n`);
   mkdirSync(DEMO_DATA_DIR, { recursive: true });
+  const release = lockDataDir(DEMO_DATA_DIR);
   try {
-    return { db: await createEmbeddedDb(DEMO_DATA_DIR), label: `embedded PGlite in ${DEMO_DATA_DIR}` };
+    return { db: await createEmbeddedDb(DEMO_DATA_DIR), label: `embedded PGlite in ${DEMO_DATA_DIR}`, release };
   } catch (error) {
+    release();
     if ((error as { code?: string }).code === "ERR_MODULE_NOT_FOUND") {
       throw new Error("The embedded database needs @electric-sql/pglite; install it or set DATABASE_URL.");
     }
@@ -180,7 +211,7 @@ function summary(live: Live, runStartedAt: Date): string[] {
 
 async function demo(): Promise<number> {
   const began = Date.now();
-  const { db, label } = await openDemoDb();
+  const { db, label, release } = await openDemoDb();
   const stop = new AbortController();
   const interrupt = () => stop.abort();
   process.once("SIGINT", interrupt);
@@ -263,7 +294,11 @@ async function demo(): Promise<number> {
     process.off("SIGINT", interrupt);
     process.off("SIGTERM", interrupt);
     if (supervisor !== undefined) await supervisor.shutdown(5000).catch(() => {});
-    await db.$runledger.close();
+    try {
+      await db.$runledger.close();
+    } finally {
+      release();
+    }
   }
 }
 

@@ -7,7 +7,7 @@ import * as schema from "./schema/index.ts";
  */
 export interface PGliteClient {
   query(query: string, params?: unknown[], options?: unknown): Promise<unknown>;
-  transaction<T>(callback: (tx: never) => Promise<T>): Promise<T>;
+  transaction<T>(callback: (tx: unknown) => Promise<T>): Promise<T>;
   listen(channel: string, callback: (payload: string) => void): Promise<(tx?: never) => Promise<void>>;
   close(): Promise<void>;
   readonly closed: boolean;
@@ -66,7 +66,7 @@ export async function createEmbeddedDb(dataDir?: string): Promise<RunledgerDb> {
   const { PGlite } = await import("@electric-sql/pglite");
   const client = await PGlite.create(dataDir === undefined ? {} : { dataDir });
   try {
-    return await pgliteDb(client as unknown as PGliteClient, true);
+    return await pgliteDb(client, true);
   } catch (error) {
     await client.close();
     throw error;

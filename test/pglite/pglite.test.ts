@@ -1,3 +1,4 @@
+import type { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -32,7 +33,6 @@ import {
   listWorkflowSteps,
   materializeDueSchedules,
   migrate,
-  type PGliteClient,
   queryRows,
   type RunledgerDb,
   reapExpiredLeases,
@@ -270,7 +270,7 @@ describe("PGlite driver", () => {
   });
 
   it("wraps a PGlite instance it does not own without closing it", async () => {
-    const borrowed = await createDb((db as unknown as { $client: PGliteClient }).$client);
+    const borrowed = await createDb((db as unknown as { $client: PGlite }).$client);
     expect(borrowed.$runledger.kind).toBe("pglite");
     await borrowed.$runledger.close();
     expect((await queryRows<{ one: number }>(db, sql`select 1 as one`))[0]!.one).toBe(1);

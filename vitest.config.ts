@@ -27,6 +27,17 @@ export default defineConfig({
           hookTimeout: 60_000,
         },
       },
+      {
+        extends: true,
+        test: {
+          // One embedded PGlite instance (~4 s start, ~0.8 GB): no PostgreSQL server needed.
+          name: "pglite",
+          include: ["test/pglite/**/*.test.ts"],
+          pool: "forks",
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
     ],
   },
 });

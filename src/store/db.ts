@@ -1,6 +1,7 @@
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { isPGliteClient, type PGliteClient, pgliteDb } from "./pglite.ts";
 import * as schema from "./schema/index.ts";
 
 /** The table objects; `db.query.*` and the builder know every runledger table through it. */
@@ -21,7 +22,8 @@ export interface Subscription {
 
 /** What the runtime needs beyond SQL: notifications and closing the pool. */
 export interface RunledgerDriver {
-  readonly kind: "postgres-js";
+  /** Which client is underneath: a postgres.js pool or an embedded PGlite instance. */
+  readonly kind: "postgres-js" | "pglite";
   /** Whether hot statements are sent as named prepared statements. */
   readonly prepare: boolean;
   /**
@@ -51,8 +53,18 @@ export interface CreateDbOptions {
  * Open a runledger database handle from a connection URL or an existing postgres.js client.
  * A handle made from a URL owns its pool and `db.$runledger.close()` ends it; a handle made
  * from a client leaves closing the client to its owner.
+ *
+ * Given a `PGlite` instance it resolves to a handle built with `drizzle-orm/pglite` (loaded only
+ * then, hence the promise) whose notifications use PGlite's own `listen()`; closing the instance
+ * stays with its owner. `createEmbeddedDb(dataDir)` makes a handle that owns its instance.
  */
-export function createDb(urlOrClient: string | postgres.Sql, options: CreateDbOptions = {}): RunledgerDb {
+export function createDb(urlOrClient: string | postgres.Sql, options?: CreateDbOptions): RunledgerDb;
+export function createDb(pglite: PGliteClient): Promise<RunledgerDb>;
+export function createDb(
+  urlOrClient: string | postgres.Sql | PGliteClient,
+  options: CreateDbOptions = {},
+): RunledgerDb | Promise<RunledgerDb> {
+  if (isPGliteClient(urlOrClient)) return pgliteDb(urlOrClient, false);
   const prepare = options.prepare ?? true;
   const owned = typeof urlOrClient === "string";
   const client =

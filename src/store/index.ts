@@ -20,6 +20,7 @@ export type { JobRecord, LeaseIdentity } from "./jobs/record.ts";
 export * from "./logs.ts";
 export * from "./migrate.ts";
 export * from "./notify.ts";
+export { createEmbeddedDb, type PGliteClient } from "./pglite.ts";
 export { queryRows } from "./query.ts";
 export * from "./runtime-configs.ts";
 export * from "./schedules.ts";

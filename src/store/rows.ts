@@ -1,6 +1,8 @@
 /**
- * Raw rows from hot statements arrive as the driver gives them: timestamps as text (postgres.js
- * under drizzle) or `Date` (PGlite), int8 and numeric as text. These helpers make them typed.
+ * Raw rows from hot statements arrive as the driver gives them: timestamps as text (drizzle keeps
+ * them unparsed over both postgres.js and PGlite; a `Date` is accepted too), int8 as text
+ * (postgres.js) or number (PGlite), numeric as text, jsonb already parsed. These helpers make
+ * them typed.
  */
 
 /** Parse a timestamptz as PostgreSQL prints it (`2026-11-25 07:20:00.123456+00`) or as a Date. */

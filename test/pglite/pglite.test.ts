@@ -1,0 +1,278 @@
+import type { PGlite } from "@electric-sql/pglite";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  WorkflowStepEnqueueBuilder as Step,
+  WorkflowDagBuilder,
+  WorkflowRunEnqueueBuilder,
+} from "../../src/core/index.ts";
+import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
+import {
+  cancelJob,
+  cancelWorkflowRun,
+  claimJobs,
+  completeExternalWorkflowStep,
+  completeJobFailure,
+  completeJobSuccess,
+  createDb,
+  createEmbeddedDb,
+  enqueueJob,
+  enqueueWorkflowRun,
+  ensureSchemaCompatible,
+  getJobById,
+  getJobMetrics,
+  getJobRuntimeConfig,
+  getWorkflowRunById,
+  heartbeatJobs,
+  insertJobLog,
+  inspectSchema,
+  JOBS_CHANNEL,
+  listJobEvents,
+  listJobLogs,
+  listJobs,
+  listWorkflowSteps,
+  materializeDueSchedules,
+  migrate,
+  queryRows,
+  type RunledgerDb,
+  reapExpiredLeases,
+  requeueJob,
+  setJobScheduleActive,
+  updateJobProgress,
+  upsertJobRuntimeConfig,
+  upsertJobSchedule,
+} from "../../src/store/index.ts";
+import { waitFor } from "../support/wait.ts";
+
+/*
+ * One in-memory PGlite instance for the whole file: creating one costs ~4 s and ~0.8 GB, so
+ * this is a smoke suite of the embedded driver, not a second copy of the PostgreSQL suite.
+ */
+let db: RunledgerDb;
+
+const catalog = new JobCatalog()
+  .job("smoke.plain", async () => {})
+  // Never run by a supervisor here: the tests below drive these jobs by hand.
+  .job("smoke.manual", async () => {
+    throw new Error("smoke.manual is driven by hand");
+  })
+  .job("profiles.crawl", async (_payload, context) => {
+    await context.progress({ progressDone: 1, progressTotal: 1 });
+  })
+  .job("profiles.classify", async () => {})
+  .job("profiles.score", async () => {})
+  .job("profiles.persist", async () => {});
+
+beforeAll(async () => {
+  db = await createEmbeddedDb();
+}, 60_000);
+
+afterAll(async () => {
+  await db?.$runledger.close();
+});
+
+describe("PGlite driver", () => {
+  it("is a pglite handle and applies the bundled migrations once", async () => {
+    expect(db.$runledger.kind).toBe("pglite");
+    expect((await inspectSchema(db)).state).toBe("uninitialized");
+    expect(await migrate(db)).toMatchObject({ state: "current", pending: 0 });
+    expect(await migrate(db)).toMatchObject({ state: "current", pending: 0 });
+    expect((await ensureSchemaCompatible(db)).state).toBe("current");
+    await catalog.syncDefinitions(db);
+  });
+
+  it("enqueues, claims and completes a job with typed rows", async () => {
+    const { id } = await catalog.enqueue(db, "smoke.plain", { n: 1 });
+    const [job] = await claimJobs(db, { workerId: "w1", leaseSeconds: 30, limit: 5, jobTypes: ["smoke.plain"] });
+    expect(job).toMatchObject({ id, status: "LEASED", attempt: 1, runNumber: 1, payload: { n: 1 }, workerId: "w1" });
+    expect(job!.nextRunAt).toBeInstanceOf(Date);
+    expect(Number.isNaN(job!.leaseExpiresAt!.getTime())).toBe(false);
+    expect(job!.leaseExpiresAt!.getTime()).toBeGreaterThan(Date.now());
+    await completeJobSuccess(db, {
+      lease: { jobId: id, runNumber: 1, attempt: 1, workerId: "w1" },
+      progressDone: 3,
+      progressTotal: 4,
+      checkpoint: { cursor: "c1" },
+    });
+    const done = (await getJobById(db, id))!;
+    expect(done).toMatchObject({
+      status: "SUCCEEDED",
+      progressDone: 3,
+      progressTotal: 4,
+      checkpoint: { cursor: "c1" },
+    });
+    expect(done.finishedAt).toBeInstanceOf(Date);
+    expect((await listJobEvents(db, { jobId: id, limit: 50 })).map((e) => e.eventType)).toEqual([
+      "ENQUEUED",
+      "LEASED",
+      "SUCCEEDED",
+    ]);
+    const metrics = await getJobMetrics(db, {});
+    expect(JSON.parse(JSON.stringify(metrics))).toEqual(metrics); // no bigint or other non-JSON values
+  });
+
+  it("writes atomically inside a transaction through the transaction handle", async () => {
+    const id = await db.transaction(async (tx) => (await catalog.enqueue(tx, "smoke.plain", { n: 2 })).id);
+    expect((await getJobById(db, id))!.status).toBe("PENDING");
+    await expect(
+      db.transaction(async (tx) => {
+        await catalog.enqueue(tx, "smoke.plain", { n: 3 });
+        throw new Error("roll back");
+      }),
+    ).rejects.toThrow("roll back");
+    const rows = await queryRows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from runledger.job_queue where payload @> '{"n":3}'`,
+    );
+    expect(rows[0]!.n).toBe(0);
+  });
+
+  it("runs a workflow to SUCCEEDED with a supervisor", async () => {
+    const run = WorkflowDagBuilder.new("profiles.research", { source: "pglite" })
+      .job("crawl", "profiles.crawl", { profile_id: "p_1" })
+      .job("classify", "profiles.classify", { profile_id: "p_1" })
+      .afterSuccess("classify", ["crawl"])
+      .job("persist", "profiles.persist", { profile_id: "p_1" })
+      .afterSuccess("persist", ["classify"])
+      .build();
+    const { id } = await enqueueWorkflowRun(db, run);
+    const supervisor = Supervisor.builder(db, JobsConfig.from({ pollIntervalMs: 50, leaseTtlSeconds: 10 }))
+      .withCatalog(catalog)
+      .build();
+    supervisor.start();
+    try {
+      await waitFor(async () => (await getWorkflowRunById(db, id))?.status === "SUCCEEDED", {
+        what: "the workflow run",
+      });
+    } finally {
+      await supervisor.shutdown(5000);
+    }
+    const steps = await listWorkflowSteps(db, id);
+    expect(steps.map((s) => [s.stepKey, s.status])).toEqual([
+      ["crawl", "SUCCEEDED"],
+      ["classify", "SUCCEEDED"],
+      ["persist", "SUCCEEDED"],
+    ]);
+    expect(steps.every((s) => s.finishedAt instanceof Date && s.startedAt instanceof Date)).toBe(true);
+  });
+
+  it("delivers NOTIFY through PGlite's listen and wakes an idle worker", async () => {
+    const received: string[] = [];
+    const subscription = await db.$runledger.listen("runledger_smoke", (payload) => received.push(payload));
+    await db.execute(sql`select pg_notify('runledger_smoke', 'hello')`);
+    await waitFor(() => received.length > 0, { what: "the notification" });
+    await subscription.unlisten();
+    expect(received).toEqual(["hello"]);
+
+    // A poll interval far beyond the wait below: only the notification can wake the worker.
+    const supervisor = Supervisor.builder(db, JobsConfig.from({ pollIntervalMs: 60_000, leaseTtlSeconds: 10 }))
+      .withCatalog(catalog)
+      .build();
+    const woken: string[] = [];
+    const wake = await db.$runledger.listen(JOBS_CHANNEL, () => woken.push("jobs"));
+    supervisor.start();
+    try {
+      // Let the worker's first claim pass find nothing, so it is waiting when the job arrives.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const { id } = await catalog.enqueue(db, "smoke.plain", { n: 4 });
+      await waitFor(async () => (await getJobById(db, id))?.status === "SUCCEEDED", {
+        timeoutMs: 5000,
+        what: "the notified job",
+      });
+      expect(woken.length).toBeGreaterThan(0);
+    } finally {
+      await wake.unlisten();
+      await supervisor.shutdown(5000);
+    }
+  });
+
+  it("runs leases, failures, the reaper, cancellation, idempotency, schedules and external steps", async () => {
+    const nextRunAt = new Date(Date.now() - 1000);
+    const input = { jobType: "smoke.manual", payload: { k: 1 }, idempotencyKey: "smoke:k1", nextRunAt };
+    const first = await enqueueJob(db, input);
+    expect(await enqueueJob(db, input)).toEqual({ id: first.id, created: false });
+
+    const claim = async (workerId: string) =>
+      (await claimJobs(db, { workerId, leaseSeconds: 30, limit: 1, jobTypes: ["smoke.manual"] }))[0]!;
+    const job = await claim("w2");
+    const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w2" };
+    expect((await heartbeatJobs(db, [lease], { leaseSeconds: 30 })).get(job.id)).toBeInstanceOf(Date);
+    await updateJobProgress(db, lease, { progressDone: 1, progressTotal: 2, stage: "halfway" });
+    expect(await getJobById(db, job.id)).toMatchObject({ progressDone: 1, progressTotal: 2, progressPct: 50 });
+    await insertJobLog(db, { ...lease, level: "info", message: "hello", payload: { a: 1 } });
+    expect((await listJobLogs(db, { jobId: job.id, limit: 10 })).map((l) => [l.message, l.payload])).toEqual([
+      ["hello", { a: 1 }],
+    ]);
+
+    const retry = await completeJobFailure(db, lease, {
+      kind: "RETRYABLE",
+      code: "smoke.retry",
+      message: "again",
+      retryDelayMs: 1,
+    });
+    expect(retry.outcome).toBe("RETRY_SCHEDULED");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = await claim("w3");
+    expect(second).toMatchObject({ id: job.id, attempt: 2 });
+    await db.execute(
+      sql`update runledger.job_queue set lease_expires_at = now() - interval '1 second' where id = ${job.id}`,
+    );
+    expect(await reapExpiredLeases(db, { limit: 10, retryDelayMs: 60_000 })).toMatchObject({
+      processed: 1,
+      retried: 1,
+    });
+
+    expect((await cancelJob(db, { jobId: job.id, reason: "smoke" })).status).toBe("CANCELED");
+    expect(await requeueJob(db, { jobId: job.id })).toMatchObject({ status: "PENDING", runNumber: 2, attempt: 0 });
+    await cancelJob(db, { jobId: job.id });
+    const page = await listJobs(db, { jobTypeContains: "smoke.", limit: 2 });
+    expect(page.items).toHaveLength(2);
+    expect((await listJobs(db, { jobTypeContains: "smoke.", limit: 2, after: page.next! })).items).toHaveLength(2);
+
+    await upsertJobSchedule(db, {
+      name: "smoke.every-second",
+      jobType: "smoke.manual",
+      cronExpr: "* * * * * *",
+      nextFireAt: new Date(Date.now() - 1000),
+    });
+    const materialized = await materializeDueSchedules(db, { now: new Date(), limit: 10 });
+    expect(materialized.failed).toEqual([]);
+    expect(materialized.fired).toHaveLength(1);
+    await setJobScheduleActive(db, "smoke.every-second", false);
+    await cancelJob(db, { jobId: materialized.fired[0]!.jobId });
+
+    const gate = await enqueueWorkflowRun(
+      db,
+      WorkflowRunEnqueueBuilder.tryNew("smoke.gate", {})
+        .step(Step.tryExternal("approve", {}))
+        .step(Step.tryJob("after", "smoke.manual", {}).dependsOnSuccess(["approve"]))
+        .build(),
+    );
+    await completeExternalWorkflowStep(db, {
+      workflowRunId: gate.id,
+      stepKey: "approve",
+      terminalStatus: "SUCCEEDED",
+      statusReason: "approved",
+    });
+    expect((await listWorkflowSteps(db, gate.id)).map((s) => [s.stepKey, s.status])).toEqual([
+      ["approve", "SUCCEEDED"],
+      ["after", "ENQUEUED"],
+    ]);
+    await cancelWorkflowRun(db, { workflowRunId: gate.id, reason: "smoke" });
+    expect((await getWorkflowRunById(db, gate.id))?.status).toBe("CANCELED");
+
+    await upsertJobRuntimeConfig(db, { jobType: "smoke.manual", schemaVersion: 1, config: { limit: 5 } });
+    expect((await getJobRuntimeConfig(db, "smoke.manual"))?.config).toEqual({ limit: 5 });
+    expect(await catalog.syncDefinitionsExact(db, catalog.jobTypes())).toEqual({
+      disabledAbsentJobTypes: [],
+      disabledCatalogJobTypes: [],
+    });
+  });
+
+  it("wraps a PGlite instance it does not own without closing it", async () => {
+    const borrowed = await createDb((db as unknown as { $client: PGlite }).$client);
+    expect(borrowed.$runledger.kind).toBe("pglite");
+    await borrowed.$runledger.close();
+    expect((await queryRows<{ one: number }>(db, sql`select 1 as one`))[0]!.one).toBe(1);
+  });
+});

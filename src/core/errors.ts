@@ -53,7 +53,8 @@ export const ERROR_CATALOG = {
 
   // job definitions and catalog sync
   "job_definition.empty_job_type_list": [V, "Exact definition sync needs a non-empty catalog and scope."],
-  "job_definition.invalid_value": [V, "Job definition values must be positive."],
+  "job_definition.invalid_value": [V, "Job definition values are invalid."],
+  "job_definition.duplicate_job_type": [V, "A definition list names the same job type twice."],
   "job_definition.active_schedule_exists": [C, "An active schedule still references this job type."],
 
   // schedules

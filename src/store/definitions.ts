@@ -59,6 +59,16 @@ function resolve(input: JobDefinitionUpsert): Required<JobDefinitionUpsert> {
   return full;
 }
 
+/** Refuse a list naming a type twice (ON CONFLICT cannot touch one row twice in a statement). */
+function unique<T extends { jobType: string }>(definitions: T[]): T[] {
+  const seen = new Set<string>();
+  for (const d of definitions) {
+    if (seen.has(d.jobType)) fail("job_definition.duplicate_job_type", { jobType: d.jobType });
+    seen.add(d.jobType);
+  }
+  return definitions;
+}
+
 async function write(executor: Executor, d: Required<JobDefinitionUpsert>, keepEnabled: boolean): Promise<RawRow> {
   const [row] = await queryRows<RawRow>(
     executor,
@@ -174,7 +184,7 @@ export async function syncJobDefinitions(
   definitions: readonly JobDefinitionUpsert[],
   mode: "preserve-enabled" | "restore-enabled",
 ): Promise<{ disabledJobTypes: string[] }> {
-  const resolved = definitions.map(resolve);
+  const resolved = unique(definitions.map(resolve));
   try {
     return await executor.transaction(async (tx) => {
       const disabling = resolved.filter((d) => !d.isEnabled).map((d) => d.jobType);
@@ -203,7 +213,7 @@ export async function syncJobDefinitionsExact(
   scope: readonly string[],
 ): Promise<{ disabledAbsentJobTypes: string[]; disabledCatalogJobTypes: string[] }> {
   if (definitions.length === 0 || scope.length === 0) fail("job_definition.empty_job_type_list");
-  const resolved = definitions.map(resolve);
+  const resolved = unique(definitions.map(resolve));
   const inCatalog = new Set(resolved.map((d) => d.jobType));
   try {
     return await executor.transaction(async (tx) => {

@@ -7,7 +7,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobDefinitions, jobSchedules } from "./schema/index.ts";
-import { fail, isBlank, isInt32, isStorableText } from "./validate.ts";
+import { checkLimit, escapeLike, fail, isBlank, isInt32, isStorableText } from "./validate.ts";
 
 /** A job type's enqueue-time defaults and its on/off switch for new work. */
 export interface JobDefinitionRecord {
@@ -116,9 +116,8 @@ export async function listJobDefinitions(
   executor: Executor,
   filter: { jobTypeContains?: string; limit: number; after?: string },
 ): Promise<Page<JobDefinitionRecord, string>> {
-  if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > 1000)
-    fail("job.invalid_pagination", { field: "limit" });
-  const contains = filter.jobTypeContains?.replace(/[\\%_]/g, (c) => `\\${c}`);
+  checkLimit(filter.limit);
+  const contains = filter.jobTypeContains === undefined ? undefined : escapeLike(filter.jobTypeContains);
   try {
     const rows = await queryRows<RawRow>(
       executor,

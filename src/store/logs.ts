@@ -6,7 +6,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobLogs, jobQueue } from "./schema/index.ts";
-import { fail, isBlank, isInt32, isStorableText, isUuid, jsonText } from "./validate.ts";
+import { checkLimit, fail, isBlank, isInt32, isStorableText, isUuid, jsonText } from "./validate.ts";
 
 export interface JobLogRecord {
   id: number;
@@ -74,8 +74,7 @@ export async function listJobLogs(
   executor: Executor,
   input: { jobId: string; organizationId?: string; limit: number; afterId?: number },
 ): Promise<JobLogRecord[]> {
-  if (!Number.isInteger(input.limit) || input.limit < 1 || input.limit > 1000)
-    fail("job.invalid_pagination", { field: "limit" });
+  checkLimit(input.limit);
   if (!isUuid(input.jobId) || (input.organizationId !== undefined && !isUuid(input.organizationId))) return [];
   try {
     const rows = await queryRows<RawRow>(

@@ -6,7 +6,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobRuntimeConfigs } from "./schema/index.ts";
-import { fail, isBlank, isInt32, isUuid, jsonText } from "./validate.ts";
+import { checkLimit, fail, isBlank, isInt32, isUuid, jsonText } from "./validate.ts";
 
 /** Per-job-type operator configuration, versioned by `schemaVersion`. The runtime never reads it. */
 export interface JobRuntimeConfigRecord {
@@ -117,8 +117,7 @@ export async function listJobRuntimeConfigs(
   executor: Executor,
   filter: { jobType?: string; limit: number; after?: string },
 ): Promise<JobRuntimeConfigRecord[]> {
-  if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > 1000)
-    fail("job.invalid_pagination", { field: "limit" });
+  checkLimit(filter.limit);
   try {
     const rows = await queryRows<RawRow>(
       executor,

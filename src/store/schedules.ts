@@ -15,7 +15,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { microsecondTimestamp, toDate, toDateOrNull } from "./rows.ts";
 import { jobSchedules } from "./schema/index.ts";
-import { fail, isBlank, isUuid, isValidDate, jsonText } from "./validate.ts";
+import { checkLimit, fail, isBlank, isUuid, isValidDate, jsonText } from "./validate.ts";
 
 /** A cron schedule that materializes jobs. Always UTC. */
 export interface JobScheduleRecord {
@@ -140,8 +140,7 @@ export async function listJobSchedules(
   executor: Executor,
   filter: { organizationId?: string; activeOnly?: boolean; limit: number; afterName?: string },
 ): Promise<JobScheduleRecord[]> {
-  if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > 1000)
-    fail("job.invalid_pagination", { field: "limit" });
+  checkLimit(filter.limit);
   if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return [];
   try {
     const rows = await queryRows<RawRow>(

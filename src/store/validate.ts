@@ -58,3 +58,18 @@ export function jsonText(value: unknown, code: ErrorCode, field: string): string
 export function isStorableText(value: string): boolean {
   return !value.includes("\u0000") && value.isWellFormed();
 }
+
+/** Most rows one page of a list API returns. */
+export const PAGE_LIMIT_MAX = 1000;
+
+/** A page size between 1 and `PAGE_LIMIT_MAX`, else `job.invalid_pagination`. */
+export function checkLimit(limit: unknown): void {
+  if (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > PAGE_LIMIT_MAX) {
+    fail("job.invalid_pagination", { field: "limit", max: PAGE_LIMIT_MAX });
+  }
+}
+
+/** Escape LIKE wildcards so a user's substring matches literally. */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

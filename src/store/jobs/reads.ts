@@ -5,18 +5,8 @@ import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
 import { toNumberOrNull } from "../rows.ts";
 import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
-import { fail, isUuid } from "../validate.ts";
+import { checkLimit, escapeLike, fail, isUuid } from "../validate.ts";
 import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
-
-const MAX_PAGE = 1000;
-
-function checkLimit(limit: number): void {
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) fail("job.invalid_pagination", { field: "limit" });
-}
-
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
 
 /** One job, or null when it does not exist or belongs to another organization than `organizationId`. */
 export async function getJobById(

@@ -7,7 +7,7 @@ import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
-import { fail, isUuid } from "../validate.ts";
+import { checkLimit, escapeLike, fail, isUuid } from "../validate.ts";
 import {
   runFromRow,
   stepFromRow,
@@ -57,14 +57,12 @@ export async function listWorkflowRuns(
     after?: WorkflowRunCursor;
   },
 ): Promise<Page<WorkflowRunRecord, WorkflowRunCursor>> {
-  if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > 1000) {
-    fail("job.invalid_pagination", { field: "limit" });
-  }
+  checkLimit(filter.limit);
   if (filter.status !== undefined && !(WORKFLOW_RUN_STATUSES as readonly string[]).includes(filter.status)) {
     fail("job.invalid_pagination", { field: "status" });
   }
   if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return { items: [], next: null };
-  const contains = filter.workflowTypeContains?.replace(/[\\%_]/g, (c) => `\\${c}`);
+  const contains = filter.workflowTypeContains === undefined ? undefined : escapeLike(filter.workflowTypeContains);
   try {
     const rows = await queryRows<RawRow>(
       executor,

@@ -185,13 +185,15 @@ class Progress {
 }
 
 async function refresh(db: RunledgerDb, live: Live): Promise<void> {
+  // Run status first: a run seen as finished then has every step read after it finished too, so
+  // the last step's transition is printed before the loop stops.
+  live.runStatus = (await getWorkflowRunById(db, live.runId))?.status;
   live.steps = await listWorkflowSteps(db, live.runId);
   for (const step of live.steps) {
     if (step.jobId === null || step.status !== "RUNNING") continue;
     const job = await getJobById(db, step.jobId);
     if (job !== null) live.progress.set(step.jobId, { done: job.progressDone, total: job.progressTotal });
   }
-  live.runStatus = (await getWorkflowRunById(db, live.runId))?.status;
 }
 
 function summary(live: Live, runStartedAt: Date): string[] {

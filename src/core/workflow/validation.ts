@@ -107,15 +107,20 @@ export function validateWorkflowStep(step: WorkflowStepEnqueue, stepIndex?: numb
 }
 
 /**
- * Validates a step list as a DAG, in this order: non-empty; per step (in order) its shape and
- * a unique key; then per step each dependency (blank, release mode, self, duplicate, unknown
- * prerequisite); finally no cycle (`details.cycle`, see `findCycle`).
+ * A non-empty batch; per step (in order) its shape and a key that neither exists already nor
+ * repeats in the batch. Returns each key's index.
  */
-export function validateWorkflowDag(steps: readonly WorkflowStepEnqueue[]): void {
+function checkStepKeys(
+  steps: readonly WorkflowStepEnqueue[],
+  existingStepKeys: ReadonlySet<string>,
+): Map<string, number> {
   if (steps.length === 0) throw dagError("workflow.invalid_dag_empty", {});
   const firstIndex = new Map<string, number>();
   for (const [stepIndex, step] of steps.entries()) {
     checkStepShape(step, stepIndex);
+    if (existingStepKeys.has(step.stepKey)) {
+      throw dagError("workflow.invalid_dag_duplicate_step_key", { stepKey: step.stepKey, stepIndex, existing: true });
+    }
     const earlier = firstIndex.get(step.stepKey);
     if (earlier !== undefined) {
       throw dagError("workflow.invalid_dag_duplicate_step_key", {
@@ -126,6 +131,16 @@ export function validateWorkflowDag(steps: readonly WorkflowStepEnqueue[]): void
     }
     firstIndex.set(step.stepKey, stepIndex);
   }
+  return firstIndex;
+}
+
+/**
+ * Validates a step list as a DAG, in this order: non-empty; per step (in order) its shape and
+ * a unique key; then per step each dependency (blank, release mode, self, duplicate, unknown
+ * prerequisite); finally no cycle (`details.cycle`, see `findCycle`).
+ */
+export function validateWorkflowDag(steps: readonly WorkflowStepEnqueue[]): void {
+  const firstIndex = checkStepKeys(steps, new Set());
   const known = (key: string) => firstIndex.has(key);
   for (const [stepIndex, step] of steps.entries()) checkDependencies(step, stepIndex, known);
   checkNoCycle(steps);
@@ -152,23 +167,7 @@ export function validateWorkflowStepAppend(
   existingStepKeys: ReadonlySet<string>,
   steps: readonly WorkflowStepEnqueue[],
 ): void {
-  if (steps.length === 0) throw dagError("workflow.invalid_dag_empty", {});
-  const firstIndex = new Map<string, number>();
-  for (const [stepIndex, step] of steps.entries()) {
-    checkStepShape(step, stepIndex);
-    if (existingStepKeys.has(step.stepKey)) {
-      throw dagError("workflow.invalid_dag_duplicate_step_key", { stepKey: step.stepKey, stepIndex, existing: true });
-    }
-    const earlier = firstIndex.get(step.stepKey);
-    if (earlier !== undefined) {
-      throw dagError("workflow.invalid_dag_duplicate_step_key", {
-        stepKey: step.stepKey,
-        stepIndex,
-        firstStepIndex: earlier,
-      });
-    }
-    firstIndex.set(step.stepKey, stepIndex);
-  }
+  const firstIndex = checkStepKeys(steps, existingStepKeys);
   const known = (key: string) => firstIndex.has(key) || existingStepKeys.has(key);
   for (const [stepIndex, step] of steps.entries()) checkDependencies(step, stepIndex, known);
   checkNoCycle(steps);

@@ -97,16 +97,21 @@ export async function completeJobSuccess(executor: Executor, success: JobSuccess
     // Plain jobs: one statement, no transaction of its own.
     const [plain] = await succeed.run(executor, { items: JSON.stringify([row]), plainOnly: true });
     if (plain !== undefined) return;
-    await executor.transaction(async (tx) => {
-      const [done] = await succeed.run(tx, { items: JSON.stringify([row]), plainOnly: false });
-      if (done === undefined) throw leaseLost(success.lease);
-      if (done.workflow_step_id !== null) {
-        await settleWorkflowStep(tx, { jobId: done.id, stepId: done.workflow_step_id, status: "SUCCEEDED" });
-      }
-    });
+    await succeedInTransaction(executor, success, row);
   } catch (error) {
     throw toQueryError(error);
   }
+}
+
+/** The path for workflow steps (and lost leases): job, step and dependents in one transaction. */
+async function succeedInTransaction(executor: Executor, success: JobSuccess, row: ReturnType<typeof successRow>) {
+  await executor.transaction(async (tx) => {
+    const [done] = await succeed.run(tx, { items: JSON.stringify([row]), plainOnly: false });
+    if (done === undefined) throw leaseLost(success.lease);
+    if (done.workflow_step_id !== null) {
+      await settleWorkflowStep(tx, { jobId: done.id, stepId: done.workflow_step_id, status: "SUCCEEDED" });
+    }
+  });
 }
 
 /** Outcome of one item of a batch completion. */
@@ -140,11 +145,12 @@ export async function completeJobsSuccess(
     for (const index of indexes) results[index] = { ok: false, error: failure };
     return results;
   }
-  for (const index of indexes) {
+  for (const [position, index] of indexes.entries()) {
     const success = successes[index]!;
     if (done.has(success.lease.jobId)) continue;
     try {
-      await completeJobSuccess(executor, success);
+      // The batch statement already tried this one as a plain job: go straight to the transaction.
+      await succeedInTransaction(executor, success, rows[position]!);
     } catch (error) {
       results[index] = { ok: false, error: toQueryError(error) };
     }

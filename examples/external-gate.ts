@@ -13,6 +13,7 @@ import {
   migrate,
   type RunledgerDb,
 } from "runledger/store";
+import { runUntilFinished } from "./run-until-finished.ts";
 
 const url = process.env.DATABASE_URL;
 if (!url) {
@@ -23,23 +24,6 @@ if (!url) {
 const catalog = new JobCatalog().job("payments.refund", async (payload) => {
   console.log(`refunding ${(payload as { amount: number }).amount}`);
 });
-
-/** Run the supervisor until the workflow run has finished (or `timeoutMs` passes). */
-async function runUntilFinished(db: RunledgerDb, supervisor: Supervisor, runId: string, timeoutMs = 30_000) {
-  const finished = new AbortController();
-  const check = () => {
-    getWorkflowRunById(db, runId).then(
-      (run) => {
-        if (run && ["SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED"].includes(run.status)) finished.abort();
-      },
-      (error: unknown) => finished.abort(error),
-    );
-  };
-  supervisor.on("job:succeeded", check);
-  supervisor.on("job:dead_lettered", check);
-  check();
-  return supervisor.runUntilShutdown(AbortSignal.any([finished.signal, AbortSignal.timeout(timeoutMs)]), 5_000);
-}
 
 async function printSteps(db: RunledgerDb, runId: string) {
   const run = await getWorkflowRunById(db, runId);

@@ -5,14 +5,8 @@
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/workflow-dag.ts
 import { WorkflowDagBuilder } from "runledger/core";
 import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
-import {
-  createDb,
-  enqueueWorkflowRun,
-  getWorkflowRunById,
-  listWorkflowSteps,
-  migrate,
-  type RunledgerDb,
-} from "runledger/store";
+import { createDb, enqueueWorkflowRun, getWorkflowRunById, listWorkflowSteps, migrate } from "runledger/store";
+import { runUntilFinished } from "./run-until-finished.ts";
 
 const url = process.env.DATABASE_URL;
 if (!url) {
@@ -35,23 +29,6 @@ const catalog = new JobCatalog()
   .job("profiles.persist", async (payload) => {
     console.log(`persist  ${(payload as ProfilePayload).profile_id}`);
   });
-
-/** Run the supervisor until the workflow run has finished (or `timeoutMs` passes). */
-async function runUntilFinished(db: RunledgerDb, supervisor: Supervisor, runId: string, timeoutMs = 30_000) {
-  const finished = new AbortController();
-  const check = () => {
-    getWorkflowRunById(db, runId).then(
-      (run) => {
-        if (run && ["SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED"].includes(run.status)) finished.abort();
-      },
-      (error: unknown) => finished.abort(error),
-    );
-  };
-  supervisor.on("job:succeeded", check);
-  supervisor.on("job:dead_lettered", check);
-  check(); // an idempotent re-run of this program finds the run already finished
-  await supervisor.runUntilShutdown(AbortSignal.any([finished.signal, AbortSignal.timeout(timeoutMs)]), 5_000);
-}
 
 const db = createDb(url);
 try {

@@ -113,10 +113,11 @@ export class ResultRecorder {
           this.db,
           batch.map((b) => b.success),
         );
+        const observed = this.events.has("job:succeeded");
         results.forEach((result, index) => {
           const item = batch[index]!;
-          if (result.ok) this.events.emit("job:succeeded", { ...item.info, durationMs: item.durationMs });
-          else this.#completionFailed(item.info, result.error);
+          if (!result.ok) this.#completionFailed(item.info, result.error);
+          else if (observed) this.events.emit("job:succeeded", { ...item.info, durationMs: item.durationMs });
         });
       }
     } finally {

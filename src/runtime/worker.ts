@@ -271,7 +271,7 @@ export class Worker {
     const lease = leaseOf(job);
     const entry = { job, lease, controller: new AbortController(), startedAt: performance.now() } as InFlight;
     this.#inFlight.set(job.id, entry);
-    this.#events.emit("job:claimed", info(entry));
+    if (this.#events.has("job:claimed")) this.#events.emit("job:claimed", info(entry));
     entry.done = this.#execute(entry).finally(() => {
       this.#inFlight.delete(job.id);
       this.#pump();

@@ -9,6 +9,10 @@
 export function toDate(value: unknown): Date {
   if (value instanceof Date) return value;
   const text = String(value);
+  // V8 reads PostgreSQL's format directly, at less than half the cost of rewriting it to ISO 8601
+  // first (claims parse seven timestamps per job); other engines may not, so keep the fallback.
+  const direct = new Date(text);
+  if (!Number.isNaN(direct.getTime())) return direct;
   const iso = text.includes("T") ? text : text.replace(" ", "T");
   return new Date(/[+-]\d\d$/.test(iso) ? `${iso}:00` : iso);
 }

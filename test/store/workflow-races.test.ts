@@ -5,6 +5,7 @@ import {
   cancelWorkflowRun,
   claimJobs,
   completeJobSuccess,
+  completeJobsSuccess,
   createDb,
   enqueueWorkflowRun,
   getWorkflowRunById,
@@ -82,5 +83,83 @@ describe("workflow races", () => {
         where s.workflow_run_id = ${run.id} and j.status in ('PENDING', 'LEASED')`,
     );
     expect(live!.n).toBe(0);
+  });
+
+  it("batched completions from four workers, each batch mixing ten runs, settle every run once", async () => {
+    const runs = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => enqueueWorkflowRun(db, fanOut(20, `batch-${i}`))),
+    );
+    await completeJobsSuccess(
+      db,
+      (await claimAll("fan.root")).map((lease) => ({ lease })),
+    );
+    // 200 leaves claimed by four workers in interleaved batches: every batch holds steps of
+    // every run, so the workers' transactions contend for the same run locks in the same order.
+    const leaves = await claimAll("fan.leaf");
+    expect(leaves).toHaveLength(200);
+    const batches = Array.from({ length: 4 }, (_, w) => leaves.filter((_, i) => i % 4 === w));
+    const deadlocks = async () =>
+      (
+        await queryRows<{ n: number }>(
+          db,
+          sql`select deadlocks::int as n from pg_stat_database where datname = current_database()`,
+        )
+      )[0]!.n;
+    const deadlocksBefore = await deadlocks();
+    const results = await Promise.all(
+      batches.map((batch, w) =>
+        completeJobsSuccess(
+          racers[w]!,
+          batch.map((lease) => ({ lease })),
+        ),
+      ),
+    );
+    expect(results.flat().every((result) => result.ok)).toBe(true);
+    // A deadlock would be hidden by the one-by-one fallback; the server's counter is not.
+    await db.execute(sql`select pg_stat_clear_snapshot()`);
+    expect(await deadlocks()).toBe(deadlocksBefore);
+
+    const finals = await queryRows<{ jobs: number; pending: number; status: string }>(
+      db,
+      sql`select (select count(*)::int from runledger.job_queue j where j.workflow_step_id = s.id) as jobs,
+          s.dependency_count_pending as pending, s.status
+        from runledger.workflow_steps s where s.step_key = 'final'
+          and s.workflow_run_id = any(${sql.param(runs.map((r) => r.id))}::uuid[])`,
+    );
+    expect(finals).toEqual(Array.from({ length: 10 }, () => ({ jobs: 1, pending: 0, status: "ENQUEUED" })));
+    await completeJobsSuccess(
+      db,
+      (await claimAll("fan.final")).map((lease) => ({ lease })),
+    );
+    for (const run of runs) expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+  });
+
+  it("a batch with a lost lease settles the others and reports only that one", async () => {
+    const run = await enqueueWorkflowRun(db, fanOut(5, "batch-lost"));
+    await completeJobsSuccess(
+      db,
+      (await claimAll("fan.root")).map((lease) => ({ lease })),
+    );
+    const leaves = await claimAll("fan.leaf");
+    const stolen = { ...leaves[2]!, workerId: "someone-else" };
+    const results = await completeJobsSuccess(
+      db,
+      leaves.map((lease, i) => ({ lease: i === 2 ? stolen : lease })),
+    );
+    expect(results.map((r) => (r.ok ? "ok" : r.error.code))).toEqual([
+      "ok",
+      "ok",
+      "job.lease_owner_mismatch",
+      "ok",
+      "ok",
+    ]);
+    const steps = await listWorkflowSteps(db, run.id);
+    expect(
+      steps
+        .filter((s) => s.status === "SUCCEEDED")
+        .map((s) => s.stepKey)
+        .sort(),
+    ).toEqual(["leaf-0", "leaf-1", "leaf-3", "leaf-4", "root"]);
+    expect(steps.find((s) => s.stepKey === "final")!).toMatchObject({ status: "BLOCKED", dependencyCountPending: 1 });
   });
 });

@@ -47,10 +47,16 @@ const claim = statement<RawRow>(
     -- An array keeps the update on primary-key lookups; a join lets the planner pick a hash join
     -- over the whole table, whose cost grows with every finished job the ledger keeps.
     where j.id = any(array(select id from candidates))
-    returning j.*
+    -- Every column but the idempotency snapshot, which the driver would parse for nothing.
+    returning j.id, j.job_type, j.organization_id, j.payload, j.status, j.priority, j.run_number, j.attempt,
+      j.max_attempts, j.timeout_seconds, j.next_run_at, j.lease_expires_at, j.last_heartbeat_at, j.worker_id,
+      j.started_at, j.finished_at, j.stage, j.progress_done, j.progress_total, j.progress_pct, j.checkpoint,
+      j.idempotency_key, j.status_reason, j.last_error_code, j.last_error_message, j.workflow_step_id,
+      j.created_at, j.updated_at
   ),
   numbered as (
-    select l.*, row_number() over (order by l.id) as n from leased l
+    -- Pairs each row with one of the fresh attempt ids; any pairing will do, so no sort.
+    select l.*, row_number() over () as n from leased l
   ),
   attempts as (
     insert into ${jobAttempts} (id, job_id, run_number, attempt, worker_id, leased_at, started_at, claim_origin,
@@ -115,10 +121,16 @@ export async function claimJobs(executor: Executor, input: ClaimJobsInput): Prom
       attemptIds: Array.from({ length: input.limit }, () => uuidv7()),
     });
     // UPDATE … RETURNING does not keep the candidates' order; restore the claim order.
-    return rows.map((row) => ({ ...jobFromRow(row), workflowRunId: row.workflow_run_id ?? null })).sort(claimOrder);
+    return rows.map(claimedFromRow).sort(claimOrder);
   } catch (error) {
     throw toQueryError(error);
   }
+}
+
+function claimedFromRow(row: RawRow): ClaimedJob {
+  const job = jobFromRow(row) as ClaimedJob;
+  job.workflowRunId = row.workflow_run_id ?? null;
+  return job;
 }
 
 function claimOrder(a: JobRecord, b: JobRecord): number {

@@ -6,7 +6,7 @@ import { statement } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { jobAttempts, jobDeadLetters, jobEvents, jobQueue, workflowSteps } from "../schema/index.ts";
 import { fail, isBlank, isDelayMs, isStorableText, jsonText } from "../validate.ts";
-import { settleWorkflowStep } from "../workflows/settle.ts";
+import { settleWorkflowStep, settleWorkflowSteps } from "../workflows/settle.ts";
 import { checkLease, leaseLost, leaseRow } from "./fence.ts";
 import type { LeaseIdentity } from "./record.ts";
 
@@ -145,14 +145,36 @@ export async function completeJobsSuccess(
     for (const index of indexes) results[index] = { ok: false, error: failure };
     return results;
   }
-  for (const [position, index] of indexes.entries()) {
-    const success = successes[index]!;
-    if (done.has(success.lease.jobId)) continue;
-    try {
-      // The batch statement already tried this one as a plain job: go straight to the transaction.
-      await succeedInTransaction(executor, success, rows[position]!);
-    } catch (error) {
-      results[index] = { ok: false, error: toQueryError(error) };
+  const rest = [...indexes.entries()].filter(([, index]) => !done.has(successes[index]!.lease.jobId));
+  if (rest.length === 0) return results;
+  // The rest back workflow steps (or lost their leases): all in one transaction, which settles
+  // the steps run by run. If anything in it fails, each gets a transaction of its own instead,
+  // so one bad item cannot fail the others.
+  try {
+    const settled = await executor.transaction(async (tx) => {
+      const rows_ = await succeed.run(tx, {
+        items: JSON.stringify(rest.map(([position]) => rows[position]!)),
+        plainOnly: false,
+      });
+      await settleWorkflowSteps(
+        tx,
+        rows_.flatMap((row) =>
+          row.workflow_step_id === null ? [] : [{ jobId: row.id, stepId: row.workflow_step_id, status: "SUCCEEDED" }],
+        ),
+      );
+      return new Set(rows_.map((row) => row.id));
+    });
+    for (const [, index] of rest) {
+      const success = successes[index]!;
+      if (!settled.has(success.lease.jobId)) results[index] = { ok: false, error: leaseLost(success.lease) };
+    }
+  } catch {
+    for (const [position, index] of rest) {
+      try {
+        await succeedInTransaction(executor, successes[index]!, rows[position]!);
+      } catch (error) {
+        results[index] = { ok: false, error: toQueryError(error) };
+      }
     }
   }
   return results;

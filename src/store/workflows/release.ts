@@ -73,9 +73,14 @@ const releaseReady = statement<{ id: string }>(
  * Release the given ready steps of a run. Takes the run's shared release lock without waiting:
  * `workflow.release_conflict` while a cancellation holds it.
  */
-export async function releaseSteps(tx: Executor, runId: string, stepIds: readonly string[]): Promise<void> {
+export async function releaseSteps(
+  tx: Executor,
+  runId: string,
+  stepIds: readonly string[],
+  options: { releaseLockHeld?: boolean } = {},
+): Promise<void> {
   if (stepIds.length === 0) return;
-  await tryShareReleaseLock(tx, runId);
+  if (options.releaseLockHeld !== true) await tryShareReleaseLock(tx, runId);
   await releaseReady.run(tx, {
     runId,
     stepIds: [...stepIds],
@@ -89,7 +94,7 @@ export async function releaseSteps(tx: Executor, runId: string, stepIds: readonl
  * taken by the update serialize concurrent prerequisites, so exactly one of them sees a
  * dependent reach zero.
  */
-const countFinished = statement<{ id: string; status: WorkflowStepStatus; pending: number; unsatisfied: number }>(
+const countFinished = statement<CountedDependent>(
   "runledger_workflow_count_finished_prerequisite",
   sql`
   update ${workflowSteps} d set
@@ -124,6 +129,32 @@ export async function cancelUnsatisfiedSteps(tx: Executor, stepIds: readonly str
   return (await cancelUnsatisfied.run(tx, { stepIds: [...stepIds] })).map((row) => row.id);
 }
 
+/** A dependent whose counters a finished prerequisite just moved. */
+export interface CountedDependent {
+  id: string;
+  status: WorkflowStepStatus;
+  pending: number;
+  unsatisfied: number;
+}
+
+/**
+ * Act on dependents whose counters just moved: release those whose last prerequisite finished
+ * and whose requirements hold, cancel those that can no longer be satisfied. Returns the ids
+ * canceled, which propagate in turn.
+ */
+export async function decideDependents(
+  tx: Executor,
+  runId: string,
+  dependents: readonly CountedDependent[],
+  options: { releaseLockHeld?: boolean } = {},
+): Promise<string[]> {
+  const decided = dependents.filter((d) => d.status === "BLOCKED" && Number(d.pending) === 0);
+  const ready = decided.filter((d) => Number(d.unsatisfied) === 0).map((d) => d.id);
+  const unsatisfied = decided.filter((d) => Number(d.unsatisfied) > 0).map((d) => d.id);
+  await releaseSteps(tx, runId, ready, options);
+  return cancelUnsatisfiedSteps(tx, unsatisfied);
+}
+
 /**
  * Propagate terminal steps through the DAG (spec §6.3), breadth first: dependents whose last
  * prerequisite finished are released when satisfied, or canceled as
@@ -133,15 +164,14 @@ export async function propagateTerminal(
   tx: Executor,
   runId: string,
   finished: readonly { stepId: string; status: WorkflowStepStatus }[],
+  options: { releaseLockHeld?: boolean } = {},
 ): Promise<void> {
   const queue = [...finished];
   for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
     const dependents = await countFinished.run(tx, { runId, stepId: next.stepId, status: next.status });
-    const decided = dependents.filter((d) => d.status === "BLOCKED" && Number(d.pending) === 0);
-    const ready = decided.filter((d) => Number(d.unsatisfied) === 0).map((d) => d.id);
-    const unsatisfied = decided.filter((d) => Number(d.unsatisfied) > 0).map((d) => d.id);
-    await releaseSteps(tx, runId, ready);
-    for (const stepId of await cancelUnsatisfiedSteps(tx, unsatisfied)) queue.push({ stepId, status: "CANCELED" });
+    for (const stepId of await decideDependents(tx, runId, dependents, options)) {
+      queue.push({ stepId, status: "CANCELED" });
+    }
   }
 }
 

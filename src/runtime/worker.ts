@@ -33,6 +33,8 @@ interface InFlight {
   job: ClaimedJob;
   lease: LeaseIdentity;
   controller: AbortController;
+  /** Rejects the handler's race when the signal aborts (set while the handler runs). */
+  rejectRun?: (reason: unknown) => void;
   startedAt: number;
   done: Promise<void>;
 }
@@ -264,6 +266,7 @@ export class Worker {
   #abort(entry: InFlight, reason: AbortReason): void {
     if (entry.controller.signal.aborted) return;
     entry.controller.abort(reason);
+    entry.rejectRun?.(reason);
     this.#events.emit("job:aborted", { ...info(entry), reason });
   }
 
@@ -333,9 +336,11 @@ export class Worker {
       payload = parsed.output;
     }
     const context = this.#context(entry);
-    const abort = new Promise<never>((_, reject) =>
-      entry.controller.signal.addEventListener("abort", () => reject(entry.controller.signal.reason), { once: true }),
-    );
+    // Settles the race when the signal aborts; cheaper per job than an abort listener.
+    const abort = new Promise<never>((_, reject) => {
+      entry.rejectRun = reject;
+      if (entry.controller.signal.aborted) reject(entry.controller.signal.reason);
+    });
     abort.catch(() => {});
     try {
       const value = await Promise.race([

@@ -30,6 +30,7 @@ const SOAK = process.env.RUNLEDGER_SOAK === "1";
 const PLAIN_JOBS = SOAK ? 20_000 : 2_000;
 const WORKFLOW_RUNS = SOAK ? 200 : 20; // each 1 → 5 → 1: 7 jobs
 const TERMINATE_EVERY_MS = 1500;
+const MIN_TERMINATIONS = 5;
 const WORKERS = 3;
 const WORKER_OPTIONS = {
   workMs: 2,
@@ -58,6 +59,12 @@ async function terminateBackends(): Promise<number> {
   return row!.n;
 }
 
+/** Fail at once, with its stderr, when a worker process has died instead of reconnecting. */
+async function expectAllAlive(): Promise<void> {
+  const died = workers.filter((w) => w.child.exitCode !== null || w.child.signalCode !== null);
+  expect(await Promise.all(died.map(async (w) => `${w.id}: ${(await w.exit).stderr}`))).toEqual([]);
+}
+
 async function remaining(): Promise<number> {
   const [row] = await queryRows<{ n: number }>(
     observer,
@@ -79,15 +86,17 @@ describe("database restarts", () => {
         await worker.ready;
       }
 
-      // Terminate every backend of this database every 1.5 s while most of the work remains.
+      // Terminate every backend of this database every 1.5 s while most of the work remains
+      // (and at least five times, however fast the work goes).
       let terminations = 0;
       let terminated = 0;
-      while ((await remaining()) > total / 10) {
+      while (terminations < MIN_TERMINATIONS || (await remaining()) > total / 10) {
         await new Promise((resolve) => setTimeout(resolve, TERMINATE_EVERY_MS));
         terminated += await terminateBackends();
         terminations++;
+        await expectAllAlive();
       }
-      await waitFor(async () => (await remaining()) === 0, {
+      await waitFor(async () => (await expectAllAlive(), await remaining()) === 0, {
         timeoutMs: SOAK ? 600_000 : 60_000,
         everyMs: 250,
         what: "every job to succeed",
@@ -96,8 +105,7 @@ describe("database restarts", () => {
       // Each process must still be running, and its LISTEN connection subscribed again: a
       // canceled probe aborts with "canceled" only through the cancel channel (without it, the
       // next heartbeat finds the lease gone and aborts with "lease_lost").
-      const died = workers.filter((w) => w.child.exitCode !== null);
-      expect(await Promise.all(died.map(async (w) => `${w.id}: ${(await w.exit).stderr}`))).toEqual([]);
+      await expectAllAlive();
       const probes = new Map<string, string>();
       for (const worker of workers) probes.set(worker.id, (await enqueueJob(db, { jobType: `probe.${worker.id}` })).id);
       await waitFor(
@@ -224,7 +232,7 @@ describe("database restarts", () => {
       console.info(JSON.stringify(figures));
 
       // The faults happened and reached the workers.
-      expect(terminations).toBeGreaterThanOrEqual(3);
+      expect(terminations).toBeGreaterThanOrEqual(MIN_TERMINATIONS);
       expect(terminated).toBeGreaterThan(terminations * WORKERS);
       expect(Object.values(seen).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
       expect(summary).toMatchObject({

@@ -25,6 +25,8 @@ import {
   type WorkerProcess,
 } from "../support/workers.ts";
 
+// Without the transaction guard in createDb (src/store/transaction-guard.ts), postgres.js 3.4.9
+// crashed worker processes here within seconds: a write on a transaction's dead connection.
 // Sizes: well under a minute in `npm test`; RUNLEDGER_SOAK=1 for a long soak.
 const SOAK = process.env.RUNLEDGER_SOAK === "1";
 const PLAIN_JOBS = SOAK ? 20_000 : 2_000;

@@ -98,11 +98,13 @@ describe("database restarts", () => {
         terminations++;
         await expectAllAlive();
       }
-      await waitFor(async () => (await expectAllAlive(), await remaining()) === 0, {
-        timeoutMs: SOAK ? 600_000 : 60_000,
-        everyMs: 250,
-        what: "every job to succeed",
-      });
+      await waitFor(
+        async () => {
+          await expectAllAlive();
+          return (await remaining()) === 0;
+        },
+        { timeoutMs: SOAK ? 600_000 : 60_000, everyMs: 250, what: "every job to succeed" },
+      );
 
       // Each process must still be running, and its LISTEN connection subscribed again: a
       // canceled probe aborts with "canceled" only through the cancel channel (without it, the

@@ -3,6 +3,7 @@ import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { isPGliteClient, type PGliteClient, pgliteDb } from "./pglite.ts";
 import * as schema from "./schema/index.ts";
+import { guardTransactions } from "./transaction-guard.ts";
 
 /** The table objects; `db.query.*` and the builder know every runledger table through it. */
 export type RunledgerSchema = typeof schema;
@@ -89,6 +90,7 @@ export function createDb(
     },
   };
 
-  const db = drizzle(client, { schema });
+  // Transactions go through the guard: a connection lost mid-transaction must not crash the process.
+  const db = drizzle(guardTransactions(client), { schema });
   return Object.assign(db, { $runledger: driver }) as unknown as RunledgerDb;
 }

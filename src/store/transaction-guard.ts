@@ -1,0 +1,111 @@
+import type postgres from "postgres";
+import { toQueryError } from "./errors.ts";
+
+/*
+ * postgres.js 3.4.9 takes the whole process down when the connection under a transaction dies
+ * (porsager/postgres#1066, #1154, #1208): once the in-flight query has failed, `begin` writes
+ * ROLLBACK (or ROLLBACK TO SAVEPOINT) on the closed connection, and that write throws from a
+ * setImmediate callback that no caller can catch. A worker whose database restarts mid-reap or
+ * mid-completion then exits instead of reconnecting.
+ *
+ * The guard keeps the driver from writing on a transaction connection after it was lost: the
+ * first connection failure seen by any query of the transaction marks it lost; later queries
+ * fail at once with that error instead of being sent; the transaction callback (and any
+ * savepoint callback) then never settles, so the driver sends no ROLLBACK, and the caller gets
+ * the connection error straight away. The server rolls the transaction back when the
+ * connection drops, and the driver discards the connection itself when it sees it close.
+ */
+
+type Sql = postgres.Sql;
+type Callback = (sql: postgres.TransactionSql) => unknown;
+
+interface Lost {
+  error: unknown;
+}
+
+/** `client` with `begin` guarded as described above; everything else passes through. */
+export function guardTransactions(client: Sql): Sql {
+  return new Proxy(client, {
+    get(target, key, receiver) {
+      if (key === "begin") return (...args: unknown[]) => guardedBegin(target, args);
+      return Reflect.get(target, key, receiver);
+    },
+  });
+}
+
+/** Whether a driver error means the connection is gone (rather than the statement failing). */
+export function isConnectionLoss(error: unknown): boolean {
+  return toQueryError(error).code === "db.connection_failed";
+}
+
+function guardedBegin(client: Sql, args: unknown[]): Promise<unknown> {
+  const fn = args.at(-1) as Callback;
+  const lost: Lost = { error: undefined };
+  let reportLoss: (error: unknown) => void = () => {};
+  const loss = new Promise<never>((_, reject) => {
+    reportLoss = reject;
+  });
+  const run = (tx: postgres.TransactionSql) => scope(tx, fn, lost, reportLoss);
+  // biome-ignore lint/suspicious/noExplicitAny: begin's overloads take an options string first or not.
+  const begun = (client.begin as any)(...args.slice(0, -1), run) as Promise<unknown>;
+  begun.catch(() => {}); // after a loss the caller already has the error
+  return Promise.race([begun, loss]);
+}
+
+async function scope(tx: postgres.TransactionSql, fn: Callback, lost: Lost, reportLoss: (error: unknown) => void) {
+  try {
+    return await fn(guardTransaction(tx, lost, reportLoss));
+  } catch (error) {
+    if (lost.error === undefined && isConnectionLoss(error)) lost.error = error;
+    if (lost.error === undefined) throw error;
+    reportLoss(lost.error);
+    return new Promise(() => {}); // settling would make the driver write ROLLBACK on a dead connection
+  }
+}
+
+function guardTransaction(tx: postgres.TransactionSql, lost: Lost, reportLoss: (error: unknown) => void) {
+  return new Proxy(tx, {
+    get(target, key, receiver) {
+      if (key === "unsafe") {
+        return (...args: Parameters<Sql["unsafe"]>) =>
+          lost.error === undefined ? watched(target.unsafe(...args), lost) : failed(lost.error);
+      }
+      if (key === "savepoint") {
+        return (...args: unknown[]) => {
+          if (lost.error !== undefined) return Promise.reject(lost.error);
+          const fn = args.at(-1) as Callback;
+          const run = (sp: postgres.TransactionSql) => scope(sp, fn, lost, reportLoss);
+          // biome-ignore lint/suspicious/noExplicitAny: savepoint's overloads take a name first or not.
+          return (target.savepoint as any)(...args.slice(0, -1), run);
+        };
+      }
+      return Reflect.get(target, key, receiver);
+    },
+  });
+}
+
+/** A pending query whose connection failure marks the transaction lost. */
+function watched<T extends PromiseLike<unknown> & { values(): unknown }>(query: T, lost: Lost): T {
+  return new Proxy(query, {
+    get(target, key) {
+      if (key === "then") {
+        return (onFulfilled?: (value: unknown) => unknown, onRejected?: (error: unknown) => unknown) =>
+          target.then(onFulfilled, (error: unknown) => {
+            if (lost.error === undefined && isConnectionLoss(error)) lost.error = error;
+            if (onRejected === undefined) throw error;
+            return onRejected(error);
+          });
+      }
+      if (key === "values") return () => watched(target.values() as T, lost);
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** What a query on a lost transaction returns instead of being sent: the loss, also through `.values()`. */
+function failed(error: unknown): Promise<never> & { values(): Promise<never> } {
+  const rejection = Promise.reject(error);
+  rejection.catch(() => {}); // whoever awaits it still sees the rejection
+  return Object.assign(rejection, { values: () => rejection });
+}

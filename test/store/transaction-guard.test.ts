@@ -1,0 +1,85 @@
+import { sql } from "drizzle-orm";
+import { afterAll, describe, expect, it } from "vitest";
+import { createDb, queryRows, toQueryError } from "../../src/store/index.ts";
+import { useTestDatabase } from "../support/db.ts";
+import { waitFor } from "../support/wait.ts";
+
+// Without the guard, postgres.js writes ROLLBACK on the dead connection from a setImmediate and
+// the TypeError it throws escapes to the process: vitest reports it as an unhandled error.
+const { db, url } = await useTestDatabase();
+const victim = createDb(url, { max: 2 });
+afterAll(() => victim.$runledger.close());
+
+/** Terminate the backend that runs `pid` once a transaction has reported it. */
+async function terminateWhenKnown(pid: () => number | undefined): Promise<void> {
+  const target = await waitFor(() => pid(), { what: "the transaction's backend pid" });
+  await waitFor(async () => {
+    const [row] = await queryRows<{ waiting: boolean }>(
+      db,
+      sql`select state = 'active' and query like '%pg_sleep%' as waiting from pg_stat_activity where pid = ${target}`,
+    );
+    return row?.waiting === true;
+  });
+  await db.execute(sql`select pg_terminate_backend(${target})`);
+}
+
+describe("a transaction whose connection is lost", () => {
+  it("rejects with db.connection_failed, and the process and the pool carry on", async () => {
+    let pid: number | undefined;
+    const transaction = victim.transaction(async (tx) => {
+      pid = (await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`))[0]!.pid;
+      await tx.execute(sql`select pg_sleep(5)`);
+    });
+    await terminateWhenKnown(() => pid);
+    const error = await transaction.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(toQueryError(error).code).toBe("db.connection_failed");
+    // A stray write on the dead connection would throw from the next turns of the event loop.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await queryRows(victim, sql`select 1 as ok`)).toEqual([{ ok: 1 }]);
+  });
+
+  it("also inside a savepoint whose failure the caller catches and goes on (as the reaper does)", async () => {
+    let pid: number | undefined;
+    let afterLoss: unknown;
+    const transaction = victim.transaction(async (tx) => {
+      pid = (await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`))[0]!.pid;
+      await tx
+        .transaction(async (savepoint) => {
+          await savepoint.execute(sql`select pg_sleep(5)`);
+        })
+        .catch(() => {});
+      // Never sent: the connection is known to be gone.
+      afterLoss = await tx.execute(sql`select 1`).catch((e: unknown) => e);
+    });
+    await terminateWhenKnown(() => pid);
+    const error = await transaction.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(toQueryError(error).code).toBe("db.connection_failed");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(afterLoss).toBeUndefined(); // the callback stopped at the lost savepoint
+    await waitFor(async () => (await queryRows(victim, sql`select 1 as ok`).catch(() => [])).length === 1, {
+      what: "the pool to reconnect",
+    });
+  });
+
+  it("leaves ordinary failures alone: a failed savepoint rolls back and the transaction commits", async () => {
+    await db.execute(sql`create table guard_rows (n int primary key)`);
+    await victim.transaction(async (tx) => {
+      await tx.execute(sql`insert into guard_rows values (1)`);
+      await tx.transaction((sp) => sp.execute(sql`insert into guard_rows values (1)`)).catch(() => {});
+      await tx.execute(sql`insert into guard_rows values (2)`);
+    });
+    await expect(
+      victim.transaction(async (tx) => {
+        await tx.execute(sql`insert into guard_rows values (3)`);
+        throw new Error("application failure");
+      }),
+    ).rejects.toThrow("application failure");
+    expect(await queryRows(db, sql`select n from guard_rows order by n`)).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+});

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError } from "../core/index.ts";
+import { exceedsUtf8, MAX_JSON_BYTES, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
 import type { RawRow } from "./jobs/record.ts";
@@ -50,6 +50,8 @@ export async function insertJobLog(executor: Executor, input: JobLogInput): Prom
   for (const field of ["level", "message"] as const) {
     if (isBlank(input[field]) || !isStorableText(input[field])) fail("job.invalid_log", { field });
   }
+  if (exceedsUtf8(input.message, MAX_JSON_BYTES))
+    fail("payload.too_large", { field: "message", maxBytes: MAX_JSON_BYTES });
   const payload = input.payload ?? {};
   if (payload === null || typeof payload !== "object" || Array.isArray(payload))
     fail("job.invalid_log", { field: "payload" });

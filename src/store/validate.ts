@@ -1,4 +1,12 @@
-import { type ErrorCode, RunledgerError } from "../core/index.ts";
+import {
+  type ErrorCode,
+  exceedsUtf8,
+  jsonDeeperThan,
+  MAX_IDENTIFIER_BYTES,
+  MAX_JSON_BYTES,
+  MAX_JSON_DEPTH,
+  RunledgerError,
+} from "../core/index.ts";
 
 /**
  * Edge validation shared by store functions: reject bad input with a stable code before any
@@ -36,22 +44,38 @@ export function isDelayMs(value: unknown): value is number {
 
 /**
  * Serialize a JSON value for a jsonb column, rejecting what PostgreSQL cannot store (NUL
- * characters, lone surrogates) or JSON cannot express, with `code`.
+ * characters, lone surrogates) or JSON cannot express, with `code`, and values over the limits
+ * (`MAX_JSON_BYTES`, `MAX_JSON_DEPTH`) with `payload.too_large` / `payload.too_deep`. The
+ * limits are measured on the text produced here, so the value is serialized once.
  */
 export function jsonText(value: unknown, code: ErrorCode, field: string): string {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
-  } catch {
+  } catch (error) {
+    // V8 runs out of stack on values nested some thousands deep, and of string length on huge ones.
+    if (error instanceof RangeError) {
+      if (/call stack/i.test(error.message)) fail("payload.too_deep", { field, maxDepth: MAX_JSON_DEPTH });
+      fail("payload.too_large", { field, maxBytes: MAX_JSON_BYTES });
+    }
     fail(code, { field }, "value is not JSON-serializable");
   }
   if (text === undefined) fail(code, { field }, "value is not JSON-serializable");
+  if (exceedsUtf8(text, MAX_JSON_BYTES)) fail("payload.too_large", { field, maxBytes: MAX_JSON_BYTES });
+  if (jsonDeeperThan(text, MAX_JSON_DEPTH)) fail("payload.too_deep", { field, maxDepth: MAX_JSON_DEPTH });
   // JSON.stringify escapes NUL as \u0000 and a lone surrogate as \udXXX; an escape counts only
   // when preceded by an even number of backslashes.
   if (/(?:^|[^\\])(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i.test(text)) {
     fail(code, { field }, "jsonb cannot store NUL characters or lone surrogates");
   }
   return text;
+}
+
+/** `identifier.too_long` when `value` is longer than `MAX_IDENTIFIER_BYTES` in UTF-8. */
+export function checkIdentifierLength(value: unknown, field: string, details: Record<string, unknown> = {}): void {
+  if (typeof value === "string" && exceedsUtf8(value, MAX_IDENTIFIER_BYTES)) {
+    fail("identifier.too_long", { ...details, field, maxBytes: MAX_IDENTIFIER_BYTES });
+  }
 }
 
 /** Text PostgreSQL can store: no NUL characters, no lone surrogates. */

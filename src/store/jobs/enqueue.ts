@@ -7,7 +7,16 @@ import { JOBS_CHANNEL } from "../notify.ts";
 import { statement } from "../query.ts";
 import { microsecondTimestamp } from "../rows.ts";
 import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
-import { fail, isBlank, isInt32, isStorableText, isUuid, isValidDate, jsonText } from "../validate.ts";
+import {
+  checkIdentifierLength,
+  fail,
+  isBlank,
+  isInt32,
+  isStorableText,
+  isUuid,
+  isValidDate,
+  jsonText,
+} from "../validate.ts";
 
 /** A request to enqueue one job. Omitted settings come from the job type's definition. */
 export interface JobEnqueue {
@@ -56,6 +65,7 @@ function prepareItem(input: JobEnqueue, ord: number): PreparedItem {
   const { jobType, organizationId, priority, maxAttempts, timeoutSeconds, nextRunAt, idempotencyKey } = input;
   if (isBlank(jobType)) fail("identifier.job_type_blank", { index: ord });
   if (!isStorableText(jobType)) fail(INVALID, { index: ord, field: "jobType" });
+  checkIdentifierLength(jobType, "jobType", { index: ord });
   if (organizationId != null && !isUuid(organizationId)) fail(INVALID, { index: ord, field: "organizationId" });
   if (priority !== undefined && !isInt32(priority)) fail(INVALID, { index: ord, field: "priority" });
   if (maxAttempts !== undefined && !(isInt32(maxAttempts) && maxAttempts > 0)) {
@@ -68,6 +78,7 @@ function prepareItem(input: JobEnqueue, ord: number): PreparedItem {
   if (idempotencyKey !== undefined && (isBlank(idempotencyKey) || !isStorableText(idempotencyKey))) {
     fail(INVALID, { index: ord, field: "idempotencyKey" });
   }
+  checkIdentifierLength(idempotencyKey, "idempotencyKey", { index: ord });
   const stage = input.stage ?? "queued";
   if (!(JOB_STAGES as readonly string[]).includes(stage)) fail(INVALID, { index: ord, field: "stage" });
   // Validates the payload (NUL, lone surrogates, non-JSON) and normalizes it (undefined → {}).

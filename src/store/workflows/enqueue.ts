@@ -24,10 +24,12 @@ export type EnqueuedWorkflowRun = WorkflowRunRecord & { created: boolean };
 export function checkStorable(steps: readonly WorkflowStepEnqueue[], organizationId: string | null): void {
   if (organizationId !== null && !isUuid(organizationId)) fail("workflow.invalid_dag", { field: "organizationId" });
   for (const [index, step] of steps.entries()) {
-    if (!isStorableText(step.stepKey)) fail("workflow.invalid_dag_step_key_blank", { stepIndex: index });
-    if (step.jobType !== null && !isStorableText(step.jobType))
+    if (step === null || typeof step !== "object") fail("workflow.invalid_dag", { stepIndex: index });
+    if (typeof step.stepKey === "string" && !isStorableText(step.stepKey))
+      fail("workflow.invalid_dag_step_key_blank", { stepIndex: index });
+    if (typeof step.jobType === "string" && !isStorableText(step.jobType))
       fail("workflow.invalid_dag_job_type_blank", { stepKey: step.stepKey });
-    if (step.organizationId !== null && !isUuid(step.organizationId)) {
+    if (step.organizationId != null && !isUuid(step.organizationId)) {
       fail("workflow.invalid_dag", { stepKey: step.stepKey, field: "organizationId" });
     }
     jsonText(step.payload ?? {}, "job.invalid_payload", `steps.${index}.payload`);

@@ -62,11 +62,13 @@ function parseCron(expr: string): Cron {
  * - Rejected: blank input, leading or trailing whitespace, classic 5-field expressions,
  *   nicknames such as `@hourly`, and the `L`, `W`, `#` extensions.
  *
- * An expression that parses but never fires again (a past year, 31 February) is valid here;
- * `nextCronFire` reports it.
+ * An expression that matches no date at all (31 February) is refused, since its schedule could
+ * never fire; one that only matched in the past (a past year) is valid here and `nextCronFire`
+ * reports it.
  */
 export function validateCronExpression(expr: string): void {
-  parseCron(expr);
+  // Searching from the epoch makes the answer independent of the clock.
+  if (parseCron(expr).nextRun(new Date(0)) === null) throw invalidCron(expr, "matches no date");
 }
 
 /**

@@ -1,0 +1,737 @@
+import { sql } from "drizzle-orm";
+import * as v from "valibot";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  ERROR_CATALOG,
+  type ErrorCode,
+  MAX_IDENTIFIER_BYTES,
+  MAX_JSON_BYTES,
+  MAX_JSON_DEPTH,
+  MAX_WORKFLOW_STEPS,
+  RunledgerError,
+  WorkflowDagBuilder,
+  type WorkflowRunEnqueue,
+  type WorkflowStepEnqueue,
+} from "../../src/core/index.ts";
+import { JobCatalog } from "../../src/runtime/index.ts";
+import {
+  appendWorkflowSteps,
+  claimJobs,
+  completeExternalWorkflowStep,
+  completeJobFailure,
+  enqueueJob,
+  enqueueJobs,
+  enqueueWorkflowRun,
+  insertJobLog,
+  type LeaseIdentity,
+  queryRows,
+  setJobScheduleActive,
+  updateJobProgress,
+  upsertJobSchedule,
+} from "../../src/store/index.ts";
+import { useTestDatabase } from "../support/db.ts";
+import { defineJob } from "../support/factories.ts";
+
+/*
+ * Hostile input corpus: every entry must be refused with its exact code, write nothing to any
+ * runledger table (row contents compared, not just counts), and say nothing in its message
+ * that came from the request or from SQL.
+ */
+
+const { db } = await useTestDatabase();
+
+/**
+ * Marks request data: it must never appear in an error a client sees. (Identifiers the caller
+ * chose, such as an unknown job type or step key, may come back in `details`; data never does.)
+ */
+const MARKER = "s3cr3t-payload-marker";
+const SQLI = "x'; drop table runledger.job_queue; --";
+const NUL = `a\u0000${MARKER}`;
+const LONE = `a\ud800${MARKER}`;
+const TOO_LONG = `${MARKER}${"k".repeat(MAX_IDENTIFIER_BYTES)}`;
+const ORG = "00000000-0000-7000-8000-00000000000a";
+const T0 = new Date("2030-01-01T00:00:00Z");
+
+function nested(depth: number, kind: "object" | "array" = "object"): unknown {
+  let value: unknown = MARKER;
+  for (let i = 0; i < depth; i++) value = kind === "object" ? { [MARKER]: value } : [value];
+  return value;
+}
+const FIVE_MB = { blob: MARKER + "x".repeat(5 * 1024 * 1024) };
+/** Just over the limit in UTF-8 bytes while under it in UTF-16 units. */
+const JUST_OVER = { blob: MARKER + "é".repeat(MAX_JSON_BYTES / 2) };
+const circular: Record<string, unknown> = { marker: MARKER };
+circular.self = circular;
+
+function step(stepKey: string, overrides: Partial<WorkflowStepEnqueue> = {}): WorkflowStepEnqueue {
+  return {
+    stepKey,
+    executionKind: "JOB",
+    jobType: "hostile.ok",
+    organizationId: null,
+    payload: {},
+    priority: null,
+    maxAttempts: null,
+    timeoutSeconds: null,
+    stage: null,
+    dependencies: [],
+    ...overrides,
+  };
+}
+const external = (stepKey: string): WorkflowStepEnqueue => step(stepKey, { executionKind: "EXTERNAL", jobType: null });
+const after = (...keys: string[]) => keys.map((prerequisiteStepKey) => ({ prerequisiteStepKey, releaseMode: null }));
+const run = (steps: WorkflowStepEnqueue[], overrides: Partial<WorkflowRunEnqueue> = {}): WorkflowRunEnqueue => ({
+  workflowType: "hostile.flow",
+  organizationId: null,
+  metadata: {},
+  idempotencyKey: null,
+  steps,
+  ...overrides,
+});
+const chain = (count: number) =>
+  Array.from({ length: count }, (_, i) => step(`s${i}`, { dependencies: i ? after(`s${i - 1}`) : [] }));
+
+const catalog = new JobCatalog()
+  .job("hostile.ok", async () => {}, { payload: v.object({ n: v.number() }) })
+  .job("hostile.any", async () => {});
+const disabledCatalog = new JobCatalog().job("hostile.ok", async () => {}).enabled(false);
+
+let runId = "";
+let lease: LeaseIdentity;
+
+beforeAll(async () => {
+  await defineJob(db, "hostile.ok");
+  await defineJob(db, "hostile.any");
+  await defineJob(db, "hostile.disabled", { isEnabled: false });
+  await enqueueJob(db, { jobType: "hostile.ok", payload: { n: 1 }, idempotencyKey: "taken" });
+  await enqueueWorkflowRun(db, run([step("a")], { idempotencyKey: "taken" }));
+  runId = (await enqueueWorkflowRun(db, run([external("window"), step("after", { dependencies: after("window") })])))
+    .id;
+  await appendWorkflowSteps(db, {
+    workflowRunId: runId,
+    mutationKey: "taken",
+    appendWindowStepKey: "window",
+    steps: [step("appended")],
+  });
+  await upsertJobSchedule(db, { name: "nightly", jobType: "hostile.ok", cronExpr: "0 0 0 * * *", nextFireAt: T0 });
+  await enqueueJob(db, { jobType: "hostile.any", payload: {} });
+  const [claimed] = await claimJobs(db, {
+    workerId: "w-hostile",
+    leaseSeconds: 600,
+    limit: 1,
+    jobTypes: ["hostile.any"],
+  });
+  lease = { jobId: claimed!.id, runNumber: claimed!.runNumber, attempt: claimed!.attempt, workerId: "w-hostile" };
+});
+
+/** Every runledger table's rows, hashed: equal snapshots mean nothing was inserted, updated or deleted. */
+async function snapshot(): Promise<Record<string, string>> {
+  const tables = await queryRows<{ name: string }>(
+    db,
+    sql`select table_name as name from information_schema.tables
+      where table_schema = 'runledger' and table_type = 'BASE TABLE' order by 1`,
+  );
+  const out: Record<string, string> = {};
+  for (const { name } of tables) {
+    const [row] = await queryRows<{ n: number; h: string | null }>(
+      db,
+      sql`select count(*)::int as n, md5(string_agg(t::text, ',' order by t::text)) as h
+        from ${sql.identifier("runledger")}.${sql.identifier(name)} t`,
+    );
+    out[name] = `${row!.n}:${row!.h ?? ""}`;
+  }
+  return out;
+}
+
+type Case = [name: string, code: ErrorCode, call: () => unknown];
+
+const ok = { jobType: "hostile.ok", payload: { n: 1 } };
+const nextFire = { name: "hostile-schedule", jobType: "hostile.ok", cronExpr: "0 0 * * * *", nextFireAt: T0 };
+const append = (overrides: Partial<Parameters<typeof appendWorkflowSteps>[1]> = {}) =>
+  appendWorkflowSteps(db, {
+    workflowRunId: runId,
+    mutationKey: "fresh",
+    appendWindowStepKey: "window",
+    steps: [step("new")],
+    ...overrides,
+  });
+
+const jobCases: Case[] = [
+  ["5 MB payload", "payload.too_large", () => enqueueJob(db, { ...ok, payload: FIVE_MB })],
+  ["payload one byte over 1 MiB in UTF-8", "payload.too_large", () => enqueueJob(db, { ...ok, payload: JUST_OVER })],
+  ["payload nested 10,000 objects deep", "payload.too_deep", () => enqueueJob(db, { ...ok, payload: nested(10_000) })],
+  [
+    "payload nested 101 arrays deep",
+    "payload.too_deep",
+    () => enqueueJob(db, { ...ok, payload: nested(MAX_JSON_DEPTH + 1, "array") }),
+  ],
+  ["NUL in a payload string", "job.invalid_payload", () => enqueueJob(db, { ...ok, payload: { s: NUL } })],
+  ["NUL in a payload key", "job.invalid_payload", () => enqueueJob(db, { ...ok, payload: { [NUL]: 1 } })],
+  ["lone surrogate in a payload", "job.invalid_payload", () => enqueueJob(db, { ...ok, payload: [LONE] })],
+  ["circular payload", "job.invalid_payload", () => enqueueJob(db, { ...ok, payload: circular })],
+  ["BigInt in a payload", "job.invalid_payload", () => enqueueJob(db, { ...ok, payload: { n: 10n ** 30n } })],
+  ["function as payload", "job.invalid_payload", () => enqueueJob(db, { ...ok, payload: () => MARKER })],
+  ["NUL in the job type", "job.invalid_enqueue_request", () => enqueueJob(db, { jobType: NUL })],
+  ["lone surrogate in the job type", "job.invalid_enqueue_request", () => enqueueJob(db, { jobType: LONE })],
+  ["SQL-looking unknown job type", "job.definition_not_found_or_disabled", () => enqueueJob(db, { jobType: SQLI })],
+  ["empty job type", "identifier.job_type_blank", () => enqueueJob(db, { jobType: "" })],
+  ["whitespace job type", "identifier.job_type_blank", () => enqueueJob(db, { jobType: " \t\n\u00a0" })],
+  ["non-string job type", "identifier.job_type_blank", () => enqueueJob(db, { jobType: 42 as never })],
+  ["job type over 512 bytes", "identifier.too_long", () => enqueueJob(db, { jobType: TOO_LONG })],
+  ["unknown job type", "job.definition_not_found_or_disabled", () => enqueueJob(db, { jobType: "hostile.nope" })],
+  ["disabled job type", "job.definition_not_found_or_disabled", () => enqueueJob(db, { jobType: "hostile.disabled" })],
+  ["NUL in the idempotency key", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, idempotencyKey: NUL })],
+  [
+    "lone surrogate in the idempotency key",
+    "job.invalid_enqueue_request",
+    () => enqueueJob(db, { ...ok, idempotencyKey: LONE }),
+  ],
+  ["whitespace idempotency key", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, idempotencyKey: "  " })],
+  ["idempotency key over 512 bytes", "identifier.too_long", () => enqueueJob(db, { ...ok, idempotencyKey: TOO_LONG })],
+  [
+    "same key, different payload",
+    "job.idempotency_conflict",
+    () => enqueueJob(db, { ...ok, payload: { n: 2 }, idempotencyKey: "taken" }),
+  ],
+  [
+    "same key, different priority",
+    "job.idempotency_conflict",
+    () => enqueueJob(db, { ...ok, priority: 7, idempotencyKey: "taken" }),
+  ],
+  ["SQL-looking organization id", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, organizationId: SQLI })],
+  [
+    "NUL in the organization id",
+    "job.invalid_enqueue_request",
+    () => enqueueJob(db, { ...ok, organizationId: `${ORG}\u0000` }),
+  ],
+  ["blank organization id", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, organizationId: " " })],
+  ["priority 2^31", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, priority: 2 ** 31 })],
+  ["priority -2^31 - 1", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, priority: -(2 ** 31) - 1 })],
+  ["priority 1.5", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, priority: 1.5 })],
+  ["priority NaN", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, priority: Number.NaN })],
+  [
+    "priority Infinity",
+    "job.invalid_enqueue_request",
+    () => enqueueJob(db, { ...ok, priority: Number.POSITIVE_INFINITY }),
+  ],
+  [
+    "priority as a string",
+    "job.invalid_enqueue_request",
+    () => enqueueJob(db, { ...ok, priority: "1; select 1" as never }),
+  ],
+  ["max attempts 0", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, maxAttempts: 0 })],
+  ["max attempts -1", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, maxAttempts: -1 })],
+  ["max attempts 2.5", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, maxAttempts: 2.5 })],
+  ["max attempts NaN", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, maxAttempts: Number.NaN })],
+  ["max attempts 1e12", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, maxAttempts: 1e12 })],
+  ["timeout 0", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, timeoutSeconds: 0 })],
+  [
+    "invalid next run date",
+    "job.invalid_enqueue_request",
+    () => enqueueJob(db, { ...ok, nextRunAt: new Date(Number.NaN) }),
+  ],
+  ["unknown stage", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, stage: MARKER as never })],
+  ["null request", "job.invalid_enqueue_request", () => enqueueJob(db, null as never)],
+  [
+    "batch with a bad payload last",
+    "job.invalid_payload",
+    () => enqueueJobs(db, [ok, ok, { ...ok, payload: { s: NUL } }]),
+  ],
+  [
+    "batch with an unknown type last",
+    "job.definition_not_found_or_disabled",
+    () => enqueueJobs(db, [ok, ok, { jobType: SQLI }]),
+  ],
+  ["batch with a deep payload", "payload.too_deep", () => enqueueJobs(db, [ok, { ...ok, payload: nested(10_000) }])],
+];
+
+const catalogCases: Case[] = [
+  [
+    "payload failing the valibot schema",
+    "job.invalid_payload",
+    () => catalog.enqueue(db, "hostile.ok", { n: MARKER } as never),
+  ],
+  ["payload missing a field", "job.invalid_payload", () => catalog.enqueue(db, "hostile.ok", {} as never)],
+  ["payload of the wrong type", "job.invalid_payload", () => catalog.enqueue(db, "hostile.ok", [MARKER] as never)],
+  [
+    "job type unknown to the catalog",
+    "catalog.unknown_job_type",
+    () => catalog.enqueue(db, SQLI as never, {} as never),
+  ],
+  [
+    "job type disabled in the catalog",
+    "catalog.disabled_job_type",
+    () => disabledCatalog.enqueue(db, "hostile.ok", {}),
+  ],
+  [
+    "schemaless payload nested 10,000 deep",
+    "payload.too_deep",
+    () => catalog.enqueue(db, "hostile.any", nested(10_000)),
+  ],
+  ["schemaless 5 MB payload", "payload.too_large", () => catalog.enqueue(db, "hostile.any", FIVE_MB)],
+  [
+    "workflow step of a job type the catalog lacks",
+    "workflow.invalid_dag_unknown_job_type",
+    () => catalog.workflow("w").job("a", SQLI, {}),
+  ],
+];
+
+const workflowCases: Case[] = [
+  [
+    "cycle a → b → c → a",
+    "workflow.invalid_dag_cycle",
+    () =>
+      enqueueWorkflowRun(
+        db,
+        run([
+          step("a", { dependencies: after("c") }),
+          step("b", { dependencies: after("a") }),
+          step("c", { dependencies: after("b") }),
+        ]),
+      ),
+  ],
+  [
+    "self-dependency",
+    "workflow.invalid_dag_self_dependency",
+    () => enqueueWorkflowRun(db, run([step("a", { dependencies: after("a") })])),
+  ],
+  [
+    "unknown prerequisite step",
+    "workflow.invalid_dag_missing_dependency",
+    () => enqueueWorkflowRun(db, run([step("a", { dependencies: after("ghost") })])),
+  ],
+  [
+    "duplicate step key",
+    "workflow.invalid_dag_duplicate_step_key",
+    () => enqueueWorkflowRun(db, run([step("a"), step("a")])),
+  ],
+  ["no steps", "workflow.invalid_dag_empty", () => enqueueWorkflowRun(db, run([]))],
+  ["10,000-step chain", "workflow.invalid_dag_too_many_steps", () => enqueueWorkflowRun(db, run(chain(10_000)))],
+  [
+    "1,001 independent steps",
+    "workflow.invalid_dag_too_many_steps",
+    () => enqueueWorkflowRun(db, run(Array.from({ length: MAX_WORKFLOW_STEPS + 1 }, (_, i) => step(`s${i}`)))),
+  ],
+  [
+    "10,000-step builder DAG",
+    "workflow.invalid_dag_too_many_steps",
+    () => {
+      const builder = WorkflowDagBuilder.new("hostile.flow", {});
+      for (let i = 0; i < 10_000; i++) builder.job(`s${i}`, "hostile.ok", {});
+      return builder.build();
+    },
+  ],
+  [
+    "step payload nested 10,000 deep",
+    "payload.too_deep",
+    () => enqueueWorkflowRun(db, run([step("a", { payload: nested(10_000) })])),
+  ],
+  ["5 MB step payload", "payload.too_large", () => enqueueWorkflowRun(db, run([step("a", { payload: FIVE_MB })]))],
+  [
+    "NUL in a step payload",
+    "job.invalid_payload",
+    () => enqueueWorkflowRun(db, run([step("a", { payload: { s: NUL } })])),
+  ],
+  [
+    "metadata nested 10,000 deep",
+    "payload.too_deep",
+    () => enqueueWorkflowRun(db, run([step("a")], { metadata: nested(10_000) })),
+  ],
+  [
+    "lone surrogate in metadata",
+    "job.invalid_payload",
+    () => enqueueWorkflowRun(db, run([step("a")], { metadata: { s: LONE } })),
+  ],
+  ["NUL in a step key", "workflow.invalid_dag_step_key_blank", () => enqueueWorkflowRun(db, run([step(NUL)]))],
+  ["whitespace step key", "workflow.invalid_dag_step_key_blank", () => enqueueWorkflowRun(db, run([step(" \t")]))],
+  ["step key over 512 bytes", "identifier.too_long", () => enqueueWorkflowRun(db, run([step(TOO_LONG)]))],
+  [
+    "whitespace workflow type",
+    "workflow.invalid_dag_workflow_type_blank",
+    () => enqueueWorkflowRun(db, run([step("a")], { workflowType: "\n" })),
+  ],
+  [
+    "workflow type over 512 bytes",
+    "identifier.too_long",
+    () => enqueueWorkflowRun(db, run([step("a")], { workflowType: TOO_LONG })),
+  ],
+  [
+    "whitespace step job type",
+    "workflow.invalid_dag_job_type_blank",
+    () => enqueueWorkflowRun(db, run([step("a", { jobType: "  " })])),
+  ],
+  [
+    "NUL in a step job type",
+    "workflow.invalid_dag_job_type_blank",
+    () => enqueueWorkflowRun(db, run([step("a", { jobType: NUL })])),
+  ],
+  [
+    "SQL-looking step job type",
+    "workflow.definition_not_found_or_disabled",
+    () => enqueueWorkflowRun(db, run([step("a"), step("b", { jobType: SQLI })])),
+  ],
+  [
+    "disabled step job type",
+    "workflow.definition_not_found_or_disabled",
+    () => enqueueWorkflowRun(db, run([step("a"), step("b", { jobType: "hostile.disabled" })])),
+  ],
+  [
+    "step priority NaN",
+    "workflow.invalid_dag_step_priority_out_of_range",
+    () => enqueueWorkflowRun(db, run([step("a", { priority: Number.NaN })])),
+  ],
+  [
+    "step priority 2^31",
+    "workflow.invalid_dag_step_priority_out_of_range",
+    () => enqueueWorkflowRun(db, run([step("a", { priority: 2 ** 31 })])),
+  ],
+  [
+    "step max attempts -1",
+    "workflow.invalid_dag_step_max_attempts_non_positive",
+    () => enqueueWorkflowRun(db, run([step("a", { maxAttempts: -1 })])),
+  ],
+  [
+    "step max attempts 1.5",
+    "workflow.invalid_dag_step_max_attempts_out_of_range",
+    () => enqueueWorkflowRun(db, run([step("a", { maxAttempts: 1.5 })])),
+  ],
+  [
+    "step max attempts NaN",
+    "workflow.invalid_dag_step_max_attempts_out_of_range",
+    () => enqueueWorkflowRun(db, run([step("a", { maxAttempts: Number.NaN })])),
+  ],
+  [
+    "SQL-looking organization id",
+    "workflow.invalid_dag",
+    () => enqueueWorkflowRun(db, run([step("a")], { organizationId: SQLI })),
+  ],
+  [
+    "NUL in the idempotency key",
+    "workflow.invalid_dag_idempotency_key_blank",
+    () => enqueueWorkflowRun(db, run([step("a")], { idempotencyKey: NUL })),
+  ],
+  [
+    "whitespace idempotency key",
+    "workflow.invalid_dag_idempotency_key_blank",
+    () => enqueueWorkflowRun(db, run([step("a")], { idempotencyKey: " " })),
+  ],
+  [
+    "same key, different steps",
+    "workflow.enqueue_conflicting_retry",
+    () => enqueueWorkflowRun(db, run([step("a", { payload: { n: MARKER } })], { idempotencyKey: "taken" })),
+  ],
+];
+
+const appendCases: Case[] = [
+  [
+    "cycle among appended steps",
+    "workflow.invalid_dag_cycle",
+    () => append({ steps: [step("x", { dependencies: after("y") }), step("y", { dependencies: after("x") })] }),
+  ],
+  [
+    "appended self-dependency",
+    "workflow.invalid_dag_self_dependency",
+    () => append({ steps: [step("x", { dependencies: after("x") })] }),
+  ],
+  [
+    "appended step on an unknown step key",
+    "workflow.invalid_dag_missing_dependency",
+    () => append({ steps: [step("x", { dependencies: after("ghost") })] }),
+  ],
+  [
+    "appended key that already exists",
+    "workflow.invalid_dag_duplicate_step_key",
+    () => append({ steps: [step("after")] }),
+  ],
+  ["10,000 appended steps", "workflow.invalid_dag_too_many_steps", () => append({ steps: chain(10_000) })],
+  [
+    "append taking the run past 1,000 steps",
+    "workflow.invalid_dag_too_many_steps",
+    () => append({ steps: chain(MAX_WORKFLOW_STEPS - 1) }),
+  ],
+  [
+    "appended payload nested 10,000 deep",
+    "payload.too_deep",
+    () => append({ steps: [step("x", { payload: nested(10_000) })] }),
+  ],
+  ["appended 5 MB payload", "payload.too_large", () => append({ steps: [step("x", { payload: FIVE_MB })] })],
+  ["mutation metadata nested 10,000 deep", "payload.too_deep", () => append({ mutationMetadata: nested(10_000) })],
+  ["NUL in the mutation key", "workflow.append_mutation_key_blank", () => append({ mutationKey: NUL })],
+  ["whitespace mutation key", "workflow.append_mutation_key_blank", () => append({ mutationKey: "\t" })],
+  ["mutation key over 512 bytes", "identifier.too_long", () => append({ mutationKey: TOO_LONG })],
+  ["unknown append window", "workflow.append_window_missing", () => append({ appendWindowStepKey: SQLI })],
+  [
+    "append window that is a job step",
+    "workflow.append_window_not_external",
+    () => append({ appendWindowStepKey: "after" }),
+  ],
+  ["SQL-looking run id", "workflow.run_not_found", () => append({ workflowRunId: SQLI })],
+  [
+    "same mutation key, different steps",
+    "workflow.append_conflicting_retry",
+    () => append({ mutationKey: "taken", steps: [step("other")] }),
+  ],
+  [
+    "external completion with a NUL reason",
+    "workflow.external_step_invalid_terminal_status",
+    () =>
+      completeExternalWorkflowStep(db, {
+        workflowRunId: runId,
+        stepKey: "window",
+        terminalStatus: "SUCCEEDED",
+        statusReason: NUL,
+      }),
+  ],
+  [
+    "external completion with a made-up status",
+    "workflow.external_step_invalid_terminal_status",
+    () => completeExternalWorkflowStep(db, { workflowRunId: runId, stepKey: "window", terminalStatus: SQLI as never }),
+  ],
+  [
+    "external completion of an unknown step key",
+    "workflow.external_step_not_found",
+    () => completeExternalWorkflowStep(db, { workflowRunId: runId, stepKey: SQLI, terminalStatus: "SUCCEEDED" }),
+  ],
+];
+
+const scheduleCases: Case[] = [
+  ["five-field cron", "job_schedule.invalid_cron", () => upsertJobSchedule(db, { ...nextFire, cronExpr: "0 * * * *" })],
+  [
+    "cron with second 61",
+    "job_schedule.invalid_cron",
+    () => upsertJobSchedule(db, { ...nextFire, cronExpr: "61 * * * * *" }),
+  ],
+  ["SQL-looking cron", "job_schedule.invalid_cron", () => upsertJobSchedule(db, { ...nextFire, cronExpr: SQLI })],
+  [
+    "cron with a NUL",
+    "job_schedule.invalid_cron",
+    () => upsertJobSchedule(db, { ...nextFire, cronExpr: "0 0 * * * *\u0000" }),
+  ],
+  ["empty cron", "job_schedule.invalid_cron", () => upsertJobSchedule(db, { ...nextFire, cronExpr: "" })],
+  [
+    "cron that never fires (30 February)",
+    "job_schedule.invalid_cron",
+    () => upsertJobSchedule(db, { ...nextFire, cronExpr: "0 0 0 30 2 *" }),
+  ],
+  [
+    "invalid first fire date",
+    "job_schedule.invalid_cron",
+    () => upsertJobSchedule(db, { ...nextFire, nextFireAt: new Date(Number.NaN) }),
+  ],
+  ["whitespace schedule name", "job_schedule.invalid_name", () => upsertJobSchedule(db, { ...nextFire, name: "   " })],
+  [
+    "schedule name with surrounding spaces",
+    "job_schedule.invalid_name",
+    () => upsertJobSchedule(db, { ...nextFire, name: ` ${MARKER} ` }),
+  ],
+  ["NUL in the schedule name", "job_schedule.invalid_name", () => upsertJobSchedule(db, { ...nextFire, name: NUL })],
+  [
+    "lone surrogate in the schedule name",
+    "job_schedule.invalid_name",
+    () => upsertJobSchedule(db, { ...nextFire, name: LONE }),
+  ],
+  ["schedule name over 512 bytes", "identifier.too_long", () => upsertJobSchedule(db, { ...nextFire, name: TOO_LONG })],
+  [
+    "whitespace schedule job type",
+    "identifier.job_type_blank",
+    () => upsertJobSchedule(db, { ...nextFire, jobType: " " }),
+  ],
+  [
+    "NUL in the schedule job type",
+    "job_schedule.invalid_job_type",
+    () => upsertJobSchedule(db, { ...nextFire, jobType: NUL }),
+  ],
+  [
+    "schedule job type over 512 bytes",
+    "identifier.too_long",
+    () => upsertJobSchedule(db, { ...nextFire, jobType: TOO_LONG }),
+  ],
+  [
+    "schedule payload nested 10,000 deep",
+    "payload.too_deep",
+    () => upsertJobSchedule(db, { ...nextFire, payloadTemplate: nested(10_000) }),
+  ],
+  [
+    "5 MB schedule payload",
+    "payload.too_large",
+    () => upsertJobSchedule(db, { ...nextFire, payloadTemplate: FIVE_MB }),
+  ],
+  [
+    "NUL in the schedule payload",
+    "job.invalid_payload",
+    () => upsertJobSchedule(db, { ...nextFire, payloadTemplate: { s: NUL } }),
+  ],
+  ["jitter -1", "job_schedule.invalid_jitter", () => upsertJobSchedule(db, { ...nextFire, maxJitterSeconds: -1 })],
+  [
+    "jitter NaN",
+    "job_schedule.invalid_jitter",
+    () => upsertJobSchedule(db, { ...nextFire, maxJitterSeconds: Number.NaN }),
+  ],
+  [
+    "jitter over a day",
+    "job_schedule.invalid_jitter",
+    () => upsertJobSchedule(db, { ...nextFire, maxJitterSeconds: 86_401 }),
+  ],
+  [
+    "SQL-looking organization id",
+    "job_schedule.invalid_name",
+    () => upsertJobSchedule(db, { ...nextFire, organizationId: SQLI }),
+  ],
+  [
+    "pausing a schedule named with a NUL",
+    "job_schedule.invalid_name",
+    () => setJobScheduleActive(db, `nightly\u0000${MARKER}`, false),
+  ],
+];
+
+const runningJobCases: Case[] = [
+  [
+    "checkpoint nested 10,000 deep",
+    "payload.too_deep",
+    () => updateJobProgress(db, lease, { checkpoint: nested(10_000) }),
+  ],
+  ["5 MB checkpoint", "payload.too_large", () => updateJobProgress(db, lease, { checkpoint: FIVE_MB })],
+  ["NUL in a checkpoint", "job.invalid_progress", () => updateJobProgress(db, lease, { checkpoint: { s: NUL } })],
+  ["circular checkpoint", "job.invalid_progress", () => updateJobProgress(db, lease, { checkpoint: circular })],
+  ["progress NaN", "job.invalid_progress", () => updateJobProgress(db, lease, { progressDone: Number.NaN })],
+  ["progress -1", "job.invalid_progress", () => updateJobProgress(db, lease, { progressDone: -1 })],
+  [
+    "progress done past total",
+    "job.invalid_progress",
+    () => updateJobProgress(db, lease, { progressDone: 5, progressTotal: 4 }),
+  ],
+  ["NUL in a stage", "job.invalid_progress", () => updateJobProgress(db, lease, { stage: NUL as never })],
+  [
+    "NUL in a log message",
+    "job.invalid_log",
+    () => insertJobLog(db, { jobId: lease.jobId, runNumber: 1, level: "info", message: NUL }),
+  ],
+  [
+    "lone surrogate in a log message",
+    "job.invalid_log",
+    () => insertJobLog(db, { jobId: lease.jobId, runNumber: 1, level: "info", message: LONE }),
+  ],
+  [
+    "NUL in a log level",
+    "job.invalid_log",
+    () => insertJobLog(db, { jobId: lease.jobId, runNumber: 1, level: NUL, message: "m" }),
+  ],
+  [
+    "whitespace log message",
+    "job.invalid_log",
+    () => insertJobLog(db, { jobId: lease.jobId, runNumber: 1, level: "info", message: " " }),
+  ],
+  [
+    "5 MB log message",
+    "payload.too_large",
+    () => insertJobLog(db, { jobId: lease.jobId, runNumber: 1, level: "info", message: FIVE_MB.blob }),
+  ],
+  [
+    "log payload nested 10,000 deep",
+    "payload.too_deep",
+    () =>
+      insertJobLog(db, {
+        jobId: lease.jobId,
+        runNumber: 1,
+        level: "info",
+        message: "m",
+        payload: nested(10_000) as never,
+      }),
+  ],
+  [
+    "log run number NaN",
+    "job.invalid_log",
+    () => insertJobLog(db, { jobId: lease.jobId, runNumber: Number.NaN, level: "info", message: "m" }),
+  ],
+  [
+    "failure code with a NUL",
+    "job.invalid_failure_report",
+    () => completeJobFailure(db, lease, { kind: "TERMINAL", code: NUL, message: "m" }),
+  ],
+  [
+    "failure of an unknown kind",
+    "job.invalid_failure_report",
+    () => completeJobFailure(db, lease, { kind: SQLI as never, code: "c", message: "m" }),
+  ],
+  [
+    "failure with retry delay NaN",
+    "job.invalid_retry_delay",
+    () => completeJobFailure(db, lease, { kind: "RETRYABLE", code: "c", message: "m", retryDelayMs: Number.NaN }),
+  ],
+];
+
+const corpus: [group: string, cases: Case[]][] = [
+  ["job enqueue", jobCases],
+  ["catalog enqueue", catalogCases],
+  ["workflow enqueue", workflowCases],
+  ["workflow append and external completion", appendCases],
+  ["schedules", scheduleCases],
+  ["a running job's checkpoint, logs and failure", runningJobCases],
+];
+
+/** SQL and internals a client-facing message must never contain. */
+const FORBIDDEN = [/select/i, /insert/i, /update /i, /delete/i, /runledger\./i, /jsonb/i, /\$\d/, /drop table/i];
+
+async function refusal(call: () => unknown): Promise<unknown> {
+  try {
+    await call();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+const HOSTILE_INPUT_COUNT = corpus.reduce((n, [, cases]) => n + cases.length, 0);
+
+describe(`hostile input corpus (${HOSTILE_INPUT_COUNT} inputs)`, () => {
+  for (const [group, cases] of corpus) {
+    describe(group, () => {
+      it.each(cases)("%s → %s", async (_name, code, call) => {
+        const before = await snapshot();
+        const error = await refusal(call);
+        expect(error, "the call must be refused").toBeInstanceOf(RunledgerError);
+        const refused = error as RunledgerError;
+        expect(refused.code).toBe(code);
+        // The message is the catalog's fixed text: nothing from the request or the query.
+        expect(refused.message).toBe(ERROR_CATALOG[code][1]);
+        for (const pattern of FORBIDDEN) expect(refused.message).not.toMatch(pattern);
+        const client = JSON.stringify(refused.toJSON());
+        expect(client).not.toContain(MARKER);
+        expect(client).not.toMatch(/insert into|select \*|jsonb_to_recordset/i);
+        expect(await snapshot()).toEqual(before);
+      });
+    });
+  }
+});
+
+describe("SQL-looking strings are data", () => {
+  it("a job type and an idempotency key made of SQL are stored verbatim and the tables survive", async () => {
+    await defineJob(db, SQLI);
+    const first = await enqueueJob(db, { jobType: SQLI, payload: { q: SQLI }, idempotencyKey: SQLI, priority: -5 });
+    const again = await enqueueJob(db, { jobType: SQLI, payload: { q: SQLI }, idempotencyKey: SQLI, priority: -5 });
+    expect(again).toEqual({ id: first.id, created: false });
+    const [row] = await queryRows<{ job_type: string; idempotency_key: string; payload: unknown; priority: number }>(
+      db,
+      sql`select job_type, idempotency_key, payload, priority from runledger.job_queue where id = ${first.id}`,
+    );
+    expect(row).toEqual({ job_type: SQLI, idempotency_key: SQLI, payload: { q: SQLI }, priority: -5 });
+  });
+
+  it("a payload at the limits is accepted: 1 MiB and 100 levels deep", async () => {
+    const big = { blob: "x".repeat(MAX_JSON_BYTES - '{"blob":""}'.length) };
+    expect(Buffer.byteLength(JSON.stringify(big))).toBe(MAX_JSON_BYTES);
+    await expect(enqueueJob(db, { ...ok, payload: big })).resolves.toMatchObject({ created: true });
+    await expect(enqueueJob(db, { ...ok, payload: nested(MAX_JSON_DEPTH, "array") })).resolves.toMatchObject({
+      created: true,
+    });
+  });
+
+  it("a workflow of exactly 1,000 steps is accepted", async () => {
+    const created = await enqueueWorkflowRun(db, run(chain(MAX_WORKFLOW_STEPS)));
+    const [row] = await queryRows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from runledger.workflow_steps where workflow_run_id = ${created.id}`,
+    );
+    expect(row!.n).toBe(MAX_WORKFLOW_STEPS);
+  });
+});

@@ -206,6 +206,10 @@ export const WORKER_FAILURE_CODES = {
   leaseExpired: "job.lease_expired",
   leaseOwnerMismatch: "job.lease_owner_mismatch",
   leaseMaintenanceFailed: "job.lease_maintenance_failed",
+  /** A handler's `JobFailure` carried a code that cannot be recorded (blank, NUL, too long). */
+  invalidFailure: "job.invalid_failure",
+  /** A handler's completion value (progress, checkpoint) could not be recorded. */
+  invalidCompletion: "job.invalid_completion",
 } as const;
 
 export interface RunledgerErrorOptions {

@@ -122,13 +122,27 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
   }
 }
 
-/** Pause or resume a schedule; false when no schedule has that name. */
-export async function setJobScheduleActive(executor: Executor, name: string, isActive: boolean): Promise<boolean> {
+/** Only a schedule of this organization; omitted means any organization (admin). */
+export interface ScheduleScope {
+  organizationId?: string;
+}
+
+const scheduleScope = (scope: ScheduleScope) =>
+  scope.organizationId === undefined ? sql`` : sql`and organization_id = ${scope.organizationId}`;
+
+/** Pause or resume a schedule; false when no schedule (of `scope`'s organization) has that name. */
+export async function setJobScheduleActive(
+  executor: Executor,
+  name: string,
+  isActive: boolean,
+  scope: ScheduleScope = {},
+): Promise<boolean> {
   validateScheduleName(name);
+  if (scope.organizationId !== undefined && !isUuid(scope.organizationId)) return false;
   try {
     const rows = await queryRows(
       executor,
-      sql`update ${jobSchedules} set is_active = ${isActive} where name = ${name} returning id`,
+      sql`update ${jobSchedules} set is_active = ${isActive} where name = ${name} ${scheduleScope(scope)} returning id`,
     );
     return rows.length > 0;
   } catch (error) {
@@ -136,14 +150,21 @@ export async function setJobScheduleActive(executor: Executor, name: string, isA
   }
 }
 
-/** Move a schedule's next fire; false when no schedule has that name. */
-export async function setJobScheduleNextFireAt(executor: Executor, name: string, nextFireAt: Date): Promise<boolean> {
+/** Move a schedule's next fire; false when no schedule (of `scope`'s organization) has that name. */
+export async function setJobScheduleNextFireAt(
+  executor: Executor,
+  name: string,
+  nextFireAt: Date,
+  scope: ScheduleScope = {},
+): Promise<boolean> {
   validateScheduleName(name);
   if (!isValidDate(nextFireAt)) fail("job_schedule.invalid_cron", { field: "nextFireAt" });
+  if (scope.organizationId !== undefined && !isUuid(scope.organizationId)) return false;
   try {
     const rows = await queryRows(
       executor,
-      sql`update ${jobSchedules} set next_fire_at = ${microsecondTimestamp(nextFireAt)}::timestamptz where name = ${name} returning id`,
+      sql`update ${jobSchedules} set next_fire_at = ${microsecondTimestamp(nextFireAt)}::timestamptz
+        where name = ${name} ${scheduleScope(scope)} returning id`,
     );
     return rows.length > 0;
   } catch (error) {

@@ -179,7 +179,7 @@ const onlyA = (items: { organizationId: string | null }[]) => {
   expect(items.length).toBeGreaterThan(0);
   for (const item of items) expect(item.organizationId).toBe(A);
 };
-const page = (result: unknown) => (result as { items: { organizationId: string | null }[] }).items;
+const page = (result: unknown) => (result as { items: { id: string; organizationId: string | null }[] }).items;
 const pendingCount = (result: unknown) => (result as { pendingCount: number }[])[0]!.pendingCount;
 
 /** Every organization-scoped API of `runledger/store`, by name. Reads first: mutations below use B's rows up. */
@@ -194,7 +194,7 @@ const SCOPED: Record<string, Entry> = {
     leak: () => listJobs(db, { organizationId: A, limit: 1000 }),
     verdict: { hidden: (r) => onlyA(page(r)) },
     own: () => listJobs(db, { organizationId: B, limit: 1000 }),
-    ownSees: (r) => expect(page(r).map((j) => (j as { id: string }).id)).toContain(seeded.B!.pending),
+    ownSees: (r) => expect(page(r).map((j) => j.id)).toContain(seeded.B!.pending),
   },
   listJobEvents: {
     leak: () => listJobEvents(db, { jobId: seeded.B!.dead, organizationId: A, limit: 100 }),
@@ -225,7 +225,7 @@ const SCOPED: Record<string, Entry> = {
     leak: () => listWorkflowRuns(db, { organizationId: A, limit: 1000 }),
     verdict: { hidden: (r) => onlyA(page(r)) },
     own: () => listWorkflowRuns(db, { organizationId: B, limit: 1000 }),
-    ownSees: (r) => expect(page(r).map((x) => (x as { id: string }).id)).toContain(seeded.B!.run),
+    ownSees: (r) => expect(page(r).map((x) => x.id)).toContain(seeded.B!.run),
   },
   listWorkflowSteps: {
     leak: () => listWorkflowSteps(db, seeded.B!.run, { organizationId: A }),
@@ -448,6 +448,6 @@ describe("tenant isolation", () => {
     expect(again).toEqual({ id: created.id, created: false });
     expect((await getJobById(db, created.id))!.organizationId).toBe(A);
     const after = await rowsOf(B);
-    expect(after.job_queue.length).toBe(before.job_queue.length + 1);
+    expect(after.job_queue!.length).toBe(before.job_queue!.length + 1);
   });
 });

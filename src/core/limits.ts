@@ -7,6 +7,12 @@
 /** Largest JSON value (payload, step payload, metadata, schedule template, checkpoint, log payload), in UTF-8 bytes of its JSON text. */
 export const MAX_JSON_BYTES = 1_048_576;
 
+/**
+ * Largest total of the JSON values in one request that writes many (a batch of jobs, a workflow
+ * run's steps and metadata, an append), in UTF-8 bytes.
+ */
+export const MAX_REQUEST_JSON_BYTES = 16 * MAX_JSON_BYTES;
+
 /** Deepest nesting of arrays and objects in one JSON value. */
 export const MAX_JSON_DEPTH = 100;
 

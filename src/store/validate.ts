@@ -5,7 +5,9 @@ import {
   MAX_IDENTIFIER_BYTES,
   MAX_JSON_BYTES,
   MAX_JSON_DEPTH,
+  MAX_REQUEST_JSON_BYTES,
   RunledgerError,
+  utf8Length,
 } from "../core/index.ts";
 
 /**
@@ -69,6 +71,22 @@ export function jsonText(value: unknown, code: ErrorCode, field: string): string
     fail(code, { field }, "jsonb cannot store NUL characters or lone surrogates");
   }
   return text;
+}
+
+/**
+ * `payload.too_large` when the JSON texts of one request together exceed
+ * `MAX_REQUEST_JSON_BYTES`; counts UTF-16 units first and encodes only when that is not enough.
+ */
+export function checkRequestSize(texts: readonly string[]): void {
+  let units = 0;
+  for (const text of texts) units += text.length;
+  if (units * 3 <= MAX_REQUEST_JSON_BYTES) return;
+  let bytes = units;
+  if (units <= MAX_REQUEST_JSON_BYTES) {
+    bytes = 0;
+    for (const text of texts) bytes += utf8Length(text);
+  }
+  if (bytes > MAX_REQUEST_JSON_BYTES) fail("payload.too_large", { field: "request", maxBytes: MAX_REQUEST_JSON_BYTES });
 }
 
 /** `identifier.too_long` when `value` is longer than `MAX_IDENTIFIER_BYTES` in UTF-8. */

@@ -60,6 +60,8 @@ function nested(depth: number, kind: "object" | "array" = "object"): unknown {
 const FIVE_MB = { blob: MARKER + "x".repeat(5 * 1024 * 1024) };
 /** Just over the limit in UTF-8 bytes while under it in UTF-16 units. */
 const JUST_OVER = { blob: MARKER + "é".repeat(MAX_JSON_BYTES / 2) };
+/** Under the per-value limit, but 17 of them exceed the per-request one. */
+const NEAR_LIMIT = { blob: MARKER + "x".repeat(1_000_000) };
 const circular: Record<string, unknown> = { marker: MARKER };
 circular.self = circular;
 
@@ -243,6 +245,15 @@ const jobCases: Case[] = [
     () => enqueueJobs(db, [ok, ok, { jobType: SQLI }]),
   ],
   ["batch with a deep payload", "payload.too_deep", () => enqueueJobs(db, [ok, { ...ok, payload: nested(10_000) }])],
+  [
+    "batch of 17 payloads of ~1 MB each",
+    "payload.too_large",
+    () =>
+      enqueueJobs(
+        db,
+        Array.from({ length: 17 }, () => ({ ...ok, payload: NEAR_LIMIT })),
+      ),
+  ],
 ];
 
 const catalogCases: Case[] = [
@@ -327,6 +338,11 @@ const workflowCases: Case[] = [
     () => enqueueWorkflowRun(db, run([step("a", { payload: nested(10_000) })])),
   ],
   ["5 MB step payload", "payload.too_large", () => enqueueWorkflowRun(db, run([step("a", { payload: FIVE_MB })]))],
+  [
+    "17 step payloads of ~1 MB each",
+    "payload.too_large",
+    () => enqueueWorkflowRun(db, run(Array.from({ length: 17 }, (_, i) => step(`s${i}`, { payload: NEAR_LIMIT })))),
+  ],
   [
     "NUL in a step payload",
     "job.invalid_payload",
@@ -455,6 +471,11 @@ const appendCases: Case[] = [
     () => append({ steps: [step("x", { payload: nested(10_000) })] }),
   ],
   ["appended 5 MB payload", "payload.too_large", () => append({ steps: [step("x", { payload: FIVE_MB })] })],
+  [
+    "17 appended payloads of ~1 MB each",
+    "payload.too_large",
+    () => append({ steps: Array.from({ length: 17 }, (_, i) => step(`x${i}`, { payload: NEAR_LIMIT })) }),
+  ],
   ["mutation metadata nested 10,000 deep", "payload.too_deep", () => append({ mutationMetadata: nested(10_000) })],
   ["NUL in the mutation key", "workflow.append_mutation_key_blank", () => append({ mutationKey: NUL })],
   ["whitespace mutation key", "workflow.append_mutation_key_blank", () => append({ mutationKey: "\t" })],

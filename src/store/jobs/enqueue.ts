@@ -9,6 +9,7 @@ import { microsecondTimestamp } from "../rows.ts";
 import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
 import {
   checkIdentifierLength,
+  checkRequestSize,
   fail,
   isBlank,
   isInt32,
@@ -60,7 +61,8 @@ interface PreparedItem {
 
 const INVALID = "job.invalid_enqueue_request";
 
-function prepareItem(input: JobEnqueue, ord: number): PreparedItem {
+/** Validate and normalize one request; `texts` collects payload texts for a batch's size check. */
+function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): PreparedItem {
   if (input === null || typeof input !== "object") fail(INVALID, { index: ord }, "request is not an object");
   const { jobType, organizationId, priority, maxAttempts, timeoutSeconds, nextRunAt, idempotencyKey } = input;
   if (isBlank(jobType)) fail("identifier.job_type_blank", { index: ord });
@@ -82,7 +84,9 @@ function prepareItem(input: JobEnqueue, ord: number): PreparedItem {
   const stage = input.stage ?? "queued";
   if (!(JOB_STAGES as readonly string[]).includes(stage)) fail(INVALID, { index: ord, field: "stage" });
   // Validates the payload (NUL, lone surrogates, non-JSON) and normalizes it (undefined → {}).
-  const payload = JSON.parse(jsonText(input.payload ?? {}, "job.invalid_payload", "payload")) as unknown;
+  const text = jsonText(input.payload ?? {}, "job.invalid_payload", "payload");
+  texts?.push(text);
+  const payload = JSON.parse(text) as unknown;
   const nextRunAtText = nextRunAt === undefined ? null : microsecondTimestamp(nextRunAt);
   return {
     ord,
@@ -251,7 +255,9 @@ export async function enqueueJob(executor: Executor, input: JobEnqueue): Promise
 export async function enqueueJobs(executor: Executor, inputs: readonly JobEnqueue[]): Promise<EnqueuedJob[]> {
   if (!Array.isArray(inputs)) fail(INVALID, {}, "inputs is not an array");
   if (inputs.length === 0) return [];
-  const items = inputs.map(prepareItem);
+  const texts: string[] = [];
+  const items = inputs.map((input, ord) => prepareItem(input, ord, texts));
+  checkRequestSize(texts);
   try {
     if (items.length === 1) return await enqueuePrepared(executor, items);
     return await executor.transaction((tx) => enqueuePrepared(tx, items));

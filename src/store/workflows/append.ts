@@ -57,7 +57,7 @@ export async function appendWorkflowSteps(
   if (input.steps.length > MAX_WORKFLOW_STEPS)
     fail("workflow.invalid_dag_too_many_steps", { maxSteps: MAX_WORKFLOW_STEPS });
   // Payloads and stored text first, before any statement; the step shapes need the run's steps.
-  checkStorable(input.steps, null);
+  checkStorable(input.steps, null, input.mutationMetadata);
   const metadata = jsonText(input.mutationMetadata ?? {}, "job.invalid_payload", "mutationMetadata");
   const runId = input.workflowRunId;
   try {

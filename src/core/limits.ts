@@ -50,10 +50,20 @@ export function exceedsUtf8(text: string, maxBytes: number): boolean {
 
 /**
  * True when the JSON text `json` (as `JSON.stringify` writes it) nests arrays and objects deeper
- * than `maxDepth`. One pass over the text; skipped for text too short to be that deep.
+ * than `maxDepth`. Text with at most `maxDepth` opening brackets cannot be that deep, and native
+ * `indexOf` counts them fast, so only text with many brackets gets the one-pass scan. Measured
+ * (Node 20, 2-core VM): 1 KB of objects 1.3 µs (stringify 9 µs), a 1 MB string-heavy payload
+ * 0.05 ms (stringify 4.4 ms), 100 KB of small objects 0.8 ms (stringify 0.76 ms).
  */
 export function jsonDeeperThan(json: string, maxDepth: number): boolean {
   if (json.length <= 2 * maxDepth) return false;
+  let opening = 0;
+  for (const bracket of ["{", "["]) {
+    for (let at = json.indexOf(bracket); at !== -1 && opening <= maxDepth; at = json.indexOf(bracket, at + 1)) {
+      opening++;
+    }
+  }
+  if (opening <= maxDepth) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < json.length; i++) {

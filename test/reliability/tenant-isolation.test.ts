@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type SQL, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type ErrorCode, RunledgerError, type WorkflowStepEnqueue } from "../../src/core/index.ts";
+import { type ErrorCode, newId, RunledgerError, type WorkflowStepEnqueue } from "../../src/core/index.ts";
 import { JobCatalog } from "../../src/runtime/index.ts";
 import * as store from "../../src/store/index.ts";
 import {
@@ -164,8 +164,10 @@ async function rowsOf(org: string): Promise<Record<string, string[]>> {
 type Verdict = { hidden: (result: unknown) => void } | { refused: ErrorCode };
 
 interface Entry {
-  /** A's call, aimed at B's data where the API takes an id. */
-  leak: () => Promise<unknown>;
+  /** B's id or name the call aims at, for APIs that take one. */
+  target?: () => string;
+  /** A's call, aimed at `target` when there is one. */
+  leak: (id: string) => Promise<unknown>;
   verdict: Verdict;
   /** The same call for B: it must see (or change) the row A could not, so the test can fail. */
   own: () => Promise<unknown>;
@@ -185,7 +187,8 @@ const pendingCount = (result: unknown) => (result as { pendingCount: number }[])
 /** Every organization-scoped API of `runledger/store`, by name. Reads first: mutations below use B's rows up. */
 const SCOPED: Record<string, Entry> = {
   getJobById: {
-    leak: () => getJobById(db, seeded.B!.pending, { organizationId: A }),
+    target: () => seeded.B!.pending,
+    leak: (id) => getJobById(db, id, { organizationId: A }),
     verdict: { hidden: nothing },
     own: () => getJobById(db, seeded.B!.pending, { organizationId: B }),
     ownSees: found,
@@ -197,13 +200,15 @@ const SCOPED: Record<string, Entry> = {
     ownSees: (r) => expect(page(r).map((j) => j.id)).toContain(seeded.B!.pending),
   },
   listJobEvents: {
-    leak: () => listJobEvents(db, { jobId: seeded.B!.dead, organizationId: A, limit: 100 }),
+    target: () => seeded.B!.dead,
+    leak: (id) => listJobEvents(db, { jobId: id, organizationId: A, limit: 100 }),
     verdict: { hidden: nothing },
     own: () => listJobEvents(db, { jobId: seeded.B!.dead, organizationId: B, limit: 100 }),
     ownSees: found,
   },
   listJobLogs: {
-    leak: () => listJobLogs(db, { jobId: seeded.B!.dead, organizationId: A, limit: 100 }),
+    target: () => seeded.B!.dead,
+    leak: (id) => listJobLogs(db, { jobId: id, organizationId: A, limit: 100 }),
     verdict: { hidden: nothing },
     own: () => listJobLogs(db, { jobId: seeded.B!.dead, organizationId: B, limit: 100 }),
     ownSees: found,
@@ -216,7 +221,8 @@ const SCOPED: Record<string, Entry> = {
     ownSees: (r) => expect(pendingCount(r)).toBe(6),
   },
   getWorkflowRunById: {
-    leak: () => getWorkflowRunById(db, seeded.B!.run, { organizationId: A }),
+    target: () => seeded.B!.run,
+    leak: (id) => getWorkflowRunById(db, id, { organizationId: A }),
     verdict: { hidden: nothing },
     own: () => getWorkflowRunById(db, seeded.B!.run, { organizationId: B }),
     ownSees: found,
@@ -228,13 +234,15 @@ const SCOPED: Record<string, Entry> = {
     ownSees: (r) => expect(page(r).map((x) => x.id)).toContain(seeded.B!.run),
   },
   listWorkflowSteps: {
-    leak: () => listWorkflowSteps(db, seeded.B!.run, { organizationId: A }),
+    target: () => seeded.B!.run,
+    leak: (id) => listWorkflowSteps(db, id, { organizationId: A }),
     verdict: { hidden: nothing },
     own: () => listWorkflowSteps(db, seeded.B!.run, { organizationId: B }),
     ownSees: found,
   },
   listWorkflowStepDependencies: {
-    leak: () => listWorkflowStepDependencies(db, seeded.B!.run, { organizationId: A }),
+    target: () => seeded.B!.run,
+    leak: (id) => listWorkflowStepDependencies(db, id, { organizationId: A }),
     verdict: { hidden: nothing },
     own: () => listWorkflowStepDependencies(db, seeded.B!.run, { organizationId: B }),
     ownSees: found,
@@ -246,17 +254,21 @@ const SCOPED: Record<string, Entry> = {
     ownSees: (r) => expect((r as { name: string }[]).map((s) => s.name)).toContain(seeded.B!.schedule),
   },
   setJobScheduleActive: {
-    leak: () => setJobScheduleActive(db, seeded.B!.schedule, false, { organizationId: A }),
+    target: () => seeded.B!.schedule,
+    leak: (id) => setJobScheduleActive(db, id, false, { organizationId: A }),
     verdict: { hidden: (r) => expect(r).toBe(false) },
     own: () => setJobScheduleActive(db, seeded.B!.schedule, false, { organizationId: B }),
     ownSees: (r) => expect(r).toBe(true),
   },
   setJobScheduleNextFireAt: {
-    leak: () => setJobScheduleNextFireAt(db, seeded.B!.schedule, new Date(0), { organizationId: A }),
+    target: () => seeded.B!.schedule,
+    leak: (id) => setJobScheduleNextFireAt(db, id, new Date(0), { organizationId: A }),
     verdict: { hidden: (r) => expect(r).toBe(false) },
     own: () => setJobScheduleNextFireAt(db, seeded.B!.schedule, T0, { organizationId: B }),
     ownSees: (r) => expect(r).toBe(true),
   },
+  // Schedule names are unique across organizations, so refusing the name necessarily says it is
+  // taken; what must not happen is A overwriting B's schedule.
   upsertJobSchedule: {
     leak: () =>
       upsertJobSchedule(db, {
@@ -280,21 +292,24 @@ const SCOPED: Record<string, Entry> = {
     ownSees: (r) => expect(r).toMatchObject({ organizationId: B }),
   },
   cancelJob: {
-    leak: () => cancelJob(db, { jobId: seeded.B!.pending, organizationId: A }),
+    target: () => seeded.B!.pending,
+    leak: (id) => cancelJob(db, { jobId: id, organizationId: A }),
     verdict: { refused: "job.not_found" },
     own: () => cancelJob(db, { jobId: seeded.B!.pending, organizationId: B }),
     ownSees: (r) => expect(r).toMatchObject({ status: "CANCELED" }),
   },
   requeueJob: {
-    leak: () => requeueJob(db, { jobId: seeded.B!.dead, organizationId: A }),
+    target: () => seeded.B!.dead,
+    leak: (id) => requeueJob(db, { jobId: id, organizationId: A }),
     verdict: { refused: "job.not_found" },
     own: () => requeueJob(db, { jobId: seeded.B!.dead, organizationId: B }),
     ownSees: (r) => expect(r).toMatchObject({ status: "PENDING" }),
   },
   completeExternalWorkflowStep: {
-    leak: () =>
+    target: () => seeded.B!.run,
+    leak: (id) =>
       completeExternalWorkflowStep(db, {
-        workflowRunId: seeded.B!.run,
+        workflowRunId: id,
         organizationId: A,
         stepKey: "gate",
         terminalStatus: "FAILED",
@@ -310,9 +325,10 @@ const SCOPED: Record<string, Entry> = {
     ownSees: (r) => expect(r).toMatchObject({ status: "SUCCEEDED" }),
   },
   appendWorkflowSteps: {
-    leak: () =>
+    target: () => seeded.B!.run,
+    leak: (id) =>
       appendWorkflowSteps(db, {
-        workflowRunId: seeded.B!.run,
+        workflowRunId: id,
         organizationId: A,
         mutationKey: "m1",
         appendWindowStepKey: "window",
@@ -330,7 +346,8 @@ const SCOPED: Record<string, Entry> = {
     ownSees: (r) => expect(r).toMatchObject({ outcome: "APPENDED" }),
   },
   cancelWorkflowRun: {
-    leak: () => cancelWorkflowRun(db, { workflowRunId: seeded.B!.cancelRun, organizationId: A }),
+    target: () => seeded.B!.cancelRun,
+    leak: (id) => cancelWorkflowRun(db, { workflowRunId: id, organizationId: A }),
     verdict: { refused: "workflow.run_not_found" },
     own: () => cancelWorkflowRun(db, { workflowRunId: seeded.B!.cancelRun, organizationId: B }),
     ownSees: (r) => expect(r).toMatchObject({ status: "CANCELED" }),
@@ -369,6 +386,21 @@ const NOT_A_SCOPE: Record<string, string> = {
 
 /** Outside the store: the catalog enqueues through `enqueueJob` with the same idempotency scope. */
 const catalog = new JobCatalog().job("tenant.job", async () => {});
+
+async function settle(call: () => Promise<unknown>): Promise<{ result?: unknown; error?: unknown }> {
+  try {
+    return { result: await call() };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/** An outcome as a client sees it, with the id it was asked about blanked out. */
+function normalized(outcome: { result?: unknown; error?: unknown }, id: string): string {
+  const seen =
+    outcome.error instanceof RunledgerError ? { error: outcome.error.toJSON() } : { result: outcome.result ?? null };
+  return JSON.stringify(seen).replaceAll(id, "<id>");
+}
 
 /** Names of store functions whose parameter list mentions `organizationId` or a type that has one. */
 function scopedStoreFunctions(): string[] {
@@ -411,22 +443,22 @@ describe("tenant isolation", () => {
 
   it.each(Object.entries(SCOPED))("%s for A neither shows nor changes B's rows", async (_name, entry) => {
     const before = await rowsOf(B);
-    let result: unknown;
-    let error: unknown;
-    try {
-      result = await entry.leak();
-    } catch (thrown) {
-      error = thrown;
-    }
+    const target = entry.target?.() ?? "";
+    const outcome = await settle(() => entry.leak(target));
     if ("refused" in entry.verdict) {
-      expect(error).toBeInstanceOf(RunledgerError);
-      expect((error as RunledgerError).code).toBe(entry.verdict.refused);
+      expect(outcome.error).toBeInstanceOf(RunledgerError);
+      expect((outcome.error as RunledgerError).code).toBe(entry.verdict.refused);
     } else {
-      expect(error).toBeUndefined();
-      entry.verdict.hidden(result);
+      expect(outcome.error).toBeUndefined();
+      entry.verdict.hidden(outcome.result);
     }
-    expect(JSON.stringify(result ?? null)).not.toContain(B);
+    expect(JSON.stringify(outcome.result ?? null)).not.toContain(B);
     expect(await rowsOf(B)).toEqual(before);
+    // B's id gets exactly the answer an id that exists nowhere gets: existence does not leak.
+    if (entry.target !== undefined) {
+      const ghost = entry.target().startsWith("nightly-") ? "nightly-nobody" : newId();
+      expect(normalized(outcome, target)).toEqual(normalized(await settle(() => entry.leak(ghost)), ghost));
+    }
     entry.ownSees(await entry.own());
   });
 

@@ -4,7 +4,10 @@
  * worker or a connection, and every store function checks them before its first statement.
  */
 
-/** Largest JSON value (payload, step payload, metadata, schedule template, checkpoint, log payload), in UTF-8 bytes of its JSON text. */
+/**
+ * Largest JSON value (payload, step payload, metadata, schedule template, checkpoint, log
+ * payload), in UTF-8 bytes of its JSON text.
+ */
 export const MAX_JSON_BYTES = 1_048_576;
 
 /**
@@ -16,7 +19,10 @@ export const MAX_REQUEST_JSON_BYTES = 16 * MAX_JSON_BYTES;
 /** Deepest nesting of arrays and objects in one JSON value. */
 export const MAX_JSON_DEPTH = 100;
 
-/** Longest identifier (job type, workflow type, step key, idempotency key, mutation key, schedule name), in UTF-8 bytes. */
+/**
+ * Longest identifier (job type, workflow type, step key, idempotency key, mutation key, schedule
+ * name), in UTF-8 bytes.
+ */
 export const MAX_IDENTIFIER_BYTES = 512;
 
 /** Most steps one workflow run may hold, appended steps included. */

@@ -148,9 +148,10 @@ function checkStepKeys(
 }
 
 /**
- * Validates a step list as a DAG, in this order: non-empty and at most `MAX_WORKFLOW_STEPS`; per step (in order) its shape and
- * a unique key; then per step each dependency (blank, release mode, self, duplicate, unknown
- * prerequisite); finally no cycle (`details.cycle`, see `findCycle`).
+ * Validates a step list as a DAG, in this order: non-empty and at most `MAX_WORKFLOW_STEPS`;
+ * per step (in order) its shape and a unique key; then per step each dependency (blank, release
+ * mode, self, duplicate, unknown prerequisite); finally no cycle (`details.cycle`, see
+ * `findCycle`).
  */
 export function validateWorkflowDag(steps: readonly WorkflowStepEnqueue[]): void {
   const firstIndex = checkStepKeys(steps, new Set());
@@ -175,9 +176,9 @@ export function validateWorkflowRunEnqueue(run: WorkflowRunEnqueue): void {
 
 /**
  * Validates steps appended to a live run: a non-empty batch that keeps the run within
- * `MAX_WORKFLOW_STEPS`; per step its shape and a key that
- * neither exists in the run nor repeats in the batch; prerequisites that are existing or new
- * steps; no cycle among the new steps (existing steps cannot depend on new ones).
+ * `MAX_WORKFLOW_STEPS`; per step its shape and a key that neither exists in the run nor repeats
+ * in the batch; prerequisites that are existing or new steps; no cycle among the new steps
+ * (existing steps cannot depend on new ones).
  */
 export function validateWorkflowStepAppend(
   existingStepKeys: ReadonlySet<string>,

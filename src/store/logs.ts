@@ -6,7 +6,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobLogs, jobQueue } from "./schema/index.ts";
-import { checkLimit, fail, isBlank, isInt32, isStorableText, isUuid, jsonText } from "./validate.ts";
+import { checkLimit, checkPage, fail, isBlank, isInt32, isStorableText, isUuid, jsonText } from "./validate.ts";
 
 export interface JobLogRecord {
   id: number;
@@ -77,6 +77,7 @@ export async function listJobLogs(
   input: { jobId: string; organizationId?: string; limit: number; afterId?: number },
 ): Promise<JobLogRecord[]> {
   checkLimit(input.limit);
+  checkPage({ afterId: input.afterId });
   if (!isUuid(input.jobId) || (input.organizationId !== undefined && !isUuid(input.organizationId))) return [];
   try {
     const rows = await queryRows<RawRow>(

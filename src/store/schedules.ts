@@ -18,6 +18,7 @@ import { jobSchedules } from "./schema/index.ts";
 import {
   checkIdentifierLength,
   checkLimit,
+  checkPage,
   fail,
   isBlank,
   isStorableText,
@@ -178,6 +179,7 @@ export async function listJobSchedules(
   filter: { organizationId?: string; activeOnly?: boolean; limit: number; afterName?: string },
 ): Promise<JobScheduleRecord[]> {
   checkLimit(filter.limit);
+  checkPage({ text: { afterName: filter.afterName } });
   if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return [];
   try {
     const rows = await queryRows<RawRow>(

@@ -120,6 +120,31 @@ export function checkLimit(limit: unknown): void {
   }
 }
 
+/**
+ * `job.invalid_pagination` unless the optional page cursor and filters are values the query can
+ * use: a `{ createdAt, id }` cursor with a valid date and a UUID, a whole non-negative `afterId`,
+ * and filter text PostgreSQL can store.
+ */
+export function checkPage(page: {
+  after?: { createdAt: unknown; id: unknown } | undefined;
+  afterId?: unknown;
+  text?: Record<string, unknown>;
+}): void {
+  if (page.after !== undefined) {
+    if (page.after === null || typeof page.after !== "object") fail("job.invalid_pagination", { field: "after" });
+    if (!isValidDate(page.after.createdAt) || !isUuid(page.after.id))
+      fail("job.invalid_pagination", { field: "after" });
+  }
+  if (page.afterId !== undefined && !(Number.isSafeInteger(page.afterId) && (page.afterId as number) >= 0)) {
+    fail("job.invalid_pagination", { field: "afterId" });
+  }
+  for (const [field, value] of Object.entries(page.text ?? {})) {
+    if (value !== undefined && (typeof value !== "string" || !isStorableText(value))) {
+      fail("job.invalid_pagination", { field });
+    }
+  }
+}
+
 /** Escape LIKE wildcards so a user's substring matches literally. */
 export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);

@@ -22,8 +22,14 @@ import {
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
+  getJobMetrics,
   insertJobLog,
   type LeaseIdentity,
+  listJobEvents,
+  listJobLogs,
+  listJobSchedules,
+  listJobs,
+  listWorkflowRuns,
   queryRows,
   setJobScheduleActive,
   updateJobProgress,
@@ -681,6 +687,50 @@ const runningJobCases: Case[] = [
   ],
 ];
 
+const JOB = "00000000-0000-7000-8000-000000000001";
+const readCases: Case[] = [
+  ["page size NaN", "job.invalid_pagination", () => listJobs(db, { limit: Number.NaN })],
+  ["page size 0", "job.invalid_pagination", () => listJobs(db, { limit: 0 })],
+  ["page size 10^9", "job.invalid_pagination", () => listWorkflowRuns(db, { limit: 1e9 })],
+  ["page size as a string", "job.invalid_pagination", () => listJobSchedules(db, { limit: "10; --" as never })],
+  ["SQL-looking status filter", "job.invalid_pagination", () => listJobs(db, { limit: 10, status: SQLI as never })],
+  [
+    "SQL-looking run status filter",
+    "job.invalid_pagination",
+    () => listWorkflowRuns(db, { limit: 10, status: SQLI as never }),
+  ],
+  [
+    "cursor with an invalid date",
+    "job.invalid_pagination",
+    () => listJobs(db, { limit: 10, after: { createdAt: new Date(Number.NaN), id: JOB } }),
+  ],
+  [
+    "cursor with a SQL-looking id",
+    "job.invalid_pagination",
+    () => listJobs(db, { limit: 10, after: { createdAt: T0, id: SQLI } }),
+  ],
+  [
+    "run cursor with a SQL-looking id",
+    "job.invalid_pagination",
+    () => listWorkflowRuns(db, { limit: 10, after: { createdAt: T0, id: SQLI } }),
+  ],
+  ["NUL in a job type filter", "job.invalid_pagination", () => listJobs(db, { limit: 10, jobTypeContains: NUL })],
+  [
+    "lone surrogate in a workflow type filter",
+    "job.invalid_pagination",
+    () => listWorkflowRuns(db, { limit: 10, workflowTypeContains: LONE }),
+  ],
+  [
+    "event cursor NaN",
+    "job.invalid_pagination",
+    () => listJobEvents(db, { jobId: JOB, limit: 10, afterId: Number.NaN }),
+  ],
+  ["event cursor 1.5", "job.invalid_pagination", () => listJobEvents(db, { jobId: JOB, limit: 10, afterId: 1.5 })],
+  ["log cursor -1", "job.invalid_pagination", () => listJobLogs(db, { jobId: JOB, limit: 10, afterId: -1 })],
+  ["NUL in a schedule cursor", "job.invalid_pagination", () => listJobSchedules(db, { limit: 10, afterName: NUL })],
+  ["SQL-looking organization in metrics", "job.invalid_pagination", () => getJobMetrics(db, { organizationId: SQLI })],
+];
+
 const corpus: [group: string, cases: Case[]][] = [
   ["job enqueue", jobCases],
   ["catalog enqueue", catalogCases],
@@ -688,6 +738,7 @@ const corpus: [group: string, cases: Case[]][] = [
   ["workflow append and external completion", appendCases],
   ["schedules", scheduleCases],
   ["a running job's checkpoint, logs and failure", runningJobCases],
+  ["reads: page sizes, cursors and filters", readCases],
 ];
 
 /** SQL and internals a client-facing message must never contain. */

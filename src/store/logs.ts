@@ -1,12 +1,22 @@
 import { sql } from "drizzle-orm";
-import { exceedsUtf8, MAX_JSON_BYTES, RunledgerError } from "../core/index.ts";
+import { RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
 import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobLogs, jobQueue } from "./schema/index.ts";
-import { checkLimit, checkPage, fail, isBlank, isInt32, isStorableText, isUuid, jsonText } from "./validate.ts";
+import {
+  checkLimit,
+  checkPage,
+  checkTextSize,
+  fail,
+  isBlank,
+  isInt32,
+  isStorableText,
+  isUuid,
+  jsonText,
+} from "./validate.ts";
 
 export interface JobLogRecord {
   id: number;
@@ -50,8 +60,7 @@ export async function insertJobLog(executor: Executor, input: JobLogInput): Prom
   for (const field of ["level", "message"] as const) {
     if (isBlank(input[field]) || !isStorableText(input[field])) fail("job.invalid_log", { field });
   }
-  if (exceedsUtf8(input.message, MAX_JSON_BYTES))
-    fail("payload.too_large", { field: "message", maxBytes: MAX_JSON_BYTES });
+  checkTextSize(input.message, "message");
   const payload = input.payload ?? {};
   if (payload === null || typeof payload !== "object" || Array.isArray(payload))
     fail("job.invalid_log", { field: "payload" });

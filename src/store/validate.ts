@@ -98,6 +98,13 @@ function jsonBytesExceed(text: string, maxBytes: number): boolean {
   return Buffer.byteLength(text, "utf8") > maxBytes;
 }
 
+/** `payload.too_large` when free text (a reason, an error message) is over `MAX_JSON_BYTES` in UTF-8. */
+export function checkTextSize(value: unknown, field: string): void {
+  if (typeof value === "string" && jsonBytesExceed(value, MAX_JSON_BYTES)) {
+    fail("payload.too_large", { field, maxBytes: MAX_JSON_BYTES });
+  }
+}
+
 /** `identifier.too_long` when `value` is longer than `MAX_IDENTIFIER_BYTES` in UTF-8. */
 export function checkIdentifierLength(value: unknown, field: string, details: Record<string, unknown> = {}): void {
   if (typeof value === "string" && exceedsUtf8(value, MAX_IDENTIFIER_BYTES)) {

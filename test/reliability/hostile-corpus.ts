@@ -12,6 +12,8 @@ import {
 import { JobCatalog } from "../../src/runtime/index.ts";
 import {
   appendWorkflowSteps,
+  cancelJob,
+  cancelWorkflowRun,
   completeExternalWorkflowStep,
   completeJobFailure,
   enqueueJob,
@@ -507,6 +509,36 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     ],
   ];
 
+  const reasonCases: Case[] = [
+    [
+      "5 MB job cancel reason",
+      "payload.too_large",
+      () => cancelJob(db, { jobId: ctx.lease().jobId, reason: FIVE_MB.blob }),
+    ],
+    [
+      "NUL in a job cancel reason",
+      "job.invalid_state_transition",
+      () => cancelJob(db, { jobId: ctx.lease().jobId, reason: NUL }),
+    ],
+    [
+      "5 MB workflow cancel reason",
+      "payload.too_large",
+      () => cancelWorkflowRun(db, { workflowRunId: ctx.runId(), reason: FIVE_MB.blob }),
+    ],
+    [
+      "5 MB external completion error message",
+      "payload.too_large",
+      () =>
+        completeExternalWorkflowStep(db, {
+          workflowRunId: ctx.runId(),
+          stepKey: "window",
+          terminalStatus: "FAILED",
+          lastErrorMessage: FIVE_MB.blob,
+        }),
+    ],
+    ["SQL-looking job id to cancel", "job.not_found", () => cancelJob(db, { jobId: SQLI })],
+  ];
+
   const scheduleCases: Case[] = [
     [
       "five-field cron",
@@ -744,6 +776,7 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     ["workflow enqueue", workflowCases],
     ["workflow append and external completion", appendCases],
     ["schedules", scheduleCases],
+    ["cancel reasons and external completion text", reasonCases],
     ["a running job's checkpoint, logs and failure", runningJobCases],
     ["reads: page sizes, cursors and filters", readCases],
   ];

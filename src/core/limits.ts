@@ -6,7 +6,8 @@
 
 /**
  * Largest JSON value (payload, step payload, metadata, schedule template, checkpoint, log
- * payload), in UTF-8 bytes of its JSON text.
+ * payload), in UTF-8 bytes of its JSON text; also the largest log message, reason or error
+ * message a caller may store.
  */
 export const MAX_JSON_BYTES = 1_048_576;
 

@@ -1,5 +1,6 @@
 import { Cron } from "croner";
 import { RunledgerError } from "./errors.ts";
+import { exceedsUtf8, MAX_IDENTIFIER_BYTES } from "./limits.ts";
 import { uuidToBigInt } from "./uuid.ts";
 
 /** Largest `maxJitterSeconds` a schedule may carry (one day). */
@@ -61,11 +62,13 @@ function parseCron(expr: string): Cron {
  * - Rejected: blank input, leading or trailing whitespace, classic 5-field expressions,
  *   nicknames such as `@hourly`, and the `L`, `W`, `#` extensions.
  *
- * An expression that parses but never fires again (a past year, 31 February) is valid here;
- * `nextCronFire` reports it.
+ * An expression that matches no date at all (31 February) is refused, since its schedule could
+ * never fire; one that only matched in the past (a past year) is valid here and `nextCronFire`
+ * reports it.
  */
 export function validateCronExpression(expr: string): void {
-  parseCron(expr);
+  // Searching from the epoch makes the answer independent of the clock.
+  if (parseCron(expr).nextRun(new Date(0)) === null) throw invalidCron(expr, "matches no date");
 }
 
 /**
@@ -94,10 +97,23 @@ export function scheduleJitterSeconds(scheduleId: string, fireAt: Date, maxJitte
   return Number((uuidToBigInt(scheduleId) ^ millis) % modulus);
 }
 
-/** Throws `job_schedule.invalid_name` unless `name` is non-blank with no surrounding whitespace. */
+/**
+ * Throws `job_schedule.invalid_name` unless `name` is non-blank text PostgreSQL can store (no
+ * NUL, no lone surrogate) with no surrounding whitespace; `identifier.too_long` past
+ * `MAX_IDENTIFIER_BYTES`.
+ */
 export function validateScheduleName(name: string): void {
-  if (typeof name !== "string" || name.trim().length === 0 || name !== name.trim()) {
+  if (
+    typeof name !== "string" ||
+    name.trim().length === 0 ||
+    name !== name.trim() ||
+    name.includes("\u0000") ||
+    !name.isWellFormed()
+  ) {
     throw new RunledgerError("job_schedule.invalid_name");
+  }
+  if (exceedsUtf8(name, MAX_IDENTIFIER_BYTES)) {
+    throw new RunledgerError("identifier.too_long", { details: { field: "name", maxBytes: MAX_IDENTIFIER_BYTES } });
   }
 }
 

@@ -23,6 +23,11 @@ export const ERROR_CATALOG = {
   "identifier.workflow_type_blank": [V, "Workflow type must not be blank."],
   "identifier.step_key_blank": [V, "Step key must not be blank."],
   "identifier.invalid_uuid": [V, "Identifier must be a UUID."],
+  "identifier.too_long": [V, "Identifier is longer than the limit."],
+
+  // JSON values (payloads, metadata, templates, checkpoints, log payloads)
+  "payload.too_large": [V, "JSON value is larger than the size limit."],
+  "payload.too_deep": [V, "JSON value is nested deeper than the limit."],
 
   // jobs
   "job.definition_not_found_or_disabled": [V, "Job definition was not found or is disabled."],
@@ -60,6 +65,8 @@ export const ERROR_CATALOG = {
   // schedules
   "job_schedule.invalid_name": [V, "Schedule name is invalid."],
   "job_schedule.invalid_cron": [V, "Cron expression is invalid."],
+  "job_schedule.invalid_job_type": [V, "Schedule job type is invalid."],
+  "job_schedule.name_taken": [C, "Schedule name is already in use."],
   "job_schedule.invalid_jitter": [V, "Schedule jitter must be between 0 and 86400 seconds."],
   "job_schedule.definition_not_found_or_disabled": [V, "Schedule job definition was not found or is disabled."],
 
@@ -111,6 +118,7 @@ export const ERROR_CATALOG = {
   "workflow.linkage_symmetry_violation": [V, "Workflow step and job linkage is inconsistent."],
   "workflow.invalid_dag": [V, "Workflow definition is invalid."],
   "workflow.invalid_dag_empty": [V, "Workflow must have at least one step."],
+  "workflow.invalid_dag_too_many_steps": [V, "Workflow has more steps than the limit."],
   "workflow.invalid_dag_workflow_type_blank": [V, "Workflow type must not be blank."],
   "workflow.invalid_dag_step_key_blank": [V, "Workflow step key must not be blank."],
   "workflow.invalid_dag_job_type_blank": [V, "Workflow job step needs a non-blank job type."],
@@ -198,6 +206,10 @@ export const WORKER_FAILURE_CODES = {
   leaseExpired: "job.lease_expired",
   leaseOwnerMismatch: "job.lease_owner_mismatch",
   leaseMaintenanceFailed: "job.lease_maintenance_failed",
+  /** A handler's `JobFailure` carried a code that cannot be recorded (blank, NUL, too long). */
+  invalidFailure: "job.invalid_failure",
+  /** A handler's completion value (progress, checkpoint) could not be recorded. */
+  invalidCompletion: "job.invalid_completion",
 } as const;
 
 export interface RunledgerErrorOptions {

@@ -64,7 +64,10 @@ export interface JobHandler<P = unknown> {
   onDeadLetter?(context: JobContext, payload: P, info: JobDeadLetterInfo): Promise<void>;
 }
 
-/** Longest message `JobFailure.from` keeps from an arbitrary thrown value. */
+/**
+ * Longest failure message the worker records, in UTF-16 code units: `JobFailure.from` cuts a
+ * thrown value's text to it, and the worker cuts a handler's own `JobFailure` message to it.
+ */
 export const MAX_PANIC_MESSAGE_LENGTH = 2000;
 
 const PANIC_PREFIX = "Job handler panicked: ";
@@ -137,10 +140,19 @@ export class JobFailure extends Error {
    * `cause`.
    */
   static from(thrown: unknown): JobFailure {
-    if (thrown instanceof JobFailure) return thrown;
+    if (isJobFailure(thrown)) return thrown;
     return JobFailure.panicked(WORKER_FAILURE_CODES.handlerPanic, truncate(PANIC_PREFIX + describe(thrown)), {
       cause: thrown,
     });
+  }
+}
+
+/** `instanceof` that survives a proxy whose traps throw. */
+function isJobFailure(thrown: unknown): thrown is JobFailure {
+  try {
+    return thrown instanceof JobFailure;
+  } catch {
+    return false;
   }
 }
 
@@ -152,6 +164,11 @@ function describe(thrown: unknown): string {
     // e.g. Object.create(null) or a throwing toString(): still report the panic.
     return "unprintable thrown value";
   }
+}
+
+/** `message` cut to `MAX_PANIC_MESSAGE_LENGTH` (ending in `…`), never splitting a surrogate pair. */
+export function truncateFailureMessage(message: string): string {
+  return truncate(message);
 }
 
 function truncate(message: string): string {

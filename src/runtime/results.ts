@@ -1,10 +1,15 @@
 import {
   deadLetterReason,
+  exceedsUtf8,
+  JOB_FAILURE_KINDS,
   type JobContext,
-  type JobFailure,
+  JobFailure,
   type JobProgress,
+  MAX_IDENTIFIER_BYTES,
   type RetryPolicy,
   RunledgerError,
+  truncateFailureMessage,
+  WORKER_FAILURE_CODES,
 } from "../core/index.ts";
 import {
   type ClaimedJob,
@@ -37,7 +42,7 @@ export interface Finished {
  * retry policy, and dead letters run the handler's hook.
  */
 export class ResultRecorder {
-  readonly #successes: { success: JobSuccess; info: JobEventInfo; durationMs: number }[] = [];
+  readonly #successes: { success: JobSuccess; finished: Finished }[] = [];
   #flushing: Promise<void> | undefined;
 
   readonly db: RunledgerDb;
@@ -60,8 +65,7 @@ export class ResultRecorder {
         progressTotal: progress?.progressTotal,
         checkpoint: progress?.checkpoint,
       },
-      info: finished.info,
-      durationMs: finished.durationMs,
+      finished,
     });
     if (this.#flushing === undefined) this.#flushing = this.#flushLoop();
   }
@@ -71,8 +75,9 @@ export class ResultRecorder {
     while (this.#flushing !== undefined) await this.#flushing;
   }
 
-  async failure(finished: Finished, failure: JobFailure): Promise<void> {
+  async failure(finished: Finished, reported: JobFailure): Promise<void> {
     const { job, lease, info, durationMs } = finished;
+    const failure = recordable(reported);
     const retryable = deadLetterReason(failure.kind, job.attempt, job.maxAttempts) === null;
     const retryDelayMs = retryable
       ? (failure.retryAfterMs ??
@@ -114,11 +119,22 @@ export class ResultRecorder {
           batch.map((b) => b.success),
         );
         const observed = this.events.has("job:succeeded");
-        results.forEach((result, index) => {
-          const item = batch[index]!;
-          if (!result.ok) this.#completionFailed(item.info, result.error);
-          else if (observed) this.events.emit("job:succeeded", { ...item.info, durationMs: item.durationMs });
-        });
+        for (const [index, result] of results.entries()) {
+          const { finished } = batch[index]!;
+          if (result.ok) {
+            if (observed) this.events.emit("job:succeeded", { ...finished.info, durationMs: finished.durationMs });
+          } else if (result.error.category === "Validation") {
+            // The handler returned progress or a checkpoint that cannot be stored: fail the job
+            // now rather than leave it leased until the reaper notices.
+            await this.failure(
+              finished,
+              JobFailure.terminal(
+                WORKER_FAILURE_CODES.invalidCompletion,
+                "The handler's completion value could not be recorded.",
+              ),
+            );
+          } else this.#completionFailed(finished.info, result.error);
+        }
       }
     } finally {
       this.#flushing = undefined;
@@ -151,6 +167,30 @@ export class ResultRecorder {
       (error) => this.events.emit("loop:error", { loop: "worker", error }),
     );
   }
+}
+
+/**
+ * A handler's failure as the store can record it: an unknown kind counts as `PANICKED`, a code
+ * that is blank, not storable text or longer than `MAX_IDENTIFIER_BYTES` becomes
+ * `job.invalid_failure`, and the message is cut to `MAX_PANIC_MESSAGE_LENGTH`.
+ */
+function recordable(failure: JobFailure): JobFailure {
+  const kindOk = (JOB_FAILURE_KINDS as readonly string[]).includes(failure.kind);
+  const code = failure.code;
+  const codeOk =
+    typeof code === "string" &&
+    code.trim() !== "" &&
+    !code.includes("\u0000") &&
+    code.isWellFormed() &&
+    !exceedsUtf8(code, MAX_IDENTIFIER_BYTES);
+  const message = typeof failure.message === "string" ? truncateFailureMessage(failure.message) : "";
+  if (kindOk && codeOk && message === failure.message) return failure;
+  return new JobFailure(
+    kindOk ? failure.kind : "PANICKED",
+    codeOk ? code : WORKER_FAILURE_CODES.invalidFailure,
+    codeOk ? message : "The handler failed with a failure code that cannot be recorded.",
+    { retryAfterMs: failure.retryAfterMs, cause: failure },
+  );
 }
 
 /** Run a hook with a deadline, isolating its failures. */

@@ -6,7 +6,17 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobLogs, jobQueue } from "./schema/index.ts";
-import { checkLimit, fail, isBlank, isInt32, isStorableText, isUuid, jsonText } from "./validate.ts";
+import {
+  checkLimit,
+  checkPage,
+  checkTextSize,
+  fail,
+  isBlank,
+  isInt32,
+  isStorableText,
+  isUuid,
+  jsonText,
+} from "./validate.ts";
 
 export interface JobLogRecord {
   id: number;
@@ -50,6 +60,7 @@ export async function insertJobLog(executor: Executor, input: JobLogInput): Prom
   for (const field of ["level", "message"] as const) {
     if (isBlank(input[field]) || !isStorableText(input[field])) fail("job.invalid_log", { field });
   }
+  checkTextSize(input.message, "message");
   const payload = input.payload ?? {};
   if (payload === null || typeof payload !== "object" || Array.isArray(payload))
     fail("job.invalid_log", { field: "payload" });
@@ -75,6 +86,7 @@ export async function listJobLogs(
   input: { jobId: string; organizationId?: string; limit: number; afterId?: number },
 ): Promise<JobLogRecord[]> {
   checkLimit(input.limit);
+  checkPage({ afterId: input.afterId });
   if (!isUuid(input.jobId) || (input.organizationId !== undefined && !isUuid(input.organizationId))) return [];
   try {
     const rows = await queryRows<RawRow>(

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
 import {
   nextCronFire,
-  type RunledgerError,
+  RunledgerError,
   scheduleJitterSeconds,
   validateCronExpression,
   validateJitterSeconds,
@@ -15,7 +15,17 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { microsecondTimestamp, toDate, toDateOrNull } from "./rows.ts";
 import { jobSchedules } from "./schema/index.ts";
-import { checkLimit, fail, isBlank, isUuid, isValidDate, jsonText } from "./validate.ts";
+import {
+  checkIdentifierLength,
+  checkLimit,
+  checkPage,
+  fail,
+  isBlank,
+  isStorableText,
+  isUuid,
+  isValidDate,
+  jsonText,
+} from "./validate.ts";
 
 /** A cron schedule that materializes jobs. Always UTC. */
 export interface JobScheduleRecord {
@@ -71,13 +81,16 @@ function scheduleFromRow(row: RawRow): JobScheduleRecord {
  * Insert a schedule, or refresh an existing one of the same name: job type, payload template,
  * cron and jitter are overwritten, while `is_active` (an operator's pause) and the organization
  * are preserved, and `next_fire_at` moves only when the cron expression changed. Invalid names,
- * cron expressions and jitter are refused before anything is written.
+ * cron expressions and jitter are refused before anything is written. An upsert naming an
+ * organization never touches another organization's schedule: `job_schedule.name_taken`.
  */
 export async function upsertJobSchedule(executor: Executor, input: JobScheduleUpsert): Promise<JobScheduleRecord> {
   validateScheduleName(input.name);
   validateCronExpression(input.cronExpr);
   validateJitterSeconds(input.maxJitterSeconds ?? 0);
   if (isBlank(input.jobType)) fail("identifier.job_type_blank");
+  if (!isStorableText(input.jobType)) fail("job_schedule.invalid_job_type");
+  checkIdentifierLength(input.jobType, "jobType");
   if (input.organizationId != null && !isUuid(input.organizationId))
     fail("job_schedule.invalid_name", { field: "organizationId" });
   if (!isValidDate(input.nextFireAt)) fail("job_schedule.invalid_cron", { field: "nextFireAt" });
@@ -98,21 +111,39 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
           max_jitter_seconds = excluded.max_jitter_seconds,
           next_fire_at = case when s.cron_expr is distinct from excluded.cron_expr
             then excluded.next_fire_at else s.next_fire_at end
+        where excluded.organization_id is null or s.organization_id is not distinct from excluded.organization_id
         returning *`,
     );
-    return scheduleFromRow(row!);
+    // No row: the name belongs to another organization's schedule, which an upsert scoped to
+    // this organization must not overwrite.
+    if (row === undefined) throw new RunledgerError("job_schedule.name_taken");
+    return scheduleFromRow(row);
   } catch (error) {
     throw toQueryError(error);
   }
 }
 
-/** Pause or resume a schedule; false when no schedule has that name. */
-export async function setJobScheduleActive(executor: Executor, name: string, isActive: boolean): Promise<boolean> {
+/** Only a schedule of this organization; omitted means any organization (admin). */
+export interface ScheduleScope {
+  organizationId?: string;
+}
+
+const scheduleScope = (scope: ScheduleScope) =>
+  scope.organizationId === undefined ? sql`` : sql`and organization_id = ${scope.organizationId}`;
+
+/** Pause or resume a schedule; false when no schedule (of `scope`'s organization) has that name. */
+export async function setJobScheduleActive(
+  executor: Executor,
+  name: string,
+  isActive: boolean,
+  scope: ScheduleScope = {},
+): Promise<boolean> {
   validateScheduleName(name);
+  if (scope.organizationId !== undefined && !isUuid(scope.organizationId)) return false;
   try {
     const rows = await queryRows(
       executor,
-      sql`update ${jobSchedules} set is_active = ${isActive} where name = ${name} returning id`,
+      sql`update ${jobSchedules} set is_active = ${isActive} where name = ${name} ${scheduleScope(scope)} returning id`,
     );
     return rows.length > 0;
   } catch (error) {
@@ -120,14 +151,21 @@ export async function setJobScheduleActive(executor: Executor, name: string, isA
   }
 }
 
-/** Move a schedule's next fire; false when no schedule has that name. */
-export async function setJobScheduleNextFireAt(executor: Executor, name: string, nextFireAt: Date): Promise<boolean> {
+/** Move a schedule's next fire; false when no schedule (of `scope`'s organization) has that name. */
+export async function setJobScheduleNextFireAt(
+  executor: Executor,
+  name: string,
+  nextFireAt: Date,
+  scope: ScheduleScope = {},
+): Promise<boolean> {
   validateScheduleName(name);
   if (!isValidDate(nextFireAt)) fail("job_schedule.invalid_cron", { field: "nextFireAt" });
+  if (scope.organizationId !== undefined && !isUuid(scope.organizationId)) return false;
   try {
     const rows = await queryRows(
       executor,
-      sql`update ${jobSchedules} set next_fire_at = ${microsecondTimestamp(nextFireAt)}::timestamptz where name = ${name} returning id`,
+      sql`update ${jobSchedules} set next_fire_at = ${microsecondTimestamp(nextFireAt)}::timestamptz
+        where name = ${name} ${scheduleScope(scope)} returning id`,
     );
     return rows.length > 0;
   } catch (error) {
@@ -141,6 +179,7 @@ export async function listJobSchedules(
   filter: { organizationId?: string; activeOnly?: boolean; limit: number; afterName?: string },
 ): Promise<JobScheduleRecord[]> {
   checkLimit(filter.limit);
+  checkPage({ text: { afterName: filter.afterName } });
   if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return [];
   try {
     const rows = await queryRows<RawRow>(

@@ -129,6 +129,13 @@ describe("nextCronFire", () => {
     expectCode(() => nextCronFire("0 0 0 31 2 *", at("2026-01-01T00:00:00Z")), "job_schedule.invalid_cron");
   });
 
+  it("validateCronExpression refuses an expression that matches no date, not one that only matched in the past", () => {
+    expectCode(() => validateCronExpression("0 0 0 31 2 *"), "job_schedule.invalid_cron");
+    expectCode(() => validateCronExpression("0 0 0 30 2 * 2024-2030"), "job_schedule.invalid_cron");
+    expect(() => validateCronExpression("0 0 0 1 1 * 2020")).not.toThrow();
+    expect(() => validateCronExpression("0 0 0 29 2 *")).not.toThrow();
+  });
+
   it("rejects invalid expressions and invalid dates", () => {
     expectCode(() => nextCronFire("0 * * * *", at("2026-01-01T00:00:00Z")), "job_schedule.invalid_cron");
     expect(() => nextCronFire("0 0 * * * *", new Date(Number.NaN))).toThrow(TypeError);

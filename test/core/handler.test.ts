@@ -79,6 +79,15 @@ describe("JobFailure.from", () => {
     expect(failure.message).toMatch(/^Job handler panicked: /);
   });
 
+  it("survives a proxy whose every trap throws", () => {
+    const trap = () => {
+      throw new Error("trap");
+    };
+    const failure = JobFailure.from(new Proxy({}, { getPrototypeOf: trap, get: trap }));
+    expect(failure.kind).toBe("PANICKED");
+    expect(failure.code).toBe("job.handler_panic");
+  });
+
   it("truncates huge messages without splitting a surrogate pair", () => {
     const failure = JobFailure.from(new Error("x".repeat(10_000)));
     expect(failure.message.length).toBeLessThanOrEqual(MAX_PANIC_MESSAGE_LENGTH);

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   type ErrorCode,
   findCycle,
+  MAX_WORKFLOW_STEPS,
   validateWorkflowDag,
   validateWorkflowRunEnqueue,
   validateWorkflowStep,
@@ -277,11 +278,11 @@ describe("cycle detection", () => {
     expect(findCycle([])).toBeNull();
   });
 
-  it("handles 10,000-step chains, wide fans and long cycles quickly and without recursion", () => {
+  it("finds cycles in 10,000-step chains, wide fans and long rings quickly and without recursion", () => {
     const n = 10_000;
     const chain = Array.from({ length: n }, (_, i) => jobStep(`s${i}`, i === 0 ? [] : [`s${i - 1}`]));
     const started = performance.now();
-    expect(() => validateWorkflowDag(chain)).not.toThrow();
+    expect(findCycle(chain)).toBeNull();
 
     const fan = [jobStep("root"), ...Array.from({ length: n }, (_, i) => jobStep(`leaf${i}`, ["root"]))];
     fan.push(
@@ -290,15 +291,23 @@ describe("cycle detection", () => {
         fan.slice(1).map((s) => s.stepKey),
       ),
     );
-    expect(() => validateWorkflowDag(fan)).not.toThrow();
+    expect(findCycle(fan)).toBeNull();
 
     const ring = Array.from({ length: n }, (_, i) => jobStep(`r${i}`, [`r${(i + n - 1) % n}`]));
-    const error = expectCode(() => validateWorkflowDag(ring), "workflow.invalid_dag_cycle");
-    const cycle = error.details.cycle as string[];
+    const cycle = findCycle(ring)!;
     expect(cycle).toHaveLength(n + 1);
     expect(cycle[0]).toBe("r0");
     expect(cycle.at(-1)).toBe("r0");
     expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it("validates a DAG of MAX_WORKFLOW_STEPS and refuses one step more before any edge check", () => {
+    const chain = Array.from({ length: MAX_WORKFLOW_STEPS + 1 }, (_, i) =>
+      jobStep(`s${i}`, [`s${(i + MAX_WORKFLOW_STEPS) % (MAX_WORKFLOW_STEPS + 1)}`]),
+    );
+    expectCode(() => validateWorkflowDag(chain), "workflow.invalid_dag_too_many_steps");
+    const ring = chain.slice(0, MAX_WORKFLOW_STEPS).map((s, i) => (i === 0 ? jobStep("s0") : s));
+    expect(() => validateWorkflowDag(ring)).not.toThrow();
   });
 });
 

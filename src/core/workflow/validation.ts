@@ -1,5 +1,6 @@
 import { type ErrorCode, RunledgerError } from "../errors.ts";
 import { isBlank } from "../ids.ts";
+import { exceedsUtf8, MAX_IDENTIFIER_BYTES, MAX_WORKFLOW_STEPS } from "../limits.ts";
 import { isJobStage, WORKFLOW_DEPENDENCY_RELEASE_MODES } from "../statuses.ts";
 import { findCycle } from "./cycle.ts";
 import type { WorkflowRunEnqueue, WorkflowStepEnqueue } from "./types.ts";
@@ -13,6 +14,13 @@ function dagError(code: ErrorCode, details: Record<string, unknown>): RunledgerE
 
 function blank(value: unknown): boolean {
   return typeof value !== "string" || isBlank(value);
+}
+
+/** `identifier.too_long` for a string over `MAX_IDENTIFIER_BYTES`. */
+function checkLength(value: unknown, field: string, at: Record<string, unknown>): void {
+  if (typeof value === "string" && exceedsUtf8(value, MAX_IDENTIFIER_BYTES)) {
+    throw dagError("identifier.too_long", { ...at, field, maxBytes: MAX_IDENTIFIER_BYTES });
+  }
 }
 
 function isInt32(value: number): boolean {
@@ -34,9 +42,11 @@ function checkPositiveInt32(
 function checkStepShape(step: WorkflowStepEnqueue, stepIndex: number | undefined): void {
   const where = stepIndex === undefined ? {} : { stepIndex };
   if (blank(step.stepKey)) throw dagError("workflow.invalid_dag_step_key_blank", where);
+  checkLength(step.stepKey, "stepKey", where);
   const at = { stepKey: step.stepKey, ...where };
   if (step.executionKind === "JOB") {
     if (blank(step.jobType)) throw dagError("workflow.invalid_dag_job_type_blank", at);
+    checkLength(step.jobType, "jobType", at);
     checkPositiveInt32(
       step.maxAttempts,
       "workflow.invalid_dag_step_max_attempts_non_positive",
@@ -115,6 +125,9 @@ function checkStepKeys(
   existingStepKeys: ReadonlySet<string>,
 ): Map<string, number> {
   if (steps.length === 0) throw dagError("workflow.invalid_dag_empty", {});
+  if (steps.length + existingStepKeys.size > MAX_WORKFLOW_STEPS) {
+    throw dagError("workflow.invalid_dag_too_many_steps", { maxSteps: MAX_WORKFLOW_STEPS });
+  }
   const firstIndex = new Map<string, number>();
   for (const [stepIndex, step] of steps.entries()) {
     checkStepShape(step, stepIndex);
@@ -135,9 +148,10 @@ function checkStepKeys(
 }
 
 /**
- * Validates a step list as a DAG, in this order: non-empty; per step (in order) its shape and
- * a unique key; then per step each dependency (blank, release mode, self, duplicate, unknown
- * prerequisite); finally no cycle (`details.cycle`, see `findCycle`).
+ * Validates a step list as a DAG, in this order: non-empty and at most `MAX_WORKFLOW_STEPS`;
+ * per step (in order) its shape and a unique key; then per step each dependency (blank, release
+ * mode, self, duplicate, unknown prerequisite); finally no cycle (`details.cycle`, see
+ * `findCycle`).
  */
 export function validateWorkflowDag(steps: readonly WorkflowStepEnqueue[]): void {
   const firstIndex = checkStepKeys(steps, new Set());
@@ -147,21 +161,24 @@ export function validateWorkflowDag(steps: readonly WorkflowStepEnqueue[]): void
 }
 
 /**
- * Validates a whole enqueue request before anything touches the database: blank idempotency
- * key, then blank workflow type, then `validateWorkflowDag` on the steps.
+ * Validates a whole enqueue request before anything touches the database: blank (or too long)
+ * idempotency key, then blank (or too long) workflow type, then `validateWorkflowDag` on the steps.
  */
 export function validateWorkflowRunEnqueue(run: WorkflowRunEnqueue): void {
   if (run.idempotencyKey != null && blank(run.idempotencyKey)) {
     throw dagError("workflow.invalid_dag_idempotency_key_blank", {});
   }
+  checkLength(run.idempotencyKey, "idempotencyKey", {});
   if (blank(run.workflowType)) throw dagError("workflow.invalid_dag_workflow_type_blank", {});
+  checkLength(run.workflowType, "workflowType", {});
   validateWorkflowDag(run.steps);
 }
 
 /**
- * Validates steps appended to a live run: a non-empty batch; per step its shape and a key that
- * neither exists in the run nor repeats in the batch; prerequisites that are existing or new
- * steps; no cycle among the new steps (existing steps cannot depend on new ones).
+ * Validates steps appended to a live run: a non-empty batch that keeps the run within
+ * `MAX_WORKFLOW_STEPS`; per step its shape and a key that neither exists in the run nor repeats
+ * in the batch; prerequisites that are existing or new steps; no cycle among the new steps
+ * (existing steps cannot depend on new ones).
  */
 export function validateWorkflowStepAppend(
   existingStepKeys: ReadonlySet<string>,

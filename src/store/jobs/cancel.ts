@@ -5,7 +5,7 @@ import { toQueryError } from "../errors.ts";
 import { CANCEL_CHANNEL, JOBS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
 import { jobAttempts, jobEvents, jobQueue } from "../schema/index.ts";
-import { fail, isBlank, isStorableText, isUuid } from "../validate.ts";
+import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
 import { settleWorkflowStep } from "../workflows/settle.ts";
 import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
 
@@ -22,6 +22,7 @@ function checkInput(input: JobMutationInput): void {
   if (input.reason !== undefined && (isBlank(input.reason) || !isStorableText(input.reason))) {
     fail("job.invalid_state_transition", { field: "reason" });
   }
+  checkTextSize(input.reason, "reason");
 }
 
 const orgFilter = (organizationId: string | undefined) =>

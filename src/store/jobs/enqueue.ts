@@ -7,7 +7,17 @@ import { JOBS_CHANNEL } from "../notify.ts";
 import { statement } from "../query.ts";
 import { microsecondTimestamp } from "../rows.ts";
 import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
-import { fail, isBlank, isInt32, isStorableText, isUuid, isValidDate, jsonText } from "../validate.ts";
+import {
+  checkIdentifierLength,
+  checkRequestSize,
+  fail,
+  isBlank,
+  isInt32,
+  isStorableText,
+  isUuid,
+  isValidDate,
+  jsonText,
+} from "../validate.ts";
 
 /** A request to enqueue one job. Omitted settings come from the job type's definition. */
 export interface JobEnqueue {
@@ -51,11 +61,13 @@ interface PreparedItem {
 
 const INVALID = "job.invalid_enqueue_request";
 
-function prepareItem(input: JobEnqueue, ord: number): PreparedItem {
+/** Validate and normalize one request; `texts` collects payload texts for a batch's size check. */
+function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): PreparedItem {
   if (input === null || typeof input !== "object") fail(INVALID, { index: ord }, "request is not an object");
   const { jobType, organizationId, priority, maxAttempts, timeoutSeconds, nextRunAt, idempotencyKey } = input;
   if (isBlank(jobType)) fail("identifier.job_type_blank", { index: ord });
   if (!isStorableText(jobType)) fail(INVALID, { index: ord, field: "jobType" });
+  checkIdentifierLength(jobType, "jobType", { index: ord });
   if (organizationId != null && !isUuid(organizationId)) fail(INVALID, { index: ord, field: "organizationId" });
   if (priority !== undefined && !isInt32(priority)) fail(INVALID, { index: ord, field: "priority" });
   if (maxAttempts !== undefined && !(isInt32(maxAttempts) && maxAttempts > 0)) {
@@ -68,10 +80,13 @@ function prepareItem(input: JobEnqueue, ord: number): PreparedItem {
   if (idempotencyKey !== undefined && (isBlank(idempotencyKey) || !isStorableText(idempotencyKey))) {
     fail(INVALID, { index: ord, field: "idempotencyKey" });
   }
+  checkIdentifierLength(idempotencyKey, "idempotencyKey", { index: ord });
   const stage = input.stage ?? "queued";
   if (!(JOB_STAGES as readonly string[]).includes(stage)) fail(INVALID, { index: ord, field: "stage" });
   // Validates the payload (NUL, lone surrogates, non-JSON) and normalizes it (undefined → {}).
-  const payload = JSON.parse(jsonText(input.payload ?? {}, "job.invalid_payload", "payload")) as unknown;
+  const text = jsonText(input.payload ?? {}, "job.invalid_payload", "payload");
+  texts?.push(text);
+  const payload = JSON.parse(text) as unknown;
   const nextRunAtText = nextRunAt === undefined ? null : microsecondTimestamp(nextRunAt);
   return {
     ord,
@@ -243,7 +258,9 @@ export async function enqueueJob(executor: Executor, input: JobEnqueue): Promise
 export async function enqueueJobs(executor: Executor, inputs: readonly JobEnqueue[]): Promise<EnqueuedJob[]> {
   if (!Array.isArray(inputs)) fail(INVALID, {}, "inputs is not an array");
   if (inputs.length === 0) return [];
-  const items = inputs.map(prepareItem);
+  const texts: string[] = [];
+  const items = inputs.map((input, ord) => prepareItem(input, ord, texts));
+  checkRequestSize(texts);
   try {
     if (items.length === 1) return await enqueuePrepared(executor, items);
     return await executor.transaction((tx) => enqueuePrepared(tx, items));

@@ -5,7 +5,7 @@ import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
 import { toNumberOrNull } from "../rows.ts";
 import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
-import { checkLimit, escapeLike, fail, isUuid } from "../validate.ts";
+import { checkLimit, checkPage, escapeLike, fail, isUuid } from "../validate.ts";
 import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
 
 /** One job, or null when it does not exist or belongs to another organization than `organizationId`. */
@@ -54,6 +54,7 @@ export interface Page<T, C> {
 /** Jobs newest first (`created_at desc, id desc`), a page at a time. */
 export async function listJobs(executor: Executor, filter: JobListFilter): Promise<Page<JobRecord, JobCursor>> {
   checkLimit(filter.limit);
+  checkPage({ after: filter.after, text: { jobTypeContains: filter.jobTypeContains } });
   if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return { items: [], next: null };
   if (filter.status !== undefined && !(JOB_STATUSES as readonly string[]).includes(filter.status)) {
     fail("job.invalid_pagination", { field: "status" });
@@ -105,6 +106,7 @@ export async function listJobEvents(
   input: { jobId: string; organizationId?: string; limit: number; afterId?: number },
 ): Promise<JobEventRecord[]> {
   checkLimit(input.limit);
+  checkPage({ afterId: input.afterId });
   if (!isUuid(input.jobId)) return [];
   if (input.organizationId !== undefined && !isUuid(input.organizationId)) return [];
   try {

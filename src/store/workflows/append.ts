@@ -3,6 +3,7 @@ import { uuidv7 } from "uuidv7";
 import {
   canonicalAppendRequest,
   isTerminalWorkflowStepStatus,
+  MAX_WORKFLOW_STEPS,
   RunledgerError,
   validateWorkflowStepAppend,
   type WorkflowStepEnqueue,
@@ -12,7 +13,7 @@ import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { workflowRunMutations, workflowRuns, workflowSteps } from "../schema/index.ts";
-import { fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
+import { checkIdentifierLength, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { checkStorable, insertSteps, lockDefinitions } from "./enqueue.ts";
 import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
 import { cancelUnsatisfiedSteps, propagateTerminal, recomputeRunStatus, releaseSteps } from "./release.ts";
@@ -47,9 +48,16 @@ export async function appendWorkflowSteps(
   input: AppendWorkflowStepsInput,
 ): Promise<AppendWorkflowStepsResult> {
   if (isBlank(input.mutationKey) || !isStorableText(input.mutationKey)) fail("workflow.append_mutation_key_blank");
+  checkIdentifierLength(input.mutationKey, "mutationKey");
   if (!isUuid(input.workflowRunId)) fail("workflow.run_not_found");
   if (input.organizationId !== undefined && !isUuid(input.organizationId)) fail("workflow.run_not_found");
   if (isBlank(input.appendWindowStepKey)) fail("workflow.append_window_missing");
+  checkIdentifierLength(input.appendWindowStepKey, "appendWindowStepKey");
+  if (!Array.isArray(input.steps)) fail("workflow.invalid_dag_empty");
+  if (input.steps.length > MAX_WORKFLOW_STEPS)
+    fail("workflow.invalid_dag_too_many_steps", { maxSteps: MAX_WORKFLOW_STEPS });
+  // Payloads and stored text first, before any statement; the step shapes need the run's steps.
+  checkStorable(input.steps, null, input.mutationMetadata);
   const metadata = jsonText(input.mutationMetadata ?? {}, "job.invalid_payload", "mutationMetadata");
   const runId = input.workflowRunId;
   try {
@@ -95,7 +103,6 @@ export async function appendWorkflowSteps(
 
       const byKey = new Map(existing.map((s) => [s.stepKey, s]));
       validateWorkflowStepAppend(new Set(byKey.keys()), input.steps);
-      checkStorable(input.steps, run.organization_id ?? null);
       await lockDefinitions(tx, input.steps);
 
       const ids = await insertSteps(

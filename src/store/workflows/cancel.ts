@@ -6,7 +6,7 @@ import type { RawRow } from "../jobs/record.ts";
 import { CANCEL_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
 import { jobAttempts, jobEvents, jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
-import { fail, isStorableText, isUuid } from "../validate.ts";
+import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
 import { internalState, propagateTerminal } from "./release.ts";
 import { exclusiveReleaseLock, requireReadCommitted } from "./release-lock.ts";
@@ -39,6 +39,7 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
     if (value !== undefined && (typeof value !== "string" || !isStorableText(value) || value.trim() === "")) {
       fail("workflow.run_not_found", { field });
     }
+    checkTextSize(value, field);
   }
   const runId = input.workflowRunId;
   const reason = input.reason ?? "CANCELED";

@@ -12,7 +12,7 @@ import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { jobDefinitions, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
-import { fail, isStorableText, isUuid, jsonText } from "../validate.ts";
+import { checkRequestSize, fail, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
 import { recomputeRunStatus, releaseSteps } from "./release.ts";
 import { requireReadCommitted } from "./release-lock.ts";
@@ -20,18 +20,29 @@ import { requireReadCommitted } from "./release-lock.ts";
 /** A run as `enqueueWorkflowRun` returns it; `created` is false for an idempotent retry. */
 export type EnqueuedWorkflowRun = WorkflowRunRecord & { created: boolean };
 
-/** Edge validation the builders cannot do: ids, and values PostgreSQL cannot store. */
-export function checkStorable(steps: readonly WorkflowStepEnqueue[], organizationId: string | null): void {
+/**
+ * Edge validation the builders cannot do: ids, values PostgreSQL cannot store, and the JSON
+ * limits, per value and for the metadata and payloads together.
+ */
+export function checkStorable(
+  steps: readonly WorkflowStepEnqueue[],
+  organizationId: string | null,
+  metadata: unknown = {},
+): void {
   if (organizationId !== null && !isUuid(organizationId)) fail("workflow.invalid_dag", { field: "organizationId" });
+  const texts = [jsonText(metadata ?? {}, "job.invalid_payload", "metadata")];
   for (const [index, step] of steps.entries()) {
-    if (!isStorableText(step.stepKey)) fail("workflow.invalid_dag_step_key_blank", { stepIndex: index });
-    if (step.jobType !== null && !isStorableText(step.jobType))
+    if (step === null || typeof step !== "object") fail("workflow.invalid_dag", { stepIndex: index });
+    if (typeof step.stepKey === "string" && !isStorableText(step.stepKey))
+      fail("workflow.invalid_dag_step_key_blank", { stepIndex: index });
+    if (typeof step.jobType === "string" && !isStorableText(step.jobType))
       fail("workflow.invalid_dag_job_type_blank", { stepKey: step.stepKey });
-    if (step.organizationId !== null && !isUuid(step.organizationId)) {
+    if (step.organizationId != null && !isUuid(step.organizationId)) {
       fail("workflow.invalid_dag", { stepKey: step.stepKey, field: "organizationId" });
     }
-    jsonText(step.payload ?? {}, "job.invalid_payload", `steps.${index}.payload`);
+    texts.push(jsonText(step.payload ?? {}, "job.invalid_payload", `steps.${index}.payload`));
   }
+  checkRequestSize(texts);
 }
 
 /** Resolve and share-lock the enabled definitions of every JOB step; refuse missing or disabled ones. */
@@ -128,8 +139,7 @@ export async function insertSteps(
  */
 export async function enqueueWorkflowRun(executor: Executor, input: WorkflowRunEnqueue): Promise<EnqueuedWorkflowRun> {
   validateWorkflowRunEnqueue(input);
-  checkStorable(input.steps, input.organizationId);
-  jsonText(input.metadata ?? {}, "job.invalid_payload", "metadata");
+  checkStorable(input.steps, input.organizationId, input.metadata);
   const keyed = input.idempotencyKey !== null;
   const snapshot = keyed ? JSON.stringify(canonicalWorkflowRunRequest(input)) : null;
   if (keyed && !isStorableText(input.idempotencyKey!)) fail("workflow.invalid_dag_idempotency_key_blank");

@@ -5,7 +5,7 @@ import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { workflowRuns, workflowSteps } from "../schema/index.ts";
-import { fail, isBlank, isStorableText, isUuid } from "../validate.ts";
+import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
 import { stepFromRow, type WorkflowStepRecord } from "./records.ts";
 import { lockRun, propagateTerminal, recomputeRunStatus } from "./release.ts";
 import { requireReadCommitted, tryShareReleaseLock } from "./release-lock.ts";
@@ -43,6 +43,7 @@ export async function completeExternalWorkflowStep(
     if (value !== undefined && (typeof value !== "string" || !isStorableText(value))) {
       fail("workflow.external_step_invalid_terminal_status", { field });
     }
+    checkTextSize(value, field);
   }
   try {
     return await executor.transaction(async (tx) => {

@@ -7,7 +7,7 @@ import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
-import { checkLimit, escapeLike, fail, isUuid } from "../validate.ts";
+import { checkLimit, checkPage, escapeLike, fail, isUuid } from "../validate.ts";
 import {
   runFromRow,
   stepFromRow,
@@ -58,6 +58,7 @@ export async function listWorkflowRuns(
   },
 ): Promise<Page<WorkflowRunRecord, WorkflowRunCursor>> {
   checkLimit(filter.limit);
+  checkPage({ after: filter.after, text: { workflowTypeContains: filter.workflowTypeContains } });
   if (filter.status !== undefined && !(WORKFLOW_RUN_STATUSES as readonly string[]).includes(filter.status)) {
     fail("job.invalid_pagination", { field: "status" });
   }

@@ -5,10 +5,6 @@ import postgres from "postgres";
 import type { ChildResult, ScenarioName, ScenarioSpec, Sizes } from "./scenarios.ts";
 import type { BenchSystem } from "./system.ts";
 import { workflowSteps } from "./system.ts";
-import { graphileSystem } from "./systems/graphile.ts";
-import { pgbossSystem } from "./systems/pgboss.ts";
-import { rawSystem } from "./systems/raw.ts";
-import { runledgerSystem } from "./systems/runledger.ts";
 
 const BATCH = 1_000;
 const PARALLEL = 20;
@@ -161,6 +157,7 @@ class Run {
     await this.load(n);
     await this.analyze();
     const recorder = new Recorder(n);
+    const startRssKb = process.memoryUsage().rss / 1024;
     const t0 = now();
     await this.system.startWorker(concurrency, recorder.handler);
     await within(recorder.all, TIMEOUT_MS, () => recorder.progress);
@@ -169,7 +166,7 @@ class Run {
     await this.system.stopWorker();
     const verified = `${recorder.verify()}; ${await this.expectPending(0)}`;
     const maxRssKb = process.resourceUsage().maxRSS;
-    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms, maxRssKb }, verified };
+    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms, maxRssKb, startRssKb }, verified };
   }
 
   async latency(): Promise<ChildResult> {
@@ -275,23 +272,24 @@ class Run {
   }
 }
 
-function makeSystem(name: string, url: string): BenchSystem {
+/** Load only the system under test, so its process (and peak RSS) carries no other library. */
+async function makeSystem(name: string, url: string): Promise<BenchSystem> {
   switch (name) {
     case "runledger":
-      return runledgerSystem(url);
+      return (await import("./systems/runledger.ts")).runledgerSystem(url);
     case "graphile":
-      return graphileSystem(url);
+      return (await import("./systems/graphile.ts")).graphileSystem(url);
     case "pgboss":
-      return pgbossSystem(url);
+      return (await import("./systems/pgboss.ts")).pgbossSystem(url);
     case "raw":
-      return rawSystem(url);
+      return (await import("./systems/raw.ts")).rawSystem(url);
     default:
       throw new Error(`unknown system ${name}`);
   }
 }
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as ScenarioSpec;
-const system = makeSystem(spec.system, spec.url);
+const system = await makeSystem(spec.system, spec.url);
 const check = postgres(spec.url, { max: 1, onnotice: () => {} });
 let result: ChildResult;
 try {

@@ -8,9 +8,16 @@ import { type BenchSystem, FAN_OUT, type JobHandler, type StepHandler } from "..
 /**
  * Throughput settings: claim up to 500 jobs per round trip (the local queue graphile-worker
  * documents for speed, and what the raw-SQL ceiling uses); LISTEN wakes the worker, polling is
- * only the backstop.
+ * only the backstop. `JOBS_*` variables set in the environment win (`JobsConfig.fromEnv`), so
+ * other settings can be tried without editing this file; concurrency always comes from the scenario.
  */
 const CLAIM_BATCH_SIZE = 500;
+
+function config(concurrency: number): JobsConfig {
+  const env = JobsConfig.fromEnv();
+  const claimBatchSize = process.env.JOBS_CLAIM_BATCH_SIZE?.trim() ? env.claimBatchSize : CLAIM_BATCH_SIZE;
+  return JobsConfig.from({ ...env, claimBatchSize, maxGlobalConcurrency: concurrency });
+}
 
 export function runledgerSystem(url: string): BenchSystem {
   const db = createDb(url);
@@ -25,12 +32,7 @@ export function runledgerSystem(url: string): BenchSystem {
   let supervisor: Supervisor | undefined;
 
   const start = (concurrency: number) => {
-    supervisor = Supervisor.builder(
-      db,
-      JobsConfig.from({ maxGlobalConcurrency: concurrency, claimBatchSize: CLAIM_BATCH_SIZE }),
-    )
-      .withCatalog(catalog)
-      .build();
+    supervisor = Supervisor.builder(db, config(concurrency)).withCatalog(catalog).build();
     supervisor.on("loop:error", (e) => console.error(`runledger ${e.loop} loop error:`, e.error));
     supervisor.start();
   };

@@ -299,9 +299,12 @@ try {
   const message = error instanceof VerificationError ? `verification failed: ${error.message}` : String(error);
   if (!(error instanceof VerificationError)) console.error(error);
   result = { ok: false, error: message };
+  // Stop a worker that may still be running, so closing the pool does not pull connections from under it.
+  await within(system.stopWorker(), 15_000, () => "stopping the worker").catch((e) => console.error(e));
 }
+// The result first: whatever happens while closing cannot lose it.
+process.stdout.write(`${JSON.stringify(result)}\n`);
 await within(Promise.all([system.close(), check.end({ timeout: 5 })]), 15_000, () => "closing connections").catch(
   (error) => console.error(error),
 );
-process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(result.ok ? 0 : 1);

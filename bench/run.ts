@@ -77,15 +77,17 @@ async function dropDatabase(name: string): Promise<void> {
   await admin.unsafe(`drop database if exists "${name}" with (force)`);
 }
 
-// Ctrl-C: stop the running child, drop its database, leave nothing behind.
-process.once("SIGINT", () => {
-  void (async () => {
-    current?.child?.kill("SIGKILL");
-    if (current) await dropDatabase(current.db).catch(() => {});
-    await admin.end({ timeout: 2 });
-    process.exit(130);
-  })();
-});
+// Ctrl-C or SIGTERM: stop the running child, drop its database, leave nothing behind.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    void (async () => {
+      current?.child?.kill("SIGKILL");
+      if (current) await dropDatabase(current.db).catch(() => {});
+      await admin.end({ timeout: 2 });
+      process.exit(130);
+    })();
+  });
+}
 
 function databaseUrl(name: string): string {
   const url = new URL(serverUrl);

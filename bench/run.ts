@@ -13,6 +13,7 @@ import postgres from "postgres";
 import { checkTargets, type RunRecord, resultsTable, SYSTEM_LABELS, summarize, targetsTable } from "./report.ts";
 import {
   type ChildResult,
+  hasLoadPhase,
   SCENARIO_GROUPS,
   SCENARIOS,
   type ScenarioName,
@@ -133,7 +134,23 @@ async function runOne(round: number, scenario: ScenarioName, system: SystemName)
   try {
     await dropDatabase(db);
     await admin.unsafe(`create database "${db}"`);
-    const { result, stderr } = await runChild({ system, scenario, url: databaseUrl(db), sizes });
+    const spec: ScenarioSpec = { system, scenario, url: databaseUrl(db), sizes };
+    if (hasLoadPhase(scenario)) {
+      const load = await runChild({ ...spec, phase: "load" });
+      if (!load.result.ok) {
+        const error = `loading the backlog: ${load.result.error}`;
+        return {
+          round,
+          scenario,
+          system,
+          ok: false,
+          ms: performance.now() - started,
+          error,
+          stderrTail: tail(load.stderr),
+        };
+      }
+    }
+    const { result, stderr } = await runChild(spec);
     const ms = performance.now() - started;
     if (result.ok) return { round, scenario, system, ok: true, ms, metrics: result.metrics, verified: result.verified };
     return { round, scenario, system, ok: false, ms, error: result.error, stderrTail: tail(stderr) };

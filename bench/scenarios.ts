@@ -45,6 +45,16 @@ export interface ScenarioSpec {
   scenario: ScenarioName;
   url: string;
   sizes: Sizes;
+  /**
+   * `load`: only install and fill the database (processing scenarios run this in a process of
+   * its own first, so the worker's process — and its peak RSS — never held the enqueue side).
+   */
+  phase?: "load";
+}
+
+/** Scenarios whose backlog is loaded by a separate `load` child before the measured one. */
+export function hasLoadPhase(scenario: ScenarioName): boolean {
+  return scenario === "process-c10" || scenario === "process-c50";
 }
 
 /** One line a child prints: the metrics of a verified run, or why it failed. */

@@ -25,7 +25,10 @@ export interface BenchSystem {
    * yet completed, whatever their state (queued, running, failed, retrying, blocked).
    */
   readonly pendingQuery: string;
-  /** Install the schema and anything else needed before jobs can be enqueued (not timed). */
+  /**
+   * Install the schema and anything else needed before jobs can be enqueued (not timed). Must be
+   * idempotent: a processing run calls it again in the worker process after the load phase.
+   */
   setup(): Promise<void>;
   /** Enqueue one job per sequence number with the system's batch API. */
   enqueueBatch(seqs: readonly number[]): Promise<void>;

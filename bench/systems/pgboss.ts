@@ -50,7 +50,9 @@ export function pgbossSystem(url: string): BenchSystem {
       await boss.createQueue(QUEUE, { notify: true });
       await boss.createQueue(STEPS, { notify: true });
       if (MODE === "chain") {
-        await boss.getDb().executeSql("create table bench_fanin (run int primary key, done int not null)");
+        await boss
+          .getDb()
+          .executeSql("create table if not exists bench_fanin (run int primary key, done int not null)");
       }
     },
     async enqueueBatch(seqs) {

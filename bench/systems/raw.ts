@@ -17,11 +17,11 @@ export function rawSystem(url: string): BenchSystem {
     pendingQuery: "select count(*)::int as n from bench_raw_jobs",
     async setup() {
       await sql.unsafe(`
-        create table bench_raw_jobs (id bigserial primary key, payload jsonb not null, locked_at timestamptz);
-        create index bench_raw_jobs_ready on bench_raw_jobs (id) where locked_at is null;
-        create function bench_raw_notify() returns trigger language plpgsql as
+        create table if not exists bench_raw_jobs (id bigserial primary key, payload jsonb not null, locked_at timestamptz);
+        create index if not exists bench_raw_jobs_ready on bench_raw_jobs (id) where locked_at is null;
+        create or replace function bench_raw_notify() returns trigger language plpgsql as
           $$ begin perform pg_notify('${CHANNEL}', ''); return null; end $$;
-        create trigger bench_raw_notify after insert on bench_raw_jobs
+        create or replace trigger bench_raw_notify after insert on bench_raw_jobs
           for each statement execute function bench_raw_notify();
       `);
     },

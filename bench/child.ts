@@ -1,0 +1,318 @@
+// One benchmark run in a process of its own: argv[2] is a ScenarioSpec (JSON). Sets the system up
+// in the (fresh, empty) database, runs the scenario, verifies it, and prints one ChildResult line.
+// Setup, loading and ANALYZE are not timed. Anything else goes to stderr.
+import postgres from "postgres";
+import type { ChildResult, ScenarioName, ScenarioSpec, Sizes } from "./scenarios.ts";
+import type { BenchSystem } from "./system.ts";
+import { workflowSteps } from "./system.ts";
+
+const BATCH = 1_000;
+const PARALLEL = 20;
+const LATENCY_GAP_MS = 10;
+const LATENCY_CONCURRENCY = 10;
+const WORKFLOW_CONCURRENCY = 20;
+const TIMEOUT_MS = 300_000;
+
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class VerificationError extends Error {}
+
+function fail(message: string): never {
+  throw new VerificationError(message);
+}
+
+/** Records every handler start by sequence number; resolves once every expected job has started. */
+class Recorder {
+  readonly startedAt: Float64Array;
+  readonly #seen: Uint8Array;
+  #distinct = 0;
+  #duplicates = 0;
+  #outOfRange = 0;
+  #resolve: () => void = () => {};
+  #reject: (error: Error) => void = () => {};
+  /** Resolves when every job has started; rejects at once on a duplicate or unknown job. */
+  readonly all: Promise<void>;
+
+  constructor(readonly expected: number) {
+    this.startedAt = new Float64Array(expected);
+    this.#seen = new Uint8Array(expected);
+    this.all = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.all.catch(() => {});
+    if (expected === 0) this.#resolve();
+  }
+
+  readonly handler = (seq: number): void => {
+    const at = now();
+    if (!Number.isInteger(seq) || seq < 0 || seq >= this.expected) {
+      this.#outOfRange++;
+      this.#reject(new VerificationError(`a handler ran an unknown job (${seq})`));
+      return;
+    }
+    if (this.#seen[seq] === 1) {
+      this.#duplicates++;
+      this.#reject(new VerificationError(`job ${seq} ran twice`));
+      return;
+    }
+    this.#seen[seq] = 1;
+    this.startedAt[seq] = at;
+    if (++this.#distinct === this.expected) this.#resolve();
+  };
+
+  /** Every job ran, none twice, nothing unexpected. */
+  verify(): string {
+    if (this.#distinct !== this.expected || this.#duplicates > 0 || this.#outOfRange > 0) {
+      fail(`ran ${this.#distinct} of ${this.expected} jobs, ${this.#duplicates} twice, ${this.#outOfRange} unknown`);
+    }
+    return `${this.expected} jobs ran exactly once`;
+  }
+
+  get progress(): string {
+    return `${this.#distinct} of ${this.expected} ran`;
+  }
+}
+
+async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new VerificationError(`timed out after ${ms} ms: ${what()}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+class Run {
+  constructor(
+    readonly system: BenchSystem,
+    readonly check: postgres.Sql,
+    readonly sizes: Sizes,
+  ) {}
+
+  async pending(): Promise<number> {
+    const [row] = await this.check.unsafe(this.system.pendingQuery);
+    return Number(row?.n);
+  }
+
+  /** After the last handler ran: wait until the store has recorded every completion. */
+  async drained(): Promise<void> {
+    const deadline = now() + 60_000;
+    let left = await this.pending();
+    while (left !== 0) {
+      if (now() > deadline) fail(`${left} jobs still pending 60 s after the last handler ran`);
+      await sleep(2);
+      left = await this.pending();
+    }
+  }
+
+  async expectPending(n: number): Promise<string> {
+    const left = await this.pending();
+    if (left !== n) fail(`store holds ${left} pending jobs, expected ${n}`);
+    return n === 0 ? "store ends with nothing pending" : `store holds ${n} pending jobs`;
+  }
+
+  async analyze(): Promise<void> {
+    await this.check`analyze`;
+  }
+
+  async load(n: number): Promise<void> {
+    for (let first = 0; first < n; first += BATCH) {
+      await this.system.enqueueBatch(Array.from({ length: Math.min(BATCH, n - first) }, (_, k) => first + k));
+    }
+  }
+
+  async enqueueBatch(): Promise<ChildResult> {
+    const n = this.sizes.jobs;
+    const t0 = now();
+    await this.load(n);
+    const ms = now() - t0;
+    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms }, verified: await this.expectPending(n) };
+  }
+
+  async enqueueSingle(lanes: number): Promise<ChildResult> {
+    const n = this.sizes.single;
+    let next = 0;
+    const lane = async () => {
+      while (next < n) await this.system.enqueueOne(next++);
+    };
+    const t0 = now();
+    await Promise.all(Array.from({ length: lanes }, lane));
+    const ms = now() - t0;
+    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms }, verified: await this.expectPending(n) };
+  }
+
+  /** The processing scenarios' backlog, in a process of its own (see `ScenarioSpec.phase`). */
+  async loadBacklog(): Promise<ChildResult> {
+    const n = this.sizes.jobs;
+    await this.load(n);
+    await this.analyze();
+    return { ok: true, metrics: { loaded: n }, verified: await this.expectPending(n) };
+  }
+
+  async process(concurrency: number): Promise<ChildResult> {
+    const n = this.sizes.jobs;
+    await this.expectPending(n); // loaded (and analyzed) by the load phase
+    const recorder = new Recorder(n);
+    const startRssKb = process.memoryUsage().rss / 1024;
+    const t0 = now();
+    await this.system.startWorker(concurrency, recorder.handler);
+    await within(recorder.all, TIMEOUT_MS, () => recorder.progress);
+    await this.drained();
+    const ms = now() - t0;
+    await this.system.stopWorker();
+    const verified = `${recorder.verify()}; ${await this.expectPending(0)}`;
+    const maxRssKb = process.resourceUsage().maxRSS;
+    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms, maxRssKb, startRssKb }, verified };
+  }
+
+  async latency(): Promise<ChildResult> {
+    const n = this.sizes.latency;
+    await this.analyze();
+    const recorder = new Recorder(n);
+    await this.system.startWorker(LATENCY_CONCURRENCY, recorder.handler);
+    await sleep(1_000); // let the worker settle into idle
+    const enqueuedAt = new Float64Array(n);
+    const base = now();
+    for (let i = 0; i < n; i++) {
+      const wait = base + i * LATENCY_GAP_MS - now();
+      if (wait > 0) await sleep(wait);
+      enqueuedAt[i] = now();
+      await this.system.enqueueOne(i);
+    }
+    await within(recorder.all, TIMEOUT_MS, () => recorder.progress);
+    await this.drained();
+    await this.system.stopWorker();
+    const verified = `${recorder.verify()}; ${await this.expectPending(0)}`;
+    const latencies = Float64Array.from(recorder.startedAt, (at, i) => at - enqueuedAt[i]!).sort();
+    return {
+      ok: true,
+      metrics: {
+        p50: percentile(latencies, 50),
+        p95: percentile(latencies, 95),
+        p99: percentile(latencies, 99),
+        max: latencies[latencies.length - 1]!,
+      },
+      verified,
+    };
+  }
+
+  async workflow(): Promise<ChildResult> {
+    const workflow = this.system.workflow ?? fail(`${this.system.name} has no workflow support`);
+    const runs = this.sizes.runs;
+    const steps = workflowSteps();
+    const index = new Map(steps.map((step, k) => [step, k]));
+    const recorder = new Recorder(runs * steps.length);
+    await this.analyze();
+    await workflow.startWorker(WORKFLOW_CONCURRENCY, (run, step) =>
+      recorder.handler(run * steps.length + (index.get(step) ?? Number.NaN)),
+    );
+    await sleep(500);
+    const enqueuedAt = new Float64Array(runs);
+    const t0 = now();
+    for (let run = 0; run < runs; run++) {
+      enqueuedAt[run] = now();
+      await workflow.enqueueRun(run);
+    }
+    await within(recorder.all, TIMEOUT_MS, () => recorder.progress);
+    await this.drained();
+    const ms = now() - t0;
+    await this.system.stopWorker();
+    const verified = `${recorder.verify()}; ${this.checkOrder(runs, steps.length, recorder)}; ${await this.expectPending(0)}`;
+    const join = steps.length - 1;
+    const completion = Float64Array.from(
+      { length: runs },
+      (_, run) => recorder.startedAt[run * steps.length + join]! - enqueuedAt[run]!,
+    ).sort();
+    return {
+      ok: true,
+      metrics: {
+        stepsPerSec: ((runs * steps.length) / ms) * 1000,
+        ms,
+        runP50Ms: percentile(completion, 50),
+        runMaxMs: completion[completion.length - 1]!,
+      },
+      verified,
+    };
+  }
+
+  /** In every run the root started before each fan step, and the join after all of them. */
+  checkOrder(runs: number, width: number, recorder: Recorder): string {
+    for (let run = 0; run < runs; run++) {
+      const at = recorder.startedAt.subarray(run * width, (run + 1) * width);
+      const root = at[0]!;
+      const join = at[width - 1]!;
+      for (let k = 1; k < width - 1; k++) {
+        if (!(root <= at[k]! && at[k]! <= join)) fail(`run ${run}: step ${k} started outside root…join`);
+      }
+    }
+    return "every run ran root → fans → join in order";
+  }
+
+  run(scenario: ScenarioName): Promise<ChildResult> {
+    switch (scenario) {
+      case "enqueue-batch":
+        return this.enqueueBatch();
+      case "enqueue-single":
+        return this.enqueueSingle(1);
+      case "enqueue-parallel":
+        return this.enqueueSingle(PARALLEL);
+      case "process-c10":
+        return this.process(10);
+      case "process-c50":
+        return this.process(50);
+      case "latency":
+        return this.latency();
+      case "workflow":
+        return this.workflow();
+    }
+  }
+}
+
+/** Load only the system under test, so its process (and peak RSS) carries no other library. */
+async function makeSystem(name: string, url: string): Promise<BenchSystem> {
+  switch (name) {
+    case "runledger":
+      return (await import("./systems/runledger.ts")).runledgerSystem(url);
+    case "graphile":
+      return (await import("./systems/graphile.ts")).graphileSystem(url);
+    case "pgboss":
+      return (await import("./systems/pgboss.ts")).pgbossSystem(url);
+    case "raw":
+      return (await import("./systems/raw.ts")).rawSystem(url);
+    default:
+      throw new Error(`unknown system ${name}`);
+  }
+}
+
+const spec = JSON.parse(process.argv[2] ?? "{}") as ScenarioSpec;
+const system = await makeSystem(spec.system, spec.url);
+const check = postgres(spec.url, { max: 1, onnotice: () => {} });
+let result: ChildResult;
+try {
+  await system.setup();
+  const run = new Run(system, check, spec.sizes);
+  result = spec.phase === "load" ? await run.loadBacklog() : await run.run(spec.scenario);
+} catch (error) {
+  const message = error instanceof VerificationError ? `verification failed: ${error.message}` : String(error);
+  if (!(error instanceof VerificationError)) console.error(error);
+  result = { ok: false, error: message };
+  // Stop a worker that may still be running, so closing the pool does not pull connections from under it.
+  await within(system.stopWorker(), 15_000, () => "stopping the worker").catch((e) => console.error(e));
+}
+// The result first: whatever happens while closing cannot lose it.
+process.stdout.write(`${JSON.stringify(result)}\n`);
+await within(Promise.all([system.close(), check.end({ timeout: 5 })]), 15_000, () => "closing connections").catch(
+  (error) => console.error(error),
+);
+process.exit(result.ok ? 0 : 1);

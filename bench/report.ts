@@ -1,0 +1,226 @@
+// Turns the runs into the summary: median and min–max per (scenario, metric, system), the results
+// table, and the issue's targets (met / not met, with the ratio), as Markdown and JSON.
+import type { ScenarioName, Sizes } from "./scenarios.ts";
+import type { SystemName } from "./system.ts";
+
+export interface RunRecord {
+  round: number;
+  scenario: ScenarioName;
+  system: SystemName;
+  ok: boolean;
+  ms: number;
+  metrics?: Record<string, number>;
+  verified?: string;
+  error?: string;
+  stderrTail?: string;
+}
+
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  rounds: number;
+}
+
+export const SYSTEM_LABELS: Record<SystemName, string> = {
+  runledger: "runledger",
+  graphile: "graphile-worker",
+  pgboss: "pg-boss",
+  raw: "raw SQL ceiling",
+};
+
+interface Row {
+  scenario: ScenarioName;
+  metric: string;
+  label: (sizes: Sizes) => string;
+  /** Shown value from the stored one (e.g. KB → MB). */
+  scale?: number;
+  digits: number;
+}
+
+const n = (x: number) => x.toLocaleString("en-US");
+
+const ROWS: Row[] = [
+  {
+    scenario: "enqueue-batch",
+    metric: "jobsPerSec",
+    label: (s) => `batch enqueue ${n(s.jobs)} (1k per call), jobs/s`,
+    digits: 0,
+  },
+  {
+    scenario: "enqueue-single",
+    metric: "jobsPerSec",
+    label: (s) => `single enqueue ${n(s.single)}, sequential, jobs/s`,
+    digits: 0,
+  },
+  {
+    scenario: "enqueue-parallel",
+    metric: "jobsPerSec",
+    label: (s) => `single enqueue ${n(s.single)}, 20 in flight, jobs/s`,
+    digits: 0,
+  },
+  {
+    scenario: "process-c10",
+    metric: "jobsPerSec",
+    label: (s) => `process ${n(s.jobs)} queued, concurrency 10, jobs/s`,
+    digits: 0,
+  },
+  {
+    scenario: "process-c50",
+    metric: "jobsPerSec",
+    label: (s) => `process ${n(s.jobs)} queued, concurrency 50, jobs/s`,
+    digits: 0,
+  },
+  {
+    scenario: "latency",
+    metric: "p50",
+    label: (s) => `pickup latency p50 (${s.latency} jobs 10 ms apart), ms`,
+    digits: 1,
+  },
+  { scenario: "latency", metric: "p95", label: () => "pickup latency p95, ms", digits: 1 },
+  { scenario: "latency", metric: "p99", label: () => "pickup latency p99, ms", digits: 1 },
+  {
+    scenario: "workflow",
+    metric: "stepsPerSec",
+    label: (s) => `workflow ${s.runs} runs of 1→20→1, steps/s`,
+    digits: 0,
+  },
+  { scenario: "workflow", metric: "runP50Ms", label: () => "workflow run completion p50, ms", digits: 0 },
+  { scenario: "workflow", metric: "runMaxMs", label: () => "workflow run completion max, ms", digits: 0 },
+  {
+    scenario: "process-c10",
+    metric: "maxRssKb",
+    label: () => "worker peak RSS, concurrency 10, MB",
+    scale: 1 / 1024,
+    digits: 0,
+  },
+  {
+    scenario: "process-c50",
+    metric: "maxRssKb",
+    label: () => "worker peak RSS, concurrency 50, MB",
+    scale: 1 / 1024,
+    digits: 0,
+  },
+];
+
+export function stat(values: number[]): Stat | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, rounds: sorted.length };
+}
+
+/**
+ * Summary per scenario → metric → system over the verified rounds; `failed` counts rounds that
+ * did not verify. A system with no run of a scenario (skipped) has no entry.
+ */
+export function summarize(runs: RunRecord[]) {
+  const out: Record<string, Record<string, Record<string, Stat & { failed: number }>>> = {};
+  for (const run of runs) {
+    const mine = runs.filter((r) => r.scenario === run.scenario && r.system === run.system);
+    const failed = mine.filter((r) => !r.ok).length;
+    const metrics = new Set(ROWS.filter((row) => row.scenario === run.scenario).map((row) => row.metric));
+    for (const r of mine) for (const metric of Object.keys(r.metrics ?? {})) metrics.add(metric);
+    for (const metric of metrics) {
+      const values = mine
+        .filter((r) => r.ok)
+        .map((r) => r.metrics?.[metric])
+        .filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+      const s = stat(values) ?? { median: Number.NaN, min: Number.NaN, max: Number.NaN, rounds: 0 };
+      const byMetric = out[run.scenario] ?? {};
+      out[run.scenario] = byMetric;
+      byMetric[metric] = { ...byMetric[metric], [run.system]: { ...s, failed } };
+    }
+  }
+  return out;
+}
+
+export type Summary = ReturnType<typeof summarize>;
+
+function cell(s: (Stat & { failed: number }) | undefined, row: Row): string {
+  if (s === undefined) return "—";
+  const fmt = (x: number) =>
+    (x * (row.scale ?? 1)).toLocaleString("en-US", {
+      maximumFractionDigits: row.digits,
+      minimumFractionDigits: row.digits,
+    });
+  if (s.failed > 0) return `**FAILED** (${s.failed} of ${s.failed + s.rounds})`;
+  if (s.rounds === 0) return "—";
+  if (s.rounds === 1) return fmt(s.median);
+  return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
+}
+
+export function resultsTable(summary: Summary, systems: readonly SystemName[], sizes: Sizes): string {
+  const lines = [
+    `| metric | ${systems.map((s) => SYSTEM_LABELS[s]).join(" | ")} |`,
+    `|---|${systems.map(() => "---:").join("|")}|`,
+  ];
+  for (const row of ROWS) {
+    const bySystem = summary[row.scenario]?.[row.metric];
+    if (bySystem === undefined) continue;
+    lines.push(`| ${row.label(sizes)} | ${systems.map((s) => cell(bySystem[s], row)).join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+export interface TargetResult {
+  target: string;
+  status: "met" | "not met" | "n/a";
+  detail: string;
+}
+
+export function checkTargets(summary: Summary): TargetResult[] {
+  const median = (scenario: string, metric: string, system: SystemName): number | undefined => {
+    const s = summary[scenario]?.[metric]?.[system];
+    return s && s.failed === 0 && s.rounds > 0 ? s.median : undefined;
+  };
+  const ratio = (target: string, scenario: string, metric: string, other: SystemName, min: number): TargetResult => {
+    const ours = median(scenario, metric, "runledger");
+    const theirs = median(scenario, metric, other);
+    if (ours === undefined || theirs === undefined) return { target, status: "n/a", detail: "no verified data" };
+    const r = ours / theirs;
+    return {
+      target,
+      status: r >= min ? "met" : "not met",
+      detail: `${r.toFixed(2)}× (${n(Math.round(ours))} vs ${n(Math.round(theirs))})`,
+    };
+  };
+  const atMost = (
+    target: string,
+    scenario: string,
+    metric: string,
+    max: number,
+    scale = 1,
+    unit = "ms",
+  ): TargetResult => {
+    const ours = median(scenario, metric, "runledger");
+    if (ours === undefined) return { target, status: "n/a", detail: "no verified data" };
+    const v = ours * scale;
+    return {
+      target,
+      status: v <= max ? "met" : "not met",
+      detail: `${v.toFixed(1)} ${unit} (${(v / max).toFixed(2)}× the limit)`,
+    };
+  };
+  return [
+    ratio("processing, concurrency 10: ≥ 1.25× graphile-worker", "process-c10", "jobsPerSec", "graphile", 1.25),
+    ratio("processing, concurrency 50: ≥ 1.25× graphile-worker", "process-c50", "jobsPerSec", "graphile", 1.25),
+    ratio("processing, concurrency 10: ≥ 50% of raw SQL", "process-c10", "jobsPerSec", "raw", 0.5),
+    ratio("processing, concurrency 50: ≥ 50% of raw SQL", "process-c50", "jobsPerSec", "raw", 0.5),
+    ratio("bulk enqueue: ≥ graphile-worker addJobs", "enqueue-batch", "jobsPerSec", "graphile", 1),
+    atMost("pickup latency p50 ≤ 5 ms", "latency", "p50", 5),
+    atMost("pickup latency p99 ≤ 25 ms", "latency", "p99", 25),
+    ratio("workflow steps/s: ≥ 2× pg-boss", "workflow", "stepsPerSec", "pgboss", 2),
+    atMost("worker peak RSS, concurrency 10: ≤ 150 MB", "process-c10", "maxRssKb", 150, 1 / 1024, "MB"),
+    atMost("worker peak RSS, concurrency 50: ≤ 150 MB", "process-c50", "maxRssKb", 150, 1 / 1024, "MB"),
+  ];
+}
+
+export function targetsTable(targets: TargetResult[]): string {
+  return [
+    "| target (runledger, medians of this run) | status | measured |",
+    "|---|---|---|",
+    ...targets.map((t) => `| ${t.target} | ${t.status === "not met" ? "**not met**" : t.status} | ${t.detail} |`),
+  ].join("\n");
+}

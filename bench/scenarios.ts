@@ -1,0 +1,63 @@
+// What each scenario measures and checks. Shared by the orchestrator (names, sizes) and the child
+// (the runs themselves).
+
+export const SCENARIOS = [
+  "enqueue-batch",
+  "enqueue-single",
+  "enqueue-parallel",
+  "process-c10",
+  "process-c50",
+  "latency",
+  "workflow",
+] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** Shorthands accepted by `--scenarios`. */
+export const SCENARIO_GROUPS: Record<string, readonly ScenarioName[]> = {
+  enqueue: ["enqueue-batch", "enqueue-single", "enqueue-parallel"],
+  process: ["process-c10", "process-c50"],
+  memory: ["process-c10", "process-c50"],
+};
+
+export interface Sizes {
+  /** Jobs for the batch-enqueue and processing scenarios (default 50,000). */
+  jobs: number;
+  /** Jobs for the single-enqueue scenarios (default 2,000, never more than `jobs`). */
+  single: number;
+  /** Jobs for the latency scenario (default 500). */
+  latency: number;
+  /** Workflow runs (default 100). */
+  runs: number;
+}
+
+export function sizesFor(jobs: number): Sizes {
+  return { jobs, single: Math.min(2_000, jobs), latency: Math.min(500, jobs), runs: Math.min(100, jobs) };
+}
+
+/** Which scenarios a system skips (and why). */
+export function skipReason(system: string, scenario: ScenarioName): string | undefined {
+  if (scenario === "workflow" && (system === "graphile" || system === "raw")) return "no workflow DAGs";
+  return undefined;
+}
+
+export interface ScenarioSpec {
+  system: string;
+  scenario: ScenarioName;
+  url: string;
+  sizes: Sizes;
+  /**
+   * `load`: only install and fill the database (processing scenarios run this in a process of
+   * its own first, so the worker's process — and its peak RSS — never held the enqueue side).
+   */
+  phase?: "load";
+}
+
+/** Scenarios whose backlog is loaded by a separate `load` child before the measured one. */
+export function hasLoadPhase(scenario: ScenarioName): boolean {
+  return scenario === "process-c10" || scenario === "process-c50";
+}
+
+/** One line a child prints: the metrics of a verified run, or why it failed. */
+export type ChildResult =
+  | { ok: true; metrics: Record<string, number>; verified: string }
+  | { ok: false; error: string };

@@ -1,0 +1,50 @@
+// The one interface every benchmarked system implements, so a scenario is written once and run
+// against runledger, graphile-worker, pg-boss and the raw-SQL ceiling alike.
+
+export const SYSTEM_NAMES = ["runledger", "graphile", "pgboss", "raw"] as const;
+export type SystemName = (typeof SYSTEM_NAMES)[number];
+
+/** Called when a job's handler starts, with the sequence number the job was enqueued with. */
+export type JobHandler = (seq: number) => void;
+
+/** Called when a workflow step's handler starts. */
+export type StepHandler = (run: number, step: string) => void;
+
+/** Fan-out width of the workflow scenario's 1 → N → 1 DAG. */
+export const FAN_OUT = 20;
+
+/** The step keys of one workflow run: `root`, `fan0` … `fan19`, `join`. */
+export function workflowSteps(): string[] {
+  return ["root", ...Array.from({ length: FAN_OUT }, (_, k) => `fan${k}`), "join"];
+}
+
+export interface BenchSystem {
+  readonly name: SystemName;
+  /**
+   * SQL returning one row with an integer column `n`: how many jobs (and workflow runs) are not
+   * yet completed, whatever their state (queued, running, failed, retrying, blocked).
+   */
+  readonly pendingQuery: string;
+  /**
+   * Install the schema and anything else needed before jobs can be enqueued (not timed). Must be
+   * idempotent: a processing run calls it again in the worker process after the load phase.
+   */
+  setup(): Promise<void>;
+  /** Enqueue one job per sequence number with the system's batch API. */
+  enqueueBatch(seqs: readonly number[]): Promise<void>;
+  /** Enqueue one job with the system's single-job API. */
+  enqueueOne(seq: number): Promise<void>;
+  /** Start one worker running at most `concurrency` handlers at once; resolves once it is running. */
+  startWorker(concurrency: number, handler: JobHandler): Promise<void>;
+  /** Stop the worker, waiting for running handlers and pending completions. */
+  stopWorker(): Promise<void>;
+  /** Workflow support; absent for systems the workflow scenario skips. */
+  readonly workflow?: {
+    /** Start a worker for workflow steps (instead of `startWorker`). */
+    startWorker(concurrency: number, onStep: StepHandler): Promise<void>;
+    /** Enqueue run number `run` of the 1 → FAN_OUT → 1 DAG. */
+    enqueueRun(run: number): Promise<void>;
+  };
+  /** Close every connection. */
+  close(): Promise<void>;
+}

@@ -1,5 +1,6 @@
 import { uuidv7 } from "uuidv7";
 import { RunledgerError } from "../core/index.ts";
+import { MAX_CLAIM } from "../store/index.ts";
 
 /** How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`. */
 export interface JobsConfig {
@@ -26,11 +27,13 @@ interface Field {
   key: Exclude<keyof JobsConfig, "workerId">;
   fallback: number;
   min: number;
+  /** Values above it are lowered to it. */
+  max?: number;
 }
 
 const FIELDS: readonly Field[] = [
   { env: "JOBS_POLL_INTERVAL_MS", key: "pollIntervalMs", fallback: 500, min: 1 },
-  { env: "JOBS_CLAIM_BATCH_SIZE", key: "claimBatchSize", fallback: 16, min: 1 },
+  { env: "JOBS_CLAIM_BATCH_SIZE", key: "claimBatchSize", fallback: 16, min: 1, max: MAX_CLAIM },
   { env: "JOBS_LEASE_TTL_SECONDS", key: "leaseTtlSeconds", fallback: 60, min: 10 },
   { env: "JOBS_MAX_GLOBAL_CONCURRENCY", key: "maxGlobalConcurrency", fallback: 32, min: 1 },
   { env: "JOBS_REAPER_INTERVAL_SECONDS", key: "reaperIntervalSeconds", fallback: 15, min: 1 },
@@ -39,6 +42,10 @@ const FIELDS: readonly Field[] = [
 ];
 
 const MAX = 2_147_483_647;
+
+function clamp(field: Field, value: number): number {
+  return Math.min(field.max ?? MAX, Math.max(field.min, value));
+}
 
 function defaultWorkerId(): string {
   return `worker-${uuidv7()}`;
@@ -67,7 +74,7 @@ export const JobsConfig = {
         problems.push(`${field.env} must be a whole number`);
         continue;
       }
-      values[field.key] = Math.max(field.min, Number(raw));
+      values[field.key] = clamp(field, Number(raw));
     }
     if (problems.length > 0) {
       throw new RunledgerError("config.invalid", { details: { problems }, internal: problems.join("; ") });
@@ -83,7 +90,7 @@ export const JobsConfig = {
     for (const field of FIELDS) {
       const value = overrides[field.key] ?? field.fallback;
       if (!Number.isInteger(value) || value > MAX) problems.push(`${field.key} must be a whole number`);
-      config[field.key] = Math.max(field.min, value);
+      config[field.key] = clamp(field, value);
     }
     if (problems.length > 0) {
       throw new RunledgerError("config.invalid", { details: { problems }, internal: problems.join("; ") });

@@ -45,4 +45,31 @@ describe("concurrent claims", () => {
     );
     expect(counts).toEqual({ leased: 5000, attempts: 5000, leased_events: 5000 });
   });
+
+  it("numbers a claim's attempt ids from one fresh UUIDv7: distinct and version 7", async () => {
+    await defineJob(db, "numbered");
+    await enqueueJobs(
+      db,
+      Array.from({ length: 600 }, (_, n) => ({ jobType: "numbered", payload: { n } })),
+    );
+    const [first, second] = await Promise.all(
+      claimers
+        .slice(0, 2)
+        .map((claimer, i) =>
+          claimJobs(claimer, { workerId: `n${i}`, leaseSeconds: 60, limit: 300, jobTypes: ["numbered"] }),
+        ),
+    );
+    const ids = [...first!, ...second!].map((job) => job.id);
+    const attempts = await queryRows<{ id: string }>(
+      db,
+      sql`select id::text from runledger.job_attempts where job_id = any(${sql.param(ids)}::uuid[])`,
+    );
+    expect(attempts).toHaveLength(600);
+    expect(new Set(attempts.map((a) => a.id)).size).toBe(600);
+    for (const { id } of attempts)
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    await expect(claimJobs(db, { workerId: "n", leaseSeconds: 60, limit: 10_001 })).rejects.toMatchObject({
+      code: "job.invalid_pagination",
+    });
+  });
 });

@@ -23,8 +23,12 @@ import {
 } from "./scenarios.ts";
 import { SYSTEM_NAMES, type SystemName } from "./system.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
+// `npm run bench` runs the compiled copy in .bench-build/ (plain JavaScript, like the peers and
+// like a production worker); `node --import tsx bench/run.ts` runs the sources.
+const COMPILED = import.meta.url.endsWith(".js");
+const ROOT = fileURLToPath(new URL(COMPILED ? "../.." : "..", import.meta.url));
+const CHILD = fileURLToPath(new URL(COMPILED ? "./child.js" : "./child.ts", import.meta.url));
+const CHILD_ARGS = COMPILED ? [CHILD] : ["--import", "tsx", CHILD];
 const CHILD_TIMEOUT_MS = 15 * 60_000;
 
 const { values: flags } = parseArgs({
@@ -99,7 +103,7 @@ function databaseUrl(name: string): string {
 /** Run one child to completion; its last stdout line is its ChildResult. */
 function runChild(spec: ScenarioSpec): Promise<{ result: ChildResult; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD, JSON.stringify(spec)], {
+    const child = spawn(process.execPath, [...CHILD_ARGS, JSON.stringify(spec)], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,20 +1,9 @@
 // runledger through its public API, as an application would use it: a catalog, `enqueueJobs` for
 // batches, `enqueueJob` for single jobs, `enqueueWorkflowRun` for DAGs and one Supervisor.
-import type { Supervisor } from "../../src/runtime/index.ts";
+import { WorkflowDagBuilder } from "../../src/core/index.ts";
+import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
+import { createDb, enqueueJob, enqueueJobs, enqueueWorkflowRun, migrate } from "../../src/store/index.ts";
 import { type BenchSystem, FAN_OUT, type JobHandler, type StepHandler } from "../system.ts";
-
-// The built package (`npm run bench` builds first), as an application loads it: the peers run as
-// plain JavaScript too, while src/ through the TypeScript loader pays a per-function naming helper.
-const dist = new URL("../../dist/", import.meta.url).href;
-const { WorkflowDagBuilder } = (await import(`${dist}core/index.js`)) as typeof import("../../src/core/index.ts");
-const {
-  JobCatalog,
-  JobsConfig,
-  Supervisor: Supervisors,
-} = (await import(`${dist}runtime/index.js`)) as typeof import("../../src/runtime/index.ts");
-const { createDb, enqueueJob, enqueueJobs, enqueueWorkflowRun, migrate } = (await import(
-  `${dist}store/index.js`
-)) as typeof import("../../src/store/index.ts");
 
 /**
  * Throughput settings: claim up to 500 jobs per round trip (the local queue graphile-worker
@@ -43,7 +32,7 @@ export function runledgerSystem(url: string): BenchSystem {
   let supervisor: Supervisor | undefined;
 
   const start = (concurrency: number) => {
-    supervisor = Supervisors.builder(db, config(concurrency)).withCatalog(catalog).build();
+    supervisor = Supervisor.builder(db, config(concurrency)).withCatalog(catalog).build();
     supervisor.on("loop:error", (e) => console.error(`runledger ${e.loop} loop error:`, e.error));
     supervisor.start();
   };

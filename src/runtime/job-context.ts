@@ -1,17 +1,17 @@
 import type { JobContext, JobProgressUpdate } from "../core/index.ts";
 import {
-  type ClaimedJob,
   heartbeatJob,
   insertJobLog,
   type LeaseIdentity,
   type RunledgerDb,
+  type RunnableJob,
   updateJobProgress,
 } from "../store/index.ts";
 
 /** The context a handler receives: who it is running as, its signal, and lease-fenced writes. */
 export function createJobContext(
   db: RunledgerDb,
-  job: ClaimedJob,
+  job: RunnableJob,
   lease: LeaseIdentity,
   signal: AbortSignal,
   leaseSeconds: number,

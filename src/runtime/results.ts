@@ -12,12 +12,12 @@ import {
   WORKER_FAILURE_CODES,
 } from "../core/index.ts";
 import {
-  type ClaimedJob,
   completeJobFailure,
   completeJobsSuccess,
   type JobSuccess,
   type LeaseIdentity,
   type RunledgerDb,
+  type RunnableJob,
 } from "../store/index.ts";
 import type { JobEventInfo, RuntimeEvents } from "./events.ts";
 import type { JobRegistry } from "./registry.ts";
@@ -27,7 +27,7 @@ const MAX_SUCCESS_BATCH = 1000;
 
 /** A finished handler's job, as the recorder needs it. */
 export interface Finished {
-  job: ClaimedJob;
+  job: RunnableJob;
   lease: LeaseIdentity;
   info: JobEventInfo;
   durationMs: number;

@@ -9,12 +9,12 @@ import {
 } from "../core/index.ts";
 import {
   CANCEL_CHANNEL,
-  type ClaimedJob,
-  claimJobs,
+  claimRunnableJobs,
   heartbeatJobs,
   JOBS_CHANNEL,
   type LeaseIdentity,
   type RunledgerDb,
+  type RunnableJob,
   returnUnstartedClaims,
   type Subscription,
 } from "../store/index.ts";
@@ -30,7 +30,7 @@ export const SHUTDOWN_FAILURE_CODE = "job.worker_shutdown";
 export const RETURNED_UNSTARTED = "WORKER_RETURNED_UNSTARTED";
 
 interface InFlight {
-  job: ClaimedJob;
+  job: RunnableJob;
   lease: LeaseIdentity;
   controller: AbortController;
   /** Rejects the handler's race when the signal aborts (set while the handler runs). */
@@ -68,7 +68,7 @@ export class Worker {
   readonly #results: ResultRecorder;
   readonly #inFlight = new Map<string, InFlight>();
   /** Claimed jobs waiting for a free slot: claiming ahead keeps a busy worker from paying a round trip per job. */
-  #queue: ClaimedJob[] = [];
+  #queue: RunnableJob[] = [];
   readonly #waker = new Waker();
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
@@ -113,7 +113,7 @@ export class Worker {
     const types = this.#registry.registeredTypes();
     const limit = Math.min(this.#room(), this.#config.claimBatchSize);
     if (!this.#claiming || types.length === 0 || limit <= 0) return 0;
-    const jobs = await claimJobs(this.#db, {
+    const jobs = await claimRunnableJobs(this.#db, {
       workerId: this.#config.workerId,
       leaseSeconds: this.#config.leaseTtlSeconds,
       limit,
@@ -270,7 +270,7 @@ export class Worker {
     this.#events.emit("job:aborted", { ...info(entry), reason });
   }
 
-  #start(job: ClaimedJob): void {
+  #start(job: RunnableJob): void {
     const lease = leaseOf(job);
     const entry = { job, lease, controller: new AbortController(), startedAt: performance.now() } as InFlight;
     this.#inFlight.set(job.id, entry);
@@ -368,7 +368,7 @@ export class Worker {
   }
 }
 
-function leaseOf(job: ClaimedJob): LeaseIdentity {
+function leaseOf(job: RunnableJob): LeaseIdentity {
   return { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: job.workerId! };
 }
 

@@ -1,6 +1,13 @@
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
-import { claimJobs, createDb, enqueueJobs, queryRows, type RunledgerDb } from "../../src/store/index.ts";
+import {
+  claimJobs,
+  claimRunnableJobs,
+  createDb,
+  enqueueJobs,
+  queryRows,
+  type RunledgerDb,
+} from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 
@@ -70,6 +77,29 @@ describe("concurrent claims", () => {
       expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     await expect(claimJobs(db, { workerId: "n", leaseSeconds: 60, limit: 10_001 })).rejects.toMatchObject({
       code: "job.invalid_pagination",
+    });
+  });
+
+  it("gives workers runnable jobs in claim order: priority, then due time, then age", async () => {
+    await defineJob(db, "runnable");
+    const enqueued = await enqueueJobs(
+      db,
+      [3, 9, 1, 9, 5].map((priority, n) => ({ jobType: "runnable", payload: { n }, priority, maxAttempts: 4 })),
+    );
+    const jobs = await claimRunnableJobs(db, { workerId: "r", leaseSeconds: 60, limit: 10, jobTypes: ["runnable"] });
+    expect(jobs.map((job) => (job.payload as { n: number }).n)).toEqual([1, 3, 4, 0, 2]);
+    expect(jobs[0]).toEqual({
+      id: enqueued[1]!.id,
+      jobType: "runnable",
+      organizationId: null,
+      payload: { n: 1 },
+      runNumber: 1,
+      attempt: 1,
+      maxAttempts: 4,
+      timeoutSeconds: expect.any(Number),
+      workerId: "r",
+      workflowStepId: null,
+      workflowRunId: null,
     });
   });
 });

@@ -8,9 +8,9 @@ import {
   utf8Length,
   validateWorkflowDag,
   validateWorkflowRunEnqueue,
-  type WorkflowStepEnqueue,
 } from "../../src/core/index.ts";
 import { expectCode } from "./helpers.ts";
+import { jobStep } from "./workflow-fixtures.ts";
 
 /** Depth of a JSON value, by walking it. */
 function depthOf(value: unknown): number {
@@ -53,18 +53,7 @@ describe("jsonDeeperThan", () => {
 });
 
 describe("workflow limits", () => {
-  const step = (stepKey: string): WorkflowStepEnqueue => ({
-    stepKey,
-    executionKind: "JOB",
-    jobType: "t",
-    organizationId: null,
-    payload: {},
-    priority: null,
-    maxAttempts: null,
-    timeoutSeconds: null,
-    stage: null,
-    dependencies: [],
-  });
+  const step = (stepKey: string) => jobStep(stepKey, [], { jobType: "t", payload: {} });
 
   it("refuses more than MAX_WORKFLOW_STEPS steps before looking at their edges", () => {
     const steps = Array.from({ length: MAX_WORKFLOW_STEPS + 1 }, (_, i) => step(`s${i}`));

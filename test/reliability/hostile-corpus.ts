@@ -32,6 +32,7 @@ import {
   updateJobProgress,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { jobStep } from "../core/workflow-fixtures.ts";
 
 /*
  * The hostile input corpus: requests every one of which must be refused with the code next to
@@ -64,19 +65,7 @@ export const circular: Record<string, unknown> = { marker: MARKER };
 circular.self = circular;
 
 export function step(stepKey: string, overrides: Partial<WorkflowStepEnqueue> = {}): WorkflowStepEnqueue {
-  return {
-    stepKey,
-    executionKind: "JOB",
-    jobType: "hostile.ok",
-    organizationId: null,
-    payload: {},
-    priority: null,
-    maxAttempts: null,
-    timeoutSeconds: null,
-    stage: null,
-    dependencies: [],
-    ...overrides,
-  };
+  return jobStep(stepKey, [], { jobType: "hostile.ok", payload: {}, ...overrides });
 }
 export const external = (stepKey: string): WorkflowStepEnqueue =>
   step(stepKey, { executionKind: "EXTERNAL", jobType: null });

@@ -32,6 +32,7 @@ import {
   setJobScheduleNextFireAt,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 
@@ -57,19 +58,7 @@ interface Seeded {
 const seeded: Record<string, Seeded> = {};
 
 function step(stepKey: string, overrides: Partial<WorkflowStepEnqueue> = {}): WorkflowStepEnqueue {
-  return {
-    stepKey,
-    executionKind: "EXTERNAL",
-    jobType: null,
-    organizationId: null,
-    payload: {},
-    priority: null,
-    maxAttempts: null,
-    timeoutSeconds: null,
-    stage: null,
-    dependencies: [],
-    ...overrides,
-  };
+  return externalStep(stepKey, [], overrides);
 }
 const jobStep = (stepKey: string, after: string) =>
   step(stepKey, {

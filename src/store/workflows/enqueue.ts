@@ -10,7 +10,7 @@ import {
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
-import { queryRows } from "../query.ts";
+import { queryRows, statement } from "../query.ts";
 import { jobDefinitions, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
 import { checkRequestSize, fail, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
@@ -45,14 +45,66 @@ export function checkStorable(
   checkRequestSize(texts);
 }
 
+/*
+ * Enqueueing a run is a handful of prepared statements in one transaction (insert the run, lock
+ * the definitions, insert steps and edges, release the roots, derive the status, read the run).
+ * A 1→20→1 run takes ~8 ms here, nearly all of it server work: the steps-and-edges insert ~3 ms
+ * (with its foreign-key checks), releasing the root ~1.2 ms, the commit ~0.9 ms.
+ */
+const insertRun = statement<{ id: string }>(
+  "runledger_workflow_insert_run",
+  sql`insert into ${workflowRuns} (id, workflow_type, organization_id, idempotency_key, metadata, enqueue_request)
+    values (${sql.placeholder("id")}::uuid, ${sql.placeholder("workflowType")}, ${sql.placeholder("organizationId")}::uuid,
+      ${sql.placeholder("idempotencyKey")}, ${sql.placeholder("metadata")}::jsonb, ${sql.placeholder("snapshot")}::jsonb)
+    on conflict do nothing
+    returning id`,
+);
+
+const readRun = statement<RawRow>(
+  "runledger_workflow_read_run",
+  sql`select * from ${workflowRuns} where id = ${sql.placeholder("id")}::uuid`,
+);
+
+const lockEnabledDefinitions = statement<{ job_type: string }>(
+  "runledger_workflow_lock_definitions",
+  sql`select job_type from ${jobDefinitions}
+    where is_enabled and job_type = any(${sql.placeholder("jobTypes")}::text[]) for share`,
+);
+
+const insertStepRows = statement(
+  "runledger_workflow_insert_steps",
+  sql`
+    with input as (
+      select * from jsonb_to_recordset(${sql.placeholder("steps")}::jsonb) as t(
+        ord int, id uuid, step_key text, execution_kind runledger.workflow_step_execution_kind, job_type text,
+        organization_id uuid, payload jsonb, priority int, max_attempts int, timeout_seconds int, stage text,
+        total int, pending int, unsatisfied int)
+    ),
+    inserted as (
+      insert into ${workflowSteps} (id, workflow_run_id, step_key, execution_kind, job_type, priority, max_attempts,
+        timeout_seconds, stage, organization_id, payload, dependency_count_total, dependency_count_pending,
+        dependency_count_unsatisfied)
+      select i.id, ${sql.placeholder("runId")}::uuid, i.step_key, i.execution_kind, i.job_type,
+        case when i.execution_kind = 'JOB' then coalesce(i.priority, d.default_priority) end,
+        case when i.execution_kind = 'JOB' then coalesce(i.max_attempts, d.max_attempts) end,
+        case when i.execution_kind = 'JOB' then coalesce(i.timeout_seconds, d.default_timeout_seconds) end,
+        i.stage, i.organization_id, i.payload, i.total, i.pending, i.unsatisfied
+      from input i left join ${jobDefinitions} d on d.job_type = i.job_type
+      order by i.ord
+      returning id
+    )
+    insert into ${workflowStepDependencies} (workflow_run_id, prerequisite_step_id, dependent_step_id, release_mode)
+    select ${sql.placeholder("runId")}::uuid, e.prerequisite, e.dependent, e.mode
+    from jsonb_to_recordset(${sql.placeholder("edges")}::jsonb)
+      as e(prerequisite uuid, dependent uuid, mode runledger.workflow_dependency_release_mode)
+    where (select count(*) from inserted) >= 0`,
+);
+
 /** Resolve and share-lock the enabled definitions of every JOB step; refuse missing or disabled ones. */
 export async function lockDefinitions(tx: Executor, steps: readonly WorkflowStepEnqueue[]): Promise<void> {
   const wanted = [...new Set(steps.filter((s) => s.executionKind === "JOB").map((s) => s.jobType!))];
   if (wanted.length === 0) return;
-  const found = await queryRows<{ job_type: string }>(
-    tx,
-    sql`select job_type from ${jobDefinitions} where is_enabled and job_type = any(${sql.param(wanted)}::text[]) for share`,
-  );
+  const found = await lockEnabledDefinitions.run(tx, { jobTypes: wanted });
   const enabled = new Set(found.map((r) => r.job_type));
   const missing = wanted.filter((t) => !enabled.has(t));
   if (missing.length > 0) {
@@ -102,31 +154,7 @@ export async function insertSteps(
       mode: dependency.releaseMode ?? "ON_TERMINAL",
     })),
   );
-  await tx.execute(sql`
-    with input as (
-      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as t(
-        ord int, id uuid, step_key text, execution_kind runledger.workflow_step_execution_kind, job_type text,
-        organization_id uuid, payload jsonb, priority int, max_attempts int, timeout_seconds int, stage text,
-        total int, pending int, unsatisfied int)
-    ),
-    inserted as (
-      insert into ${workflowSteps} (id, workflow_run_id, step_key, execution_kind, job_type, priority, max_attempts,
-        timeout_seconds, stage, organization_id, payload, dependency_count_total, dependency_count_pending,
-        dependency_count_unsatisfied)
-      select i.id, ${runId}::uuid, i.step_key, i.execution_kind, i.job_type,
-        case when i.execution_kind = 'JOB' then coalesce(i.priority, d.default_priority) end,
-        case when i.execution_kind = 'JOB' then coalesce(i.max_attempts, d.max_attempts) end,
-        case when i.execution_kind = 'JOB' then coalesce(i.timeout_seconds, d.default_timeout_seconds) end,
-        i.stage, i.organization_id, i.payload, i.total, i.pending, i.unsatisfied
-      from input i left join ${jobDefinitions} d on d.job_type = i.job_type
-      order by i.ord
-      returning id
-    )
-    insert into ${workflowStepDependencies} (workflow_run_id, prerequisite_step_id, dependent_step_id, release_mode)
-    select ${runId}::uuid, e.prerequisite, e.dependent, e.mode
-    from jsonb_to_recordset(${JSON.stringify(edges)}::jsonb)
-      as e(prerequisite uuid, dependent uuid, mode runledger.workflow_dependency_release_mode)
-    where (select count(*) from inserted) >= 0`);
+  await insertStepRows.run(tx, { runId, steps: JSON.stringify(rows), edges: JSON.stringify(edges) });
   return ids;
 }
 
@@ -147,22 +175,23 @@ export async function enqueueWorkflowRun(executor: Executor, input: WorkflowRunE
     return await executor.transaction(async (tx) => {
       if (keyed) await requireReadCommitted(tx, "workflow.enqueue_idempotency_unsupported_isolation");
       const runId = uuidv7();
-      const [inserted] = await queryRows<RawRow>(
-        tx,
-        sql`insert into ${workflowRuns} (id, workflow_type, organization_id, idempotency_key, metadata, enqueue_request)
-          values (${runId}, ${input.workflowType}, ${input.organizationId}, ${input.idempotencyKey},
-            ${JSON.stringify(input.metadata ?? {})}::jsonb, ${snapshot}::jsonb)
-          on conflict do nothing
-          returning id`,
-      );
+      const [inserted] = await insertRun.run(tx, {
+        id: runId,
+        workflowType: input.workflowType,
+        organizationId: input.organizationId,
+        idempotencyKey: input.idempotencyKey,
+        metadata: JSON.stringify(input.metadata ?? {}),
+        snapshot,
+      });
       if (inserted === undefined) return { ...(await existingRun(tx, input, snapshot!)), created: false };
 
       await lockDefinitions(tx, input.steps);
       const ids = await insertSteps(tx, runId, input.organizationId, input.steps);
       const roots = input.steps.filter((s) => s.dependencies.length === 0).map((s) => ids.get(s.stepKey)!);
-      await releaseSteps(tx, runId, roots);
+      // Nobody can hold the release lock of a run that is not committed yet: no need to take it.
+      await releaseSteps(tx, runId, roots, { takeReleaseLock: false });
       await recomputeRunStatus(tx, runId);
-      const [run] = await queryRows<RawRow>(tx, sql`select * from ${workflowRuns} where id = ${runId}`);
+      const [run] = await readRun.run(tx, { id: runId });
       return { ...runFromRow(run!), created: true };
     });
   } catch (error) {

@@ -71,16 +71,17 @@ const releaseReady = statement<{ id: string }>(
 
 /**
  * Release the given ready steps of a run. Takes the run's shared release lock without waiting:
- * `workflow.release_conflict` while a cancellation holds it.
+ * `workflow.release_conflict` while a cancellation holds it. `takeReleaseLock: false` is for
+ * callers that hold it already, or whose run is not committed yet.
  */
 export async function releaseSteps(
   tx: Executor,
   runId: string,
   stepIds: readonly string[],
-  options: { releaseLockHeld?: boolean } = {},
+  options: { takeReleaseLock?: boolean } = {},
 ): Promise<void> {
   if (stepIds.length === 0) return;
-  if (options.releaseLockHeld !== true) await tryShareReleaseLock(tx, runId);
+  if (options.takeReleaseLock !== false) await tryShareReleaseLock(tx, runId);
   await releaseReady.run(tx, {
     runId,
     stepIds: [...stepIds],
@@ -146,7 +147,7 @@ export async function decideDependents(
   tx: Executor,
   runId: string,
   dependents: readonly CountedDependent[],
-  options: { releaseLockHeld?: boolean } = {},
+  options: { takeReleaseLock?: boolean } = {},
 ): Promise<string[]> {
   const decided = dependents.filter((d) => d.status === "BLOCKED" && Number(d.pending) === 0);
   const ready = decided.filter((d) => Number(d.unsatisfied) === 0).map((d) => d.id);
@@ -164,7 +165,7 @@ export async function propagateTerminal(
   tx: Executor,
   runId: string,
   finished: readonly { stepId: string; status: WorkflowStepStatus }[],
-  options: { releaseLockHeld?: boolean } = {},
+  options: { takeReleaseLock?: boolean } = {},
 ): Promise<void> {
   const queue = [...finished];
   for (let next = queue.shift(); next !== undefined; next = queue.shift()) {

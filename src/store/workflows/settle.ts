@@ -142,12 +142,13 @@ export async function settleWorkflowSteps(tx: Executor, settlements: readonly St
       await lockRun(tx, runId);
     }
     const dependents = await settleSteps.run(tx, { runId, items: JSON.stringify(runs.get(runId)!.map(settledRow)) });
-    const canceled = await decideDependents(tx, runId, dependents, { releaseLockHeld: true });
+    // The shared release lock is held from here to commit.
+    const canceled = await decideDependents(tx, runId, dependents, { takeReleaseLock: false });
     await propagateTerminal(
       tx,
       runId,
       canceled.map((stepId) => ({ stepId, status: "CANCELED" as const })),
-      { releaseLockHeld: true },
+      { takeReleaseLock: false },
     );
     await recomputeRunStatus(tx, runId);
   }

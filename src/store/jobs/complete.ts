@@ -14,8 +14,9 @@ import type { LeaseIdentity } from "./record.ts";
  * Completions are the other half of the hot path. Many successes from one worker are written by
  * one statement (job rows, attempt rows, SUCCEEDED events) so a worker flushing every few
  * milliseconds pays one round trip per batch rather than per job. Jobs that back a workflow step
- * are excluded from that statement: they complete one by one in a transaction that also settles
- * the step and releases its dependents.
+ * are excluded from that statement: a batch of them completes in one transaction that also
+ * settles the steps and releases their dependents (see settle.ts); a single completion is the
+ * same transaction with one item.
  */
 const succeed = statement<{ id: string; workflow_step_id: string | null }>(
   "runledger_complete_jobs_success",

@@ -90,7 +90,8 @@ function claimStatement<Row>(name: string, result: SQL) {
   steps as (
     update ${workflowSteps} s set status = 'RUNNING', started_at = coalesce(s.started_at, now())
     from leased l
-    where s.id = l.workflow_step_id and s.status in ('ENQUEUED', 'RUNNING')
+    -- Only claimed workflow steps: never a scan of the (ever-growing) steps table for plain jobs.
+    where l.workflow_step_id is not null and s.id = l.workflow_step_id and s.status in ('ENQUEUED', 'RUNNING')
   )
   ${result}
 `,

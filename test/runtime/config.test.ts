@@ -66,4 +66,10 @@ describe("JobsConfig.fromEnv", () => {
       expect.objectContaining({ code: "config.invalid" }),
     );
   });
+
+  it("caps the claim batch at the most one claim may lease", () => {
+    expect(JobsConfig.fromEnv({ JOBS_CLAIM_BATCH_SIZE: "50000" }).claimBatchSize).toBe(10_000);
+    expect(JobsConfig.from({ claimBatchSize: 50_000 }).claimBatchSize).toBe(10_000);
+    expect(JobsConfig.from({ claimBatchSize: 500 }).claimBatchSize).toBe(500);
+  });
 });

@@ -153,17 +153,17 @@ export async function completeJobsSuccess(
   // so one bad item cannot fail the others.
   try {
     const settled = await executor.transaction(async (tx) => {
-      const rows_ = await succeed.run(tx, {
+      const completed = await succeed.run(tx, {
         items: JSON.stringify(rest.map(([position]) => rows[position]!)),
         plainOnly: false,
       });
       await settleWorkflowSteps(
         tx,
-        rows_.flatMap((row) =>
+        completed.flatMap((row) =>
           row.workflow_step_id === null ? [] : [{ jobId: row.id, stepId: row.workflow_step_id, status: "SUCCEEDED" }],
         ),
       );
-      return new Set(rows_.map((row) => row.id));
+      return new Set(completed.map((row) => row.id));
     });
     for (const [, index] of rest) {
       const success = successes[index]!;

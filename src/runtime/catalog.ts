@@ -33,6 +33,7 @@ export const CATALOG_DEFAULTS: Readonly<CatalogDefaults> = Object.freeze({
 });
 
 /** A handler written as a function: it receives the (parsed) payload and the job's context. */
+// biome-ignore lint/suspicious/noConfusingVoidType: an async handler that returns nothing is a Promise<void>.
 export type JobHandlerFunction<P> = (payload: P, context: JobContext) => Promise<void | JobProgress>;
 
 export interface CatalogJobOptions<S extends v.GenericSchema | undefined> extends Partial<CatalogDefaults> {

@@ -11,6 +11,7 @@ export * from "./workflow/canonical.ts";
 export * from "./workflow/cycle.ts";
 export * from "./workflow/dag-builder.ts";
 export * from "./workflow/run-builder.ts";
+export * from "./workflow/run-header.ts";
 export * from "./workflow/step-builder.ts";
 export * from "./workflow/types.ts";
 export * from "./workflow/validation.ts";

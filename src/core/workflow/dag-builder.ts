@@ -2,6 +2,7 @@ import { RunledgerError } from "../errors.ts";
 import { isBlank } from "../ids.ts";
 import { type Result, resultOf } from "../result.ts";
 import type { WorkflowDependencyReleaseMode } from "../statuses.ts";
+import { requireWorkflowType, WorkflowRunHeaderBuilder } from "./run-header.ts";
 import type { WorkflowRunEnqueue, WorkflowStepDependencySpec } from "./types.ts";
 import { validateWorkflowRunEnqueue } from "./validation.ts";
 
@@ -36,17 +37,12 @@ function blank(value: unknown): boolean {
  * The target of an `after*` call must already have been added with `.job`; prerequisites may be
  * added later. A call that throws leaves the builder unchanged.
  */
-export class WorkflowDagBuilder {
-  readonly #workflowType: string;
-  readonly #metadata: unknown;
+export class WorkflowDagBuilder extends WorkflowRunHeaderBuilder {
   readonly #checkJobType: ((jobType: string) => void) | undefined;
-  #organizationId: string | null = null;
-  #idempotencyKey: string | null = null;
   readonly #steps = new Map<string, DagStep>();
 
   private constructor(workflowType: string, metadata: unknown, options: WorkflowDagBuilderOptions) {
-    this.#workflowType = workflowType;
-    this.#metadata = metadata;
+    super(workflowType, metadata);
     this.#checkJobType = options.checkJobType;
   }
 
@@ -57,30 +53,8 @@ export class WorkflowDagBuilder {
 
   /** Like `new`, but throws `workflow.invalid_dag_workflow_type_blank` at once. */
   static tryNew(workflowType: string, metadata: unknown, options: WorkflowDagBuilderOptions = {}): WorkflowDagBuilder {
-    if (blank(workflowType)) throw new RunledgerError("workflow.invalid_dag_workflow_type_blank");
+    requireWorkflowType(workflowType);
     return new WorkflowDagBuilder(workflowType, metadata, options);
-  }
-
-  /** Never throws; a blank key is reported by `build()`. */
-  idempotencyKey(idempotencyKey: string): this {
-    this.#idempotencyKey = idempotencyKey;
-    return this;
-  }
-
-  clearIdempotencyKey(): this {
-    this.#idempotencyKey = null;
-    return this;
-  }
-
-  /** The run's organization, inherited by every step. */
-  organizationId(organizationId: string): this {
-    this.#organizationId = organizationId;
-    return this;
-  }
-
-  clearOrganizationId(): this {
-    this.#organizationId = null;
-    return this;
   }
 
   /**
@@ -131,10 +105,7 @@ export class WorkflowDagBuilder {
   /** The validated request (steps in the order added); throws a `workflow.invalid_dag_*` error. */
   build(): WorkflowRunEnqueue {
     const run: WorkflowRunEnqueue = {
-      workflowType: this.#workflowType,
-      organizationId: this.#organizationId,
-      metadata: this.#metadata,
-      idempotencyKey: this.#idempotencyKey,
+      ...this.header(),
       steps: Array.from(this.#steps, ([stepKey, step]) => ({
         stepKey,
         executionKind: "JOB" as const,

@@ -1,6 +1,6 @@
-import { RunledgerError } from "../errors.ts";
-import { isBlank, type WorkflowType } from "../ids.ts";
+import type { WorkflowType } from "../ids.ts";
 import { type Result, resultOf } from "../result.ts";
+import { requireWorkflowType, WorkflowRunHeaderBuilder } from "./run-header.ts";
 import { WorkflowStepEnqueueBuilder } from "./step-builder.ts";
 import type { WorkflowRunEnqueue, WorkflowStepEnqueue } from "./types.ts";
 import { validateWorkflowRunEnqueue } from "./validation.ts";
@@ -18,16 +18,11 @@ function snapshot(step: WorkflowStepInput): WorkflowStepEnqueue {
  * changes to a step builder do not leak in. Nothing is validated until `build()`, which runs
  * the full run validation (`validateWorkflowRunEnqueue`).
  */
-export class WorkflowRunEnqueueBuilder {
-  readonly #workflowType: string;
-  readonly #metadata: unknown;
-  #organizationId: string | null = null;
-  #idempotencyKey: string | null = null;
+export class WorkflowRunEnqueueBuilder extends WorkflowRunHeaderBuilder {
   #steps: WorkflowStepEnqueue[] = [];
 
   private constructor(workflowType: string, metadata: unknown) {
-    this.#workflowType = workflowType;
-    this.#metadata = metadata;
+    super(workflowType, metadata);
   }
 
   /** Never throws; a blank workflow type is reported by `build()`. */
@@ -37,32 +32,8 @@ export class WorkflowRunEnqueueBuilder {
 
   /** Like `new`, from a raw string, throwing `workflow.invalid_dag_workflow_type_blank` at once. */
   static tryNew(workflowType: string, metadata: unknown): WorkflowRunEnqueueBuilder {
-    if (typeof workflowType !== "string" || isBlank(workflowType)) {
-      throw new RunledgerError("workflow.invalid_dag_workflow_type_blank");
-    }
+    requireWorkflowType(workflowType);
     return new WorkflowRunEnqueueBuilder(workflowType, metadata);
-  }
-
-  /** The run's organization; steps without their own override inherit it. */
-  organizationId(organizationId: string): this {
-    this.#organizationId = organizationId;
-    return this;
-  }
-
-  clearOrganizationId(): this {
-    this.#organizationId = null;
-    return this;
-  }
-
-  /** Makes enqueue idempotent within (workflow type, organization); blank keys fail at `build()`. */
-  idempotencyKey(idempotencyKey: string): this {
-    this.#idempotencyKey = idempotencyKey;
-    return this;
-  }
-
-  clearIdempotencyKey(): this {
-    this.#idempotencyKey = null;
-    return this;
   }
 
   /** Appends one step. */
@@ -86,10 +57,7 @@ export class WorkflowRunEnqueueBuilder {
   /** The validated request; throws a `workflow.invalid_dag_*` error. */
   build(): WorkflowRunEnqueue {
     const run: WorkflowRunEnqueue = {
-      workflowType: this.#workflowType,
-      organizationId: this.#organizationId,
-      metadata: this.#metadata,
-      idempotencyKey: this.#idempotencyKey,
+      ...this.header(),
       steps: this.#steps.map(snapshot),
     };
     validateWorkflowRunEnqueue(run);

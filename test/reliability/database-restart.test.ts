@@ -13,7 +13,7 @@ import {
   reapExpiredLeases,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob, ledgerCounts } from "../support/factories.ts";
+import { badAttemptStories, defineJob, ledgerCounts } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
 import {
   createEffectTables,
@@ -169,10 +169,7 @@ describe("database restarts", () => {
           (select count(*)::int from runledger.workflow_runs where status <> 'SUCCEEDED') as live_runs,
           (select count(*)::int from runledger.workflow_runs where status = 'SUCCEEDED') as succeeded_runs,
           -- Every job: exactly one successful attempt, the last one; every other attempt closed.
-          (select count(*)::int from jobs j where (
-            (select count(*) from runledger.job_attempts a where a.job_id = j.id and a.finished_at is not null and a.outcome is null) <> 1
-            or (select max(a.attempt) from runledger.job_attempts a where a.job_id = j.id and a.outcome is null) <> j.attempt
-          )) as bad_attempt_stories,
+          ${badAttemptStories(sql`jobs`)} as bad_attempt_stories,
           -- Every execution ran under the attempt it names, by that attempt's worker; the
           -- successful attempt ran once, and any other execution belongs to an attempt that
           -- did not succeed: its lease expired (the reaper took it back) or the handler failed.

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { RETURNED_UNSTARTED, SHUTDOWN_FAILURE_CODE } from "../../src/runtime/index.ts";
 import { queryRows, reapExpiredLeases } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob } from "../support/factories.ts";
+import { badAttemptStories, defineJob } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
 import {
   createEffectTables,
@@ -157,11 +157,7 @@ describe("shutdown under load", () => {
           (select count(*)::int from runledger.job_queue where attempt <> 1) as jobs_past_attempt_1,
           (select count(*)::int from runledger.workflow_runs where status <> 'SUCCEEDED') as live_runs,
           (select count(*)::int from runledger.workflow_runs where status = 'SUCCEEDED') as succeeded_runs,
-          (select count(*)::int from runledger.job_queue j where (
-            (select count(*) from runledger.job_attempts a where a.job_id = j.id and a.finished_at is not null and a.outcome is null) <> 1
-            or exists (select 1 from runledger.job_attempts a where a.job_id = j.id and a.finished_at is null)
-            or (select max(a.attempt) from runledger.job_attempts a where a.job_id = j.id and a.outcome is null) <> j.attempt
-          )) as bad_attempt_stories`,
+          ${badAttemptStories(sql`runledger.job_queue`)} as bad_attempt_stories`,
       );
       const figures = {
         ...summary,

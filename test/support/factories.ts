@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type Executor, queryRows, schema } from "../../src/store/index.ts";
 
 /** Insert (or overwrite) a job definition directly. */
@@ -45,4 +45,17 @@ export async function eventTypes(db: Executor, jobId: string): Promise<string[]>
     sql`select event_type from runledger.job_events where job_id = ${jobId} order by id`,
   );
   return rows.map((r) => r.event_type);
+}
+
+/**
+ * How many jobs of `jobs` (a relation of job_queue rows) have attempts that do not tell the true
+ * story: not exactly one successful attempt, an attempt left open, or a successful attempt that
+ * is not the job's last.
+ */
+export function badAttemptStories(jobs: SQL): SQL {
+  return sql`(select count(*)::int from ${jobs} j where (
+    (select count(*) from runledger.job_attempts a where a.job_id = j.id and a.finished_at is not null and a.outcome is null) <> 1
+    or exists (select 1 from runledger.job_attempts a where a.job_id = j.id and a.finished_at is null)
+    or (select max(a.attempt) from runledger.job_attempts a where a.job_id = j.id and a.outcome is null) <> j.attempt
+  ))`;
 }

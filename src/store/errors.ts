@@ -11,7 +11,6 @@ const CONSTRAINT_CODES: Record<string, ErrorCode> = {
   uq_job_queue_type_idempotency_global: "job.already_enqueued",
   uq_workflow_runs_type_idempotency_org: "workflow.already_enqueued",
   uq_workflow_runs_type_idempotency_global: "workflow.already_enqueued",
-  job_queue_job_type_job_definitions_job_type_fk: "job.definition_not_found",
   job_runtime_configs_job_type_job_definitions_job_type_fk: "job.definition_not_found",
   ck_job_queue_progress: "job.invalid_progress",
   ck_job_runtime_configs_config_object: "job.invalid_runtime_config",

@@ -202,3 +202,55 @@ describe("enqueueJobs", () => {
     expect(b!.created).toBe(false);
   });
 });
+
+describe("job types in use", () => {
+  // job_queue has no foreign key to job_definitions (it cost a fifth of batch enqueue's server
+  // time); a trigger on the definitions side keeps the guarantee.
+  const remove = (jobType: string) => db.execute(sql`delete from runledger.job_definitions where job_type = ${jobType}`);
+  const rename = (jobType: string) =>
+    db.execute(sql`update runledger.job_definitions set job_type = ${`${jobType}.renamed`} where job_type = ${jobType}`);
+  const sqlstate = (error: unknown) => (error as { cause?: { code?: string } }).cause?.code;
+
+  it("cannot be deleted or renamed while a job uses them", async () => {
+    await defineJob(db, "type.used");
+    const { id } = await enqueueJob(db, { jobType: "type.used" });
+    expect(sqlstate(await remove("type.used").catch((e: unknown) => e))).toBe("23001");
+    expect(sqlstate(await rename("type.used").catch((e: unknown) => e))).toBe("23001");
+    expect((await job(id)).jobType).toBe("type.used");
+    expect(await countRows(db, "job_definitions", sql`job_type = 'type.used'`)).toBe(1);
+  });
+
+  it("can be deleted or renamed when unused, and enqueue then refuses the old name", async () => {
+    await defineJob(db, "type.unused");
+    await defineJob(db, "type.gone");
+    await rename("type.unused");
+    await remove("type.gone");
+    for (const jobType of ["type.unused", "type.gone"]) {
+      await expect(enqueueJob(db, { jobType })).rejects.toMatchObject({ code: "job.definition_not_found_or_disabled" });
+    }
+  });
+
+  it("a delete racing an enqueue waits for it, then sees its job", async () => {
+    await defineJob(db, "type.racing");
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let enqueued!: () => void;
+    const inside = new Promise<void>((resolve) => (enqueued = resolve));
+    const enqueue = db.transaction(async (tx) => {
+      await enqueueJob(tx, { jobType: "type.racing" });
+      enqueued();
+      await held;
+    });
+    await inside;
+    const deletion = remove("type.racing").then(
+      () => "deleted",
+      (e: unknown) => sqlstate(e),
+    );
+    // The enqueue's share lock holds the delete back until it commits.
+    const early = await Promise.race([deletion, new Promise((resolve) => setTimeout(() => resolve("waiting"), 200))]);
+    expect(early).toBe("waiting");
+    release();
+    await enqueue;
+    expect(await deletion).toBe("23001");
+  });
+});

@@ -119,13 +119,17 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
 /*
  * One statement inserts every item whose job type has an enabled definition (share-locked so a
  * concurrent disable waits), writes their ENQUEUED events, and sends at most one notification.
- * Conflicting idempotency keys are skipped and resolved afterwards. A keyed insert is refused
- * outside READ COMMITTED, where the conflicting row might be invisible to the snapshot.
+ * With `atomic` it inserts nothing when any type is missing, so a batch without idempotency keys
+ * needs no transaction: one round trip instead of three (BEGIN and COMMIT each waited their turn
+ * on a busy server). Conflicting idempotency keys are skipped and resolved afterwards, inside a
+ * transaction. A keyed insert is refused outside READ COMMITTED, where the conflicting row might
+ * be invisible to the snapshot.
  */
 const insertJobs = statement<{
   /** Ids inserted, or null when every item was. */
   inserted: string[] | null;
-  missing: number;
+  /** Job types without an enabled definition. */
+  missing: string[];
   isolation_ok: boolean;
 }>(
   "runledger_enqueue_jobs",
@@ -144,6 +148,9 @@ const insertJobs = statement<{
     where d.is_enabled and d.job_type in (select job_type from input)
     for share
   ),
+  missing as (
+    select distinct i.job_type from input i where not exists (select 1 from definitions d where d.job_type = i.job_type)
+  ),
   inserted as (
     insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
       next_run_at, stage, idempotency_key, enqueue_request)
@@ -154,7 +161,8 @@ const insertJobs = statement<{
       coalesce(i.next_run_at, now()), i.stage, i.idempotency_key, i.enqueue_request
     from input i
     cross join lateral (select * from definitions d where d.job_type = i.job_type) d
-    where i.idempotency_key is null or (select ok from isolation)
+    where (i.idempotency_key is null or (select ok from isolation))
+      and (not ${sql.placeholder("atomic")}::boolean or not exists (select 1 from missing))
     on conflict do nothing
     returning id, job_type, stage, next_run_at
   ),
@@ -170,7 +178,7 @@ const insertJobs = statement<{
   select
     case when (select count(*) from inserted) < (select count(*) from input)
       then (select coalesce(jsonb_agg(id), '[]') from inserted) end as inserted,
-    (select count(*) from input i where not exists (select 1 from definitions d where d.job_type = i.job_type))::int as missing,
+    (select coalesce(jsonb_agg(job_type), '[]') from missing) as missing,
     (select ok from isolation) as isolation_ok,
     (select n from notified) as notified
 `,
@@ -204,12 +212,20 @@ async function resolveConflict(executor: Executor, item: PreparedItem): Promise<
   return { id: existing.id, created: false };
 }
 
+/**
+ * Without idempotency keys the statement is all or nothing by itself; with them, a retry may win
+ * over a since-disabled definition, so the caller runs it in a transaction (batches) instead.
+ */
 async function enqueuePrepared(executor: Executor, items: PreparedItem[]): Promise<EnqueuedJob[]> {
-  const [result] = await insertJobs.run(executor, { items: JSON.stringify(items) });
-  const some = result?.inserted === null ? undefined : new Set(result?.inserted ?? []);
   const keyed = items.some((item) => item.idempotency_key !== null);
+  const atomic = !keyed;
+  const [result] = await insertJobs.run(executor, { items: JSON.stringify(items), atomic });
+  const some = result?.inserted === null ? undefined : new Set(result?.inserted ?? []);
   if (keyed && result?.isolation_ok === false)
     throw new RunledgerError("job.enqueue_idempotency_unsupported_isolation");
+  const missing = new Set(result?.missing ?? []);
+  const refused = atomic ? items.find((item) => missing.has(item.job_type)) : undefined;
+  if (refused !== undefined) throw definitionMissing(refused);
   const out: EnqueuedJob[] = [];
   for (const item of items) {
     if (some === undefined || some.has(item.id)) {
@@ -225,14 +241,18 @@ async function enqueuePrepared(executor: Executor, items: PreparedItem[]): Promi
       } catch (error) {
         if (!(error instanceof RunledgerError && error.code === "job.idempotency_conflict_missing_existing"))
           throw error;
-        if ((result?.missing ?? 0) === 0) throw error;
+        if (missing.size === 0) throw error;
       }
     }
-    throw new RunledgerError("job.definition_not_found_or_disabled", {
-      details: { index: item.ord, jobType: item.job_type },
-    });
+    throw definitionMissing(item);
   }
   return out;
+}
+
+function definitionMissing(item: PreparedItem): RunledgerError {
+  return new RunledgerError("job.definition_not_found_or_disabled", {
+    details: { index: item.ord, jobType: item.job_type },
+  });
 }
 
 /**
@@ -262,7 +282,9 @@ export async function enqueueJobs(executor: Executor, inputs: readonly JobEnqueu
   const items = inputs.map((input, ord) => prepareItem(input, ord, texts));
   checkRequestSize(texts);
   try {
-    if (items.length === 1) return await enqueuePrepared(executor, items);
+    if (items.length === 1 || items.every((item) => item.idempotency_key === null)) {
+      return await enqueuePrepared(executor, items);
+    }
     return await executor.transaction((tx) => enqueuePrepared(tx, items));
   } catch (error) {
     throw toQueryError(error);

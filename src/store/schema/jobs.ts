@@ -41,9 +41,10 @@ export const jobQueue = runledger.table(
   "job_queue",
   {
     id: uuid("id").primaryKey(),
-    jobType: text("job_type")
-      .notNull()
-      .references(() => jobDefinitions.jobType, { onDelete: "restrict" }),
+    // No foreign key: enqueue share-locks the enabled definitions it inserts against, and the
+    // per-row check cost ~5 of 20 µs of server time per job in a 1,000-job batch enqueue. A
+    // trigger on job_definitions (migration 0002) refuses deleting or renaming a type in use.
+    jobType: text("job_type").notNull(),
     organizationId: uuid("organization_id"),
     payload: jsonb("payload").$type<unknown>().notNull().default({}),
     status: jobStatus("status").notNull().default("PENDING"),

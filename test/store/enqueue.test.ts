@@ -206,9 +206,12 @@ describe("enqueueJobs", () => {
 describe("job types in use", () => {
   // job_queue has no foreign key to job_definitions (it cost a fifth of batch enqueue's server
   // time); a trigger on the definitions side keeps the guarantee.
-  const remove = (jobType: string) => db.execute(sql`delete from runledger.job_definitions where job_type = ${jobType}`);
+  const remove = (jobType: string) =>
+    db.execute(sql`delete from runledger.job_definitions where job_type = ${jobType}`);
   const rename = (jobType: string) =>
-    db.execute(sql`update runledger.job_definitions set job_type = ${`${jobType}.renamed`} where job_type = ${jobType}`);
+    db.execute(
+      sql`update runledger.job_definitions set job_type = ${`${jobType}.renamed`} where job_type = ${jobType}`,
+    );
   const sqlstate = (error: unknown) => (error as { cause?: { code?: string } }).cause?.code;
 
   it("cannot be deleted or renamed while a job uses them", async () => {

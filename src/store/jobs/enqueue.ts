@@ -44,19 +44,20 @@ export interface EnqueuedJob {
   created: boolean;
 }
 
+/** A validated request; JSON values are kept as the text that was validated and is sent. */
 interface PreparedItem {
   ord: number;
   id: string;
   job_type: string;
   organization_id: string | null;
-  payload: unknown;
+  payload: string;
   priority: number | null;
   max_attempts: number | null;
   timeout_seconds: number | null;
   next_run_at: string | null;
   stage: JobStage;
   idempotency_key: string | null;
-  enqueue_request: unknown;
+  enqueue_request: string | null;
 }
 
 const INVALID = "job.invalid_enqueue_request";
@@ -84,35 +85,50 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
   const stage = input.stage ?? "queued";
   if (!(JOB_STAGES as readonly string[]).includes(stage)) fail(INVALID, { index: ord, field: "stage" });
   // Validates the payload (NUL, lone surrogates, non-JSON) and normalizes it (undefined → {}).
-  const text = jsonText(input.payload ?? {}, "job.invalid_payload", "payload");
-  texts?.push(text);
-  const payload = JSON.parse(text) as unknown;
+  const payload = jsonText(input.payload ?? {}, "job.invalid_payload", "payload");
+  texts?.push(payload);
   const nextRunAtText = nextRunAt === undefined ? null : microsecondTimestamp(nextRunAt);
+  const settings = {
+    priority: priority ?? null,
+    max_attempts: maxAttempts ?? null,
+    timeout_seconds: timeoutSeconds ?? null,
+    next_run_at: nextRunAtText,
+    stage,
+  };
   return {
     ord,
     id: uuidv7(),
     job_type: jobType,
     organization_id: organizationId ?? null,
     payload,
-    priority: priority ?? null,
-    max_attempts: maxAttempts ?? null,
-    timeout_seconds: timeoutSeconds ?? null,
-    next_run_at: nextRunAtText,
-    stage,
+    ...settings,
     idempotency_key: idempotencyKey ?? null,
     // The canonical request: what the caller asked for, not the resolved defaults, so an
-    // identical retry compares equal even after the definition's defaults change.
+    // identical retry compares equal (as jsonb) even after the definition's defaults change.
     enqueue_request:
-      idempotencyKey === undefined
-        ? null
-        : {
-            payload,
-            priority: priority ?? null,
-            max_attempts: maxAttempts ?? null,
-            timeout_seconds: timeoutSeconds ?? null,
-            next_run_at: nextRunAtText,
-            stage,
-          },
+      idempotencyKey === undefined ? null : `{"payload":${payload},${JSON.stringify(settings).slice(1)}`,
+  };
+}
+
+/*
+ * The batch travels as one typed array per column, unnested in the statement. A jsonb array of
+ * row objects cost the server ~4.5 ms per 1,000 jobs just to parse (and every payload was parsed
+ * twice: in the document, then again as its own column), about a third of the statement.
+ */
+function columns(items: readonly PreparedItem[]) {
+  const column = <K extends keyof PreparedItem>(key: K) => items.map((item) => item[key]);
+  return {
+    ids: column("id"),
+    jobTypes: column("job_type"),
+    organizationIds: column("organization_id"),
+    payloads: column("payload"),
+    priorities: column("priority"),
+    maxAttempts: column("max_attempts"),
+    timeouts: column("timeout_seconds"),
+    nextRunAts: column("next_run_at"),
+    stages: column("stage"),
+    idempotencyKeys: column("idempotency_key"),
+    requests: column("enqueue_request"),
   };
 }
 
@@ -135,9 +151,14 @@ const insertJobs = statement<{
   "runledger_enqueue_jobs",
   sql`
   with input as (
-    select * from jsonb_to_recordset(${sql.placeholder("items")}::jsonb) as t(
-      ord int, id uuid, job_type text, organization_id uuid, payload jsonb, priority int, max_attempts int,
-      timeout_seconds int, next_run_at timestamptz, stage text, idempotency_key text, enqueue_request jsonb)
+    select * from unnest(${sql.placeholder("ids")}::uuid[], ${sql.placeholder("jobTypes")}::text[],
+      ${sql.placeholder("organizationIds")}::uuid[], ${sql.placeholder("payloads")}::text[]::jsonb[],
+      ${sql.placeholder("priorities")}::int[], ${sql.placeholder("maxAttempts")}::int[],
+      ${sql.placeholder("timeouts")}::int[], ${sql.placeholder("nextRunAts")}::text[]::timestamptz[],
+      ${sql.placeholder("stages")}::text[], ${sql.placeholder("idempotencyKeys")}::text[],
+      ${sql.placeholder("requests")}::text[]::jsonb[])
+    as t(id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, next_run_at, stage,
+      idempotency_key, enqueue_request)
   ),
   isolation as (
     select current_setting('transaction_isolation') in ('read committed', 'read uncommitted') as ok
@@ -198,7 +219,7 @@ const findExisting = statement<{ id: string; same: boolean; legacy: boolean }>(
 
 async function resolveConflict(executor: Executor, item: PreparedItem): Promise<EnqueuedJob> {
   const [existing] = await findExisting.run(executor, {
-    request: JSON.stringify(item.enqueue_request),
+    request: item.enqueue_request,
     jobType: item.job_type,
     key: item.idempotency_key,
     organizationId: item.organization_id,
@@ -219,7 +240,7 @@ async function resolveConflict(executor: Executor, item: PreparedItem): Promise<
 async function enqueuePrepared(executor: Executor, items: PreparedItem[]): Promise<EnqueuedJob[]> {
   const keyed = items.some((item) => item.idempotency_key !== null);
   const atomic = !keyed;
-  const [result] = await insertJobs.run(executor, { items: JSON.stringify(items), atomic });
+  const [result] = await insertJobs.run(executor, { ...columns(items), atomic });
   const some = result?.inserted === null ? undefined : new Set(result?.inserted ?? []);
   if (keyed && result?.isolation_ok === false)
     throw new RunledgerError("job.enqueue_idempotency_unsupported_isolation");

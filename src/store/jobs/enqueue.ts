@@ -105,8 +105,7 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     idempotency_key: idempotencyKey ?? null,
     // The canonical request: what the caller asked for, not the resolved defaults, so an
     // identical retry compares equal (as jsonb) even after the definition's defaults change.
-    enqueue_request:
-      idempotencyKey === undefined ? null : `{"payload":${payload},${JSON.stringify(settings).slice(1)}`,
+    enqueue_request: idempotencyKey === undefined ? null : `{"payload":${payload},${JSON.stringify(settings).slice(1)}`,
   };
 }
 

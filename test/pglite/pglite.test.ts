@@ -17,6 +17,7 @@ import {
   createDb,
   createEmbeddedDb,
   enqueueJob,
+  enqueueJobs,
   enqueueWorkflowRun,
   ensureSchemaCompatible,
   getJobById,
@@ -79,6 +80,27 @@ describe("PGlite driver", () => {
     expect(await migrate(db)).toMatchObject({ state: "current", pending: 0 });
     expect((await ensureSchemaCompatible(db)).state).toBe("current");
     await catalog.syncDefinitions(db);
+  });
+
+  it("enqueues a batch whose columns mix values and nulls", async () => {
+    const later = new Date(Date.now() + 60_000);
+    const jobs = await enqueueJobs(db, [
+      { jobType: "smoke.plain", payload: { n: 'a"b\\c,{}' } },
+      { jobType: "smoke.plain", priority: 5, nextRunAt: later, idempotencyKey: "batch:1" },
+    ]);
+    const rows = await queryRows<{ payload: unknown; priority: number; next_run_at: Date; idempotency_key: string }>(
+      db,
+      sql`select payload, priority, next_run_at, idempotency_key from runledger.job_queue
+        where id in (${jobs[0]!.id}, ${jobs[1]!.id}) order by idempotency_key nulls first`,
+    );
+    expect(rows.map((r) => [r.payload, r.idempotency_key])).toEqual([
+      [{ n: 'a"b\\c,{}' }, null],
+      [{}, "batch:1"],
+    ]);
+    expect(rows[1]!.priority).toBe(5);
+    expect(new Date(rows[1]!.next_run_at).getTime()).toBe(later.getTime());
+    // Keep the later tests' claims to their own jobs.
+    await db.execute(sql`delete from runledger.job_queue where id in (${jobs[0]!.id}, ${jobs[1]!.id})`);
   });
 
   it("enqueues, claims and completes a job with typed rows", async () => {

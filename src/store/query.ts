@@ -34,3 +34,35 @@ export function statement<Row = Record<string, unknown>>(name: string, query: SQ
     },
   };
 }
+
+/**
+ * Rows as one PostgreSQL array literal per column, for `unnest($1::uuid[], $2::text[], …)`.
+ * For the server that is much cheaper than a jsonb document of row objects (a 1,000-job batch
+ * spent ~4.5 ms parsing one). Literals are built here rather than by the driver, so they work
+ * whatever array types the client knows (postgres.js without `fetch_types`, PGlite). A column
+ * null throughout goes as one null, which unnest pads with nulls.
+ */
+export function columnParams<Row, const Columns extends Record<string, keyof Row>>(
+  rows: readonly Row[],
+  columns: Columns,
+): Record<keyof Columns, string | null> {
+  const params = {} as Record<keyof Columns, string | null>;
+  for (const name in columns) {
+    const key = columns[name] as keyof Row;
+    let literal = "{";
+    let allNull = true;
+    for (let i = 0; i < rows.length; i++) {
+      const value = rows[i]![key] as unknown;
+      if (i > 0) literal += ",";
+      if (value === null || value === undefined) literal += "NULL";
+      else {
+        allNull = false;
+        literal += `"${String(value).replace(ARRAY_ESCAPE, "\\$&")}"`;
+      }
+    }
+    params[name] = allNull ? null : `${literal}}`;
+  }
+  return params;
+}
+
+const ARRAY_ESCAPE = /[\\"]/g;

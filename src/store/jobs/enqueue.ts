@@ -4,7 +4,7 @@ import { JOB_STAGES, type JobStage, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { JOBS_CHANNEL } from "../notify.ts";
-import { statement } from "../query.ts";
+import { columnParams, statement } from "../query.ts";
 import { microsecondTimestamp } from "../rows.ts";
 import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
 import {
@@ -109,32 +109,21 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
   };
 }
 
-/*
- * The batch travels as one typed array per column, unnested in the statement. A jsonb array of
- * row objects cost the server ~4.5 ms per 1,000 jobs just to parse (and every payload was parsed
- * twice: in the document, then again as its own column), about a third of the statement. A
- * column that is null throughout goes as one null: unnest pads it with nulls, and most batches
- * leave most settings to the definition.
- */
-function columns(items: readonly PreparedItem[]) {
-  const column = <K extends keyof PreparedItem>(key: K) => {
-    const values = items.map((item) => item[key]);
-    return values.every((value) => value === null) ? null : values;
-  };
-  return {
-    ids: column("id"),
-    jobTypes: column("job_type"),
-    organizationIds: column("organization_id"),
-    payloads: column("payload"),
-    priorities: column("priority"),
-    maxAttempts: column("max_attempts"),
-    timeouts: column("timeout_seconds"),
-    nextRunAts: column("next_run_at"),
-    stages: column("stage"),
-    idempotencyKeys: column("idempotency_key"),
-    requests: column("enqueue_request"),
-  };
-}
+/** The batch as one array per column (see `columnParams`). */
+const columns = (items: readonly PreparedItem[]) =>
+  columnParams(items, {
+    ids: "id",
+    jobTypes: "job_type",
+    organizationIds: "organization_id",
+    payloads: "payload",
+    priorities: "priority",
+    maxAttempts: "max_attempts",
+    timeouts: "timeout_seconds",
+    nextRunAts: "next_run_at",
+    stages: "stage",
+    idempotencyKeys: "idempotency_key",
+    requests: "enqueue_request",
+  });
 
 /*
  * One statement inserts every item whose job type has an enabled definition (share-locked so a
@@ -156,11 +145,11 @@ const insertJobs = statement<{
   sql`
   with input as (
     select * from unnest(${sql.placeholder("ids")}::uuid[], ${sql.placeholder("jobTypes")}::text[],
-      ${sql.placeholder("organizationIds")}::uuid[], ${sql.placeholder("payloads")}::text[]::jsonb[],
+      ${sql.placeholder("organizationIds")}::uuid[], ${sql.placeholder("payloads")}::jsonb[],
       ${sql.placeholder("priorities")}::int[], ${sql.placeholder("maxAttempts")}::int[],
-      ${sql.placeholder("timeouts")}::int[], ${sql.placeholder("nextRunAts")}::text[]::timestamptz[],
+      ${sql.placeholder("timeouts")}::int[], ${sql.placeholder("nextRunAts")}::timestamptz[],
       ${sql.placeholder("stages")}::text[], ${sql.placeholder("idempotencyKeys")}::text[],
-      ${sql.placeholder("requests")}::text[]::jsonb[])
+      ${sql.placeholder("requests")}::jsonb[])
     as t(id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, next_run_at, stage,
       idempotency_key, enqueue_request)
   ),

@@ -8,12 +8,16 @@ import {
   updateJobProgress,
 } from "../store/index.ts";
 
-/** The context a handler receives: who it is running as, its signal, and lease-fenced writes. */
+/**
+ * The context a handler receives: who it is running as, its signal, and lease-fenced writes.
+ * `signal` is asked for only when the handler reads `context.signal`: most handlers never do,
+ * and an AbortController per job was a visible share of a busy worker's CPU and garbage.
+ */
 export function createJobContext(
   db: RunledgerDb,
   job: RunnableJob,
   lease: LeaseIdentity,
-  signal: AbortSignal,
+  signal: () => AbortSignal,
   leaseSeconds: number,
 ): JobContext {
   return {
@@ -26,7 +30,9 @@ export function createJobContext(
     workerId: lease.workerId,
     workflowRunId: job.workflowRunId,
     workflowStepId: job.workflowStepId,
-    signal,
+    get signal() {
+      return signal();
+    },
     progress: (update: JobProgressUpdate) => updateJobProgress(db, lease, update),
     heartbeat: async () => {
       await heartbeatJob(db, lease, { leaseSeconds });

@@ -32,7 +32,10 @@ export const RETURNED_UNSTARTED = "WORKER_RETURNED_UNSTARTED";
 interface InFlight {
   job: RunnableJob;
   lease: LeaseIdentity;
-  controller: AbortController;
+  /** Why the job was aborted, once it is. */
+  abortReason?: AbortReason;
+  /** Made when the handler first reads its signal (see `createJobContext`). */
+  controller?: AbortController;
   /** Rejects the handler's race when the signal aborts (set while the handler runs). */
   rejectRun?: (reason: unknown) => void;
   startedAt: number;
@@ -247,7 +250,7 @@ export class Worker {
 
   /** Renew every running lease in one statement; abort handlers whose lease was lost. */
   async #heartbeat(): Promise<void> {
-    const entries = [...this.#inFlight.values()].filter((e) => !e.controller.signal.aborted);
+    const entries = [...this.#inFlight.values()].filter((e) => e.abortReason === undefined);
     const queued = [...this.#queue];
     if (entries.length === 0 && queued.length === 0) return;
     try {
@@ -264,15 +267,16 @@ export class Worker {
   }
 
   #abort(entry: InFlight, reason: AbortReason): void {
-    if (entry.controller.signal.aborted) return;
-    entry.controller.abort(reason);
+    if (entry.abortReason !== undefined) return;
+    entry.abortReason = reason;
+    entry.controller?.abort(reason);
     entry.rejectRun?.(reason);
     this.#events.emit("job:aborted", { ...info(entry), reason });
   }
 
   #start(job: RunnableJob): void {
     const lease = leaseOf(job);
-    const entry = { job, lease, controller: new AbortController(), startedAt: performance.now() } as InFlight;
+    const entry = { job, lease, startedAt: performance.now() } as InFlight;
     this.#inFlight.set(job.id, entry);
     if (this.#events.has("job:claimed")) this.#events.emit("job:claimed", info(entry));
     entry.done = this.#execute(entry).finally(() => {
@@ -284,7 +288,7 @@ export class Worker {
   }
 
   async #execute(entry: InFlight): Promise<void> {
-    const { job, controller } = entry;
+    const { job } = entry;
     const timer = setTimeout(() => this.#abort(entry, "timeout"), Math.max(job.timeoutSeconds, 1) * 1000);
     let outcome: { ok: true; value: undefined | JobProgress } | { ok: false; failure: JobFailure };
     try {
@@ -303,8 +307,8 @@ export class Worker {
     } finally {
       clearTimeout(timer);
     }
-    const reason = controller.signal.reason as AbortReason | undefined;
-    if (controller.signal.aborted) {
+    const reason = entry.abortReason;
+    if (reason !== undefined) {
       // Canceled or lease lost: another party owns the job now; write nothing.
       if (reason === "canceled" || reason === "lease_lost") return;
       const failure =
@@ -339,7 +343,7 @@ export class Worker {
     // Settles the race when the signal aborts; cheaper per job than an abort listener.
     const abort = new Promise<never>((_, reject) => {
       entry.rejectRun = reject;
-      if (entry.controller.signal.aborted) reject(entry.controller.signal.reason);
+      if (entry.abortReason !== undefined) reject(entry.abortReason);
     });
     abort.catch(() => {});
     try {
@@ -364,8 +368,16 @@ export class Worker {
   }
 
   #context(entry: InFlight): JobContext {
-    return createJobContext(this.#db, entry.job, entry.lease, entry.controller.signal, this.#config.leaseTtlSeconds);
+    return createJobContext(this.#db, entry.job, entry.lease, () => signalOf(entry), this.#config.leaseTtlSeconds);
   }
+}
+
+function signalOf(entry: InFlight): AbortSignal {
+  if (entry.controller === undefined) {
+    entry.controller = new AbortController();
+    if (entry.abortReason !== undefined) entry.controller.abort(entry.abortReason);
+  }
+  return entry.controller.signal;
 }
 
 function leaseOf(job: RunnableJob): LeaseIdentity {

@@ -214,14 +214,15 @@ export async function insertSteps(
   runOrganizationId: string | null,
   steps: readonly WorkflowStepEnqueue[],
   existing: ReadonlyMap<string, string> = new Map(),
-  pendingFor: (step: WorkflowStepEnqueue) => { pending: number; unsatisfied: number } = (step) => ({
-    pending: step.dependencies.length,
-    unsatisfied: 0,
-  }),
+  pendingFor: (step: WorkflowStepEnqueue) => { pending: number; unsatisfied: number } = allPending,
 ): Promise<Map<string, string>> {
   const { ids, rows, edges } = stepRows(runOrganizationId, steps, existing, pendingFor);
   await insertStepRows.run(tx, { runId, steps: JSON.stringify(rows), edges: JSON.stringify(edges) });
   return ids;
+}
+
+function allPending(step: WorkflowStepEnqueue) {
+  return { pending: step.dependencies.length, unsatisfied: 0 };
 }
 
 /** Step rows (with fresh ids, in input order) and edge rows as the insert statements read them. */
@@ -305,11 +306,9 @@ export async function enqueueWorkflowRun(executor: Executor, input: WorkflowRunE
 
 /** The one-statement enqueue of a run without an idempotency key (see `enqueueRun`). */
 async function enqueueUnkeyed(executor: Executor, input: WorkflowRunEnqueue): Promise<EnqueuedWorkflowRun> {
+  const runId = uuidv7();
   const wanted = jobTypesOf(input.steps);
-  const { rows, edges } = stepRows(input.organizationId, input.steps, new Map(), (step) => ({
-    pending: step.dependencies.length,
-    unsatisfied: 0,
-  }));
+  const { rows, edges } = stepRows(input.organizationId, input.steps, new Map(), allPending);
   // Roots are released at once: JOB roots get their job's id now.
   const released = rows.map((row) => ({
     ...row,
@@ -322,7 +321,7 @@ async function enqueueUnkeyed(executor: Executor, input: WorkflowRunEnqueue): Pr
   let row: (RawRow & { enabled: string[] | null }) | undefined;
   try {
     [row] = await enqueueRun.run(executor, {
-      id: uuidv7(),
+      id: runId,
       workflowType: input.workflowType,
       organizationId: input.organizationId,
       metadata: JSON.stringify(input.metadata ?? {}),

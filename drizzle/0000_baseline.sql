@@ -245,8 +245,6 @@ ALTER TABLE "runledger"."job_queue" ADD CONSTRAINT "job_queue_job_type_job_defin
 ALTER TABLE "runledger"."job_runtime_configs" ADD CONSTRAINT "job_runtime_configs_job_type_job_definitions_job_type_fk" FOREIGN KEY ("job_type") REFERENCES "runledger"."job_definitions"("job_type") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runledger"."job_schedules" ADD CONSTRAINT "job_schedules_job_type_job_definitions_job_type_fk" FOREIGN KEY ("job_type") REFERENCES "runledger"."job_definitions"("job_type") ON DELETE restrict ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runledger"."workflow_run_mutations" ADD CONSTRAINT "workflow_run_mutations_workflow_run_id_workflow_runs_id_fk" FOREIGN KEY ("workflow_run_id") REFERENCES "runledger"."workflow_runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "runledger"."workflow_steps" ADD CONSTRAINT "workflow_steps_workflow_run_id_workflow_runs_id_fk" FOREIGN KEY ("workflow_run_id") REFERENCES "runledger"."workflow_runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "runledger"."workflow_steps" ADD CONSTRAINT "workflow_steps_job_type_job_definitions_job_type_fk" FOREIGN KEY ("job_type") REFERENCES "runledger"."job_definitions"("job_type") ON DELETE restrict ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "idx_job_attempts_created" ON "runledger"."job_attempts" USING btree ("created_at");--> statement-breakpoint
 CREATE INDEX "idx_job_dead_letters_failed" ON "runledger"."job_dead_letters" USING btree ("failed_at");--> statement-breakpoint
 CREATE INDEX "idx_job_events_job_run" ON "runledger"."job_events" USING btree ("job_id","run_number","id");--> statement-breakpoint

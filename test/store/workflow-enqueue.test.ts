@@ -125,6 +125,31 @@ describe("links without foreign keys", () => {
   });
 });
 
+describe("definitions used by steps", () => {
+  it("cannot be deleted or renamed while steps use them, as the restricting foreign key did", async () => {
+    await defineJob(db, "used.step");
+    await defineJob(db, "unused.step");
+    await enqueueWorkflowRun(db, WorkflowDagBuilder.new("uses", {}).job("a", "used.step", {}).build());
+    // The job of the released root restricts too (job_queue keeps its foreign key): drop it first.
+    await db.execute(sql`delete from runledger.job_queue where job_type = 'used.step'`);
+    const sqlState = (error: unknown) =>
+      (error as { cause?: { code?: string }; code?: string }).cause?.code ?? (error as { code?: string }).code;
+    for (const statement of [
+      sql`delete from runledger.job_definitions where job_type = 'used.step'`,
+      sql`update runledger.job_definitions set job_type = 'renamed.step' where job_type = 'used.step'`,
+    ]) {
+      const error = await db.execute(statement).then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      expect(sqlState(error)).toBe("23503");
+    }
+    await db.execute(sql`update runledger.job_definitions set is_enabled = false where job_type = 'used.step'`);
+    await db.execute(sql`delete from runledger.job_definitions where job_type = 'unused.step'`);
+    expect(await countRows(db, "job_definitions", sql`job_type in ('used.step', 'unused.step')`)).toBe(1);
+  });
+});
+
 describe("the one-statement enqueue (runs without an idempotency key)", () => {
   for (const [name, dag] of Object.entries(DAGS)) {
     it(`writes what the transactional path writes: ${name}`, async () => {

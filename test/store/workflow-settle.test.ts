@@ -74,6 +74,7 @@ describe("settling a batch of step completions across runs", () => {
       );
       expect(job).toEqual({ status: "PENDING", workflow_step_id: b.id, job_type: "settle.b" });
       expect(await eventTypes(db, b.jobId!)).toEqual(["ENQUEUED"]);
+      expect(b.jobId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       jobIds.add(b.jobId!);
       expect((await getWorkflowRunById(db, run.id))?.status).toBe("RUNNING");
     }

@@ -96,8 +96,8 @@ const tryLockRuns = statement<{ id: string }>(
  * dependents (pending − finished prerequisites, unsatisfied + those over an ON_SUCCESS edge that
  * did not succeed) and, in the same update, release the dependents that became ready in a live
  * run (as release.ts does: the job from the step's frozen settings, an ENQUEUED event, a
- * wake-up). New job ids are one fresh UUIDv7 with the last four hex digits numbering the row,
- * as the claim numbers attempt ids. The \`= any(array(…))\` keys keep the updates on primary-key
+ * wake-up). New job ids are one fresh UUIDv7 with its last eight hex digits numbering the row
+ * (as the claim numbers attempt ids in four; a batch's dependents are not bounded by a claim). The \`= any(array(…))\` keys keep the updates on primary-key
  * lookups; joined to the JSON input, the planner chose hash joins over the whole steps table.
  */
 const settleAndRelease = statement<CountedDependent & { workflow_run_id: string }>(
@@ -128,7 +128,7 @@ const settleAndRelease = statement<CountedDependent & { workflow_run_id: string 
   ),
   targets as (
     select c.id, c.finished, c.unsatisfied,
-      overlay(${sql.placeholder("jobBase")}::text placing lpad(to_hex(c.n), 4, '0') from 33 for 4)::uuid as new_job_id,
+      overlay(${sql.placeholder("jobBase")}::text placing lpad(to_hex(c.n), 8, '0') from 29 for 8)::uuid as new_job_id,
       d.status = 'BLOCKED' and d.job_id is null
         and d.dependency_count_pending = c.finished and d.dependency_count_unsatisfied + c.unsatisfied = 0
         and r.status in ('RUNNING', 'WAITING_FOR_EXTERNAL') as ready

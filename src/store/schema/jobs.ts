@@ -1,6 +1,5 @@
 import { sql } from "drizzle-orm";
 import {
-  type AnyPgColumn,
   bigint,
   boolean,
   check,
@@ -14,7 +13,6 @@ import {
   uuid,
 } from "drizzle-orm/pg-core";
 import { claimOrigin, jobEventType, jobFailureKind, jobStatus, runledger, timestamps, tstz } from "./base.ts";
-import { workflowSteps } from "./workflows.ts";
 
 /** One row per job type: enqueue-time defaults and an on/off switch for new work. */
 export const jobDefinitions = runledger.table(
@@ -71,7 +69,8 @@ export const jobQueue = runledger.table(
     statusReason: text("status_reason"),
     lastErrorCode: text("last_error_code"),
     lastErrorMessage: text("last_error_message"),
-    workflowStepId: uuid("workflow_step_id").references((): AnyPgColumn => workflowSteps.id, { onDelete: "set null" }),
+    // The step this job backs; no foreign key (see workflowSteps.jobId).
+    workflowStepId: uuid("workflow_step_id"),
     ...timestamps,
   },
   (t) => [

@@ -177,33 +177,40 @@ export async function propagateTerminal(
 }
 
 /*
- * Derive the run's status from its steps (spec §4.4). Called with the run row locked, in a
- * statement of its own so it sees every step change committed before the lock was granted. A
+ * Derive runs' statuses from their steps (spec §4.4). Called with the run rows locked, in a
+ * statement of its own so it sees every step change committed before the locks were granted. A
  * canceled run is never overwritten; an unchanged status writes nothing.
  */
 const recompute = statement<{ status: WorkflowRunStatus }>(
-  "runledger_workflow_recompute_run",
+  "runledger_workflow_recompute_runs",
   sql`
   with derived as (
-    select case
+    select workflow_run_id as id, case
       when bool_or(status in ('BLOCKED', 'ENQUEUED', 'RUNNING')) then 'RUNNING'
       when bool_or(status = 'WAITING_FOR_EXTERNAL') then 'WAITING_FOR_EXTERNAL'
       when bool_or(status in ('FAILED', 'CANCELED')) then 'COMPLETED_WITH_ERRORS'
       else 'SUCCEEDED'
     end::runledger.workflow_run_status as status
-    from ${workflowSteps} where workflow_run_id = ${sql.placeholder("runId")}::uuid
+    from ${workflowSteps} where workflow_run_id = any(${sql.placeholder("runIds")}::uuid[])
+    group by workflow_run_id
   )
   update ${workflowRuns} r set
     status = d.status,
     finished_at = case when d.status in ('SUCCEEDED', 'COMPLETED_WITH_ERRORS') then coalesce(r.finished_at, now()) end
   from derived d
-  where r.id = ${sql.placeholder("runId")}::uuid and r.status <> 'CANCELED' and r.status <> d.status
+  where r.id = any(${sql.placeholder("runIds")}::uuid[]) and r.id = d.id and r.status <> 'CANCELED'
+    and r.status <> d.status
   returning r.status
 `,
 );
 
 export async function recomputeRunStatus(tx: Executor, runId: string): Promise<void> {
-  await recompute.run(tx, { runId });
+  await recomputeRunStatuses(tx, [runId]);
+}
+
+/** `recomputeRunStatus` for many runs, all locked by the caller, in one statement. */
+export async function recomputeRunStatuses(tx: Executor, runIds: readonly string[]): Promise<void> {
+  if (runIds.length > 0) await recompute.run(tx, { runIds: [...runIds] });
 }
 
 export function internalState(detail: string, details: Record<string, unknown> = {}): RunledgerError {

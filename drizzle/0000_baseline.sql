@@ -231,6 +231,7 @@ CREATE TABLE "runledger"."workflow_steps" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "uq_workflow_steps_run_step_key" UNIQUE("workflow_run_id","step_key"),
+	CONSTRAINT "uq_workflow_steps_run_id" UNIQUE("workflow_run_id","id"),
 	CONSTRAINT "ck_workflow_steps_step_key_not_blank" CHECK (btrim("runledger"."workflow_steps"."step_key") <> ''),
 	CONSTRAINT "chk_workflow_steps_execution_shape" CHECK (("runledger"."workflow_steps"."execution_kind" = 'JOB' and "runledger"."workflow_steps"."job_type" is not null and "runledger"."workflow_steps"."priority" is not null and "runledger"."workflow_steps"."max_attempts" is not null and "runledger"."workflow_steps"."timeout_seconds" is not null and "runledger"."workflow_steps"."stage" is not null)
         or ("runledger"."workflow_steps"."execution_kind" = 'EXTERNAL' and "runledger"."workflow_steps"."job_type" is null and "runledger"."workflow_steps"."priority" is null and "runledger"."workflow_steps"."max_attempts" is null and "runledger"."workflow_steps"."timeout_seconds" is null and "runledger"."workflow_steps"."stage" is null and "runledger"."workflow_steps"."job_id" is null)),
@@ -242,9 +243,15 @@ CREATE TABLE "runledger"."workflow_steps" (
 ALTER TABLE "runledger"."job_dead_letters" ADD CONSTRAINT "job_dead_letters_job_id_job_queue_id_fk" FOREIGN KEY ("job_id") REFERENCES "runledger"."job_queue"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runledger"."job_dead_letters" ADD CONSTRAINT "job_dead_letters_job_type_job_definitions_job_type_fk" FOREIGN KEY ("job_type") REFERENCES "runledger"."job_definitions"("job_type") ON DELETE restrict ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runledger"."job_queue" ADD CONSTRAINT "job_queue_job_type_job_definitions_job_type_fk" FOREIGN KEY ("job_type") REFERENCES "runledger"."job_definitions"("job_type") ON DELETE restrict ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "runledger"."job_queue" ADD CONSTRAINT "job_queue_workflow_step_id_workflow_steps_id_fk" FOREIGN KEY ("workflow_step_id") REFERENCES "runledger"."workflow_steps"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runledger"."job_runtime_configs" ADD CONSTRAINT "job_runtime_configs_job_type_job_definitions_job_type_fk" FOREIGN KEY ("job_type") REFERENCES "runledger"."job_definitions"("job_type") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runledger"."job_schedules" ADD CONSTRAINT "job_schedules_job_type_job_definitions_job_type_fk" FOREIGN KEY ("job_type") REFERENCES "runledger"."job_definitions"("job_type") ON DELETE restrict ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "runledger"."workflow_run_mutations" ADD CONSTRAINT "workflow_run_mutations_workflow_run_id_workflow_runs_id_fk" FOREIGN KEY ("workflow_run_id") REFERENCES "runledger"."workflow_runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "runledger"."workflow_step_dependencies" ADD CONSTRAINT "fk_workflow_step_dependencies_prerequisite" FOREIGN KEY ("workflow_run_id","prerequisite_step_id") REFERENCES "runledger"."workflow_steps"("workflow_run_id","id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "runledger"."workflow_step_dependencies" ADD CONSTRAINT "fk_workflow_step_dependencies_dependent" FOREIGN KEY ("workflow_run_id","dependent_step_id") REFERENCES "runledger"."workflow_steps"("workflow_run_id","id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "runledger"."workflow_steps" ADD CONSTRAINT "workflow_steps_workflow_run_id_workflow_runs_id_fk" FOREIGN KEY ("workflow_run_id") REFERENCES "runledger"."workflow_runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "runledger"."workflow_steps" ADD CONSTRAINT "workflow_steps_job_type_job_definitions_job_type_fk" FOREIGN KEY ("job_type") REFERENCES "runledger"."job_definitions"("job_type") ON DELETE restrict ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "runledger"."workflow_steps" ADD CONSTRAINT "workflow_steps_job_id_job_queue_id_fk" FOREIGN KEY ("job_id") REFERENCES "runledger"."job_queue"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "idx_job_attempts_created" ON "runledger"."job_attempts" USING btree ("created_at");--> statement-breakpoint
 CREATE INDEX "idx_job_dead_letters_failed" ON "runledger"."job_dead_letters" USING btree ("failed_at");--> statement-breakpoint
 CREATE INDEX "idx_job_events_job_run" ON "runledger"."job_events" USING btree ("job_id","run_number","id");--> statement-breakpoint

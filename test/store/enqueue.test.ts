@@ -217,8 +217,8 @@ describe("job types in use", () => {
   it("cannot be deleted or renamed while a job uses them", async () => {
     await defineJob(db, "type.used");
     const { id } = await enqueueJob(db, { jobType: "type.used" });
-    expect(sqlstate(await remove("type.used").catch((e: unknown) => e))).toBe("23001");
-    expect(sqlstate(await rename("type.used").catch((e: unknown) => e))).toBe("23001");
+    expect(sqlstate(await remove("type.used").catch((e: unknown) => e))).toBe("23503");
+    expect(sqlstate(await rename("type.used").catch((e: unknown) => e))).toBe("23503");
     expect((await job(id)).jobType).toBe("type.used");
     expect(await countRows(db, "job_definitions", sql`job_type = 'type.used'`)).toBe(1);
   });
@@ -254,6 +254,6 @@ describe("job types in use", () => {
     expect(early).toBe("waiting");
     release();
     await enqueue;
-    expect(await deletion).toBe("23001");
+    expect(await deletion).toBe("23503");
   });
 });

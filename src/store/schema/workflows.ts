@@ -53,7 +53,7 @@ export const workflowRuns = runledger.table(
  * the two checks per step were ~2/3 of a 1→20→1 enqueue's server time (backend CPU per enqueue,
  * 400 in a row: ~1.4–1.6 → ~0.9–1.0 ms without them). Deleting a run still deletes its steps,
  * and deleting or renaming a definition that steps use still fails with foreign_key_violation
- * (triggers, see drizzle/0001).
+ * (triggers, see drizzle/0002).
  */
 export const workflowSteps = runledger.table(
   "workflow_steps",
@@ -74,7 +74,7 @@ export const workflowSteps = runledger.table(
      * A step and its job point at each other without foreign keys: both links are written by the
      * statement that inserts the job, and the two checks per released step were sequential scans
      * with empty-table statistics (~0.2 ms per step after 300 runs). Deleting either row nulls the
-     * other's link, as ON DELETE SET NULL did (statement triggers, see drizzle/0001).
+     * other's link, as ON DELETE SET NULL did (statement triggers, see drizzle/0002).
      */
     jobId: uuid("job_id"),
     releasedAt: tstz("released_at"),
@@ -114,7 +114,7 @@ export const workflowSteps = runledger.table(
  * enqueue hot path. With the planner's statistics from an empty table (the bench ANALYZEs before
  * it starts) each check became a sequential scan of the steps table: 80 checks per 1→20→1 run,
  * ~18 of ~21 ms server time per enqueue after 300 runs, ~3 ms without them. Deleting a step still
- * deletes its edges (a statement trigger, see drizzle/0001).
+ * deletes its edges (a statement trigger, see drizzle/0002).
  */
 export const workflowStepDependencies = runledger.table(
   "workflow_step_dependencies",

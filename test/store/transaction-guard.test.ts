@@ -30,11 +30,13 @@ describe("a transaction whose connection is lost", () => {
       pid = (await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`))[0]!.pid;
       await tx.execute(sql`select pg_sleep(5)`);
     });
-    await terminateWhenKnown(() => pid);
-    const error = await transaction.then(
+    // Handle the outcome now: the transaction may fail before the termination call returns.
+    const outcome = transaction.then(
       () => undefined,
       (e: unknown) => e,
     );
+    await terminateWhenKnown(() => pid);
+    const error = await outcome;
     expect(toQueryError(error).code).toBe("db.connection_failed");
     // A stray write on the dead connection would throw from the next turns of the event loop.
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -54,11 +56,13 @@ describe("a transaction whose connection is lost", () => {
       // Never sent: the connection is known to be gone.
       afterLoss = await tx.execute(sql`select 1`).catch((e: unknown) => e);
     });
-    await terminateWhenKnown(() => pid);
-    const error = await transaction.then(
+    // Handle the outcome now: the transaction may fail before the termination call returns.
+    const outcome = transaction.then(
       () => undefined,
       (e: unknown) => e,
     );
+    await terminateWhenKnown(() => pid);
+    const error = await outcome;
     expect(toQueryError(error).code).toBe("db.connection_failed");
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(afterLoss).toBeUndefined(); // the callback stopped at the lost savepoint

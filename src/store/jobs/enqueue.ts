@@ -128,21 +128,25 @@ const columns = (items: readonly PreparedItem[]) =>
 /*
  * One statement inserts every item whose job type has an enabled definition (share-locked so a
  * concurrent disable waits), writes their ENQUEUED events, and sends at most one notification.
- * With `atomic` it inserts nothing when any type is missing, so a batch without idempotency keys
- * needs no transaction: one round trip instead of three (BEGIN and COMMIT each waited their turn
- * on a busy server). Conflicting idempotency keys are skipped and resolved afterwards, inside a
- * transaction. A keyed insert is refused outside READ COMMITTED, where the conflicting row might
- * be invisible to the snapshot.
+ * It comes in two variants:
+ * - without idempotency keys (`atomic`), it inserts nothing when any type is missing, so the batch
+ *   needs no transaction: one round trip instead of three (BEGIN and COMMIT each waited their turn
+ *   on a busy server). Nothing can conflict (ids are fresh UUIDv7s), so there is no ON CONFLICT:
+ *   its speculative insertion probed every unique index first, ~1.2 ms per 1,000 jobs (7 %).
+ * - with keys, conflicting keys are skipped and resolved afterwards, inside a transaction. A keyed
+ *   insert is refused outside READ COMMITTED, where the conflicting row might be invisible to the
+ *   snapshot.
  */
-const insertJobs = statement<{
-  /** Ids inserted, or null when every item was. */
-  inserted: string[] | null;
-  /** Job types without an enabled definition. */
-  missing: string[];
-  isolation_ok: boolean;
-}>(
-  "runledger_enqueue_jobs",
-  sql`
+const insertJobsStatement = (name: string, atomic: boolean) =>
+  statement<{
+    /** Ids inserted, or null when every item was. */
+    inserted: string[] | null;
+    /** Job types without an enabled definition. */
+    missing: string[];
+    isolation_ok: boolean;
+  }>(
+    name,
+    sql`
   with input as (
     select * from unnest(${sql.placeholder("ids")}::uuid[], ${sql.placeholder("jobTypes")}::text[],
       ${sql.placeholder("organizationIds")}::uuid[], ${sql.placeholder("payloads")}::jsonb[],
@@ -176,8 +180,7 @@ const insertJobs = statement<{
     from input i
     cross join lateral (select * from definitions d where d.job_type = i.job_type) d
     where (i.idempotency_key is null or (select ok from isolation))
-      and (not ${sql.placeholder("atomic")}::boolean or not exists (select 1 from missing))
-    on conflict do nothing
+      ${atomic ? sql`and not exists (select 1 from missing)` : sql`on conflict do nothing`}
     returning id, job_type, stage, next_run_at
   ),
   events as (
@@ -196,7 +199,10 @@ const insertJobs = statement<{
     (select ok from isolation) as isolation_ok,
     (select n from notified) as notified
 `,
-);
+  );
+
+const insertJobs = insertJobsStatement("runledger_enqueue_jobs", false);
+const insertJobsAtomic = insertJobsStatement("runledger_enqueue_jobs_atomic", true);
 
 const findExisting = statement<{ id: string; same: boolean; legacy: boolean }>(
   "runledger_enqueue_find_existing",
@@ -233,7 +239,7 @@ async function resolveConflict(executor: Executor, item: PreparedItem): Promise<
 async function enqueuePrepared(executor: Executor, items: PreparedItem[]): Promise<EnqueuedJob[]> {
   const keyed = items.some((item) => item.idempotency_key !== null);
   const atomic = !keyed;
-  const [result] = await insertJobs.run(executor, { ...columns(items), atomic });
+  const [result] = await (atomic ? insertJobsAtomic : insertJobs).run(executor, columns(items));
   const some = result?.inserted === null ? undefined : new Set(result?.inserted ?? []);
   if (keyed && result?.isolation_ok === false)
     throw new RunledgerError("job.enqueue_idempotency_unsupported_isolation");

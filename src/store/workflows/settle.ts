@@ -97,8 +97,9 @@ const tryLockRuns = statement<{ id: string }>(
  * did not succeed) and, in the same update, release the dependents that became ready in a live
  * run (as release.ts does: the job from the step's frozen settings, an ENQUEUED event, a
  * wake-up). New job ids are one fresh UUIDv7 with its last eight hex digits numbering the row
- * (as the claim numbers attempt ids in four; a batch's dependents are not bounded by a claim). The \`= any(array(…))\` keys keep the updates on primary-key
- * lookups; joined to the JSON input, the planner chose hash joins over the whole steps table.
+ * (as the claim numbers attempt ids in four; a batch's dependents are not bounded by a claim).
+ * The \`= any(array(…))\` keys keep the updates on primary-key lookups; joined to the JSON input,
+ * the planner chose hash joins over the whole steps table.
  */
 const settleAndRelease = statement<CountedDependent & { workflow_run_id: string }>(
   "runledger_settle_and_release_steps",

@@ -161,6 +161,21 @@ describe("enqueueJob", () => {
 });
 
 describe("enqueueJobs", () => {
+  it("stores text that needs quoting in array literals exactly", async () => {
+    const key = 'k "quoted" \\ back,{brace}\nline';
+    const payload = { s: 'line1\nline2 \u2028 "q" \\ {}', n: null, e: "" };
+    const batch = [
+      { jobType: "mail.send", payload, idempotencyKey: key },
+      { jobType: "mail.send", payload: "NULL" },
+    ];
+    const [keyed, plain] = await enqueueJobs(db, batch);
+    expect((await job(keyed!.id)).payload).toEqual(payload);
+    expect((await job(keyed!.id)).idempotencyKey).toBe(key);
+    expect((await job(plain!.id)).payload).toBe("NULL");
+    // The stored snapshot compares equal: an identical retry finds the job.
+    expect(await enqueueJobs(db, batch.slice(0, 1))).toEqual([{ id: keyed!.id, created: false }]);
+  });
+
   it("inserts a batch in order with one event each", async () => {
     const results = await enqueueJobs(
       db,

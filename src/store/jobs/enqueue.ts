@@ -111,19 +111,23 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
 
 /** The batch as one array per column (see `columnParams`). */
 const columns = (items: readonly PreparedItem[]) =>
-  columnParams(items, {
-    ids: "id",
-    jobTypes: "job_type",
-    organizationIds: "organization_id",
-    payloads: "payload",
-    priorities: "priority",
-    maxAttempts: "max_attempts",
-    timeouts: "timeout_seconds",
-    nextRunAts: "next_run_at",
-    stages: "stage",
-    idempotencyKeys: "idempotency_key",
-    requests: "enqueue_request",
-  });
+  columnParams(
+    items,
+    {
+      ids: "id",
+      jobTypes: "job_type",
+      organizationIds: "organization_id",
+      payloads: "payload",
+      priorities: "priority",
+      maxAttempts: "max_attempts",
+      timeouts: "timeout_seconds",
+      nextRunAts: "next_run_at",
+      stages: "stage",
+      idempotencyKeys: "idempotency_key",
+      requests: "enqueue_request",
+    },
+    ["payloads", "requests"],
+  );
 
 /*
  * One statement inserts every item whose job type has an enabled definition (share-locked so a

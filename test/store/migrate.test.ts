@@ -110,6 +110,60 @@ describe("migrations", () => {
     expect((await inspectSchema(db)).state).toBe("current");
   });
 
+  it("upgrades a database holding jobs and a workflow run from the first two migrations", async () => {
+    const { db } = await emptyDatabase();
+    const [first, second] = bundled;
+    await db.transaction(async (tx) => {
+      for (const migration of [first!, second!]) {
+        for (const statement of migration.sql) await tx.execute(sql.raw(statement));
+      }
+      await tx.execute(
+        sql`create table runledger.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)`,
+      );
+      for (const migration of [first!, second!]) {
+        await tx.execute(
+          sql`insert into runledger.__drizzle_migrations (hash, created_at) values (${migration.hash}, ${migration.folderMillis})`,
+        );
+      }
+      await tx.execute(
+        sql.raw(`
+        insert into runledger.job_definitions (job_type) values ('old.type');
+        insert into runledger.workflow_runs (id, workflow_type) values ('0190f0a0-0000-7000-8000-000000000001', 'old.flow');
+        insert into runledger.workflow_steps (id, workflow_run_id, step_key, execution_kind, job_type, priority,
+          max_attempts, timeout_seconds, stage)
+        values ('0190f0a0-0000-7000-8000-0000000000a1', '0190f0a0-0000-7000-8000-000000000001', 'a', 'JOB', 'old.type', 1, 1, 60, 'queued'),
+          ('0190f0a0-0000-7000-8000-0000000000b1', '0190f0a0-0000-7000-8000-000000000001', 'b', 'JOB', 'old.type', 1, 1, 60, 'queued');
+        insert into runledger.workflow_step_dependencies (workflow_run_id, prerequisite_step_id, dependent_step_id)
+        values ('0190f0a0-0000-7000-8000-000000000001', '0190f0a0-0000-7000-8000-0000000000a1', '0190f0a0-0000-7000-8000-0000000000b1');
+        insert into runledger.job_queue (id, job_type, max_attempts, workflow_step_id)
+        values ('0190f0a0-0000-7000-8000-0000000000c1', 'old.type', 1, '0190f0a0-0000-7000-8000-0000000000a1');
+        update runledger.workflow_steps set job_id = '0190f0a0-0000-7000-8000-0000000000c1', status = 'ENQUEUED'
+        where id = '0190f0a0-0000-7000-8000-0000000000a1';`),
+      );
+    });
+    await migrate(db);
+    expect((await inspectSchema(db)).state).toBe("current");
+    const count = async (table: string) =>
+      (await queryRows<{ n: number }>(db, sql.raw(`select count(*)::int as n from runledger.${table}`)))[0]!.n;
+    expect([
+      await count("job_queue"),
+      await count("workflow_steps"),
+      await count("workflow_step_dependencies"),
+    ]).toEqual([1, 2, 1]);
+    // The dropped keys' duties now fall to triggers.
+    const refused = await db
+      .execute(sql`delete from runledger.job_definitions where job_type = 'old.type'`)
+      .catch((e: unknown) => (e as { cause?: { code?: string } }).cause?.code);
+    expect(refused).toBe("23503");
+    await db.execute(sql`delete from runledger.workflow_runs`);
+    expect([await count("workflow_steps"), await count("workflow_step_dependencies")]).toEqual([0, 0]);
+    const [job] = await queryRows<{ workflow_step_id: string | null }>(
+      db,
+      sql`select workflow_step_id from runledger.job_queue`,
+    );
+    expect(job!.workflow_step_id).toBeNull();
+  });
+
   it("reports a journal with unknown later migrations as ahead", async () => {
     const { db } = await emptyDatabase();
     await migrate(db);

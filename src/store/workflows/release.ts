@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
 import { RunledgerError, type WorkflowRunStatus, type WorkflowStepStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
@@ -19,27 +19,6 @@ export async function lockRun(tx: Executor, runId: string): Promise<WorkflowRunS
   return row?.status;
 }
 
-/**
- * The CTEs `jobs`, `events` and `notified` every release shares: insert the jobs of released JOB
- * steps, read from `steps` (a FROM item with the new job's `job_id`, the step's `id` and its
- * frozen settings), their ENQUEUED events, and one wake-up when any job was inserted.
- */
-export const stepJobsCtes = (steps: SQL) => sql`
-  jobs as (
-    insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, workflow_step_id)
-    select job_id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id
-    from ${steps}
-    returning id, job_type, stage
-  ),
-  events as (
-    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
-    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from jobs
-  ),
-  notified as (
-    select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from jobs limit 1) j
-  )`;
-
 /*
  * Release ready steps (BLOCKED, no job, nothing pending or unsatisfied) of one run in one
  * statement: JOB steps get their job inserted from the step's frozen settings plus an ENQUEUED
@@ -58,8 +37,17 @@ const releaseReady = statement<{ id: string }>(
       and s.status = 'BLOCKED' and s.job_id is null
       and s.dependency_count_pending = 0 and s.dependency_count_unsatisfied = 0
   ),
-  ${stepJobsCtes(sql`(select r.id, r.new_job_id as job_id, r.job_type, r.organization_id, r.payload, r.priority,
-    r.max_attempts, r.timeout_seconds, r.stage from ready r where r.execution_kind = 'JOB') ready_jobs`)},
+  jobs as (
+    insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
+      next_run_at, stage, workflow_step_id)
+    select new_job_id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id
+    from ready where execution_kind = 'JOB'
+    returning id, job_type, stage, workflow_step_id
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
+    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from jobs
+  ),
   released as (
     update ${workflowSteps} s set
       status = case when r.execution_kind = 'JOB' then 'ENQUEUED' else 'WAITING_FOR_EXTERNAL' end::runledger.workflow_step_status,
@@ -73,6 +61,9 @@ const releaseReady = statement<{ id: string }>(
     from ready r
     where s.id = r.id
     returning s.id
+  ),
+  notified as (
+    select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from jobs limit 1) j
   )
   select r.id from released r cross join notified
 `,

@@ -10,19 +10,11 @@ import {
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
-import { JOBS_CHANNEL } from "../notify.ts";
 import { queryRows, statement } from "../query.ts";
-import {
-  jobDefinitions,
-  jobEvents,
-  jobQueue,
-  workflowRuns,
-  workflowStepDependencies,
-  workflowSteps,
-} from "../schema/index.ts";
+import { jobDefinitions, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
 import { checkRequestSize, fail, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
-import { recomputeRunStatus, releaseSteps } from "./release.ts";
+import { recomputeRunStatus, releasedJobsCtes, releaseSteps } from "./release.ts";
 import { requireReadCommitted } from "./release-lock.ts";
 
 /** A run as `enqueueWorkflowRun` returns it; `created` is false for an idempotent retry. */
@@ -169,20 +161,7 @@ const enqueueRun = statement<RawRow & { enabled: string[] | null }>(
       as e(prerequisite uuid, dependent uuid, mode runledger.workflow_dependency_release_mode)
     where (select ok from found)
   ),
-  jobs as (
-    insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, workflow_step_id)
-    select job_id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id
-    from steps where job_id is not null
-    returning id, job_type, stage
-  ),
-  events as (
-    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
-    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from jobs
-  ),
-  notified as (
-    select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from jobs limit 1) j
-  )
+  ${releasedJobsCtes("job_id", sql`steps where job_id is not null`)}
   select f.enabled, r.* from found f cross join notified left join run r on true`,
 );
 

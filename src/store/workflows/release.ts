@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
 import { RunledgerError, type WorkflowRunStatus, type WorkflowStepStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
@@ -19,6 +19,27 @@ export async function lockRun(tx: Executor, runId: string): Promise<WorkflowRunS
   return row?.status;
 }
 
+/**
+ * The CTEs `jobs`, `events` and `notified` of every statement that releases JOB steps: insert
+ * each released step's job from the step's frozen settings (`jobId` names the column holding the
+ * new job's id, `from` the released steps), its ENQUEUED event, and one wake-up when any job was
+ * inserted. The SQL is spliced in as text, so each statement keeps its own plan.
+ */
+export const releasedJobsCtes = (jobId: "job_id" | "new_job_id", from: SQL) => sql`jobs as (
+    insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
+      next_run_at, stage, workflow_step_id)
+    select ${sql.raw(jobId)}, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id
+    from ${from}
+    returning id, job_type, stage
+  ),
+  events as (
+    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
+    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from jobs
+  ),
+  notified as (
+    select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from jobs limit 1) j
+  )`;
+
 /*
  * Release ready steps (BLOCKED, no job, nothing pending or unsatisfied) of one run in one
  * statement: JOB steps get their job inserted from the step's frozen settings plus an ENQUEUED
@@ -37,17 +58,7 @@ const releaseReady = statement<{ id: string }>(
       and s.status = 'BLOCKED' and s.job_id is null
       and s.dependency_count_pending = 0 and s.dependency_count_unsatisfied = 0
   ),
-  jobs as (
-    insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, workflow_step_id)
-    select new_job_id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id
-    from ready where execution_kind = 'JOB'
-    returning id, job_type, stage, workflow_step_id
-  ),
-  events as (
-    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
-    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from jobs
-  ),
+  ${releasedJobsCtes("new_job_id", sql`ready where execution_kind = 'JOB'`)},
   released as (
     update ${workflowSteps} s set
       status = case when r.execution_kind = 'JOB' then 'ENQUEUED' else 'WAITING_FOR_EXTERNAL' end::runledger.workflow_step_status,
@@ -61,9 +72,6 @@ const releaseReady = statement<{ id: string }>(
     from ready r
     where s.id = r.id
     returning s.id
-  ),
-  notified as (
-    select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from jobs limit 1) j
   )
   select r.id from released r cross join notified
 `,

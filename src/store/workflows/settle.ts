@@ -2,9 +2,8 @@ import { sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
 import { isTerminalWorkflowStepStatus, RunledgerError, type WorkflowStepStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { JOBS_CHANNEL } from "../notify.ts";
 import { statement } from "../query.ts";
-import { jobEvents, jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
+import { workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
 import {
   type CountedDependent,
   cancelUnsatisfiedSteps,
@@ -12,6 +11,7 @@ import {
   lockRun,
   propagateTerminal,
   recomputeRunStatuses,
+  releasedJobsCtes,
 } from "./release.ts";
 import { releaseLockKey, shareReleaseLock } from "./release-lock.ts";
 
@@ -156,20 +156,7 @@ const settleAndRelease = statement<CountedDependent & { workflow_run_id: string 
       d.dependency_count_unsatisfied as unsatisfied, t.ready and d.execution_kind = 'JOB' as new_job,
       d.job_id, d.job_type, d.organization_id, d.payload, d.priority, d.max_attempts, d.timeout_seconds, d.stage
   ),
-  jobs as (
-    insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, workflow_step_id)
-    select job_id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id
-    from counted where new_job
-    returning id, job_type, stage
-  ),
-  events as (
-    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
-    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from jobs
-  ),
-  notified as (
-    select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from jobs limit 1) j
-  )
+  ${releasedJobsCtes("job_id", sql`counted where new_job`)}
   select c.id, c.workflow_run_id, c.status, c.pending, c.unsatisfied from counted c cross join notified`,
 );
 

@@ -23,20 +23,29 @@ async function terminateWhenKnown(pid: () => number | undefined): Promise<void> 
   await db.execute(sql`select pg_terminate_backend(${target})`);
 }
 
+type Tx = Parameters<Parameters<typeof victim.transaction>[0]>[0];
+
+/** Run `body` in a transaction of `victim`, kill its backend mid-way, and return how it ended. */
+async function killMidTransaction(body: (tx: Tx) => Promise<void>): Promise<unknown> {
+  let pid: number | undefined;
+  const transaction = victim.transaction(async (tx) => {
+    pid = (await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`))[0]!.pid;
+    await body(tx);
+  });
+  // Handle the outcome now: the transaction may fail before the termination call returns.
+  const outcome = transaction.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  await terminateWhenKnown(() => pid);
+  return outcome;
+}
+
 describe("a transaction whose connection is lost", () => {
   it("rejects with db.connection_failed, and the process and the pool carry on", async () => {
-    let pid: number | undefined;
-    const transaction = victim.transaction(async (tx) => {
-      pid = (await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`))[0]!.pid;
+    const error = await killMidTransaction(async (tx) => {
       await tx.execute(sql`select pg_sleep(5)`);
     });
-    // Handle the outcome now: the transaction may fail before the termination call returns.
-    const outcome = transaction.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    await terminateWhenKnown(() => pid);
-    const error = await outcome;
     expect(toQueryError(error).code).toBe("db.connection_failed");
     // A stray write on the dead connection would throw from the next turns of the event loop.
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -44,10 +53,8 @@ describe("a transaction whose connection is lost", () => {
   });
 
   it("also inside a savepoint whose failure the caller catches and goes on (as the reaper does)", async () => {
-    let pid: number | undefined;
     let afterLoss: unknown;
-    const transaction = victim.transaction(async (tx) => {
-      pid = (await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`))[0]!.pid;
+    const error = await killMidTransaction(async (tx) => {
       await tx
         .transaction(async (savepoint) => {
           await savepoint.execute(sql`select pg_sleep(5)`);
@@ -56,13 +63,6 @@ describe("a transaction whose connection is lost", () => {
       // Never sent: the connection is known to be gone.
       afterLoss = await tx.execute(sql`select 1`).catch((e: unknown) => e);
     });
-    // Handle the outcome now: the transaction may fail before the termination call returns.
-    const outcome = transaction.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    await terminateWhenKnown(() => pid);
-    const error = await outcome;
     expect(toQueryError(error).code).toBe("db.connection_failed");
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(afterLoss).toBeUndefined(); // the callback stopped at the lost savepoint

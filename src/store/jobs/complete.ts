@@ -119,8 +119,9 @@ async function succeedInTransaction(executor: Executor, success: JobSuccess, row
 export type CompletionResult = { ok: true } | { ok: false; error: RunledgerError };
 
 /**
- * Complete many successes: plain jobs in one statement, workflow steps one by one. Never throws
- * for a single item's lost lease; each item gets its own result, in input order.
+ * Complete many successes: plain jobs in one statement, the rest (workflow steps, lost leases) in
+ * one transaction that settles the steps. Never throws for a single item's lost lease; each item
+ * gets its own result, in input order.
  */
 export async function completeJobsSuccess(
   executor: Executor,

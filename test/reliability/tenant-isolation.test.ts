@@ -19,6 +19,7 @@ import {
   getJobMetrics,
   getWorkflowRunById,
   insertJobLog,
+  listJobAttempts,
   listJobEvents,
   listJobLogs,
   listJobSchedules,
@@ -193,6 +194,13 @@ const SCOPED: Record<string, Entry> = {
     leak: (id) => listJobEvents(db, { jobId: id, organizationId: A, limit: 100 }),
     verdict: { hidden: nothing },
     own: () => listJobEvents(db, { jobId: seeded.B!.dead, organizationId: B, limit: 100 }),
+    ownSees: found,
+  },
+  listJobAttempts: {
+    target: () => seeded.B!.dead,
+    leak: (id) => listJobAttempts(db, { jobId: id, organizationId: A, limit: 100 }),
+    verdict: { hidden: nothing },
+    own: () => listJobAttempts(db, { jobId: seeded.B!.dead, organizationId: B, limit: 100 }),
     ownSees: found,
   },
   listJobLogs: {

@@ -13,6 +13,7 @@ import {
   heartbeatJob,
   type JobRecord,
   type LeaseIdentity,
+  listJobAttempts,
   listJobEvents,
   listJobs,
   queryRows,
@@ -265,6 +266,25 @@ describe("failure", () => {
       "FAILED",
       "DEAD_LETTERED",
     ]);
+    const story = await listJobAttempts(db, { jobId: job.id, limit: 10 });
+    expect(story).toMatchObject([
+      {
+        runNumber: 1,
+        attempt: 1,
+        workerId: lease.workerId,
+        outcome: "RETRYABLE",
+        errorMessage: "boom",
+        retryDelayMs: 45_000,
+      },
+      { runNumber: 1, attempt: 2, workerId: "w2", outcome: "RETRYABLE", errorMessage: "again", retryDelayMs: null },
+    ]);
+    expect(story.every((a) => a.finishedAt !== null && a.leasedAt <= a.finishedAt)).toBe(true);
+    expect(await listJobAttempts(db, { jobId: job.id, limit: 10, after: { runNumber: 1, attempt: 1 } })).toMatchObject([
+      { attempt: 2 },
+    ]);
+    await expect(
+      listJobAttempts(db, { jobId: job.id, limit: 10, after: { runNumber: 0, attempt: 1 } }),
+    ).rejects.toMatchObject({ code: "job.invalid_pagination" });
     const [dead] = await db.select().from(schema.jobDeadLetters).where(eq(schema.jobDeadLetters.jobId, job.id));
     expect(dead).toMatchObject({
       attempt: 2,

@@ -1,11 +1,17 @@
 import { and, asc, desc, eq, gt, ilike, lt, or, type SQL, sql } from "drizzle-orm";
-import { JOB_STATUSES, type JobEventType, type JobStatus } from "../../core/index.ts";
+import {
+  type ClaimOrigin,
+  JOB_STATUSES,
+  type JobEventType,
+  type JobFailureKind,
+  type JobStatus,
+} from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { toNumberOrNull } from "../rows.ts";
-import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
-import { checkLimit, checkPage, escapeLike, fail, isUuid } from "../validate.ts";
+import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
+import { jobAttempts, jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
+import { checkLimit, checkPage, escapeLike, fail, isInt32, isUuid } from "../validate.ts";
 import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
 
 /** One job, or null when it does not exist or belongs to another organization than `organizationId`. */
@@ -134,6 +140,83 @@ export async function listJobEvents(
   } catch (error) {
     throw toQueryError(error);
   }
+}
+
+/** One attempt of a job: a claim and how it ended. */
+export interface JobAttemptRecord {
+  id: string;
+  jobId: string;
+  runNumber: number;
+  attempt: number;
+  workerId: string;
+  leasedAt: Date;
+  startedAt: Date;
+  /** Null while the attempt runs. */
+  finishedAt: Date | null;
+  /** The failure kind; null for a running, succeeded or canceled attempt. */
+  outcome: JobFailureKind | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  /** Set when the failure scheduled a retry. */
+  retryDelayMs: number | null;
+  claimOrigin: ClaimOrigin;
+  /** When the worker recorded that the handler started (null for an unstarted prestart claim). */
+  executionStartedPersistedAt: Date | null;
+}
+
+/**
+ * A job's attempts in order (run, then attempt), `after` continuing from the last one seen.
+ * Org-scoped through the job: another organization's job has no attempts.
+ */
+export async function listJobAttempts(
+  executor: Executor,
+  input: { jobId: string; organizationId?: string; limit: number; after?: { runNumber: number; attempt: number } },
+): Promise<JobAttemptRecord[]> {
+  checkLimit(input.limit);
+  const after = input.after;
+  if (
+    after !== undefined &&
+    (after === null ||
+      typeof after !== "object" ||
+      !(isInt32(after.runNumber) && after.runNumber > 0) ||
+      !(isInt32(after.attempt) && after.attempt > 0))
+  ) {
+    fail("job.invalid_pagination", { field: "after" });
+  }
+  if (!isUuid(input.jobId) || (input.organizationId !== undefined && !isUuid(input.organizationId))) return [];
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`select a.* from ${jobAttempts} a join ${jobQueue} j on j.id = a.job_id
+        where a.job_id = ${input.jobId}
+          ${input.organizationId === undefined ? sql`` : sql`and j.organization_id = ${input.organizationId}`}
+          ${after === undefined ? sql`` : sql`and (a.run_number, a.attempt) > (${after.runNumber}, ${after.attempt})`}
+        order by a.run_number, a.attempt
+        limit ${input.limit}`,
+    );
+    return rows.map(attemptFromRow);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+function attemptFromRow(row: RawRow): JobAttemptRecord {
+  return {
+    id: row.id,
+    jobId: row.job_id,
+    runNumber: Number(row.run_number),
+    attempt: Number(row.attempt),
+    workerId: row.worker_id,
+    leasedAt: toDate(row.leased_at),
+    startedAt: toDate(row.started_at),
+    finishedAt: toDateOrNull(row.finished_at),
+    outcome: row.outcome ?? null,
+    errorCode: row.error_code ?? null,
+    errorMessage: row.error_message ?? null,
+    retryDelayMs: toNumberOrNull(row.retry_delay_ms),
+    claimOrigin: row.claim_origin,
+    executionStartedPersistedAt: toDateOrNull(row.execution_started_persisted_at),
+  };
 }
 
 export interface JobMetricsRecord {

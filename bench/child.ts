@@ -1,10 +1,12 @@
 // One benchmark run in a process of its own: argv[2] is a ScenarioSpec (JSON). Sets the system up
 // in the (fresh, empty) database, runs the scenario, verifies it, and prints one ChildResult line.
 // Setup, loading and ANALYZE are not timed. Anything else goes to stderr.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import postgres from "postgres";
 import type { ChildResult, ScenarioName, ScenarioSpec, Sizes } from "./scenarios.ts";
 import type { BenchSystem } from "./system.ts";
-import { workflowSteps } from "./system.ts";
+import { BASELINE_BUILD_VARIABLE, workflowSteps } from "./system.ts";
 
 const BATCH = 1_000;
 const PARALLEL = 20;
@@ -98,6 +100,7 @@ class Run {
     readonly system: BenchSystem,
     readonly check: postgres.Sql,
     readonly sizes: Sizes,
+    readonly withStatistics: boolean,
   ) {}
 
   async pending(): Promise<number> {
@@ -123,7 +126,27 @@ class Run {
   }
 
   async analyze(): Promise<void> {
-    await this.check`analyze`;
+    if (this.withStatistics) await this.check`analyze`;
+  }
+
+  /**
+   * CPU time so far of the database's server processes (client backends and autovacuum workers
+   * of this database, not this checker's own connection), by pid, from /proc (clock ticks).
+   */
+  async serverCpu(): Promise<Map<number, number>> {
+    const rows = await this.check<{ pid: number }[]>`
+      select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`;
+    const ticks = new Map<number, number>();
+    for (const { pid } of rows) {
+      try {
+        const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+        // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+        ticks.set(pid, Number(fields[11]) + Number(fields[12]));
+      } catch {
+        // Gone meanwhile, or not readable (a server on another machine): not counted.
+      }
+    }
+    return ticks;
   }
 
   async load(n: number): Promise<void> {
@@ -165,15 +188,33 @@ class Run {
     await this.expectPending(n); // loaded (and analyzed) by the load phase
     const recorder = new Recorder(n);
     const startRssKb = process.memoryUsage().rss / 1024;
+    const serverBefore = await this.serverCpu();
+    const cpuBefore = process.cpuUsage();
     const t0 = now();
     await this.system.startWorker(concurrency, recorder.handler);
     await within(recorder.all, TIMEOUT_MS, () => recorder.progress);
     await this.drained();
     const ms = now() - t0;
+    const cpu = process.cpuUsage(cpuBefore);
+    const serverAfter = await this.serverCpu();
     await this.system.stopWorker();
     const verified = `${recorder.verify()}; ${await this.expectPending(0)}`;
     const maxRssKb = process.resourceUsage().maxRSS;
-    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms, maxRssKb, startRssKb }, verified };
+    // Backends that started during the run count whole; ticks are 10 ms (sysconf CLK_TCK 100).
+    let serverTicks = 0;
+    for (const [pid, ticks] of serverAfter) serverTicks += ticks - (serverBefore.get(pid) ?? 0);
+    return {
+      ok: true,
+      metrics: {
+        jobsPerSec: (n / ms) * 1000,
+        ms,
+        maxRssKb,
+        startRssKb,
+        workerCpuUsPerJob: (cpu.user + cpu.system) / n,
+        serverCpuUsPerJob: (serverTicks * 10_000) / n,
+      },
+      verified,
+    };
   }
 
   async latency(): Promise<ChildResult> {
@@ -290,6 +331,13 @@ async function makeSystem(name: string, url: string): Promise<BenchSystem> {
       return (await import("./systems/pgboss.ts")).pgbossSystem(url);
     case "raw":
       return (await import("./systems/raw.ts")).rawSystem(url);
+    case "baseline": {
+      // Another build's own adapter, so it runs that build's code with its own migrations.
+      const build = process.env[BASELINE_BUILD_VARIABLE] ?? "";
+      const adapter = path.resolve(build, "bench/systems/runledger.js");
+      const system = ((await import(adapter)) as typeof import("./systems/runledger.ts")).runledgerSystem(url);
+      return { ...system, name: "baseline" };
+    }
     default:
       throw new Error(`unknown system ${name}`);
   }
@@ -301,7 +349,7 @@ const check = postgres(spec.url, { max: 1, onnotice: () => {} });
 let result: ChildResult;
 try {
   await system.setup();
-  const run = new Run(system, check, spec.sizes);
+  const run = new Run(system, check, spec.sizes, spec.analyze !== false);
   result = spec.phase === "load" ? await run.loadBacklog() : await run.run(spec.scenario);
 } catch (error) {
   const message = error instanceof VerificationError ? `verification failed: ${error.message}` : String(error);

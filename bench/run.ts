@@ -38,12 +38,13 @@ const { values: flags } = parseArgs({
     systems: { type: "string", default: SYSTEM_NAMES.join(",") },
     jobs: { type: "string", default: "50000" },
     out: { type: "string", default: path.join(ROOT, "bench", "results") },
+    "no-analyze": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
 
 if (flags.help) {
-  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--out dir]
+  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--out dir] [--no-analyze]
   scenarios: ${SCENARIOS.join(", ")} (groups: ${Object.keys(SCENARIO_GROUPS).join(", ")})
   systems:   ${SYSTEM_NAMES.join(", ")}`);
   process.exit(0);
@@ -72,6 +73,7 @@ function positive(raw: string, name: string): number {
 const rounds = positive(flags.rounds, "rounds");
 const scenarios = list<ScenarioName>(flags.scenarios, SCENARIOS, SCENARIO_GROUPS);
 const systems = list<SystemName>(flags.systems, SYSTEM_NAMES);
+const analyze = !flags["no-analyze"];
 const sizes = sizesFor(positive(flags.jobs, "jobs"));
 const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
@@ -138,7 +140,7 @@ async function runOne(round: number, scenario: ScenarioName, system: SystemName)
   try {
     await dropDatabase(db);
     await admin.unsafe(`create database "${db}"`);
-    const spec: ScenarioSpec = { system, scenario, url: databaseUrl(db), sizes };
+    const spec: ScenarioSpec = { system, scenario, url: databaseUrl(db), sizes, analyze };
     if (hasLoadPhase(scenario)) {
       const load = await runChild({ ...spec, phase: "load" });
       if (!load.result.ok) {
@@ -204,7 +206,7 @@ for (let round = 1; round <= rounds; round++) {
 await admin.end({ timeout: 5 });
 
 const summary = summarize(runs);
-const targets = checkTargets(summary);
+const targets = checkTargets(summary, runs);
 const failures = runs.filter((r) => !r.ok);
 const skipped = scenarios.flatMap((s) =>
   systems.flatMap((sys) => {
@@ -217,7 +219,8 @@ const markdown = [
   `# Benchmark results (${startedAt.toISOString()})`,
   "",
   `\`${command}\` — ${rounds} round(s), median (min–max) of verified rounds; every run in a fresh database and its own process.`,
-  `Machine: ${os.cpus().length} cores, Node ${process.versions.node}, ${serverVersion.split(" on ")[0]}.`,
+  `Machine: ${os.cpus().length} cores, Node ${process.versions.node}, ${serverVersion.split(" on ")[0]}.` +
+    (analyze ? "" : " Without ANALYZE: the planner had no statistics (correctness run)."),
   "",
   resultsTable(summary, systems, sizes),
   "",

@@ -37,6 +37,7 @@ export function sizesFor(jobs: number): Sizes {
 /** Which scenarios a system skips (and why). */
 export function skipReason(system: string, scenario: ScenarioName): string | undefined {
   if (scenario === "workflow" && (system === "graphile" || system === "raw")) return "no workflow DAGs";
+  if (system === "baseline" && !process.env.RUNLEDGER_BASELINE_BUILD) return "RUNLEDGER_BASELINE_BUILD is not set";
   return undefined;
 }
 
@@ -45,6 +46,8 @@ export interface ScenarioSpec {
   scenario: ScenarioName;
   url: string;
   sizes: Sizes;
+  /** Run ANALYZE after loading (default). `--no-analyze` leaves the planner without statistics. */
+  analyze: boolean;
   /**
    * `load`: only install and fill the database (processing scenarios run this in a process of
    * its own first, so the worker's process — and its peak RSS — never held the enqueue side).

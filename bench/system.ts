@@ -1,8 +1,14 @@
 // The one interface every benchmarked system implements, so a scenario is written once and run
 // against runledger, graphile-worker, pg-boss and the raw-SQL ceiling alike.
 
-export const SYSTEM_NAMES = ["runledger", "graphile", "pgboss", "raw"] as const;
+export const SYSTEM_NAMES = ["runledger", "graphile", "pgboss", "raw", "baseline"] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
+
+/**
+ * `baseline` is runledger as compiled elsewhere (another commit's `npm run bench` build, named by
+ * `RUNLEDGER_BASELINE_BUILD`), run in the same rounds for paired before/after numbers.
+ */
+export const BASELINE_BUILD_VARIABLE = "RUNLEDGER_BASELINE_BUILD";
 
 /** Called when a job's handler starts, with the sequence number the job was enqueued with. */
 export type JobHandler = (seq: number) => void;

@@ -1,52 +1,81 @@
 import type { JobContext, JobProgressUpdate } from "../core/index.ts";
-import {
-  heartbeatJob,
-  insertJobLog,
-  type LeaseIdentity,
-  type RunledgerDb,
-  type RunnableJob,
-  updateJobProgress,
-} from "../store/index.ts";
+import { heartbeatJob, insertJobLog, type RunledgerDb, type RunnableJob, updateJobProgress } from "../store/index.ts";
+
+/** What a context needs from the job's run: its signal, made when first asked for. */
+export interface SignalSource {
+  signal(): AbortSignal;
+}
 
 /**
- * The context a handler receives: who it is running as, its signal, and lease-fenced writes.
- * `signal` is asked for only when the handler reads `context.signal`: most handlers never do,
- * and an AbortController per job was a visible share of a busy worker's CPU and garbage.
+ * The context a handler receives: who it is running as, its signal, and lease-fenced writes. One
+ * object per job with its methods on the prototype: a context of closures, and an AbortController
+ * per job whether or not the handler reads `signal`, were a visible share of a busy worker's CPU
+ * and garbage.
  */
-export function createJobContext(
-  db: RunledgerDb,
-  job: RunnableJob,
-  lease: LeaseIdentity,
-  signal: () => AbortSignal,
-  leaseSeconds: number,
-): JobContext {
-  return {
-    jobId: job.id,
-    jobType: job.jobType,
-    organizationId: job.organizationId,
-    runNumber: job.runNumber,
-    attempt: job.attempt,
-    maxAttempts: job.maxAttempts,
-    workerId: lease.workerId,
-    workflowRunId: job.workflowRunId,
-    workflowStepId: job.workflowStepId,
-    get signal() {
-      return signal();
-    },
-    progress: (update: JobProgressUpdate) => updateJobProgress(db, lease, update),
-    heartbeat: async () => {
-      await heartbeatJob(db, lease, { leaseSeconds });
-    },
-    log: async (level, message, payload) => {
-      await insertJobLog(db, {
-        jobId: job.id,
-        runNumber: job.runNumber,
-        attempt: job.attempt,
-        level,
-        message,
-        payload,
-      });
-    },
-    checkpoint: (value) => updateJobProgress(db, lease, { checkpoint: value }),
-  } as JobContext;
+export class RunningJobContext implements JobContext {
+  readonly #db: RunledgerDb;
+  readonly #job: RunnableJob;
+  readonly #source: SignalSource;
+  readonly #leaseSeconds: number;
+
+  constructor(db: RunledgerDb, job: RunnableJob, source: SignalSource, leaseSeconds: number) {
+    this.#db = db;
+    this.#job = job;
+    this.#source = source;
+    this.#leaseSeconds = leaseSeconds;
+  }
+
+  get jobId(): string {
+    return this.#job.id;
+  }
+  get jobType(): string {
+    return this.#job.jobType;
+  }
+  get organizationId(): string | null {
+    return this.#job.organizationId;
+  }
+  get runNumber(): number {
+    return this.#job.runNumber;
+  }
+  get attempt(): number {
+    return this.#job.attempt;
+  }
+  get maxAttempts(): number {
+    return this.#job.maxAttempts;
+  }
+  get workerId(): string {
+    return this.#job.workerId;
+  }
+  get workflowRunId(): string | null {
+    return this.#job.workflowRunId;
+  }
+  get workflowStepId(): string | null {
+    return this.#job.workflowStepId;
+  }
+  get signal(): AbortSignal {
+    return this.#source.signal();
+  }
+
+  progress(update: JobProgressUpdate): Promise<void> {
+    return updateJobProgress(this.#db, this.#job, update);
+  }
+
+  async heartbeat(): Promise<void> {
+    await heartbeatJob(this.#db, this.#job, { leaseSeconds: this.#leaseSeconds });
+  }
+
+  async log(level: string, message: string, payload?: Record<string, unknown>): Promise<void> {
+    await insertJobLog(this.#db, {
+      jobId: this.#job.id,
+      runNumber: this.#job.runNumber,
+      attempt: this.#job.attempt,
+      level,
+      message,
+      payload,
+    });
+  }
+
+  checkpoint(value: unknown): Promise<void> {
+    return updateJobProgress(this.#db, this.#job, { checkpoint: value });
+  }
 }

@@ -2,7 +2,6 @@ import {
   deadLetterReason,
   exceedsUtf8,
   JOB_FAILURE_KINDS,
-  type JobContext,
   JobFailure,
   type JobProgress,
   MAX_IDENTIFIER_BYTES,
@@ -12,71 +11,88 @@ import {
   WORKER_FAILURE_CODES,
 } from "../core/index.ts";
 import {
+  type CompletionResult,
   completeJobFailure,
   completeJobsSuccess,
   type JobSuccess,
-  type LeaseIdentity,
   type RunledgerDb,
-  type RunnableJob,
 } from "../store/index.ts";
 import type { JobEventInfo, RuntimeEvents } from "./events.ts";
+import { RunningJobContext } from "./job-context.ts";
 import type { JobRegistry } from "./registry.ts";
+import type { Running } from "./worker.ts";
 
 const DEAD_LETTER_HOOK_TIMEOUT_MS = 10_000;
 const MAX_SUCCESS_BATCH = 1000;
-
-/** A finished handler's job, as the recorder needs it. */
-export interface Finished {
-  job: RunnableJob;
-  lease: LeaseIdentity;
-  info: JobEventInfo;
-  durationMs: number;
-  /** Builds a context for the dead-letter hook. */
-  context: () => JobContext;
-}
 
 /**
  * Writes handler outcomes. Successes are batched: one statement in flight while the next batch
  * accumulates, so a busy worker pays one round trip per batch rather than per job. Failures are
  * written one by one with the retry delay from the failure, the registry's override or the
- * retry policy, and dead letters run the handler's hook.
+ * retry policy, and dead letters run the handler's hook. `unrecorded` counts what is not written
+ * yet, for the worker's backpressure.
  */
 export class ResultRecorder {
-  readonly #successes: { success: JobSuccess; finished: Finished }[] = [];
+  #successes: { entry: Running; progress: JobProgress | undefined }[] = [];
   #flushing: Promise<void> | undefined;
+  #inFlightSuccesses = 0;
+  readonly #failures = new Set<Promise<void>>();
+  /** Called whenever outcomes were written, so the worker can claim again. */
+  readonly #onRecorded: () => void;
 
   readonly db: RunledgerDb;
   readonly registry: JobRegistry;
   readonly events: RuntimeEvents;
   readonly retryPolicy: RetryPolicy;
 
-  constructor(db: RunledgerDb, registry: JobRegistry, events: RuntimeEvents, retryPolicy: RetryPolicy) {
+  readonly leaseSeconds: number;
+
+  constructor(
+    db: RunledgerDb,
+    registry: JobRegistry,
+    events: RuntimeEvents,
+    retryPolicy: RetryPolicy,
+    leaseSeconds: number,
+    onRecorded: () => void = () => {},
+  ) {
     this.db = db;
     this.registry = registry;
     this.events = events;
     this.retryPolicy = retryPolicy;
+    this.leaseSeconds = leaseSeconds;
+    this.#onRecorded = onRecorded;
   }
 
-  success(finished: Finished, progress: JobProgress | undefined): void {
-    this.#successes.push({
-      success: {
-        lease: finished.lease,
-        progressDone: progress?.progressDone,
-        progressTotal: progress?.progressTotal,
-        checkpoint: progress?.checkpoint,
-      },
-      finished,
-    });
+  /** Outcomes handed over but not yet written. */
+  get unrecorded(): number {
+    return this.#successes.length + this.#inFlightSuccesses + this.#failures.size;
+  }
+
+  success(entry: Running, progress: JobProgress | undefined): void {
+    this.#successes.push({ entry, progress });
     if (this.#flushing === undefined) this.#flushing = this.#flushLoop();
   }
 
-  /** Wait until every recorded success is written. */
-  async flush(): Promise<void> {
-    while (this.#flushing !== undefined) await this.#flushing;
+  /** Write a failure (tracked until written; see `flush`). */
+  failure(entry: Running, reported: JobFailure): void {
+    const written = this.#writeFailure(entry, reported).finally(() => {
+      this.#failures.delete(written);
+      this.#onRecorded();
+    });
+    this.#failures.add(written);
   }
 
-  async failure(finished: Finished, reported: JobFailure): Promise<void> {
-    const { job, lease, info, durationMs } = finished;
+  /** Wait until every outcome handed over so far is written. */
+  async flush(): Promise<void> {
+    while (this.#flushing !== undefined || this.#failures.size > 0) {
+      await this.#flushing;
+      await Promise.all(this.#failures);
+    }
+  }
+
+  async #writeFailure(entry: Running, reported: JobFailure): Promise<void> {
+    const { job } = entry;
+    const durationMs = performance.now() - entry.startedAt;
     const failure = recordable(reported);
     const retryable = deadLetterReason(failure.kind, job.attempt, job.maxAttempts) === null;
     const retryDelayMs = retryable
@@ -85,7 +101,7 @@ export class ResultRecorder {
         this.retryPolicy({ attempt: job.attempt, jobId: job.id, jobType: job.jobType, failure }))
       : undefined;
     try {
-      const result = await completeJobFailure(this.db, lease, {
+      const result = await completeJobFailure(this.db, job, {
         kind: failure.kind,
         code: failure.code,
         message: failure.message,
@@ -93,7 +109,7 @@ export class ResultRecorder {
       });
       if (result.outcome === "RETRY_SCHEDULED") {
         this.events.emit("job:failed", {
-          ...info,
+          ...entry.info(),
           kind: failure.kind,
           code: failure.code,
           durationMs,
@@ -101,10 +117,10 @@ export class ResultRecorder {
         });
         return;
       }
-      this.events.emit("job:dead_lettered", { ...info, kind: failure.kind, code: failure.code, durationMs });
-      await this.#deadLetterHook(finished, failure);
+      this.events.emit("job:dead_lettered", { ...entry.info(), kind: failure.kind, code: failure.code, durationMs });
+      await this.#deadLetterHook(entry, failure);
     } catch (error) {
-      this.#completionFailed(info, error);
+      this.#completionFailed(entry.info(), error);
     }
   }
 
@@ -113,27 +129,48 @@ export class ResultRecorder {
     await new Promise((resolve) => setImmediate(resolve));
     try {
       while (this.#successes.length > 0) {
-        const batch = this.#successes.splice(0, MAX_SUCCESS_BATCH);
-        const results = await completeJobsSuccess(
-          this.db,
-          batch.map((b) => b.success),
-        );
+        const batch =
+          this.#successes.length <= MAX_SUCCESS_BATCH ? this.#successes : this.#successes.slice(0, MAX_SUCCESS_BATCH);
+        this.#successes = batch === this.#successes ? [] : this.#successes.slice(MAX_SUCCESS_BATCH);
+        this.#inFlightSuccesses = batch.length;
+        const successes = new Array<JobSuccess>(batch.length);
+        for (let i = 0; i < batch.length; i++) {
+          const { entry, progress } = batch[i]!;
+          successes[i] =
+            progress === undefined
+              ? { lease: entry.job }
+              : {
+                  lease: entry.job,
+                  progressDone: progress.progressDone,
+                  progressTotal: progress.progressTotal,
+                  checkpoint: progress.checkpoint,
+                };
+        }
+        let results: CompletionResult[];
+        try {
+          results = await completeJobsSuccess(this.db, successes);
+        } finally {
+          this.#inFlightSuccesses = 0;
+          this.#onRecorded();
+        }
         const observed = this.events.has("job:succeeded");
-        for (const [index, result] of results.entries()) {
-          const { finished } = batch[index]!;
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i]!;
+          const { entry } = batch[i]!;
           if (result.ok) {
-            if (observed) this.events.emit("job:succeeded", { ...finished.info, durationMs: finished.durationMs });
+            if (observed)
+              this.events.emit("job:succeeded", { ...entry.info(), durationMs: performance.now() - entry.startedAt });
           } else if (result.error.category === "Validation") {
             // The handler returned progress or a checkpoint that cannot be stored: fail the job
             // now rather than leave it leased until the reaper notices.
-            await this.failure(
-              finished,
+            this.failure(
+              entry,
               JobFailure.terminal(
                 WORKER_FAILURE_CODES.invalidCompletion,
                 "The handler's completion value could not be recorded.",
               ),
             );
-          } else this.#completionFailed(finished.info, result.error);
+          } else this.#completionFailed(entry.info(), result.error);
         }
       }
     } finally {
@@ -150,19 +187,15 @@ export class ResultRecorder {
     });
   }
 
-  async #deadLetterHook(finished: Finished, failure: JobFailure): Promise<void> {
-    const registered = this.registry.get(finished.job.jobType);
+  async #deadLetterHook(entry: Running, failure: JobFailure): Promise<void> {
+    const registered = this.registry.get(entry.job.jobType);
     const hook = registered?.handler.onDeadLetter;
     if (hook === undefined) return;
-    const { job } = finished;
+    const { job } = entry;
     const reason = deadLetterReason(failure.kind, job.attempt, job.maxAttempts) ?? "ATTEMPTS_EXHAUSTED";
+    const context = new RunningJobContext(this.db, job, entry, this.leaseSeconds);
     await runHook(
-      () =>
-        hook.call(registered!.handler, finished.context(), job.payload, {
-          failure,
-          reason,
-          maxAttempts: job.maxAttempts,
-        }),
+      () => hook.call(registered!.handler, context, job.payload, { failure, reason, maxAttempts: job.maxAttempts }),
       DEAD_LETTER_HOOK_TIMEOUT_MS,
       (error) => this.events.emit("loop:error", { loop: "worker", error }),
     );

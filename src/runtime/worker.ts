@@ -1,7 +1,6 @@
 import * as v from "valibot";
 import {
   defaultRetryDelayMs,
-  type JobContext,
   JobFailure,
   type JobProgress,
   type RetryPolicy,
@@ -12,7 +11,6 @@ import {
   claimRunnableJobs,
   heartbeatJobs,
   JOBS_CHANNEL,
-  type LeaseIdentity,
   type RunledgerDb,
   type RunnableJob,
   returnUnstartedClaims,
@@ -20,26 +18,59 @@ import {
 } from "../store/index.ts";
 import type { JobsConfig } from "./config.ts";
 import { type AbortReason, type JobEventInfo, RuntimeEvents } from "./events.ts";
-import { createJobContext } from "./job-context.ts";
+import { RunningJobContext, type SignalSource } from "./job-context.ts";
 import { type RuntimeLoopExit, Waker } from "./loop.ts";
-import type { JobRegistry, RegisteredHandler } from "./registry.ts";
-import { type Finished, ResultRecorder } from "./results.ts";
+import type { JobRegistry } from "./registry.ts";
+import { ResultRecorder } from "./results.ts";
 
 export const SHUTDOWN_FAILURE_CODE = "job.worker_shutdown";
 /** Reason recorded when a worker hands back jobs it claimed but never started. */
 export const RETURNED_UNSTARTED = "WORKER_RETURNED_UNSTARTED";
 
-interface InFlight {
-  job: RunnableJob;
-  lease: LeaseIdentity;
+/** How often running jobs are checked against their deadlines. */
+const TIMEOUT_SWEEP_MS = 250;
+
+/** A job whose handler this worker started. */
+export class Running implements SignalSource {
+  readonly job: RunnableJob;
+  readonly startedAt: number;
+  readonly deadline: number;
   /** Why the job was aborted, once it is. */
-  abortReason?: AbortReason;
-  /** Made when the handler first reads its signal (see `createJobContext`). */
-  controller?: AbortController;
-  /** Rejects the handler's race when the signal aborts (set while the handler runs). */
-  rejectRun?: (reason: unknown) => void;
-  startedAt: number;
-  done: Promise<void>;
+  abortReason: AbortReason | undefined = undefined;
+  /** Set when the worker stops waiting for the handler: it finished, or it was aborted. */
+  settled = false;
+  #controller: AbortController | undefined = undefined;
+
+  constructor(job: RunnableJob, now: number) {
+    this.job = job;
+    this.startedAt = now;
+    this.deadline = now + Math.max(job.timeoutSeconds, 1) * 1000;
+  }
+
+  /** Made only when the handler reads its signal: most never do. */
+  signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.abortReason !== undefined) this.#controller.abort(this.abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason: AbortReason): void {
+    this.abortReason = reason;
+    this.#controller?.abort(reason);
+  }
+
+  info(): JobEventInfo {
+    const { job } = this;
+    return {
+      jobId: job.id,
+      jobType: job.jobType,
+      runNumber: job.runNumber,
+      attempt: job.attempt,
+      workerId: job.workerId,
+    };
+  }
 }
 
 export interface WorkerOptions {
@@ -58,10 +89,18 @@ export interface DrainReport {
 }
 
 /**
- * The worker: claims due jobs up to free capacity, runs their handlers with a `JobContext`
- * whose signal aborts on timeout, cancellation, lease loss and shutdown, heartbeats every
- * running lease in one statement, and records successes in batches (one statement in flight
- * while the next batch accumulates). It wakes on NOTIFY and falls back to polling.
+ * The worker: claims due jobs up to free capacity, runs their handlers with a `JobContext` whose
+ * signal aborts on timeout, cancellation, lease loss and shutdown, heartbeats every running lease
+ * in one statement, and records successes in batches (one statement in flight while the next
+ * batch accumulates). It wakes on NOTIFY and falls back to polling.
+ *
+ * Backpressure: it never holds more than `maxGlobalConcurrency + 2 × claimBatchSize` jobs
+ * claimed, running or finished but not yet recorded (see `#claimLimit`), so a slow database
+ * slows the claims down instead of letting leases run out under finished work.
+ *
+ * Per job the worker allocates a `Running`, a context and the handler's promise: no timer (one
+ * sweep checks every deadline), no race against an abort promise (an aborted job is let go of
+ * and its result ignored), no event objects nobody listens to.
  */
 export class Worker {
   readonly #db: RunledgerDb;
@@ -69,14 +108,17 @@ export class Worker {
   readonly #config: JobsConfig;
   readonly #events: RuntimeEvents;
   readonly #results: ResultRecorder;
-  readonly #inFlight = new Map<string, InFlight>();
+  readonly #inFlight = new Map<string, Running>();
   /** Claimed jobs waiting for a free slot: claiming ahead keeps a busy worker from paying a round trip per job. */
   #queue: RunnableJob[] = [];
   readonly #waker = new Waker();
   #heartbeatTimer: NodeJS.Timeout | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
   #claiming = true;
   #lastDrain: DrainReport = { abandoned: [] };
+  /** Resolves a drain waiting for the last running handler. */
+  #idle: (() => void) | undefined;
   /** How long `run` lets handlers finish after its signal aborts. */
   drainTimeoutMs = 30_000;
 
@@ -90,6 +132,9 @@ export class Worker {
       this.#registry,
       this.#events,
       options.retryPolicy ?? ((input) => defaultRetryDelayMs(input.attempt, input.jobId)),
+      this.#config.leaseTtlSeconds,
+      // Room for claims again: a refill may be due.
+      () => this.#wakeForRoom(),
     );
   }
 
@@ -103,19 +148,35 @@ export class Worker {
     return this.#queue.length;
   }
 
-  /** How many more jobs this worker will hold: free slots plus one batch waiting. */
-  #room(): number {
-    return this.#config.maxGlobalConcurrency + this.#config.claimBatchSize - this.#inFlight.size - this.#queue.length;
+  /**
+   * How many jobs the next claim should ask for. Two bounds: running and queued jobs stay within
+   * `maxGlobalConcurrency + claimBatchSize` (at most one batch waits in the local queue), and
+   * with results not yet recorded within `maxGlobalConcurrency + 2 × claimBatchSize` (one batch
+   * can be recorded while the next runs; beyond that a slow database slows the claims). Nothing
+   * while that would be less than half a batch with jobs still queued, so a busy worker makes few
+   * large claims rather than many small ones.
+   */
+  #claimLimit(): number {
+    const { maxGlobalConcurrency: concurrency, claimBatchSize: batch } = this.#config;
+    const held = this.#inFlight.size + this.#queue.length;
+    const limit = Math.min(
+      batch,
+      concurrency + batch - held,
+      concurrency + 2 * batch - held - this.#results.unrecorded,
+    );
+    if (this.#queue.length > 0 && limit < batch / 2) return 0;
+    return Math.max(0, limit);
   }
 
   /**
-   * Claim up to one batch (never more than free slots plus one batch waiting) and start as many
-   * handlers as there are free slots. Returns how many jobs were claimed.
+   * Claim up to one batch (see `#claimLimit`) and start as many handlers as there are free slots.
+   * Returns how many jobs were claimed.
    */
   async runOnce(): Promise<number> {
+    const limit = this.#claimLimit();
+    if (!this.#claiming || limit <= 0) return 0;
     const types = this.#registry.registeredTypes();
-    const limit = Math.min(this.#room(), this.#config.claimBatchSize);
-    if (!this.#claiming || types.length === 0 || limit <= 0) return 0;
+    if (types.length === 0) return 0;
     const jobs = await claimRunnableJobs(this.#db, {
       workerId: this.#config.workerId,
       leaseSeconds: this.#config.leaseTtlSeconds,
@@ -123,7 +184,7 @@ export class Worker {
       jobTypes: types,
       markRunning: true,
     });
-    this.#queue.push(...jobs);
+    for (const job of jobs) this.#queue.push(job);
     this.#pump();
     return jobs.length;
   }
@@ -146,14 +207,14 @@ export class Worker {
         let claimed = 0;
         let limit = 0;
         try {
-          limit = Math.min(this.#room(), this.#config.claimBatchSize);
+          limit = this.#claimLimit();
           claimed = await this.runOnce();
         } catch (error) {
           this.#events.emit("loop:error", { loop: "worker", error });
         }
         if (signal.aborted) break;
         // A full batch means more may be waiting: claim again at once while there is room.
-        if (claimed > 0 && claimed === limit && this.#room() > 0) continue;
+        if (claimed > 0 && claimed === limit && this.#claimLimit() > 0) continue;
         await this.#waker.wait(this.#config.pollIntervalMs);
       }
     } finally {
@@ -171,20 +232,26 @@ export class Worker {
     this.#claiming = false;
     this.#waker.stop();
     await this.#returnQueued();
-    const deadline = new Promise<"deadline">((resolve) =>
-      setTimeout(() => resolve("deadline"), Math.max(0, timeoutMs)).unref(),
-    );
-    const everything = Promise.all([...this.#inFlight.values()].map((entry) => entry.done)).then(() => "done" as const);
     const abandoned: string[] = [];
-    if ((await Promise.race([everything, deadline])) === "deadline") {
-      for (const entry of this.#inFlight.values()) {
-        abandoned.push(entry.job.id);
-        this.#abort(entry, "shutdown");
+    if (this.#inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<"deadline">((resolve) => {
+        timer = setTimeout(() => resolve("deadline"), Math.max(0, timeoutMs));
+      });
+      const idle = new Promise<"idle">((resolve) => {
+        this.#idle = () => resolve("idle");
+      });
+      if ((await Promise.race([idle, deadline])) === "deadline") {
+        for (const entry of [...this.#inFlight.values()]) {
+          abandoned.push(entry.job.id);
+          this.#abort(entry, "shutdown");
+        }
       }
-      await Promise.all([...this.#inFlight.values()].map((entry) => entry.done));
+      clearTimeout(timer);
+      this.#idle = undefined;
     }
     await this.#results.flush();
-    this.#stopHeartbeats();
+    this.#stopTimers();
     await Promise.all(this.#subscriptions.map((s) => s.unlisten().catch(() => {})));
     this.#subscriptions = [];
     return { abandoned };
@@ -200,11 +267,7 @@ export class Worker {
     const queued = this.#queue.splice(0);
     if (queued.length === 0) return;
     try {
-      await returnUnstartedClaims(
-        this.#db,
-        queued.map((job) => leaseOf(job)),
-        { reason: RETURNED_UNSTARTED },
-      );
+      await returnUnstartedClaims(this.#db, queued, { reason: RETURNED_UNSTARTED });
     } catch (error) {
       // The reaper recovers them when their leases run out.
       this.#events.emit("loop:error", { loop: "worker", error });
@@ -243,22 +306,24 @@ export class Worker {
     this.#heartbeatTimer.unref();
   }
 
-  #stopHeartbeats(): void {
-    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
+  #stopTimers(): void {
+    clearInterval(this.#heartbeatTimer);
+    clearInterval(this.#sweepTimer);
     this.#heartbeatTimer = undefined;
+    this.#sweepTimer = undefined;
   }
 
-  /** Renew every running lease in one statement; abort handlers whose lease was lost. */
+  /** Renew every running and queued lease in one statement; abort handlers whose lease was lost. */
   async #heartbeat(): Promise<void> {
     const entries = [...this.#inFlight.values()].filter((e) => e.abortReason === undefined);
     const queued = [...this.#queue];
     if (entries.length === 0 && queued.length === 0) return;
     try {
-      const held = await heartbeatJobs(this.#db, [...entries.map((e) => e.lease), ...queued.map(leaseOf)], {
+      const held = await heartbeatJobs(this.#db, [...entries.map((e) => e.job), ...queued], {
         leaseSeconds: this.#config.leaseTtlSeconds,
       });
       for (const entry of entries) {
-        if (!held.has(entry.job.id) && this.#inFlight.has(entry.job.id)) this.#abort(entry, "lease_lost");
+        if (!held.has(entry.job.id) && !entry.settled) this.#abort(entry, "lease_lost");
       }
       this.#queue = this.#queue.filter((job) => held.has(job.id) || !queued.includes(job));
     } catch (error) {
@@ -266,133 +331,95 @@ export class Worker {
     }
   }
 
-  #abort(entry: InFlight, reason: AbortReason): void {
-    if (entry.abortReason !== undefined) return;
-    entry.abortReason = reason;
-    entry.controller?.abort(reason);
-    entry.rejectRun?.(reason);
-    this.#events.emit("job:aborted", { ...info(entry), reason });
+  /** Abort every handler past its deadline. */
+  #sweep(): void {
+    const now = performance.now();
+    for (const entry of this.#inFlight.values()) if (now >= entry.deadline) this.#abort(entry, "timeout");
+  }
+
+  /**
+   * Abort a running job and let go of it at once, as if its handler had returned: the slot is
+   * free again, and a late result from the handler is ignored. A timeout or shutdown fails the
+   * attempt; after a cancel or a lost lease another party owns the job and nothing is written.
+   */
+  #abort(entry: Running, reason: AbortReason): void {
+    if (entry.settled) return;
+    entry.abort(reason);
+    this.#events.emit("job:aborted", { ...entry.info(), reason });
+    this.#settle(entry);
+    if (reason === "timeout") {
+      this.#results.failure(entry, JobFailure.timeout(WORKER_FAILURE_CODES.timeoutExceeded, TIMEOUT_MESSAGE));
+    } else if (reason === "shutdown") {
+      this.#results.failure(
+        entry,
+        JobFailure.retryable(SHUTDOWN_FAILURE_CODE, SHUTDOWN_MESSAGE, { retryAfterMs: 1000 }),
+      );
+    }
   }
 
   #start(job: RunnableJob): void {
-    const lease = leaseOf(job);
-    const entry = { job, lease, startedAt: performance.now() } as InFlight;
+    const entry = new Running(job, performance.now());
     this.#inFlight.set(job.id, entry);
-    if (this.#events.has("job:claimed")) this.#events.emit("job:claimed", info(entry));
-    entry.done = this.#execute(entry).finally(() => {
-      this.#inFlight.delete(job.id);
-      this.#pump();
-      // Refill when the local queue runs low (not on every finished job).
-      if (this.#queue.length <= this.#config.claimBatchSize / 2) this.#waker.wake();
-    });
+    if (this.#sweepTimer === undefined) {
+      this.#sweepTimer = setInterval(() => this.#sweep(), TIMEOUT_SWEEP_MS);
+      this.#sweepTimer.unref();
+    }
+    if (this.#events.has("job:claimed")) this.#events.emit("job:claimed", entry.info());
+    void this.#execute(entry);
   }
 
-  async #execute(entry: InFlight): Promise<void> {
-    const { job } = entry;
-    const timer = setTimeout(() => this.#abort(entry, "timeout"), Math.max(job.timeoutSeconds, 1) * 1000);
-    let outcome: { ok: true; value: undefined | JobProgress } | { ok: false; failure: JobFailure };
+  async #execute(entry: Running): Promise<void> {
+    let value: unknown;
+    let failure: JobFailure | undefined;
     try {
-      const registered = this.#registry.get(job.jobType);
-      if (registered === undefined) {
-        outcome = {
-          ok: false,
-          failure: JobFailure.terminal(
-            WORKER_FAILURE_CODES.handlerNotRegistered,
-            `No handler is registered for ${job.jobType}.`,
-          ),
-        };
-      } else {
-        outcome = await this.#runHandler(entry, registered);
-      }
-    } finally {
-      clearTimeout(timer);
+      value = await this.#invoke(entry);
+    } catch (thrown) {
+      failure = JobFailure.from(thrown);
     }
-    const reason = entry.abortReason;
-    if (reason !== undefined) {
-      // Canceled or lease lost: another party owns the job now; write nothing.
-      if (reason === "canceled" || reason === "lease_lost") return;
-      const failure =
-        reason === "timeout"
-          ? JobFailure.timeout(WORKER_FAILURE_CODES.timeoutExceeded, "Job exceeded the configured timeout.")
-          : JobFailure.retryable(SHUTDOWN_FAILURE_CODE, "Worker shut down before the job finished.", {
-              retryAfterMs: 1000,
-            });
-      await this.#results.failure(this.#finished(entry), failure);
-      return;
-    }
-    if (outcome.ok) this.#results.success(this.#finished(entry), outcome.value);
-    else await this.#results.failure(this.#finished(entry), outcome.failure);
+    if (entry.settled) return; // aborted meanwhile: the abort recorded what there was to record
+    this.#settle(entry);
+    if (failure === undefined) this.#results.success(entry, (value ?? undefined) as JobProgress | undefined);
+    else this.#results.failure(entry, failure);
   }
 
-  async #runHandler(
-    entry: InFlight,
-    registered: RegisteredHandler,
-  ): Promise<{ ok: true; value: undefined | JobProgress } | { ok: false; failure: JobFailure }> {
-    let payload: unknown = entry.job.payload;
+  /** The handler's promise (parsing the payload first when the handler has a schema). */
+  #invoke(entry: Running): Promise<unknown> {
+    const { job } = entry;
+    const registered = this.#registry.get(job.jobType);
+    if (registered === undefined) {
+      throw JobFailure.terminal(
+        WORKER_FAILURE_CODES.handlerNotRegistered,
+        `No handler is registered for ${job.jobType}.`,
+      );
+    }
+    let payload: unknown = job.payload;
     if (registered.payloadSchema !== undefined) {
       const parsed = v.safeParse(registered.payloadSchema, payload);
-      if (!parsed.success) {
-        return {
-          ok: false,
-          failure: JobFailure.terminal("job.invalid_payload", "The job payload does not match its schema."),
-        };
-      }
+      if (!parsed.success)
+        throw JobFailure.terminal("job.invalid_payload", "The job payload does not match its schema.");
       payload = parsed.output;
     }
-    const context = this.#context(entry);
-    // Settles the race when the signal aborts; cheaper per job than an abort listener.
-    const abort = new Promise<never>((_, reject) => {
-      entry.rejectRun = reject;
-      if (entry.abortReason !== undefined) reject(entry.abortReason);
-    });
-    abort.catch(() => {});
-    try {
-      const value = await Promise.race([
-        Promise.resolve().then(() => registered.handler.execute(context, payload)),
-        abort,
-      ]);
-      return { ok: true, value: value ?? undefined };
-    } catch (thrown) {
-      return { ok: false, failure: JobFailure.from(thrown) };
-    }
+    const context = new RunningJobContext(this.#db, job, entry, this.#config.leaseTtlSeconds);
+    return Promise.resolve(registered.handler.execute(context, payload));
   }
 
-  #finished(entry: InFlight): Finished {
-    return {
-      job: entry.job,
-      lease: entry.lease,
-      info: info(entry),
-      durationMs: performance.now() - entry.startedAt,
-      context: () => this.#context(entry),
-    };
+  /** The worker is done waiting for this handler: free its slot and start the next job. */
+  #settle(entry: Running): void {
+    entry.settled = true;
+    this.#inFlight.delete(entry.job.id);
+    this.#pump();
+    if (this.#inFlight.size === 0) this.#idle?.();
+    this.#wakeForRoom();
   }
 
-  #context(entry: InFlight): JobContext {
-    return createJobContext(this.#db, entry.job, entry.lease, () => signalOf(entry), this.#config.leaseTtlSeconds);
+  /** Wake the claim loop when the local queue runs low (not on every finished job). */
+  #wakeForRoom(): void {
+    if (this.#queue.length <= this.#config.claimBatchSize / 2) this.#waker.wake();
   }
 }
 
-function signalOf(entry: InFlight): AbortSignal {
-  if (entry.controller === undefined) {
-    entry.controller = new AbortController();
-    if (entry.abortReason !== undefined) entry.controller.abort(entry.abortReason);
-  }
-  return entry.controller.signal;
-}
-
-function leaseOf(job: RunnableJob): LeaseIdentity {
-  return { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: job.workerId! };
-}
-
-function info(entry: InFlight): JobEventInfo {
-  return {
-    jobId: entry.job.id,
-    jobType: entry.job.jobType,
-    runNumber: entry.job.runNumber,
-    attempt: entry.job.attempt,
-    workerId: entry.lease.workerId,
-  };
-}
+const TIMEOUT_MESSAGE = "Job exceeded the configured timeout.";
+const SHUTDOWN_MESSAGE = "Worker shut down before the job finished.";
 
 /**
  * Low-level worker loop for custom orchestration: runs until `signal` aborts, drains, and

@@ -2,7 +2,14 @@ export * from "./db.ts";
 export * from "./definitions.ts";
 export * from "./errors.ts";
 export * from "./jobs/cancel.ts";
-export * from "./jobs/claim.ts";
+export {
+  type ClaimedJob,
+  type ClaimJobsInput,
+  claimJobs,
+  claimRunnableJobs,
+  MAX_CLAIM,
+  type RunnableJob,
+} from "./jobs/claim.ts";
 export {
   type CompletionResult,
   completeJobFailure,
@@ -13,7 +20,14 @@ export {
   type JobSuccess,
 } from "./jobs/complete.ts";
 export * from "./jobs/enqueue.ts";
-export * from "./jobs/lease.ts";
+export {
+  heartbeatJob,
+  heartbeatJobs,
+  type JobProgressUpdate,
+  releaseUnstartedJobClaim,
+  returnUnstartedClaims,
+  updateJobProgress,
+} from "./jobs/lease.ts";
 export * from "./jobs/reads.ts";
 export * from "./jobs/reaper.ts";
 export type { JobRecord, LeaseIdentity } from "./jobs/record.ts";

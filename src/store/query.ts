@@ -1,4 +1,4 @@
-import type { SQL } from "drizzle-orm";
+import { Placeholder, type SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Executor } from "./db.ts";
 
@@ -19,6 +19,8 @@ export async function queryRows<T>(executor: Executor, query: SQL): Promise<T[]>
 export interface Statement<Row> {
   readonly name: string;
   readonly text: string;
+  /** The positional parameters (`$1`, `$2`, …) of `text` for these values (plans, diagnostics). */
+  bind(values: Record<string, unknown>): unknown[];
   run(executor: Executor, values: Record<string, unknown>): Promise<Row[]>;
 }
 
@@ -27,6 +29,7 @@ export function statement<Row = Record<string, unknown>>(name: string, query: SQ
   return {
     name,
     text: rendered.sql,
+    bind: (values) => rendered.params.map((param) => (param instanceof Placeholder ? values[param.name] : param)),
     async run(executor, values) {
       const prepared = executor._.session.prepareQuery(rendered, undefined, name, false);
       const result = (await prepared.execute(values)) as unknown;

@@ -53,7 +53,7 @@ describe("concurrent claims", () => {
     expect(counts).toEqual({ leased: 5000, attempts: 5000, leased_events: 5000 });
   });
 
-  it("numbers a claim's attempt ids from one fresh UUIDv7: distinct and version 7", async () => {
+  it("gives a claim's attempts distinct version-7 ids", async () => {
     await defineJob(db, "numbered");
     await enqueueJobs(
       db,
@@ -90,6 +90,7 @@ describe("concurrent claims", () => {
     expect(jobs.map((job) => (job.payload as { n: number }).n)).toEqual([1, 3, 4, 0, 2]);
     expect(jobs[0]).toEqual({
       id: enqueued[1]!.id,
+      jobId: enqueued[1]!.id,
       jobType: "runnable",
       organizationId: null,
       payload: { n: 1 },
@@ -97,6 +98,7 @@ describe("concurrent claims", () => {
       attempt: 1,
       maxAttempts: 4,
       timeoutSeconds: expect.any(Number),
+      checkpoint: null,
       workerId: "r",
       workflowStepId: null,
       workflowRunId: null,

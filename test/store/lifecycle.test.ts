@@ -300,7 +300,7 @@ describe("failure", () => {
     expect(await completeJobFailure(db, lease, { kind, code: "bad", message: "no" })).toEqual({
       outcome: "DEAD_LETTERED",
     });
-    expect(await reload(job.id)).toMatchObject({ status: "DEAD_LETTERED", statusReason: kind });
+    expect(await reload(job.id)).toMatchObject({ status: "DEAD_LETTERED", statusReason: kind, stage: "failed" });
   });
 
   it("refuses a retry without a positive delay and changes nothing", async () => {

@@ -4,6 +4,7 @@ import { readMigrationFiles } from "drizzle-orm/migrator";
 import { afterAll, describe, expect, it } from "vitest";
 import { isRunledgerError, SchemaCompatibilityError } from "../../src/core/index.ts";
 import {
+  completeJobSuccess,
   createDb,
   ensureSchemaCompatible,
   inspectSchema,
@@ -51,6 +52,80 @@ async function expectState(db: RunledgerDb, state: string) {
 }
 
 const bundled = readMigrationFiles({ migrationsFolder: MIGRATIONS_FOLDER });
+
+/** Jobs of every shape the 0.1.0 ledger held (ids end in their letter). */
+const LEGACY = {
+  pending: "0190f0a0-0000-7000-8000-00000000000a",
+  leased: "0190f0a0-0000-7000-8000-00000000000b",
+  retriedThenSucceeded: "0190f0a0-0000-7000-8000-00000000000c",
+  dead: "0190f0a0-0000-7000-8000-00000000000d",
+  canceledWhileLeased: "0190f0a0-0000-7000-8000-00000000000e",
+  requeuedAfterSuccess: "0190f0a0-0000-7000-8000-00000000000f",
+};
+
+const LEGACY_LEDGER = `
+  insert into runledger.job_definitions (job_type) values ('legacy');
+  insert into runledger.job_queue (id, job_type, status, run_number, attempt, max_attempts, worker_id,
+    lease_expires_at, last_heartbeat_at, started_at, finished_at, stage, status_reason, last_error_code)
+  values
+    ('${LEGACY.pending}', 'legacy', 'PENDING', 1, 0, 3, null, null, null, null, null, 'queued', null, null),
+    ('${LEGACY.leased}', 'legacy', 'LEASED', 1, 1, 3, 'w-old', now() + interval '1 hour', now(), now(), null, 'running', null, null),
+    ('${LEGACY.retriedThenSucceeded}', 'legacy', 'SUCCEEDED', 1, 2, 3, null, null, null, now(), now(), 'completed', null, null),
+    ('${LEGACY.dead}', 'legacy', 'DEAD_LETTERED', 1, 1, 3, null, null, null, now(), now(), 'running', 'TERMINAL', 'bad'),
+    ('${LEGACY.canceledWhileLeased}', 'legacy', 'CANCELED', 1, 1, 3, null, null, null, now(), now(), 'running', 'op', null),
+    ('${LEGACY.requeuedAfterSuccess}', 'legacy', 'PENDING', 2, 0, 3, null, null, null, null, null, 'queued', 'again', null);
+  insert into runledger.job_events (job_id, run_number, attempt, event_type, stage, payload, occurred_at)
+  select job_id::uuid, run_number, attempt, event_type::runledger.job_event_type, stage, payload::jsonb,
+    now() - interval '1 hour' + n * interval '1 second'
+  from (values
+    (1, '${LEGACY.pending}', 1, null, 'ENQUEUED', 'queued', '{"job_type":"legacy"}'),
+    (2, '${LEGACY.leased}', 1, null, 'ENQUEUED', 'queued', '{"job_type":"legacy"}'),
+    (3, '${LEGACY.retriedThenSucceeded}', 1, null, 'ENQUEUED', 'queued', '{"job_type":"legacy"}'),
+    (4, '${LEGACY.leased}', 1, 1, 'LEASED', 'running', '{"worker_id":"w-old","lease_duration_seconds":60}'),
+    (5, '${LEGACY.retriedThenSucceeded}', 1, 1, 'LEASED', 'running', '{"worker_id":"w1","lease_duration_seconds":30}'),
+    (6, '${LEGACY.leased}', 1, 1, 'HEARTBEAT', null, '{"worker_id":"w-old"}'),
+    (7, '${LEGACY.retriedThenSucceeded}', 1, 1, 'FAILED', 'running', '{"kind":"RETRYABLE","error_code":"x","error_message":"m"}'),
+    (8, '${LEGACY.retriedThenSucceeded}', 1, 1, 'RETRY_SCHEDULED', 'running', '{"retry_delay_ms":1000}'),
+    (9, '${LEGACY.retriedThenSucceeded}', 1, 2, 'LEASED', 'running', '{"worker_id":"w2","lease_duration_seconds":30}'),
+    (10, '${LEGACY.retriedThenSucceeded}', 1, 2, 'SUCCEEDED', 'completed', '{}'),
+    (11, '${LEGACY.dead}', 1, null, 'ENQUEUED', 'queued', '{"job_type":"legacy"}'),
+    (12, '${LEGACY.dead}', 1, 1, 'LEASED', 'running', '{"worker_id":"w3","lease_duration_seconds":30}'),
+    (13, '${LEGACY.dead}', 1, 1, 'FAILED', 'running', '{"kind":"TERMINAL","error_code":"bad","error_message":"no"}'),
+    (14, '${LEGACY.dead}', 1, 1, 'DEAD_LETTERED', 'running', '{"kind":"TERMINAL","error_code":"bad"}'),
+    (15, '${LEGACY.canceledWhileLeased}', 1, null, 'ENQUEUED', 'queued', '{"job_type":"legacy"}'),
+    (16, '${LEGACY.canceledWhileLeased}', 1, 1, 'LEASED', 'running', '{"worker_id":"w4","lease_duration_seconds":30}'),
+    (17, '${LEGACY.canceledWhileLeased}', 1, 1, 'CANCELED', 'running', '{"reason":"op"}'),
+    (18, '${LEGACY.requeuedAfterSuccess}', 1, null, 'ENQUEUED', 'queued', '{"job_type":"legacy"}'),
+    (19, '${LEGACY.requeuedAfterSuccess}', 1, 1, 'LEASED', 'running', '{"worker_id":"w5","lease_duration_seconds":30}'),
+    (20, '${LEGACY.requeuedAfterSuccess}', 1, 1, 'SUCCEEDED', 'completed', '{}'),
+    (21, '${LEGACY.requeuedAfterSuccess}', 2, null, 'REQUEUED', 'queued', '{"reason":"again"}')
+  ) as e(n, job_id, run_number, attempt, event_type, stage, payload)
+  order by n;
+  insert into runledger.job_attempts (id, job_id, run_number, attempt, worker_id, leased_at, started_at, finished_at,
+    outcome, error_code, error_message, retry_delay_ms, claim_origin, execution_started_persisted_at, created_at)
+  values
+    ('0190f0a0-0000-7000-8000-0000000001b1', '${LEGACY.leased}', 1, 1, 'w-old', now() - interval '50 minutes',
+      now() - interval '50 minutes', null, null, null, null, null, 'DIRECT', now() - interval '50 minutes', now() - interval '50 minutes'),
+    ('0190f0a0-0000-7000-8000-0000000001c1', '${LEGACY.retriedThenSucceeded}', 1, 1, 'w1', now() - interval '49 minutes',
+      now() - interval '49 minutes', now() - interval '48 minutes', 'RETRYABLE', 'x', 'm', 1000, 'DIRECT', now() - interval '49 minutes', now() - interval '49 minutes'),
+    ('0190f0a0-0000-7000-8000-0000000001c2', '${LEGACY.retriedThenSucceeded}', 1, 2, 'w2', now() - interval '47 minutes',
+      now() - interval '47 minutes', now() - interval '46 minutes', null, null, null, null, 'WORKER_PRESTART', now() - interval '47 minutes', now() - interval '47 minutes'),
+    ('0190f0a0-0000-7000-8000-0000000001d1', '${LEGACY.dead}', 1, 1, 'w3', now() - interval '45 minutes',
+      now() - interval '45 minutes', now() - interval '44 minutes', 'TERMINAL', 'bad', 'no', null, 'DIRECT', now() - interval '45 minutes', now() - interval '45 minutes'),
+    ('0190f0a0-0000-7000-8000-0000000001e1', '${LEGACY.canceledWhileLeased}', 1, 1, 'w4', now() - interval '43 minutes',
+      now() - interval '43 minutes', now() - interval '42 minutes', null, null, null, null, 'DIRECT', now() - interval '43 minutes', now() - interval '43 minutes'),
+    ('0190f0a0-0000-7000-8000-0000000001f1', '${LEGACY.requeuedAfterSuccess}', 1, 1, 'w5', now() - interval '41 minutes',
+      now() - interval '41 minutes', now() - interval '40 minutes', null, null, null, null, 'DIRECT', now() - interval '41 minutes', now() - interval '41 minutes');
+  update runledger.job_queue set finished_at = now() - interval '46 minutes'
+  where id = '${LEGACY.retriedThenSucceeded}';
+  -- 0.1.0 wrote a LEASED event in its claim's statement and a SUCCEEDED event in the job's.
+  update runledger.job_events e set occurred_at = a.leased_at from runledger.job_attempts a
+  where e.event_type = 'LEASED' and a.job_id = e.job_id and a.run_number = e.run_number and a.attempt = e.attempt;
+  update runledger.job_events e set occurred_at = a.finished_at from runledger.job_attempts a
+  where e.event_type = 'SUCCEEDED' and a.job_id = e.job_id and a.run_number = e.run_number and a.attempt = e.attempt;
+  update runledger.job_queue j set finished_at = a.finished_at from runledger.job_attempts a
+  where j.status = 'SUCCEEDED' and a.job_id = j.id and a.run_number = j.run_number and a.attempt = j.attempt;
+`;
 
 describe("migrations", () => {
   it("reports an empty database as uninitialized", async () => {
@@ -162,6 +237,55 @@ describe("migrations", () => {
       sql`select workflow_step_id from runledger.job_queue`,
     );
     expect(job!.workflow_step_id).toBeNull();
+  });
+
+  it("moves current attempts onto their job rows and shows the same ledger through the views", async () => {
+    const { db } = await emptyDatabase();
+    await db.transaction(async (tx) => {
+      for (const migration of bundled.slice(0, 3)) {
+        for (const statement of migration.sql) await tx.execute(sql.raw(statement));
+      }
+      await tx.execute(
+        sql`create table runledger.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)`,
+      );
+      for (const migration of bundled.slice(0, 3)) {
+        await tx.execute(
+          sql`insert into runledger.__drizzle_migrations (hash, created_at) values (${migration.hash}, ${migration.folderMillis})`,
+        );
+      }
+      // The ledger as 0.1.0 wrote it: an attempt row per claim, an event row per transition.
+      await tx.execute(sql.raw(LEGACY_LEDGER));
+    });
+    const events = `select id, job_id, run_number, attempt, event_type, stage, progress_done, progress_total, payload,
+      occurred_at from runledger.job_events order by id`;
+    const attempts = `select id, job_id, run_number, attempt, worker_id, leased_at, started_at, finished_at, outcome,
+      error_code, error_message, retry_delay_ms, claim_origin, execution_started_persisted_at, created_at
+      from runledger.job_attempts order by job_id, run_number, attempt`;
+    const eventsBefore = await queryRows(db, sql.raw(events));
+    const attemptsBefore = await queryRows<Record<string, unknown>>(db, sql.raw(attempts));
+    await migrate(db);
+    expect((await inspectSchema(db)).state).toBe("current");
+    expect(await queryRows(db, sql.raw(events))).toEqual(eventsBefore);
+    const attemptsAfter = await queryRows<Record<string, unknown>>(db, sql.raw(attempts));
+    // The same attempts; those now held by job rows (running or successful) have derived ids.
+    const withoutId = (rows: Record<string, unknown>[]) => rows.map(({ id: _, ...rest }) => rest);
+    expect(withoutId(attemptsAfter)).toEqual(withoutId(attemptsBefore));
+    const [moved] = await queryRows<{ rows: number; held: number }>(
+      db,
+      sql`select (select count(*)::int from runledger.job_attempt_log) as rows,
+        (select count(*)::int from runledger.job_queue where lease_event_id is not null) as held`,
+    );
+    expect(moved).toEqual({ rows: attemptsBefore.length - 2, held: 2 });
+    for (const { id } of attemptsAfter)
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+
+    // The running attempt carries on under the new code: it succeeds with its lease.
+    await completeJobSuccess(db, { lease: { jobId: LEGACY.leased, runNumber: 1, attempt: 1, workerId: "w-old" } });
+    const story = await queryRows<{ event_type: string }>(
+      db,
+      sql`select event_type from runledger.job_events where job_id = ${LEGACY.leased} order by id`,
+    );
+    expect(story.map((e) => e.event_type)).toEqual(["ENQUEUED", "LEASED", "HEARTBEAT", "SUCCEEDED"]);
   });
 
   it("reports a journal with unknown later migrations as ahead", async () => {

@@ -1,12 +1,13 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { CANCEL_CHANNEL, JOBS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
-import { jobAttempts, jobEvents, jobQueue } from "../schema/index.ts";
+import { jobEventLog, jobQueue } from "../schema/index.ts";
 import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
 import { settleWorkflowStep } from "../workflows/settle.ts";
+import { attemptWrittenOut, noHeldAttempt, succeededEventWrittenOut } from "./ledger.ts";
 import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
 
 export interface JobMutationInput {
@@ -39,6 +40,36 @@ async function lockJob(tx: Executor, input: JobMutationInput): Promise<RawRow> {
 }
 
 /**
+ * Cancel the PENDING or LEASED jobs `which` selects (a condition over `job_queue`, evaluated on
+ * rows the caller has locked): each becomes CANCELED, a held attempt is written out of its row as
+ * finished, a CANCELED event records `reason`, and running workers hear of it on the
+ * `runledger_cancel` channel. Returns the canceled rows; their workflow steps are the caller's.
+ */
+export async function cancelLockedJobs(tx: Executor, which: SQL, reason: string): Promise<RawRow[]> {
+  return queryRows<RawRow>(
+    tx,
+    sql`
+    with target as (
+      select * from ${jobQueue} where status in ('PENDING', 'LEASED') and ${which}
+    ),
+    canceled as (
+      update ${jobQueue} j set status = 'CANCELED', finished_at = now(), worker_id = null, last_heartbeat_at = null,
+        lease_expires_at = null, status_reason = ${reason}, ${noHeldAttempt}, updated_at = now()
+      from target t
+      where j.id = t.id
+      returning j.*
+    ),
+    ${attemptWrittenOut("leased", sql`(select * from target where status = 'LEASED') t`, { finishedAt: sql`now()` })},
+    events as (
+      insert into ${jobEventLog} (job_id, run_number, attempt, event_type, stage, payload)
+      select id, run_number, nullif(attempt, 0), 'CANCELED', stage, jsonb_build_object('reason', ${reason}::text)
+      from canceled
+    )
+    select *, pg_notify(${CANCEL_CHANNEL}, id::text) from canceled`,
+  );
+}
+
+/**
  * Cancel a PENDING or LEASED job (the running worker is fenced out at once and told on the
  * `runledger_cancel` channel); a workflow step's job also cancels the step and settles its
  * dependents. `job.not_found` when no visible job; `job.invalid_state_transition` otherwise.
@@ -54,27 +85,7 @@ export async function cancelJob(executor: Executor, input: JobMutationInput): Pr
         });
       }
       const reason = input.reason ?? "CANCELED";
-      const [row] = await queryRows<RawRow>(
-        tx,
-        sql`
-        with canceled as (
-          update ${jobQueue} set status = 'CANCELED', finished_at = now(), worker_id = null, last_heartbeat_at = null,
-            lease_expires_at = null, status_reason = ${reason}, updated_at = now()
-          where id = ${input.jobId}
-          returning *
-        ),
-        attempts as (
-          update ${jobAttempts} a set finished_at = now()
-          from canceled c
-          where a.job_id = c.id and a.run_number = c.run_number and a.attempt = c.attempt and a.finished_at is null
-        ),
-        events as (
-          insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, payload)
-          select id, run_number, nullif(attempt, 0), 'CANCELED', stage, jsonb_build_object('reason', ${reason}::text)
-          from canceled
-        )
-        select *, pg_notify(${CANCEL_CHANNEL}, id::text) from canceled`,
-      );
+      const [row] = await cancelLockedJobs(tx, sql`id = ${input.jobId}`, reason);
       const job = jobFromRow(row!);
       if (job.workflowStepId !== null) {
         await settleWorkflowStep(tx, { jobId: job.id, stepId: job.workflowStepId, status: "CANCELED", reason });
@@ -105,19 +116,23 @@ export async function requeueJob(executor: Executor, input: JobMutationInput): P
         });
       }
       const reason = input.reason ?? "REQUEUED";
+      // A succeeded run's attempt and SUCCEEDED event leave the row (its other attempts already did).
       const [row] = await queryRows<RawRow>(
         tx,
         sql`
-        with requeued as (
+        with target as (select * from ${jobQueue} where id = ${input.jobId}),
+        requeued as (
           update ${jobQueue} set status = 'PENDING', stage = 'queued', progress_done = null, progress_total = null,
             checkpoint = null, run_number = run_number + 1, attempt = 0, lease_expires_at = null, last_heartbeat_at = null,
             worker_id = null, next_run_at = now(), started_at = null, finished_at = null, status_reason = ${reason},
-            last_error_code = null, last_error_message = null, updated_at = now()
+            last_error_code = null, last_error_message = null, ${noHeldAttempt}, updated_at = now()
           where id = ${input.jobId}
           returning *
         ),
+        ${attemptWrittenOut("succeeded", sql`(select * from target where status = 'SUCCEEDED') t`, { finishedAt: sql`finished_at` })},
+        ${succeededEventWrittenOut("target", sql`target`)},
         events as (
-          insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
+          insert into ${jobEventLog} (job_id, run_number, event_type, stage, payload)
           select id, run_number, 'REQUEUED', stage, jsonb_build_object('reason', ${reason}::text) from requeued
         )
         select *, pg_notify(${JOBS_CHANNEL}, '') from requeued`,

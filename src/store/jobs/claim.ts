@@ -1,30 +1,28 @@
 import { type SQL, sql } from "drizzle-orm";
-import { uuidv7 } from "uuidv7";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { type Statement, statement } from "../query.ts";
-import { jobAttempts, jobEvents, jobQueue, workflowSteps } from "../schema/index.ts";
+import { jobQueue, workflowSteps } from "../schema/index.ts";
 import { fail, isBlank, isInt32 } from "../validate.ts";
-import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
+import { type JobRecord, jobFromRow, type LeaseIdentity, type RawRow } from "./record.ts";
 
 /*
  * The claim is the hot path, so it is one prepared statement and one round trip: pick due
- * PENDING rows in priority order with FOR UPDATE SKIP LOCKED, lease them, and write their
- * attempt rows, LEASED events and workflow step transitions in the same statement.
+ * PENDING rows in priority order with FOR UPDATE SKIP LOCKED and lease them. The lease is the
+ * whole ledger entry: the row holds its attempt (leased_at, worker, origin, the LEASED event's id
+ * drawn from the event sequence), so a claim writes no attempt or event rows, and no index names
+ * a column it changes, so the update is HOT (no index entries). Workflow steps move to RUNNING in
+ * the same statement.
  *
- * Numbers that chose this shape (toolchain notes, this machine): a prepared claim(1) costs
- * ~0.58 ms against ~1.37 ms for the same claim built per call with the query builder, and an
- * unprepared `db.execute` ~0.86 ms. Peers: batched claim plus batched completion is what takes
- * graphile-worker from ~2,200 to ~20,000 jobs/s here; either alone gains little.
+ * Per job at concurrency 10, 50,000 no-op jobs, claim batch 500 (README "Performance" has the
+ * method and the whole table): before this layout a job cost 2 job UPDATEs (none HOT), an attempt
+ * INSERT and HOT UPDATE, 2 event INSERTs and 14 index entries, ~95 µs of PostgreSQL CPU; now the
+ * claim's HOT update and the finish's update, with 2 index entries. Prepared once: a claim(1)
+ * built per call with the query builder cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
  *
- * Where a 500-job claim's server time goes (auto_explain, 50,000 queued jobs, after ANALYZE):
- * 31 ms at first, of which 11 ms were the foreign-key triggers of the attempt and event inserts
- * (dropped: see the schema) and ~2.5 ms a sort pairing rows with attempt ids (gone: the ids are
- * numbered from one UUIDv7); now ~20 ms: the job update with its index entries ~11, the LEASED
- * events ~4, the attempts ~3. The batched success is ~12 ms (job update ~7, HOT attempt update
- * ~2, SUCCEEDED events ~3). That ledger, two job-row versions plus an attempt row and two events
- * per job, is what separates us from graphile-worker's one update and one delete; see README
- * "Performance" for the measured throughput.
+ * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:
+ * slower, never wrong); the update and the step lookups are driven by id arrays, so they stay on
+ * primary keys whatever the estimates.
  *
  * `markRunning` folds the worker's "running" marker into the claim (stage `running`, execution
  * start persisted), saving a round trip per batch: the worker starts every job it claims at once,
@@ -37,7 +35,7 @@ function claimStatement<Row>(name: string, result: SQL) {
     sql`
   with candidates as (
     select id from ${jobQueue}
-    where status = 'PENDING'
+    where finished_at is null and status = 'PENDING'
       and next_run_at <= now()
       and (${sql.placeholder("jobTypes")}::text[] is null or job_type = any(${sql.placeholder("jobTypes")}::text[]))
     order by priority desc nulls last, next_run_at, created_at, id
@@ -53,54 +51,42 @@ function claimStatement<Row>(name: string, result: SQL) {
       last_heartbeat_at = now(),
       started_at = coalesce(j.started_at, now()),
       stage = case when ${sql.placeholder("markRunning")}::boolean then 'running' else j.stage end,
+      leased_at = now(),
+      lease_seconds = ${sql.placeholder("leaseSeconds")}::int,
+      lease_stage = case when ${sql.placeholder("markRunning")}::boolean then 'running' else j.stage end,
+      claim_origin = case when ${sql.placeholder("prestart")}::boolean then 'WORKER_PRESTART' else 'DIRECT' end::runledger.claim_origin,
+      execution_started_at = case when ${sql.placeholder("markRunning")}::boolean then now() end,
+      lease_event_id = nextval('runledger.job_events_id_seq'),
+      finish_event_id = null,
       updated_at = now()
     -- An array keeps the update on primary-key lookups; a join lets the planner pick a hash join
     -- over the whole table, whose cost grows with every finished job the ledger keeps.
     where j.id = any(array(select id from candidates))
-    -- Every column but the idempotency snapshot, which the driver would parse for nothing.
+    -- A job record's columns: not the idempotency snapshot, which the driver would parse for nothing.
     returning j.id, j.job_type, j.organization_id, j.payload, j.status, j.priority, j.run_number, j.attempt,
       j.max_attempts, j.timeout_seconds, j.next_run_at, j.lease_expires_at, j.last_heartbeat_at, j.worker_id,
       j.started_at, j.finished_at, j.stage, j.progress_done, j.progress_total, j.progress_pct, j.checkpoint,
       j.idempotency_key, j.status_reason, j.last_error_code, j.last_error_message, j.workflow_step_id,
       j.created_at, j.updated_at
   ),
-  numbered as (
-    -- Numbers the rows for their attempt ids; any order will do, so no sort.
-    select l.*, row_number() over () as n from leased l
-  ),
-  attempts as (
-    insert into ${jobAttempts} (id, job_id, run_number, attempt, worker_id, leased_at, started_at, claim_origin,
-      execution_started_persisted_at)
-    -- Attempt n's id is the claim's fresh UUIDv7 with its last four hex digits set to n: still a
-    -- v7 id in time order, unique within the claim, and 58 random bits apart across claims.
-    -- Sending one generated id per possible row instead cost 2.3 ms per 500-row claim, even an
-    -- empty one, which is most of an idle worker's pickup latency.
-    select overlay(${sql.placeholder("attemptBase")}::text placing lpad(to_hex(n), 4, '0') from 33 for 4)::uuid,
-      id, run_number, attempt, worker_id, now(), now(),
-      case when ${sql.placeholder("prestart")}::boolean then 'WORKER_PRESTART' else 'DIRECT' end::runledger.claim_origin,
-      case when ${sql.placeholder("markRunning")}::boolean then now() end
-    from numbered
-  ),
-  events as (
-    insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, payload)
-    select id, run_number, attempt, 'LEASED', stage,
-      jsonb_build_object('worker_id', worker_id, 'lease_duration_seconds', ${sql.placeholder("leaseSeconds")}::int)
-    from leased
-  ),
   steps as (
     update ${workflowSteps} s set status = 'RUNNING', started_at = coalesce(s.started_at, now())
-    from leased l
-    -- Only claimed workflow steps: never a scan of the (ever-growing) steps table for plain jobs.
-    where l.workflow_step_id is not null and s.id = l.workflow_step_id and s.status in ('ENQUEUED', 'RUNNING')
+    -- Only claimed workflow steps, by primary key: never a scan of the (ever-growing) steps table.
+    where s.id = any(array(select workflow_step_id from leased where workflow_step_id is not null))
+      and s.status in ('ENQUEUED', 'RUNNING')
   )
   ${result}
 `,
   );
 }
 
-const claim = claimStatement<RawRow>(
+/** The run of a leased row's step: a primary-key lookup per step job, nothing for plain jobs. */
+const stepRun = sql`(select s.workflow_run_id from ${workflowSteps} s where s.id = l.workflow_step_id)`;
+
+/** Exported for the plan tests, like the other hot statements; not part of `runledger/store`. */
+export const claim = claimStatement<RawRow>(
   "runledger_claim_jobs",
-  sql`select l.*, s.workflow_run_id from leased l left join ${workflowSteps} s on s.id = l.workflow_step_id`,
+  sql`select l.*, ${stepRun} as workflow_run_id from leased l`,
 );
 
 /*
@@ -108,15 +94,16 @@ const claim = claimStatement<RawRow>(
  * then collecting the 28 columns of a full record per job was a fifth of a worker's CPU time on
  * no-op jobs (most of it garbage collection).
  */
-const claimRunnable = claimStatement<RawRow>(
+export const claimRunnable = claimStatement<RawRow>(
   "runledger_claim_runnable_jobs",
   sql`select l.id, l.job_type, l.organization_id, l.payload, l.run_number, l.attempt, l.max_attempts,
-    l.timeout_seconds, l.worker_id, l.workflow_step_id, s.workflow_run_id
-  from leased l left join ${workflowSteps} s on s.id = l.workflow_step_id
+    l.timeout_seconds, l.checkpoint, l.workflow_step_id,
+    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id
+  from leased l
   order by l.priority desc nulls last, l.next_run_at, l.created_at, l.id`,
 );
 
-/** Most jobs one claim may lease (attempt ids number the rows in four hex digits). */
+/** Most jobs one claim may lease. */
 export const MAX_CLAIM = 10_000;
 
 /** A claimed job, with the workflow run its step belongs to (if any). */
@@ -149,21 +136,19 @@ export async function claimJobs(executor: Executor, input: ClaimJobsInput): Prom
   return rows.map(claimedFromRow).sort(claimOrder);
 }
 
-/** What a worker needs to run a claimed job. */
-export type RunnableJob = Pick<
-  ClaimedJob,
-  | "id"
-  | "jobType"
-  | "organizationId"
-  | "payload"
-  | "runNumber"
-  | "attempt"
-  | "maxAttempts"
-  | "timeoutSeconds"
-  | "workerId"
-  | "workflowStepId"
-  | "workflowRunId"
->;
+/** What a worker needs to run a claimed job; it is its own lease (`jobId` is `id`). */
+export interface RunnableJob extends LeaseIdentity {
+  id: string;
+  jobType: string;
+  organizationId: string | null;
+  payload: unknown;
+  maxAttempts: number;
+  timeoutSeconds: number;
+  /** The checkpoint a previous attempt of this run stored, or null. */
+  checkpoint: unknown;
+  workflowStepId: string | null;
+  workflowRunId: string | null;
+}
 
 /**
  * `claimJobs` for workers: the same claim, returning only what running a job needs (in claim
@@ -171,18 +156,21 @@ export type RunnableJob = Pick<
  */
 export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInput): Promise<RunnableJob[]> {
   const rows = await runClaim(claimRunnable, executor, input);
+  const workerId = input.workerId;
   return rows.map((row) => ({
     id: row.id,
+    jobId: row.id,
     jobType: row.job_type,
-    organizationId: row.organization_id ?? null,
+    organizationId: row.organization_id,
     payload: row.payload,
-    runNumber: Number(row.run_number),
-    attempt: Number(row.attempt),
-    maxAttempts: Number(row.max_attempts),
-    timeoutSeconds: Number(row.timeout_seconds),
-    workerId: row.worker_id ?? null,
-    workflowStepId: row.workflow_step_id ?? null,
-    workflowRunId: row.workflow_run_id ?? null,
+    runNumber: row.run_number,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    timeoutSeconds: row.timeout_seconds,
+    checkpoint: row.checkpoint,
+    workerId,
+    workflowStepId: row.workflow_step_id,
+    workflowRunId: row.workflow_run_id,
   }));
 }
 
@@ -201,7 +189,6 @@ async function runClaim(query: Statement<RawRow>, executor: Executor, input: Cla
       leaseSeconds: input.leaseSeconds,
       markRunning: input.markRunning === true,
       prestart: input.prestart === true,
-      attemptBase: uuidv7(),
     });
   } catch (error) {
     throw toQueryError(error);

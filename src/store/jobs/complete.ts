@@ -4,59 +4,48 @@ import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { statement } from "../query.ts";
 import { toDate } from "../rows.ts";
-import { jobAttempts, jobDeadLetters, jobEvents, jobQueue, workflowSteps } from "../schema/index.ts";
+import { jobDeadLetters, jobEventLog, jobQueue, workflowSteps } from "../schema/index.ts";
 import { fail, isBlank, isDelayMs, isStorableText, jsonText } from "../validate.ts";
 import { settleWorkflowStep, settleWorkflowSteps } from "../workflows/settle.ts";
-import { checkLease, leaseLost, leaseRow } from "./fence.ts";
+import { checkLease, fenced, fenceValues, leaseLost, liveLease } from "./fence.ts";
+import { attemptWrittenOut, noHeldAttempt } from "./ledger.ts";
 import type { LeaseIdentity } from "./record.ts";
 
 /*
  * Completions are the other half of the hot path. Many successes from one worker are written by
- * one statement (job rows, attempt rows, SUCCEEDED events) so a worker flushing every few
- * milliseconds pays one round trip per batch rather than per job. Jobs that back a workflow step
- * are excluded from that statement: a batch of them completes in one transaction that also
- * settles the steps and releases their dependents (see settle.ts); a single completion is the
- * same transaction with one item.
+ * one statement, so a worker flushing every few milliseconds pays one round trip per batch rather
+ * than per job, and that statement writes only the job rows: the successful attempt and its
+ * SUCCEEDED event are the row itself (see "The ledger" in schema/jobs.ts; the event's id is drawn
+ * here). Jobs that back a workflow step are excluded from it: a batch of them completes in one
+ * transaction that also settles the steps and releases their dependents (see settle.ts); a single
+ * completion is the same transaction with one item.
+ *
+ * Planner-proof: the ids drive primary-key lookups and the fence is checked per row against a
+ * jsonb map (id → "run:attempt:worker"). A join with the input let the planner, with statistics
+ * taken while few jobs were leased, scan every leased row per input row: one 1,000-item batch took
+ * 33 s and leases ran out under the handlers that had finished.
  */
-const succeed = statement<{ id: string; workflow_step_id: string | null }>(
+export const succeed = statement<{ id: string; workflow_step_id: string | null }>(
   "runledger_complete_jobs_success",
   sql`
-  with input as (
-    select * from jsonb_to_recordset(${sql.placeholder("items")}::jsonb) as t(
-      job_id uuid, run_number int, attempt int, worker_id text,
-      progress_done bigint, progress_total bigint, has_checkpoint boolean, checkpoint jsonb)
-  ),
-  done as (
-    update ${jobQueue} j set
-      status = 'SUCCEEDED',
-      lease_expires_at = null,
-      last_heartbeat_at = null,
-      worker_id = null,
-      finished_at = now(),
-      stage = 'completed',
-      progress_done = coalesce(input.progress_done, j.progress_done),
-      progress_total = coalesce(input.progress_total, j.progress_total),
-      checkpoint = case when input.has_checkpoint then input.checkpoint else j.checkpoint end,
-      status_reason = null,
-      last_error_code = null,
-      last_error_message = null,
-      updated_at = now()
-    from input
-    where j.id = input.job_id and j.run_number = input.run_number and j.attempt = input.attempt
-      and j.worker_id = input.worker_id and j.status = 'LEASED' and j.lease_expires_at > clock_timestamp()
-      and (j.workflow_step_id is null or not ${sql.placeholder("plainOnly")}::boolean)
-    returning j.id, j.run_number, j.attempt, j.progress_done, j.progress_total, j.workflow_step_id
-  ),
-  attempts as (
-    update ${jobAttempts} a set finished_at = now(), outcome = null, error_code = null, error_message = null
-    from done d
-    where a.job_id = d.id and a.run_number = d.run_number and a.attempt = d.attempt
-  ),
-  events as (
-    insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, progress_done, progress_total)
-    select id, run_number, attempt, 'SUCCEEDED', 'completed', progress_done, progress_total from done
-  )
-  select id, workflow_step_id from done
+  update ${jobQueue} j set
+    status = 'SUCCEEDED',
+    lease_expires_at = null,
+    last_heartbeat_at = null,
+    finished_at = now(),
+    stage = 'completed',
+    progress_done = coalesce((${sql.placeholder("extras")}::jsonb -> j.id::text ->> 'progress_done')::bigint, j.progress_done),
+    progress_total = coalesce((${sql.placeholder("extras")}::jsonb -> j.id::text ->> 'progress_total')::bigint, j.progress_total),
+    checkpoint = case when ${sql.placeholder("extras")}::jsonb -> j.id::text ? 'checkpoint'
+      then ${sql.placeholder("extras")}::jsonb -> j.id::text -> 'checkpoint' else j.checkpoint end,
+    status_reason = null,
+    last_error_code = null,
+    last_error_message = null,
+    finish_event_id = nextval('runledger.job_events_id_seq'),
+    updated_at = now()
+  where ${fenced} and ${liveLease}
+    and (j.workflow_step_id is null or not ${sql.placeholder("plainOnly")}::boolean)
+  returning j.id, j.workflow_step_id
 `,
 );
 
@@ -70,20 +59,44 @@ export interface JobSuccess {
   stage?: string;
 }
 
-function successRow(success: JobSuccess) {
+/** A validated success: its lease and, when the handler returned any, its final progress. */
+interface SuccessItem {
+  lease: LeaseIdentity;
+  extras: { progress_done?: number; progress_total?: number; checkpoint?: unknown } | undefined;
+}
+
+function successItem(success: JobSuccess): SuccessItem {
   checkLease(success.lease);
   if (success.stage !== undefined && success.stage !== "completed") fail("job.invalid_success_stage");
   for (const field of ["progressDone", "progressTotal"] as const) {
     const value = success[field];
     if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) fail("job.invalid_progress", { field });
   }
-  const hasCheckpoint = success.checkpoint !== undefined;
+  if (success.progressDone === undefined && success.progressTotal === undefined && success.checkpoint === undefined) {
+    return { lease: success.lease, extras: undefined };
+  }
+  const extras: SuccessItem["extras"] = {};
+  if (success.progressDone !== undefined) extras.progress_done = success.progressDone;
+  if (success.progressTotal !== undefined) extras.progress_total = success.progressTotal;
+  if (success.checkpoint !== undefined) {
+    extras.checkpoint = JSON.parse(jsonText(success.checkpoint, "job.invalid_progress", "checkpoint"));
+  }
+  return { lease: success.lease, extras };
+}
+
+/** The statement's parameters for a batch of items. */
+function successValues(items: readonly SuccessItem[], plainOnly: boolean) {
+  const extras: Record<string, unknown> = {};
+  let withExtras = false;
+  for (const { lease, extras: more } of items) {
+    if (more === undefined) continue;
+    extras[lease.jobId.toLowerCase()] = more;
+    withExtras = true;
+  }
   return {
-    ...leaseRow(success.lease),
-    progress_done: success.progressDone ?? null,
-    progress_total: success.progressTotal ?? null,
-    has_checkpoint: hasCheckpoint,
-    checkpoint: hasCheckpoint ? JSON.parse(jsonText(success.checkpoint, "job.invalid_progress", "checkpoint")) : null,
+    ...fenceValues(items.map((item) => item.lease)),
+    extras: withExtras ? JSON.stringify(extras) : null,
+    plainOnly,
   };
 }
 
@@ -93,22 +106,22 @@ function successRow(success: JobSuccess) {
  * `job.lease_owner_mismatch` when the lease is no longer held (nothing changes).
  */
 export async function completeJobSuccess(executor: Executor, success: JobSuccess): Promise<void> {
-  const row = successRow(success);
+  const item = successItem(success);
   try {
     // Plain jobs: one statement, no transaction of its own.
-    const [plain] = await succeed.run(executor, { items: JSON.stringify([row]), plainOnly: true });
+    const [plain] = await succeed.run(executor, successValues([item], true));
     if (plain !== undefined) return;
-    await succeedInTransaction(executor, success, row);
+    await succeedInTransaction(executor, item);
   } catch (error) {
     throw toQueryError(error);
   }
 }
 
 /** The path for workflow steps (and lost leases): job, step and dependents in one transaction. */
-async function succeedInTransaction(executor: Executor, success: JobSuccess, row: ReturnType<typeof successRow>) {
+async function succeedInTransaction(executor: Executor, item: SuccessItem) {
   await executor.transaction(async (tx) => {
-    const [done] = await succeed.run(tx, { items: JSON.stringify([row]), plainOnly: false });
-    if (done === undefined) throw leaseLost(success.lease);
+    const [done] = await succeed.run(tx, successValues([item], false));
+    if (done === undefined) throw leaseLost(item.lease);
     if (done.workflow_step_id !== null) {
       await settleWorkflowStep(tx, { jobId: done.id, stepId: done.workflow_step_id, status: "SUCCEEDED" });
     }
@@ -128,36 +141,39 @@ export async function completeJobsSuccess(
   successes: readonly JobSuccess[],
 ): Promise<CompletionResult[]> {
   const results: CompletionResult[] = successes.map(() => ({ ok: true }));
-  const rows: ReturnType<typeof successRow>[] = [];
+  const items: SuccessItem[] = [];
   const indexes: number[] = [];
   successes.forEach((success, index) => {
     try {
-      rows.push(successRow(success));
+      items.push(successItem(success));
       indexes.push(index);
     } catch (error) {
       results[index] = { ok: false, error: toQueryError(error) };
     }
   });
-  if (rows.length === 0) return results;
+  if (items.length === 0) return results;
   let done: Set<string>;
   try {
-    done = new Set((await succeed.run(executor, { items: JSON.stringify(rows), plainOnly: true })).map((r) => r.id));
+    done = new Set((await succeed.run(executor, successValues(items, true))).map((r) => r.id));
   } catch (error) {
     const failure = toQueryError(error);
     for (const index of indexes) results[index] = { ok: false, error: failure };
     return results;
   }
-  const rest = [...indexes.entries()].filter(([, index]) => !done.has(successes[index]!.lease.jobId));
-  if (rest.length === 0) return results;
+  if (done.size === items.length) return results;
+  const rest = [...indexes.entries()].filter(([position]) => !done.has(items[position]!.lease.jobId));
   // The rest back workflow steps (or lost their leases): all in one transaction, which settles
   // the steps run by run. If anything in it fails, each gets a transaction of its own instead,
   // so one bad item cannot fail the others.
   try {
     const settled = await executor.transaction(async (tx) => {
-      const completed = await succeed.run(tx, {
-        items: JSON.stringify(rest.map(([position]) => rows[position]!)),
-        plainOnly: false,
-      });
+      const completed = await succeed.run(
+        tx,
+        successValues(
+          rest.map(([position]) => items[position]!),
+          false,
+        ),
+      );
       await settleWorkflowSteps(
         tx,
         completed.flatMap((row) =>
@@ -173,7 +189,7 @@ export async function completeJobsSuccess(
   } catch {
     for (const [position, index] of rest) {
       try {
-        await succeedInTransaction(executor, successes[index]!, rows[position]!);
+        await succeedInTransaction(executor, items[position]!);
       } catch (error) {
         results[index] = { ok: false, error: toQueryError(error) };
       }
@@ -184,31 +200,33 @@ export async function completeJobsSuccess(
 
 /*
  * One statement decides retry or dead letter from the locked row (TERMINAL and PANICKED never
- * retry; otherwise the attempt budget decides), updates the job, closes the attempt, writes
- * FAILED plus RETRY_SCHEDULED or DEAD_LETTERED, upserts the dead letter and moves a retried
- * workflow step back to ENQUEUED. A retry without a positive delay changes nothing.
+ * retry; otherwise the attempt budget decides), updates the job, writes the attempt out of the
+ * job row with its outcome (and its LEASED event), writes FAILED plus RETRY_SCHEDULED or
+ * DEAD_LETTERED, upserts the dead letter and moves a retried workflow step back to ENQUEUED. A
+ * retry without a positive delay changes nothing. A dead-lettered job's stage becomes `failed`.
  */
-const fail_ = statement<{ path: string; id: string; workflow_step_id: string | null; next_run_at: string | null }>(
+export const failStatement = statement<{
+  path: string;
+  id: string;
+  workflow_step_id: string | null;
+  next_run_at: string | null;
+}>(
   "runledger_complete_job_failure",
   sql`
-  with input as (
-    select * from jsonb_to_recordset(${sql.placeholder("lease")}::jsonb)
-      as t(job_id uuid, run_number int, attempt int, worker_id text)
-  ),
-  target as (
-    select j.id, j.run_number, j.attempt, j.workflow_step_id,
+  with target as (
+    select j.*,
       case
         when ${sql.placeholder("kind")}::text in ('TERMINAL', 'PANICKED') or j.attempt >= j.max_attempts then 'dead'
         when coalesce(${sql.placeholder("delayMs")}::double precision, 0) <= 0 then 'invalid_delay'
         else 'retry'
       end as path
-    from ${jobQueue} j join input on j.id = input.job_id
-    where j.run_number = input.run_number and j.attempt = input.attempt and j.worker_id = input.worker_id
-      and j.status = 'LEASED'
+    from ${jobQueue} j
+    where ${fenced} and j.status = 'LEASED'
       and (not ${sql.placeholder("requireLive")}::boolean or j.lease_expires_at > clock_timestamp())
       and (j.workflow_step_id is null or not ${sql.placeholder("plainOnly")}::boolean)
     for update of j
   ),
+  ended as (select * from target where path <> 'invalid_delay'),
   failed as (
     update ${jobQueue} j set
       status = case when t.path = 'dead' then 'DEAD_LETTERED' else 'PENDING' end::runledger.job_status,
@@ -218,30 +236,29 @@ const fail_ = statement<{ path: string; id: string; workflow_step_id: string | n
       next_run_at = case when t.path = 'retry'
         then now() + make_interval(secs => ${sql.placeholder("delayMs")}::double precision / 1000) else j.next_run_at end,
       finished_at = case when t.path = 'dead' then now() else j.finished_at end,
+      stage = case when t.path = 'dead' then 'failed' else j.stage end,
       status_reason = ${sql.placeholder("kind")}::text,
       last_error_code = ${sql.placeholder("code")}::text,
       last_error_message = ${sql.placeholder("message")}::text,
+      ${noHeldAttempt},
       updated_at = now()
-    from target t
-    where j.id = t.id and t.path <> 'invalid_delay'
-    returning j.*, t.path
+    from ended t
+    where j.id = t.id
+    returning j.id, j.run_number, j.attempt, j.next_run_at, j.stage, t.path
   ),
-  attempts as (
-    update ${jobAttempts} a set
-      finished_at = now(),
-      outcome = ${sql.placeholder("kind")}::runledger.job_failure_kind,
-      error_code = ${sql.placeholder("code")}::text,
-      error_message = ${sql.placeholder("message")}::text,
-      retry_delay_ms = case when f.path = 'retry' then ${sql.placeholder("delayMs")}::bigint end
-    from failed f
-    where a.job_id = f.id and a.run_number = f.run_number and a.attempt = f.attempt
-  ),
+  ${attemptWrittenOut("ended", sql`ended`, {
+    finishedAt: sql`now()`,
+    outcome: sql`${sql.placeholder("kind")}`,
+    errorCode: sql`${sql.placeholder("code")}`,
+    errorMessage: sql`${sql.placeholder("message")}`,
+    retryDelayMs: sql`case when path = 'retry' then ${sql.placeholder("delayMs")}::bigint end`,
+  })},
   events as (
-    insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, payload)
+    insert into ${jobEventLog} (job_id, run_number, attempt, event_type, stage, payload)
     select id, run_number, attempt, 'FAILED'::runledger.job_event_type, stage,
       jsonb_build_object('kind', ${sql.placeholder("kind")}::text, 'error_code', ${sql.placeholder("code")}::text,
         'error_message', ${sql.placeholder("message")}::text)
-    from failed
+    from ended
     union all
     select id, run_number, attempt,
       case when path = 'dead' then 'DEAD_LETTERED' else 'RETRY_SCHEDULED' end::runledger.job_event_type, stage,
@@ -258,7 +275,7 @@ const fail_ = statement<{ path: string; id: string; workflow_step_id: string | n
       payload_snapshot, checkpoint_snapshot, failed_at)
     select id, job_type, organization_id, run_number, attempt, ${sql.placeholder("code")}::text,
       ${sql.placeholder("message")}::text, payload, checkpoint, now()
-    from failed where path = 'dead'
+    from ended where path = 'dead'
     on conflict (job_id) do update set
       job_type = excluded.job_type, organization_id = excluded.organization_id, run_number = excluded.run_number,
       attempt = excluded.attempt, error_code = excluded.error_code, error_message = excluded.error_message,
@@ -271,8 +288,8 @@ const fail_ = statement<{ path: string; id: string; workflow_step_id: string | n
       status_reason = ${sql.placeholder("kind")}::text,
       last_error_code = ${sql.placeholder("code")}::text,
       last_error_message = ${sql.placeholder("message")}::text
-    from failed f
-    where f.path = 'retry' and s.id = f.workflow_step_id and s.status in ('RUNNING', 'ENQUEUED')
+    where s.id = any(array(select workflow_step_id from ended where path = 'retry' and workflow_step_id is not null))
+      and s.status in ('RUNNING', 'ENQUEUED')
   )
   select t.path, t.id, t.workflow_step_id, f.next_run_at
   from target t left join failed f on f.id = t.id
@@ -312,7 +329,7 @@ export async function recordFailure(
   requireLive: boolean,
 ): Promise<FailureOutcome> {
   const values = (plainOnly: boolean) => ({
-    lease: JSON.stringify([leaseRow(lease)]),
+    ...fenceValues([lease]),
     kind: failure.kind,
     code: storable(failure.code),
     message: storable(failure.message),
@@ -326,10 +343,10 @@ export async function recordFailure(
       ? { outcome: "DEAD_LETTERED" }
       : { outcome: "RETRY_SCHEDULED", nextRunAt: toDate(row.next_run_at) };
   };
-  const [plain] = await fail_.run(executor, values(true));
+  const [plain] = await failStatement.run(executor, values(true));
   if (plain !== undefined) return interpret(plain);
   return executor.transaction(async (tx) => {
-    const [row] = await fail_.run(tx, values(false));
+    const [row] = await failStatement.run(tx, values(false));
     if (row === undefined) throw leaseLost(lease);
     const outcome = interpret(row);
     if (outcome.outcome === "DEAD_LETTERED" && row.workflow_step_id !== null) {

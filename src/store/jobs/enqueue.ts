@@ -6,7 +6,7 @@ import { toQueryError } from "../errors.ts";
 import { JOBS_CHANNEL } from "../notify.ts";
 import { columnParams, statement } from "../query.ts";
 import { microsecondTimestamp } from "../rows.ts";
-import { jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
+import { jobDefinitions, jobEventLog, jobQueue } from "../schema/index.ts";
 import {
   checkIdentifierLength,
   checkRequestSize,
@@ -188,7 +188,7 @@ const insertJobsStatement = (name: string, atomic: boolean) =>
     returning id, job_type, stage, next_run_at
   ),
   events as (
-    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
+    insert into ${jobEventLog} (job_id, run_number, event_type, stage, payload)
     select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from inserted
   ),
   notified as (

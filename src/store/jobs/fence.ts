@@ -4,20 +4,33 @@ import { fail, isBlank, isInt32, isUuid } from "../validate.ts";
 import type { LeaseIdentity } from "./record.ts";
 
 /**
- * The lease fence every worker write carries: same job, run, attempt and worker, still LEASED,
- * and (for live writes) a lease that has not run out by the database clock. There is no grace
- * period after expiry, even if nobody else has taken the job.
+ * The lease fence every worker write carries, over a job row aliased `j`: the row is one of the
+ * `ids` and matches its lease's run, attempt and worker (a jsonb map id → "run:attempt:worker",
+ * parameter `fence`). The ids drive primary-key lookups whatever the planner's statistics; a join
+ * with the leases as a relation did not (see complete.ts).
  */
-export const liveLease = (alias: string) =>
-  sql.raw(
-    `${alias}.status = 'LEASED' and ${alias}.lease_expires_at > clock_timestamp()
-     and ${alias}.id = input.job_id and ${alias}.run_number = input.run_number
-     and ${alias}.attempt = input.attempt and ${alias}.worker_id = input.worker_id`,
-  );
+export const fenced = sql`j.id = any(${sql.placeholder("ids")}::uuid[])
+    and ${sql.placeholder("fence")}::jsonb ->> j.id::text = j.run_number || ':' || j.attempt || ':' || j.worker_id`;
 
-/** Lease identities as a `jsonb_to_recordset` input named `input`. */
-export const leaseInput = (placeholder: string) => sql`
-  jsonb_to_recordset(${sql.placeholder(placeholder)}::jsonb) as input(job_id uuid, run_number int, attempt int, worker_id text)`;
+/**
+ * A lease still held: LEASED and not run out by the database clock. There is no grace period
+ * after expiry, even if nobody else has taken the job.
+ */
+export const liveLease = sql.raw(`j.status = 'LEASED' and j.lease_expires_at > clock_timestamp()`);
+
+/** The `ids` and `fence` parameters of `fenced` for these leases. */
+export function fenceValues(leases: readonly LeaseIdentity[]): { ids: string[]; fence: string } {
+  const ids = new Array<string>(leases.length);
+  const fence: Record<string, string> = {};
+  for (let i = 0; i < leases.length; i++) {
+    const lease = leases[i]!;
+    // The database prints uuids in lower case.
+    const id = lease.jobId.toLowerCase();
+    ids[i] = id;
+    fence[id] = `${lease.runNumber}:${lease.attempt}:${lease.workerId}`;
+  }
+  return { ids, fence: JSON.stringify(fence) };
+}
 
 export function checkLease(lease: LeaseIdentity): LeaseIdentity {
   if (
@@ -31,10 +44,6 @@ export function checkLease(lease: LeaseIdentity): LeaseIdentity {
     fail("job.lease_owner_mismatch", {}, "malformed lease identity");
   }
   return lease;
-}
-
-export function leaseRow(lease: LeaseIdentity) {
-  return { job_id: lease.jobId, run_number: lease.runNumber, attempt: lease.attempt, worker_id: lease.workerId };
 }
 
 export function leaseLost(lease: LeaseIdentity): RunledgerError {

@@ -4,12 +4,13 @@ import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { statement } from "../query.ts";
 import { toDate } from "../rows.ts";
-import { jobAttempts, jobEvents, jobQueue, workflowSteps } from "../schema/index.ts";
+import { jobEventLog, jobQueue, workflowSteps } from "../schema/index.ts";
 import { fail, isBlank, isDelayMs, isInt32, isStorableText, jsonText } from "../validate.ts";
-import { checkLease, leaseInput, leaseLost, leaseRow, liveLease } from "./fence.ts";
+import { checkLease, fenced, fenceValues, leaseLost, liveLease } from "./fence.ts";
+import { leasedEventWrittenOut, noHeldAttempt } from "./ledger.ts";
 import type { LeaseIdentity } from "./record.ts";
 
-const heartbeat = statement<{ job_id: string; lease_expires_at: string }>(
+export const heartbeat = statement<{ job_id: string; lease_expires_at: string }>(
   "runledger_heartbeat_jobs",
   sql`
   with beat as (
@@ -17,12 +18,11 @@ const heartbeat = statement<{ job_id: string; lease_expires_at: string }>(
       lease_expires_at = now() + make_interval(secs => ${sql.placeholder("leaseSeconds")}::int),
       last_heartbeat_at = now(),
       updated_at = now()
-    from ${leaseInput("leases")}
-    where ${liveLease("j")}
+    where ${fenced} and ${liveLease}
     returning j.id, j.run_number, j.attempt, j.worker_id, j.lease_expires_at
   ),
   events as (
-    insert into ${jobEvents} (job_id, run_number, attempt, event_type, payload)
+    insert into ${jobEventLog} (job_id, run_number, attempt, event_type, payload)
     select id, run_number, attempt, 'HEARTBEAT', jsonb_build_object('worker_id', worker_id) from beat
   )
   select id as job_id, lease_expires_at from beat
@@ -42,7 +42,7 @@ export async function heartbeatJobs(
   if (leases.length === 0) return new Map();
   try {
     const rows = await heartbeat.run(executor, {
-      leases: JSON.stringify(leases.map((lease) => leaseRow(checkLease(lease)))),
+      ...fenceValues(leases.map(checkLease)),
       leaseSeconds: options.leaseSeconds,
     });
     return new Map(rows.map((row) => [row.job_id, toDate(row.lease_expires_at)]));
@@ -82,19 +82,15 @@ const progress = statement<{ id: string }>(
       progress_total = coalesce(${sql.placeholder("total")}::bigint, j.progress_total),
       checkpoint = case when ${sql.placeholder("hasCheckpoint")}::boolean
         then ${sql.placeholder("checkpoint")}::jsonb else j.checkpoint end,
+      -- Stage running persists the attempt's execution start (once).
+      execution_started_at = case when ${sql.placeholder("stage")}::text = 'running'
+        then coalesce(j.execution_started_at, now()) else j.execution_started_at end,
       updated_at = now()
-    from ${leaseInput("lease")}
-    where ${liveLease("j")}
+    where ${fenced} and ${liveLease}
     returning j.id, j.run_number, j.attempt, j.stage, j.progress_done, j.progress_total
   ),
-  marker as (
-    update ${jobAttempts} a set execution_started_persisted_at = coalesce(a.execution_started_persisted_at, now())
-    from updated u
-    where ${sql.placeholder("stage")}::text = 'running'
-      and a.job_id = u.id and a.run_number = u.run_number and a.attempt = u.attempt
-  ),
   events as (
-    insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, progress_done, progress_total)
+    insert into ${jobEventLog} (job_id, run_number, attempt, event_type, stage, progress_done, progress_total)
     select id, run_number, attempt, 'STAGE_CHANGED'::runledger.job_event_type, stage, null::bigint, null::bigint
     from updated where ${sql.placeholder("stage")}::text is not null
     union all
@@ -131,7 +127,7 @@ export async function updateJobProgress(
   const checkpoint = hasCheckpoint ? jsonText(update.checkpoint, "job.invalid_progress", "checkpoint") : null;
   try {
     const rows = await progress.run(executor, {
-      lease: JSON.stringify([leaseRow(lease)]),
+      ...fenceValues([lease]),
       stage: update.stage ?? null,
       done,
       total,
@@ -145,17 +141,21 @@ export async function updateJobProgress(
   }
 }
 
+/*
+ * Hand claims back without consuming their attempts: the attempt a row holds is dropped (its
+ * LEASED event stays, written out to the log, as the audit trail of the claim), the job is
+ * PENDING again at the attempt number it had, and REQUEUED records why. With `requirePrestart`
+ * only attempts claimed as prestart whose execution start was never persisted qualify (spec
+ * §5.7); the lease may have expired (the reaper uses this).
+ */
 const release = statement<{ id: string }>(
   "runledger_release_unstarted_claim",
   sql`
   with target as (
-    select j.id, j.run_number, j.attempt, j.workflow_step_id
-    from ${leaseInput("lease")}
-    join ${jobQueue} j on j.id = input.job_id and j.run_number = input.run_number
-      and j.attempt = input.attempt and j.worker_id = input.worker_id and j.status = 'LEASED'
-    join ${jobAttempts} a on a.job_id = j.id and a.run_number = j.run_number and a.attempt = j.attempt
-    where not ${sql.placeholder("requirePrestart")}::boolean
-      or (a.claim_origin = 'WORKER_PRESTART' and a.execution_started_persisted_at is null)
+    select j.* from ${jobQueue} j
+    where ${fenced} and j.status = 'LEASED'
+      and (not ${sql.placeholder("requirePrestart")}::boolean
+        or (j.claim_origin = 'WORKER_PRESTART' and j.execution_started_at is null))
     for update of j
   ),
   released as (
@@ -170,17 +170,15 @@ const release = statement<{ id: string }>(
       status_reason = ${sql.placeholder("reason")}::text,
       last_error_code = null,
       last_error_message = null,
+      ${noHeldAttempt},
       updated_at = now()
     from target t
     where j.id = t.id
     returning j.id, t.run_number, t.attempt as released_attempt, t.workflow_step_id
   ),
-  attempt_removed as (
-    delete from ${jobAttempts} a using released r
-    where a.job_id = r.id and a.run_number = r.run_number and a.attempt = r.released_attempt
-  ),
+  ${leasedEventWrittenOut("target", sql`target`)},
   events as (
-    insert into ${jobEvents} (job_id, run_number, attempt, event_type, payload)
+    insert into ${jobEventLog} (job_id, run_number, attempt, event_type, payload)
     select id, run_number, released_attempt, 'REQUEUED', jsonb_build_object('reason', ${sql.placeholder("reason")}::text)
     from released
   ),
@@ -189,7 +187,8 @@ const release = statement<{ id: string }>(
       status = 'ENQUEUED',
       started_at = case when r.released_attempt = 1 then null else s.started_at end
     from released r
-    where s.id = r.workflow_step_id and s.status = 'RUNNING'
+    where s.id = any(array(select workflow_step_id from released where workflow_step_id is not null))
+      and s.id = r.workflow_step_id and s.status = 'RUNNING'
   )
   select id from released
 `,
@@ -218,7 +217,7 @@ export async function releaseUnstartedJobClaim(
   if (!isDelayMs(delay)) fail("job.invalid_retry_delay");
   try {
     const rows = await release.run(executor, {
-      lease: JSON.stringify([leaseRow(lease)]),
+      ...fenceValues([lease]),
       delayMs: delay,
       reason: options.reason,
       requirePrestart: true,
@@ -248,7 +247,7 @@ export async function returnUnstartedClaims(
     fail("job.invalid_failure_report", { field: "reason" });
   try {
     const rows = await release.run(executor, {
-      lease: JSON.stringify(leases.map((lease) => leaseRow(checkLease(lease)))),
+      ...fenceValues(leases.map(checkLease)),
       delayMs: 0,
       reason: options.reason,
       requirePrestart: false,

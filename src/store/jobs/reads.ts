@@ -12,7 +12,7 @@ import { queryRows } from "../query.ts";
 import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
 import { jobAttempts, jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
 import { checkLimit, checkPage, escapeLike, fail, isInt32, isUuid } from "../validate.ts";
-import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
+import { type JobRecord, jobFromRow, jobFromSelected, type RawRow } from "./record.ts";
 
 /** One job, or null when it does not exist or belongs to another organization than `organizationId`. */
 export async function getJobById(
@@ -85,7 +85,7 @@ export async function listJobs(executor: Executor, filter: JobListFilter): Promi
       .where(and(...conditions))
       .orderBy(desc(jobQueue.createdAt), desc(jobQueue.id))
       .limit(filter.limit + 1);
-    const items = rows.slice(0, filter.limit).map(({ enqueueRequest: _, ...job }) => job as JobRecord);
+    const items = rows.slice(0, filter.limit).map(jobFromSelected);
     const last = items.at(-1);
     return { items, next: rows.length > filter.limit && last ? { createdAt: last.createdAt, id: last.id } : null };
   } catch (error) {

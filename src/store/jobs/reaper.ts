@@ -3,7 +3,7 @@ import { RunledgerError, WORKER_FAILURE_CODES } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { jobAttempts, jobQueue } from "../schema/index.ts";
+import { jobQueue } from "../schema/index.ts";
 import { fail, isDelayMs, isInt32 } from "../validate.ts";
 import { recordFailure } from "./complete.ts";
 import { releaseUnstartedJobClaim } from "./lease.ts";
@@ -68,11 +68,10 @@ export async function reapExpiredLeases(
         tx,
         sql`
         select j.id, j.job_type, j.organization_id, j.run_number, j.attempt, j.max_attempts, j.worker_id, j.payload,
-          coalesce(a.claim_origin = 'WORKER_PRESTART' and a.execution_started_persisted_at is null, false)
-            as unstarted_prestart
+          coalesce(j.claim_origin = 'WORKER_PRESTART' and j.execution_started_at is null, false) as unstarted_prestart
         from ${jobQueue} j
-        left join ${jobAttempts} a on a.job_id = j.id and a.run_number = j.run_number and a.attempt = j.attempt
-        where j.status = 'LEASED' and j.lease_expires_at < now()
+        -- No lease index (the claim's update would not be HOT): unfinished jobs through the claim index.
+        where j.finished_at is null and j.status = 'LEASED' and j.lease_expires_at < now()
         order by j.lease_expires_at, j.id
         limit ${options.limit}
         for update of j skip locked`,

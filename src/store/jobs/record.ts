@@ -1,5 +1,6 @@
 import type { JobStatus } from "../../core/index.ts";
 import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
+import type { jobQueue } from "../schema/index.ts";
 
 /** A job as the queue stores it (everything but the idempotency snapshot). */
 export interface JobRecord {
@@ -16,6 +17,7 @@ export interface JobRecord {
   nextRunAt: Date;
   leaseExpiresAt: Date | null;
   lastHeartbeatAt: Date | null;
+  /** The worker holding the lease; null unless LEASED (the attempts read keeps who ran each attempt). */
   workerId: string | null;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -31,6 +33,40 @@ export interface JobRecord {
   workflowStepId: string | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** A `JobRecord` from a row the query builder selected from `job_queue`. */
+export function jobFromSelected(row: typeof jobQueue.$inferSelect): JobRecord {
+  return {
+    id: row.id,
+    jobType: row.jobType,
+    organizationId: row.organizationId,
+    payload: row.payload,
+    status: row.status,
+    priority: row.priority,
+    runNumber: row.runNumber,
+    attempt: row.attempt,
+    maxAttempts: row.maxAttempts,
+    timeoutSeconds: row.timeoutSeconds,
+    nextRunAt: row.nextRunAt,
+    leaseExpiresAt: row.leaseExpiresAt,
+    lastHeartbeatAt: row.lastHeartbeatAt,
+    workerId: row.status === "LEASED" ? row.workerId : null,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    stage: row.stage,
+    progressDone: row.progressDone,
+    progressTotal: row.progressTotal,
+    progressPct: row.progressPct,
+    checkpoint: row.checkpoint ?? null,
+    idempotencyKey: row.idempotencyKey,
+    statusReason: row.statusReason,
+    lastErrorCode: row.lastErrorCode,
+    lastErrorMessage: row.lastErrorMessage,
+    workflowStepId: row.workflowStepId,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
 }
 
 /** The fence every worker write carries: which run, attempt and worker holds the lease. */
@@ -60,7 +96,7 @@ export function jobFromRow(row: RawRow): JobRecord {
     nextRunAt: toDate(row.next_run_at),
     leaseExpiresAt: toDateOrNull(row.lease_expires_at),
     lastHeartbeatAt: toDateOrNull(row.last_heartbeat_at),
-    workerId: row.worker_id ?? null,
+    workerId: row.status === "LEASED" ? (row.worker_id ?? null) : null,
     startedAt: toDateOrNull(row.started_at),
     finishedAt: toDateOrNull(row.finished_at),
     stage: row.stage,

@@ -2,10 +2,10 @@ import { sql } from "drizzle-orm";
 import { RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
+import { cancelLockedJobs } from "../jobs/cancel.ts";
 import type { RawRow } from "../jobs/record.ts";
-import { CANCEL_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
-import { jobAttempts, jobEvents, jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
+import { jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
 import { internalState, propagateTerminal } from "./release.ts";
@@ -63,30 +63,13 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
         sql`update ${workflowRuns} set status = 'CANCELED', finished_at = coalesce(finished_at, now()) where id = ${runId}`,
       );
 
-      // Jobs of enqueued/running steps: cancel job, attempt and event in one statement.
-      const canceledJobs = await queryRows<{ job_id: string; step_id: string }>(
+      // Jobs of enqueued/running steps: each job, its attempt and its event in one statement.
+      await cancelLockedJobs(
         tx,
-        sql`
-        with canceled as (
-          update ${jobQueue} j set status = 'CANCELED', finished_at = now(), worker_id = null, last_heartbeat_at = null,
-            lease_expires_at = null, status_reason = ${reason}, updated_at = now()
-          from ${workflowSteps} s
-          where s.workflow_run_id = ${runId} and s.job_id = j.id and s.status in ('ENQUEUED', 'RUNNING')
-            and j.status in ('PENDING', 'LEASED')
-          returning j.id, j.run_number, j.attempt, j.stage, s.id as step_id
-        ),
-        attempts as (
-          update ${jobAttempts} a set finished_at = now() from canceled c
-          where a.job_id = c.id and a.run_number = c.run_number and a.attempt = c.attempt and a.finished_at is null
-        ),
-        events as (
-          insert into ${jobEvents} (job_id, run_number, attempt, event_type, stage, payload)
-          select id, run_number, nullif(attempt, 0), 'CANCELED', stage, jsonb_build_object('reason', ${reason}::text)
-          from canceled
-        )
-        select id as job_id, step_id, pg_notify(${CANCEL_CHANNEL}, id::text) from canceled`,
+        sql`id in (select s.job_id from ${workflowSteps} s
+          where s.workflow_run_id = ${runId} and s.status in ('ENQUEUED', 'RUNNING') and s.job_id is not null)`,
+        reason,
       );
-      void canceledJobs;
 
       // Every live step becomes CANCELED; propagation then settles dependents (all already canceled
       // or about to be, so nothing is released: the run is CANCELED).

@@ -4,7 +4,7 @@ import { RunledgerError, type WorkflowRunStatus, type WorkflowStepStatus } from 
 import type { Executor } from "../db.ts";
 import { JOBS_CHANNEL } from "../notify.ts";
 import { queryRows, statement } from "../query.ts";
-import { jobEvents, jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
+import { jobEventLog, jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
 import { tryShareReleaseLock } from "./release-lock.ts";
 
 export const DEPENDENCY_UNSATISFIED = "workflow.dependency_unsatisfied";
@@ -33,7 +33,7 @@ export const releasedJobsCtes = (jobId: "job_id" | "new_job_id", from: SQL) => s
     returning id, job_type, stage
   ),
   events as (
-    insert into ${jobEvents} (job_id, run_number, event_type, stage, payload)
+    insert into ${jobEventLog} (job_id, run_number, event_type, stage, payload)
     select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from jobs
   ),
   notified as (

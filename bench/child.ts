@@ -101,7 +101,47 @@ class Run {
     readonly check: postgres.Sql,
     readonly sizes: Sizes,
     readonly withStatistics: boolean,
+    readonly anatomy: boolean,
   ) {}
+
+  async walPosition(): Promise<{ lsn: string; commits: number }> {
+    await this.check`create extension if not exists pg_walinspect`;
+    const [row] = await this.check<{ lsn: string; commits: string }[]>`
+      select pg_current_wal_lsn()::text as lsn, xact_commit::text as commits
+      from pg_stat_database where datname = current_database()`;
+    return { lsn: row!.lsn, commits: Number(row!.commits) };
+  }
+
+  /**
+   * Per job: WAL records and bytes (without full-page images) that touch this database's
+   * relations, by kind (heap inserts, HOT and other updates, deletes, btree entries), and
+   * committed transactions. Other databases' WAL in the same range is left out by the block
+   * reference's database oid; transaction records carry none, hence the commit counter.
+   */
+  async walAnatomy(before: { lsn: string; commits: number }, n: number): Promise<Record<string, number>> {
+    const [stats] = await this.check<{ commits: string; oid: number }[]>`
+      select xact_commit::text as commits, (select oid from pg_database where datname = current_database())::int as oid
+      from pg_stat_database where datname = current_database()`;
+    const rows = await this.check<{ rmgr: string; type: string; records: string; bytes: string }[]>`
+      select resource_manager as rmgr, split_part(record_type, '+', 1) as type, count(*)::text as records,
+        sum(record_length - fpi_length)::text as bytes
+      from pg_get_wal_records_info_till_end_of_wal(${before.lsn}::pg_lsn)
+      where block_ref like ${`%/${stats!.oid}/%`}
+      group by 1, 2`;
+    const per = (x: number) => x / n;
+    const count = (rmgr: string, types: string[]) =>
+      rows.filter((r) => r.rmgr === rmgr && types.includes(r.type)).reduce((k, r) => k + Number(r.records), 0);
+    return {
+      walRecordsPerJob: per(rows.reduce((k, r) => k + Number(r.records), 0)),
+      walBytesPerJob: per(rows.reduce((k, r) => k + Number(r.bytes), 0)),
+      heapInsertsPerJob: per(count("Heap", ["INSERT"]) + count("Heap2", ["MULTI_INSERT"])),
+      hotUpdatesPerJob: per(count("Heap", ["HOT_UPDATE"])),
+      updatesPerJob: per(count("Heap", ["UPDATE"])),
+      deletesPerJob: per(count("Heap", ["DELETE"])),
+      indexEntriesPerJob: per(count("Btree", ["INSERT_LEAF", "INSERT_UPPER", "INSERT_POST", "DEDUP"])),
+      commitsPerJob: per(Number(stats!.commits) - before.commits),
+    };
+  }
 
   async pending(): Promise<number> {
     const [row] = await this.check.unsafe(this.system.pendingQuery);
@@ -188,6 +228,7 @@ class Run {
     await this.expectPending(n); // loaded (and analyzed) by the load phase
     const recorder = new Recorder(n);
     const startRssKb = process.memoryUsage().rss / 1024;
+    const walBefore = this.anatomy ? await this.walPosition() : undefined;
     const serverBefore = await this.serverCpu();
     const cpuBefore = process.cpuUsage();
     const t0 = now();
@@ -198,6 +239,7 @@ class Run {
     const cpu = process.cpuUsage(cpuBefore);
     const serverAfter = await this.serverCpu();
     await this.system.stopWorker();
+    const anatomy = walBefore === undefined ? {} : await this.walAnatomy(walBefore, n);
     const verified = `${recorder.verify()}; ${await this.expectPending(0)}`;
     const maxRssKb = process.resourceUsage().maxRSS;
     // Backends that started during the run count whole; ticks are 10 ms (sysconf CLK_TCK 100).
@@ -212,6 +254,7 @@ class Run {
         startRssKb,
         workerCpuUsPerJob: (cpu.user + cpu.system) / n,
         serverCpuUsPerJob: (serverTicks * 10_000) / n,
+        ...anatomy,
       },
       verified,
     };
@@ -349,7 +392,7 @@ const check = postgres(spec.url, { max: 1, onnotice: () => {} });
 let result: ChildResult;
 try {
   await system.setup();
-  const run = new Run(system, check, spec.sizes, spec.analyze !== false);
+  const run = new Run(system, check, spec.sizes, spec.analyze !== false, spec.anatomy === true);
   result = spec.phase === "load" ? await run.loadBacklog() : await run.run(spec.scenario);
 } catch (error) {
   const message = error instanceof VerificationError ? `verification failed: ${error.message}` : String(error);

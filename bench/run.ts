@@ -39,12 +39,13 @@ const { values: flags } = parseArgs({
     jobs: { type: "string", default: "50000" },
     out: { type: "string", default: path.join(ROOT, "bench", "results") },
     "no-analyze": { type: "boolean", default: false },
+    anatomy: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
 
 if (flags.help) {
-  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--out dir] [--no-analyze]
+  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--out dir] [--no-analyze] [--anatomy]
   scenarios: ${SCENARIOS.join(", ")} (groups: ${Object.keys(SCENARIO_GROUPS).join(", ")})
   systems:   ${SYSTEM_NAMES.join(", ")}`);
   process.exit(0);
@@ -140,7 +141,7 @@ async function runOne(round: number, scenario: ScenarioName, system: SystemName)
   try {
     await dropDatabase(db);
     await admin.unsafe(`create database "${db}"`);
-    const spec: ScenarioSpec = { system, scenario, url: databaseUrl(db), sizes, analyze };
+    const spec: ScenarioSpec = { system, scenario, url: databaseUrl(db), sizes, analyze, anatomy: flags.anatomy };
     if (hasLoadPhase(scenario)) {
       const load = await runChild({ ...spec, phase: "load" });
       if (!load.result.ok) {

@@ -48,6 +48,8 @@ export interface ScenarioSpec {
   sizes: Sizes;
   /** Run ANALYZE after loading (default). `--no-analyze` leaves the planner without statistics. */
   analyze: boolean;
+  /** Also count the processing runs' WAL records per job by kind (`--anatomy`, needs pg_walinspect). */
+  anatomy?: boolean;
   /**
    * `load`: only install and fill the database (processing scenarios run this in a process of
    * its own first, so the worker's process — and its peak RSS — never held the enqueue side).

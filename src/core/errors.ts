@@ -18,6 +18,9 @@ const I = "Internal";
 
 /** Every code runledger raises, with its category and client-safe message. */
 export const ERROR_CATALOG = {
+  // organization scope
+  "scope.required": [V, "A scope is required: one organization, or all organizations by name."],
+
   // identifiers
   "identifier.job_type_blank": [V, "Job type must not be blank."],
   "identifier.workflow_type_blank": [V, "Workflow type must not be blank."],

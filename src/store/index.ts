@@ -39,6 +39,7 @@ export { queryRows } from "./query.ts";
 export * from "./runtime-configs.ts";
 export * from "./schedules.ts";
 export * as schema from "./schema/index.ts";
+export { scopeCondition } from "./scope.ts";
 export * from "./workflows/append.ts";
 export * from "./workflows/cancel.ts";
 export { type EnqueuedWorkflowRun, enqueueWorkflowRun } from "./workflows/enqueue.ts";

@@ -197,6 +197,10 @@ export const ERROR_CATALOG = {
   "db.database_not_found": [I, "The database named in the connection settings does not exist."],
   "db.authentication_failed": [F, "The database refused the connection's role or credentials."],
   "db.invalid_url": [V, "The database connection URL is invalid."],
+  "db.embedded_unavailable": [
+    V,
+    "The embedded database needs the optional package @electric-sql/pglite (npm install @electric-sql/pglite).",
+  ],
   "db.lock_timeout": [C, "The operation timed out waiting for a lock; retry it."],
   "db.serialization_failure": [C, "The operation conflicted with a concurrent change; retry it."],
   "db.query_failed": [I, "Database operation failed."],

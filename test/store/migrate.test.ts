@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { afterAll, describe, expect, it } from "vitest";
-import { isRunledgerError, SchemaCompatibilityError } from "../../src/core/index.ts";
+import { isRunledgerError, type QueryError, SchemaCompatibilityError } from "../../src/core/index.ts";
 import {
   completeJobSuccess,
   createDb,
@@ -14,6 +14,7 @@ import {
   migrate,
   queryRows,
   type RunledgerDb,
+  toQueryError,
 } from "../../src/store/index.ts";
 import { resolveServerUrl } from "../../src/testing/index.ts";
 import { adminClient, withDatabase } from "../../src/testing/server.ts";
@@ -230,7 +231,7 @@ describe("migrations", () => {
     // The dropped keys' duties now fall to triggers.
     const refused = await db
       .execute(sql`delete from runledger.job_definitions where job_type = 'old.type'`)
-      .catch((e: unknown) => (e as { cause?: { code?: string } }).cause?.code);
+      .catch((e: unknown) => (toQueryError(e) as QueryError).sqlstate);
     expect(refused).toBe("23503");
     await db.execute(sql`delete from runledger.workflow_runs`);
     expect([await count("workflow_steps"), await count("workflow_step_dependencies")]).toEqual([0, 0]);
@@ -298,8 +299,11 @@ describe("migrations", () => {
     await expectState(db, "ahead");
     const id = bundled.length + 1;
     expect((await inspectSchema(db)).foreign).toEqual([{ id, hash: "f00d", createdAt: when }]);
-    const error = await ensureSchemaCompatible(db).catch((e: SchemaCompatibilityError) => e);
-    expect(error.message).toContain(
+    const error = await ensureSchemaCompatible(db).then(
+      () => undefined,
+      (e: unknown) => e as SchemaCompatibilityError,
+    );
+    expect(error?.message).toContain(
       `Migration ${id} in runledger.__drizzle_migrations (created_at ${when}, hash f00d): not one this version of runledger ships.`,
     );
   });

@@ -44,6 +44,15 @@ export interface CatalogJobOptions<S extends v.GenericSchema | undefined> extend
 type PayloadInput<S> = S extends v.GenericSchema ? v.InferInput<S> : unknown;
 type PayloadOutput<S> = S extends v.GenericSchema ? v.InferOutput<S> : unknown;
 
+/** A schedule's template, required when the payload schema needs more than `{}` (what an absent template becomes). */
+// biome-ignore lint/complexity/noBannedTypes: `{}` is the template an omitted one stands for.
+type TemplateField<P> = {} extends P ? { payloadTemplate?: P } : { payloadTemplate: P };
+
+/** `catalog.jobSchedule`'s input: a schedule of a catalog job type whose template fits its payload schema. */
+export type CatalogJobSchedule<Jobs, T extends keyof Jobs> = Omit<JobScheduleUpsert, "jobType" | "payloadTemplate"> & {
+  jobType: T;
+} & TemplateField<Jobs[T]>;
+
 interface Entry {
   jobType: string;
   // biome-ignore lint/suspicious/noExplicitAny: entries of every payload type live together.
@@ -188,14 +197,7 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
     const entry = this.#entries.get(jobType);
     if (entry === undefined) throw new RunledgerError("catalog.unknown_job_type", { details: { jobType } });
     if (!this.#enabled) throw new RunledgerError("catalog.disabled_job_type", { details: { jobType } });
-    if (entry.schema !== undefined) {
-      const parsed = v.safeParse(entry.schema, payload);
-      if (!parsed.success) {
-        throw new RunledgerError("job.invalid_payload", {
-          details: { jobType, issues: parsed.issues.map((issue) => ({ path: v.getDotPath(issue), kind: issue.type })) },
-        });
-      }
-    }
+    checkPayload(entry, payload, {});
     return { ...options, jobType, payload };
   }
 
@@ -210,26 +212,47 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
   }
 
   /**
-   * A schedule upsert for a catalog job type (checks catalog membership and the catalog's
-   * enabled flag; the database still refuses to materialize a disabled definition).
+   * A schedule upsert for a catalog job type. Checks catalog membership and the catalog's enabled
+   * flag (the database still refuses to materialize a disabled definition), and validates the
+   * template against the job type's payload schema (`job.invalid_payload`, with the failing
+   * paths; an omitted template is `{}`), so a schedule never fires jobs its handler refuses.
    */
-  jobSchedule<T extends keyof Jobs & string>(
-    input: Omit<JobScheduleUpsert, "jobType" | "payloadTemplate"> & { jobType: T; payloadTemplate?: Jobs[T] },
-  ): JobScheduleUpsert {
-    if (!this.#entries.has(input.jobType))
+  jobSchedule<T extends keyof Jobs & string>(input: CatalogJobSchedule<Jobs, T>): JobScheduleUpsert {
+    const entry = this.#entries.get(input.jobType);
+    if (entry === undefined)
       throw new RunledgerError("catalog.unknown_job_type", { details: { jobType: input.jobType } });
     if (!this.#enabled) throw new RunledgerError("catalog.disabled_job_type", { details: { jobType: input.jobType } });
+    checkPayload(entry, input.payloadTemplate ?? {}, { scheduleName: input.name, field: "payloadTemplate" });
     return { ...input };
   }
 
-  /** A workflow builder whose `.job(...)` refuses job types this catalog does not know. */
-  workflow(workflowType: string, metadata: unknown = {}): WorkflowDagBuilder {
-    return WorkflowDagBuilder.new(workflowType, metadata, {
-      checkJobType: (jobType: string) => {
+  /**
+   * A workflow builder whose `.job(step, type, payload)` is typed by this catalog and refuses, at
+   * the call, job types the catalog does not know (`workflow.invalid_dag_unknown_job_type`) and
+   * payloads their schema refuses (`job.invalid_payload`, naming the step and the failing paths).
+   */
+  workflow(workflowType: string, metadata: unknown = {}): WorkflowDagBuilder<Jobs> {
+    return WorkflowDagBuilder.new<Jobs>(workflowType, metadata, {
+      checkJobType: (jobType) => {
         if (!this.#entries.has(jobType)) {
           throw new RunledgerError("workflow.invalid_dag_unknown_job_type", { details: { jobType } });
         }
       },
+      checkPayload: (jobType, payload, stepKey) => checkPayload(this.#entries.get(jobType)!, payload, { stepKey }),
     });
   }
+}
+
+/** Throw `job.invalid_payload` (with the failing paths, never the values) unless `payload` fits the entry's schema. */
+function checkPayload(entry: Entry, payload: unknown, where: Record<string, unknown>): void {
+  if (entry.schema === undefined) return;
+  const parsed = v.safeParse(entry.schema, payload);
+  if (parsed.success) return;
+  throw new RunledgerError("job.invalid_payload", {
+    details: {
+      jobType: entry.jobType,
+      ...where,
+      issues: parsed.issues.map((issue) => ({ path: v.getDotPath(issue), kind: issue.type })),
+    },
+  });
 }

@@ -63,9 +63,60 @@ describe("JobCatalog", () => {
   });
 
   it("builds workflows that refuse job types the catalog lacks", () => {
-    expect(() => catalog.workflow("wf").job("a", "email.send", {}).job("b", "missing.type", {})).toThrow(
+    const builder = catalog.workflow("wf").job("a", "email.send", { to: "ada@example.com", subject: "hi" });
+    // @ts-expect-error the catalog has no such type
+    expect(() => builder.job("b", "missing.type", {})).toThrow(
       expect.objectContaining({ code: "workflow.invalid_dag_unknown_job_type" }),
     );
+  });
+
+  it("refuses a workflow step whose payload fails its schema, at the call, and writes nothing", async () => {
+    await catalog.syncDefinitions(db);
+    const before = await ledgerCounts(db);
+    const builder = catalog.workflow("wf").job("ok", "email.send", { to: "ada@example.com", subject: "hi" });
+    let error: unknown;
+    try {
+      builder.job("bad", "email.send", { to: "not an email", subject: "secret subject" });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({
+      code: "job.invalid_payload",
+      details: { jobType: "email.send", stepKey: "bad", issues: [{ path: "to", kind: "email" }] },
+    });
+    expect(JSON.stringify(error)).not.toContain("not an email");
+    // The refused step was not added: the builder still builds the one good step.
+    expect(builder.build().steps.map((step) => step.stepKey)).toEqual(["ok"]);
+    // A payload of the wrong shape is refused at run time too (an untyped caller's mistake).
+    expect(() =>
+      catalog
+        .workflow("wf")
+        // @ts-expect-error subject is missing
+        .job("a", "email.send", { to: "ada@example.com" }),
+    ).toThrow(expect.objectContaining({ code: "job.invalid_payload" }));
+    // Schemaless types take anything.
+    expect(() => catalog.workflow("wf").job("n", "noop", { anything: [1, 2] })).not.toThrow();
+    expect(await ledgerCounts(db)).toEqual(before);
+  });
+
+  it("refuses a schedule template that fails its schema, and an omitted template the schema needs", () => {
+    const schedule = { name: "mail.hourly", cronExpr: "0 0 * * * *", nextFireAt: new Date() };
+    expect(
+      catalog.jobSchedule({ ...schedule, jobType: "email.send", payloadTemplate: { to: "a@b.co", subject: "s" } }),
+    ).toMatchObject({ jobType: "email.send", payloadTemplate: { to: "a@b.co", subject: "s" } });
+    expect(() =>
+      catalog.jobSchedule({ ...schedule, jobType: "email.send", payloadTemplate: { to: "nope", subject: "s" } }),
+    ).toThrow(
+      expect.objectContaining({
+        code: "job.invalid_payload",
+        details: expect.objectContaining({ scheduleName: "mail.hourly", field: "payloadTemplate" }),
+      }),
+    );
+    // @ts-expect-error email.send's schema needs a template
+    expect(() => catalog.jobSchedule({ ...schedule, jobType: "email.send" })).toThrow(
+      expect.objectContaining({ code: "job.invalid_payload" }),
+    );
+    expect(catalog.jobSchedule({ ...schedule, jobType: "noop" })).toMatchObject({ jobType: "noop" });
   });
 
   it("keeps an operator's pause on sync, and disables everything when the catalog is disabled", async () => {

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import {
+  isRunledgerError,
   type JobContext,
   type JobHandler,
   type JobProgress,
@@ -75,6 +76,9 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
   readonly #retryOverrides: { jobType: string; code: string; delayMs: number }[] = [];
   readonly #defaults: CatalogDefaults;
   #enabled = true;
+  /** The one sync `enqueue` runs by itself when definitions are missing; settles to its error, if any. */
+  #autoSync: Promise<unknown> | undefined;
+  #autoSyncSettled = false;
 
   constructor(defaults: Partial<CatalogDefaults> = {}) {
     this.#defaults = { ...CATALOG_DEFAULTS, ...defaults };
@@ -201,14 +205,42 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
     return { ...options, jobType, payload };
   }
 
-  /** Enqueue a catalog job; see `request` for what is checked first. Nothing is written when refused. */
+  /**
+   * Enqueue a catalog job; see `request` for what is checked first. Nothing is written when refused.
+   *
+   * On a fresh database a web process may enqueue before any worker has synced definitions. So
+   * the first time in this catalog's life that the database answers
+   * `job.definition_not_found_or_disabled`, the catalog syncs its definitions (in `db`, which may
+   * be the caller's transaction, inside a savepoint) and retries once. Sync keeps an operator's
+   * pause, so a disabled type stays refused.
+   */
   async enqueue<T extends keyof Jobs & string>(
     db: Executor,
     jobType: T,
     payload: Jobs[T],
     options: CatalogEnqueueOptions = {},
   ): Promise<EnqueuedJob> {
-    return enqueueJob(db, this.request(jobType, payload, options));
+    const request = this.request(jobType, payload, options);
+    try {
+      return await enqueueJob(db, request);
+    } catch (error) {
+      if (!isRunledgerError(error, "job.definition_not_found_or_disabled") || this.#autoSyncSettled) throw error;
+      // Concurrent first enqueues share the one sync, then each retries.
+      this.#autoSync ??= db
+        .transaction((tx) => this.syncDefinitions(tx))
+        .then(
+          () => undefined,
+          (syncError: unknown) => syncError,
+        )
+        .finally(() => {
+          this.#autoSyncSettled = true;
+        });
+      const syncError = await this.#autoSync;
+      if (syncError !== undefined) {
+        throw new RunledgerError(error.code, { details: { ...error.details, syncFailed: true }, cause: syncError });
+      }
+      return enqueueJob(db, request);
+    }
   }
 
   /**

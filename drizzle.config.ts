@@ -1,17 +1,22 @@
-import { defineConfig } from "drizzle-kit";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Config } from "drizzle-kit";
 
-/**
- * drizzle-kit configuration. `npm run db:generate` writes `drizzle/` from `src/store/schema`;
- * deploy pipelines may run `drizzle-kit migrate` with this file and get the same database and
- * journal as `migrate(db)`.
- */
-export default defineConfig({
+// drizzle-kit loads this file with its own TypeScript loader, as CommonJS (where `__dirname`
+// exists) or as ESM: either way the paths are resolved from this file, not from the working
+// directory, so `--config node_modules/runledger/drizzle.config.ts` works from an app's root.
+// They are handed over relative to the working directory because drizzle-kit's `generate` and
+// `check` put "./" in front of `out`.
+const here = typeof __dirname === "string" ? __dirname : dirname(fileURLToPath(import.meta.url));
+const fromHere = (path: string) => relative(process.cwd(), join(here, path)) || ".";
+
+export default {
   dialect: "postgresql",
-  schema: "./src/store/schema/index.ts",
-  out: "./drizzle",
+  schema: fromHere("src/store/schema/index.ts"),
+  out: fromHere("drizzle"),
   schemaFilter: ["runledger"],
   migrations: { schema: "runledger", table: "__drizzle_migrations" },
-  dbCredentials: { url: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres" },
+  dbCredentials: { url: process.env.DATABASE_URL ?? "" },
   strict: true,
   verbose: true,
-});
+} satisfies Config;

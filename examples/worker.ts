@@ -1,11 +1,12 @@
 // A complete worker process: check the schema, sync the catalog's definitions, run the
-// supervisor until SIGINT or SIGTERM, and always close the pool. A failed loop or a shutdown that
-// misses its deadline is reported and ends the process with exit code 1.
+// supervisor until SIGINT or SIGTERM, and always close the pool. A second signal shortens the
+// shutdown instead of killing a job mid-way. A failed loop or a shutdown that misses its deadline
+// is reported and ends the process with exit code 1.
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/worker.ts
 //   RUNLEDGER_MIGRATE=1 ...   to apply migrations at startup instead of only checking them
 import { RunledgerError } from "runledger/core";
-import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
+import { JobCatalog, JobsConfig, Supervisor, shutdownOnSignals } from "runledger/runtime";
 import { createDb, ensureSchemaCompatible, migrate } from "runledger/store";
 
 const url = process.env.DATABASE_URL;
@@ -27,10 +28,8 @@ const catalog = new JobCatalog().job(
 );
 
 // Listen before anything slow happens, so a signal during startup still stops the worker cleanly.
-const stop = new Promise<NodeJS.Signals>((resolve) => {
-  process.once("SIGTERM", resolve);
-  process.once("SIGINT", resolve);
-});
+// Running jobs get 30 s after SIGINT or SIGTERM, 5 s after a second one.
+const shutdown = shutdownOnSignals({ timeoutMs: 30_000, secondSignalTimeoutMs: 5_000 });
 
 const db = createDb(url);
 try {
@@ -51,15 +50,13 @@ try {
   console.log(`worker ${config.workerId} ready: ${catalog.jobTypes().join(", ")}`);
 
   // Rejects when a loop failed or exited early, or the shutdown missed its deadline.
-  const report = await supervisor.runUntilShutdown(
-    stop.then((signal) => console.log(`${signal} received, shutting down`)),
-    30_000,
-  );
+  const report = await shutdown.run(supervisor);
   console.log(`worker stopped (abandoned jobs: ${report.abandoned.length})`);
 } catch (error) {
   const what = error instanceof RunledgerError ? `${error.code}: ${error.message}` : error;
   console.error("worker failed:", what);
   process.exitCode = 1;
 } finally {
+  shutdown.close();
   await db.$runledger.close();
 }

@@ -17,19 +17,27 @@ function fieldPattern(index: number): RegExp {
 
 const FIELD_PATTERNS = FIELD_NAMES.map((_, index) => fieldPattern(index));
 
-function invalidCron(expr: string, reason: string): RunledgerError {
-  return new RunledgerError("job_schedule.invalid_cron", { internal: `${JSON.stringify(expr)}: ${reason}` });
+function invalidCron(expr: string, reason: string, details?: Record<string, unknown>): RunledgerError {
+  return new RunledgerError("job_schedule.invalid_cron", { details, internal: `${JSON.stringify(expr)}: ${reason}` });
 }
+
+const SIX_FIELDS = "sec min hour day-of-month month day-of-week (seconds first, UTC)";
 
 function parseCron(expr: string): Cron {
   if (typeof expr !== "string" || expr.trim().length === 0) throw invalidCron(String(expr), "blank expression");
   if (expr !== expr.trim()) throw invalidCron(expr, "leading or trailing whitespace");
   const fields = expr.split(/\s+/);
   if (fields.length !== 6 && fields.length !== 7) {
-    const hint = fields.length === 5 ? " (classic 5-field crontab is not accepted; prepend a seconds field)" : "";
+    const classic = fields.length === 5 && expr.length <= 256;
+    const hint = classic ? " (classic 5-field crontab is not accepted; prepend a seconds field)" : "";
+    // The expression is the caller's own schedule text, so repeating it (with "0 " in front) is safe.
+    const details = classic
+      ? { fields: 5, expected: SIX_FIELDS, hint: "prepend a seconds field", suggestion: `0 ${expr}` }
+      : { fields: fields.length, expected: SIX_FIELDS };
     throw invalidCron(
       expr,
       `expected 6 fields (sec min hour dom month dow) or 7 with a year, got ${fields.length}${hint}`,
+      details,
     );
   }
   for (const [index, field] of fields.entries()) {
@@ -47,7 +55,8 @@ function parseCron(expr: string): Cron {
 
 /**
  * Checks a schedule's cron expression, throwing `job_schedule.invalid_cron` (the reason is in
- * the internal message only).
+ * the internal message; a wrong field count, such as a classic 5-field crontab, also explains
+ * itself in `details`).
  *
  * Dialect — one parser for store and runtime, evaluated in UTC:
  * - 6 fields, seconds first: `sec min hour day-of-month month day-of-week`, e.g. `0 0 * * * *`

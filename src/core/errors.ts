@@ -194,6 +194,13 @@ export const ERROR_CATALOG = {
   "db.invalid_input": [V, "The request contains a value the database cannot store."],
   "db.permission_denied": [F, "Database permission denied."],
   "db.connection_failed": [I, "Database connection failed."],
+  "db.database_not_found": [I, "The database named in the connection settings does not exist."],
+  "db.authentication_failed": [F, "The database refused the connection's role or credentials."],
+  "db.invalid_url": [V, "The database connection URL is invalid."],
+  "db.embedded_unavailable": [
+    V,
+    "The embedded database needs the optional package @electric-sql/pglite (npm install @electric-sql/pglite).",
+  ],
   "db.lock_timeout": [C, "The operation timed out waiting for a lock; retry it."],
   "db.serialization_failure": [C, "The operation conflicted with a concurrent change; retry it."],
   "db.query_failed": [I, "Database operation failed."],
@@ -218,6 +225,12 @@ export const WORKER_FAILURE_CODES = {
 export interface RunledgerErrorOptions {
   /** Structured, client-safe facts (step keys, cycle paths, counts). Never payloads or SQL. */
   details?: Record<string, unknown>;
+  /**
+   * A client-safe sentence appended to the catalog's message when the fixed text alone would not
+   * say what to fix (the variable that is wrong, the migration that is foreign). Never values,
+   * payloads or SQL.
+   */
+  reason?: string;
   /** Server-side diagnostics; may mention SQL or values. Never shown to clients. */
   internal?: string;
   cause?: unknown;
@@ -232,7 +245,10 @@ export class RunledgerError extends Error {
 
   constructor(code: ErrorCode, options: RunledgerErrorOptions = {}) {
     const [category, message] = ERROR_CATALOG[code];
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      options.reason === undefined ? message : `${message} ${options.reason}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.category = category;
     this.details = Object.freeze({ ...options.details });

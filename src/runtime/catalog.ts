@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import {
+  isRunledgerError,
   type JobContext,
   type JobHandler,
   type JobProgress,
@@ -44,6 +45,15 @@ export interface CatalogJobOptions<S extends v.GenericSchema | undefined> extend
 type PayloadInput<S> = S extends v.GenericSchema ? v.InferInput<S> : unknown;
 type PayloadOutput<S> = S extends v.GenericSchema ? v.InferOutput<S> : unknown;
 
+/** A schedule's template, required when the payload schema needs more than `{}` (what an absent template becomes). */
+// biome-ignore lint/complexity/noBannedTypes: `{}` is the template an omitted one stands for.
+type TemplateField<P> = {} extends P ? { payloadTemplate?: P } : { payloadTemplate: P };
+
+/** `catalog.jobSchedule`'s input: a schedule of a catalog job type whose template fits its payload schema. */
+export type CatalogJobSchedule<Jobs, T extends keyof Jobs> = Omit<JobScheduleUpsert, "jobType" | "payloadTemplate"> & {
+  jobType: T;
+} & TemplateField<Jobs[T]>;
+
 interface Entry {
   jobType: string;
   // biome-ignore lint/suspicious/noExplicitAny: entries of every payload type live together.
@@ -66,6 +76,9 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
   readonly #retryOverrides: { jobType: string; code: string; delayMs: number }[] = [];
   readonly #defaults: CatalogDefaults;
   #enabled = true;
+  /** The one sync `enqueue` runs by itself when definitions are missing; settles to its error, if any. */
+  #autoSync: Promise<unknown> | undefined;
+  #autoSyncSettled = false;
 
   constructor(defaults: Partial<CatalogDefaults> = {}) {
     this.#defaults = { ...CATALOG_DEFAULTS, ...defaults };
@@ -188,48 +201,90 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
     const entry = this.#entries.get(jobType);
     if (entry === undefined) throw new RunledgerError("catalog.unknown_job_type", { details: { jobType } });
     if (!this.#enabled) throw new RunledgerError("catalog.disabled_job_type", { details: { jobType } });
-    if (entry.schema !== undefined) {
-      const parsed = v.safeParse(entry.schema, payload);
-      if (!parsed.success) {
-        throw new RunledgerError("job.invalid_payload", {
-          details: { jobType, issues: parsed.issues.map((issue) => ({ path: v.getDotPath(issue), kind: issue.type })) },
-        });
-      }
-    }
+    checkPayload(entry, payload, {});
     return { ...options, jobType, payload };
   }
 
-  /** Enqueue a catalog job; see `request` for what is checked first. Nothing is written when refused. */
+  /**
+   * Enqueue a catalog job; see `request` for what is checked first. Nothing is written when refused.
+   *
+   * On a fresh database a web process may enqueue before any worker has synced definitions. So
+   * the first time in this catalog's life that the database answers
+   * `job.definition_not_found_or_disabled`, the catalog syncs its definitions (in `db`, which may
+   * be the caller's transaction, inside a savepoint) and retries once. Sync keeps an operator's
+   * pause, so a disabled type stays refused.
+   */
   async enqueue<T extends keyof Jobs & string>(
     db: Executor,
     jobType: T,
     payload: Jobs[T],
     options: CatalogEnqueueOptions = {},
   ): Promise<EnqueuedJob> {
-    return enqueueJob(db, this.request(jobType, payload, options));
+    const request = this.request(jobType, payload, options);
+    try {
+      return await enqueueJob(db, request);
+    } catch (error) {
+      if (!isRunledgerError(error, "job.definition_not_found_or_disabled") || this.#autoSyncSettled) throw error;
+      // Concurrent first enqueues share the one sync, then each retries.
+      this.#autoSync ??= db
+        .transaction((tx) => this.syncDefinitions(tx))
+        .then(
+          () => undefined,
+          (syncError: unknown) => syncError,
+        )
+        .finally(() => {
+          this.#autoSyncSettled = true;
+        });
+      const syncError = await this.#autoSync;
+      if (syncError !== undefined) {
+        throw new RunledgerError(error.code, { details: { ...error.details, syncFailed: true }, cause: syncError });
+      }
+      return enqueueJob(db, request);
+    }
   }
 
   /**
-   * A schedule upsert for a catalog job type (checks catalog membership and the catalog's
-   * enabled flag; the database still refuses to materialize a disabled definition).
+   * A schedule upsert for a catalog job type. Checks catalog membership and the catalog's enabled
+   * flag (the database still refuses to materialize a disabled definition), and validates the
+   * template against the job type's payload schema (`job.invalid_payload`, with the failing
+   * paths; an omitted template is `{}`), so a schedule never fires jobs its handler refuses.
    */
-  jobSchedule<T extends keyof Jobs & string>(
-    input: Omit<JobScheduleUpsert, "jobType" | "payloadTemplate"> & { jobType: T; payloadTemplate?: Jobs[T] },
-  ): JobScheduleUpsert {
-    if (!this.#entries.has(input.jobType))
+  jobSchedule<T extends keyof Jobs & string>(input: CatalogJobSchedule<Jobs, T>): JobScheduleUpsert {
+    const entry = this.#entries.get(input.jobType);
+    if (entry === undefined)
       throw new RunledgerError("catalog.unknown_job_type", { details: { jobType: input.jobType } });
     if (!this.#enabled) throw new RunledgerError("catalog.disabled_job_type", { details: { jobType: input.jobType } });
+    checkPayload(entry, input.payloadTemplate ?? {}, { scheduleName: input.name, field: "payloadTemplate" });
     return { ...input };
   }
 
-  /** A workflow builder whose `.job(...)` refuses job types this catalog does not know. */
-  workflow(workflowType: string, metadata: unknown = {}): WorkflowDagBuilder {
-    return WorkflowDagBuilder.new(workflowType, metadata, {
-      checkJobType: (jobType: string) => {
+  /**
+   * A workflow builder whose `.job(step, type, payload)` is typed by this catalog and refuses, at
+   * the call, job types the catalog does not know (`workflow.invalid_dag_unknown_job_type`) and
+   * payloads their schema refuses (`job.invalid_payload`, naming the step and the failing paths).
+   */
+  workflow(workflowType: string, metadata: unknown = {}): WorkflowDagBuilder<Jobs> {
+    return WorkflowDagBuilder.new<Jobs>(workflowType, metadata, {
+      checkJobType: (jobType) => {
         if (!this.#entries.has(jobType)) {
           throw new RunledgerError("workflow.invalid_dag_unknown_job_type", { details: { jobType } });
         }
       },
+      checkPayload: (jobType, payload, stepKey) => checkPayload(this.#entries.get(jobType)!, payload, { stepKey }),
     });
   }
+}
+
+/** Throw `job.invalid_payload` (with the failing paths, never the values) unless `payload` fits the entry's schema. */
+function checkPayload(entry: Entry, payload: unknown, where: Record<string, unknown>): void {
+  if (entry.schema === undefined) return;
+  const parsed = v.safeParse(entry.schema, payload);
+  if (parsed.success) return;
+  throw new RunledgerError("job.invalid_payload", {
+    details: {
+      jobType: entry.jobType,
+      ...where,
+      issues: parsed.issues.map((issue) => ({ path: v.getDotPath(issue), kind: issue.type })),
+    },
+  });
 }

@@ -51,6 +51,11 @@ function defaultWorkerId(): string {
   return `worker-${uuidv7()}`;
 }
 
+/** `config.invalid`, its message naming every bad variable or field ("JOBS_POLL_INTERVAL_MS must be …"). */
+function invalidConfig(problems: string[]): RunledgerError {
+  return new RunledgerError("config.invalid", { reason: `${problems.join("; ")}.`, details: { problems } });
+}
+
 /** Runtime configuration with the spec's defaults and clamps. */
 export const JobsConfig = {
   /** Every environment variable `fromEnv` reads. */
@@ -76,9 +81,7 @@ export const JobsConfig = {
       }
       values[field.key] = clamp(field, Number(raw));
     }
-    if (problems.length > 0) {
-      throw new RunledgerError("config.invalid", { details: { problems }, internal: problems.join("; ") });
-    }
+    if (problems.length > 0) throw invalidConfig(problems);
     const workerId = env.JOBS_WORKER_ID?.trim();
     return Object.freeze({ workerId: workerId ? workerId : defaultWorkerId(), ...values } as unknown as JobsConfig);
   },
@@ -92,9 +95,7 @@ export const JobsConfig = {
       if (!Number.isInteger(value) || value > MAX) problems.push(`${field.key} must be a whole number`);
       config[field.key] = clamp(field, value);
     }
-    if (problems.length > 0) {
-      throw new RunledgerError("config.invalid", { details: { problems }, internal: problems.join("; ") });
-    }
+    if (problems.length > 0) throw invalidConfig(problems);
     return Object.freeze(config as unknown as JobsConfig);
   },
 };

@@ -6,5 +6,6 @@ export * from "./reaper.ts";
 export * from "./registry.ts";
 export { runHook } from "./results.ts";
 export * from "./scheduler.ts";
+export * from "./signals.ts";
 export * from "./supervisor.ts";
 export * from "./worker.ts";

@@ -127,6 +127,14 @@ export class Supervisor {
   }
 
   /**
+   * Give running handlers at most `timeoutMs` more, from now, in a shutdown in progress; then
+   * they are aborted as at the deadline. `shutdownOnSignals` calls it on a second signal.
+   */
+  shortenShutdown(timeoutMs: number): void {
+    this.worker?.shortenDrain(timeoutMs);
+  }
+
+  /**
    * Start (if needed) and run until `signal` fires — an `AbortSignal` or a promise such as a
    * SIGTERM listener — or a loop fails; then shut down with `timeoutMs`. Rejects when a loop
    * failed or exited early, or the shutdown timed out: treat that as fatal for the process.

@@ -121,6 +121,8 @@ export class Worker {
   #idle: (() => void) | undefined;
   /** How long `run` lets handlers finish after its signal aborts. */
   drainTimeoutMs = 30_000;
+  /** Moves the deadline of the drain in progress closer (see `shortenDrain`). */
+  #shortenDeadline: ((timeoutMs: number) => void) | undefined;
 
   constructor(options: WorkerOptions) {
     this.#db = options.db;
@@ -236,7 +238,13 @@ export class Worker {
     if (this.#inFlight.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<"deadline">((resolve) => {
+        const endsAt = Date.now() + timeoutMs;
         timer = setTimeout(() => resolve("deadline"), Math.max(0, timeoutMs));
+        this.#shortenDeadline = (shorter) => {
+          if (Date.now() + shorter >= endsAt) return;
+          clearTimeout(timer);
+          timer = setTimeout(() => resolve("deadline"), Math.max(0, shorter));
+        };
       });
       const idle = new Promise<"idle">((resolve) => {
         this.#idle = () => resolve("idle");
@@ -249,12 +257,19 @@ export class Worker {
       }
       clearTimeout(timer);
       this.#idle = undefined;
+      this.#shortenDeadline = undefined;
     }
     await this.#results.flush();
     this.#stopTimers();
     await Promise.all(this.#subscriptions.map((s) => s.unlisten().catch(() => {})));
     this.#subscriptions = [];
     return { abandoned };
+  }
+
+  /** Let running handlers have at most `timeoutMs` more, in the drain in progress or the next one. */
+  shortenDrain(timeoutMs: number): void {
+    this.drainTimeoutMs = Math.min(this.drainTimeoutMs, timeoutMs);
+    this.#shortenDeadline?.(timeoutMs);
   }
 
   /** What the drain at the end of `run` left behind. */

@@ -1,6 +1,7 @@
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { RunledgerError } from "../core/index.ts";
 import { isPGliteClient, type PGliteClient, pgliteDb } from "./pglite.ts";
 import * as schema from "./schema/index.ts";
 import { guardTransactions } from "./transaction-guard.ts";
@@ -51,9 +52,40 @@ export interface CreateDbOptions {
 }
 
 /**
+ * Refuse what postgres.js would misread: an empty or missing URL (it would quietly connect to
+ * localhost) and text that is not a `postgres://` or `postgresql://` URL. The URL itself is never
+ * repeated, since it may hold a password.
+ */
+function checkUrl(url: unknown): void {
+  if (typeof url !== "string" || url.trim() === "") {
+    throw new RunledgerError("db.invalid_url", {
+      reason: "It is empty; set DATABASE_URL (or pass the URL) to postgres://user@host:5432/database.",
+      details: { problem: "empty" },
+    });
+  }
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    throw new RunledgerError("db.invalid_url", {
+      reason: "It is not a URL; expected postgres://user@host:5432/database.",
+      details: { problem: "not_a_url" },
+    });
+  }
+  if (protocol !== "postgres:" && protocol !== "postgresql:") {
+    throw new RunledgerError("db.invalid_url", {
+      reason: "It must start with postgres:// or postgresql://.",
+      details: { problem: "protocol" },
+    });
+  }
+}
+
+/**
  * Open a runledger database handle from a connection URL or an existing postgres.js client.
  * A handle made from a URL owns its pool and `db.$runledger.close()` ends it; a handle made
  * from a client leaves closing the client to its owner.
+ *
+ * A URL that is empty or not a `postgres://` URL is refused with `db.invalid_url`.
  *
  * Given a `PGlite` instance it resolves to a handle built with `drizzle-orm/pglite` (loaded only
  * then, hence the promise) whose notifications use PGlite's own `listen()`; closing the instance
@@ -66,6 +98,7 @@ export function createDb(
   options: CreateDbOptions = {},
 ): RunledgerDb | Promise<RunledgerDb> {
   if (isPGliteClient(urlOrClient)) return pgliteDb(urlOrClient, false);
+  if (typeof urlOrClient !== "function") checkUrl(urlOrClient);
   const prepare = options.prepare ?? true;
   const owned = typeof urlOrClient === "string";
   const client =

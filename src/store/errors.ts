@@ -1,4 +1,4 @@
-import { type ErrorCode, QueryError, RunledgerError } from "../core/index.ts";
+import { type ErrorCode, QueryError, RunledgerError, SchemaCompatibilityError } from "../core/index.ts";
 
 /**
  * The one place where driver errors become `QueryError`s. Known constraint names win, then the
@@ -30,7 +30,17 @@ const SQLSTATE_CODES: Record<string, ErrorCode> = {
   "57P01": "db.connection_failed",
   "57P02": "db.connection_failed",
   "57P03": "db.connection_failed",
+  // Raised while connecting: the URL names a database or role the server does not have.
+  "3D000": "db.database_not_found",
+  "28000": "db.authentication_failed",
+  "28P01": "db.authentication_failed",
 };
+
+/**
+ * Undefined table, schema, type or function: every runledger statement names its objects in
+ * schema `runledger`, so when one of them is missing the database has not been migrated.
+ */
+const UNDEFINED_OBJECT = new Set(["42P01", "3F000", "42704", "42883"]);
 
 const CONNECTION_CODES = new Set([
   "ECONNREFUSED",
@@ -70,8 +80,15 @@ function classify(sqlstate: string | undefined, constraint: string | undefined):
   return "db.query_failed";
 }
 
+/** The database name in `database "x" does not exist`: the caller's own setting, safe to repeat. */
+function missingDatabase(message: string): Record<string, unknown> {
+  const name = /database "([^"]*)"/.exec(message)?.[1];
+  return name === undefined ? {} : { database: name };
+}
+
 /**
  * Turn anything thrown by a query into a `RunledgerError`. Runledger errors pass through;
+ * a missing runledger object becomes `schema.uninitialized` (a `SchemaCompatibilityError`);
  * unclassifiable failures get `fallback` (default `db.query_failed`).
  */
 export function toQueryError(error: unknown, fallback: ErrorCode = "db.query_failed"): RunledgerError {
@@ -80,12 +97,20 @@ export function toQueryError(error: unknown, fallback: ErrorCode = "db.query_fai
   const sqlstate = typeof driver?.code === "string" ? driver.code : undefined;
   const constraintName = driver?.constraint_name ?? driver?.constraint;
   const constraint = typeof constraintName === "string" ? constraintName : undefined;
+  const internal = String(driver?.message ?? (error instanceof Error ? error.message : String(error)));
+  if (sqlstate !== undefined && UNDEFINED_OBJECT.has(sqlstate) && internal.includes("runledger")) {
+    return new SchemaCompatibilityError("uninitialized", {
+      details: { hint: "run `npx runledger migrate` or `migrate(db)` against this database" },
+      internal,
+      cause: error,
+    });
+  }
   const code = classify(sqlstate, constraint);
-  const internal = driver?.message ?? (error instanceof Error ? error.message : String(error));
   return new QueryError(code === "db.query_failed" ? fallback : code, {
     sqlstate,
     constraint,
-    internal: String(internal),
+    details: code === "db.database_not_found" ? missingDatabase(internal) : undefined,
+    internal,
     cause: error,
   });
 }

@@ -28,6 +28,16 @@ interface AppliedMigration {
   createdAt: number;
 }
 
+/** A row of the database's journal that matches none of the migrations this package ships. */
+export interface ForeignMigration {
+  /** The row's `id` in `runledger.__drizzle_migrations`. */
+  id: number;
+  /** sha256 of the migration file that was applied. */
+  hash: string;
+  /** The `when` of that migration in its drizzle journal (`meta/_journal.json`), in epoch ms. */
+  createdAt: number;
+}
+
 /** What `inspectSchema` found: the state and how far the two histories agree. */
 export interface SchemaReport {
   state: SchemaState;
@@ -37,6 +47,11 @@ export interface SchemaReport {
   applied: number;
   /** Bundled migrations not yet applied (state `behind` or `uninitialized`). */
   pending: number;
+  /**
+   * Journal rows that are not runledger's (state `diverged` or `ahead`): an application's own
+   * migrations applied into runledger's journal, or a newer runledger's.
+   */
+  foreign: ForeignMigration[];
 }
 
 function bundledMigrations(): BundledMigration[] {
@@ -44,18 +59,60 @@ function bundledMigrations(): BundledMigration[] {
 }
 
 function compare(bundled: BundledMigration[], applied: AppliedMigration[] | null): SchemaReport {
-  if (applied === null) return { state: "uninitialized", bundled: bundled.length, applied: 0, pending: bundled.length };
+  if (applied === null) {
+    return { state: "uninitialized", bundled: bundled.length, applied: 0, pending: bundled.length, foreign: [] };
+  }
   const agreeing = applied.findIndex((row, i) => {
     const mine = bundled[i];
     return mine === undefined || mine.hash !== row.hash || mine.folderMillis !== row.createdAt;
   });
   const prefix = agreeing === -1 ? applied.length : agreeing;
-  const report = { bundled: bundled.length, applied: applied.length, pending: bundled.length - applied.length };
+  const report = {
+    bundled: bundled.length,
+    applied: applied.length,
+    pending: bundled.length - applied.length,
+    foreign: [],
+  };
   if (prefix < applied.length) {
-    return { ...report, state: prefix < bundled.length ? "diverged" : "ahead", pending: 0 };
+    const ours = new Set(bundled.map((m) => m.hash));
+    const foreign = applied.filter((row) => !ours.has(row.hash));
+    return { ...report, state: prefix < bundled.length ? "diverged" : "ahead", pending: 0, foreign };
   }
   if (applied.length === 0) return { ...report, state: "uninitialized" };
   return { ...report, state: applied.length < bundled.length ? "behind" : "current" };
+}
+
+const JOURNAL = `${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE}`;
+
+/** The error for a report that is not `current`, naming foreign journal rows when there are any. */
+function incompatible(report: SchemaReport): SchemaCompatibilityError {
+  const state = report.state as Exclude<SchemaState, "current">;
+  const details: Record<string, unknown> = {
+    bundled: report.bundled,
+    applied: report.applied,
+    pending: report.pending,
+  };
+  if (state === "uninitialized" || state === "behind") {
+    details.hint = "run `npx runledger migrate` or `migrate(db)` against this database";
+    return new SchemaCompatibilityError(state, { details });
+  }
+  if (report.foreign.length === 0) return new SchemaCompatibilityError(state, { details });
+  details.foreign = report.foreign.map(({ id, hash, createdAt }) => ({ id, hash, createdAt }));
+  details.hint =
+    state === "ahead"
+      ? "a newer runledger migrated this database; upgrade runledger, or remove the rows if they are your application's migrations"
+      : `an application's own drizzle migrations belong in its own journal, not ${JOURNAL}; remove these rows and migrate with runledger's drizzle.config.ts or \`npx runledger migrate\``;
+  const named = report.foreign.slice(0, 3).map(describeForeign);
+  const more = report.foreign.length > 3 ? ` (and ${report.foreign.length - 3} more)` : "";
+  const whose = state === "ahead" ? "one this version of runledger ships" : "one of runledger's";
+  return new SchemaCompatibilityError(state, {
+    details,
+    reason: `${named.join("; ")}${more}: not ${whose}.`,
+  });
+}
+
+function describeForeign(row: ForeignMigration): string {
+  return `Migration ${row.id} in ${JOURNAL} (created_at ${row.createdAt}, hash ${row.hash.slice(0, 12)})`;
 }
 
 async function readJournal(executor: Executor): Promise<AppliedMigration[] | null> {
@@ -84,15 +141,13 @@ export async function inspectSchema(executor: Executor): Promise<SchemaReport> {
 /**
  * Check, without running any DDL, that the database has exactly the migrations this package
  * ships. Throws a `SchemaCompatibilityError` (`schema.uninitialized`, `schema.behind`,
- * `schema.ahead`, `schema.diverged`) otherwise. Worker processes call this instead of `migrate`.
+ * `schema.ahead`, `schema.diverged`) otherwise; journal rows that are not runledger's are named
+ * in its message ("Migration 1 in runledger.__drizzle_migrations (…): not one of runledger's.")
+ * and listed in `details.foreign`. Worker processes call this instead of `migrate`.
  */
 export async function ensureSchemaCompatible(executor: Executor): Promise<SchemaReport> {
   const report = await inspectSchema(executor);
-  if (report.state !== "current") {
-    throw new SchemaCompatibilityError(report.state, {
-      details: { bundled: report.bundled, applied: report.applied, pending: report.pending },
-    });
-  }
+  if (report.state !== "current") throw incompatible(report);
   return report;
 }
 
@@ -112,11 +167,7 @@ export async function migrate(executor: Executor): Promise<SchemaReport> {
       );
       const applied = (await readJournal(tx)) ?? [];
       const before = compare(bundled, applied);
-      if (before.state === "ahead" || before.state === "diverged") {
-        throw new SchemaCompatibilityError(before.state, {
-          details: { bundled: before.bundled, applied: before.applied },
-        });
-      }
+      if (before.state === "ahead" || before.state === "diverged") throw incompatible(before);
       for (const migration of bundled.slice(applied.length)) {
         for (const statement of migration.sql) {
           if (statement.trim() !== "") await tx.execute(sql.raw(statement));
@@ -125,7 +176,7 @@ export async function migrate(executor: Executor): Promise<SchemaReport> {
           sql`insert into ${sql.identifier(MIGRATIONS_SCHEMA)}.${sql.identifier(MIGRATIONS_TABLE)} (hash, created_at) values (${migration.hash}, ${migration.folderMillis})`,
         );
       }
-      return { state: "current" as const, bundled: bundled.length, applied: bundled.length, pending: 0 };
+      return { state: "current" as const, bundled: bundled.length, applied: bundled.length, pending: 0, foreign: [] };
     });
   } catch (error) {
     if (error instanceof SchemaCompatibilityError) throw error;

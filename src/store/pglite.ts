@@ -1,3 +1,4 @@
+import { RunledgerError } from "../core/index.ts";
 import type { RunledgerDb, RunledgerDriver } from "./db.ts";
 import * as schema from "./schema/index.ts";
 
@@ -30,8 +31,24 @@ export function isPGliteClient(value: unknown): value is PGliteClient {
  * use, so applications without PGlite never import it). `owned` decides whether `close()` closes
  * the instance.
  */
+/**
+ * Import a module that needs the optional peer `@electric-sql/pglite`; when it is not installed,
+ * throw `db.embedded_unavailable`, whose message says what to install.
+ */
+async function importOptional<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === "ERR_MODULE_NOT_FOUND" && String((error as Error).message).includes("@electric-sql/pglite")) {
+      throw new RunledgerError("db.embedded_unavailable", { cause: error });
+    }
+    throw error;
+  }
+}
+
 export async function pgliteDb(client: PGliteClient, owned: boolean): Promise<RunledgerDb> {
-  const { drizzle } = await import("drizzle-orm/pglite");
+  const { drizzle } = await importOptional(() => import("drizzle-orm/pglite"));
   await client.waitReady;
   const driver: RunledgerDriver = {
     kind: "pglite",
@@ -60,10 +77,10 @@ export async function pgliteDb(client: PGliteClient, owned: boolean): Promise<Ru
  * Open (creating it on first use) an embedded PGlite database in `dataDir` — a directory, or
  * `undefined` for an in-memory one — and return a handle that owns it: `db.$runledger.close()`
  * closes the instance. Only one process may open a data directory at a time. Requires the
- * optional dependency `@electric-sql/pglite`.
+ * optional peer dependency `@electric-sql/pglite` (`db.embedded_unavailable` without it).
  */
 export async function createEmbeddedDb(dataDir?: string): Promise<RunledgerDb> {
-  const { PGlite } = await import("@electric-sql/pglite");
+  const { PGlite } = await importOptional(() => import("@electric-sql/pglite"));
   const client = await PGlite.create(dataDir === undefined ? {} : { dataDir });
   try {
     return await pgliteDb(client, true);

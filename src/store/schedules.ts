@@ -9,7 +9,7 @@ import {
   validateScheduleName,
 } from "../core/index.ts";
 import type { Executor } from "./db.ts";
-import { toQueryError } from "./errors.ts";
+import { toQueryError, translating } from "./errors.ts";
 import { enqueueJob } from "./jobs/enqueue.ts";
 import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
@@ -198,12 +198,14 @@ export async function listJobSchedules(
 
 /** Lock up to `limit` active schedules due at `now`, oldest first, skipping ones another scheduler holds. */
 export async function claimDueSchedules(tx: Executor, now: Date, limit: number): Promise<JobScheduleRecord[]> {
-  const rows = await queryRows<RawRow>(
-    tx,
-    sql`select * from ${jobSchedules}
-      where is_active and next_fire_at <= ${microsecondTimestamp(now)}::timestamptz
-      order by next_fire_at, id limit ${limit}
-      for update skip locked`,
+  const rows = await translating(() =>
+    queryRows<RawRow>(
+      tx,
+      sql`select * from ${jobSchedules}
+        where is_active and next_fire_at <= ${microsecondTimestamp(now)}::timestamptz
+        order by next_fire_at, id limit ${limit}
+        for update skip locked`,
+    ),
   );
   return rows.map(scheduleFromRow);
 }
@@ -215,11 +217,13 @@ export async function markScheduleFired(
   firedAt: Date,
   nextFireAt: Date,
 ): Promise<boolean> {
-  const rows = await queryRows(
-    tx,
-    sql`update ${jobSchedules} set last_fired_at = ${microsecondTimestamp(firedAt)}::timestamptz,
-        next_fire_at = ${microsecondTimestamp(nextFireAt)}::timestamptz
-      where id = ${scheduleId} returning id`,
+  const rows = await translating(() =>
+    queryRows(
+      tx,
+      sql`update ${jobSchedules} set last_fired_at = ${microsecondTimestamp(firedAt)}::timestamptz,
+          next_fire_at = ${microsecondTimestamp(nextFireAt)}::timestamptz
+        where id = ${scheduleId} returning id`,
+    ),
   );
   return rows.length > 0;
 }

@@ -156,3 +156,9 @@ export function checkPage(page: {
 export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
+
+/** How to fix a missing or disabled definition, in the details of the errors that report one. */
+export const DEFINITION_HINT =
+  "a job type needs a definition row before it can be enqueued: call catalog.syncDefinitions(db) at " +
+  "deploy or start-up (workers do; catalog.enqueue does once by itself) or upsertJobDefinition(db, { jobType }); " +
+  "if the row exists, it was disabled (updateJobDefinition re-enables it)";

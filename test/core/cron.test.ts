@@ -69,11 +69,20 @@ describe("validateCronExpression", () => {
     expect(error.internalMessage()).toContain("job_schedule.invalid_cron");
   });
 
-  it("keeps the reason in the internal message only", () => {
-    const error = expectCode(() => validateCronExpression("0 * * * *"), "job_schedule.invalid_cron");
-    expect(error.message).not.toContain("5");
+  it("keeps the message fixed and explains a classic 5-field crontab in details", () => {
+    const error = expectCode(() => validateCronExpression("*/5 * * * *"), "job_schedule.invalid_cron");
+    expect(error.message).toBe("Cron expression is invalid.");
     expect(error.internalMessage()).toMatch(/got 5/);
-    expect(error.details).toEqual({});
+    expect(error.details).toEqual({
+      fields: 5,
+      expected: "sec min hour day-of-month month day-of-week (seconds first, UTC)",
+      hint: "prepend a seconds field",
+      suggestion: "0 */5 * * * *",
+    });
+    // The suggestion is itself a valid expression.
+    expect(() => validateCronExpression(error.details.suggestion as string)).not.toThrow();
+    const four = expectCode(() => validateCronExpression("* * * *"), "job_schedule.invalid_cron");
+    expect(four.details).toMatchObject({ fields: 4, expected: expect.stringContaining("seconds first") });
   });
 
   it("rejects non-strings from untyped callers", () => {

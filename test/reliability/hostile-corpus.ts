@@ -260,6 +260,7 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     [
       "workflow step of a job type the catalog lacks",
       "workflow.invalid_dag_unknown_job_type",
+      // @ts-expect-error an untyped caller's job type, which the catalog's types would refuse
       () => catalog.workflow("w").job("a", SQLI, {}),
     ],
   ];

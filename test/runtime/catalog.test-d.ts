@@ -28,3 +28,23 @@ describe("JobCatalog types", () => {
     expectTypeOf(catalog.jobTypes()).toEqualTypeOf<("typed" | "untyped")[]>();
   });
 });
+
+describe("JobCatalog workflow and schedule types", () => {
+  it("types workflow steps by the catalog", () => {
+    catalog.workflow("wf").job("a", "typed", { count: 1 }).job("b", "untyped", { anything: true });
+    // @ts-expect-error wrong payload shape for the step's job type
+    catalog.workflow("wf").job("a", "typed", { count: "one" });
+    // @ts-expect-error unknown job type
+    catalog.workflow("wf").job("a", "missing", {});
+  });
+
+  it("types schedule templates by the catalog, requiring one the schema needs", () => {
+    const base = { name: "s", cronExpr: "0 0 * * * *", nextFireAt: new Date() };
+    catalog.jobSchedule({ ...base, jobType: "typed", payloadTemplate: { count: 1 } });
+    catalog.jobSchedule({ ...base, jobType: "untyped" });
+    // @ts-expect-error wrong template shape
+    catalog.jobSchedule({ ...base, jobType: "typed", payloadTemplate: { count: "one" } });
+    // @ts-expect-error the schema needs a template
+    catalog.jobSchedule({ ...base, jobType: "typed" });
+  });
+});

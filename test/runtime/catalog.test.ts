@@ -1,9 +1,16 @@
+import { sql } from "drizzle-orm";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { JobCatalog } from "../../src/runtime/index.ts";
-import { getJobById, listJobDefinitions } from "../../src/store/index.ts";
+import {
+  enqueueJob,
+  getJobById,
+  getJobDefinition,
+  listJobDefinitions,
+  updateJobDefinition,
+} from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { ledgerCounts } from "../support/factories.ts";
+import { countRows, ledgerCounts } from "../support/factories.ts";
 
 const { db } = await useTestDatabase();
 
@@ -63,9 +70,60 @@ describe("JobCatalog", () => {
   });
 
   it("builds workflows that refuse job types the catalog lacks", () => {
-    expect(() => catalog.workflow("wf").job("a", "email.send", {}).job("b", "missing.type", {})).toThrow(
+    const builder = catalog.workflow("wf").job("a", "email.send", { to: "ada@example.com", subject: "hi" });
+    // @ts-expect-error the catalog has no such type
+    expect(() => builder.job("b", "missing.type", {})).toThrow(
       expect.objectContaining({ code: "workflow.invalid_dag_unknown_job_type" }),
     );
+  });
+
+  it("refuses a workflow step whose payload fails its schema, at the call, and writes nothing", async () => {
+    await catalog.syncDefinitions(db);
+    const before = await ledgerCounts(db);
+    const builder = catalog.workflow("wf").job("ok", "email.send", { to: "ada@example.com", subject: "hi" });
+    let error: unknown;
+    try {
+      builder.job("bad", "email.send", { to: "not an email", subject: "secret subject" });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({
+      code: "job.invalid_payload",
+      details: { jobType: "email.send", stepKey: "bad", issues: [{ path: "to", kind: "email" }] },
+    });
+    expect(JSON.stringify(error)).not.toContain("not an email");
+    // The refused step was not added: the builder still builds the one good step.
+    expect(builder.build().steps.map((step) => step.stepKey)).toEqual(["ok"]);
+    // A payload of the wrong shape is refused at run time too (an untyped caller's mistake).
+    expect(() =>
+      catalog
+        .workflow("wf")
+        // @ts-expect-error subject is missing
+        .job("a", "email.send", { to: "ada@example.com" }),
+    ).toThrow(expect.objectContaining({ code: "job.invalid_payload" }));
+    // Schemaless types take anything.
+    expect(() => catalog.workflow("wf").job("n", "noop", { anything: [1, 2] })).not.toThrow();
+    expect(await ledgerCounts(db)).toEqual(before);
+  });
+
+  it("refuses a schedule template that fails its schema, and an omitted template the schema needs", () => {
+    const schedule = { name: "mail.hourly", cronExpr: "0 0 * * * *", nextFireAt: new Date() };
+    expect(
+      catalog.jobSchedule({ ...schedule, jobType: "email.send", payloadTemplate: { to: "a@b.co", subject: "s" } }),
+    ).toMatchObject({ jobType: "email.send", payloadTemplate: { to: "a@b.co", subject: "s" } });
+    expect(() =>
+      catalog.jobSchedule({ ...schedule, jobType: "email.send", payloadTemplate: { to: "nope", subject: "s" } }),
+    ).toThrow(
+      expect.objectContaining({
+        code: "job.invalid_payload",
+        details: expect.objectContaining({ scheduleName: "mail.hourly", field: "payloadTemplate" }),
+      }),
+    );
+    // @ts-expect-error email.send's schema needs a template
+    expect(() => catalog.jobSchedule({ ...schedule, jobType: "email.send" })).toThrow(
+      expect.objectContaining({ code: "job.invalid_payload" }),
+    );
+    expect(catalog.jobSchedule({ ...schedule, jobType: "noop" })).toMatchObject({ jobType: "noop" });
   });
 
   it("keeps an operator's pause on sync, and disables everything when the catalog is disabled", async () => {
@@ -78,5 +136,58 @@ describe("JobCatalog", () => {
     const off = new JobCatalog().job("email.send", async () => {}).enabled(false);
     const report = await off.syncDefinitions(db);
     expect(report.disabledJobTypes).toEqual(["email.send"]);
+  });
+});
+
+describe("JobCatalog on a database no worker has synced yet", () => {
+  it("syncs its definitions once when the first enqueue finds them missing, then enqueues", async () => {
+    const fresh = new JobCatalog().job("fresh.first", async () => {}).job("fresh.second", async () => {});
+    expect(await getJobDefinition(db, "fresh.first")).toBeNull();
+    const { id } = await fresh.enqueue(db, "fresh.first", { n: 1 });
+    expect((await getJobById(db, id))!.status).toBe("PENDING");
+    // The whole catalog was synced, so the other type needs no second sync.
+    expect(await getJobDefinition(db, "fresh.second")).toMatchObject({ isEnabled: true });
+    await fresh.enqueue(db, "fresh.second", {});
+  });
+
+  it("lets concurrent first enqueues share the one sync", async () => {
+    const fresh = new JobCatalog().job("fresh.burst", async () => {});
+    const jobs = await Promise.all(Array.from({ length: 10 }, (_, i) => fresh.enqueue(db, "fresh.burst", { i })));
+    expect(new Set(jobs.map((job) => job.id)).size).toBe(10);
+  });
+
+  it("syncs inside the caller's transaction: a rollback leaves neither job nor definition", async () => {
+    const fresh = new JobCatalog().job("fresh.in_tx", async () => {});
+    await db
+      .transaction(async (tx) => {
+        await fresh.enqueue(tx, "fresh.in_tx", {});
+        throw new Error("roll back");
+      })
+      .catch(() => {});
+    expect(await getJobDefinition(db, "fresh.in_tx")).toBeNull();
+    expect(await countRows(db, "job_queue", sql`job_type = 'fresh.in_tx'`)).toBe(0);
+  });
+
+  it("keeps an operator's pause: a disabled type stays refused, with details saying how to fix it", async () => {
+    const fresh = new JobCatalog().job("fresh.paused", async () => {});
+    await fresh.syncDefinitions(db);
+    await updateJobDefinition(db, "fresh.paused", { isEnabled: false });
+    const before = await ledgerCounts(db);
+    for (let i = 0; i < 2; i++) {
+      const error = await fresh.enqueue(db, "fresh.paused", {}).catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        code: "job.definition_not_found_or_disabled",
+        details: { jobType: "fresh.paused", hint: expect.stringContaining("catalog.syncDefinitions(db)") },
+      });
+    }
+    expect(await getJobDefinition(db, "fresh.paused")).toMatchObject({ isEnabled: false });
+    expect(await ledgerCounts(db)).toEqual(before);
+  });
+
+  it("says how to fix a missing definition when enqueueing without a catalog", async () => {
+    await expect(enqueueJob(db, { jobType: "fresh.unknown" })).rejects.toMatchObject({
+      code: "job.definition_not_found_or_disabled",
+      details: { jobType: "fresh.unknown", hint: expect.stringContaining("upsertJobDefinition") },
+    });
   });
 });

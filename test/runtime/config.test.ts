@@ -55,6 +55,10 @@ describe("JobsConfig.fromEnv", () => {
         problems: ["JOBS_POLL_INTERVAL_MS must be a whole number", "JOBS_LEASE_TTL_SECONDS must be a whole number"],
       },
     });
+    // The message a process prints on startup says which variable to fix, not only "invalid".
+    expect((error as Error).message).toBe(
+      "Runtime configuration is invalid. JOBS_POLL_INTERVAL_MS must be a whole number; JOBS_LEASE_TTL_SECONDS must be a whole number.",
+    );
   });
 
   it("builds from code with the same clamps", () => {
@@ -63,7 +67,7 @@ describe("JobsConfig.fromEnv", () => {
       workerId: "w",
     });
     expect(() => JobsConfig.from({ pollIntervalMs: Number.NaN })).toThrow(
-      expect.objectContaining({ code: "config.invalid" }),
+      expect.objectContaining({ code: "config.invalid", message: expect.stringContaining("pollIntervalMs") }),
     );
   });
 

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { JobFailure } from "../../src/core/index.ts";
-import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
+import { JobCatalog, JobsConfig, type RegistrySource, Supervisor } from "../../src/runtime/index.ts";
 import { createDb, enqueueJob, enqueueJobs, getJobById, queryRows } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { eventTypes } from "../support/factories.ts";
@@ -28,7 +28,7 @@ function config(overrides: Partial<JobsConfig> = {}): JobsConfig {
   return JobsConfig.from({ pollIntervalMs: 50, leaseTtlSeconds: 10, reaperIntervalSeconds: 1, ...overrides });
 }
 
-function start(catalog: JobCatalog<never> | JobCatalog, overrides: Partial<JobsConfig> = {}): Supervisor {
+function start(catalog: RegistrySource, overrides: Partial<JobsConfig> = {}): Supervisor {
   const supervisor = Supervisor.builder(db, config(overrides)).withCatalog(catalog).build();
   supervisor.start();
   running.push(supervisor);

@@ -1,6 +1,7 @@
 import { eq, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { enqueueJob, enqueueJobs, schema } from "../../src/store/index.ts";
+import type { QueryError } from "../../src/core/index.ts";
+import { enqueueJob, enqueueJobs, schema, toQueryError } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob, ledgerCounts } from "../support/factories.ts";
 
@@ -227,7 +228,8 @@ describe("job types in use", () => {
     db.execute(
       sql`update runledger.job_definitions set job_type = ${`${jobType}.renamed`} where job_type = ${jobType}`,
     );
-  const sqlstate = (error: unknown) => (error as { cause?: { code?: string } }).cause?.code;
+  // Through the library's own translation, whichever way the installed drizzle-orm wraps driver errors.
+  const sqlstate = (error: unknown) => (toQueryError(error) as QueryError).sqlstate;
 
   it("cannot be deleted or renamed while a job uses them", async () => {
     await defineJob(db, "type.used");

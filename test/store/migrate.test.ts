@@ -1,8 +1,10 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { afterAll, describe, expect, it } from "vitest";
-import { isRunledgerError, SchemaCompatibilityError } from "../../src/core/index.ts";
+import { isRunledgerError, type QueryError, SchemaCompatibilityError } from "../../src/core/index.ts";
 import {
   completeJobSuccess,
   createDb,
@@ -12,10 +14,11 @@ import {
   migrate,
   queryRows,
   type RunledgerDb,
+  toQueryError,
 } from "../../src/store/index.ts";
 import { resolveServerUrl } from "../../src/testing/index.ts";
 import { adminClient, withDatabase } from "../../src/testing/server.ts";
-import { finished, run, startTs } from "../support/processes.ts";
+import { finished, ROOT, run, startTs } from "../support/processes.ts";
 
 const serverUrl = await resolveServerUrl();
 const created: string[] = [];
@@ -228,7 +231,7 @@ describe("migrations", () => {
     // The dropped keys' duties now fall to triggers.
     const refused = await db
       .execute(sql`delete from runledger.job_definitions where job_type = 'old.type'`)
-      .catch((e: unknown) => (e as { cause?: { code?: string } }).cause?.code);
+      .catch((e: unknown) => (toQueryError(e) as QueryError).sqlstate);
     expect(refused).toBe("23503");
     await db.execute(sql`delete from runledger.workflow_runs`);
     expect([await count("workflow_steps"), await count("workflow_step_dependencies")]).toEqual([0, 0]);
@@ -288,13 +291,21 @@ describe("migrations", () => {
     expect(story.map((e) => e.event_type)).toEqual(["ENQUEUED", "LEASED", "HEARTBEAT", "SUCCEEDED"]);
   });
 
-  it("reports a journal with unknown later migrations as ahead", async () => {
+  it("reports a journal with unknown later migrations as ahead, naming them", async () => {
     const { db } = await emptyDatabase();
     await migrate(db);
-    await db.execute(
-      sql`insert into runledger.__drizzle_migrations (hash, created_at) values ('f00d', ${Date.now() + 1e9})`,
-    );
+    const when = Date.now() + 1e9;
+    await db.execute(sql`insert into runledger.__drizzle_migrations (hash, created_at) values ('f00d', ${when})`);
     await expectState(db, "ahead");
+    const id = bundled.length + 1;
+    expect((await inspectSchema(db)).foreign).toEqual([{ id, hash: "f00d", createdAt: when }]);
+    const error = await ensureSchemaCompatible(db).then(
+      () => undefined,
+      (e: unknown) => e as SchemaCompatibilityError,
+    );
+    expect(error?.message).toContain(
+      `Migration ${id} in runledger.__drizzle_migrations (created_at ${when}, hash f00d): not one this version of runledger ships.`,
+    );
   });
 
   it("reports a journal whose hashes differ as diverged, and migrate refuses it", async () => {
@@ -303,6 +314,46 @@ describe("migrations", () => {
     await db.execute(sql`update runledger.__drizzle_migrations set hash = 'changed' where id = 1`);
     await expectState(db, "diverged");
     await expect(migrate(db)).rejects.toMatchObject({ code: "schema.diverged" });
+  });
+
+  it("names an application's migrations applied into runledger's journal instead of a bare diverged", async () => {
+    const { db } = await emptyDatabase();
+    // What drizzle-kit did with a copy of the config whose `out` was the app's own folder.
+    const app = [
+      { hash: "a".repeat(64), when: 1_700_000_000_000 },
+      { hash: "b".repeat(64), when: 1_700_000_100_000 },
+    ];
+    await db.execute(sql`create schema runledger`);
+    await db.execute(
+      sql`create table runledger.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)`,
+    );
+    for (const { hash, when } of app) {
+      await db.execute(sql`insert into runledger.__drizzle_migrations (hash, created_at) values (${hash}, ${when})`);
+    }
+    const report = await inspectSchema(db);
+    expect(report).toMatchObject({ state: "diverged", applied: 2 });
+    expect(report.foreign).toEqual([
+      { id: 1, hash: app[0]!.hash, createdAt: app[0]!.when },
+      { id: 2, hash: app[1]!.hash, createdAt: app[1]!.when },
+    ]);
+    for (const attempt of [ensureSchemaCompatible(db), migrate(db)]) {
+      const error = await attempt.then(
+        () => undefined,
+        (e: unknown) => e as SchemaCompatibilityError,
+      );
+      expect(error).toBeInstanceOf(SchemaCompatibilityError);
+      expect(error!.code).toBe("schema.diverged");
+      expect(error!.message).toBe(
+        "The runledger migration history does not match this version. " +
+          "Migration 1 in runledger.__drizzle_migrations (created_at 1700000000000, hash aaaaaaaaaaaa); " +
+          "Migration 2 in runledger.__drizzle_migrations (created_at 1700000100000, hash bbbbbbbbbbbb): " +
+          "not one of runledger's.",
+      );
+      expect(error!.details).toMatchObject({ foreign: report.foreign, hint: expect.stringContaining("own journal") });
+    }
+    // migrate refused without touching anything.
+    const rows = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from runledger.__drizzle_migrations`);
+    expect(rows[0]!.n).toBe(2);
   });
 
   it("lets four processes migrate one empty database at once", async () => {
@@ -322,10 +373,22 @@ describe("migrations", () => {
     expect(Number(journal[0]!.n)).toBe(bundled.length);
   });
 
-  it("agrees with drizzle-kit migrate on the journal", async () => {
+  it("agrees with drizzle-kit migrate on the journal, run with the config from another directory", async () => {
     const { url, db } = await emptyDatabase();
-    const result = await run(process.execPath, ["node_modules/drizzle-kit/bin.cjs", "migrate"], { DATABASE_URL: url });
-    expect(result.code).toBe(0);
+    const elsewhere = mkdtempSync(join(tmpdir(), "runledger-kit-"));
+    try {
+      const kit = join(ROOT, "node_modules/drizzle-kit/bin.cjs");
+      const config = join(ROOT, "drizzle.config.ts");
+      const result = await run(
+        process.execPath,
+        [kit, "migrate", "--config", config],
+        { DATABASE_URL: url },
+        elsewhere,
+      );
+      expect(result.code, `${result.stdout}${result.stderr}`).toBe(0);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
     expect(await ensureSchemaCompatible(db)).toMatchObject({ state: "current" });
   });
 

@@ -10,7 +10,12 @@ import { validateWorkflowRunEnqueue } from "./validation.ts";
 export interface WorkflowDagBuilderOptions {
   /** Called by `.job()` with each job type; throw to reject it (e.g. a type the catalog does not know). */
   checkJobType?: (jobType: string) => void;
+  /** Called by `.job()` after `checkJobType`; throw to reject a payload (e.g. one its schema refuses). */
+  checkPayload?: (jobType: string, payload: unknown, stepKey: string) => void;
 }
+
+/** Payload types by job type, as a catalog knows them; the default accepts any type and payload. */
+export type WorkflowJobPayloads = Record<string, unknown>;
 
 interface DagStep {
   jobType: string;
@@ -37,38 +42,53 @@ function blank(value: unknown): boolean {
  * The target of an `after*` call must already have been added with `.job`; prerequisites may be
  * added later. A call that throws leaves the builder unchanged.
  */
-export class WorkflowDagBuilder extends WorkflowRunHeaderBuilder {
-  readonly #checkJobType: ((jobType: string) => void) | undefined;
+export class WorkflowDagBuilder<
+  Jobs extends WorkflowJobPayloads = WorkflowJobPayloads,
+> extends WorkflowRunHeaderBuilder {
+  readonly #options: WorkflowDagBuilderOptions;
   readonly #steps = new Map<string, DagStep>();
 
   private constructor(workflowType: string, metadata: unknown, options: WorkflowDagBuilderOptions) {
     super(workflowType, metadata);
-    this.#checkJobType = options.checkJobType;
+    this.#options = options;
   }
 
-  /** Never throws; a blank workflow type is reported by `build()`. */
-  static new(workflowType: string, metadata: unknown, options: WorkflowDagBuilderOptions = {}): WorkflowDagBuilder {
-    return new WorkflowDagBuilder(workflowType, metadata, options);
+  /**
+   * Never throws; a blank workflow type is reported by `build()`. `Jobs` types `.job()`'s job
+   * types and payloads (a catalog's `workflow()` fills it in); by default any is accepted.
+   */
+  static new<Jobs extends WorkflowJobPayloads = WorkflowJobPayloads>(
+    workflowType: string,
+    metadata: unknown,
+    options: WorkflowDagBuilderOptions = {},
+  ): WorkflowDagBuilder<Jobs> {
+    return new WorkflowDagBuilder<Jobs>(workflowType, metadata, options);
   }
 
   /** Like `new`, but throws `workflow.invalid_dag_workflow_type_blank` at once. */
-  static tryNew(workflowType: string, metadata: unknown, options: WorkflowDagBuilderOptions = {}): WorkflowDagBuilder {
+  static tryNew<Jobs extends WorkflowJobPayloads = WorkflowJobPayloads>(
+    workflowType: string,
+    metadata: unknown,
+    options: WorkflowDagBuilderOptions = {},
+  ): WorkflowDagBuilder<Jobs> {
     requireWorkflowType(workflowType);
-    return new WorkflowDagBuilder(workflowType, metadata, options);
+    return new WorkflowDagBuilder<Jobs>(workflowType, metadata, options);
   }
 
   /**
    * Adds a JOB step (stage `queued`, queue settings from the job definition). Throws
    * `workflow.invalid_dag_step_key_blank`, `workflow.invalid_dag_job_type_blank` or
-   * `workflow.invalid_dag_duplicate_step_key` at once, then whatever `checkJobType` throws.
+   * `workflow.invalid_dag_duplicate_step_key` at once, then whatever `checkJobType` and
+   * `checkPayload` throw.
    */
-  job(stepKey: string, jobType: string, payload: unknown): this {
+  job<T extends keyof Jobs & string>(stepKey: string, jobType: T, payload: Jobs[T]): this {
     if (blank(stepKey)) throw new RunledgerError("workflow.invalid_dag_step_key_blank");
     if (blank(jobType)) throw new RunledgerError("workflow.invalid_dag_job_type_blank", { details: { stepKey } });
     if (this.#steps.has(stepKey)) {
       throw new RunledgerError("workflow.invalid_dag_duplicate_step_key", { details: { stepKey } });
     }
-    this.#checkJobType?.(jobType);
+    this.#options.checkJobType?.(jobType);
+    this.#options.checkPayload?.(jobType, payload, stepKey);
     this.#steps.set(stepKey, { jobType, payload, dependencies: [] });
     return this;
   }

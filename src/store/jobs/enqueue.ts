@@ -10,6 +10,7 @@ import { jobDefinitions, jobEventLog, jobQueue } from "../schema/index.ts";
 import {
   checkIdentifierLength,
   checkRequestSize,
+  DEFINITION_HINT,
   fail,
   isBlank,
   isInt32,
@@ -275,7 +276,7 @@ async function enqueuePrepared(executor: Executor, items: PreparedItem[]): Promi
 
 function definitionMissing(item: PreparedItem): RunledgerError {
   return new RunledgerError("job.definition_not_found_or_disabled", {
-    details: { index: item.ord, jobType: item.job_type },
+    details: { index: item.ord, jobType: item.job_type, hint: DEFINITION_HINT },
   });
 }
 

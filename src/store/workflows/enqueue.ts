@@ -12,7 +12,7 @@ import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows, statement } from "../query.ts";
 import { jobDefinitions, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
-import { checkRequestSize, fail, isStorableText, isUuid, jsonText } from "../validate.ts";
+import { checkRequestSize, DEFINITION_HINT, fail, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
 import { recomputeRunStatus, releasedJobsCtes, releaseSteps } from "./release.ts";
 import { requireReadCommitted } from "./release-lock.ts";
@@ -180,7 +180,9 @@ function jobTypesOf(steps: readonly WorkflowStepEnqueue[]): string[] {
 
 function definitionsMissing(wanted: readonly string[], enabled: readonly string[]): RunledgerError {
   const missing = wanted.filter((t) => !enabled.includes(t));
-  return new RunledgerError("workflow.definition_not_found_or_disabled", { details: { jobTypes: missing } });
+  return new RunledgerError("workflow.definition_not_found_or_disabled", {
+    details: { jobTypes: missing, hint: DEFINITION_HINT },
+  });
 }
 
 /**

@@ -9,7 +9,8 @@ import { toQueryError } from "./errors.ts";
  * mid-completion then exits instead of reconnecting.
  *
  * The guard keeps the driver from writing on a transaction connection after it was lost: the
- * first connection failure seen by any query of the transaction marks it lost; later queries
+ * first connection failure seen by any query of the transaction, or the driver's own rejection
+ * of `begin` when the connection closes between statements, marks it lost; later queries
  * fail at once with that error instead of being sent; the transaction callback (and any
  * savepoint callback) then never settles, so the driver sends no ROLLBACK, and the caller gets
  * the connection error straight away. The server rolls the transaction back when the
@@ -48,13 +49,23 @@ function guardedBegin(client: Sql, args: unknown[]): Promise<unknown> {
   const run = (tx: postgres.TransactionSql) => scope(tx, fn, lost, reportLoss);
   // biome-ignore lint/suspicious/noExplicitAny: begin's overloads take an options string first or not.
   const begun = (client.begin as any)(...args.slice(0, -1), run) as Promise<unknown>;
-  begun.catch(() => {}); // after a loss the caller already has the error
+  // The driver rejects `begin` as soon as the connection closes, but lets the callback run on:
+  // from then on nothing may be written on it, not a statement and not the COMMIT.
+  begun.catch((error: unknown) => {
+    if (lost.error === undefined && isConnectionLoss(error)) lost.error = error;
+  });
   return Promise.race([begun, loss]);
 }
 
 async function scope(tx: postgres.TransactionSql, fn: Callback, lost: Lost, reportLoss: (error: unknown) => void) {
   try {
-    return await fn(guardTransaction(tx, lost, reportLoss));
+    const result = await fn(guardTransaction(tx, lost, reportLoss));
+    // Lost while the callback ran between statements: resolving would make the driver COMMIT.
+    if (lost.error !== undefined) {
+      reportLoss(lost.error);
+      return new Promise(() => {});
+    }
+    return result;
   } catch (error) {
     if (lost.error === undefined && isConnectionLoss(error)) lost.error = error;
     if (lost.error === undefined) throw error;

@@ -71,6 +71,39 @@ describe("a transaction whose connection is lost", () => {
     });
   });
 
+  it.each([
+    ["issues its next statement", true],
+    ["commits", false],
+  ])(
+    "rejects without writing when the connection dies between statements and the callback then %s",
+    async (_, more) => {
+      let pid: number | undefined;
+      let release: () => void = () => {};
+      const resumed = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const transaction = victim.transaction(async (tx) => {
+        pid = (await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`))[0]!.pid;
+        await resumed; // no statement in flight while the backend dies
+        if (more) await tx.execute(sql`select 1`);
+      });
+      const outcome = transaction.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const target = await waitFor(() => pid, { what: "the transaction's backend pid" });
+      await db.execute(sql`select pg_terminate_backend(${target})`);
+      await waitFor(async () => (await outcome) !== undefined, { what: "the transaction to fail" });
+      release();
+      expect(toQueryError(await outcome).code).toBe("db.connection_failed");
+      // A write on the dead connection would throw from the next turns of the event loop.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await waitFor(async () => (await queryRows(victim, sql`select 1 as ok`).catch(() => [])).length === 1, {
+        what: "the pool to reconnect",
+      });
+    },
+  );
+
   it("leaves ordinary failures alone: a failed savepoint rolls back and the transaction commits", async () => {
     await db.execute(sql`create table guard_rows (n int primary key)`);
     await victim.transaction(async (tx) => {

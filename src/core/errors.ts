@@ -40,7 +40,7 @@ export const ERROR_CATALOG = {
   "job.idempotency_conflict_missing_existing": [I, "Idempotent enqueue conflicted but the existing job was not found."],
   "job.enqueue_request_snapshot_failed": [I, "The enqueue request could not be recorded."],
   "job.enqueue_idempotency_unsupported_isolation": [V, "Keyed enqueue requires READ COMMITTED isolation."],
-  "job.job_key_contention": [C, "Concurrent enqueues kept changing the job holding this job key; retry."],
+  "job.job_key_contention": [C, "Another writer took this job key during the enqueue; retry."],
   "job.already_enqueued": [C, "A job with this idempotency key already exists."],
   "job.invalid_enqueue_request": [V, "The enqueue request is invalid."],
   "job.invalid_payload": [V, "The job payload does not match the job type's schema."],

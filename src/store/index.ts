@@ -19,7 +19,7 @@ export {
   type JobFailureReport,
   type JobSuccess,
 } from "./jobs/complete.ts";
-export * from "./jobs/enqueue.ts";
+export { type EnqueuedJob, enqueueJob, enqueueJobs, type JobEnqueue, type JobKeyOption } from "./jobs/enqueue.ts";
 export {
   heartbeatJob,
   heartbeatJobs,

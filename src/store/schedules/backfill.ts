@@ -9,11 +9,13 @@ import { microsecondTimestamp, toDate } from "../rows.ts";
 import { jobSchedules } from "../schema/index.ts";
 import { fail, isUuid, isValidDate } from "../validate.ts";
 import { scheduleFromRow } from "./record.ts";
-import { type ScheduleScope, scheduleScope } from "./scope.ts";
+import { scheduleScope } from "./scope.ts";
 
-export interface JobScheduleBackfill extends ScheduleScope {
+export interface JobScheduleBackfill {
   /** The schedule's name. */
   name: string;
+  /** Only a schedule of this organization; omitted means any organization (admin). */
+  organizationId?: string;
   /** First instant of the interval; a slot exactly here fires. */
   from: Date;
   /** End of the interval, exclusive; no later than now. */

@@ -136,6 +136,11 @@ export function planScheduleFires(
       overlapSkipped++;
     }
   }
+  // An exhausted schedule is deactivated, so a slot it still holds could never be released.
+  if (next === null && buffered !== null) {
+    buffered = null;
+    overlapSkipped++;
+  }
   return { fire, bufferedSlotAt: buffered, missed, overlapSkipped, next, more };
 }
 

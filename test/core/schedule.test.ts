@@ -150,9 +150,11 @@ describe("planScheduleFires", () => {
     expect(jitter).toBeLessThanOrEqual(600_000);
   });
 
-  it("reports an exhausted expression with a null next", () => {
+  it("reports an exhausted expression with a null next, dropping a slot it could never release", () => {
     const last = at("2030-01-01T00:00:00Z");
-    const plan = planScheduleFires({ ...base, cronExpr: "0 0 0 1 1 * 2030", nextSlotAt: last, nextFireAt: last }, now);
-    expect(plan).toMatchObject({ fire: [last], next: null });
+    const exhausted = { ...base, cronExpr: "0 0 0 1 1 * 2030", nextSlotAt: last, nextFireAt: last };
+    expect(planScheduleFires(exhausted, now)).toMatchObject({ fire: [last], next: null });
+    const held = { ...exhausted, overlapPolicy: "BUFFER_ONE", lastJobLive: true } as const;
+    expect(planScheduleFires(held, now)).toMatchObject({ fire: [], bufferedSlotAt: null, overlapSkipped: 1 });
   });
 });

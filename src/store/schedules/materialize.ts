@@ -129,7 +129,8 @@ export async function materializeDueSchedules(
     await executor.transaction(async (tx) => {
       const { now, schedules } = await claimDueSchedules(tx, options);
       if (schedules.length === 0) return;
-      result.more = schedules.length === options.limit;
+      // A full batch means more may be due; failing schedules would only come back at once.
+      const full = schedules.length === options.limit;
       const plans = new Map<DueSchedule, SchedulePlan>();
       const retries: DueSchedule[] = [];
       for (const schedule of schedules) {
@@ -195,6 +196,7 @@ export async function materializeDueSchedules(
           exhausted: plan.next === null,
         });
       }
+      result.more ||= full && result.failed.length === 0;
       const retryAt = microsecondTimestamp(new Date(now.getTime() + SCHEDULE_RETRY_DELAY_MS));
       for (const schedule of retries) {
         passed.push({

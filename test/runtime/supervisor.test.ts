@@ -296,6 +296,31 @@ describe("Supervisor", () => {
     expect(job).toEqual({ status: "SUCCEEDED", stage: "completed" });
   });
 
+  it("works off a catch-up backlog larger than one pass without waiting for the next poll", async () => {
+    const { upsertJobSchedule } = await import("../../src/store/index.ts");
+    const catalog = new JobCatalog().job("backlog.tick", async () => {});
+    await catalog.syncDefinitions(db);
+    // 1,500 one-second slots within the window: two passes' worth at 1,000 fires a pass.
+    const start = new Date(Math.floor(Date.now() / 1000) * 1000 - 1_500_000);
+    await upsertJobSchedule(db, {
+      name: "backlog",
+      jobType: "backlog.tick",
+      cronExpr: "* * * * * *",
+      catchupWindowSeconds: 3600,
+      nextFireAt: start,
+    });
+    const supervisor = Supervisor.builder(db, config({ schedulePollIntervalSeconds: 600 }))
+      .withCatalog(catalog)
+      .disableWorker()
+      .build()
+      .start();
+    running.push(supervisor);
+    let fired = 0;
+    supervisor.on("scheduler:fired", () => fired++);
+    await waitFor(() => fired >= 1500, { timeoutMs: 30_000, what: "the backlog to fire" });
+    await stop(supervisor);
+  });
+
   it("gives jobs not fired by a schedule a null context.schedule", async () => {
     const seen: JobContext["schedule"][] = [];
     const catalog = new JobCatalog().job("plain.job", async (_payload, context) => {

@@ -19,6 +19,7 @@ import {
   isValidDate,
   jsonText,
 } from "../validate.ts";
+import { handOverJobKey, lockJobKey, takeJobKeyRequest } from "./job-key.ts";
 
 /** A request to enqueue one job. Omitted settings come from the job type's definition. */
 export interface JobEnqueue {
@@ -351,91 +352,26 @@ async function enqueuePrepared(executor: Executor, items: PreparedItem[]): Promi
   return out;
 }
 
-/*
- * Job keys. The holder of a key is found through `uq_job_queue_job_key`, whose key holds the
- * organization as the nil UUID when there is none. Every step is one guarded statement, so a
- * concurrent claim simply wins or loses the row:
- * 1. a holder that has not started (PENDING, attempt 0) takes the request (or is kept): one
- *    round trip and no transaction, the common case of a debounce;
- * 2. otherwise, in a transaction holding an advisory lock on the key (so enqueues of one key
- *    take turns here and the insert cannot collide with another's), step 1 again, then any
- *    holder that has started or finished gives the key up, and the new job is inserted with it.
- * Without the lock, 20 enqueuers racing two claimers on one key lost ten rounds in a row.
- */
-const KEY_MATCH = sql`j.job_type = ${sql.placeholder("jobType")}
-    and coalesce(j.organization_id, '00000000-0000-0000-0000-000000000000'::uuid)
-      = coalesce(${sql.placeholder("organizationId")}::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
-    and j.job_key = ${sql.placeholder("key")}`;
-
-const UNSTARTED = sql`j.status = 'PENDING' and j.attempt = 0`;
-
-const replaceKeyHolder = statement<{ id: string }>(
-  "runledger_enqueue_replace_key_holder",
-  sql`
-  with replaced as (
-    update ${jobQueue} j set
-      payload = ${sql.placeholder("payload")}::jsonb,
-      priority = coalesce(${sql.placeholder("priority")}::int, j.priority),
-      max_attempts = coalesce(${sql.placeholder("maxAttempts")}::int, j.max_attempts),
-      timeout_seconds = coalesce(${sql.placeholder("timeoutSeconds")}::int, j.timeout_seconds),
-      -- least() ignores a null maximum wait.
-      next_run_at = case when ${sql.placeholder("delayMs")}::bigint is null
-        then coalesce(${sql.placeholder("nextRunAt")}::timestamptz, now())
-        else least(now() + make_interval(secs => ${sql.placeholder("delayMs")}::bigint / 1000.0),
-          j.created_at + make_interval(secs => ${sql.placeholder("maxWaitMs")}::bigint / 1000.0)) end,
-      updated_at = now()
-    where ${KEY_MATCH} and ${UNSTARTED}
-      -- A disabled type takes no new requests, as a fresh enqueue would not.
-      and exists (select 1 from ${jobDefinitions} d where d.job_type = j.job_type and d.is_enabled)
-    returning j.id, j.next_run_at
-  )
-  select id, (select count(pg_notify(${JOBS_CHANNEL}, '')) from replaced where next_run_at <= now()) as notified
-  from replaced
-`,
-);
-
-const findUnstartedKeyHolder = statement<{ id: string }>(
-  "runledger_enqueue_find_key_holder",
-  sql`select j.id from ${jobQueue} j where ${KEY_MATCH} and ${UNSTARTED}
-    and exists (select 1 from ${jobDefinitions} d where d.job_type = j.job_type and d.is_enabled)`,
-);
-
-const lockKey = statement(
-  "runledger_enqueue_lock_job_key",
-  sql`select pg_advisory_xact_lock(hashtextextended('runledger.job_key:' || ${sql.placeholder("jobType")}::text || ':'
-    || coalesce(${sql.placeholder("organizationId")}::text, '') || ':' || ${sql.placeholder("key")}::text, 0))`,
-);
-
-const handOverKey = statement(
-  "runledger_enqueue_hand_over_key",
-  sql`update ${jobQueue} j set job_key = null, updated_at = now() where ${KEY_MATCH} and not (${UNSTARTED})`,
-);
-
+/** A job-key enqueue: see job-key.ts for the steps and why the insert path takes a lock. */
 async function enqueueKeyed(executor: Executor, item: PreparedItem): Promise<EnqueuedJob> {
   const match = { jobType: item.job_type, organizationId: item.organization_id, key: item.job_key };
-  const takeRequest = async (ex: Executor) => {
-    const [holder] =
-      item.key_mode === "preserve"
-        ? await findUnstartedKeyHolder.run(ex, match)
-        : await replaceKeyHolder.run(ex, {
-            ...match,
-            payload: item.payload,
-            priority: item.priority,
-            maxAttempts: item.max_attempts,
-            timeoutSeconds: item.timeout_seconds,
-            nextRunAt: item.next_run_at,
-            delayMs: item.delay_ms,
-            maxWaitMs: item.max_wait_ms,
-          });
-    return holder === undefined ? undefined : { id: holder.id, created: false };
+  const request = {
+    mode: item.key_mode,
+    payload: item.payload,
+    priority: item.priority,
+    maxAttempts: item.max_attempts,
+    timeoutSeconds: item.timeout_seconds,
+    nextRunAt: item.next_run_at,
+    delayMs: item.delay_ms,
+    maxWaitMs: item.max_wait_ms,
   };
-  const taken = await takeRequest(executor);
-  if (taken !== undefined) return taken;
+  const taken = await takeJobKeyRequest(executor, match, request);
+  if (taken !== undefined) return { id: taken, created: false };
   return executor.transaction(async (tx) => {
-    await lockKey.run(tx, match);
-    const takenNow = await takeRequest(tx);
-    if (takenNow !== undefined) return takenNow;
-    await handOverKey.run(tx, match);
+    await lockJobKey(tx, match);
+    const takenNow = await takeJobKeyRequest(tx, match, request);
+    if (takenNow !== undefined) return { id: takenNow, created: false };
+    await handOverJobKey(tx, match);
     const [result] = await insertJobsExtended.run(tx, extendedColumns([item]));
     if (result?.isolation_ok === false) throw new RunledgerError("job.enqueue_idempotency_unsupported_isolation");
     if (result?.inserted === null) return { id: item.id, created: true };

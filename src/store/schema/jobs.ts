@@ -122,7 +122,8 @@ export const jobQueue = runledger.table(
       .where(sql`idempotency_key is not null and organization_id is null`),
     check("ck_job_queue_schedule_slot", sql`(${t.scheduleId} is null) = (${t.scheduledFor} is null)`),
     check("ck_job_queue_job_key_not_blank", sql`${t.jobKey} is null or btrim(${t.jobKey}) <> ''`),
-    // Neither index names a column the claim or completion writes, so those updates stay HOT.
+    // Neither index names a column the claim or completion writes (key, expression or predicate),
+    // so neither can keep those updates from being HOT.
     // One job per schedule slot: racing schedulers and repeated backfills cannot fire it twice.
     uniqueIndex("uq_job_queue_schedule_slot").on(t.scheduleId, t.scheduledFor).where(sql`schedule_id is not null`),
     // One holder per job key and (type, organization); enqueue hands the key from a job that has

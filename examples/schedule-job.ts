@@ -3,6 +3,7 @@
 // number of processes may run schedulers against one database; each slot fires once.
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/schedule-job.ts
+import { ALL_ORGANIZATIONS } from "runledger/core";
 import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
 import {
   backfillJobSchedule,
@@ -84,9 +85,9 @@ try {
 
   // The three hours before: one job per slot, and none the second time.
   const interval = { name: "reports.hourly", from: new Date(thisHour.getTime() - 3 * HOUR), to: thisHour };
-  const backfill = await backfillJobSchedule(db, interval);
+  const backfill = await backfillJobSchedule(db, interval, ALL_ORGANIZATIONS);
   console.log(`backfill: ${backfill.created.length} created, ${backfill.existing} already there`);
-  const again = await backfillJobSchedule(db, interval);
+  const again = await backfillJobSchedule(db, interval, ALL_ORGANIZATIONS);
   console.log(`backfill again: ${again.created.length} created, ${again.existing} already there`);
 
   const due = schedule.nextFireAt.getTime() <= Date.now();
@@ -94,7 +95,7 @@ try {
   if (due || jobIds.size > 0) await runUntilDone(db, jobIds, due);
   if (!due) console.log("this hour's slot has fired already; run again after the next fire time");
 
-  const current = await getJobSchedule(db, "reports.hourly", { upcoming: 2 });
+  const current = await getJobSchedule(db, "reports.hourly", ALL_ORGANIZATIONS, { upcoming: 2 });
   if (current?.lastJobId) {
     const job = await getJobById(db, current.lastJobId);
     console.log(`job ${job?.id}: ${job?.jobType} ${job?.status} (stage ${job?.stage})`);

@@ -2,6 +2,7 @@ import type { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ALL_ORGANIZATIONS,
   WorkflowStepEnqueueBuilder as Step,
   WorkflowDagBuilder,
   WorkflowRunEnqueueBuilder,
@@ -264,11 +265,11 @@ describe("PGlite driver", () => {
     await setJobScheduleActive(db, "smoke.every-second", false);
     await cancelJob(db, { jobId: materialized.fired[0]!.jobId });
     const second0 = Math.floor(Date.now() / 1000) * 1000;
-    const backfilled = await backfillJobSchedule(db, {
-      name: "smoke.every-second",
-      from: new Date(second0 - 5000),
-      to: new Date(second0 - 2000),
-    });
+    const backfilled = await backfillJobSchedule(
+      db,
+      { name: "smoke.every-second", from: new Date(second0 - 5000), to: new Date(second0 - 2000) },
+      ALL_ORGANIZATIONS,
+    );
     expect(backfilled.created).toHaveLength(3);
     for (const { jobId } of backfilled.created) await cancelJob(db, { jobId });
 

@@ -293,7 +293,7 @@ const SCOPED: Record<string, Entry> = {
   },
   getJobSchedule: {
     target: () => seeded.B!.schedule,
-    leak: (name) => getJobSchedule(db, name, { organizationId: A, upcoming: 1 }),
+    leak: (name) => getJobSchedule(db, name, { organizationId: A }, { upcoming: 1 }),
     verdict: { hidden: nothing },
     own: () => getJobSchedule(db, seeded.B!.schedule, { organizationId: B }),
     ownSees: found,
@@ -301,16 +301,14 @@ const SCOPED: Record<string, Entry> = {
   backfillJobSchedule: {
     target: () => seeded.B!.schedule,
     leak: (name) =>
-      backfillJobSchedule(db, { name, organizationId: A, from: new Date(T0.getTime() - 2 * DAY), to: T0, now: T0 }),
+      backfillJobSchedule(db, { name, from: new Date(T0.getTime() - 2 * DAY), to: T0, now: T0 }, { organizationId: A }),
     verdict: { refused: "job_schedule.not_found" },
     own: () =>
-      backfillJobSchedule(db, {
-        name: seeded.B!.schedule,
-        organizationId: B,
-        from: new Date(T0.getTime() - 2 * DAY),
-        to: T0,
-        now: T0,
-      }),
+      backfillJobSchedule(
+        db,
+        { name: seeded.B!.schedule, from: new Date(T0.getTime() - 2 * DAY), to: T0, now: T0 },
+        { organizationId: B },
+      ),
     ownSees: (r) => expect((r as { created: unknown[] }).created).toHaveLength(2),
   },
   cancelJob: {

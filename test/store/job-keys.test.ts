@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   backfillJobSchedule,
   claimJobs,
@@ -279,7 +280,8 @@ describe("job keys", () => {
     }
     await upsertJobSchedule(db, { name: "hot.check", jobType: "hot.check", cronExpr: "0 0 * * * *", isActive: false });
     const from = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 3_600_000);
-    await backfillJobSchedule(db, { name: "hot.check", from, to: new Date(from.getTime() + 3 * 3_600_000) });
+    const to = new Date(from.getTime() + 3 * 3_600_000);
+    await backfillJobSchedule(db, { name: "hot.check", from, to }, ALL_ORGANIZATIONS);
     // The transaction's own counters: every row the claim updated, and how many of those were HOT.
     const counts = await db.transaction(async (tx) => {
       const claimed = await claimRunnableJobs(tx, {

@@ -2,6 +2,7 @@
 // set, never waited for: every pass takes its `now`.
 import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   backfillJobSchedule,
   claimRunnableJobs,
@@ -163,7 +164,7 @@ describe("time zones", () => {
     expect(utc.nextSlotAt).toEqual(at("2030-06-02T09:00:00Z"));
     const tokyo = await schedule({ name: "tz.move", cronExpr: "0 0 9 * * *", timezone: "Asia/Tokyo", now });
     expect(tokyo).toMatchObject({ id: utc.id, timezone: "Asia/Tokyo", nextSlotAt: at("2030-06-02T00:00:00Z") });
-    const listed = await getJobSchedule(db, "tz.move", { upcoming: 3 });
+    const listed = await getJobSchedule(db, "tz.move", ALL_ORGANIZATIONS, { upcoming: 3 });
     expect(listed!.upcoming.map((u) => u.scheduledFor.toISOString())).toEqual([
       "2030-06-02T00:00:00.000Z",
       "2030-06-03T00:00:00.000Z",
@@ -193,7 +194,7 @@ describe("overlap policies", () => {
     const after = await passes(minute(3), minute(3), MINUTE, "overlap.skip");
     expect(slotsOf(after)).toEqual([minute(3).toISOString()]);
     expect((await jobsOf(s.id)).map((j) => j.scheduled_for)).toEqual([minute(0), minute(3)]);
-    expect((await getJobSchedule(db, "overlap.skip"))!.overlapSkipCount).toBe(2);
+    expect((await getJobSchedule(db, "overlap.skip", ALL_ORGANIZATIONS))!.overlapSkipCount).toBe(2);
   });
 
   it("BUFFER_ONE holds one slot while the job is live, drops the rest, and fires the held one once it finishes", async () => {
@@ -208,7 +209,7 @@ describe("overlap policies", () => {
     expect(held.fired).toEqual([]);
     // Minute 1 is held; minute 2 found the buffer full.
     expect(held.skipped).toMatchObject([{ overlapSkipped: 1 }]);
-    expect((await getJobSchedule(db, "overlap.buffer"))!.bufferedSlotAt).toEqual(minute(1));
+    expect((await getJobSchedule(db, "overlap.buffer", ALL_ORGANIZATIONS))!.bufferedSlotAt).toEqual(minute(1));
     // Still live: nothing is released between slots.
     expect(
       (
@@ -232,7 +233,7 @@ describe("overlap policies", () => {
     // That job is live now, so minute 3 is held in turn.
     const next = await passes(minute(3), minute(3), MINUTE, "overlap.buffer");
     expect(next.fired).toEqual([]);
-    expect((await getJobSchedule(db, "overlap.buffer"))!.bufferedSlotAt).toEqual(minute(3));
+    expect((await getJobSchedule(db, "overlap.buffer", ALL_ORGANIZATIONS))!.bufferedSlotAt).toEqual(minute(3));
     expect((await jobsOf(s.id)).map((j) => j.scheduled_for)).toEqual([minute(0), minute(1)]);
   });
 
@@ -267,7 +268,7 @@ describe("catch-up after downtime", () => {
     expect(inWindow.length).toBeGreaterThanOrEqual(4);
     expect(slotsOf(result)).toEqual(inWindow.map((ms) => new Date(ms).toISOString()));
     expect(result.skipped).toMatchObject([{ missed: due.length - inWindow.length, overlapSkipped: 0 }]);
-    expect(await getJobSchedule(db, "catchup.outage")).toMatchObject({
+    expect(await getJobSchedule(db, "catchup.outage", ALL_ORGANIZATIONS)).toMatchObject({
       missedSlotCount: due.length - inWindow.length,
       nextSlotAt: new Date(due.at(-1)! + quarter),
     });
@@ -317,7 +318,7 @@ describe("catch-up after downtime", () => {
     await schedule({ name: "catchup.last", cronExpr: "0 0 0 1 1 * 2034", nextFireAt: at("2034-01-01T00:00:00Z") });
     const result = await passes(at("2034-01-01T00:00:01Z"), at("2034-01-01T00:00:01Z"), MINUTE, "catchup.last");
     expect(slotsOf(result)).toEqual(["2034-01-01T00:00:00.000Z"]);
-    expect((await getJobSchedule(db, "catchup.last"))!.isActive).toBe(false);
+    expect((await getJobSchedule(db, "catchup.last", ALL_ORGANIZATIONS))!.isActive).toBe(false);
   });
 });
 
@@ -335,17 +336,17 @@ describe("backfill", () => {
       to: at("2030-01-02T05:00:00Z"),
       now: at("2030-02-01T00:00:00Z"),
     };
-    const first = await backfillJobSchedule(db, request);
+    const first = await backfillJobSchedule(db, request, ALL_ORGANIZATIONS);
     expect(first).toMatchObject({ slots: 24, existing: 0 });
     expect(first.created).toHaveLength(24);
-    const second = await backfillJobSchedule(db, request);
+    const second = await backfillJobSchedule(db, request, ALL_ORGANIZATIONS);
     expect(second).toEqual({ slots: 24, created: [], existing: 24 });
     const jobs = await jobsOf(s.id);
     expect(jobs).toHaveLength(24);
     expect(jobs[0]).toMatchObject({ scheduled_for: at("2030-01-01T05:00:00Z"), payload: { kind: "hourly" } });
     expect(new Set(jobs.map((j) => j.scheduled_for.getTime())).size).toBe(24);
     // A wider interval fills in only what is missing.
-    const wider = await backfillJobSchedule(db, { ...request, to: at("2030-01-02T07:00:00Z") });
+    const wider = await backfillJobSchedule(db, { ...request, to: at("2030-01-02T07:00:00Z") }, ALL_ORGANIZATIONS);
     expect(wider).toMatchObject({ slots: 26, existing: 24 });
     expect(wider.created.map((c) => c.scheduledFor)).toEqual([at("2030-01-02T05:00:00Z"), at("2030-01-02T06:00:00Z")]);
   });
@@ -357,12 +358,16 @@ describe("backfill", () => {
       nextFireAt: at("2030-03-01T03:00:00Z"),
       catchupWindowSeconds: 86_400,
     });
-    await backfillJobSchedule(db, {
-      name: "backfill.mixed",
-      from: at("2030-03-01T00:00:00Z"),
-      to: at("2030-03-01T05:00:00Z"),
-      now: at("2030-03-01T06:30:00Z"),
-    });
+    await backfillJobSchedule(
+      db,
+      {
+        name: "backfill.mixed",
+        from: at("2030-03-01T00:00:00Z"),
+        to: at("2030-03-01T05:00:00Z"),
+        now: at("2030-03-01T06:30:00Z"),
+      },
+      ALL_ORGANIZATIONS,
+    );
     const fired = await passes(at("2030-03-01T06:30:00Z"), at("2030-03-01T06:30:00Z"), MINUTE, "backfill.mixed");
     // 03:00 and 04:00 already had jobs from the backfill; 05:00 and 06:00 are new.
     expect(slotsOf(fired)).toEqual(["2030-03-01T05:00:00.000Z", "2030-03-01T06:00:00.000Z"]);
@@ -382,14 +387,28 @@ describe("backfill", () => {
     await schedule({ name: "backfill.seconds", cronExpr: "* * * * * *", isActive: false });
     const before = await ledgerCounts(db);
     await expect(
-      backfillJobSchedule(db, {
-        name: "backfill.ny",
-        from: at("2030-01-01T05:00:00Z"),
-        to: at("2030-01-02T05:00:00Z"),
-        now: at("2030-02-01T00:00:00Z"),
-        ...override,
-      }),
+      backfillJobSchedule(
+        db,
+        {
+          name: "backfill.ny",
+          from: at("2030-01-01T05:00:00Z"),
+          to: at("2030-01-02T05:00:00Z"),
+          now: at("2030-02-01T00:00:00Z"),
+          ...override,
+        },
+        ALL_ORGANIZATIONS,
+      ),
     ).rejects.toMatchObject({ code });
+    expect(await ledgerCounts(db)).toEqual(before);
+  });
+
+  it("refuses a backfill or a get without a scope before reading anything", async () => {
+    const before = await ledgerCounts(db);
+    const request = { name: "backfill.ny", from: at("2030-01-01T05:00:00Z"), to: at("2030-01-02T05:00:00Z") };
+    await expect(backfillJobSchedule(db, request, undefined as never)).rejects.toMatchObject({
+      code: "scope.required",
+    });
+    await expect(getJobSchedule(db, "backfill.ny", {} as never)).rejects.toMatchObject({ code: "scope.required" });
     expect(await ledgerCounts(db)).toEqual(before);
   });
 });

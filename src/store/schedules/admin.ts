@@ -3,6 +3,7 @@ import { uuidv7 } from "uuidv7";
 import {
   compileCron,
   DEFAULT_TIME_ZONE,
+  type OrganizationScope,
   RunledgerError,
   type ScheduleOverlapPolicy,
   scheduleFireTime,
@@ -20,6 +21,7 @@ import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { microsecondTimestamp } from "../rows.ts";
 import { jobSchedules } from "../schema/index.ts";
+import { scopeCondition } from "../scope.ts";
 import {
   checkIdentifierLength,
   checkLimit,
@@ -208,19 +210,23 @@ function withUpcoming(schedule: JobScheduleRecord, count: number): JobScheduleLi
   return { ...schedule, upcoming };
 }
 
-/** One schedule by name (of `scope`'s organization), with its next `upcoming` slots; null when absent. */
+/**
+ * One schedule by name, with its next `upcoming` slots; null when `scope` has none of that name.
+ * `scope` is one organization or `ALL_ORGANIZATIONS` (`scope.required` otherwise).
+ */
 export async function getJobSchedule(
   executor: Executor,
   name: string,
-  options: ScheduleScope & { upcoming?: number } = {},
+  scope: OrganizationScope,
+  options: { upcoming?: number } = {},
 ): Promise<JobScheduleListItem | null> {
+  const visible = scopeCondition(sql`organization_id`, scope);
   validateScheduleName(name);
   checkUpcoming(options.upcoming ?? 0);
-  if (options.organizationId !== undefined && !isUuid(options.organizationId)) return null;
   try {
     const [row] = await queryRows<RawRow>(
       executor,
-      sql`select * from ${jobSchedules} where name = ${name} ${scheduleScope(options)}`,
+      sql`select * from ${jobSchedules} where name = ${name} and ${visible}`,
     );
     return row === undefined ? null : withUpcoming(scheduleFromRow(row), options.upcoming ?? 0);
   } catch (error) {

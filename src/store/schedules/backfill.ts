@@ -1,5 +1,10 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError, scheduleSlotsBetween, validateScheduleName } from "../../core/index.ts";
+import {
+  type OrganizationScope,
+  RunledgerError,
+  scheduleSlotsBetween,
+  validateScheduleName,
+} from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { insertScheduledJobs } from "../jobs/enqueue.ts";
@@ -7,15 +12,13 @@ import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { microsecondTimestamp, toDate } from "../rows.ts";
 import { jobSchedules } from "../schema/index.ts";
-import { fail, isUuid, isValidDate } from "../validate.ts";
+import { scopeCondition } from "../scope.ts";
+import { fail, isValidDate } from "../validate.ts";
 import { scheduleFromRow } from "./record.ts";
-import { scheduleScope } from "./scope.ts";
 
 export interface JobScheduleBackfill {
   /** The schedule's name. */
   name: string;
-  /** Only a schedule of this organization; omitted means any organization (admin). */
-  organizationId?: string;
   /** First instant of the interval; a slot exactly here fires. */
   from: Date;
   /** End of the interval, exclusive; no later than now. */
@@ -34,7 +37,8 @@ export interface JobScheduleBackfillResult {
 }
 
 /**
- * Fire every slot of a schedule in `[from, to)`, each as one job with its own `scheduledFor`,
+ * Fire every slot of the schedule `input.name` in `[from, to)` that `scope` (one organization, or
+ * `ALL_ORGANIZATIONS`) can see, each as one job with its own `scheduledFor`,
  * idempotently: a slot that already has a job (from the scheduler or an earlier backfill) is not
  * fired again, so running the same backfill twice creates one set of jobs. Works on paused
  * schedules; ignores the overlap policy, jitter and the catch-up window, and leaves the cursor
@@ -45,18 +49,19 @@ export interface JobScheduleBackfillResult {
 export async function backfillJobSchedule(
   executor: Executor,
   input: JobScheduleBackfill,
+  scope: OrganizationScope,
 ): Promise<JobScheduleBackfillResult> {
+  const visible = scopeCondition(sql`organization_id`, scope);
   validateScheduleName(input.name);
   if (!isValidDate(input.from) || !isValidDate(input.to) || input.from > input.to) {
     fail("job_schedule.invalid_backfill_range");
   }
   if (input.now !== undefined && !isValidDate(input.now)) fail("job_schedule.invalid_backfill_range", { field: "now" });
-  if (input.organizationId !== undefined && !isUuid(input.organizationId)) throw notFound(input.name);
   try {
     const [row] = await queryRows<RawRow>(
       executor,
       sql`select s.*, coalesce(${input.now === undefined ? null : microsecondTimestamp(input.now)}::timestamptz, now()) as clock
-        from ${jobSchedules} s where name = ${input.name} ${scheduleScope(input)}`,
+        from ${jobSchedules} s where name = ${input.name} and ${visible}`,
     );
     if (row === undefined) throw notFound(input.name);
     if (input.to > toDate(row.clock)) fail("job_schedule.invalid_backfill_range", { field: "to" });

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { planScheduleFires, RunledgerError, type SchedulePlan } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { toQueryError, translating } from "../errors.ts";
 import { insertScheduledJobs, type ScheduledJobInsert } from "../jobs/enqueue.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { columnParams, statement } from "../query.ts";
@@ -52,10 +52,12 @@ export async function claimDueSchedules(
   tx: Executor,
   options: { now?: Date; limit: number },
 ): Promise<{ now: Date; schedules: DueSchedule[] }> {
-  const rows = await claimDue.run(tx, {
-    now: options.now === undefined ? null : microsecondTimestamp(options.now),
-    limit: options.limit,
-  });
+  const rows = await translating(() =>
+    claimDue.run(tx, {
+      now: options.now === undefined ? null : microsecondTimestamp(options.now),
+      limit: options.limit,
+    }),
+  );
   const now = toDate(rows[0]!.pass_now);
   const schedules = rows
     .filter((row) => row.id != null)

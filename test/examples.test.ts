@@ -94,12 +94,26 @@ describe("examples", () => {
     expect(again.stdout).toContain("append ALREADY_APPLIED");
   });
 
-  it("schedule-job: the due slot becomes a job that runs", async () => {
+  it("schedule-job: the due slot and a backfill become jobs that run, each with its slot", async () => {
     const { stdout } = await runExample("schedule-job");
-    expect(stdout).toMatch(/fired slot \S+ as job [0-9a-f-]{36}/);
-    expect(stdout).toContain('"schedule_name":"reports.hourly"');
+    // This hour's slot fired; the three before it were backfilled.
+    const fired = /fired slot (\S+) as job [0-9a-f-]{36}/.exec(stdout)?.[1];
+    const hour = new Date(fired!).getTime();
+    expect(hour % 3_600_000).toBe(0);
+    expect(Math.abs(hour - Date.now())).toBeLessThan(3_700_000);
+    const slot = (hoursBack: number) => new Date(hour - hoursBack * 3_600_000).toISOString();
+    expect(stdout).toContain("schedule reports.hourly (0 0 * * * *, Europe/Berlin, SKIP)");
+    expect(stdout).toContain("backfill: 3 created, 0 already there");
+    expect(stdout).toContain("backfill again: 0 created, 3 already there");
+    for (const back of [0, 1, 2, 3]) {
+      expect(stdout).toContain(`building the hourly report for reports.hourly, slot ${slot(back)}`);
+    }
     expect(stdout).toMatch(/reports\.build SUCCEEDED \(stage completed\)/);
     expect(stdout).toMatch(/next fire at \d{4}-\d\d-\d\dT\d\d:00:00\.000Z/);
+    // Again: the cursor and the backfilled slots stay as they are.
+    const again = await runExample("schedule-job");
+    expect(again.stdout).toContain("backfill: 0 created, 3 already there");
+    expect(again.stdout).toContain("this hour's slot has fired already");
   });
 
   it("worker: runs an enqueued job and exits cleanly on SIGTERM", async () => {

@@ -129,6 +129,7 @@ const FRAGMENT_JOB_TYPES = [
   "profiles.persist",
   "payments.refund",
   "reports.build",
+  "search.reindex",
 ];
 
 describe("README.md", () => {
@@ -178,7 +179,14 @@ describe("README.md", () => {
     );
     expect(runs.map((r) => r.workflow_type)).toEqual(["profiles.research", "refund.flow"]);
     expect((await getWorkflowRunById(db, runs[1]!.id))?.status).toBe("RUNNING");
-    expect((await listJobSchedules(db, { limit: 10 })).map((schedule) => schedule.name)).toEqual(["reports.hourly"]);
+    const [nightly] = await listJobSchedules(db, { limit: 10 });
+    expect(nightly).toMatchObject({ name: "reports.nightly", timezone: "Europe/Berlin", overlapPolicy: "SKIP" });
+    // The backfill block fired last week's seven nightly slots.
+    const [backfilled] = await queryRows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from runledger.job_queue where schedule_id = ${nightly!.id}`,
+    );
+    expect(backfilled!.n).toBe(7);
   }, 60_000);
 });
 

@@ -21,9 +21,9 @@ function invalidCron(expr: string, reason: string, details?: Record<string, unkn
   return new RunledgerError("job_schedule.invalid_cron", { details, internal: `${JSON.stringify(expr)}: ${reason}` });
 }
 
-const SIX_FIELDS = "sec min hour day-of-month month day-of-week (seconds first, UTC)";
+const SIX_FIELDS = "sec min hour day-of-month month day-of-week (seconds first, in the schedule's time zone)";
 
-function parseCron(expr: string): Cron {
+function parseCron(expr: string, timeZone: string = DEFAULT_TIME_ZONE): Cron {
   if (typeof expr !== "string" || expr.trim().length === 0) throw invalidCron(String(expr), "blank expression");
   if (expr !== expr.trim()) throw invalidCron(expr, "leading or trailing whitespace");
   const fields = expr.split(/\s+/);
@@ -45,12 +45,70 @@ function parseCron(expr: string): Cron {
       throw invalidCron(expr, `unsupported syntax in the ${FIELD_NAMES[index]} field: ${JSON.stringify(field)}`);
     }
   }
+  validateTimeZone(timeZone);
   try {
-    // utcOffset 0 (not an IANA zone) keeps croner on plain UTC arithmetic, no DST handling.
-    return new Cron(expr, { utcOffset: 0, mode: "6-or-7-parts", domAndDow: true });
+    // UTC as utcOffset 0 (not an IANA zone) keeps croner on plain UTC arithmetic: ~25x faster
+    // per step than its DST-aware path, which any other zone takes.
+    const zone = timeZone === DEFAULT_TIME_ZONE ? { utcOffset: 0 } : { timezone: timeZone };
+    return new Cron(expr, { ...zone, mode: "6-or-7-parts", domAndDow: true });
   } catch (error) {
     throw invalidCron(expr, error instanceof Error ? error.message : String(error));
   }
+}
+
+/** The zone a schedule runs in unless it names another. */
+export const DEFAULT_TIME_ZONE = "UTC";
+
+/** IANA zone names: `Area/Location`, `UTC`, `Etc/GMT+5`, `EST5EDT`; never offsets such as `+01:00`. */
+const TIME_ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/;
+
+/**
+ * Throws `job_schedule.invalid_timezone` unless `timeZone` is an IANA time zone name this
+ * runtime knows (`Europe/Berlin`, `America/New_York`, `UTC`). Offsets (`+01:00`) and
+ * abbreviations the time zone database lacks are refused.
+ */
+export function validateTimeZone(timeZone: string): void {
+  if (typeof timeZone !== "string" || timeZone.length > 64 || !TIME_ZONE_NAME.test(timeZone)) {
+    throw new RunledgerError("job_schedule.invalid_timezone", { internal: `time zone ${JSON.stringify(timeZone)}` });
+  }
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone });
+  } catch {
+    throw new RunledgerError("job_schedule.invalid_timezone", { internal: `unknown time zone ${timeZone}` });
+  }
+}
+
+/** A parsed cron expression in one time zone; parse once, step many times. */
+export interface CronSchedule {
+  /** The first slot strictly after `after`, at whole seconds; null when there is none. */
+  next(after: Date): Date | null;
+}
+
+/**
+ * Parses `expr` for evaluation in `timeZone` (an IANA name, default UTC); throws
+ * `job_schedule.invalid_cron` or `job_schedule.invalid_timezone`.
+ *
+ * Across DST changes it follows croner (and Vixie cron): a slot at a fixed local time (single
+ * second, minute and hour values, such as `0 30 2 * * *`) fires once a day; on the
+ * spring-forward day a slot inside the skipped hour fires when the hour ends (02:30 becomes
+ * 03:00), on the fall-back day at the first of the two 02:30s. Other patterns (`0 *\/15 * * * *`,
+ * `0 0 * * * *`) follow the clock: they fire in both passes of a repeated hour and not at all in
+ * a skipped one.
+ */
+export function compileCron(expr: string, timeZone: string = DEFAULT_TIME_ZONE): CronSchedule {
+  const cron = parseCron(expr, timeZone);
+  return {
+    next(after) {
+      if (!(after instanceof Date) || Number.isNaN(after.getTime())) {
+        throw new TypeError("CronSchedule.next: `after` must be a valid Date");
+      }
+      try {
+        return cron.nextRun(after);
+      } catch (error) {
+        throw invalidCron(expr, error instanceof Error ? error.message : String(error));
+      }
+    },
+  };
 }
 
 /**
@@ -58,7 +116,8 @@ function parseCron(expr: string): Cron {
  * the internal message; a wrong field count, such as a classic 5-field crontab, also explains
  * itself in `details`).
  *
- * Dialect — one parser for store and runtime, evaluated in UTC:
+ * Dialect — one parser for store and runtime, evaluated in the schedule's time zone (UTC unless
+ * it names another; see `compileCron` for DST):
  * - 6 fields, seconds first: `sec min hour day-of-month month day-of-week`, e.g. `0 0 * * * *`
  *   is the top of every hour. An optional 7th field restricts years (1–9999).
  * - Each field is a comma list of `*`, values, ranges `a-b`, and steps (`/n` after `*` or a range);
@@ -81,14 +140,15 @@ export function validateCronExpression(expr: string): void {
 }
 
 /**
- * The first time matching `expr` strictly after `after`, in UTC, at whole seconds. Throws
- * `job_schedule.invalid_cron` when the expression is invalid or has no later occurrence.
+ * The first time matching `expr` strictly after `after`, evaluated in `timeZone` (default UTC),
+ * at whole seconds. Throws `job_schedule.invalid_cron` when the expression is invalid or has no
+ * later occurrence, `job_schedule.invalid_timezone` for an unknown zone.
  */
-export function nextCronFire(expr: string, after: Date): Date {
+export function nextCronFire(expr: string, after: Date, timeZone: string = DEFAULT_TIME_ZONE): Date {
   if (!(after instanceof Date) || Number.isNaN(after.getTime())) {
     throw new TypeError("nextCronFire: `after` must be a valid Date");
   }
-  const next = parseCron(expr).nextRun(after);
+  const next = compileCron(expr, timeZone).next(after);
   if (next === null) throw invalidCron(expr, `no occurrence after ${after.toISOString()}`);
   return next;
 }

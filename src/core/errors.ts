@@ -40,6 +40,7 @@ export const ERROR_CATALOG = {
   "job.idempotency_conflict_missing_existing": [I, "Idempotent enqueue conflicted but the existing job was not found."],
   "job.enqueue_request_snapshot_failed": [I, "The enqueue request could not be recorded."],
   "job.enqueue_idempotency_unsupported_isolation": [V, "Keyed enqueue requires READ COMMITTED isolation."],
+  "job.job_key_contention": [C, "Another writer took this job key during the enqueue; retry."],
   "job.already_enqueued": [C, "A job with this idempotency key already exists."],
   "job.invalid_enqueue_request": [V, "The enqueue request is invalid."],
   "job.invalid_payload": [V, "The job payload does not match the job type's schema."],
@@ -71,6 +72,12 @@ export const ERROR_CATALOG = {
   "job_schedule.invalid_job_type": [V, "Schedule job type is invalid."],
   "job_schedule.name_taken": [C, "Schedule name is already in use."],
   "job_schedule.invalid_jitter": [V, "Schedule jitter must be between 0 and 86400 seconds."],
+  "job_schedule.invalid_timezone": [V, "Schedule time zone must be an IANA time zone name such as Europe/Berlin."],
+  "job_schedule.invalid_overlap_policy": [V, "Schedule overlap policy must be ALLOW, SKIP or BUFFER_ONE."],
+  "job_schedule.invalid_catchup_window": [V, "Schedule catch-up window must be between 0 and 31622400 seconds."],
+  "job_schedule.invalid_backfill_range": [V, "Backfill needs a valid interval that ends no later than now."],
+  "job_schedule.backfill_too_large": [V, "Backfill interval covers more slots than one request may fire."],
+  "job_schedule.not_found": [V, "Schedule was not found."],
   "job_schedule.definition_not_found_or_disabled": [V, "Schedule job definition was not found or is disabled."],
 
   // workflows

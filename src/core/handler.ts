@@ -14,6 +14,12 @@ export interface JobContext {
   readonly workerId: string;
   readonly workflowRunId: string | null;
   readonly workflowStepId: string | null;
+  /**
+   * For a job a schedule fired: the schedule and the slot it fired for (a catch-up or backfill
+   * fires old slots, each with its own time). Null for other jobs. The payload is the schedule's
+   * template as it is.
+   */
+  readonly schedule: { readonly id: string; readonly name: string | null; readonly scheduledFor: Date } | null;
   /** Aborted on timeout, cancellation, lease loss and shutdown; pass it to any I/O you start. */
   readonly signal: AbortSignal;
   /** Persists stage, progress counters and checkpoint (fenced by the lease). */

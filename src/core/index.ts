@@ -5,6 +5,7 @@ export * from "./ids.ts";
 export * from "./limits.ts";
 export * from "./result.ts";
 export * from "./retry.ts";
+export * from "./schedule.ts";
 export * from "./scope.ts";
 export * from "./statuses.ts";
 export * from "./uuid.ts";

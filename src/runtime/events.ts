@@ -20,7 +20,10 @@ export interface RuntimeEventMap {
   /** A result could not be recorded (the lease was lost meanwhile, or the database failed). */
   "job:completion_failed": JobEventInfo & { code: string; message: string };
   "reaper:reaped": { processed: number; released: number; retried: number; deadLettered: number; deferred: number };
+  /** A schedule slot became a job; `scheduledFor` is the slot's cron time. */
   "scheduler:fired": { scheduleId: string; scheduleName: string; jobId: string; scheduledFor: Date };
+  /** A pass skipped slots of a schedule: older than its catch-up window, or by its overlap policy. */
+  "scheduler:skipped": { scheduleId: string; scheduleName: string; missed: number; overlapSkipped: number };
   "loop:error": { loop: LoopName; error: unknown };
 }
 

@@ -52,6 +52,9 @@ export class RunningJobContext implements JobContext {
   get workflowStepId(): string | null {
     return this.#job.workflowStepId;
   }
+  get schedule(): RunnableJob["schedule"] {
+    return this.#job.schedule;
+  }
   get signal(): AbortSignal {
     return this.#source.signal();
   }

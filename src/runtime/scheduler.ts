@@ -7,14 +7,15 @@ export interface SchedulerOptions {
   db: RunledgerDb;
   config: JobsConfig;
   events?: RuntimeEvents;
-  /** The scheduler's clock (UTC wall time); injectable for tests. */
+  /** The scheduler's clock; the database's when omitted. Tests inject one to set time instead of waiting. */
   now?: () => Date;
 }
 
 /**
- * The scheduler: every `schedulePollIntervalSeconds`, turn each due schedule into one job and
- * advance its cursor. Any number of schedulers may run against one database: each slot fires
- * once.
+ * The scheduler: every `schedulePollIntervalSeconds`, turn the due slots of each schedule into
+ * jobs as its catch-up window and overlap policy say, and advance its cursor. Any number of
+ * schedulers may run against one database: each slot fires once. A pass that stopped at its
+ * limits with slots still due is followed by another at once.
  */
 export class Scheduler {
   readonly #options: SchedulerOptions;
@@ -28,10 +29,12 @@ export class Scheduler {
 
   /** One pass; returns how many jobs it materialized. */
   async runOnce(): Promise<number> {
-    const now = this.#options.now?.() ?? new Date();
+    const now = this.#options.now?.();
     const result = await materializeDueSchedules(this.#options.db, { now, limit: this.#options.config.claimBatchSize });
     for (const fired of result.fired) this.#events.emit("scheduler:fired", fired);
+    for (const skipped of result.skipped) this.#events.emit("scheduler:skipped", skipped);
     for (const failed of result.failed) this.#events.emit("loop:error", { loop: "scheduler", error: failed.error });
+    if (result.more) this.#waker.wake();
     return result.fired.length;
   }
 

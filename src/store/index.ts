@@ -19,7 +19,7 @@ export {
   type JobFailureReport,
   type JobSuccess,
 } from "./jobs/complete.ts";
-export * from "./jobs/enqueue.ts";
+export { type EnqueuedJob, enqueueJob, enqueueJobs, type JobEnqueue, type JobKeyOption } from "./jobs/enqueue.ts";
 export {
   heartbeatJob,
   heartbeatJobs,
@@ -37,7 +37,10 @@ export * from "./notify.ts";
 export { createEmbeddedDb, type PGliteClient } from "./pglite.ts";
 export { queryRows } from "./query.ts";
 export * from "./runtime-configs.ts";
-export * from "./schedules.ts";
+export * from "./schedules/admin.ts";
+export * from "./schedules/backfill.ts";
+export * from "./schedules/materialize.ts";
+export type { JobScheduleRecord } from "./schedules/record.ts";
 export * as schema from "./schema/index.ts";
 export { scopeCondition } from "./scope.ts";
 export * from "./workflows/append.ts";

@@ -75,7 +75,7 @@ describe("validateCronExpression", () => {
     expect(error.internalMessage()).toMatch(/got 5/);
     expect(error.details).toEqual({
       fields: 5,
-      expected: "sec min hour day-of-month month day-of-week (seconds first, UTC)",
+      expected: "sec min hour day-of-month month day-of-week (seconds first, in the schedule's time zone)",
       hint: "prepend a seconds field",
       suggestion: "0 */5 * * * *",
     });

@@ -2,12 +2,14 @@ import type { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ALL_ORGANIZATIONS,
   WorkflowStepEnqueueBuilder as Step,
   WorkflowDagBuilder,
   WorkflowRunEnqueueBuilder,
 } from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
 import {
+  backfillJobSchedule,
   cancelJob,
   cancelWorkflowRun,
   claimJobs,
@@ -262,6 +264,21 @@ describe("PGlite driver", () => {
     expect(materialized.fired).toHaveLength(1);
     await setJobScheduleActive(db, "smoke.every-second", false);
     await cancelJob(db, { jobId: materialized.fired[0]!.jobId });
+    const second0 = Math.floor(Date.now() / 1000) * 1000;
+    const backfilled = await backfillJobSchedule(
+      db,
+      { name: "smoke.every-second", from: new Date(second0 - 5000), to: new Date(second0 - 2000) },
+      ALL_ORGANIZATIONS,
+    );
+    expect(backfilled.created).toHaveLength(3);
+    for (const { jobId } of backfilled.created) await cancelJob(db, { jobId });
+
+    // A job key: the insert path (advisory lock in a transaction) and the replace path.
+    const keyed = { jobType: "smoke.manual", payload: { v: 1 }, jobKey: { key: "smoke:key" } };
+    const firstKeyed = await enqueueJob(db, keyed);
+    expect(await enqueueJob(db, { ...keyed, payload: { v: 2 } })).toEqual({ id: firstKeyed.id, created: false });
+    expect((await getJobById(db, firstKeyed.id))!.payload).toEqual({ v: 2 });
+    await cancelJob(db, { jobId: firstKeyed.id });
 
     const gate = await enqueueWorkflowRun(
       db,

@@ -7,6 +7,7 @@ import { JobCatalog } from "../../src/runtime/index.ts";
 import * as store from "../../src/store/index.ts";
 import {
   appendWorkflowSteps,
+  backfillJobSchedule,
   cancelJob,
   cancelWorkflowRun,
   claimJobs,
@@ -17,6 +18,7 @@ import {
   enqueueWorkflowRun,
   getJobById,
   getJobMetrics,
+  getJobSchedule,
   getWorkflowRunById,
   insertJobLog,
   listJobAttempts,
@@ -48,6 +50,7 @@ const { db } = await useTestDatabase();
 const A = "00000000-0000-7000-8000-00000000000a";
 const B = "00000000-0000-7000-8000-00000000000b";
 const T0 = new Date("2030-01-01T00:00:00Z");
+const DAY = 86_400_000;
 
 interface Seeded {
   pending: string;
@@ -288,6 +291,26 @@ const SCOPED: Record<string, Entry> = {
       }),
     ownSees: (r) => expect(r).toMatchObject({ organizationId: B }),
   },
+  getJobSchedule: {
+    target: () => seeded.B!.schedule,
+    leak: (name) => getJobSchedule(db, name, { organizationId: A }, { upcoming: 1 }),
+    verdict: { hidden: nothing },
+    own: () => getJobSchedule(db, seeded.B!.schedule, { organizationId: B }),
+    ownSees: found,
+  },
+  backfillJobSchedule: {
+    target: () => seeded.B!.schedule,
+    leak: (name) =>
+      backfillJobSchedule(db, { name, from: new Date(T0.getTime() - 2 * DAY), to: T0, now: T0 }, { organizationId: A }),
+    verdict: { refused: "job_schedule.not_found" },
+    own: () =>
+      backfillJobSchedule(
+        db,
+        { name: seeded.B!.schedule, from: new Date(T0.getTime() - 2 * DAY), to: T0, now: T0 },
+        { organizationId: B },
+      ),
+    ownSees: (r) => expect((r as { created: unknown[] }).created).toHaveLength(2),
+  },
   cancelJob: {
     target: () => seeded.B!.pending,
     leak: (id) => cancelJob(db, { jobId: id, organizationId: A }),
@@ -377,9 +400,7 @@ const SCOPED: Record<string, Entry> = {
  * Exported store functions whose parameters mention an organization but are not a scope a
  * tenant can aim: they take a record already read.
  */
-const NOT_A_SCOPE: Record<string, string> = {
-  schedulePayload: "builds a fire's payload from a schedule record; no query",
-};
+const NOT_A_SCOPE: Record<string, string> = {};
 
 /** Outside the store: the catalog enqueues through `enqueueJob` with the same idempotency scope. */
 const catalog = new JobCatalog().job("tenant.job", async () => {});
@@ -457,6 +478,25 @@ describe("tenant isolation", () => {
       expect(normalized(outcome, target)).toEqual(normalized(await settle(() => entry.leak(ghost)), ghost));
     }
     entry.ownSees(await entry.own());
+  });
+
+  it("enqueueJob for A with B's job key creates A's own job and leaves B's pending job alone", async () => {
+    const own = await enqueueJob(db, {
+      jobType: "tenant.job",
+      organizationId: B,
+      payload: { org: B },
+      jobKey: { key: "key-b-job" },
+    });
+    const before = await rowsOf(B);
+    const other = await enqueueJob(db, {
+      jobType: "tenant.job",
+      organizationId: A,
+      payload: { stolen: true },
+      jobKey: { key: "key-b-job" },
+    });
+    expect(other.created).toBe(true);
+    expect(other.id).not.toBe(own.id);
+    expect(await rowsOf(B)).toEqual(before);
   });
 
   it("catalog.enqueue for A with B's idempotency key creates A's own job", async () => {

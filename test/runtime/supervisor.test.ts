@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
+import * as v from "valibot";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { JobFailure } from "../../src/core/index.ts";
+import { type JobContext, JobFailure } from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, type RegistrySource, Supervisor } from "../../src/runtime/index.ts";
 import { createDb, enqueueJob, enqueueJobs, getJobById, queryRows } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -252,12 +253,19 @@ describe("Supervisor", () => {
     expect(supervisor.isShutdownRequested).toBe(true);
   });
 
-  it("materializes a due schedule and runs its job to SUCCEEDED", async () => {
+  it("materializes a due schedule and runs its job to SUCCEEDED, with the slot in the context, not the payload", async () => {
     const { upsertJobSchedule } = await import("../../src/store/index.ts");
     const received: unknown[] = [];
-    const catalog = new JobCatalog().job("nightly.report", async (payload) => {
-      received.push(payload);
-    });
+    const schedules: JobContext["schedule"][] = [];
+    // A strict schema: anything added to the template would dead-letter the job.
+    const catalog = new JobCatalog().job(
+      "nightly.report",
+      async (payload, context) => {
+        received.push(payload);
+        schedules.push(context.schedule);
+      },
+      { payload: v.strictObject({ kind: v.literal("nightly") }) },
+    );
     await catalog.syncDefinitions(db);
     const due = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
     const schedule = await upsertJobSchedule(
@@ -266,29 +274,64 @@ describe("Supervisor", () => {
         name: "nightly",
         jobType: "nightly.report",
         cronExpr: "0 0 2 * * *",
+        timezone: "Europe/Berlin",
         nextFireAt: due,
+        payloadTemplate: { kind: "nightly" },
       }),
     );
-    // The scheduler's clock is injectable; the job it creates is due at that time by the database clock too.
-    const supervisor = Supervisor.builder(db, config())
-      .withCatalog(catalog)
-      .withClock(() => new Date())
-      .build()
-      .start();
+    // The scheduler runs on the database's clock unless one is injected.
+    const supervisor = Supervisor.builder(db, config()).withCatalog(catalog).build().start();
     const errors: unknown[] = [];
     supervisor.on("loop:error", (e) => errors.push(e.error));
     running.push(supervisor);
     await waitFor(() => received.length === 1 || errors.length > 0);
     await stop(supervisor);
     expect(errors).toEqual([]);
-    expect(received).toEqual([
-      { _schedule: { schedule_id: schedule.id, schedule_name: "nightly", scheduled_for: due.toISOString() } },
-    ]);
+    expect(received).toEqual([{ kind: "nightly" }]);
+    expect(schedules).toEqual([{ id: schedule.id, name: "nightly", scheduledFor: due }]);
     const [job] = await queryRows<{ status: string; stage: string }>(
       db,
       sql`select status, stage from runledger.job_queue where job_type = 'nightly.report'`,
     );
     expect(job).toEqual({ status: "SUCCEEDED", stage: "completed" });
+  });
+
+  it("works off a catch-up backlog larger than one pass without waiting for the next poll", async () => {
+    const { upsertJobSchedule } = await import("../../src/store/index.ts");
+    const catalog = new JobCatalog().job("backlog.tick", async () => {});
+    await catalog.syncDefinitions(db);
+    // 1,500 one-second slots within the window: two passes' worth at 1,000 fires a pass.
+    const start = new Date(Math.floor(Date.now() / 1000) * 1000 - 1_500_000);
+    await upsertJobSchedule(db, {
+      name: "backlog",
+      jobType: "backlog.tick",
+      cronExpr: "* * * * * *",
+      catchupWindowSeconds: 3600,
+      nextFireAt: start,
+    });
+    const supervisor = Supervisor.builder(db, config({ schedulePollIntervalSeconds: 600 }))
+      .withCatalog(catalog)
+      .disableWorker()
+      .build()
+      .start();
+    running.push(supervisor);
+    let fired = 0;
+    supervisor.on("scheduler:fired", () => fired++);
+    await waitFor(() => fired >= 1500, { timeoutMs: 30_000, what: "the backlog to fire" });
+    await stop(supervisor);
+  });
+
+  it("gives jobs not fired by a schedule a null context.schedule", async () => {
+    const seen: JobContext["schedule"][] = [];
+    const catalog = new JobCatalog().job("plain.job", async (_payload, context) => {
+      seen.push(context.schedule);
+    });
+    await catalog.syncDefinitions(db);
+    const supervisor = start(catalog);
+    await enqueueJob(db, { jobType: "plain.job" });
+    await waitFor(() => seen.length === 1);
+    await stop(supervisor);
+    expect(seen).toEqual([null]);
   });
 
   it("reports a supervisor built without handlers", () => {

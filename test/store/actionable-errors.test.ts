@@ -2,7 +2,7 @@
 // that was never migrated each come back as a code saying so, not as `db.query_failed`.
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
-import { newId, RunledgerError, SchemaCompatibilityError } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, newId, RunledgerError, SchemaCompatibilityError } from "../../src/core/index.ts";
 import { JobCatalog } from "../../src/runtime/index.ts";
 import * as store from "../../src/store/index.ts";
 import { createDb, migrate, type RunledgerDb } from "../../src/store/index.ts";
@@ -124,8 +124,10 @@ describe("a database that was never migrated", async () => {
     setJobScheduleActive: () => store.setJobScheduleActive(db, "s", false),
     setJobScheduleNextFireAt: () => store.setJobScheduleNextFireAt(db, "s", new Date()),
     listJobSchedules: () => store.listJobSchedules(db, { limit: 1 }),
-    claimDueSchedules: () => store.claimDueSchedules(db, new Date(), 1),
-    markScheduleFired: () => store.markScheduleFired(db, id, new Date(), new Date()),
+    getJobSchedule: () => store.getJobSchedule(db, "s", ALL_ORGANIZATIONS),
+    backfillJobSchedule: () =>
+      store.backfillJobSchedule(db, { name: "s", from: new Date(0), to: new Date(1000) }, ALL_ORGANIZATIONS),
+    claimDueSchedules: () => store.claimDueSchedules(db, { limit: 1 }),
     materializeDueSchedules: () => store.materializeDueSchedules(db, { now: new Date(), limit: 1 }),
     upsertJobDefinition: () => store.upsertJobDefinition(db, { jobType: "bare.job" }),
     getJobDefinition: () => store.getJobDefinition(db, "bare.job"),

@@ -10,7 +10,9 @@ import {
   createDb,
   ensureSchemaCompatible,
   inspectSchema,
+  listJobSchedules,
   MIGRATIONS_FOLDER,
+  materializeDueSchedules,
   migrate,
   queryRows,
   type RunledgerDb,
@@ -289,6 +291,49 @@ describe("migrations", () => {
       sql`select event_type from runledger.job_events where job_id = ${LEGACY.leased} order by id`,
     );
     expect(story.map((e) => e.event_type)).toEqual(["ENQUEUED", "LEASED", "HEARTBEAT", "SUCCEEDED"]);
+  });
+
+  it("upgrades schedules to time zones in place: existing rows keep UTC, ALLOW and their cursor, and fire as before", async () => {
+    const { db } = await emptyDatabase();
+    // Every migration before the one that brought time zones.
+    const before = bundled.slice(
+      0,
+      bundled.findIndex((m) => m.sql.some((statement) => statement.includes('"next_slot_at"'))),
+    );
+    expect(before.length).toBeGreaterThanOrEqual(3);
+    await db.transaction(async (tx) => {
+      for (const migration of before) for (const statement of migration.sql) await tx.execute(sql.raw(statement));
+      await tx.execute(
+        sql`create table runledger.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)`,
+      );
+      for (const migration of before) {
+        await tx.execute(
+          sql`insert into runledger.__drizzle_migrations (hash, created_at) values (${migration.hash}, ${migration.folderMillis})`,
+        );
+      }
+      await tx.execute(
+        sql.raw(`
+        insert into runledger.job_definitions (job_type) values ('old.report');
+        insert into runledger.job_schedules (id, name, job_type, payload_template, cron_expr, next_fire_at, max_jitter_seconds)
+        values ('0190f0a0-0000-7000-8000-0000000000d1', 'old.hourly', 'old.report', '{"kind": "hourly"}', '0 0 * * * *',
+          '2030-01-01T00:00:00Z', 0);`),
+      );
+    });
+    await migrate(db);
+    expect((await inspectSchema(db)).state).toBe("current");
+    const [schedule] = await listJobSchedules(db, { limit: 10 });
+    expect(schedule).toMatchObject({
+      name: "old.hourly",
+      timezone: "UTC",
+      overlapPolicy: "ALLOW",
+      catchupWindowSeconds: 0,
+      isActive: true,
+      nextSlotAt: new Date("2030-01-01T00:00:00Z"),
+      nextFireAt: new Date("2030-01-01T00:00:00Z"),
+      missedSlotCount: 0,
+    });
+    const { fired } = await materializeDueSchedules(db, { now: new Date("2030-01-01T00:00:30Z"), limit: 10 });
+    expect(fired).toMatchObject([{ scheduleName: "old.hourly", scheduledFor: new Date("2030-01-01T00:00:00Z") }]);
   });
 
   it("reports a journal with unknown later migrations as ahead, naming them", async () => {

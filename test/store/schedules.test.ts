@@ -99,7 +99,7 @@ describe("upsertJobSchedule", () => {
 });
 
 describe("materializeDueSchedules", () => {
-  it("fires a due schedule once into a scheduled job and moves the cursor strictly past now", async () => {
+  it("fires the latest due slot into a scheduled job whose payload is the template, and counts the one it superseded", async () => {
     await upsertJobSchedule(db, {
       name: "fire.once",
       jobType: "report.build",
@@ -107,24 +107,30 @@ describe("materializeDueSchedules", () => {
       cronExpr: "0 0 * * * *",
       nextFireAt: new Date("2029-12-31T23:00:00Z"),
     });
-    const now = new Date("2030-01-01T00:00:00Z");
-    const { fired, failed } = await materializeDueSchedules(db, { now, limit: 100 });
+    // 23:00 and 00:00 are both due; without a catch-up window only the latest fires.
+    const now = new Date("2030-01-01T00:00:05Z");
+    const { fired, skipped, failed } = await materializeDueSchedules(db, { now, limit: 100 });
     const mine = fired.filter((f) => f.scheduleName === "fire.once");
     expect(failed).toEqual([]);
-    expect(mine).toHaveLength(1);
+    expect(mine).toMatchObject([{ scheduledFor: new Date("2030-01-01T00:00:00Z") }]);
+    expect(skipped.filter((s) => s.scheduleName === "fire.once")).toMatchObject([{ missed: 1, overlapSkipped: 0 }]);
     const job = await getJobById(db, mine[0]!.jobId);
-    expect(job).toMatchObject({ stage: "scheduled", jobType: "report.build", nextRunAt: now });
-    expect(job!.payload).toEqual({
-      kind: "daily",
-      _schedule: {
-        schedule_id: mine[0]!.scheduleId,
-        schedule_name: "fire.once",
-        scheduled_for: "2029-12-31T23:00:00.000Z",
-      },
+    expect(job).toMatchObject({
+      stage: "scheduled",
+      jobType: "report.build",
+      nextRunAt: now,
+      payload: { kind: "daily" },
+      scheduleId: mine[0]!.scheduleId,
+      scheduledFor: new Date("2030-01-01T00:00:00Z"),
     });
     const [schedule] = (await listJobSchedules(db, { limit: 1000 })).filter((s) => s.name === "fire.once");
-    expect(schedule!.nextFireAt).toEqual(new Date("2030-01-01T01:00:00Z"));
-    expect(schedule!.lastFiredAt).toEqual(now);
+    expect(schedule).toMatchObject({
+      nextSlotAt: new Date("2030-01-01T01:00:00Z"),
+      nextFireAt: new Date("2030-01-01T01:00:00Z"),
+      lastFiredAt: now,
+      lastJobId: job!.id,
+      missedSlotCount: 1,
+    });
     // Nothing is due any more at the same instant.
     expect(
       (await materializeDueSchedules(db, { now, limit: 100 })).fired.filter((f) => f.scheduleName === "fire.once"),
@@ -147,7 +153,7 @@ describe("materializeDueSchedules", () => {
       cronExpr: "* * * * * *",
       nextFireAt: T0,
     });
-    const now = new Date("2030-06-01T00:00:00Z");
+    const now = new Date("2030-01-01T00:00:10Z");
     const result = await materializeDueSchedules(db, { now, limit: 100 });
     expect(result.fired.map((f) => f.scheduleName)).not.toContain("paused");
     expect(result.failed).toMatchObject([
@@ -171,7 +177,7 @@ describe("materializeDueSchedules", () => {
     );
     const [row] = await queryRows<{ jobs: number; slots: number }>(
       db,
-      sql`select count(*)::int as jobs, count(distinct payload->'_schedule'->>'schedule_id')::int as slots
+      sql`select count(*)::int as jobs, count(distinct schedule_id)::int as slots
         from runledger.job_queue where job_type = 'race.tick'`,
     );
     expect(row).toEqual({ jobs: 50, slots: 50 });

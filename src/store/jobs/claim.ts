@@ -2,7 +2,8 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { type Statement, statement } from "../query.ts";
-import { jobQueue, workflowSteps } from "../schema/index.ts";
+import { toDate } from "../rows.ts";
+import { jobQueue, jobSchedules, workflowSteps } from "../schema/index.ts";
 import { fail, isBlank, isInt32 } from "../validate.ts";
 import { type JobRecord, jobFromRow, type LeaseIdentity, type RawRow } from "./record.ts";
 
@@ -67,7 +68,7 @@ function claimStatement<Row>(name: string, result: SQL) {
       j.max_attempts, j.timeout_seconds, j.next_run_at, j.lease_expires_at, j.last_heartbeat_at, j.worker_id,
       j.started_at, j.finished_at, j.stage, j.progress_done, j.progress_total, j.progress_pct, j.checkpoint,
       j.idempotency_key, j.status_reason, j.last_error_code, j.last_error_message, j.workflow_step_id,
-      j.created_at, j.updated_at
+      j.schedule_id, j.scheduled_for, j.job_key, j.created_at, j.updated_at
   ),
   steps as (
     update ${workflowSteps} s set status = 'RUNNING', started_at = coalesce(s.started_at, now())
@@ -98,7 +99,9 @@ export const claimRunnable = claimStatement<RawRow>(
   "runledger_claim_runnable_jobs",
   sql`select l.id, l.job_type, l.organization_id, l.payload, l.run_number, l.attempt, l.max_attempts,
     l.timeout_seconds, l.checkpoint, l.workflow_step_id,
-    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id
+    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id, l.schedule_id, l.scheduled_for,
+    case when l.schedule_id is not null
+      then (select sc.name from ${jobSchedules} sc where sc.id = l.schedule_id) end as schedule_name
   from leased l
   order by l.priority desc nulls last, l.next_run_at, l.created_at, l.id`,
 );
@@ -148,6 +151,17 @@ export interface RunnableJob extends LeaseIdentity {
   checkpoint: unknown;
   workflowStepId: string | null;
   workflowRunId: string | null;
+  /** Which schedule slot fired this job; null for jobs not enqueued by a schedule. */
+  schedule: JobScheduleProvenance | null;
+}
+
+/** The schedule and slot a scheduled job was fired for. */
+export interface JobScheduleProvenance {
+  id: string;
+  /** The schedule's name; null if the schedule has been deleted since. */
+  name: string | null;
+  /** The slot's cron time (before jitter), which a catch-up or backfill fires long after. */
+  scheduledFor: Date;
 }
 
 /**
@@ -171,6 +185,10 @@ export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInpu
     workerId,
     workflowStepId: row.workflow_step_id,
     workflowRunId: row.workflow_run_id,
+    schedule:
+      row.schedule_id === null
+        ? null
+        : { id: row.schedule_id, name: row.schedule_name, scheduledFor: toDate(row.scheduled_for) },
   }));
 }
 

@@ -19,6 +19,7 @@ import {
   isValidDate,
   jsonText,
 } from "../validate.ts";
+import { handOverJobKey, lockJobKey, takeJobKeyRequest } from "./job-key.ts";
 
 /** A request to enqueue one job. Omitted settings come from the job type's definition. */
 export interface JobEnqueue {
@@ -37,7 +38,27 @@ export interface JobEnqueue {
   idempotencyKey?: string;
   /** Initial stage. Default `queued`. */
   stage?: JobStage;
+  /**
+   * Replace-by-key (distinct from `idempotencyKey`, and not combinable with it): at most one
+   * not-yet-started job per (job type, organization or none, key). See `JobKeyOption`.
+   */
+  jobKey?: JobKeyOption;
 }
+
+/**
+ * What an enqueue does when a job of the same type and organization holds `key` and has not
+ * started yet (pending, never claimed in its run):
+ * - `replace` (default): that job takes this request's payload and run-at (`nextRunAt`, or now),
+ *   and its priority, attempts and timeout where given;
+ * - `preserve`: that job is kept as it is;
+ * - `debounce`: like `replace`, but run-at becomes now + `delayMs` (database clock), never later
+ *   than `maxWaitMs` after that job was first enqueued.
+ * A job that has started (running, or waiting for a retry) or finished hands the key to a new
+ * job, as graphile-worker's `job_key` does; the result's `created` says which happened.
+ */
+export type JobKeyOption =
+  | { key: string; mode?: "replace" | "preserve" }
+  | { key: string; mode: "debounce"; delayMs: number; maxWaitMs?: number };
 
 /** The job an enqueue resolved to; `created` is false when an idempotent retry found it. */
 export interface EnqueuedJob {
@@ -59,6 +80,13 @@ interface PreparedItem {
   stage: JobStage;
   idempotency_key: string | null;
   enqueue_request: string | null;
+  job_key: string | null;
+  key_mode: "replace" | "preserve" | "debounce" | null;
+  /** Debounce: run-at is this long after the database's now. */
+  delay_ms: number | null;
+  max_wait_ms: number | null;
+  schedule_id: string | null;
+  scheduled_for: string | null;
 }
 
 const INVALID = "job.invalid_enqueue_request";
@@ -83,6 +111,7 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     fail(INVALID, { index: ord, field: "idempotencyKey" });
   }
   checkIdentifierLength(idempotencyKey, "idempotencyKey", { index: ord });
+  const key = prepareJobKey(input, ord);
   const stage = input.stage ?? "queued";
   if (!(JOB_STAGES as readonly string[]).includes(stage)) fail(INVALID, { index: ord, field: "stage" });
   // Validates the payload (NUL, lone surrogates, non-JSON) and normalizes it (undefined → {}).
@@ -107,28 +136,63 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     // The canonical request: what the caller asked for, not the resolved defaults, so an
     // identical retry compares equal (as jsonb) even after the definition's defaults change.
     enqueue_request: idempotencyKey === undefined ? null : `{"payload":${payload},${JSON.stringify(settings).slice(1)}`,
+    ...key,
+    schedule_id: null,
+    scheduled_for: null,
   };
 }
 
+function prepareJobKey(
+  input: JobEnqueue,
+  ord: number,
+): Pick<PreparedItem, "job_key" | "key_mode" | "delay_ms" | "max_wait_ms"> {
+  const option = input.jobKey;
+  if (option === undefined) return { job_key: null, key_mode: null, delay_ms: null, max_wait_ms: null };
+  const invalid = (field: string) => fail(INVALID, { index: ord, field: `jobKey.${field}` });
+  if (option === null || typeof option !== "object") invalid("key");
+  if (isBlank(option.key) || !isStorableText(option.key)) invalid("key");
+  checkIdentifierLength(option.key, "jobKey.key", { index: ord });
+  if (input.idempotencyKey !== undefined) fail(INVALID, { index: ord, field: "jobKey" }, "jobKey with idempotencyKey");
+  const mode = option.mode ?? "replace";
+  if (mode !== "replace" && mode !== "preserve" && mode !== "debounce") invalid("mode");
+  if (mode !== "debounce") return { job_key: option.key, key_mode: mode, delay_ms: null, max_wait_ms: null };
+  const { delayMs, maxWaitMs } = option as { delayMs: number; maxWaitMs?: number };
+  if (!(isInt32(delayMs) && delayMs >= 0)) invalid("delayMs");
+  if (maxWaitMs !== undefined && !(isInt32(maxWaitMs) && maxWaitMs >= 0)) invalid("maxWaitMs");
+  // Debounce decides run-at itself, from the database clock.
+  if (input.nextRunAt !== undefined) fail(INVALID, { index: ord, field: "nextRunAt" }, "nextRunAt with debounce");
+  // A first enqueue waits no longer than the maximum either.
+  const delay = maxWaitMs === undefined ? delayMs : Math.min(delayMs, maxWaitMs);
+  return { job_key: option.key, key_mode: mode, delay_ms: delay, max_wait_ms: maxWaitMs ?? null };
+}
+
+const COLUMNS = {
+  ids: "id",
+  jobTypes: "job_type",
+  organizationIds: "organization_id",
+  payloads: "payload",
+  priorities: "priority",
+  maxAttempts: "max_attempts",
+  timeouts: "timeout_seconds",
+  nextRunAts: "next_run_at",
+  stages: "stage",
+  idempotencyKeys: "idempotency_key",
+  requests: "enqueue_request",
+} as const satisfies Record<string, keyof PreparedItem>;
+
+const EXTENDED_COLUMNS = {
+  ...COLUMNS,
+  delays: "delay_ms",
+  jobKeys: "job_key",
+  scheduleIds: "schedule_id",
+  scheduledFors: "scheduled_for",
+} as const satisfies Record<string, keyof PreparedItem>;
+
 /** The batch as one array per column (see `columnParams`). */
-const columns = (items: readonly PreparedItem[]) =>
-  columnParams(
-    items,
-    {
-      ids: "id",
-      jobTypes: "job_type",
-      organizationIds: "organization_id",
-      payloads: "payload",
-      priorities: "priority",
-      maxAttempts: "max_attempts",
-      timeouts: "timeout_seconds",
-      nextRunAts: "next_run_at",
-      stages: "stage",
-      idempotencyKeys: "idempotency_key",
-      requests: "enqueue_request",
-    },
-    ["payloads", "requests"],
-  );
+const columns = (items: readonly PreparedItem[]) => columnParams(items, COLUMNS, ["payloads", "requests"]);
+
+const extendedColumns = (items: readonly PreparedItem[]) =>
+  columnParams(items, EXTENDED_COLUMNS, ["payloads", "requests"]);
 
 /*
  * One statement inserts every item whose job type has an enabled definition (share-locked so a
@@ -141,8 +205,11 @@ const columns = (items: readonly PreparedItem[]) =>
  * - with keys, conflicting keys are skipped and resolved afterwards, inside a transaction. A keyed
  *   insert is refused outside READ COMMITTED, where the conflicting row might be invisible to the
  *   snapshot.
+ * The `extended` variant (keys, never atomic) also writes a job key, a debounce delay and a
+ * schedule's provenance; schedule fires and job-key enqueues use it, so the plain batch's
+ * statement carries none of those columns.
  */
-const insertJobsStatement = (name: string, atomic: boolean) =>
+const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
   statement<{
     /** Ids inserted, or null when every item was. */
     inserted: string[] | null;
@@ -158,9 +225,14 @@ const insertJobsStatement = (name: string, atomic: boolean) =>
       ${sql.placeholder("priorities")}::int[], ${sql.placeholder("maxAttempts")}::int[],
       ${sql.placeholder("timeouts")}::int[], ${sql.placeholder("nextRunAts")}::timestamptz[],
       ${sql.placeholder("stages")}::text[], ${sql.placeholder("idempotencyKeys")}::text[],
-      ${sql.placeholder("requests")}::jsonb[])
+      ${sql.placeholder("requests")}::jsonb[]${
+        extended
+          ? sql`, ${sql.placeholder("delays")}::bigint[], ${sql.placeholder("jobKeys")}::text[],
+      ${sql.placeholder("scheduleIds")}::uuid[], ${sql.placeholder("scheduledFors")}::timestamptz[]`
+          : sql``
+      })
     as t(id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, next_run_at, stage,
-      idempotency_key, enqueue_request)
+      idempotency_key, enqueue_request${extended ? sql`, delay_ms, job_key, schedule_id, scheduled_for` : sql``})
   ),
   isolation as (
     select current_setting('transaction_isolation') in ('read committed', 'read uncommitted') as ok
@@ -176,15 +248,20 @@ const insertJobsStatement = (name: string, atomic: boolean) =>
   ),
   inserted as (
     insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, idempotency_key, enqueue_request)
+      next_run_at, stage, idempotency_key, enqueue_request${extended ? sql`, job_key, schedule_id, scheduled_for` : sql``})
     -- No sort by ord: the planner probes with the input, which keeps its order in practice (which
     -- of two equal keys in one batch reports created), and the sort cost ~4 ms per 1,000 jobs.
     select i.id, i.job_type, i.organization_id, i.payload, coalesce(i.priority, d.default_priority),
       coalesce(i.max_attempts, d.max_attempts), coalesce(i.timeout_seconds, d.default_timeout_seconds),
-      coalesce(i.next_run_at, now()), i.stage, i.idempotency_key, i.enqueue_request
+      ${
+        extended
+          ? sql`coalesce(i.next_run_at, now() + make_interval(secs => coalesce(i.delay_ms, 0) / 1000.0))`
+          : sql`coalesce(i.next_run_at, now())`
+      }, i.stage, i.idempotency_key, i.enqueue_request${extended ? sql`, i.job_key, i.schedule_id, i.scheduled_for` : sql``}
     from input i
     cross join lateral (select * from definitions d where d.job_type = i.job_type) d
-    where (i.idempotency_key is null or (select ok from isolation))
+    where (${extended ? sql`(i.idempotency_key is null and i.job_key is null)` : sql`i.idempotency_key is null`}
+      or (select ok from isolation))
       ${atomic ? sql`and not exists (select 1 from missing)` : sql`on conflict do nothing`}
     returning id, job_type, stage, next_run_at
   ),
@@ -208,6 +285,7 @@ const insertJobsStatement = (name: string, atomic: boolean) =>
 
 const insertJobs = insertJobsStatement("runledger_enqueue_jobs", false);
 const insertJobsAtomic = insertJobsStatement("runledger_enqueue_jobs_atomic", true);
+const insertJobsExtended = insertJobsStatement("runledger_enqueue_jobs_extended", false, true);
 
 const findExisting = statement<{ id: string; same: boolean; legacy: boolean }>(
   "runledger_enqueue_find_existing",
@@ -274,6 +352,86 @@ async function enqueuePrepared(executor: Executor, items: PreparedItem[]): Promi
   return out;
 }
 
+/** A job-key enqueue: see job-key.ts for the steps and why the insert path takes a lock. */
+async function enqueueKeyed(executor: Executor, item: PreparedItem): Promise<EnqueuedJob> {
+  const match = { jobType: item.job_type, organizationId: item.organization_id, key: item.job_key };
+  const request = {
+    mode: item.key_mode,
+    payload: item.payload,
+    priority: item.priority,
+    maxAttempts: item.max_attempts,
+    timeoutSeconds: item.timeout_seconds,
+    nextRunAt: item.next_run_at,
+    delayMs: item.delay_ms,
+    maxWaitMs: item.max_wait_ms,
+  };
+  const taken = await takeJobKeyRequest(executor, match, request);
+  if (taken !== undefined) return { id: taken, created: false };
+  return executor.transaction(async (tx) => {
+    await lockJobKey(tx, match);
+    const takenNow = await takeJobKeyRequest(tx, match, request);
+    if (takenNow !== undefined) return { id: takenNow, created: false };
+    await handOverJobKey(tx, match);
+    const [result] = await insertJobsExtended.run(tx, extendedColumns([item]));
+    if (result?.isolation_ok === false) throw new RunledgerError("job.enqueue_idempotency_unsupported_isolation");
+    if (result?.inserted === null) return { id: item.id, created: true };
+    if ((result?.missing.length ?? 0) > 0) throw definitionMissing(item);
+    // Only a writer that bypasses the lock can hold the key now.
+    throw new RunledgerError("job.job_key_contention", { details: { index: item.ord } });
+  });
+}
+
+/** A job one scheduler pass or backfill fires: a slot of a schedule. */
+export interface ScheduledJobInsert {
+  jobType: string;
+  organizationId: string | null;
+  /** The schedule's template as validated JSON text. */
+  payload: string;
+  scheduleId: string;
+  scheduledFor: Date;
+  /** When it may run; the database's now when null. */
+  nextRunAt: Date | null;
+}
+
+/**
+ * Insert schedule fires in one statement (stage `scheduled`). A slot that already has a job
+ * (`uq_job_queue_schedule_slot`) is skipped, and so are jobs whose type has no enabled
+ * definition. Returns the ids inserted, by input position (null where skipped), and the job
+ * types that were missing. For the scheduler and backfill; not part of the public API.
+ */
+export async function insertScheduledJobs(
+  executor: Executor,
+  inserts: readonly ScheduledJobInsert[],
+): Promise<{ ids: (string | null)[]; missingJobTypes: Set<string> }> {
+  if (inserts.length === 0) return { ids: [], missingJobTypes: new Set() };
+  const items: PreparedItem[] = inserts.map((insert, ord) => ({
+    ord,
+    id: uuidv7(),
+    job_type: insert.jobType,
+    organization_id: insert.organizationId,
+    payload: insert.payload,
+    priority: null,
+    max_attempts: null,
+    timeout_seconds: null,
+    next_run_at: insert.nextRunAt === null ? null : microsecondTimestamp(insert.nextRunAt),
+    stage: "scheduled",
+    idempotency_key: null,
+    enqueue_request: null,
+    job_key: null,
+    key_mode: null,
+    delay_ms: null,
+    max_wait_ms: null,
+    schedule_id: insert.scheduleId,
+    scheduled_for: microsecondTimestamp(insert.scheduledFor),
+  }));
+  const [result] = await insertJobsExtended.run(executor, extendedColumns(items));
+  const some = result?.inserted === null ? undefined : new Set(result?.inserted ?? []);
+  return {
+    ids: items.map((item) => (some === undefined || some.has(item.id) ? item.id : null)),
+    missingJobTypes: new Set(result?.missing ?? []),
+  };
+}
+
 function definitionMissing(item: PreparedItem): RunledgerError {
   return new RunledgerError("job.definition_not_found_or_disabled", {
     details: { index: item.ord, jobType: item.job_type, hint: DEFINITION_HINT },
@@ -288,6 +446,7 @@ function definitionMissing(item: PreparedItem): RunledgerError {
 export async function enqueueJob(executor: Executor, input: JobEnqueue): Promise<EnqueuedJob> {
   const item = prepareItem(input, 0);
   try {
+    if (item.job_key !== null) return await enqueueKeyed(executor, item);
     const [job] = await enqueuePrepared(executor, [item]);
     return job!;
   } catch (error) {
@@ -307,6 +466,7 @@ export async function enqueueJobs(executor: Executor, inputs: readonly JobEnqueu
   const items = inputs.map((input, ord) => prepareItem(input, ord, texts));
   checkRequestSize(texts);
   try {
+    if (items.some((item) => item.job_key !== null)) return await executor.transaction((tx) => enqueueMixed(tx, items));
     if (items.length === 1 || items.every((item) => item.idempotency_key === null)) {
       return await enqueuePrepared(executor, items);
     }
@@ -314,4 +474,13 @@ export async function enqueueJobs(executor: Executor, inputs: readonly JobEnqueu
   } catch (error) {
     throw toQueryError(error);
   }
+}
+
+/** A batch with job keys: the others in one statement, then each keyed one in input order. */
+async function enqueueMixed(tx: Executor, items: PreparedItem[]): Promise<EnqueuedJob[]> {
+  const out = new Array<EnqueuedJob>(items.length);
+  const plain = items.filter((item) => item.job_key === null);
+  if (plain.length > 0) for (const [i, job] of (await enqueuePrepared(tx, plain)).entries()) out[plain[i]!.ord] = job;
+  for (const item of items) if (item.job_key !== null) out[item.ord] = await enqueueKeyed(tx, item);
+  return out;
 }

@@ -31,6 +31,11 @@ export interface JobRecord {
   lastErrorCode: string | null;
   lastErrorMessage: string | null;
   workflowStepId: string | null;
+  /** The schedule that fired this job, and the slot it fired for; null otherwise. */
+  scheduleId: string | null;
+  scheduledFor: Date | null;
+  /** The job key it holds (see enqueue's `jobKey`); null once handed to a newer job. */
+  jobKey: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -64,6 +69,9 @@ export function jobFromSelected(row: typeof jobQueue.$inferSelect): JobRecord {
     lastErrorCode: row.lastErrorCode,
     lastErrorMessage: row.lastErrorMessage,
     workflowStepId: row.workflowStepId,
+    scheduleId: row.scheduleId,
+    scheduledFor: row.scheduledFor,
+    jobKey: row.jobKey,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
@@ -109,6 +117,9 @@ export function jobFromRow(row: RawRow): JobRecord {
     lastErrorCode: row.last_error_code ?? null,
     lastErrorMessage: row.last_error_message ?? null,
     workflowStepId: row.workflow_step_id ?? null,
+    scheduleId: row.schedule_id ?? null,
+    scheduledFor: toDateOrNull(row.scheduled_for),
+    jobKey: row.job_key ?? null,
     createdAt: toDate(row.created_at),
     updatedAt: toDate(row.updated_at),
   };

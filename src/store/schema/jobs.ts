@@ -83,6 +83,11 @@ export const jobQueue = runledger.table(
     leaseEventId: bigint("lease_event_id", { mode: "number" }),
     /** Id of the SUCCEEDED event, drawn at the success. */
     finishEventId: bigint("finish_event_id", { mode: "number" }),
+    // Provenance of a scheduled job: the schedule (no foreign key) and the slot it fired for.
+    scheduleId: uuid("schedule_id"),
+    scheduledFor: tstz("scheduled_for"),
+    // Replace-by-key: one job per (type, organization, key) holds it; see enqueue's job key.
+    jobKey: text("job_key"),
     ...timestamps,
   },
   (t) => [
@@ -115,6 +120,18 @@ export const jobQueue = runledger.table(
     uniqueIndex("uq_job_queue_type_idempotency_global")
       .on(t.jobType, t.idempotencyKey)
       .where(sql`idempotency_key is not null and organization_id is null`),
+    check("ck_job_queue_schedule_slot", sql`(${t.scheduleId} is null) = (${t.scheduledFor} is null)`),
+    check("ck_job_queue_job_key_not_blank", sql`${t.jobKey} is null or btrim(${t.jobKey}) <> ''`),
+    // Neither index names a column the claim or completion writes (key, expression or predicate),
+    // so neither can keep those updates from being HOT.
+    // One job per schedule slot: racing schedulers and repeated backfills cannot fire it twice.
+    uniqueIndex("uq_job_queue_schedule_slot").on(t.scheduleId, t.scheduledFor).where(sql`schedule_id is not null`),
+    // One holder per job key and (type, organization); enqueue hands the key from a job that has
+    // started to the new one. One expression index (the nil UUID standing for "no organization")
+    // lets one prepared statement find the holder with or without an organization.
+    uniqueIndex("uq_job_queue_job_key")
+      .on(t.jobType, sql`coalesce(organization_id, '00000000-0000-0000-0000-000000000000'::uuid)`, t.jobKey)
+      .where(sql`job_key is not null`),
     // No index names a column the claim writes (status, attempt, worker, lease), so the claim's
     // update is HOT: no index entries, one heap write on the same page (the table's fillfactor
     // leaves the room, migration 0003). The claim index keeps leased jobs until they finish; the

@@ -1,0 +1,259 @@
+import { sql } from "drizzle-orm";
+import { uuidv7 } from "uuidv7";
+import {
+  compileCron,
+  DEFAULT_TIME_ZONE,
+  type OrganizationScope,
+  RunledgerError,
+  type ScheduleOverlapPolicy,
+  scheduleFireTime,
+  upcomingScheduleSlots,
+  validateCatchupWindowSeconds,
+  validateCronExpression,
+  validateJitterSeconds,
+  validateOverlapPolicy,
+  validateScheduleName,
+  validateTimeZone,
+} from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import type { RawRow } from "../jobs/record.ts";
+import { queryRows } from "../query.ts";
+import { microsecondTimestamp } from "../rows.ts";
+import { jobSchedules } from "../schema/index.ts";
+import { scopeCondition } from "../scope.ts";
+import {
+  checkIdentifierLength,
+  checkLimit,
+  checkPage,
+  fail,
+  isBlank,
+  isStorableText,
+  isUuid,
+  isValidDate,
+  jsonText,
+} from "../validate.ts";
+import { type JobScheduleRecord, scheduleFromRow } from "./record.ts";
+import { type ScheduleScope, scheduleClock, scheduleScope } from "./scope.ts";
+
+export type { ScheduleScope } from "./scope.ts";
+
+/** Create or refresh a schedule, keyed by its unique `name`. */
+export interface JobScheduleUpsert {
+  name: string;
+  jobType: string;
+  organizationId?: string | null;
+  /** The payload of every job it fires, as given (nothing is added to it). */
+  payloadTemplate?: unknown;
+  /** Six fields, seconds first: `0 0 * * * *` is the top of every hour. */
+  cronExpr: string;
+  /** IANA time zone the expression is evaluated in (`Europe/Berlin`). Default `UTC`. */
+  timezone?: string;
+  /** What a slot does while the previous fire's job is still live. Default `ALLOW`. */
+  overlapPolicy?: ScheduleOverlapPolicy;
+  /** How far back slots missed during a downtime or pause still fire. Default 0: only the latest. */
+  catchupWindowSeconds?: number;
+  isActive?: boolean;
+  /**
+   * The first slot. Default: the first slot after now. Kept on later upserts unless the cron
+   * expression or the time zone changes.
+   */
+  nextFireAt?: Date;
+  /** Deterministic per-fire delay, 0..86400 seconds. Default 0. */
+  maxJitterSeconds?: number;
+  /** The clock for the default first slot; the database's when omitted. */
+  now?: Date;
+}
+
+/**
+ * Insert a schedule, or refresh an existing one of the same name: job type, payload template,
+ * cron, time zone, policies and jitter are overwritten, while `is_active` (an operator's pause),
+ * the organization and the counters are preserved, and the cursor moves only when the cron
+ * expression or the time zone changed. Invalid input is refused before anything is written. An
+ * upsert naming an organization never touches another organization's schedule:
+ * `job_schedule.name_taken`.
+ */
+export async function upsertJobSchedule(executor: Executor, input: JobScheduleUpsert): Promise<JobScheduleRecord> {
+  validateScheduleName(input.name);
+  validateCronExpression(input.cronExpr);
+  const timezone = input.timezone ?? DEFAULT_TIME_ZONE;
+  validateTimeZone(timezone);
+  const overlapPolicy = input.overlapPolicy ?? "ALLOW";
+  validateOverlapPolicy(overlapPolicy);
+  const catchupWindowSeconds = input.catchupWindowSeconds ?? 0;
+  validateCatchupWindowSeconds(catchupWindowSeconds);
+  validateJitterSeconds(input.maxJitterSeconds ?? 0);
+  if (isBlank(input.jobType)) fail("identifier.job_type_blank");
+  if (!isStorableText(input.jobType)) fail("job_schedule.invalid_job_type");
+  checkIdentifierLength(input.jobType, "jobType");
+  if (input.organizationId != null && !isUuid(input.organizationId))
+    fail("job_schedule.invalid_name", { field: "organizationId" });
+  if (input.nextFireAt !== undefined && !isValidDate(input.nextFireAt))
+    fail("job_schedule.invalid_cron", { field: "nextFireAt" });
+  if (input.now !== undefined && !isValidDate(input.now)) fail("job_schedule.invalid_cron", { field: "now" });
+  const template = jsonText(input.payloadTemplate ?? {}, "job.invalid_payload", "payloadTemplate");
+  try {
+    const id = uuidv7();
+    // An explicit first fire is its own slot; a computed one is the next slot plus its jitter.
+    let slot = input.nextFireAt ?? null;
+    let fireAt = slot;
+    if (slot === null) {
+      slot = compileCron(input.cronExpr, timezone).next(await scheduleClock(executor, input.now));
+      if (slot === null) throw new RunledgerError("job_schedule.invalid_cron", { internal: "no future slot" });
+      fireAt = scheduleFireTime(id, slot, input.maxJitterSeconds ?? 0);
+    }
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`insert into ${jobSchedules} as s (id, name, job_type, organization_id, payload_template, cron_expr, timezone,
+          overlap_policy, catchup_window_seconds, is_active, next_slot_at, next_fire_at, max_jitter_seconds)
+        values (${id}, ${input.name}, ${input.jobType}, ${input.organizationId ?? null}, ${template}::jsonb,
+          ${input.cronExpr}, ${timezone}, ${overlapPolicy}, ${catchupWindowSeconds}, ${input.isActive ?? true},
+          ${microsecondTimestamp(slot)}::timestamptz, ${microsecondTimestamp(fireAt ?? slot)}::timestamptz,
+          ${input.maxJitterSeconds ?? 0})
+        on conflict (name) do update set
+          job_type = excluded.job_type,
+          payload_template = excluded.payload_template,
+          cron_expr = excluded.cron_expr,
+          timezone = excluded.timezone,
+          overlap_policy = excluded.overlap_policy,
+          catchup_window_seconds = excluded.catchup_window_seconds,
+          max_jitter_seconds = excluded.max_jitter_seconds,
+          next_slot_at = case when (s.cron_expr, s.timezone) is distinct from (excluded.cron_expr, excluded.timezone)
+            then excluded.next_slot_at else s.next_slot_at end,
+          next_fire_at = case when (s.cron_expr, s.timezone) is distinct from (excluded.cron_expr, excluded.timezone)
+            then excluded.next_fire_at else s.next_fire_at end
+        where excluded.organization_id is null or s.organization_id is not distinct from excluded.organization_id
+        returning *`,
+    );
+    // No row: the name belongs to another organization's schedule, which an upsert scoped to
+    // this organization must not overwrite.
+    if (row === undefined) throw new RunledgerError("job_schedule.name_taken");
+    return scheduleFromRow(row);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * Pause or resume a schedule; false when no schedule (of `scope`'s organization) has that name.
+ * A paused schedule fires nothing and its cursor stays where it was; on resume, the slots that
+ * passed meanwhile are treated as after a downtime: the latest fires at once, earlier ones within
+ * the catch-up window fire too, older ones are counted as missed.
+ */
+export async function setJobScheduleActive(
+  executor: Executor,
+  name: string,
+  isActive: boolean,
+  scope: ScheduleScope = {},
+): Promise<boolean> {
+  validateScheduleName(name);
+  if (scope.organizationId !== undefined && !isUuid(scope.organizationId)) return false;
+  try {
+    const rows = await queryRows(
+      executor,
+      sql`update ${jobSchedules} set is_active = ${isActive} where name = ${name} ${scheduleScope(scope)} returning id`,
+    );
+    return rows.length > 0;
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * Move a schedule's cursor to `nextFireAt` (which becomes the next slot, without jitter); false
+ * when no schedule (of `scope`'s organization) has that name.
+ */
+export async function setJobScheduleNextFireAt(
+  executor: Executor,
+  name: string,
+  nextFireAt: Date,
+  scope: ScheduleScope = {},
+): Promise<boolean> {
+  validateScheduleName(name);
+  if (!isValidDate(nextFireAt)) fail("job_schedule.invalid_cron", { field: "nextFireAt" });
+  if (scope.organizationId !== undefined && !isUuid(scope.organizationId)) return false;
+  const at = microsecondTimestamp(nextFireAt);
+  try {
+    const rows = await queryRows(
+      executor,
+      sql`update ${jobSchedules} set next_slot_at = ${at}::timestamptz, next_fire_at = ${at}::timestamptz
+        where name = ${name} ${scheduleScope(scope)} returning id`,
+    );
+    return rows.length > 0;
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** A schedule as listed: the record plus its next slots, when asked for. */
+export interface JobScheduleListItem extends JobScheduleRecord {
+  /** The next `upcoming` slots from the cursor on, each with the time it is due (jitter included). */
+  upcoming: { scheduledFor: Date; fireAt: Date }[];
+}
+
+/** Most upcoming slots a list or get computes per schedule. */
+export const MAX_UPCOMING_SLOTS = 100;
+
+function checkUpcoming(count: number): void {
+  if (!Number.isInteger(count) || count < 0 || count > MAX_UPCOMING_SLOTS) {
+    fail("job.invalid_pagination", { field: "upcoming", max: MAX_UPCOMING_SLOTS });
+  }
+}
+
+function withUpcoming(schedule: JobScheduleRecord, count: number): JobScheduleListItem {
+  let upcoming: JobScheduleListItem["upcoming"] = [];
+  try {
+    upcoming = upcomingScheduleSlots(schedule, count);
+  } catch {
+    // A row the scheduler cannot evaluate (it reports that itself) still lists.
+  }
+  return { ...schedule, upcoming };
+}
+
+/**
+ * One schedule by name, with its next `upcoming` slots; null when `scope` has none of that name.
+ * `scope` is one organization or `ALL_ORGANIZATIONS` (`scope.required` otherwise).
+ */
+export async function getJobSchedule(
+  executor: Executor,
+  name: string,
+  scope: OrganizationScope,
+  options: { upcoming?: number } = {},
+): Promise<JobScheduleListItem | null> {
+  const visible = scopeCondition(sql`organization_id`, scope);
+  validateScheduleName(name);
+  checkUpcoming(options.upcoming ?? 0);
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`select * from ${jobSchedules} where name = ${name} and ${visible}`,
+    );
+    return row === undefined ? null : withUpcoming(scheduleFromRow(row), options.upcoming ?? 0);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** Schedules by name, optionally one organization's or only active ones, each with its next `upcoming` slots. */
+export async function listJobSchedules(
+  executor: Executor,
+  filter: { organizationId?: string; activeOnly?: boolean; limit: number; afterName?: string; upcoming?: number },
+): Promise<JobScheduleListItem[]> {
+  checkLimit(filter.limit);
+  checkPage({ text: { afterName: filter.afterName } });
+  checkUpcoming(filter.upcoming ?? 0);
+  if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return [];
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`select * from ${jobSchedules} where true
+        ${filter.organizationId === undefined ? sql`` : sql`and organization_id = ${filter.organizationId}`}
+        ${filter.activeOnly ? sql`and is_active` : sql``}
+        ${filter.afterName === undefined ? sql`` : sql`and name > ${filter.afterName}`}
+        order by name limit ${filter.limit}`,
+    );
+    return rows.map((row) => withUpcoming(scheduleFromRow(row), filter.upcoming ?? 0));
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

@@ -12,23 +12,29 @@ import {
   claimJobs,
   completeExternalWorkflowStep,
   completeJobFailure,
+  countJobsByStatus,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
   getJobById,
   getJobMetrics,
+  getJobThroughput,
+  getOldestDueJob,
   getWorkflowRunById,
   insertJobLog,
+  listDeadLetters,
   listJobAttempts,
   listJobEvents,
   listJobLogs,
   listJobSchedules,
   listJobs,
+  listRecentWorkers,
   listWorkflowRuns,
   listWorkflowStepDependencies,
   listWorkflowSteps,
   queryRows,
   requeueJob,
+  searchJobsAndRuns,
   setJobScheduleActive,
   setJobScheduleNextFireAt,
   upsertJobSchedule,
@@ -172,6 +178,8 @@ const onlyA = (items: { organizationId: string | null }[]) => {
   for (const item of items) expect(item.organizationId).toBe(A);
 };
 const page = (result: unknown) => (result as { items: { id: string; organizationId: string | null }[] }).items;
+const deadLettered = (result: unknown) =>
+  (result as { totals: { deadLettered: { count: number } } }).totals.deadLettered.count;
 const pendingCount = (result: unknown) => (result as { pendingCount: number }[])[0]!.pendingCount;
 
 /** Every organization-scoped API of `runledger/store`, by name. Reads first: mutations below use B's rows up. */
@@ -249,6 +257,46 @@ const SCOPED: Record<string, Entry> = {
     verdict: { hidden: (r) => onlyA(r as { organizationId: string | null }[]) },
     own: () => listJobSchedules(db, { organizationId: B, limit: 1000 }),
     ownSees: (r) => expect((r as { name: string }[]).map((s) => s.name)).toContain(seeded.B!.schedule),
+  },
+  // Overview reads: A has 3 pending jobs, B 6; each has one dead letter and one worker named after it.
+  countJobsByStatus: {
+    leak: () => countJobsByStatus(db, { organizationId: A }),
+    verdict: {
+      hidden: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(3),
+    },
+    own: () => countJobsByStatus(db, { organizationId: B }),
+    ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(6),
+  },
+  getJobThroughput: {
+    leak: () => getJobThroughput(db, { organizationId: A }),
+    verdict: { hidden: (r) => expect(deadLettered(r)).toBe(1) },
+    own: () => getJobThroughput(db, { organizationId: B }),
+    ownSees: (r) => expect(deadLettered(r)).toBe(1),
+  },
+  getOldestDueJob: {
+    leak: () => getOldestDueJob(db, { organizationId: A }),
+    verdict: { hidden: (r) => expect((r as { jobId: string }).jobId).toBe(seeded.A!.pending) },
+    own: () => getOldestDueJob(db, { organizationId: B }),
+    ownSees: (r) => expect((r as { jobId: string }).jobId).toBe(seeded.B!.pending),
+  },
+  listRecentWorkers: {
+    leak: () => listRecentWorkers(db, { organizationId: A }),
+    verdict: { hidden: (r) => expect((r as { workerId: string }[]).map((w) => w.workerId)).toEqual([`w-${A}`]) },
+    own: () => listRecentWorkers(db, { organizationId: B }),
+    ownSees: (r) => expect((r as { workerId: string }[]).map((w) => w.workerId)).toEqual([`w-${B}`]),
+  },
+  searchJobsAndRuns: {
+    target: () => seeded.B!.pending,
+    leak: (id) => searchJobsAndRuns(db, { query: id, organizationId: A, limit: 10 }),
+    verdict: { hidden: (r) => expect(r).toEqual({ jobs: [], runs: [] }) },
+    own: () => searchJobsAndRuns(db, { query: seeded.B!.pending, organizationId: B, limit: 10 }),
+    ownSees: (r) => expect((r as { jobs: { id: string }[] }).jobs.map((j) => j.id)).toEqual([seeded.B!.pending]),
+  },
+  listDeadLetters: {
+    leak: () => listDeadLetters(db, { organizationId: A, limit: 100 }),
+    verdict: { hidden: (r) => onlyA(page(r) as { organizationId: string | null }[]) },
+    own: () => listDeadLetters(db, { organizationId: B, limit: 100 }),
+    ownSees: (r) => expect((r as { items: { jobId: string }[] }).items.map((d) => d.jobId)).toEqual([seeded.B!.dead]),
   },
   setJobScheduleActive: {
     target: () => seeded.B!.schedule,

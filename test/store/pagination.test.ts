@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { enqueueJobs, enqueueWorkflowRun, listJobs, listWorkflowRuns } from "../../src/store/index.ts";
+import {
+  enqueueJobs,
+  enqueueWorkflowRun,
+  type JobCursor,
+  listJobs,
+  listWorkflowRuns,
+  type WorkflowRunCursor,
+} from "../../src/store/index.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
@@ -31,7 +38,7 @@ describe("keyset pages over rows created at the same instant", () => {
       db,
       Array.from({ length: 10 }, (_, i) => ({ jobType: "paged.job", payload: { i } })),
     );
-    const seen = await pageThrough((after) => listJobs(db, { jobTypeContains: "paged.", limit: 3, after }));
+    const seen = await pageThrough<JobCursor>((after) => listJobs(db, { jobTypeContains: "paged.", limit: 3, after }));
     expect(seen.sort()).toEqual(batch.map((job) => job.id).sort());
   });
 
@@ -50,7 +57,7 @@ describe("keyset pages over rows created at the same instant", () => {
       }
       return out;
     });
-    const seen = await pageThrough((after) =>
+    const seen = await pageThrough<WorkflowRunCursor>((after) =>
       listWorkflowRuns(db, { workflowTypeContains: "paged.", limit: 2, after }),
     );
     expect(seen.sort()).toEqual(ids.sort());

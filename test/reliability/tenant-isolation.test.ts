@@ -19,6 +19,7 @@ import {
   getJobById,
   getJobMetrics,
   getJobThroughput,
+  getJobWorkflowStep,
   getOldestDueJob,
   getWorkflowRunById,
   insertJobLog,
@@ -61,6 +62,9 @@ interface Seeded {
   run: string;
   cancelRun: string;
   schedule: string;
+  /** A run with one job step, and that step's job. */
+  stepRun: string;
+  runJob: string;
 }
 const seeded: Record<string, Seeded> = {};
 
@@ -119,12 +123,21 @@ async function seed(org: string, label: string, extraPending: number): Promise<S
     nextFireAt: T0,
     payloadTemplate: { org },
   });
-  return { pending, dead, run, cancelRun, schedule };
+  const stepRun = await enqueueWorkflowRun(db, {
+    workflowType: "tenant.steps",
+    organizationId: org,
+    metadata: {},
+    idempotencyKey: null,
+    steps: [step("job", { executionKind: "JOB", jobType: "tenant.step" })],
+  });
+  const runJob = (await listWorkflowSteps(db, stepRun.id))[0]!.jobId!;
+  return { pending, dead, run, cancelRun, schedule, stepRun: stepRun.id, runJob };
 }
 
 beforeAll(async () => {
   await defineJob(db, "tenant.job");
   await defineJob(db, "tenant.dead", { maxAttempts: 1 });
+  await defineJob(db, "tenant.step");
   seeded.A = await seed(A, "a", 0);
   seeded.B = await seed(B, "b", 3);
 });
@@ -258,14 +271,14 @@ const SCOPED: Record<string, Entry> = {
     own: () => listJobSchedules(db, { organizationId: B, limit: 1000 }),
     ownSees: (r) => expect((r as { name: string }[]).map((s) => s.name)).toContain(seeded.B!.schedule),
   },
-  // Overview reads: A has 3 pending jobs, B 6; each has one dead letter and one worker named after it.
+  // Overview reads: A has 4 pending jobs (one a step's), B 7; each has one dead letter and one worker named after it.
   countJobsByStatus: {
     leak: () => countJobsByStatus(db, { organizationId: A }),
     verdict: {
-      hidden: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(3),
+      hidden: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(4),
     },
     own: () => countJobsByStatus(db, { organizationId: B }),
-    ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(6),
+    ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(7),
   },
   getJobThroughput: {
     leak: () => getJobThroughput(db, { organizationId: A }),
@@ -291,6 +304,13 @@ const SCOPED: Record<string, Entry> = {
     verdict: { hidden: (r) => expect(r).toEqual({ jobs: [], runs: [] }) },
     own: () => searchJobsAndRuns(db, { query: seeded.B!.pending, organizationId: B, limit: 10 }),
     ownSees: (r) => expect((r as { jobs: { id: string }[] }).jobs.map((j) => j.id)).toEqual([seeded.B!.pending]),
+  },
+  getJobWorkflowStep: {
+    target: () => seeded.B!.runJob,
+    leak: (id) => getJobWorkflowStep(db, id, { organizationId: A }),
+    verdict: { hidden: nothing },
+    own: () => getJobWorkflowStep(db, seeded.B!.runJob, { organizationId: B }),
+    ownSees: (r) => expect(r).toEqual({ workflowRunId: seeded.B!.stepRun, stepKey: "job" }),
   },
   listDeadLetters: {
     leak: () => listDeadLetters(db, { organizationId: A, limit: 100 }),

@@ -11,9 +11,11 @@ import {
   enqueueJobs,
   enqueueWorkflowRun,
   getJobThroughput,
+  getJobWorkflowStep,
   getOldestDueJob,
   listDeadLetters,
   listRecentWorkers,
+  listWorkflowSteps,
   requeueJob,
   searchJobsAndRuns,
 } from "../../src/store/index.ts";
@@ -248,5 +250,27 @@ describe("listDeadLetters", () => {
       expect.objectContaining({ jobId: jobs[5]!.id, jobType: "admin.dl2", errorCode: "dl2.failed", attempt: 1 }),
     ]);
     expect((await listDeadLetters(db, { organizationId: newId(), limit: 10 })).items).toEqual([]);
+  });
+});
+
+describe("getJobWorkflowStep", () => {
+  it("names the run and step a job backs, and nothing for a plain job", async () => {
+    await defineJob(db, "admin.step");
+    const org = newId();
+    const run = await enqueueWorkflowRun(db, {
+      workflowType: "admin.stepflow",
+      organizationId: org,
+      metadata: {},
+      idempotencyKey: null,
+      steps: [externalStep("work", [], { executionKind: "JOB", jobType: "admin.step" })],
+    });
+    const jobId = (await listWorkflowSteps(db, run.id))[0]!.jobId!;
+    expect(await getJobWorkflowStep(db, jobId, { organizationId: org })).toEqual({
+      workflowRunId: run.id,
+      stepKey: "work",
+    });
+    expect(await getJobWorkflowStep(db, jobId, { organizationId: newId() })).toBeNull();
+    const plain = await enqueueJob(db, { jobType: "admin.step" });
+    expect(await getJobWorkflowStep(db, plain.id)).toBeNull();
   });
 });

@@ -5,7 +5,7 @@ import type { Page } from "../jobs/reads.ts";
 import { type JobRecord, jobFromRow, type RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { toDate } from "../rows.ts";
-import { jobDeadLetters, jobDefinitions, jobQueue, workflowRuns } from "../schema/index.ts";
+import { jobDeadLetters, jobDefinitions, jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkLimit, checkPage, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "../workflows/records.ts";
 
@@ -141,6 +141,25 @@ export async function listDeadLetters(
       items,
       next: rows.length > filter.limit && last ? { failedAt: last.failedAt, jobId: last.jobId } : null,
     };
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** The workflow step a job backs, or null for a plain job or a job of another organization. */
+export async function getJobWorkflowStep(
+  executor: Executor,
+  jobId: string,
+  options: { organizationId?: string } = {},
+): Promise<{ workflowRunId: string; stepKey: string } | null> {
+  if (!isUuid(jobId) || (options.organizationId !== undefined && !isUuid(options.organizationId))) return null;
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`select s.workflow_run_id, s.step_key from ${jobQueue} j join ${workflowSteps} s on s.id = j.workflow_step_id
+        where j.id = ${jobId} ${org("j", options.organizationId)}`,
+    );
+    return row === undefined ? null : { workflowRunId: row.workflow_run_id, stepKey: row.step_key };
   } catch (error) {
     throw toQueryError(error);
   }

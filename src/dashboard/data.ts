@@ -1,0 +1,93 @@
+import type { JobStatus, WorkflowRunStatus } from "../core/index.ts";
+import {
+  cancelJob,
+  cancelWorkflowRun,
+  completeExternalWorkflowStep,
+  countJobsByStatus,
+  type DeadLetterCursor,
+  getJobById,
+  getJobThroughput,
+  getJobWorkflowStep,
+  getOldestDueJob,
+  getWorkflowRunById,
+  type JobCursor,
+  listDeadLetters,
+  listJobAttempts,
+  listJobDefinitions,
+  listJobEvents,
+  listJobLogs,
+  listJobSchedules,
+  listJobs,
+  listRecentWorkers,
+  listWorkflowRuns,
+  listWorkflowStepDependencies,
+  listWorkflowSteps,
+  type RunledgerDb,
+  requeueJob,
+  searchJobsAndRuns,
+  setJobScheduleActive,
+  type WorkflowRunCursor,
+} from "../store/index.ts";
+import type { DashboardScope } from "./options.ts";
+
+/*
+ * The dashboard's only door to the store: every read and change goes through `storeFor(scope)`,
+ * which turns the viewer's scope into the store's organization parameter in one place
+ * (`organization` below). When the store's scope parameter changes, this file is the one to edit.
+ */
+
+/** The store's organization parameter for a dashboard scope. */
+function organization(scope: DashboardScope): { organizationId?: string } {
+  return "organizationId" in scope ? { organizationId: scope.organizationId } : {};
+}
+
+/** Longest lists a detail page shows (attempts, events, logs, steps are capped by the store). */
+const DETAIL_ROWS = 200;
+
+export type DashboardStore = ReturnType<typeof storeFor>;
+
+/** Store calls bound to one viewer's scope. */
+export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: number) {
+  const org = organization(scope);
+  const capped = { ...org, cap: countCap };
+  return {
+    scope,
+    countJobsByStatus: () => countJobsByStatus(db, capped),
+    throughput: () => getJobThroughput(db, { ...capped, minutes: 60 }),
+    oldestDueJob: () => getOldestDueJob(db, org),
+    recentWorkers: () => listRecentWorkers(db, { ...capped, limit: 20 }),
+    search: (query: string, limit: number) => searchJobsAndRuns(db, { ...org, query, limit }),
+
+    jobs: (filter: { status?: JobStatus; jobTypeContains?: string; limit: number; after?: JobCursor }) =>
+      listJobs(db, { ...org, ...filter }),
+    job: (jobId: string) => getJobById(db, jobId, org),
+    jobStep: (jobId: string) => getJobWorkflowStep(db, jobId, org),
+    jobAttempts: (jobId: string) => listJobAttempts(db, { ...org, jobId, limit: DETAIL_ROWS }),
+    jobEvents: (jobId: string) => listJobEvents(db, { ...org, jobId, limit: DETAIL_ROWS }),
+    jobLogs: (jobId: string) => listJobLogs(db, { ...org, jobId, limit: DETAIL_ROWS }),
+    cancelJob: (jobId: string, reason: string) => cancelJob(db, { ...org, jobId, reason }),
+    requeueJob: (jobId: string, reason: string) => requeueJob(db, { ...org, jobId, reason }),
+
+    deadLetters: (filter: { jobType?: string; limit: number; after?: DeadLetterCursor }) =>
+      listDeadLetters(db, { ...org, ...filter }),
+
+    runs: (filter: {
+      status?: WorkflowRunStatus;
+      workflowTypeContains?: string;
+      limit: number;
+      after?: WorkflowRunCursor;
+    }) => listWorkflowRuns(db, { ...org, ...filter }),
+    run: (runId: string) => getWorkflowRunById(db, runId, org),
+    runSteps: (runId: string) => listWorkflowSteps(db, runId, org),
+    runEdges: (runId: string) => listWorkflowStepDependencies(db, runId, org),
+    cancelRun: (workflowRunId: string, reason: string) => cancelWorkflowRun(db, { ...org, workflowRunId, reason }),
+    completeGate: (workflowRunId: string, stepKey: string, terminalStatus: "SUCCEEDED" | "FAILED", reason: string) =>
+      completeExternalWorkflowStep(db, { ...org, workflowRunId, stepKey, terminalStatus, statusReason: reason }),
+
+    schedules: (filter: { limit: number; afterName?: string }) => listJobSchedules(db, { ...org, ...filter }),
+    setScheduleActive: (name: string, active: boolean) => setJobScheduleActive(db, name, active, org),
+
+    /** Job definitions are shared by every organization. */
+    jobTypes: (filter: { limit: number; after?: string }) => listJobDefinitions(db, filter),
+  };
+}

@@ -22,6 +22,7 @@ export const ORG_A = "0190f0a0-0000-7000-8000-0000000000aa";
 export const ORG_B = "0190f0a0-0000-7000-8000-0000000000bb";
 
 export interface Seeded {
+  /** Pending email.send jobs of A (the first four enqueued succeeded). */
   emailJobs: string[];
   deadJobs: string[];
   keyedReport: string;
@@ -118,7 +119,7 @@ export async function seedDashboard(db: Executor): Promise<Seeded> {
   });
 
   return {
-    emailJobs: email.map((j) => j.id),
+    emailJobs: email.slice(4).map((j) => j.id),
     deadJobs: dead.map((l) => l.jobId),
     keyedReport: keyed.id,
     run: run.id,

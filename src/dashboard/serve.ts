@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createDb, ensureSchemaCompatible } from "../store/index.ts";
@@ -32,7 +33,8 @@ function passwordMatches(request: Request, password: string): boolean {
   const header = request.headers.get("authorization") ?? "";
   if (!header.startsWith("Basic ")) return false;
   const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
-  return decoded.slice(decoded.indexOf(":") + 1) === password;
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(decoded.slice(decoded.indexOf(":") + 1)), digest(password));
 }
 
 /**

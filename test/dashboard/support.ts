@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -15,6 +15,9 @@ export const CHROMIUM = process.env.RUNLEDGER_CHROMIUM ?? "/usr/bin/chromium";
 
 /** A headless Chromium with a fresh profile of its own, removed on close. */
 export async function launchChromium(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set RUNLEDGER_CHROMIUM`);
+  }
   const profile = mkdtempSync(join(tmpdir(), "runledger-chromium-"));
   mkdirSync(SCREENSHOTS, { recursive: true });
   const context = await chromium.launchPersistentContext(profile, {

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
@@ -8,9 +8,14 @@ import { jobAttempts, jobDeadLetters, jobEvents, jobQueue } from "../schema/inde
 import { fail, isUuid } from "../validate.ts";
 
 /*
- * Reads for an operator's overview that stay fast on a table of millions of rows: every count
- * reads at most `cap` rows per group through an index, so its cost does not grow with the table.
- * A count that reached its cap says so (`capped`), and a page shows "10,000+".
+ * Reads for an operator's overview that stay fast on a table of millions of rows: each reads at
+ * most `cap + 1` index entries per group, in the order of an index that holds only that group
+ * (the claim index for pending jobs, the lease index, the dead letters by time, the events by
+ * type and time), and takes the rows it needs by primary key. The scan is bounded before any
+ * organization filter, so one organization's figures cost the same as everyone's: they are
+ * exact while the whole group is under the cap and lower bounds (`capped`) beyond it. A page
+ * shows a capped count as "10,000+". Sub-queries hand over id arrays (`= any(array(…))`) so no
+ * statistics can turn the bounded read into a scan of the table.
  */
 
 /** Default number of rows a capped count reads per group. */
@@ -53,46 +58,54 @@ function capOf(scope: OverviewScope): number {
   return cap;
 }
 
-const jobOrg = (alias: string, organizationId: string | undefined) =>
-  organizationId === undefined ? sql`` : sql`and ${sql.raw(alias)}.organization_id = ${organizationId}`;
+/** The status's rows are read in this index's order: the claim index (pending), the lease index. */
+const PENDING_ORDER = sql`priority desc nulls last, next_run_at, created_at, id`;
 
 /**
  * How many jobs are pending, leased and dead-lettered, in total and per job type, reading at most
- * `cap + 1` rows per status. Each status is read in the order of an index that holds only that
- * status (the claim index, the lease-expiry index, the dead letters by failure time), so the
- * planner never scans the table for it.
+ * `cap + 1` rows per status (see the file comment for what a capped figure means).
  */
 export async function countJobsByStatus(executor: Executor, scope: OverviewScope = {}): Promise<JobCountsByStatus> {
   const cap = capOf(scope);
-  const org = scope.organizationId;
+  const org = scope.organizationId ?? null;
   try {
     const rows = await queryRows<RawRow>(
       executor,
       sql`
-      with pending as (
-        select j.job_type from ${jobQueue} j where j.status = 'PENDING' ${jobOrg("j", org)}
-        order by j.priority desc, j.next_run_at, j.created_at, j.id limit ${cap + 1}
-      ),
-      leased as (
-        select j.job_type from ${jobQueue} j where j.status = 'LEASED' ${jobOrg("j", org)}
-        order by j.lease_expires_at limit ${cap + 1}
-      ),
-      dead as (
-        -- The dead-letter row outlives a requeue: only jobs still dead-lettered count.
-        select d.job_type from ${jobDeadLetters} d join ${jobQueue} j on j.id = d.job_id and j.status = 'DEAD_LETTERED'
-        where true ${jobOrg("d", org)}
-        order by d.failed_at desc limit ${cap + 1}
+      with read as (
+        select 'PENDING' as status, j.job_type, j.organization_id from ${jobQueue} j
+        where j.id = any(array(
+          select id from ${jobQueue} where status = 'PENDING' order by ${PENDING_ORDER} limit ${cap + 1}))
+        union all
+        select 'LEASED', j.job_type, j.organization_id from ${jobQueue} j
+        where j.id = any(array(
+          select id from ${jobQueue} where status = 'LEASED' order by lease_expires_at limit ${cap + 1}))
+        union all
+        -- A dead-letter row outlives a requeue: it counts while its job is still dead-lettered.
+        select 'DEAD_LETTERED', case when j.status = 'DEAD_LETTERED' then d.job_type end, d.organization_id
+        from ${jobDeadLetters} d join ${jobQueue} j on j.id = d.job_id
+        where d.job_id = any(array(select job_id from ${jobDeadLetters} order by failed_at desc limit ${cap + 1}))
       )
-      select 'PENDING' as status, job_type, count(*)::int as n from pending group by job_type
-      union all select 'LEASED', job_type, count(*)::int from leased group by job_type
-      union all select 'DEAD_LETTERED', job_type, count(*)::int from dead group by job_type`,
+      select status, job_type,
+        count(*) filter (where job_type is not null
+          and (${org}::uuid is null or organization_id = ${org}::uuid))::int as n,
+        count(*)::int as scanned
+      from read group by status, job_type`,
     );
-    const read: Record<LiveJobStatus, number> = { PENDING: 0, LEASED: 0, DEAD_LETTERED: 0 };
-    for (const row of rows) read[row.status as LiveJobStatus] += Number(row.n);
+    const scanned: Record<LiveJobStatus, number> = { PENDING: 0, LEASED: 0, DEAD_LETTERED: 0 };
+    const matched: Record<LiveJobStatus, number> = { PENDING: 0, LEASED: 0, DEAD_LETTERED: 0 };
+    for (const row of rows) {
+      scanned[row.status as LiveJobStatus] += Number(row.scanned);
+      matched[row.status as LiveJobStatus] += Number(row.n);
+    }
     const byStatus = Object.fromEntries(
-      LIVE_JOB_STATUSES.map((status) => [status, { count: Math.min(read[status], cap), capped: read[status] > cap }]),
+      LIVE_JOB_STATUSES.map((status) => [
+        status,
+        { count: Math.min(matched[status], cap), capped: scanned[status] > cap },
+      ]),
     ) as Record<LiveJobStatus, CappedCount>;
     const byType = rows
+      .filter((row) => row.job_type !== null && Number(row.n) > 0)
       .map((row) => ({
         jobType: row.job_type as string,
         status: row.status as LiveJobStatus,
@@ -131,8 +144,9 @@ export interface JobThroughput {
 
 /**
  * Succeeded, failed (every failed attempt, retried or not), dead-lettered and canceled jobs per
- * minute over the last `minutes` minutes (default 60), from the job events, reading at most
- * `cap + 1` newest events of each kind through the events' (type, time) index.
+ * minute over the last `minutes` minutes (default 60), from the job events, reading the newest
+ * `cap + 1` events of each kind (a quarter of that for one organization) through the events'
+ * (type, time) index.
  */
 export async function getJobThroughput(
   executor: Executor,
@@ -143,30 +157,40 @@ export async function getJobThroughput(
   if (!Number.isInteger(minutes) || minutes < 1 || minutes > 24 * 60) {
     fail("job.invalid_pagination", { field: "minutes" });
   }
-  const org = scope.organizationId;
+  const org = scope.organizationId ?? null;
+  // Everyone's events are counted from the index alone; one organization's need each event's job
+  // row (a primary-key lookup), so a quarter as many are read.
+  const bound = org === null ? cap : Math.max(1, Math.ceil(cap / 4));
   const window = sql`date_trunc('minute', now()) - make_interval(mins => ${minutes - 1})`;
-  const kind = (k: ThroughputKind) => sql`
-    select ${k}::text as kind, e.occurred_at from ${jobEvents} e
-    ${org === undefined ? sql`` : sql`join ${jobQueue} j on j.id = e.job_id and j.organization_id = ${org}`}
-    where e.event_type = ${EVENT_OF[k]}::runledger.job_event_type and e.occurred_at >= ${window}
-    order by e.occurred_at desc limit ${cap + 1}`;
+  // Everyone's: an index-only read. One organization's: the same rows, each job's organization by primary key.
+  const kind = (k: ThroughputKind) =>
+    org === null
+      ? sql`select ${k}::text as kind, occurred_at, true as mine from ${jobEvents}
+          where event_type = ${EVENT_OF[k]}::runledger.job_event_type and occurred_at >= ${window}
+          order by occurred_at desc limit ${bound + 1}`
+      : sql`select ${k}::text as kind, e.occurred_at,
+            (select j.organization_id from ${jobQueue} j where j.id = e.job_id) = ${org}::uuid as mine
+          from (select job_id, occurred_at from ${jobEvents}
+            where event_type = ${EVENT_OF[k]}::runledger.job_event_type and occurred_at >= ${window}
+            order by occurred_at desc limit ${bound + 1}) e`;
   try {
     const rows = await queryRows<RawRow>(
       executor,
       sql`
-      with counted as (
+      with read as (
         (${kind("succeeded")}) union all (${kind("failed")}) union all (${kind("deadLettered")}) union all (${kind("canceled")})
       ),
       per_kind as (
-        select kind, count(*)::int as total, min(occurred_at) as oldest from counted group by kind
+        select kind, count(*)::int as scanned, count(*) filter (where mine)::int as n, min(occurred_at) as oldest
+        from read group by kind
       )
       select ${window} as window_from, now() as window_until, 'minute' as row_kind,
-        date_trunc('minute', c.occurred_at) as at, c.kind, count(*)::int as n, null::timestamptz as oldest
-      from counted c group by 4, 5
+        date_trunc('minute', r.occurred_at) as at, r.kind, count(*)::int as n, 0 as scanned, null::timestamptz as oldest
+      from read r where r.mine group by 4, 5
       union all
-      select ${window}, now(), 'total', null, kind, total, oldest from per_kind
+      select ${window}, now(), 'total', null, kind, n, scanned, oldest from per_kind
       union all
-      select ${window}, now(), 'window', null, null, 0, null`,
+      select ${window}, now(), 'window', null, null, 0, 0, null`,
     );
     const header = rows.find((row) => row.row_kind === "window")!;
     const from = toDate(header.window_from);
@@ -187,9 +211,9 @@ export async function getJobThroughput(
     for (const row of rows) {
       const k = row.kind as ThroughputKind;
       if (row.row_kind === "total") {
-        const n = Number(row.n);
-        totals[k] = { count: Math.min(n, cap), capped: n > cap };
-        if (n > cap) countedFrom[k] = toDateOrNull(row.oldest);
+        const scanned = Number(row.scanned);
+        totals[k] = { count: Math.min(Number(row.n), bound), capped: scanned > bound };
+        if (scanned > bound) countedFrom[k] = toDateOrNull(row.oldest);
       } else if (row.row_kind === "minute") {
         const index = Math.round((toDate(row.at).getTime() - from.getTime()) / 60_000);
         const bucket = buckets[index];
@@ -214,34 +238,35 @@ export interface OldestDueJob {
 
 /**
  * The due pending job that has waited longest, or null when none is due. Walks the claim
- * index's distinct priorities (a loose index scan) and takes each one's oldest due job, so it
- * reads a few index entries per priority instead of every pending row.
+ * index's distinct priorities (a loose index scan) and takes each one's oldest due job. For one
+ * organization each priority's first `cap / 4` due jobs are searched (each needs its row): null
+ * can then also mean that the organization has none among them.
  */
-export async function getOldestDueJob(
-  executor: Executor,
-  scope: Pick<OverviewScope, "organizationId"> = {},
-): Promise<OldestDueJob | null> {
-  capOf(scope);
-  const org = scope.organizationId;
+export async function getOldestDueJob(executor: Executor, scope: OverviewScope = {}): Promise<OldestDueJob | null> {
+  const cap = capOf(scope);
+  const org = scope.organizationId ?? null;
   try {
     const [row] = await queryRows<RawRow>(
       executor,
       sql`
       with recursive priorities as (
-        (select j.priority from ${jobQueue} j where j.status = 'PENDING' ${jobOrg("j", org)}
-          order by j.priority desc limit 1)
+        (select priority from ${jobQueue} where status = 'PENDING' order by priority desc nulls last limit 1)
         union all
-        select (select j.priority from ${jobQueue} j where j.status = 'PENDING' ${jobOrg("j", org)}
-            and j.priority < p.priority order by j.priority desc limit 1)
+        select (select q.priority from ${jobQueue} q where q.status = 'PENDING' and q.priority < p.priority
+            order by q.priority desc nulls last limit 1)
         from priorities p where p.priority is not null
       )
       select o.id, o.job_type, o.priority, o.next_run_at,
         (extract(epoch from now() - o.next_run_at) * 1000)::float8 as waiting_ms
       from priorities p
       cross join lateral (
-        select j.id, j.job_type, j.priority, j.next_run_at from ${jobQueue} j
-        where j.status = 'PENDING' and j.priority = p.priority and j.next_run_at <= now() ${jobOrg("j", org)}
-        order by j.priority desc, j.next_run_at, j.created_at, j.id limit 1
+        select j.id, j.job_type, j.priority, j.next_run_at, j.created_at from ${jobQueue} j
+        where j.id = any(array(
+            select id from ${jobQueue}
+            where status = 'PENDING' and priority = p.priority and next_run_at <= now()
+            order by ${PENDING_ORDER} limit ${org === null ? 1 : Math.ceil(cap / 4) + 1}))
+          and (${org}::uuid is null or j.organization_id = ${org}::uuid)
+        order by j.next_run_at, j.created_at, j.id limit 1
       ) o
       where p.priority is not null
       order by o.next_run_at, o.priority desc
@@ -269,12 +294,13 @@ export interface RecentWorker {
   lastClaimAt: Date | null;
   /** Its newest heartbeat on a job it holds. */
   lastHeartbeatAt: Date | null;
-  /** Attempts it started among the newest `cap` attempts. */
+  /** Attempts it started among the newest attempts read. */
   recentAttempts: number;
 }
 
 /**
- * Workers that hold leases now or claimed among the newest `cap` attempts (default 10,000),
+ * Workers that hold leases now (among the first `cap + 1` leases) or claimed among the newest
+ * `cap / 5` attempts (2,000 by default: seconds of a busy system, enough to see who is working),
  * most recently active first, at most `limit` (default 50).
  */
 export async function listRecentWorkers(
@@ -284,22 +310,26 @@ export async function listRecentWorkers(
   const cap = capOf(scope);
   const limit = scope.limit ?? 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) fail("job.invalid_pagination", { field: "limit" });
-  const org = scope.organizationId;
+  const org = scope.organizationId ?? null;
+  const mine = (jobId: SQL) =>
+    org === null ? sql`true` : sql`(select j.organization_id from ${jobQueue} j where j.id = ${jobId}) = ${org}::uuid`;
   try {
     const rows = await queryRows<RawRow>(
       executor,
       sql`
       with holding as (
         select j.worker_id, count(*)::int as leased, max(j.last_heartbeat_at) as last_heartbeat_at
-        from (select j.worker_id, j.last_heartbeat_at from ${jobQueue} j where j.status = 'LEASED' ${jobOrg("j", org)}
-          order by j.lease_expires_at limit ${cap + 1}) j
+        from ${jobQueue} j
+        where j.id = any(array(
+          select id from ${jobQueue} where status = 'LEASED' order by lease_expires_at limit ${cap + 1}))
+          and (${org}::uuid is null or j.organization_id = ${org}::uuid)
         group by j.worker_id
       ),
       recent as (
         select a.worker_id, count(*)::int as attempts, max(a.leased_at) as last_claim_at
-        from (select a.worker_id, a.leased_at from ${jobAttempts} a
-          ${org === undefined ? sql`` : sql`join ${jobQueue} j on j.id = a.job_id and j.organization_id = ${org}`}
-          order by a.created_at desc limit ${cap}) a
+        from (select worker_id, leased_at, job_id from ${jobAttempts}
+          order by created_at desc limit ${Math.max(1, Math.ceil(cap / 5))}) a
+        where ${mine(sql`a.job_id`)}
         group by a.worker_id
       )
       select coalesce(h.worker_id, r.worker_id) as worker_id, coalesce(h.leased, 0) as leased,

@@ -11,7 +11,7 @@ import { type Html, html } from "./html.ts";
 
 const NODE_HEIGHT = 44;
 const CHAR_WIDTH = 7.4;
-const SUB_CHAR_WIDTH = 6.4;
+const SUB_CHAR_WIDTH = 5.9;
 const PAD = 12;
 
 interface Layout {

@@ -100,7 +100,9 @@ const HTMX_CONFIG = JSON.stringify({
 /** The whole document: head with the packaged assets, navigation, controls and the live region. */
 export function layout(ctx: PageContext, page: PageResult): Html {
   const scopeLabel =
-    "organizationId" in ctx.scope ? html`organization <code>${ctx.scope.organizationId}</code>` : "all organizations";
+    "organizationId" in ctx.scope
+      ? html`organization <code title="${ctx.scope.organizationId}">…${ctx.scope.organizationId.slice(-12)}</code>`
+      : "all organizations";
   const query = ctx.url.pathname.endsWith("/search") ? (ctx.url.searchParams.get("q") ?? "") : "";
   return html`<!doctype html>
 <html lang="en">

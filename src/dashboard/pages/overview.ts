@@ -95,8 +95,8 @@ async function render(ctx: PageContext): Promise<PageResult> {
           </tr>`,
         )}</tbody></table>`;
   const cappedNote = LIVE_JOB_STATUSES.some((s) => counts.byStatus[s].capped)
-    ? html`<p class="muted">Counts stop at ${count(ctx.options.countCap)} rows per status, so the database does not
-        read a whole large table; per-type figures of a capped status are lower bounds.</p>`
+    ? html`<p class="muted">Each status is counted over at most ${count(ctx.options.countCap)} rows, so a large
+        table costs no more than a small one: a figure with + (or ≥) is a lower bound.</p>`
     : "";
 
   const workerTable =

@@ -1,4 +1,4 @@
-export * from "./admin/overview.ts";
+export * from "./admin/capped.ts";
 export * from "./admin/search.ts";
 export * from "./db.ts";
 export * from "./definitions.ts";

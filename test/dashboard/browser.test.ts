@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, createDashboard, type DashboardScope } from "../../src/dashboard/index.ts";
-import { completeExternalWorkflowStep, getJobById } from "../../src/store/index.ts";
+import { cancelJob, completeExternalWorkflowStep, getJobById } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { A_PENDING, ORG_A, ORG_B, type Seeded, seedDashboard } from "./seed.ts";
 import { launchChromium, SCREENSHOTS, serveHandlers } from "./support.ts";
@@ -19,7 +19,7 @@ let server: Awaited<ReturnType<typeof serveHandlers>>;
 let browser: Awaited<ReturnType<typeof launchChromium>>;
 
 const scopeA: DashboardScope = { organizationId: ORG_A };
-const dashboard = (basePath: string, scope: DashboardScope, readOnly = false) =>
+const dashboard = (basePath: string, scope: DashboardScope, readOnly = false, pollIntervalMs = 60_000) =>
   createDashboard({
     db,
     basePath,
@@ -30,7 +30,7 @@ const dashboard = (basePath: string, scope: DashboardScope, readOnly = false) =>
       context.kind === "job.payload" && value !== null && typeof value === "object" && "apiToken" in value
         ? { ...value, apiToken: "[redacted]" }
         : value,
-    live: { minIntervalMs: 1000, pollIntervalMs: 60_000 },
+    live: { minIntervalMs: 1000, pollIntervalMs },
   });
 
 beforeAll(async () => {
@@ -39,6 +39,7 @@ beforeAll(async () => {
     "/a": dashboard("/a", scopeA),
     "/ro": dashboard("/ro/", scopeA, true),
     "/all": dashboard("/all", ALL_ORGANIZATIONS),
+    "/poll": dashboard("/poll", scopeA, false, 1000),
   });
   browser = await launchChromium();
 });
@@ -123,6 +124,41 @@ describe("dashboard in Chromium", () => {
     expect(await status("cleanup")).toBe("ENQUEUED");
     expect(await page.evaluate(() => (globalThis as unknown as { marker?: string }).marker)).toBe("same document");
     await shot(page, "run-approved");
+    await page.close();
+  });
+
+  it("polls when Server-Sent Events are unavailable, and stops while the tab is hidden", async () => {
+    const jobId = seeded.emailJobs.at(-4)!;
+    const page = await browser.context.newPage();
+    await page.addInitScript(() => {
+      delete (globalThis as { EventSource?: unknown }).EventSource;
+    });
+    let refreshes = 0;
+    page.on("request", (request) => {
+      if (request.headers()["hx-request"] === "true") refreshes++;
+    });
+    await page.goto(`${server.url}/poll/jobs/${jobId}`);
+    await expect.poll(() => page.getAttribute("html", "data-live")).toBe("polling");
+    await expect.poll(() => refreshes, { timeout: 5000 }).toBeGreaterThan(0);
+
+    await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: { dispatchEvent(e: unknown): void } }).document;
+      Object.defineProperty(doc, "hidden", { configurable: true, get: () => true });
+      doc.dispatchEvent(new Event("visibilitychange"));
+    });
+    expect(await page.getAttribute("html", "data-live")).toBe("hidden");
+    const whileHidden = refreshes;
+    await cancelJob(db, { jobId, organizationId: ORG_A, reason: "canceled while the tab was hidden" });
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(refreshes).toBe(whileHidden);
+    expect(await page.locator('[data-field="status"]').textContent()).toContain("PENDING");
+
+    await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: { dispatchEvent(e: unknown): void } }).document;
+      Object.defineProperty(doc, "hidden", { configurable: true, get: () => false });
+      doc.dispatchEvent(new Event("visibilitychange"));
+    });
+    await expect.poll(() => page.locator('[data-field="status"]').textContent()).toContain("CANCELED");
     await page.close();
   });
 

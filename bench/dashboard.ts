@@ -122,25 +122,34 @@ async function measure(url: string, n: number): Promise<ChildResult> {
     if (next === undefined) throw new Error("the jobs list has no next page");
     const overview = await (await all(new Request("http://bench.test/"))).text();
     const pendingShown = /data-count="PENDING">[\s\S]*?<a [^>]*>([\d,+]+)</.exec(overview)?.[1];
+    // Pending jobs are counted among the first 10,001 unfinished ones, the leased ones included:
+    // over the cap the page shows a lower bound such as "9,800+".
     const expectedPending = Math.round(n * MIX.pending);
-    const expectedShown = expectedPending > 10_000 ? "10,000+" : expectedPending.toLocaleString("en-US");
-    if (pendingShown !== expectedShown)
-      throw new Error(`overview shows ${pendingShown} pending, expected ${expectedShown}`);
+    const shown = Number((pendingShown ?? "").replace(/[,+]/g, ""));
+    const plausible =
+      expectedPending > 10_000
+        ? pendingShown?.endsWith("+") === true && shown >= 10_000 - Math.round(n * MIX.leased) - 1
+        : pendingShown === expectedPending.toLocaleString("en-US");
+    if (!plausible) throw new Error(`overview shows ${pendingShown} pending of ${expectedPending}`);
 
     const listPaths = [
       "/jobs",
       "/jobs?status=PENDING",
-      "/jobs?status=DEAD_LETTERED",
       "/jobs?status=LEASED",
       `/jobs?type=${TYPES[4]}`,
       `/jobs?after=${next}`,
       "/dead-letters",
     ];
+    // A status that is rare among finished jobs: no index finds it, so the list reads past the
+    // others (reported on its own: the overview links to no such list).
+    const rarePath = "/jobs?status=CANCELED";
     const samples = {
       overview: [] as number[],
       jobs: [] as number[],
       orgOverview: [] as number[],
       orgJobs: [] as number[],
+      rareStatus: [] as number[],
+      orgRareStatus: [] as number[],
     };
     const worst: Record<string, number> = {};
     for (let i = 0; i < WARMUP + ITERATIONS; i++) {
@@ -155,6 +164,8 @@ async function measure(url: string, n: number): Promise<ChildResult> {
         record("jobs", path, await time(all, path));
         record("orgJobs", `${path} (one org)`, await time(one, path));
       }
+      record("rareStatus", rarePath, await time(all, rarePath));
+      record("orgRareStatus", `${rarePath} (one org)`, await time(one, rarePath));
     }
     const metrics: Record<string, number> = {};
     for (const [key, values] of Object.entries(samples)) {
@@ -162,7 +173,9 @@ async function measure(url: string, n: number): Promise<ChildResult> {
       metrics[`${key}P50`] = percentile(values, 50);
       metrics[`${key}P99`] = percentile(values, 99);
     }
-    const slowest = Object.entries(worst).sort((a, b) => b[1] - a[1])[0]!;
+    const slowest = Object.entries(worst)
+      .filter(([path]) => !path.startsWith(rarePath))
+      .sort((a, b) => b[1] - a[1])[0]!;
     return {
       ok: true,
       metrics,

@@ -18,6 +18,7 @@ import {
   listJobLogs,
   listJobSchedules,
   listJobs,
+  listLeasedJobs,
   listRecentWorkers,
   listWorkflowRuns,
   listWorkflowStepDependencies,
@@ -60,6 +61,7 @@ export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: numbe
 
     jobs: (filter: { status?: JobStatus; jobTypeContains?: string; limit: number; after?: JobCursor }) =>
       listJobs(db, { ...org, ...filter }),
+    leasedJobs: (limit: number) => listLeasedJobs(db, { ...capped, limit }),
     job: (jobId: string) => getJobById(db, jobId, org),
     jobStep: (jobId: string) => getJobWorkflowStep(db, jobId, org),
     jobAttempts: (jobId: string) => listJobAttempts(db, { ...org, jobId, limit: DETAIL_ROWS }),

@@ -301,6 +301,19 @@ describe("pages", () => {
     expect(none).toContain("Nothing has this id");
   });
 
+  it("lists running jobs from the claim order and sends dead letters to their own page", async () => {
+    const running = await (await get(dashboard(), "/admin/jobs/jobs?status=LEASED&type=thumb")).text();
+    expect(running.match(/data-status="LEASED"/g)).toHaveLength(2);
+    expect(
+      (await (await get(dashboard(), "/admin/jobs/jobs?status=LEASED&type=email")).text()).match(
+        /data-status="LEASED"/g,
+      ),
+    ).toBeNull();
+    const dead = await get(dashboard(), "/admin/jobs/jobs?status=DEAD_LETTERED");
+    expect(dead.status).toBe(303);
+    expect(dead.headers.get("location")).toBe("/admin/jobs/dead-letters");
+  });
+
   it("rejects a malformed page cursor or status with 400", async () => {
     expect((await get(dashboard(), "/admin/jobs/jobs?after=nonsense")).status).toBe(400);
     expect((await get(dashboard(), "/admin/jobs/jobs?status=NOPE")).status).toBe(400);

@@ -29,6 +29,7 @@ import {
   listJobLogs,
   listJobSchedules,
   listJobs,
+  listLeasedJobs,
   listRecentWorkers,
   listWorkflowRuns,
   listWorkflowStepDependencies,
@@ -65,6 +66,8 @@ interface Seeded {
   /** A run with one job step, and that step's job. */
   stepRun: string;
   runJob: string;
+  /** A job leased now. */
+  leasedJob: string;
 }
 const seeded: Record<string, Seeded> = {};
 
@@ -131,13 +134,16 @@ async function seed(org: string, label: string, extraPending: number): Promise<S
     steps: [step("job", { executionKind: "JOB", jobType: "tenant.step" })],
   });
   const runJob = (await listWorkflowSteps(db, stepRun.id))[0]!.jobId!;
-  return { pending, dead, run, cancelRun, schedule, stepRun: stepRun.id, runJob };
+  const leasedJob = (await enqueueJob(db, { jobType: "tenant.lease", organizationId: org })).id;
+  await claimJobs(db, { workerId: `w-${org}`, leaseSeconds: 600, limit: 1, jobTypes: ["tenant.lease"] });
+  return { pending, dead, run, cancelRun, schedule, stepRun: stepRun.id, runJob, leasedJob };
 }
 
 beforeAll(async () => {
   await defineJob(db, "tenant.job");
   await defineJob(db, "tenant.dead", { maxAttempts: 1 });
   await defineJob(db, "tenant.step");
+  await defineJob(db, "tenant.lease");
   seeded.A = await seed(A, "a", 0);
   seeded.B = await seed(B, "b", 3);
 });
@@ -311,6 +317,12 @@ const SCOPED: Record<string, Entry> = {
     verdict: { hidden: nothing },
     own: () => getJobWorkflowStep(db, seeded.B!.runJob, { organizationId: B }),
     ownSees: (r) => expect(r).toEqual({ workflowRunId: seeded.B!.stepRun, stepKey: "job" }),
+  },
+  listLeasedJobs: {
+    leak: () => listLeasedJobs(db, { organizationId: A, limit: 100 }),
+    verdict: { hidden: (r) => onlyA(page(r)) },
+    own: () => listLeasedJobs(db, { organizationId: B, limit: 100 }),
+    ownSees: (r) => expect(page(r).map((j) => j.id)).toEqual([seeded.B!.leasedJob]),
   },
   listDeadLetters: {
     leak: () => listDeadLetters(db, { organizationId: A, limit: 100 }),

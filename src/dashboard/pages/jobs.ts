@@ -51,16 +51,26 @@ export function jobTable(ctx: PageContext, jobs: JobRecord[]): Html {
   </table>`;
 }
 
-async function list(ctx: PageContext): Promise<PageResult> {
+/**
+ * Jobs newest first, a page at a time. Running jobs are read where they sit (the front of the
+ * claim order) and dead-lettered ones have a page of their own (by failure time): both are rare
+ * among millions of finished jobs, and a scan of the whole list for them would not be.
+ */
+async function list(ctx: PageContext): Promise<PageResult | Response> {
   const status = oneOf<JobStatus>(ctx, "status", JOB_STATUSES);
   const type = param(ctx, "type");
+  if (status === "DEAD_LETTERED")
+    return new Response(null, { status: 303, headers: { location: href(ctx, "/dead-letters") } });
   const after = decodeCursor(ctx);
-  const page = await ctx.store.jobs({
-    status,
-    jobTypeContains: type,
-    limit: ctx.options.pageSize,
-    after: after === undefined ? undefined : { createdAt: after.at, id: after.id },
-  });
+  const page =
+    status === "LEASED"
+      ? await leasedPage(ctx, type)
+      : await ctx.store.jobs({
+          status,
+          jobTypeContains: type,
+          limit: ctx.options.pageSize,
+          after: after === undefined ? undefined : { createdAt: after.at, id: after.id },
+        });
   const controls = html`<form class="filters" method="get" action="${ctx.base}/jobs">
     <label>Status <select name="status">
       <option value="">any</option>
@@ -71,10 +81,24 @@ async function list(ctx: PageContext): Promise<PageResult> {
     ${status !== undefined || type !== undefined ? html`<a href="${ctx.base}/jobs">clear</a>` : ""}
   </form>`;
   const next = page.next === null ? null : encodeCursor(page.next.createdAt, page.next.id);
+  const note =
+    "capped" in page && page.capped
+      ? html`<p class="muted">Running jobs are looked for among the first ${count(ctx.options.countCap)} unfinished jobs.</p>`
+      : "";
   return {
     title: "Jobs",
     controls,
-    body: html`${jobTable(ctx, page.items)}${nextPageLink(ctx, next)}`,
+    body: html`${jobTable(ctx, page.items)}${nextPageLink(ctx, next)}${note}`,
+  };
+}
+
+async function leasedPage(ctx: PageContext, typeContains: string | undefined) {
+  const { items, capped } = await ctx.store.leasedJobs(ctx.options.pageSize);
+  const needle = typeContains?.toLowerCase();
+  return {
+    items: needle === undefined ? items : items.filter((job) => job.jobType.toLowerCase().includes(needle)),
+    next: null,
+    capped,
   };
 }
 

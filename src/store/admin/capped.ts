@@ -1,21 +1,26 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
-import type { RawRow } from "../jobs/record.ts";
+import { type JobRecord, jobFromRow, type RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { toDate, toDateOrNull } from "../rows.ts";
-import { jobAttempts, jobDeadLetters, jobEvents, jobQueue } from "../schema/index.ts";
+import { jobAttemptLog, jobDeadLetters, jobEventLog, jobQueue } from "../schema/index.ts";
 import { fail, isUuid } from "../validate.ts";
 
 /*
  * Reads for an operator's overview that stay fast on a table of millions of rows: each reads at
- * most `cap + 1` index entries per group, in the order of an index that holds only that group
- * (the claim index for pending jobs, the lease index, the dead letters by time, the events by
- * type and time), and takes the rows it needs by primary key. The scan is bounded before any
- * organization filter, so one organization's figures cost the same as everyone's: they are
- * exact while the whole group is under the cap and lower bounds (`capped`) beyond it. A page
- * shows a capped count as "10,000+". Sub-queries hand over id arrays (`= any(array(…))`) so no
- * statistics can turn the bounded read into a scan of the table.
+ * most `cap + 1` entries of one index, in that index's order, and takes the rows it needs by
+ * primary key. The indexes:
+ *   - the claim index holds exactly the unfinished jobs (pending and leased), in claim order;
+ *   - the dead letters by failure time;
+ *   - the event log by type and time (failures, dead letters, cancels: successes live on the job
+ *     row, which no index orders by finish time);
+ *   - the jobs by creation time (successes and recent workers are read among the newest jobs);
+ *   - the attempt log by time (attempts that left their job row).
+ * One organization's figures filter the same bounded read (or read its own creation-time index),
+ * so they cost what everyone's do, and are exact while the group is under the cap and lower
+ * bounds (`capped`) beyond it. A page shows a capped count as "10,000+". Sub-queries hand over id
+ * arrays (`= any(array(…))`) so that no statistics can turn a bounded read into a table scan.
  */
 
 /** Default number of rows a capped count reads per group. */
@@ -58,12 +63,28 @@ function capOf(scope: OverviewScope): number {
   return cap;
 }
 
-/** The status's rows are read in this index's order: the claim index (pending), the lease index. */
-const PENDING_ORDER = sql`priority desc nulls last, next_run_at, created_at, id`;
+/** The claim index's order (its priority column is DESC NULLS LAST). */
+const CLAIM_ORDER = sql`priority desc nulls last, next_run_at, created_at, id`;
+
+/** Ids of the first `limit` unfinished (pending or leased) jobs in claim order: an index-only read. */
+const unfinishedIds = (limit: number) =>
+  sql`array(select id from ${jobQueue} where finished_at is null order by ${CLAIM_ORDER} limit ${limit})`;
+
+/** Ids of the newest `limit` jobs, of one organization or of all: an index-only read. */
+const newestIds = (limit: number, org: string | null) =>
+  org === null
+    ? sql`array(select id from ${jobQueue} order by created_at desc, id desc limit ${limit})`
+    : sql`array(select id from ${jobQueue} where organization_id = ${org}::uuid
+        order by created_at desc, id desc limit ${limit})`;
+
+/** Whether the job of `jobId` belongs to `org` (true for every organization): one primary-key probe. */
+const belongs = (jobId: SQL, org: string | null) =>
+  org === null ? sql`true` : sql`(select j.organization_id from ${jobQueue} j where j.id = ${jobId}) = ${org}::uuid`;
 
 /**
- * How many jobs are pending, leased and dead-lettered, in total and per job type, reading at most
- * `cap + 1` rows per status (see the file comment for what a capped figure means).
+ * How many jobs are pending, leased and dead-lettered, in total and per job type. Pending and
+ * leased jobs are counted among the first `cap + 1` unfinished jobs in claim order (leased ones
+ * come first: they were claimed in that order), dead letters among the `cap + 1` latest.
  */
 export async function countJobsByStatus(executor: Executor, scope: OverviewScope = {}): Promise<JobCountsByStatus> {
   const cap = capOf(scope);
@@ -73,44 +94,39 @@ export async function countJobsByStatus(executor: Executor, scope: OverviewScope
       executor,
       sql`
       with read as (
-        select 'PENDING' as status, j.job_type, j.organization_id from ${jobQueue} j
-        where j.id = any(array(
-          select id from ${jobQueue} where status = 'PENDING' order by ${PENDING_ORDER} limit ${cap + 1}))
-        union all
-        select 'LEASED', j.job_type, j.organization_id from ${jobQueue} j
-        where j.id = any(array(
-          select id from ${jobQueue} where status = 'LEASED' order by lease_expires_at limit ${cap + 1}))
+        select 'unfinished' as source, j.status::text as status, j.job_type, j.organization_id
+        from ${jobQueue} j where j.id = any(${unfinishedIds(cap + 1)})
         union all
         -- A dead-letter row outlives a requeue: it counts while its job is still dead-lettered.
-        select 'DEAD_LETTERED', case when j.status = 'DEAD_LETTERED' then d.job_type end, d.organization_id
+        select 'dead', j.status::text, d.job_type, d.organization_id
         from ${jobDeadLetters} d join ${jobQueue} j on j.id = d.job_id
         where d.job_id = any(array(select job_id from ${jobDeadLetters} order by failed_at desc limit ${cap + 1}))
       )
-      select status, job_type,
-        count(*) filter (where job_type is not null
-          and (${org}::uuid is null or organization_id = ${org}::uuid))::int as n,
+      select source, status, job_type,
+        count(*) filter (where ${org}::uuid is null or organization_id = ${org}::uuid)::int as n,
         count(*)::int as scanned
-      from read group by status, job_type`,
+      from read group by source, status, job_type`,
     );
-    const scanned: Record<LiveJobStatus, number> = { PENDING: 0, LEASED: 0, DEAD_LETTERED: 0 };
+    const scanned = { unfinished: 0, dead: 0 };
     const matched: Record<LiveJobStatus, number> = { PENDING: 0, LEASED: 0, DEAD_LETTERED: 0 };
+    // A job that finished between the index read and the row read is read but not counted.
+    const counted = (row: RawRow) =>
+      row.source === "dead" ? row.status === "DEAD_LETTERED" : row.status === "PENDING" || row.status === "LEASED";
     for (const row of rows) {
-      scanned[row.status as LiveJobStatus] += Number(row.scanned);
-      matched[row.status as LiveJobStatus] += Number(row.n);
+      scanned[row.source as "unfinished" | "dead"] += Number(row.scanned);
+      if (counted(row)) matched[row.status as LiveJobStatus] += Number(row.n);
     }
+    const cappedOf = (status: LiveJobStatus) => (status === "DEAD_LETTERED" ? scanned.dead : scanned.unfinished) > cap;
     const byStatus = Object.fromEntries(
-      LIVE_JOB_STATUSES.map((status) => [
-        status,
-        { count: Math.min(matched[status], cap), capped: scanned[status] > cap },
-      ]),
+      LIVE_JOB_STATUSES.map((status) => [status, { count: Math.min(matched[status], cap), capped: cappedOf(status) }]),
     ) as Record<LiveJobStatus, CappedCount>;
     const byType = rows
-      .filter((row) => row.job_type !== null && Number(row.n) > 0)
+      .filter((row) => counted(row) && Number(row.n) > 0)
       .map((row) => ({
         jobType: row.job_type as string,
         status: row.status as LiveJobStatus,
         count: Number(row.n),
-        capped: byStatus[row.status as LiveJobStatus].capped,
+        capped: cappedOf(row.status as LiveJobStatus),
       }))
       .sort((a, b) => a.jobType.localeCompare(b.jobType) || a.status.localeCompare(b.status));
     return { byStatus, byType };
@@ -123,8 +139,7 @@ export async function countJobsByStatus(executor: Executor, scope: OverviewScope
 export const THROUGHPUT_KINDS = ["succeeded", "failed", "deadLettered", "canceled"] as const;
 export type ThroughputKind = (typeof THROUGHPUT_KINDS)[number];
 
-const EVENT_OF: Record<ThroughputKind, string> = {
-  succeeded: "SUCCEEDED",
+const EVENT_OF: Record<Exclude<ThroughputKind, "succeeded">, string> = {
   failed: "FAILED",
   deadLettered: "DEAD_LETTERED",
   canceled: "CANCELED",
@@ -136,17 +151,22 @@ export interface JobThroughput {
   until: Date;
   /** One bucket per minute, oldest first; counts before `countedFrom[kind]` are missing when capped. */
   minutes: ({ at: Date } & Record<ThroughputKind, number>)[];
-  /** Events in the window per kind, capped. */
+  /** Per kind over the window, capped. */
   totals: Record<ThroughputKind, CappedCount>;
-  /** When a kind was capped, the time of the oldest event counted: minutes before it are incomplete. */
+  /**
+   * When a kind was capped, from when it was counted: for failures, dead letters and cancels the
+   * oldest event read; for successes the creation time of the oldest job read (successes are
+   * counted among the newest jobs).
+   */
   countedFrom: Record<ThroughputKind, Date | null>;
 }
 
 /**
  * Succeeded, failed (every failed attempt, retried or not), dead-lettered and canceled jobs per
- * minute over the last `minutes` minutes (default 60), from the job events, reading the newest
- * `cap + 1` events of each kind (a quarter of that for one organization) through the events'
- * (type, time) index.
+ * minute over the last `minutes` minutes (default 60). Failures, dead letters and cancels are the
+ * newest `cap + 1` events of each kind in the event log (a quarter of that for one organization,
+ * whose events each need their job's row); successes are counted among the `cap / 2` newest jobs,
+ * so when jobs wait long before they run, a busy hour's successes are undercounted (and say so).
  */
 export async function getJobThroughput(
   executor: Executor,
@@ -158,35 +178,38 @@ export async function getJobThroughput(
     fail("job.invalid_pagination", { field: "minutes" });
   }
   const org = scope.organizationId ?? null;
-  // Everyone's events are counted from the index alone; one organization's need each event's job
-  // row (a primary-key lookup), so a quarter as many are read.
-  const bound = org === null ? cap : Math.max(1, Math.ceil(cap / 4));
+  const eventBound = org === null ? cap : Math.max(1, Math.ceil(cap / 4));
+  const bound: Record<ThroughputKind, number> = {
+    // Each needs its job's row: half as many.
+    succeeded: Math.max(1, Math.ceil(cap / 2)),
+    failed: eventBound,
+    deadLettered: eventBound,
+    canceled: eventBound,
+  };
   const window = sql`date_trunc('minute', now()) - make_interval(mins => ${minutes - 1})`;
-  // Everyone's: an index-only read. One organization's: the same rows, each job's organization by primary key.
-  const kind = (k: ThroughputKind) =>
-    org === null
-      ? sql`select ${k}::text as kind, occurred_at, true as mine from ${jobEvents}
-          where event_type = ${EVENT_OF[k]}::runledger.job_event_type and occurred_at >= ${window}
-          order by occurred_at desc limit ${bound + 1}`
-      : sql`select ${k}::text as kind, e.occurred_at,
-            (select j.organization_id from ${jobQueue} j where j.id = e.job_id) = ${org}::uuid as mine
-          from (select job_id, occurred_at from ${jobEvents}
-            where event_type = ${EVENT_OF[k]}::runledger.job_event_type and occurred_at >= ${window}
-            order by occurred_at desc limit ${bound + 1}) e`;
+  const events = (k: Exclude<ThroughputKind, "succeeded">) => sql`
+    select ${k}::text as kind, e.occurred_at as at, e.occurred_at as read_at, ${belongs(sql`e.job_id`, org)} as mine
+    from (select job_id, occurred_at from ${jobEventLog}
+      where event_type = ${EVENT_OF[k]}::runledger.job_event_type and occurred_at >= ${window}
+      order by occurred_at desc limit ${eventBound + 1}) e`;
   try {
     const rows = await queryRows<RawRow>(
       executor,
       sql`
       with read as (
-        (${kind("succeeded")}) union all (${kind("failed")}) union all (${kind("deadLettered")}) union all (${kind("canceled")})
+        select 'succeeded' as kind, case when j.status = 'SUCCEEDED' and j.finished_at >= ${window}
+            then j.finished_at end as at, j.created_at as read_at, true as mine
+        from ${jobQueue} j where j.id = any(${newestIds(bound.succeeded + 1, org)})
+        union all (${events("failed")}) union all (${events("deadLettered")}) union all (${events("canceled")})
       ),
       per_kind as (
-        select kind, count(*)::int as scanned, count(*) filter (where mine)::int as n, min(occurred_at) as oldest
+        select kind, count(*)::int as scanned, count(*) filter (where mine and at is not null)::int as n,
+          min(read_at) as oldest
         from read group by kind
       )
       select ${window} as window_from, now() as window_until, 'minute' as row_kind,
-        date_trunc('minute', r.occurred_at) as at, r.kind, count(*)::int as n, 0 as scanned, null::timestamptz as oldest
-      from read r where r.mine group by 4, 5
+        date_trunc('minute', r.at) as at, r.kind, count(*)::int as n, 0 as scanned, null::timestamptz as oldest
+      from read r where r.mine and r.at is not null group by 4, 5
       union all
       select ${window}, now(), 'total', null, kind, n, scanned, oldest from per_kind
       union all
@@ -195,10 +218,10 @@ export async function getJobThroughput(
     const header = rows.find((row) => row.row_kind === "window")!;
     const from = toDate(header.window_from);
     const until = toDate(header.window_until);
-    const empty = () => Object.fromEntries(THROUGHPUT_KINDS.map((k) => [k, 0])) as Record<ThroughputKind, number>;
+    const zero = () => Object.fromEntries(THROUGHPUT_KINDS.map((k) => [k, 0])) as Record<ThroughputKind, number>;
     const buckets = Array.from({ length: minutes }, (_, i) => ({
       at: new Date(from.getTime() + i * 60_000),
-      ...empty(),
+      ...zero(),
     }));
     const totals = Object.fromEntries(THROUGHPUT_KINDS.map((k) => [k, { count: 0, capped: false }])) as Record<
       ThroughputKind,
@@ -211,12 +234,11 @@ export async function getJobThroughput(
     for (const row of rows) {
       const k = row.kind as ThroughputKind;
       if (row.row_kind === "total") {
-        const scanned = Number(row.scanned);
-        totals[k] = { count: Math.min(Number(row.n), bound), capped: scanned > bound };
-        if (scanned > bound) countedFrom[k] = toDateOrNull(row.oldest);
+        const capped = Number(row.scanned) > bound[k];
+        totals[k] = { count: Math.min(Number(row.n), bound[k]), capped };
+        if (capped) countedFrom[k] = toDateOrNull(row.oldest);
       } else if (row.row_kind === "minute") {
-        const index = Math.round((toDate(row.at).getTime() - from.getTime()) / 60_000);
-        const bucket = buckets[index];
+        const bucket = buckets[Math.round((toDate(row.at).getTime() - from.getTime()) / 60_000)];
         if (bucket !== undefined) bucket[k] += Number(row.n);
       }
     }
@@ -238,21 +260,25 @@ export interface OldestDueJob {
 
 /**
  * The due pending job that has waited longest, or null when none is due. Walks the claim
- * index's distinct priorities (a loose index scan) and takes each one's oldest due job. For one
- * organization each priority's first `cap / 4` due jobs are searched (each needs its row): null
- * can then also mean that the organization has none among them.
+ * index's distinct priorities (a loose index scan) and takes each one's oldest due pending job
+ * among its first `cap / 10` due unfinished jobs (`cap / 4` for one organization, whose jobs may
+ * be few among them): null can then also mean that none of those was pending or the
+ * organization's.
  */
 export async function getOldestDueJob(executor: Executor, scope: OverviewScope = {}): Promise<OldestDueJob | null> {
   const cap = capOf(scope);
   const org = scope.organizationId ?? null;
+  // The index read names no status (so it stays an index-only read whatever the statistics say);
+  // the jobs being run come first in claim order and are passed over on their rows.
+  const perPriority = Math.max(1, Math.ceil(cap / (org === null ? 10 : 4)));
   try {
     const [row] = await queryRows<RawRow>(
       executor,
       sql`
       with recursive priorities as (
-        (select priority from ${jobQueue} where status = 'PENDING' order by priority desc nulls last limit 1)
+        (select priority from ${jobQueue} where finished_at is null order by priority desc nulls last limit 1)
         union all
-        select (select q.priority from ${jobQueue} q where q.status = 'PENDING' and q.priority < p.priority
+        select (select q.priority from ${jobQueue} q where q.finished_at is null and q.priority < p.priority
             order by q.priority desc nulls last limit 1)
         from priorities p where p.priority is not null
       )
@@ -263,9 +289,9 @@ export async function getOldestDueJob(executor: Executor, scope: OverviewScope =
         select j.id, j.job_type, j.priority, j.next_run_at, j.created_at from ${jobQueue} j
         where j.id = any(array(
             select id from ${jobQueue}
-            where status = 'PENDING' and priority = p.priority and next_run_at <= now()
-            order by ${PENDING_ORDER} limit ${org === null ? 1 : Math.ceil(cap / 4) + 1}))
-          and (${org}::uuid is null or j.organization_id = ${org}::uuid)
+            where finished_at is null and priority = p.priority and next_run_at <= now()
+            order by ${CLAIM_ORDER} limit ${perPriority}))
+          and j.status = 'PENDING' and (${org}::uuid is null or j.organization_id = ${org}::uuid)
         order by j.next_run_at, j.created_at, j.id limit 1
       ) o
       where p.priority is not null
@@ -290,18 +316,19 @@ export interface RecentWorker {
   workerId: string;
   /** Jobs it holds a lease on now. */
   leased: number;
-  /** Its newest claim among the attempts read (null when it only holds older leases). */
+  /** Its newest claim among the jobs and attempts read (null when it only holds older leases). */
   lastClaimAt: Date | null;
   /** Its newest heartbeat on a job it holds. */
   lastHeartbeatAt: Date | null;
-  /** Attempts it started among the newest attempts read. */
+  /** Attempts it started among the newest jobs and attempts read. */
   recentAttempts: number;
 }
 
 /**
- * Workers that hold leases now (among the first `cap + 1` leases) or claimed among the newest
- * `cap / 5` attempts (2,000 by default: seconds of a busy system, enough to see who is working),
- * most recently active first, at most `limit` (default 50).
+ * Workers that hold leases now (among the first `cap / 5` unfinished jobs, where the jobs being
+ * run sit) or claimed one of the newest `cap / 5` jobs or logged attempts (2,000 of each by
+ * default: seconds of a busy system, enough to see who is working), most recently active first,
+ * at most `limit` (default 50).
  */
 export async function listRecentWorkers(
   executor: Executor,
@@ -311,8 +338,7 @@ export async function listRecentWorkers(
   const limit = scope.limit ?? 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) fail("job.invalid_pagination", { field: "limit" });
   const org = scope.organizationId ?? null;
-  const mine = (jobId: SQL) =>
-    org === null ? sql`true` : sql`(select j.organization_id from ${jobQueue} j where j.id = ${jobId}) = ${org}::uuid`;
+  const recent = Math.max(1, Math.ceil(cap / 5));
   try {
     const rows = await queryRows<RawRow>(
       executor,
@@ -320,17 +346,20 @@ export async function listRecentWorkers(
       with holding as (
         select j.worker_id, count(*)::int as leased, max(j.last_heartbeat_at) as last_heartbeat_at
         from ${jobQueue} j
-        where j.id = any(array(
-          select id from ${jobQueue} where status = 'LEASED' order by lease_expires_at limit ${cap + 1}))
+        where j.id = any(${unfinishedIds(recent)}) and j.status = 'LEASED'
           and (${org}::uuid is null or j.organization_id = ${org}::uuid)
         group by j.worker_id
       ),
+      claims as (
+        select j.worker_id, j.leased_at from ${jobQueue} j
+        where j.id = any(${newestIds(recent, org)}) and j.leased_at is not null and j.worker_id is not null
+        union all
+        select a.worker_id, a.leased_at
+        from (select worker_id, leased_at, job_id from ${jobAttemptLog} order by created_at desc limit ${recent}) a
+        where ${belongs(sql`a.job_id`, org)}
+      ),
       recent as (
-        select a.worker_id, count(*)::int as attempts, max(a.leased_at) as last_claim_at
-        from (select worker_id, leased_at, job_id from ${jobAttempts}
-          order by created_at desc limit ${Math.max(1, Math.ceil(cap / 5))}) a
-        where ${mine(sql`a.job_id`)}
-        group by a.worker_id
+        select worker_id, count(*)::int as attempts, max(leased_at) as last_claim_at from claims group by worker_id
       )
       select coalesce(h.worker_id, r.worker_id) as worker_id, coalesce(h.leased, 0) as leased,
         r.last_claim_at, h.last_heartbeat_at, coalesce(r.attempts, 0) as attempts
@@ -345,6 +374,38 @@ export async function listRecentWorkers(
       lastHeartbeatAt: toDateOrNull(row.last_heartbeat_at),
       recentAttempts: Number(row.attempts),
     }));
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * The jobs leased now, newest claim first, at most `limit`: found among the first `cap + 1`
+ * unfinished jobs in claim order, where the jobs being run sit (they were claimed from the front).
+ * `capped` says the read stopped at the cap, so a leased job further back may be missing.
+ */
+export async function listLeasedJobs(
+  executor: Executor,
+  scope: OverviewScope & { limit: number },
+): Promise<{ items: JobRecord[]; capped: boolean }> {
+  const cap = capOf(scope);
+  if (!Number.isInteger(scope.limit) || scope.limit < 1 || scope.limit > 1000) {
+    fail("job.invalid_pagination", { field: "limit" });
+  }
+  const org = scope.organizationId ?? null;
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`
+      with read as (select ${unfinishedIds(cap + 1)} as ids)
+      select j.*, cardinality(read.ids) as read_count from read
+      left join ${jobQueue} j on j.id = any(read.ids) and j.status = 'LEASED'
+        and (${org}::uuid is null or j.organization_id = ${org}::uuid)
+      order by j.leased_at desc nulls last, j.id
+      limit ${scope.limit}`,
+    );
+    const capped = Number(rows[0]?.read_count ?? 0) > cap;
+    return { items: rows.filter((row) => row.id !== null).map(jobFromRow), capped };
   } catch (error) {
     throw toQueryError(error);
   }

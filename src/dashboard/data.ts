@@ -32,12 +32,13 @@ import {
 import type { DashboardScope } from "./options.ts";
 
 /*
- * The dashboard's only door to the store: every read and change goes through `storeFor(scope)`,
- * which turns the viewer's scope into the store's organization parameter in one place
- * (`organization` below). When the store's scope parameter changes, this file is the one to edit.
+ * The dashboard's only door to the store: every read and change goes through `storeFor(scope)`.
+ * The newer reads take the scope as it is; the older ones still take an optional organization id,
+ * and `organization` below is the one place that turns a scope into it. When those move to the
+ * scope type, this file is the one to edit.
  */
 
-/** The store's organization parameter for a dashboard scope. */
+/** The older store functions' organization parameter for a scope. */
 function organization(scope: DashboardScope): { organizationId?: string } {
   return "organizationId" in scope ? { organizationId: scope.organizationId } : {};
 }
@@ -50,20 +51,20 @@ export type DashboardStore = ReturnType<typeof storeFor>;
 /** Store calls bound to one viewer's scope. */
 export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: number) {
   const org = organization(scope);
-  const capped = { ...org, cap: countCap };
+  const capped = { scope, cap: countCap };
   return {
     scope,
     countJobsByStatus: () => countJobsByStatus(db, capped),
     throughput: () => getJobThroughput(db, { ...capped, minutes: 60 }),
-    oldestDueJob: () => getOldestDueJob(db, org),
+    oldestDueJob: () => getOldestDueJob(db, capped),
     recentWorkers: () => listRecentWorkers(db, { ...capped, limit: 20 }),
-    search: (query: string, limit: number) => searchJobsAndRuns(db, { ...org, query, limit }),
+    search: (query: string, limit: number) => searchJobsAndRuns(db, { scope, query, limit }),
 
     jobs: (filter: { status?: JobStatus; jobTypeContains?: string; limit: number; after?: JobCursor }) =>
       listJobs(db, { ...org, ...filter }),
     leasedJobs: (limit: number) => listLeasedJobs(db, { ...capped, limit }),
     job: (jobId: string) => getJobById(db, jobId, org),
-    jobStep: (jobId: string) => getJobWorkflowStep(db, jobId, org),
+    jobStep: (jobId: string) => getJobWorkflowStep(db, jobId, scope),
     jobAttempts: (jobId: string) => listJobAttempts(db, { ...org, jobId, limit: DETAIL_ROWS }),
     jobEvents: (jobId: string) => listJobEvents(db, { ...org, jobId, limit: DETAIL_ROWS }),
     jobLogs: (jobId: string) => listJobLogs(db, { ...org, jobId, limit: DETAIL_ROWS }),
@@ -71,7 +72,7 @@ export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: numbe
     requeueJob: (jobId: string, reason: string) => requeueJob(db, { ...org, jobId, reason }),
 
     deadLetters: (filter: { jobType?: string; limit: number; after?: DeadLetterCursor }) =>
-      listDeadLetters(db, { ...org, ...filter }),
+      listDeadLetters(db, { scope, ...filter }),
 
     runs: (filter: {
       status?: WorkflowRunStatus;

@@ -1,7 +1,7 @@
+export { ALL_ORGANIZATIONS } from "../core/index.ts";
 export { createDashboard, type DashboardHandler } from "./handler.ts";
 export { type NodeListener, toNodeListener } from "./node.ts";
 export {
-  ALL_ORGANIZATIONS,
   DASHBOARD_ACTIONS,
   type DashboardAction,
   type DashboardMutation,

@@ -1,13 +1,12 @@
+import { ALL_ORGANIZATIONS, type OrganizationScope, scopedOrganization } from "../core/index.ts";
 import type { RunledgerDb } from "../store/index.ts";
 
 /**
- * Which organizations a viewer sees: one, or every organization (an explicit value, for
- * operators of the whole system). Every read and action of the dashboard is scoped by it.
+ * Which organizations a viewer sees: one, or every organization (`ALL_ORGANIZATIONS`, for
+ * operators of the whole system): the store's `OrganizationScope`. Every read and action of the
+ * dashboard is scoped by it.
  */
-export type DashboardScope = { readonly organizationId: string } | { readonly allOrganizations: true };
-
-/** The scope that sees every organization. */
-export const ALL_ORGANIZATIONS: DashboardScope = Object.freeze({ allOrganizations: true as const });
+export type DashboardScope = OrganizationScope;
 
 /** What an operator may do; `read` covers every page, each other action one kind of button. */
 export const DASHBOARD_ACTIONS = [
@@ -158,14 +157,17 @@ export function resolveOptions(options: DashboardOptions): ResolvedOptions {
   };
 }
 
-/** A scope as checked at the edge: an organization id must be a UUID. */
+/** A scope as checked at the edge: a scope, whose organization id is a UUID. */
 export function checkScope(scope: unknown): DashboardScope {
-  if (scope !== null && typeof scope === "object") {
-    if ((scope as { allOrganizations?: unknown }).allOrganizations === true) return ALL_ORGANIZATIONS;
-    const id = (scope as { organizationId?: unknown }).organizationId;
-    if (typeof id === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
-      return Object.freeze({ organizationId: id.toLowerCase() });
-    }
+  let organizationId: string | null;
+  try {
+    organizationId = scopedOrganization(scope);
+  } catch {
+    organizationId = "";
+  }
+  if (organizationId === null) return ALL_ORGANIZATIONS;
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(organizationId)) {
+    return Object.freeze({ organizationId: organizationId.toLowerCase() });
   }
   throw new TypeError("runledger dashboard: scope() must return { organizationId: <uuid> } or ALL_ORGANIZATIONS");
 }

@@ -279,36 +279,36 @@ const SCOPED: Record<string, Entry> = {
   },
   // Overview reads: A has 4 pending jobs (one a step's), B 7; each has one dead letter and one worker named after it.
   countJobsByStatus: {
-    leak: () => countJobsByStatus(db, { organizationId: A }),
+    leak: () => countJobsByStatus(db, { scope: { organizationId: A } }),
     verdict: {
       hidden: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(4),
     },
-    own: () => countJobsByStatus(db, { organizationId: B }),
+    own: () => countJobsByStatus(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(7),
   },
   getJobThroughput: {
-    leak: () => getJobThroughput(db, { organizationId: A }),
+    leak: () => getJobThroughput(db, { scope: { organizationId: A } }),
     verdict: { hidden: (r) => expect(deadLettered(r)).toBe(1) },
-    own: () => getJobThroughput(db, { organizationId: B }),
+    own: () => getJobThroughput(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect(deadLettered(r)).toBe(1),
   },
   getOldestDueJob: {
-    leak: () => getOldestDueJob(db, { organizationId: A }),
+    leak: () => getOldestDueJob(db, { scope: { organizationId: A } }),
     verdict: { hidden: (r) => expect((r as { jobId: string }).jobId).toBe(seeded.A!.pending) },
-    own: () => getOldestDueJob(db, { organizationId: B }),
+    own: () => getOldestDueJob(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect((r as { jobId: string }).jobId).toBe(seeded.B!.pending),
   },
   listRecentWorkers: {
-    leak: () => listRecentWorkers(db, { organizationId: A }),
+    leak: () => listRecentWorkers(db, { scope: { organizationId: A } }),
     verdict: { hidden: (r) => expect((r as { workerId: string }[]).map((w) => w.workerId)).toEqual([`w-${A}`]) },
-    own: () => listRecentWorkers(db, { organizationId: B }),
+    own: () => listRecentWorkers(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect((r as { workerId: string }[]).map((w) => w.workerId)).toEqual([`w-${B}`]),
   },
   searchJobsAndRuns: {
     target: () => seeded.B!.pending,
-    leak: (id) => searchJobsAndRuns(db, { query: id, organizationId: A, limit: 10 }),
+    leak: (id) => searchJobsAndRuns(db, { query: id, scope: { organizationId: A }, limit: 10 }),
     verdict: { hidden: (r) => expect(r).toEqual({ jobs: [], runs: [] }) },
-    own: () => searchJobsAndRuns(db, { query: seeded.B!.pending, organizationId: B, limit: 10 }),
+    own: () => searchJobsAndRuns(db, { query: seeded.B!.pending, scope: { organizationId: B }, limit: 10 }),
     ownSees: (r) => expect((r as { jobs: { id: string }[] }).jobs.map((j) => j.id)).toEqual([seeded.B!.pending]),
   },
   getJobWorkflowStep: {
@@ -319,15 +319,15 @@ const SCOPED: Record<string, Entry> = {
     ownSees: (r) => expect(r).toEqual({ workflowRunId: seeded.B!.stepRun, stepKey: "job" }),
   },
   listLeasedJobs: {
-    leak: () => listLeasedJobs(db, { organizationId: A, limit: 100 }),
+    leak: () => listLeasedJobs(db, { scope: { organizationId: A }, limit: 100 }),
     verdict: { hidden: (r) => onlyA(page(r)) },
-    own: () => listLeasedJobs(db, { organizationId: B, limit: 100 }),
+    own: () => listLeasedJobs(db, { scope: { organizationId: B }, limit: 100 }),
     ownSees: (r) => expect(page(r).map((j) => j.id)).toEqual([seeded.B!.leasedJob]),
   },
   listDeadLetters: {
-    leak: () => listDeadLetters(db, { organizationId: A, limit: 100 }),
+    leak: () => listDeadLetters(db, { scope: { organizationId: A }, limit: 100 }),
     verdict: { hidden: (r) => onlyA(page(r) as { organizationId: string | null }[]) },
-    own: () => listDeadLetters(db, { organizationId: B, limit: 100 }),
+    own: () => listDeadLetters(db, { scope: { organizationId: B }, limit: 100 }),
     ownSees: (r) => expect((r as { items: { jobId: string }[] }).items.map((d) => d.jobId)).toEqual([seeded.B!.dead]),
   },
   setJobScheduleActive: {
@@ -487,10 +487,21 @@ function scopedStoreFunctions(): string[] {
       .map((f) => readFileSync(join(dir, f), "utf8")),
   );
   const text = files.join("\n");
+  const bodies = [...text.matchAll(/export (?:interface|type) (\w+)[^{=]*[{=]/g)].map(
+    (match) => [match[1]!, balanced(text, text.indexOf(match[0]) + match[0].length - 1, "{", "}")] as const,
+  );
+  // Scoped: a type that mentions organizationId, or one that holds a scoped type (to a fixed point).
   const scopedTypes = new Set<string>();
-  for (const match of text.matchAll(/export (?:interface|type) (\w+)[^{=]*[{=]/g)) {
-    const body = balanced(text, text.indexOf(match[0]) + match[0].length - 1, "{", "}");
-    if (/\borganizationId\b/.test(body)) scopedTypes.add(match[1]!);
+  for (let grew = true; grew; ) {
+    grew = false;
+    const known = scopedTypes.size === 0 ? "" : `|\\b(?:${[...scopedTypes].join("|")})\\b`;
+    const scoped = new RegExp(`\\borganizationId\\b${known}`);
+    for (const [name, body] of bodies) {
+      if (!scopedTypes.has(name) && scoped.test(body)) {
+        scopedTypes.add(name);
+        grew = true;
+      }
+    }
   }
   const types = [...scopedTypes].join("|");
   const mentions = new RegExp(`\\borganizationId\\b|\\b(?:${types})\\b`);

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { newId } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, newId } from "../../src/core/index.ts";
 import {
   cancelJob,
   claimJobs,
@@ -52,7 +52,7 @@ describe("countJobsByStatus", () => {
       ...Array.from({ length: 2 }, () => ({ jobType: "admin.b", organizationId: org })),
     ]);
     await enqueueJob(db, { jobType: "admin.a", organizationId: newId() }); // another organization
-    const counts = await countJobsByStatus(db, { organizationId: org });
+    const counts = await countJobsByStatus(db, { scope: { organizationId: org } });
     expect(counts.byStatus).toEqual({
       PENDING: { count: 6, capped: false },
       LEASED: { count: 0, capped: false },
@@ -70,15 +70,15 @@ describe("countJobsByStatus", () => {
       db,
       Array.from({ length: 5 }, () => ({ jobType: "admin.b", organizationId: org })),
     );
-    const everyone = await countJobsByStatus(db, { cap: 3 });
+    const everyone = await countJobsByStatus(db, { scope: ALL_ORGANIZATIONS, cap: 3 });
     expect(everyone.byStatus.PENDING).toEqual({ count: 3, capped: true });
     expect(everyone.byType.filter((t) => t.status === "PENDING").every((t) => t.capped)).toBe(true);
     // The first 4 pending jobs read belong to earlier tests: this organization's newer ones are not among them.
-    expect((await countJobsByStatus(db, { organizationId: org, cap: 3 })).byStatus.PENDING).toEqual({
+    expect((await countJobsByStatus(db, { scope: { organizationId: org }, cap: 3 })).byStatus.PENDING).toEqual({
       count: 0,
       capped: true,
     });
-    expect((await countJobsByStatus(db, { organizationId: org, cap: 1000 })).byStatus.PENDING).toEqual({
+    expect((await countJobsByStatus(db, { scope: { organizationId: org }, cap: 1000 })).byStatus.PENDING).toEqual({
       count: 5,
       capped: false,
     });
@@ -92,18 +92,22 @@ describe("countJobsByStatus", () => {
       { jobType: "admin.dead", organizationId: org },
     ]);
     await deadLetterAll("admin.dead");
-    expect((await countJobsByStatus(db, { organizationId: org })).byStatus.DEAD_LETTERED.count).toBe(2);
+    expect((await countJobsByStatus(db, { scope: { organizationId: org } })).byStatus.DEAD_LETTERED.count).toBe(2);
     await requeueJob(db, { jobId: first!.id });
-    const after = await countJobsByStatus(db, { organizationId: org });
+    const after = await countJobsByStatus(db, { scope: { organizationId: org } });
     expect(after.byStatus.DEAD_LETTERED.count).toBe(1);
     expect(after.byStatus.PENDING.count).toBe(1);
   });
 
-  it("refuses a cap it cannot honour", async () => {
-    await expect(countJobsByStatus(db, { cap: 0 })).rejects.toMatchObject({ code: "job.invalid_pagination" });
-    await expect(countJobsByStatus(db, { organizationId: "x" })).rejects.toMatchObject({
+  it("refuses a cap it cannot honour and a missing scope", async () => {
+    await expect(countJobsByStatus(db, { scope: ALL_ORGANIZATIONS, cap: 0 })).rejects.toMatchObject({
       code: "job.invalid_pagination",
     });
+    // A scope is required: none (from an untyped caller) is refused before anything is read.
+    await expect(countJobsByStatus(db, {} as never)).rejects.toMatchObject({ code: "scope.required" });
+    await expect(listDeadLetters(db, { limit: 10 } as never)).rejects.toMatchObject({ code: "scope.required" });
+    // An organization id that names none sees nothing.
+    expect((await countJobsByStatus(db, { scope: { organizationId: "x" } })).byStatus.PENDING.count).toBe(0);
   });
 });
 
@@ -123,7 +127,7 @@ describe("getJobThroughput", () => {
     );
     await cancelJob(db, { jobId: (pending as unknown as { id: string }[])[0]!.id });
 
-    const throughput = await getJobThroughput(db, { organizationId: org, minutes: 5 });
+    const throughput = await getJobThroughput(db, { scope: { organizationId: org }, minutes: 5 });
     expect(throughput.minutes).toHaveLength(5);
     expect(throughput.totals).toEqual({
       succeeded: { count: 3, capped: false },
@@ -138,13 +142,13 @@ describe("getJobThroughput", () => {
 
     // Successes are counted among the newest cap / 2 + 1 jobs: with cap 8, the 5 newest of the 6,
     // which leave out one of the 3 that succeeded (claims take the oldest first).
-    const capped = await getJobThroughput(db, { organizationId: org, minutes: 5, cap: 8 });
+    const capped = await getJobThroughput(db, { scope: { organizationId: org }, minutes: 5, cap: 8 });
     expect(capped.totals.succeeded).toEqual({ count: 2, capped: true });
     expect(capped.totals.failed.count).toBeLessThanOrEqual(2);
     expect(capped.countedFrom.succeeded).toBeInstanceOf(Date);
     expect(capped.minutes.at(-1)!.succeeded).toBe(2);
     // Another organization's throughput does not include these.
-    expect((await getJobThroughput(db, { organizationId: newId() })).totals.succeeded.count).toBe(0);
+    expect((await getJobThroughput(db, { scope: { organizationId: newId() } })).totals.succeeded.count).toBe(0);
   });
 });
 
@@ -166,10 +170,10 @@ describe("getOldestDueJob", () => {
       priority: 0,
       nextRunAt: new Date(now + 86_400_000),
     });
-    const due = await getOldestDueJob(db, { organizationId: org });
+    const due = await getOldestDueJob(db, { scope: { organizationId: org } });
     expect(due).toMatchObject({ jobId: oldest.id, jobType: "admin.b", priority: 1 });
     expect(due!.waitingMs).toBeGreaterThanOrEqual(3_590_000);
-    expect(await getOldestDueJob(db, { organizationId: newId() })).toBeNull();
+    expect(await getOldestDueJob(db, { scope: { organizationId: newId() } })).toBeNull();
   });
 });
 
@@ -184,13 +188,13 @@ describe("listRecentWorkers", () => {
     const [done] = await claim("admin.w", "worker-done");
     await completeJobSuccess(db, { lease: done! });
     await claim("admin.w", "worker-busy", 2);
-    const workers = await listRecentWorkers(db, { organizationId: org });
+    const workers = await listRecentWorkers(db, { scope: { organizationId: org } });
     expect(workers.map((w) => [w.workerId, w.leased, w.recentAttempts]).sort()).toEqual([
       ["worker-busy", 2, 2],
       ["worker-done", 0, 1],
     ]);
     expect(workers.every((w) => w.lastClaimAt instanceof Date)).toBe(true);
-    expect(await listRecentWorkers(db, { organizationId: newId() })).toEqual([]);
+    expect(await listRecentWorkers(db, { scope: { organizationId: newId() } })).toEqual([]);
   });
 });
 
@@ -209,17 +213,30 @@ describe("searchJobsAndRuns", () => {
       steps: [externalStep("gate")],
     });
 
-    const byKey = await searchJobsAndRuns(db, { query: " order-42 ", organizationId: org, limit: 10 });
+    const byKey = await searchJobsAndRuns(db, { query: " order-42 ", scope: { organizationId: org }, limit: 10 });
     expect(byKey.jobs.map((j) => j.id)).toEqual([keyed.id]);
-    const everywhere = await searchJobsAndRuns(db, { query: "order-42", limit: 10 });
+    const everywhere = await searchJobsAndRuns(db, { scope: ALL_ORGANIZATIONS, query: "order-42", limit: 10 });
     expect(everywhere.jobs.map((j) => j.id).sort()).toEqual([keyed.id, otherKeyed.id, global.id].sort());
 
-    expect((await searchJobsAndRuns(db, { query: keyed.id.toUpperCase(), limit: 10 })).jobs[0]!.id).toBe(keyed.id);
-    expect((await searchJobsAndRuns(db, { query: keyed.id, organizationId: other, limit: 10 })).jobs).toEqual([]);
-    expect((await searchJobsAndRuns(db, { query: run.id, organizationId: org, limit: 10 })).runs[0]!.id).toBe(run.id);
-    expect((await searchJobsAndRuns(db, { query: run.id, organizationId: other, limit: 10 })).runs).toEqual([]);
-    expect(await searchJobsAndRuns(db, { query: "   ", limit: 10 })).toEqual({ jobs: [], runs: [] });
-    await expect(searchJobsAndRuns(db, { query: "a\u0000b", limit: 10 })).rejects.toMatchObject({
+    expect(
+      (await searchJobsAndRuns(db, { scope: ALL_ORGANIZATIONS, query: keyed.id.toUpperCase(), limit: 10 })).jobs[0]!.id,
+    ).toBe(keyed.id);
+    expect(
+      (await searchJobsAndRuns(db, { query: keyed.id, scope: { organizationId: other }, limit: 10 })).jobs,
+    ).toEqual([]);
+    expect(
+      (await searchJobsAndRuns(db, { query: run.id, scope: { organizationId: org }, limit: 10 })).runs[0]!.id,
+    ).toBe(run.id);
+    expect((await searchJobsAndRuns(db, { query: run.id, scope: { organizationId: other }, limit: 10 })).runs).toEqual(
+      [],
+    );
+    expect(await searchJobsAndRuns(db, { scope: ALL_ORGANIZATIONS, query: "   ", limit: 10 })).toEqual({
+      jobs: [],
+      runs: [],
+    });
+    await expect(
+      searchJobsAndRuns(db, { scope: ALL_ORGANIZATIONS, query: "a\u0000b", limit: 10 }),
+    ).rejects.toMatchObject({
       code: "job.invalid_pagination",
     });
   });
@@ -242,7 +259,7 @@ describe("listDeadLetters", () => {
     const seen: string[] = [];
     let after: Parameters<typeof listDeadLetters>[1]["after"];
     for (;;) {
-      const page = await listDeadLetters(db, { organizationId: org, limit: 2, after });
+      const page = await listDeadLetters(db, { scope: { organizationId: org }, limit: 2, after });
       seen.push(...page.items.map((d) => d.jobId));
       if (page.next === null) break;
       after = page.next;
@@ -254,11 +271,11 @@ describe("listDeadLetters", () => {
         .sort(),
     );
 
-    const ofType = await listDeadLetters(db, { organizationId: org, jobType: "admin.dl2", limit: 10 });
+    const ofType = await listDeadLetters(db, { scope: { organizationId: org }, jobType: "admin.dl2", limit: 10 });
     expect(ofType.items).toEqual([
       expect.objectContaining({ jobId: jobs[5]!.id, jobType: "admin.dl2", errorCode: "dl2.failed", attempt: 1 }),
     ]);
-    expect((await listDeadLetters(db, { organizationId: newId(), limit: 10 })).items).toEqual([]);
+    expect((await listDeadLetters(db, { scope: { organizationId: newId() }, limit: 10 })).items).toEqual([]);
   });
 });
 
@@ -280,7 +297,7 @@ describe("getJobWorkflowStep", () => {
     });
     expect(await getJobWorkflowStep(db, jobId, { organizationId: newId() })).toBeNull();
     const plain = await enqueueJob(db, { jobType: "admin.step" });
-    expect(await getJobWorkflowStep(db, plain.id)).toBeNull();
+    expect(await getJobWorkflowStep(db, plain.id, ALL_ORGANIZATIONS)).toBeNull();
   });
 });
 
@@ -294,11 +311,11 @@ describe("listLeasedJobs", () => {
     );
     const [first] = await claim("admin.leased", "w-leased-1");
     const [second] = await claim("admin.leased", "w-leased-2");
-    const leased = await listLeasedJobs(db, { organizationId: org, limit: 10 });
+    const leased = await listLeasedJobs(db, { scope: { organizationId: org }, limit: 10 });
     expect(leased.items.map((j) => j.id)).toEqual([second!.jobId, first!.jobId]);
     expect(leased.items.every((j) => j.status === "LEASED")).toBe(true);
-    expect((await listLeasedJobs(db, { organizationId: org, limit: 1 })).items).toHaveLength(1);
-    expect((await listLeasedJobs(db, { organizationId: newId(), limit: 10 })).items).toEqual([]);
-    expect((await listLeasedJobs(db, { cap: 1, limit: 10 })).capped).toBe(true);
+    expect((await listLeasedJobs(db, { scope: { organizationId: org }, limit: 1 })).items).toHaveLength(1);
+    expect((await listLeasedJobs(db, { scope: { organizationId: newId() }, limit: 10 })).items).toEqual([]);
+    expect((await listLeasedJobs(db, { scope: ALL_ORGANIZATIONS, cap: 1, limit: 10 })).capped).toBe(true);
   });
 });

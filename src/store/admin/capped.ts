@@ -1,11 +1,13 @@
 import { type SQL, sql } from "drizzle-orm";
+import { type OrganizationScope, scopedOrganization } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { type JobRecord, jobFromRow, type RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { toDate, toDateOrNull } from "../rows.ts";
 import { jobAttemptLog, jobDeadLetters, jobEventLog, jobQueue } from "../schema/index.ts";
-import { fail, isUuid } from "../validate.ts";
+import { scopeCondition } from "../scope.ts";
+import { fail } from "../validate.ts";
 
 /*
  * Reads for an operator's overview that stay fast on a table of millions of rows: each reads at
@@ -48,19 +50,18 @@ export interface JobCountsByStatus {
 }
 
 export interface OverviewScope {
-  /** Only this organization's jobs; omitted means every organization (admin). */
-  organizationId?: string;
+  /** Whose jobs: one organization's, or `ALL_ORGANIZATIONS`. Required. */
+  scope: OrganizationScope;
   /** Rows read per group at most (default 10,000). */
   cap?: number;
 }
 
-function capOf(scope: OverviewScope): number {
-  const cap = scope.cap ?? OVERVIEW_COUNT_CAP;
+/** The checked cap, and the scope's condition on an `organization_id` column (`scope.required` when missing). */
+function boundsOf(input: OverviewScope): { cap: number; all: boolean; where: (column: SQL) => SQL } {
+  const all = scopedOrganization(input?.scope) === null;
+  const cap = input.cap ?? OVERVIEW_COUNT_CAP;
   if (!Number.isInteger(cap) || cap < 1 || cap > CAP_MAX) fail("job.invalid_pagination", { field: "cap" });
-  if (scope.organizationId !== undefined && !isUuid(scope.organizationId)) {
-    fail("job.invalid_pagination", { field: "organizationId" });
-  }
-  return cap;
+  return { cap, all, where: (column) => scopeCondition(column, input.scope) };
 }
 
 /** The claim index's order (its priority column is DESC NULLS LAST). */
@@ -70,25 +71,24 @@ const CLAIM_ORDER = sql`priority desc nulls last, next_run_at, created_at, id`;
 const unfinishedIds = (limit: number) =>
   sql`array(select id from ${jobQueue} where finished_at is null order by ${CLAIM_ORDER} limit ${limit})`;
 
-/** Ids of the newest `limit` jobs, of one organization or of all: an index-only read. */
-const newestIds = (limit: number, org: string | null) =>
-  org === null
-    ? sql`array(select id from ${jobQueue} order by created_at desc, id desc limit ${limit})`
-    : sql`array(select id from ${jobQueue} where organization_id = ${org}::uuid
-        order by created_at desc, id desc limit ${limit})`;
+/** Ids of the newest `limit` jobs of the scope: an index-only read (by creation, or the organization's index). */
+const newestIds = (limit: number, where: (column: SQL) => SQL) =>
+  sql`array(select id from ${jobQueue} where ${where(sql`organization_id`)}
+    order by created_at desc, id desc limit ${limit})`;
 
-/** Whether the job of `jobId` belongs to `org` (true for every organization): one primary-key probe. */
-const belongs = (jobId: SQL, org: string | null) =>
-  org === null ? sql`true` : sql`(select j.organization_id from ${jobQueue} j where j.id = ${jobId}) = ${org}::uuid`;
+/** Whether the job of `jobId` is in the scope: one primary-key probe (none for every organization). */
+const belongs = (jobId: SQL, bounds: { all: boolean; where: (column: SQL) => SQL }) =>
+  bounds.all
+    ? sql`true`
+    : sql`coalesce((select ${bounds.where(sql`j.organization_id`)} from ${jobQueue} j where j.id = ${jobId}), false)`;
 
 /**
  * How many jobs are pending, leased and dead-lettered, in total and per job type. Pending and
  * leased jobs are counted among the first `cap + 1` unfinished jobs in claim order (leased ones
  * come first: they were claimed in that order), dead letters among the `cap + 1` latest.
  */
-export async function countJobsByStatus(executor: Executor, scope: OverviewScope = {}): Promise<JobCountsByStatus> {
-  const cap = capOf(scope);
-  const org = scope.organizationId ?? null;
+export async function countJobsByStatus(executor: Executor, input: OverviewScope): Promise<JobCountsByStatus> {
+  const { cap, where } = boundsOf(input);
   try {
     const rows = await queryRows<RawRow>(
       executor,
@@ -103,7 +103,7 @@ export async function countJobsByStatus(executor: Executor, scope: OverviewScope
         where d.job_id = any(array(select job_id from ${jobDeadLetters} order by failed_at desc limit ${cap + 1}))
       )
       select source, status, job_type,
-        count(*) filter (where ${org}::uuid is null or organization_id = ${org}::uuid)::int as n,
+        count(*) filter (where ${where(sql`organization_id`)})::int as n,
         count(*)::int as scanned
       from read group by source, status, job_type`,
     );
@@ -170,15 +170,15 @@ export interface JobThroughput {
  */
 export async function getJobThroughput(
   executor: Executor,
-  scope: OverviewScope & { minutes?: number } = {},
+  input: OverviewScope & { minutes?: number },
 ): Promise<JobThroughput> {
-  const cap = capOf(scope);
-  const minutes = scope.minutes ?? 60;
+  const bounds = boundsOf(input);
+  const { cap } = bounds;
+  const minutes = input.minutes ?? 60;
   if (!Number.isInteger(minutes) || minutes < 1 || minutes > 24 * 60) {
     fail("job.invalid_pagination", { field: "minutes" });
   }
-  const org = scope.organizationId ?? null;
-  const eventBound = org === null ? cap : Math.max(1, Math.ceil(cap / 4));
+  const eventBound = bounds.all ? cap : Math.max(1, Math.ceil(cap / 4));
   const bound: Record<ThroughputKind, number> = {
     // Each needs its job's row: half as many.
     succeeded: Math.max(1, Math.ceil(cap / 2)),
@@ -188,7 +188,7 @@ export async function getJobThroughput(
   };
   const window = sql`date_trunc('minute', now()) - make_interval(mins => ${minutes - 1})`;
   const events = (k: Exclude<ThroughputKind, "succeeded">) => sql`
-    select ${k}::text as kind, e.occurred_at as at, e.occurred_at as read_at, ${belongs(sql`e.job_id`, org)} as mine
+    select ${k}::text as kind, e.occurred_at as at, e.occurred_at as read_at, ${belongs(sql`e.job_id`, bounds)} as mine
     from (select job_id, occurred_at from ${jobEventLog}
       where event_type = ${EVENT_OF[k]}::runledger.job_event_type and occurred_at >= ${window}
       order by occurred_at desc limit ${eventBound + 1}) e`;
@@ -199,7 +199,7 @@ export async function getJobThroughput(
       with read as (
         select 'succeeded' as kind, case when j.status = 'SUCCEEDED' and j.finished_at >= ${window}
             then j.finished_at end as at, j.created_at as read_at, true as mine
-        from ${jobQueue} j where j.id = any(${newestIds(bound.succeeded + 1, org)})
+        from ${jobQueue} j where j.id = any(${newestIds(bound.succeeded + 1, bounds.where)})
         union all (${events("failed")}) union all (${events("deadLettered")}) union all (${events("canceled")})
       ),
       per_kind as (
@@ -265,12 +265,11 @@ export interface OldestDueJob {
  * be few among them): null can then also mean that none of those was pending or the
  * organization's.
  */
-export async function getOldestDueJob(executor: Executor, scope: OverviewScope = {}): Promise<OldestDueJob | null> {
-  const cap = capOf(scope);
-  const org = scope.organizationId ?? null;
+export async function getOldestDueJob(executor: Executor, input: OverviewScope): Promise<OldestDueJob | null> {
+  const { cap, all, where } = boundsOf(input);
   // The index read names no status (so it stays an index-only read whatever the statistics say);
   // the jobs being run come first in claim order and are passed over on their rows.
-  const perPriority = Math.max(1, Math.ceil(cap / (org === null ? 10 : 4)));
+  const perPriority = Math.max(1, Math.ceil(cap / (all ? 10 : 4)));
   try {
     const [row] = await queryRows<RawRow>(
       executor,
@@ -291,7 +290,7 @@ export async function getOldestDueJob(executor: Executor, scope: OverviewScope =
             select id from ${jobQueue}
             where finished_at is null and priority = p.priority and next_run_at <= now()
             order by ${CLAIM_ORDER} limit ${perPriority}))
-          and j.status = 'PENDING' and (${org}::uuid is null or j.organization_id = ${org}::uuid)
+          and j.status = 'PENDING' and ${where(sql`j.organization_id`)}
         order by j.next_run_at, j.created_at, j.id limit 1
       ) o
       where p.priority is not null
@@ -332,12 +331,12 @@ export interface RecentWorker {
  */
 export async function listRecentWorkers(
   executor: Executor,
-  scope: OverviewScope & { limit?: number } = {},
+  input: OverviewScope & { limit?: number },
 ): Promise<RecentWorker[]> {
-  const cap = capOf(scope);
-  const limit = scope.limit ?? 50;
+  const bounds = boundsOf(input);
+  const { cap, where } = bounds;
+  const limit = input.limit ?? 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) fail("job.invalid_pagination", { field: "limit" });
-  const org = scope.organizationId ?? null;
   const recent = Math.max(1, Math.ceil(cap / 5));
   try {
     const rows = await queryRows<RawRow>(
@@ -347,16 +346,16 @@ export async function listRecentWorkers(
         select j.worker_id, count(*)::int as leased, max(j.last_heartbeat_at) as last_heartbeat_at
         from ${jobQueue} j
         where j.id = any(${unfinishedIds(recent)}) and j.status = 'LEASED'
-          and (${org}::uuid is null or j.organization_id = ${org}::uuid)
+          and ${where(sql`j.organization_id`)}
         group by j.worker_id
       ),
       claims as (
         select j.worker_id, j.leased_at from ${jobQueue} j
-        where j.id = any(${newestIds(recent, org)}) and j.leased_at is not null and j.worker_id is not null
+        where j.id = any(${newestIds(recent, where)}) and j.leased_at is not null and j.worker_id is not null
         union all
         select a.worker_id, a.leased_at
         from (select worker_id, leased_at, job_id from ${jobAttemptLog} order by created_at desc limit ${recent}) a
-        where ${belongs(sql`a.job_id`, org)}
+        where ${belongs(sql`a.job_id`, bounds)}
       ),
       recent as (
         select worker_id, count(*)::int as attempts, max(leased_at) as last_claim_at from claims group by worker_id
@@ -386,13 +385,12 @@ export async function listRecentWorkers(
  */
 export async function listLeasedJobs(
   executor: Executor,
-  scope: OverviewScope & { limit: number },
+  input: OverviewScope & { limit: number },
 ): Promise<{ items: JobRecord[]; capped: boolean }> {
-  const cap = capOf(scope);
-  if (!Number.isInteger(scope.limit) || scope.limit < 1 || scope.limit > 1000) {
+  const { cap, where } = boundsOf(input);
+  if (!Number.isInteger(input.limit) || input.limit < 1 || input.limit > 1000) {
     fail("job.invalid_pagination", { field: "limit" });
   }
-  const org = scope.organizationId ?? null;
   try {
     const rows = await queryRows<RawRow>(
       executor,
@@ -400,9 +398,9 @@ export async function listLeasedJobs(
       with read as (select ${unfinishedIds(cap + 1)} as ids)
       select j.*, cardinality(read.ids) as read_count from read
       left join ${jobQueue} j on j.id = any(read.ids) and j.status = 'LEASED'
-        and (${org}::uuid is null or j.organization_id = ${org}::uuid)
+        and ${where(sql`j.organization_id`)}
       order by j.leased_at desc nulls last, j.id
-      limit ${scope.limit}`,
+      limit ${input.limit}`,
     );
     const capped = Number(rows[0]?.read_count ?? 0) > cap;
     return { items: rows.filter((row) => row.id !== null).map(jobFromRow), capped };

@@ -1,4 +1,5 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
+import { type OrganizationScope, scopedOrganization } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import type { Page } from "../jobs/reads.ts";
@@ -6,6 +7,7 @@ import { type JobRecord, jobFromRow, type RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { jobDeadLetters, jobDefinitions, jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
+import { scopeCondition } from "../scope.ts";
 import { checkLimit, checkPage, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "../workflows/records.ts";
 
@@ -16,48 +18,48 @@ export interface SearchResult {
   runs: WorkflowRunRecord[];
 }
 
-const org = (alias: string, organizationId: string | undefined) =>
-  organizationId === undefined ? sql`` : sql`and ${sql.raw(alias)}.organization_id = ${organizationId}`;
+/** `and <the scope's condition on alias.organization_id>` (`scope.required` when there is no scope). */
+const inScope = (alias: string, scope: OrganizationScope): SQL =>
+  sql`and ${scopeCondition(sql.raw(`${alias}.organization_id`), scope)}`;
 
 /**
  * Find jobs and workflow runs by id or by idempotency key (exact match). A key is looked up
  * per job type through the idempotency indexes, so the search reads index entries, not the table.
- * Another organization's rows are not found when `organizationId` is given.
+ * Rows of an organization outside `scope` are not found.
  */
 export async function searchJobsAndRuns(
   executor: Executor,
-  input: { query: string; organizationId?: string; limit: number },
+  input: { query: string; scope: OrganizationScope; limit: number },
 ): Promise<SearchResult> {
+  scopedOrganization(input?.scope);
   checkLimit(input.limit);
   if (typeof input.query !== "string" || !isStorableText(input.query))
     fail("job.invalid_pagination", { field: "query" });
   checkPage({ text: { query: input.query } });
   const query = input.query.trim();
-  if (query === "" || (input.organizationId !== undefined && !isUuid(input.organizationId))) {
-    return { jobs: [], runs: [] };
-  }
+  if (query === "") return { jobs: [], runs: [] };
   const id = isUuid(query) ? query.toLowerCase() : undefined;
-  const scope = input.organizationId;
+  const scope = input.scope;
   try {
     const jobs = await queryRows<RawRow>(
       executor,
       sql`
-      select j.* from ${jobQueue} j where j.id = ${id ?? null}::uuid ${org("j", scope)}
+      select j.* from ${jobQueue} j where j.id = ${id ?? null}::uuid ${inScope("j", scope)}
       union all
       select k.* from (
         select j.* from ${jobQueue} j
         where j.job_type = any(array(select job_type from ${jobDefinitions})) and j.idempotency_key = ${query}
-          and j.organization_id is null ${org("j", scope)}
+          and j.organization_id is null ${inScope("j", scope)}
         union all
         select j.* from ${jobQueue} j
         where j.job_type = any(array(select job_type from ${jobDefinitions})) and j.idempotency_key = ${query}
-          and j.organization_id is not null ${org("j", scope)}
+          and j.organization_id is not null ${inScope("j", scope)}
         order by created_at desc, id desc limit ${input.limit}
       ) k`,
     );
     const runs = await queryRows<RawRow>(
       executor,
-      sql`select r.* from ${workflowRuns} r where r.id = ${id ?? null}::uuid ${org("r", scope)}`,
+      sql`select r.* from ${workflowRuns} r where r.id = ${id ?? null}::uuid ${inScope("r", scope)}`,
     );
     const seen = new Set<string>();
     const unique = jobs.filter((row) => !seen.has(row.id) && seen.add(row.id));
@@ -94,8 +96,9 @@ export interface DeadLetterCursor {
  */
 export async function listDeadLetters(
   executor: Executor,
-  filter: { organizationId?: string; jobType?: string; limit: number; after?: DeadLetterCursor },
+  filter: { scope: OrganizationScope; jobType?: string; limit: number; after?: DeadLetterCursor },
 ): Promise<Page<DeadLetterRecord, DeadLetterCursor>> {
+  scopedOrganization(filter?.scope);
   checkLimit(filter.limit);
   const after = filter.after;
   checkPage({
@@ -107,13 +110,12 @@ export async function listDeadLetters(
           : { createdAt: after.failedAt, id: after.jobId },
     text: { jobType: filter.jobType },
   });
-  if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return { items: [], next: null };
   try {
     const rows = await queryRows<RawRow>(
       executor,
       sql`select d.*, j.created_at as job_created_at
         from ${jobDeadLetters} d join ${jobQueue} j on j.id = d.job_id and j.status = 'DEAD_LETTERED'
-        where true ${org("d", filter.organizationId)}
+        where true ${inScope("d", filter.scope)}
           ${filter.jobType === undefined ? sql`` : sql`and d.job_type = ${filter.jobType}`}
           ${
             after === undefined
@@ -146,18 +148,19 @@ export async function listDeadLetters(
   }
 }
 
-/** The workflow step a job backs, or null for a plain job or a job of another organization. */
+/** The workflow step a job backs, or null for a plain job or a job outside `scope`. */
 export async function getJobWorkflowStep(
   executor: Executor,
   jobId: string,
-  options: { organizationId?: string } = {},
+  scope: OrganizationScope,
 ): Promise<{ workflowRunId: string; stepKey: string } | null> {
-  if (!isUuid(jobId) || (options.organizationId !== undefined && !isUuid(options.organizationId))) return null;
+  scopedOrganization(scope);
+  if (!isUuid(jobId)) return null;
   try {
     const [row] = await queryRows<RawRow>(
       executor,
       sql`select s.workflow_run_id, s.step_key from ${jobQueue} j join ${workflowSteps} s on s.id = j.workflow_step_id
-        where j.id = ${jobId} ${org("j", options.organizationId)}`,
+        where j.id = ${jobId} ${inScope("j", scope)}`,
     );
     return row === undefined ? null : { workflowRunId: row.workflow_run_id, stepKey: row.step_key };
   } catch (error) {

@@ -359,6 +359,8 @@ class Run {
         return this.latency();
       case "workflow":
         return this.workflow();
+      case "dashboard":
+        throw new Error("the dashboard scenario runs through bench/dashboard.ts");
     }
   }
 }
@@ -393,7 +395,12 @@ let result: ChildResult;
 try {
   await system.setup();
   const run = new Run(system, check, spec.sizes, spec.analyze !== false, spec.anatomy === true);
-  result = spec.phase === "load" ? await run.loadBacklog() : await run.run(spec.scenario);
+  result =
+    spec.scenario === "dashboard"
+      ? await (await import("./dashboard.ts")).dashboardScenario(spec)
+      : spec.phase === "load"
+        ? await run.loadBacklog()
+        : await run.run(spec.scenario);
 } catch (error) {
   const message = error instanceof VerificationError ? `verification failed: ${error.message}` : String(error);
   if (!(error instanceof VerificationError)) console.error(error);

@@ -9,6 +9,7 @@ export const SCENARIOS = [
   "process-c50",
   "latency",
   "workflow",
+  "dashboard",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -28,16 +29,25 @@ export interface Sizes {
   latency: number;
   /** Workflow runs (default 100). */
   runs: number;
+  /** Jobs in the tables the dashboard scenario reads (20 × jobs: 1,000,000 by default). */
+  dashboardJobs: number;
 }
 
 export function sizesFor(jobs: number): Sizes {
-  return { jobs, single: Math.min(2_000, jobs), latency: Math.min(500, jobs), runs: Math.min(100, jobs) };
+  return {
+    jobs,
+    single: Math.min(2_000, jobs),
+    latency: Math.min(500, jobs),
+    runs: Math.min(100, jobs),
+    dashboardJobs: jobs * 20,
+  };
 }
 
 /** Which scenarios a system skips (and why). */
 export function skipReason(system: string, scenario: ScenarioName): string | undefined {
   if (scenario === "workflow" && (system === "graphile" || system === "raw")) return "no workflow DAGs";
   if (system === "baseline" && !process.env.RUNLEDGER_BASELINE_BUILD) return "RUNLEDGER_BASELINE_BUILD is not set";
+  if (scenario === "dashboard" && system !== "runledger") return "no dashboard of ours";
   return undefined;
 }
 
@@ -59,7 +69,7 @@ export interface ScenarioSpec {
 
 /** Scenarios whose backlog is loaded by a separate `load` child before the measured one. */
 export function hasLoadPhase(scenario: ScenarioName): boolean {
-  return scenario === "process-c10" || scenario === "process-c50";
+  return scenario === "process-c10" || scenario === "process-c50" || scenario === "dashboard";
 }
 
 /** One line a child prints: the metrics of a verified run, or why it failed. */

@@ -2,10 +2,12 @@
 /**
  * The `runledger` command: `runledger demo` runs a small workflow and a batch of jobs against
  * `DATABASE_URL` or, without it, an embedded PGlite database in `.runledger/demo-db`;
- * `runledger migrate` applies the bundled migrations to `DATABASE_URL`. Only public APIs.
+ * `runledger migrate` applies the bundled migrations to `DATABASE_URL`; `runledger dashboard`
+ * serves the web dashboard for `DATABASE_URL`. Only public APIs.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { type JobContext, RunledgerError, type WorkflowRunStatus } from "./core/index.ts";
 import { JobCatalog, JobsConfig, Supervisor } from "./runtime/index.ts";
 import {
@@ -27,6 +29,9 @@ const USAGE = `usage: runledger <command>
   demo      run a sample workflow and 50 jobs, showing live progress
             (uses DATABASE_URL when set, otherwise an embedded database in .runledger/demo-db)
   migrate   apply the bundled migrations to DATABASE_URL (safe to run from many processes)
+  dashboard serve the web dashboard for DATABASE_URL until interrupted
+            --port N (default 4000), --host ADDR (default 127.0.0.1), --base-path /PATH,
+            --read-only; another host needs --read-only or RUNLEDGER_DASHBOARD_PASSWORD
 `;
 
 const DEMO_DATA_DIR = join(".runledger", "demo-db");
@@ -322,6 +327,46 @@ async function migrateCommand(): Promise<number> {
   }
 }
 
+async function dashboardCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: "string", default: "4000" },
+      host: { type: "string", default: "127.0.0.1" },
+      "base-path": { type: "string", default: "/" },
+      "read-only": { type: "boolean", default: false },
+    },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write(`runledger dashboard: --port must be a port number, not ${JSON.stringify(values.port)}\n`);
+    return 2;
+  }
+  const url = process.env.DATABASE_URL;
+  if (url === undefined || url === "") {
+    process.stderr.write("runledger dashboard: set DATABASE_URL to the database to show\n");
+    return 2;
+  }
+  // Loaded only for this command: the other commands never load the dashboard.
+  const { serveDashboard } = await import("./dashboard/index.ts");
+  const password = process.env.RUNLEDGER_DASHBOARD_PASSWORD;
+  const served = await serveDashboard({
+    databaseUrl: url,
+    port,
+    host: values.host,
+    basePath: values["base-path"],
+    readOnly: values["read-only"],
+    password: password === undefined || password === "" ? undefined : password,
+  });
+  out.write(`runledger dashboard for ${redact(url)} at ${served.url}${values["read-only"] ? " (read-only)" : ""}\n`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await served.close();
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command] = argv;
   switch (command) {
@@ -329,6 +374,8 @@ async function main(argv: string[]): Promise<number> {
       return demo();
     case "migrate":
       return migrateCommand();
+    case "dashboard":
+      return dashboardCommand(argv.slice(1));
     case undefined:
     case "help":
     case "--help":

@@ -75,6 +75,28 @@ describe("architecture", () => {
     expect(offending).toEqual([]);
   });
 
+  it("keeps the dashboard on core and store: no runtime, no testing", () => {
+    const dashboard = files.filter((f) => f.layer === "dashboard");
+    expect(dashboard.length).toBeGreaterThan(0);
+    const offending = dashboard.flatMap((f) =>
+      f.imports
+        .filter((s) => ["runtime", "testing", "cli.ts"].includes(targetLayer(f.path, s) ?? ""))
+        .map((s) => `${relative(ROOT, f.path)} -> ${s}`),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it("keeps every other layer from importing the dashboard or its libraries", () => {
+    const offending = files
+      .filter((f) => !["dashboard", "cli.ts", "cli"].includes(f.layer))
+      .flatMap((f) =>
+        f.imports
+          .filter((s) => targetLayer(f.path, s) === "dashboard" || /^@dagrejs\//.test(s))
+          .map((s) => `${relative(ROOT, f.path)} -> ${s}`),
+      );
+    expect(offending).toEqual([]);
+  });
+
   it("crosses layers only through the other layer's index.ts", () => {
     const offending = files.flatMap((f) =>
       f.imports

@@ -18,6 +18,7 @@ const NAMES = [
   "worker",
   "worker-migrate",
   "worker-uninitialized",
+  "dashboard",
 ] as const;
 const databases = Object.fromEntries(
   await Promise.all(NAMES.map(async (name) => [name, await useTestDatabase({ max: 2 })] as const)),
@@ -27,7 +28,9 @@ function start(file: string, database: EphemeralDatabase, env: NodeJS.ProcessEnv
   return startTs(`examples/${file}.ts`, [], { DATABASE_URL: database.url, RUNLEDGER_MIGRATE: "", ...env });
 }
 
-async function runExample(name: Exclude<(typeof NAMES)[number], `worker${string}`>): Promise<ProcessResult> {
+async function runExample(
+  name: Exclude<(typeof NAMES)[number], `worker${string}` | "dashboard">,
+): Promise<ProcessResult> {
   const result = await finished(start(name, databases[name]));
   if (result.code !== 0)
     throw new Error(`examples/${name}.ts exited ${result.code}:\n${result.stdout}${result.stderr}`);
@@ -158,5 +161,31 @@ describe("examples", () => {
     const result = await exit;
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("SIGINT received, shutting down");
+  });
+
+  it("dashboard: admin sees and may press the buttons, viewer only looks, strangers log in", async () => {
+    const database = databases.dashboard;
+    const organizationId = "0190f0a0-0000-7000-8000-000000000001";
+    await database.db.execute(sql`insert into runledger.job_definitions (job_type) values ('email.send')`);
+    const job = await enqueueJob(database.db, { jobType: "email.send", organizationId, payload: { card: "4111" } });
+    const child = start("dashboard", database, { DASHBOARD_PASSWORD: "pw", PORT: "0" });
+    const stdout = output(child);
+    try {
+      const address = await waitFor(() => /dashboard at (\S+)/.exec(stdout())?.[1], {
+        timeoutMs: 20_000,
+        what: "the dashboard to listen",
+      });
+      const as = (user: string) => ({ authorization: `Basic ${Buffer.from(`${user}:pw`).toString("base64")}` });
+      expect((await fetch(address)).status).toBe(401);
+      const admin = await (await fetch(`${address}jobs/${job.id}`, { headers: as("admin") })).text();
+      expect(admin).toContain('data-action="job.cancel"');
+      expect(admin).toContain("••••");
+      expect(admin).not.toContain("4111");
+      const viewer = await fetch(`${address}jobs/${job.id}`, { headers: as("viewer") });
+      expect(await viewer.text()).not.toContain("data-action=");
+    } finally {
+      child.kill("SIGTERM");
+      expect((await finished(child)).code).toBe(0);
+    }
   });
 });

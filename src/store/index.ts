@@ -1,3 +1,5 @@
+export * from "./admin/capped.ts";
+export * from "./admin/search.ts";
 export * from "./db.ts";
 export * from "./definitions.ts";
 export * from "./errors.ts";

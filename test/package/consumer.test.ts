@@ -86,6 +86,7 @@ import { JobCatalog, JobsConfig, type ShutdownReport, Supervisor } from "runledg
 import { createDb, enqueueWorkflowRun, migrate, type RunledgerDb, type SchemaReport } from "runledger/store";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { createDashboard, type DashboardAction } from "runledger/dashboard";
 import * as v from "valibot";
 
 export async function main(url: string): Promise<ShutdownReport> {
@@ -118,6 +119,14 @@ export async function main(url: string): Promise<ShutdownReport> {
   const run = await enqueueWorkflowRun(db, WorkflowDagBuilder.new("flow", {}).job("a", "consumer.add", {}).build());
   const runStatus: WorkflowRunStatus = run.status;
   void [state, done, bogus, runStatus];
+  const dashboard: (request: Request) => Promise<Response> = createDashboard({
+    db,
+    basePath: "/admin/jobs",
+    authorize: (_request, action: DashboardAction) => action === "read",
+  });
+  // @ts-expect-error authorize is required
+  const missingAuthorize = () => createDashboard({ db });
+  void [dashboard, missingAuthorize];
   const supervisor = Supervisor.builder(db, JobsConfig.from({ pollIntervalMs: 50 })).withCatalog(catalog).build();
   return supervisor.runUntilShutdown(AbortSignal.timeout(10), 1000);
 }
@@ -317,7 +326,7 @@ describe("the packed package in a consumer project", () => {
     const result = await exec(join(app, "node_modules/.bin/tsc"), ["-p", "tsconfig.broken.json"], app);
     expect(result.code).not.toBe(0);
     const errors = [...result.stdout.matchAll(/^broken\.ts\(\d+,\d+\): error (TS\d+): (.*)$/gm)].map((m) => m[1]);
-    expect(errors, describeRun(result)).toEqual(["TS2322", "TS2345", "TS2322"]);
+    expect(errors, describeRun(result)).toEqual(["TS2322", "TS2345", "TS2322", "TS2741"]);
     expect(result.stdout).toContain(`'"consumer.missing"' is not assignable`);
   });
 
@@ -424,6 +433,7 @@ describe("package lint", () => {
         "./store",
         "./runtime",
         "./testing",
+        "./dashboard",
         "./package.json",
       ]);
       for (const [entry, node16, bundler] of resolved) {

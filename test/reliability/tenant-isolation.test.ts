@@ -13,24 +13,32 @@ import {
   claimJobs,
   completeExternalWorkflowStep,
   completeJobFailure,
+  countJobsByStatus,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
   getJobById,
   getJobMetrics,
   getJobSchedule,
+  getJobThroughput,
+  getJobWorkflowStep,
+  getOldestDueJob,
   getWorkflowRunById,
   insertJobLog,
+  listDeadLetters,
   listJobAttempts,
   listJobEvents,
   listJobLogs,
   listJobSchedules,
   listJobs,
+  listLeasedJobs,
+  listRecentWorkers,
   listWorkflowRuns,
   listWorkflowStepDependencies,
   listWorkflowSteps,
   queryRows,
   requeueJob,
+  searchJobsAndRuns,
   setJobScheduleActive,
   setJobScheduleNextFireAt,
   upsertJobSchedule,
@@ -58,6 +66,11 @@ interface Seeded {
   run: string;
   cancelRun: string;
   schedule: string;
+  /** A run with one job step, and that step's job. */
+  stepRun: string;
+  runJob: string;
+  /** A job leased now. */
+  leasedJob: string;
 }
 const seeded: Record<string, Seeded> = {};
 
@@ -116,12 +129,24 @@ async function seed(org: string, label: string, extraPending: number): Promise<S
     nextFireAt: T0,
     payloadTemplate: { org },
   });
-  return { pending, dead, run, cancelRun, schedule };
+  const stepRun = await enqueueWorkflowRun(db, {
+    workflowType: "tenant.steps",
+    organizationId: org,
+    metadata: {},
+    idempotencyKey: null,
+    steps: [step("job", { executionKind: "JOB", jobType: "tenant.step" })],
+  });
+  const runJob = (await listWorkflowSteps(db, stepRun.id))[0]!.jobId!;
+  const leasedJob = (await enqueueJob(db, { jobType: "tenant.lease", organizationId: org })).id;
+  await claimJobs(db, { workerId: `w-${org}`, leaseSeconds: 600, limit: 1, jobTypes: ["tenant.lease"] });
+  return { pending, dead, run, cancelRun, schedule, stepRun: stepRun.id, runJob, leasedJob };
 }
 
 beforeAll(async () => {
   await defineJob(db, "tenant.job");
   await defineJob(db, "tenant.dead", { maxAttempts: 1 });
+  await defineJob(db, "tenant.step");
+  await defineJob(db, "tenant.lease");
   seeded.A = await seed(A, "a", 0);
   seeded.B = await seed(B, "b", 3);
 });
@@ -175,6 +200,8 @@ const onlyA = (items: { organizationId: string | null }[]) => {
   for (const item of items) expect(item.organizationId).toBe(A);
 };
 const page = (result: unknown) => (result as { items: { id: string; organizationId: string | null }[] }).items;
+const deadLettered = (result: unknown) =>
+  (result as { totals: { deadLettered: { count: number } } }).totals.deadLettered.count;
 const pendingCount = (result: unknown) => (result as { pendingCount: number }[])[0]!.pendingCount;
 
 /** Every organization-scoped API of `runledger/store`, by name. Reads first: mutations below use B's rows up. */
@@ -252,6 +279,59 @@ const SCOPED: Record<string, Entry> = {
     verdict: { hidden: (r) => onlyA(r as { organizationId: string | null }[]) },
     own: () => listJobSchedules(db, { organizationId: B, limit: 1000 }),
     ownSees: (r) => expect((r as { name: string }[]).map((s) => s.name)).toContain(seeded.B!.schedule),
+  },
+  // Overview reads: A has 4 pending jobs (one a step's), B 7; each has one dead letter and one worker named after it.
+  countJobsByStatus: {
+    leak: () => countJobsByStatus(db, { scope: { organizationId: A } }),
+    verdict: {
+      hidden: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(4),
+    },
+    own: () => countJobsByStatus(db, { scope: { organizationId: B } }),
+    ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(7),
+  },
+  getJobThroughput: {
+    leak: () => getJobThroughput(db, { scope: { organizationId: A } }),
+    verdict: { hidden: (r) => expect(deadLettered(r)).toBe(1) },
+    own: () => getJobThroughput(db, { scope: { organizationId: B } }),
+    ownSees: (r) => expect(deadLettered(r)).toBe(1),
+  },
+  getOldestDueJob: {
+    leak: () => getOldestDueJob(db, { scope: { organizationId: A } }),
+    verdict: { hidden: (r) => expect((r as { jobId: string }).jobId).toBe(seeded.A!.pending) },
+    own: () => getOldestDueJob(db, { scope: { organizationId: B } }),
+    ownSees: (r) => expect((r as { jobId: string }).jobId).toBe(seeded.B!.pending),
+  },
+  listRecentWorkers: {
+    leak: () => listRecentWorkers(db, { scope: { organizationId: A } }),
+    verdict: { hidden: (r) => expect((r as { workerId: string }[]).map((w) => w.workerId)).toEqual([`w-${A}`]) },
+    own: () => listRecentWorkers(db, { scope: { organizationId: B } }),
+    ownSees: (r) => expect((r as { workerId: string }[]).map((w) => w.workerId)).toEqual([`w-${B}`]),
+  },
+  searchJobsAndRuns: {
+    target: () => seeded.B!.pending,
+    leak: (id) => searchJobsAndRuns(db, { query: id, scope: { organizationId: A }, limit: 10 }),
+    verdict: { hidden: (r) => expect(r).toEqual({ jobs: [], runs: [] }) },
+    own: () => searchJobsAndRuns(db, { query: seeded.B!.pending, scope: { organizationId: B }, limit: 10 }),
+    ownSees: (r) => expect((r as { jobs: { id: string }[] }).jobs.map((j) => j.id)).toEqual([seeded.B!.pending]),
+  },
+  getJobWorkflowStep: {
+    target: () => seeded.B!.runJob,
+    leak: (id) => getJobWorkflowStep(db, id, { organizationId: A }),
+    verdict: { hidden: nothing },
+    own: () => getJobWorkflowStep(db, seeded.B!.runJob, { organizationId: B }),
+    ownSees: (r) => expect(r).toEqual({ workflowRunId: seeded.B!.stepRun, stepKey: "job" }),
+  },
+  listLeasedJobs: {
+    leak: () => listLeasedJobs(db, { scope: { organizationId: A }, limit: 100 }),
+    verdict: { hidden: (r) => onlyA(page(r)) },
+    own: () => listLeasedJobs(db, { scope: { organizationId: B }, limit: 100 }),
+    ownSees: (r) => expect(page(r).map((j) => j.id)).toEqual([seeded.B!.leasedJob]),
+  },
+  listDeadLetters: {
+    leak: () => listDeadLetters(db, { scope: { organizationId: A }, limit: 100 }),
+    verdict: { hidden: (r) => onlyA(page(r) as { organizationId: string | null }[]) },
+    own: () => listDeadLetters(db, { scope: { organizationId: B }, limit: 100 }),
+    ownSees: (r) => expect((r as { items: { jobId: string }[] }).items.map((d) => d.jobId)).toEqual([seeded.B!.dead]),
   },
   setJobScheduleActive: {
     target: () => seeded.B!.schedule,
@@ -428,10 +508,21 @@ function scopedStoreFunctions(): string[] {
       .map((f) => readFileSync(join(dir, f), "utf8")),
   );
   const text = files.join("\n");
+  const bodies = [...text.matchAll(/export (?:interface|type) (\w+)[^{=]*[{=]/g)].map(
+    (match) => [match[1]!, balanced(text, text.indexOf(match[0]) + match[0].length - 1, "{", "}")] as const,
+  );
+  // Scoped: a type that mentions organizationId, or one that holds a scoped type (to a fixed point).
   const scopedTypes = new Set<string>();
-  for (const match of text.matchAll(/export (?:interface|type) (\w+)[^{=]*[{=]/g)) {
-    const body = balanced(text, text.indexOf(match[0]) + match[0].length - 1, "{", "}");
-    if (/\borganizationId\b/.test(body)) scopedTypes.add(match[1]!);
+  for (let grew = true; grew; ) {
+    grew = false;
+    const known = scopedTypes.size === 0 ? "" : `|\\b(?:${[...scopedTypes].join("|")})\\b`;
+    const scoped = new RegExp(`\\borganizationId\\b${known}`);
+    for (const [name, body] of bodies) {
+      if (!scopedTypes.has(name) && scoped.test(body)) {
+        scopedTypes.add(name);
+        grew = true;
+      }
+    }
   }
   const types = [...scopedTypes].join("|");
   const mentions = new RegExp(`\\borganizationId\\b|\\b(?:${types})\\b`);

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, ilike, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, ilike, type SQL, sql } from "drizzle-orm";
 import {
   type ClaimOrigin,
   JOB_STATUSES,
@@ -73,10 +73,10 @@ export async function listJobs(executor: Executor, filter: JobListFilter): Promi
       : ilike(jobQueue.jobType, `%${escapeLike(filter.jobTypeContains)}%`),
     filter.after === undefined
       ? undefined
-      : or(
-          lt(jobQueue.createdAt, filter.after.createdAt),
-          and(eq(jobQueue.createdAt, filter.after.createdAt), lt(jobQueue.id, filter.after.id)),
-        ),
+      : // Compare with the cursor row's own time: a Date holds milliseconds, the column microseconds,
+        // so jobs created in one statement would otherwise be skipped at a page boundary.
+        sql`(${jobQueue.createdAt}, ${jobQueue.id}) < (coalesce((select c.created_at from ${jobQueue} c
+          where c.id = ${filter.after.id}::uuid), ${filter.after.createdAt.toISOString()}::timestamptz), ${filter.after.id}::uuid)`,
   ];
   try {
     const rows = await executor

@@ -4,6 +4,7 @@ import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { cancelLockedJobs } from "../jobs/cancel.ts";
 import type { RawRow } from "../jobs/record.ts";
+import { WORKFLOWS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
 import { jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
@@ -90,7 +91,10 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
           live.map((s) => ({ stepId: s.id, status: "CANCELED" as const })),
         );
       }
-      const [final] = await queryRows<RawRow>(tx, sql`select * from ${workflowRuns} where id = ${runId}`);
+      const [final] = await queryRows<RawRow>(
+        tx,
+        sql`select *, pg_notify(${WORKFLOWS_CHANNEL}, id::text) from ${workflowRuns} where id = ${runId}`,
+      );
       return runFromRow(final!);
     });
   } catch (error) {

@@ -3,6 +3,7 @@ import { RunledgerError, type WorkflowStepStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
+import { WORKFLOWS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
 import { workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
@@ -79,6 +80,7 @@ export async function completeExternalWorkflowStep(
         { stepId: step.id, status: input.terminalStatus as WorkflowStepStatus },
       ]);
       await recomputeRunStatus(tx, step.workflowRunId);
+      await tx.execute(sql`select pg_notify(${WORKFLOWS_CHANNEL}, ${step.workflowRunId})`);
       return stepFromRow(updated!);
     });
   } catch (error) {

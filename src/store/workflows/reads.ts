@@ -74,7 +74,9 @@ export async function listWorkflowRuns(
           ${
             filter.after === undefined
               ? sql``
-              : sql`and (r.created_at, r.id) < (${filter.after.createdAt.toISOString()}::timestamptz, ${filter.after.id}::uuid)`
+              : // The cursor row's own time: a Date holds milliseconds, the column microseconds.
+                sql`and (r.created_at, r.id) < (coalesce((select c.created_at from ${workflowRuns} c
+                  where c.id = ${filter.after.id}::uuid), ${filter.after.createdAt.toISOString()}::timestamptz), ${filter.after.id}::uuid)`
           }
         order by r.created_at desc, r.id desc
         limit ${filter.limit + 1}`,

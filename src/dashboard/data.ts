@@ -1,0 +1,96 @@
+import type { JobStatus, WorkflowRunStatus } from "../core/index.ts";
+import {
+  cancelJob,
+  cancelWorkflowRun,
+  completeExternalWorkflowStep,
+  countJobsByStatus,
+  type DeadLetterCursor,
+  getJobById,
+  getJobThroughput,
+  getJobWorkflowStep,
+  getOldestDueJob,
+  getWorkflowRunById,
+  type JobCursor,
+  listDeadLetters,
+  listJobAttempts,
+  listJobDefinitions,
+  listJobEvents,
+  listJobLogs,
+  listJobSchedules,
+  listJobs,
+  listLeasedJobs,
+  listRecentWorkers,
+  listWorkflowRuns,
+  listWorkflowStepDependencies,
+  listWorkflowSteps,
+  type RunledgerDb,
+  requeueJob,
+  searchJobsAndRuns,
+  setJobScheduleActive,
+  type WorkflowRunCursor,
+} from "../store/index.ts";
+import type { DashboardScope } from "./options.ts";
+
+/*
+ * The dashboard's only door to the store: every read and change goes through `storeFor(scope)`.
+ * The newer reads take the scope as it is; the older ones still take an optional organization id,
+ * and `organization` below is the one place that turns a scope into it. When those move to the
+ * scope type, this file is the one to edit.
+ */
+
+/** The older store functions' organization parameter for a scope. */
+function organization(scope: DashboardScope): { organizationId?: string } {
+  return "organizationId" in scope ? { organizationId: scope.organizationId } : {};
+}
+
+/** Longest lists a detail page shows (attempts, events, logs, steps are capped by the store). */
+const DETAIL_ROWS = 200;
+
+export type DashboardStore = ReturnType<typeof storeFor>;
+
+/** Store calls bound to one viewer's scope. */
+export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: number) {
+  const org = organization(scope);
+  const capped = { scope, cap: countCap };
+  return {
+    scope,
+    countJobsByStatus: () => countJobsByStatus(db, capped),
+    throughput: () => getJobThroughput(db, { ...capped, minutes: 60 }),
+    oldestDueJob: () => getOldestDueJob(db, capped),
+    recentWorkers: () => listRecentWorkers(db, { ...capped, limit: 20 }),
+    search: (query: string, limit: number) => searchJobsAndRuns(db, { scope, query, limit }),
+
+    jobs: (filter: { status?: JobStatus; jobTypeContains?: string; limit: number; after?: JobCursor }) =>
+      listJobs(db, { ...org, ...filter }),
+    leasedJobs: (limit: number) => listLeasedJobs(db, { ...capped, limit }),
+    job: (jobId: string) => getJobById(db, jobId, org),
+    jobStep: (jobId: string) => getJobWorkflowStep(db, jobId, scope),
+    jobAttempts: (jobId: string) => listJobAttempts(db, { ...org, jobId, limit: DETAIL_ROWS }),
+    jobEvents: (jobId: string) => listJobEvents(db, { ...org, jobId, limit: DETAIL_ROWS }),
+    jobLogs: (jobId: string) => listJobLogs(db, { ...org, jobId, limit: DETAIL_ROWS }),
+    cancelJob: (jobId: string, reason: string) => cancelJob(db, { ...org, jobId, reason }),
+    requeueJob: (jobId: string, reason: string) => requeueJob(db, { ...org, jobId, reason }),
+
+    deadLetters: (filter: { jobType?: string; limit: number; after?: DeadLetterCursor }) =>
+      listDeadLetters(db, { scope, ...filter }),
+
+    runs: (filter: {
+      status?: WorkflowRunStatus;
+      workflowTypeContains?: string;
+      limit: number;
+      after?: WorkflowRunCursor;
+    }) => listWorkflowRuns(db, { ...org, ...filter }),
+    run: (runId: string) => getWorkflowRunById(db, runId, org),
+    runSteps: (runId: string) => listWorkflowSteps(db, runId, org),
+    runEdges: (runId: string) => listWorkflowStepDependencies(db, runId, org),
+    cancelRun: (workflowRunId: string, reason: string) => cancelWorkflowRun(db, { ...org, workflowRunId, reason }),
+    completeGate: (workflowRunId: string, stepKey: string, terminalStatus: "SUCCEEDED" | "FAILED", reason: string) =>
+      completeExternalWorkflowStep(db, { ...org, workflowRunId, stepKey, terminalStatus, statusReason: reason }),
+
+    schedules: (filter: { limit: number; afterName?: string }) => listJobSchedules(db, { ...org, ...filter }),
+    setScheduleActive: (name: string, active: boolean) => setJobScheduleActive(db, name, active, org),
+
+    /** Job definitions are shared by every organization. */
+    jobTypes: (filter: { limit: number; after?: string }) => listJobDefinitions(db, filter),
+  };
+}

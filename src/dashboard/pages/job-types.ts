@@ -1,0 +1,38 @@
+import { LIVE_JOB_STATUSES } from "../../store/index.ts";
+import { count, duration } from "../format.ts";
+import { html } from "../html.ts";
+import { href, nextPageLink, type PageContext, type PageResult, type PageRoute, param } from "../page.ts";
+import { overviewData } from "./overview.ts";
+
+async function list(ctx: PageContext): Promise<PageResult> {
+  const after = param(ctx, "after");
+  const [page, overview] = await Promise.all([
+    ctx.store.jobTypes({ limit: ctx.options.pageSize, after }),
+    overviewData(ctx),
+  ]);
+  const counts = new Map<string, string>();
+  for (const row of overview.counts.byType) {
+    counts.set(`${row.jobType}\u0000${row.status}`, row.capped ? `≥ ${count(row.count)}` : count(row.count));
+  }
+  const rows = page.items.map(
+    (t) => html`<tr data-type="${t.jobType}">
+      <td><a href="${href(ctx, "/jobs", { type: t.jobType })}">${t.jobType}</a></td>
+      <td>${t.isEnabled ? html`<span class="badge s-succeeded">enabled</span>` : html`<span class="badge s-canceled">disabled</span>`}</td>
+      ${LIVE_JOB_STATUSES.map((s) => html`<td class="num">${counts.get(`${t.jobType}\u0000${s}`) ?? "0"}</td>`)}
+      <td class="num">${t.version}</td><td class="num">${t.maxAttempts}</td>
+      <td class="num">${duration(t.defaultTimeoutSeconds * 1000)}</td><td class="num">${t.defaultPriority}</td>
+    </tr>`,
+  );
+  return {
+    title: "Job types",
+    body:
+      page.items.length === 0
+        ? html`<p class="muted">No job types are defined (a worker's <code>catalog.syncDefinitions(db)</code> writes them).</p>`
+        : html`<table data-table="job-types"><thead><tr><th>Job type</th><th>New jobs</th><th class="num">Pending</th>
+            <th class="num">Running</th><th class="num">Dead-lettered</th><th class="num">Version</th>
+            <th class="num">Max attempts</th><th class="num">Timeout</th><th class="num">Priority</th></tr></thead>
+            <tbody>${rows}</tbody></table>${nextPageLink(ctx, page.next)}`,
+  };
+}
+
+export const jobTypeRoutes: PageRoute[] = [{ pattern: /^\/job-types$/, render: list }];

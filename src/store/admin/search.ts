@@ -1,0 +1,169 @@
+import { type SQL, sql } from "drizzle-orm";
+import { type OrganizationScope, scopedOrganization } from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import type { Page } from "../jobs/reads.ts";
+import { type JobRecord, jobFromRow, type RawRow } from "../jobs/record.ts";
+import { queryRows } from "../query.ts";
+import { toDate } from "../rows.ts";
+import { jobDeadLetters, jobDefinitions, jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
+import { scopeCondition } from "../scope.ts";
+import { checkLimit, checkPage, fail, isStorableText, isUuid } from "../validate.ts";
+import { runFromRow, type WorkflowRunRecord } from "../workflows/records.ts";
+
+export interface SearchResult {
+  /** Jobs whose id or idempotency key is the query, newest first. */
+  jobs: JobRecord[];
+  /** The workflow run whose id is the query, or whose idempotency key is (among `limit` runs). */
+  runs: WorkflowRunRecord[];
+}
+
+/** `and <the scope's condition on alias.organization_id>` (`scope.required` when there is no scope). */
+const inScope = (alias: string, scope: OrganizationScope): SQL =>
+  sql`and ${scopeCondition(sql.raw(`${alias}.organization_id`), scope)}`;
+
+/**
+ * Find jobs and workflow runs by id or by idempotency key (exact match). A key is looked up
+ * per job type through the idempotency indexes, so the search reads index entries, not the table.
+ * Rows of an organization outside `scope` are not found.
+ */
+export async function searchJobsAndRuns(
+  executor: Executor,
+  input: { query: string; scope: OrganizationScope; limit: number },
+): Promise<SearchResult> {
+  scopedOrganization(input?.scope);
+  checkLimit(input.limit);
+  if (typeof input.query !== "string" || !isStorableText(input.query))
+    fail("job.invalid_pagination", { field: "query" });
+  checkPage({ text: { query: input.query } });
+  const query = input.query.trim();
+  if (query === "") return { jobs: [], runs: [] };
+  const id = isUuid(query) ? query.toLowerCase() : undefined;
+  const scope = input.scope;
+  try {
+    const jobs = await queryRows<RawRow>(
+      executor,
+      sql`
+      select j.* from ${jobQueue} j where j.id = ${id ?? null}::uuid ${inScope("j", scope)}
+      union all
+      select k.* from (
+        select j.* from ${jobQueue} j
+        where j.job_type = any(array(select job_type from ${jobDefinitions})) and j.idempotency_key = ${query}
+          and j.organization_id is null ${inScope("j", scope)}
+        union all
+        select j.* from ${jobQueue} j
+        where j.job_type = any(array(select job_type from ${jobDefinitions})) and j.idempotency_key = ${query}
+          and j.organization_id is not null ${inScope("j", scope)}
+        order by created_at desc, id desc limit ${input.limit}
+      ) k`,
+    );
+    const runs = await queryRows<RawRow>(
+      executor,
+      sql`select r.* from ${workflowRuns} r where r.id = ${id ?? null}::uuid ${inScope("r", scope)}`,
+    );
+    const seen = new Set<string>();
+    const unique = jobs.filter((row) => !seen.has(row.id) && seen.add(row.id));
+    return { jobs: unique.slice(0, input.limit).map(jobFromRow), runs: runs.map(runFromRow) };
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** A job that is dead-lettered now, with the failure that put it there. */
+export interface DeadLetterRecord {
+  jobId: string;
+  jobType: string;
+  organizationId: string | null;
+  runNumber: number;
+  attempt: number;
+  errorCode: string | null;
+  errorMessage: string | null;
+  failedAt: Date;
+  /** When the job was created (what a bulk filter's `createdAfter`/`createdBefore` compare). */
+  jobCreatedAt: Date;
+}
+
+/** Where the previous page of `listDeadLetters` ended. */
+export interface DeadLetterCursor {
+  failedAt: Date;
+  jobId: string;
+}
+
+/**
+ * Jobs dead-lettered now (a requeued job leaves the list), most recent failure first, a page at
+ * a time, optionally of one job type. Served by the dead letters' failure-time index, so it
+ * stays fast however many finished jobs the queue holds.
+ */
+export async function listDeadLetters(
+  executor: Executor,
+  filter: { scope: OrganizationScope; jobType?: string; limit: number; after?: DeadLetterCursor },
+): Promise<Page<DeadLetterRecord, DeadLetterCursor>> {
+  scopedOrganization(filter?.scope);
+  checkLimit(filter.limit);
+  const after = filter.after;
+  checkPage({
+    after:
+      after === undefined
+        ? undefined
+        : after === null
+          ? (null as never)
+          : { createdAt: after.failedAt, id: after.jobId },
+    text: { jobType: filter.jobType },
+  });
+  try {
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`select d.*, j.created_at as job_created_at
+        from ${jobDeadLetters} d join ${jobQueue} j on j.id = d.job_id and j.status = 'DEAD_LETTERED'
+        where true ${inScope("d", filter.scope)}
+          ${filter.jobType === undefined ? sql`` : sql`and d.job_type = ${filter.jobType}`}
+          ${
+            after === undefined
+              ? sql``
+              : // The row's own time, not the cursor's: a Date holds milliseconds, the column microseconds.
+                sql`and (d.failed_at, d.job_id) < (coalesce((select c.failed_at from ${jobDeadLetters} c
+                  where c.job_id = ${after.jobId}::uuid), ${after.failedAt.toISOString()}::timestamptz), ${after.jobId}::uuid)`
+          }
+        order by d.failed_at desc, d.job_id desc
+        limit ${filter.limit + 1}`,
+    );
+    const items: DeadLetterRecord[] = rows.slice(0, filter.limit).map((row) => ({
+      jobId: row.job_id,
+      jobType: row.job_type,
+      organizationId: row.organization_id,
+      runNumber: Number(row.run_number),
+      attempt: Number(row.attempt),
+      errorCode: row.error_code,
+      errorMessage: row.error_message,
+      failedAt: toDate(row.failed_at),
+      jobCreatedAt: toDate(row.job_created_at),
+    }));
+    const last = items.at(-1);
+    return {
+      items,
+      next: rows.length > filter.limit && last ? { failedAt: last.failedAt, jobId: last.jobId } : null,
+    };
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** The workflow step a job backs, or null for a plain job or a job outside `scope`. */
+export async function getJobWorkflowStep(
+  executor: Executor,
+  jobId: string,
+  scope: OrganizationScope,
+): Promise<{ workflowRunId: string; stepKey: string } | null> {
+  scopedOrganization(scope);
+  if (!isUuid(jobId)) return null;
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`select s.workflow_run_id, s.step_key from ${jobQueue} j join ${workflowSteps} s on s.id = j.workflow_step_id
+        where j.id = ${jobId} ${inScope("j", scope)}`,
+    );
+    return row === undefined ? null : { workflowRunId: row.workflow_run_id, stepKey: row.step_key };
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

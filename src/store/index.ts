@@ -46,3 +46,4 @@ export { type EnqueuedWorkflowRun, enqueueWorkflowRun } from "./workflows/enqueu
 export * from "./workflows/external.ts";
 export * from "./workflows/reads.ts";
 export type { WorkflowRunRecord, WorkflowStepDependencyRecord, WorkflowStepRecord } from "./workflows/records.ts";
+export * from "./workflows/retry.ts";

@@ -5,10 +5,10 @@ import { toQueryError } from "../errors.ts";
 import { cancelLockedJobs } from "../jobs/cancel.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
-import { jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
+import { workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
-import { internalState, propagateTerminal } from "./release.ts";
+import { internalState, lockRunJobs, propagateTerminal } from "./release.ts";
 import { exclusiveReleaseLock, requireReadCommitted } from "./release-lock.ts";
 
 export interface CancelWorkflowRunInput {
@@ -18,10 +18,6 @@ export interface CancelWorkflowRunInput {
   lastErrorCode?: string;
   lastErrorMessage?: string;
 }
-
-const lockJobs = (runId: string) => sql`
-  select j.id from ${jobQueue} j join ${workflowSteps} s on s.job_id = j.id
-  where s.workflow_run_id = ${runId} order by j.id for update of j`;
 
 /**
  * Cancel a run: every pending or running step and its job is canceled (running handlers see
@@ -46,9 +42,9 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.cancel_unsupported_isolation");
-      await tx.execute(lockJobs(runId));
+      await lockRunJobs(tx, runId);
       await exclusiveReleaseLock(tx, runId);
-      await tx.execute(lockJobs(runId));
+      await lockRunJobs(tx, runId);
       await tx.execute(sql`select id from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`);
       const [run] = await queryRows<RawRow>(
         tx,

@@ -20,6 +20,16 @@ export async function lockRun(tx: Executor, runId: string): Promise<WorkflowRunS
 }
 
 /**
+ * Lock the job rows of a run's steps, in job id order: the first lock of cancellation and retry,
+ * so they queue behind an in-flight completion instead of deadlocking with it (spec §6.8).
+ */
+export async function lockRunJobs(tx: Executor, runId: string): Promise<void> {
+  await tx.execute(sql`
+    select j.id from ${jobQueue} j join ${workflowSteps} s on s.job_id = j.id
+    where s.workflow_run_id = ${runId} order by j.id for update of j`);
+}
+
+/**
  * The CTEs `jobs`, `events` and `notified` of every statement that releases JOB steps: insert
  * each released step's job from the step's frozen settings (`jobId` names the column holding the
  * new job's id, `from` the released steps), its ENQUEUED event, and one wake-up when any job was

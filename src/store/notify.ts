@@ -2,3 +2,9 @@
 export const JOBS_CHANNEL = "runledger_jobs";
 /** Channel announcing canceled jobs (payload: job id), so a running handler's signal aborts at once. */
 export const CANCEL_CHANNEL = "runledger_cancel";
+/**
+ * Channel announcing workflow runs that reached a terminal status (payload: their ids, comma
+ * separated; empty when too many finished at once to list, meaning "look again"). Sent by the
+ * statement that sets the status, at most once per statement.
+ */
+export const RUN_TERMINAL_CHANNEL = "runledger_workflow_run_terminal";

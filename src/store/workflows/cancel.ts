@@ -4,6 +4,7 @@ import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { cancelLockedJobs } from "../jobs/cancel.ts";
 import type { RawRow } from "../jobs/record.ts";
+import { RUN_TERMINAL_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
 import { workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
@@ -56,7 +57,8 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
       if (run.status !== "RUNNING" && run.status !== "WAITING_FOR_EXTERNAL") return runFromRow(run);
       // Canceled first, so releases reached from here on are no-ops.
       await tx.execute(
-        sql`update ${workflowRuns} set status = 'CANCELED', finished_at = coalesce(finished_at, now()) where id = ${runId}`,
+        sql`update ${workflowRuns} set status = 'CANCELED', finished_at = coalesce(finished_at, now()) where id = ${runId}
+          returning pg_notify(${RUN_TERMINAL_CHANNEL}, id::text)`,
       );
 
       // Jobs of enqueued/running steps: each job, its attempt and its event in one statement.

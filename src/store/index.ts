@@ -28,6 +28,7 @@ export {
   returnUnstartedClaims,
   updateJobProgress,
 } from "./jobs/lease.ts";
+export * from "./jobs/lookups.ts";
 export * from "./jobs/reads.ts";
 export * from "./jobs/reaper.ts";
 export type { JobRecord, LeaseIdentity } from "./jobs/record.ts";

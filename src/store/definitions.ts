@@ -101,6 +101,31 @@ export async function upsertJobDefinition(
   }
 }
 
+/**
+ * Insert a definition unless one exists for the type; an existing row is left exactly as it is
+ * (an operator's settings and pause win). Returns the stored definition and whether this call
+ * created it.
+ */
+export async function insertJobDefinitionIfMissing(
+  executor: Executor,
+  input: JobDefinitionUpsert,
+): Promise<{ created: boolean; definition: JobDefinitionRecord }> {
+  const d = resolve(input);
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`insert into ${jobDefinitions} (job_type, version, max_attempts, default_timeout_seconds, default_priority, is_enabled)
+        values (${d.jobType}, ${d.version}, ${d.maxAttempts}, ${d.defaultTimeoutSeconds}, ${d.defaultPriority}, ${d.isEnabled})
+        on conflict (job_type) do nothing
+        returning *`,
+    );
+    if (row !== undefined) return { created: true, definition: definitionFromRow(row) };
+    return { created: false, definition: (await getJobDefinition(executor, d.jobType))! };
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
 /** One definition, or null. */
 export async function getJobDefinition(executor: Executor, jobType: string): Promise<JobDefinitionRecord | null> {
   try {

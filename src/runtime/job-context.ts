@@ -52,6 +52,9 @@ export class RunningJobContext implements JobContext {
   get workflowStepId(): string | null {
     return this.#job.workflowStepId;
   }
+  get previousCheckpoint(): unknown {
+    return this.#job.checkpoint ?? null;
+  }
   get signal(): AbortSignal {
     return this.#source.signal();
   }

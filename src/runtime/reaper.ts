@@ -79,6 +79,7 @@ export class Reaper {
       workerId: "reaper",
       workflowRunId: null,
       workflowStepId: null,
+      previousCheckpoint: null,
       signal: AbortSignal.timeout(HOOK_TIMEOUT_MS),
       progress: async () => {},
       heartbeat: async () => {},

@@ -1,8 +1,17 @@
 import { sql } from "drizzle-orm";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { JobFailure } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, JobFailure, WorkflowDagBuilder } from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, type RegistrySource, Supervisor } from "../../src/runtime/index.ts";
-import { createDb, enqueueJob, enqueueJobs, getJobById, queryRows } from "../../src/store/index.ts";
+import {
+  createDb,
+  enqueueJob,
+  enqueueJobs,
+  enqueueWorkflowRun,
+  getJobById,
+  queryRows,
+  retryWorkflowRun,
+  waitForWorkflowRun,
+} from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { eventTypes } from "../support/factories.ts";
 import { finished, startTs } from "../support/processes.ts";
@@ -80,6 +89,51 @@ describe("Supervisor", () => {
       "RETRY_SCHEDULED",
       "LEASED",
       "SUCCEEDED",
+    ]);
+  });
+
+  it("a retried handler resumes from the checkpoint its earlier attempt stored, also after a workflow retry", async () => {
+    const seen: { runNumber: number; attempt: number; from: unknown; items: number[] }[] = [];
+    let failAt: number | null = 5;
+    const catalog = new JobCatalog().job(
+      "resume.items",
+      async (_payload, context) => {
+        const from = context.previousCheckpoint;
+        const entry = { runNumber: context.runNumber, attempt: context.attempt, from, items: [] as number[] };
+        seen.push(entry);
+        for (let item = (from as { next: number } | null)?.next ?? 0; item < 8; item++) {
+          if (item === failAt) {
+            failAt = failAt === 5 ? 6 : null;
+            throw context.attempt === 1
+              ? JobFailure.retryable("app.flaky", `item ${item}`, { retryAfterMs: 1 })
+              : JobFailure.terminal("app.bad_item", `item ${item}`);
+          }
+          entry.items.push(item);
+          await context.checkpoint({ next: item + 1 });
+        }
+      },
+      { maxAttempts: 2 },
+    );
+    await catalog.syncDefinitions(db);
+    const run = await enqueueWorkflowRun(
+      db,
+      WorkflowDagBuilder.new("resume.flow", {}).job("items", "resume.items", {}).build(),
+    );
+    const supervisor = start(catalog);
+    // Attempt 1 stops at item 5 (retryable), attempt 2 resumes there and stops at item 6 (terminal).
+    expect((await waitForWorkflowRun(db, run.id, { scope: ALL_ORGANIZATIONS, timeoutMs: 20_000 })).status).toBe(
+      "COMPLETED_WITH_ERRORS",
+    );
+    // The step is fixed and retried: its job's next run resumes at item 6.
+    await retryWorkflowRun(db, { workflowRunId: run.id, scope: ALL_ORGANIZATIONS });
+    expect((await waitForWorkflowRun(db, run.id, { scope: ALL_ORGANIZATIONS, timeoutMs: 20_000 })).status).toBe(
+      "SUCCEEDED",
+    );
+    await stop(supervisor);
+    expect(seen).toEqual([
+      { runNumber: 1, attempt: 1, from: null, items: [0, 1, 2, 3, 4] },
+      { runNumber: 1, attempt: 2, from: { next: 5 }, items: [5] },
+      { runNumber: 2, attempt: 1, from: { next: 6 }, items: [6, 7] },
     ]);
   });
 

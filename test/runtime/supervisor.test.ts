@@ -306,6 +306,70 @@ describe("Supervisor", () => {
     expect(supervisor.isShutdownRequested).toBe(true);
   });
 
+  it("join() waits until a shutdown handle stops the supervisor", async () => {
+    const catalog = new JobCatalog().job("joined", async () => {});
+    await catalog.syncDefinitions(db);
+    const supervisor = Supervisor.builder(db, config()).withCatalog(catalog).build();
+    running.push(supervisor);
+    const handle = supervisor.shutdownHandle();
+    let joinedYet = false;
+    const joined = supervisor.join().finally(() => {
+      joinedYet = true;
+    });
+    const { id } = await catalog.enqueue(db, "joined", {});
+    await waitFor(async () => (await status(id)).status === "SUCCEEDED");
+    expect(joinedYet).toBe(false);
+    expect(handle.isShutdownRequested).toBe(false);
+    handle.requestShutdown();
+    expect(handle.signal.aborted).toBe(true);
+    expect(await joined).toEqual({ abandoned: [] });
+    expect(supervisor.isShutdownRequested).toBe(true);
+  });
+
+  it("join() rejects with a loop's failure once the other loops have stopped", async () => {
+    const catalog = new JobCatalog().job("idle", async () => {});
+    const supervisor = Supervisor.builder(db, config()).withCatalog(catalog).disableScheduler().build();
+    running.push(supervisor);
+    const worker = supervisor.worker!;
+    const runWorker = worker.run.bind(worker);
+    let workerStopped = false;
+    worker.run = async (signal) => {
+      const exit = await runWorker(signal);
+      workerStopped = true;
+      return exit;
+    };
+    supervisor.reaper!.run = async () => {
+      throw new Error("reaper broke");
+    };
+    await expect(supervisor.join()).rejects.toMatchObject({ code: "runtime.task_failed", details: { task: "reaper" } });
+    expect(supervisor.isShutdownRequested).toBe(true);
+    expect(workerStopped).toBe(true);
+  });
+
+  it("shutdown() rejects with runtime.shutdown_timeout when a loop does not stop; join() still waits for it", async () => {
+    const supervisor = Supervisor.builder(db, config()).disableWorker().disableReaper().build();
+    running.push(supervisor);
+    let release!: () => void;
+    // A scheduler stuck (say, in a statement waiting for a lock) that does not see the shutdown.
+    supervisor.scheduler!.run = () =>
+      new Promise((resolve) => {
+        release = () => resolve("shutdown");
+      });
+    supervisor.start();
+    await expect(supervisor.shutdown(100)).rejects.toMatchObject({
+      code: "runtime.shutdown_timeout",
+      details: { timeoutMs: 100 },
+    });
+    let joinedYet = false;
+    const joined = supervisor.join().finally(() => {
+      joinedYet = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(joinedYet).toBe(false);
+    release();
+    expect(await joined).toEqual({ abandoned: [] });
+  });
+
   it("materializes a due schedule and runs its job to SUCCEEDED", async () => {
     const { upsertJobSchedule } = await import("../../src/store/index.ts");
     const received: unknown[] = [];

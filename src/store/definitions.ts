@@ -7,7 +7,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobDefinitions, jobSchedules } from "./schema/index.ts";
-import { checkLimit, escapeLike, fail, isBlank, isInt32, isStorableText } from "./validate.ts";
+import { checkIdentifierLength, checkLimit, escapeLike, fail, isBlank, isInt32, isStorableText } from "./validate.ts";
 
 /** A job type's enqueue-time defaults and its on/off switch for new work. */
 export interface JobDefinitionRecord {
@@ -47,6 +47,7 @@ function definitionFromRow(row: RawRow): JobDefinitionRecord {
 
 function resolve(input: JobDefinitionUpsert): Required<JobDefinitionUpsert> {
   if (isBlank(input.jobType) || !isStorableText(input.jobType)) fail("identifier.job_type_blank");
+  checkIdentifierLength(input.jobType, "jobType");
   const full = { ...DEFAULTS, ...input };
   for (const field of ["version", "maxAttempts", "defaultTimeoutSeconds"] as const) {
     if (!isInt32(full[field]) || full[field] <= 0)

@@ -9,8 +9,8 @@ import { queryRows } from "../query.ts";
 import { workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
-import { internalState, lockRunJobs, propagateTerminal } from "./release.ts";
-import { exclusiveReleaseLock, requireReadCommitted } from "./release-lock.ts";
+import { internalState, lockRunForRewrite, propagateTerminal } from "./release.ts";
+import { requireReadCommitted } from "./release-lock.ts";
 
 export interface CancelWorkflowRunInput {
   workflowRunId: string;
@@ -43,10 +43,7 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.cancel_unsupported_isolation");
-      await lockRunJobs(tx, runId);
-      await exclusiveReleaseLock(tx, runId);
-      await lockRunJobs(tx, runId);
-      await tx.execute(sql`select id from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`);
+      await lockRunForRewrite(tx, runId);
       const [run] = await queryRows<RawRow>(
         tx,
         sql`select * from ${workflowRuns} where id = ${runId}

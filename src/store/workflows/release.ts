@@ -2,10 +2,11 @@ import { type SQL, sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
 import { RunledgerError, type WorkflowRunStatus, type WorkflowStepStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
+import type { RawRow } from "../jobs/record.ts";
 import { JOBS_CHANNEL, RUN_TERMINAL_CHANNEL } from "../notify.ts";
 import { queryRows, statement } from "../query.ts";
 import { jobEventLog, jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
-import { tryShareReleaseLock } from "./release-lock.ts";
+import { exclusiveReleaseLock, tryShareReleaseLock } from "./release-lock.ts";
 
 export const DEPENDENCY_UNSATISFIED = "workflow.dependency_unsatisfied";
 const DEPENDENCY_UNSATISFIED_MESSAGE = "Step dependency requirements were not satisfied.";
@@ -19,14 +20,28 @@ export async function lockRun(tx: Executor, runId: string): Promise<WorkflowRunS
   return row?.status;
 }
 
-/**
- * Lock the job rows of a run's steps, in job id order: the first lock of cancellation and retry,
- * so they queue behind an in-flight completion instead of deadlocking with it (spec §6.8).
- */
-export async function lockRunJobs(tx: Executor, runId: string): Promise<void> {
+/** Lock the job rows of a run's steps, in job id order. */
+async function lockRunJobs(tx: Executor, runId: string): Promise<void> {
   await tx.execute(sql`
     select j.id from ${jobQueue} j join ${workflowSteps} s on s.job_id = j.id
     where s.workflow_run_id = ${runId} order by j.id for update of j`);
+}
+
+/**
+ * The locks of an operation that rewrites a whole run (cancellation, retry), in the engine's order
+ * (spec §6.8): the job rows of its steps in job id order, so it queues behind an in-flight
+ * completion instead of deadlocking with it; the run's exclusive release lock; the job rows again
+ * (jobs released while it waited); the step rows in id order. Returns the steps; the caller locks
+ * the run row next.
+ */
+export async function lockRunForRewrite(tx: Executor, runId: string): Promise<RawRow[]> {
+  await lockRunJobs(tx, runId);
+  await exclusiveReleaseLock(tx, runId);
+  await lockRunJobs(tx, runId);
+  return queryRows<RawRow>(
+    tx,
+    sql`select * from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`,
+  );
 }
 
 /**

@@ -16,8 +16,14 @@ import {
 import { scopeCondition } from "../scope.ts";
 import { checkIdentifierLength, checkTextSize, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
-import { DEPENDENCY_UNSATISFIED, internalState, lockRunJobs, recomputeRunStatuses, releaseSteps } from "./release.ts";
-import { exclusiveReleaseLock, requireReadCommitted } from "./release-lock.ts";
+import {
+  DEPENDENCY_UNSATISFIED,
+  internalState,
+  lockRunForRewrite,
+  recomputeRunStatuses,
+  releaseSteps,
+} from "./release.ts";
+import { requireReadCommitted } from "./release-lock.ts";
 
 export interface RetryWorkflowRunInput {
   workflowRunId: string;
@@ -175,13 +181,7 @@ export async function retryWorkflowRun(
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.retry_unsupported_isolation");
-      await lockRunJobs(tx, runId);
-      await exclusiveReleaseLock(tx, runId);
-      await lockRunJobs(tx, runId);
-      const steps = await queryRows<RawRow>(
-        tx,
-        sql`select * from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`,
-      );
+      const steps = await lockRunForRewrite(tx, runId);
       const [run] = await queryRows<RawRow>(
         tx,
         sql`select * from ${workflowRuns} where id = ${runId} and ${visible} for update`,

@@ -2,6 +2,7 @@
 // completes the "approve" step. Nothing runs the refund before that, and nothing polls for it.
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/external-gate.ts
+
 import { WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "runledger/core";
 import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
 import {
@@ -13,6 +14,7 @@ import {
   migrate,
   type RunledgerDb,
 } from "runledger/store";
+import * as v from "valibot";
 import { runUntilFinished } from "./run-until-finished.ts";
 
 const url = process.env.DATABASE_URL;
@@ -21,9 +23,13 @@ if (!url) {
   process.exit(2);
 }
 
-const catalog = new JobCatalog().job("payments.refund", async (payload) => {
-  console.log(`refunding ${(payload as { amount: number }).amount}`);
-});
+const catalog = new JobCatalog().job(
+  "payments.refund",
+  async (payload) => {
+    console.log(`refunding ${payload.amount}`);
+  },
+  { payload: v.object({ amount: v.number() }) },
+);
 
 async function printSteps(db: RunledgerDb, runId: string) {
   const run = await getWorkflowRunById(db, runId);
@@ -45,7 +51,8 @@ try {
     WorkflowRunEnqueueBuilder.tryNew("refund.flow", { order: "o_789" })
       .idempotencyKey("refund:o_789")
       .step(Step.tryExternal("approve", { amount: 120 }))
-      .step(Step.tryJob("refund", "payments.refund", { amount: 120 }).dependsOnSuccess(["approve"]))
+      // A catalog step: its payload is type-checked and validated against the job's schema.
+      .step(catalog.workflowStep("refund", "payments.refund", { amount: 120 }).dependsOnSuccess(["approve"]))
       .build(),
   );
   console.log(`workflow run ${workflowRun.id} enqueued`);

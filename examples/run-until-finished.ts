@@ -1,8 +1,7 @@
 // Shared by the workflow examples: run a supervisor until one workflow run has finished.
+import { ALL_ORGANIZATIONS } from "runledger/core";
 import type { Supervisor } from "runledger/runtime";
-import { getWorkflowRunById, type RunledgerDb } from "runledger/store";
-
-const FINISHED = ["SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED"];
+import { type RunledgerDb, waitForWorkflowRun } from "runledger/store";
 
 /** Run the supervisor until the workflow run has finished (or `timeoutMs` passes), then shut it down. */
 export async function runUntilFinished(
@@ -11,17 +10,14 @@ export async function runUntilFinished(
   runId: string,
   timeoutMs = 30_000,
 ): Promise<void> {
-  const finished = new AbortController();
-  const check = () => {
-    getWorkflowRunById(db, runId).then(
-      (run) => {
-        if (run && FINISHED.includes(run.status)) finished.abort();
-      },
-      (error: unknown) => finished.abort(error),
-    );
-  };
-  supervisor.on("job:succeeded", check);
-  supervisor.on("job:dead_lettered", check);
-  check(); // an idempotent re-run of an example finds the run already finished
-  await supervisor.runUntilShutdown(AbortSignal.any([finished.signal, AbortSignal.timeout(timeoutMs)]), 5_000);
+  // Resolves when the run finishes (at once for an idempotent re-run that finds it finished).
+  const finished = waitForWorkflowRun(db, runId, { scope: ALL_ORGANIZATIONS, timeoutMs });
+  await supervisor.runUntilShutdown(
+    finished.then(
+      () => undefined,
+      () => undefined,
+    ),
+    5_000,
+  );
+  await finished;
 }

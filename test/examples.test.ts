@@ -14,6 +14,7 @@ const NAMES = [
   "workflow-dag",
   "external-gate",
   "append-workflow-steps",
+  "retry-workflow",
   "schedule-job",
   "worker",
   "worker-migrate",
@@ -95,6 +96,19 @@ describe("examples", () => {
     }
     const again = await runExample("append-workflow-steps");
     expect(again.stdout).toContain("append ALREADY_APPLIED");
+  });
+
+  it("retry-workflow: the failed run is fixed, retried, resumes from its checkpoint and succeeds", async () => {
+    const { stdout } = await runExample("retry-workflow");
+    expect(stdout).toContain("import   row 3: 7.25\nrun status: COMPLETED_WITH_ERRORS");
+    expect(stdout).toContain('step import  FAILED (orders.bad_row: row 4: amount "12,50" is not a number)');
+    expect(stdout).toContain("step report  CANCELED (workflow.dependency_unsatisfied:");
+    expect(stdout).toContain("retry RETRIED: retried import; waiting again report");
+    expect(stdout).toContain("import   resuming at row 4 (run 2)");
+    // Rows 1–3 ran once: the retry resumed after them.
+    expect(stdout.match(/import {3}row 1:/g)).toHaveLength(1);
+    expect(stdout).toContain("report   5 rows imported");
+    expect(stdout).toMatch(/run status: SUCCEEDED\n {2}step import {2}SUCCEEDED\n {2}step report {2}SUCCEEDED/);
   });
 
   it("schedule-job: the due slot and a backfill become jobs that run, each with its slot", async () => {

@@ -20,6 +20,12 @@ export interface JobContext {
    * template as it is.
    */
   readonly schedule: { readonly id: string; readonly name: string | null; readonly scheduledFor: Date } | null;
+  /**
+   * The checkpoint stored before this attempt was claimed — by an earlier attempt of this run, or
+   * kept for a retried workflow step — or null: where a handler resumes. It does not change when
+   * this attempt stores a new one.
+   */
+  readonly previousCheckpoint: unknown;
   /** Aborted on timeout, cancellation, lease loss and shutdown; pass it to any I/O you start. */
   readonly signal: AbortSignal;
   /** Persists stage, progress counters and checkpoint (fenced by the lease). */
@@ -28,7 +34,7 @@ export interface JobContext {
   heartbeat(): Promise<void>;
   /** Appends a free-form log line to the job's log. */
   log(level: string, message: string, payload?: Record<string, unknown>): Promise<void>;
-  /** Persists a checkpoint that survives retries within the run. */
+  /** Persists a checkpoint that survives retries within the run (read back as `previousCheckpoint`). */
   checkpoint(value: unknown): Promise<void>;
 }
 

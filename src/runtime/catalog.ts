@@ -4,8 +4,11 @@ import {
   type JobContext,
   type JobHandler,
   type JobProgress,
+  type Result,
   RunledgerError,
+  resultOf,
   WorkflowDagBuilder,
+  WorkflowStepEnqueueBuilder,
 } from "../core/index.ts";
 import {
   type EnqueuedJob,
@@ -118,6 +121,15 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
     return this as unknown as JobCatalog<Jobs & Record<T, PayloadInput<S>>>;
   }
 
+  /** `job` with the refusal returned instead of thrown; a refused registration leaves the catalog unchanged. */
+  tryJob<T extends string, S extends v.GenericSchema | undefined = undefined>(
+    jobType: T,
+    handler: JobHandler<PayloadOutput<S>> | JobHandlerFunction<PayloadOutput<S>>,
+    options: CatalogJobOptions<S> = {},
+  ): Result<JobCatalog<Jobs & Record<T, PayloadInput<S>>>> {
+    return resultOf(() => this.job(jobType, handler, options));
+  }
+
   /** `enabled(false)` disables every entry on sync: queued work drains, new enqueues are refused. */
   enabled(flag: boolean): this {
     this.#enabled = flag;
@@ -140,6 +152,11 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
     if (!Number.isInteger(delayMs) || delayMs <= 0) throw new RunledgerError("catalog.invalid_retry_delay");
     this.#retryOverrides.push({ jobType, code: failureCode, delayMs });
     return this;
+  }
+
+  /** `retryDelayOverride` with the refusal returned instead of thrown (nothing registered then). */
+  tryRetryDelayOverride(jobType: keyof Jobs & string, failureCode: string, delayMs: number): Result<this> {
+    return resultOf(() => this.retryDelayOverride(jobType, failureCode, delayMs));
   }
 
   /** A registry with every handler (disabled ones too, so queued work drains) and overrides. */
@@ -187,6 +204,34 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
     if (outside.length > 0)
       throw new RunledgerError("catalog.job_type_outside_exact_sync_scope", { details: { jobTypes: outside } });
     return syncJobDefinitionsExact(db, this.definitions(), [...scope]);
+  }
+
+  /**
+   * A step of a catalog job for `WorkflowRunEnqueueBuilder` (per-step priority, attempts, timeout,
+   * dependencies). Refused at the call, with the step key in `details`: a type the catalog does
+   * not know (`catalog.unknown_job_type`), a disabled catalog (`catalog.disabled_job_type`), a
+   * payload its schema refuses (`job.invalid_payload`), a blank step key
+   * (`workflow.invalid_dag_step_key_blank`).
+   */
+  workflowStep<T extends keyof Jobs & string>(
+    stepKey: string,
+    jobType: T,
+    payload: Jobs[T],
+  ): WorkflowStepEnqueueBuilder {
+    const checked = resultOf(() => this.request(jobType, payload));
+    if (!checked.ok) {
+      throw new RunledgerError(checked.error.code, { details: { ...checked.error.details, stepKey } });
+    }
+    return WorkflowStepEnqueueBuilder.tryJob(stepKey, jobType, payload);
+  }
+
+  /** `workflowStep` with the refusal returned instead of thrown. */
+  tryWorkflowStep<T extends keyof Jobs & string>(
+    stepKey: string,
+    jobType: T,
+    payload: Jobs[T],
+  ): Result<WorkflowStepEnqueueBuilder> {
+    return resultOf(() => this.workflowStep(stepKey, jobType, payload));
   }
 
   /**

@@ -55,6 +55,10 @@ export class RunningJobContext implements JobContext {
   get schedule(): RunnableJob["schedule"] {
     return this.#job.schedule;
   }
+
+  get previousCheckpoint(): unknown {
+    return this.#job.checkpoint ?? null;
+  }
   get signal(): AbortSignal {
     return this.#source.signal();
   }

@@ -80,6 +80,7 @@ export class Reaper {
       workflowRunId: null,
       workflowStepId: null,
       schedule: null,
+      previousCheckpoint: null,
       signal: AbortSignal.timeout(HOOK_TIMEOUT_MS),
       progress: async () => {},
       heartbeat: async () => {},

@@ -19,6 +19,18 @@ export interface ShutdownReport {
   abandoned: string[];
 }
 
+/**
+ * Asks a supervisor to stop without owning it: for a signal handler, an admin endpoint or a test.
+ * Any number may exist; they all act on the same supervisor.
+ */
+export interface ShutdownHandle {
+  /** Ask the loops to stop (idempotent); whoever awaits `join()` or `shutdown()` sees them finish. */
+  requestShutdown(): void;
+  readonly isShutdownRequested: boolean;
+  /** Aborts when shutdown is requested, by this handle or any other way. */
+  readonly signal: AbortSignal;
+}
+
 interface Task {
   name: LoopName;
   promise: Promise<RuntimeLoopExit>;
@@ -98,10 +110,55 @@ export class Supervisor {
     this.#controller.abort();
   }
 
+  /** A handle that can request this supervisor's shutdown from elsewhere (see `join`). */
+  shutdownHandle(): ShutdownHandle {
+    const controller = this.#controller;
+    return {
+      requestShutdown: () => controller.abort(),
+      get isShutdownRequested() {
+        return controller.signal.aborted;
+      },
+      signal: controller.signal,
+    };
+  }
+
   /**
-   * Stop claiming, let running handlers finish for up to `timeoutMs`, abort the rest, and wait
-   * for every loop. Rejects with `runtime.shutdown_timeout` if a loop does not stop in time, or
-   * with the error of a loop that had failed.
+   * Start (if needed) and wait until every loop has stopped, with no deadline of its own (running
+   * handlers get the worker's drain time, 30 s unless `shutdown` set another). Resolves with the
+   * shutdown report once a shutdown requested by `requestShutdown` or a handle has drained. If a
+   * loop fails or returns before that, requests shutdown, waits for the others, and rejects with
+   * the first failure (`runtime.task_failed` or `runtime.task_exited_unexpectedly`).
+   */
+  async join(): Promise<ShutdownReport> {
+    if (this.#tasks.length === 0) this.start();
+    let loopFailure: unknown;
+    try {
+      await Promise.race([aborted(this.#controller.signal), this.#failure]);
+    } catch (error) {
+      loopFailure = error;
+      this.requestShutdown();
+    }
+    const settled = await Promise.allSettled(this.#tasks.map((t) => t.promise));
+    if (loopFailure !== undefined) throw loopFailure;
+    this.#throwFailed(settled);
+    return { abandoned: this.worker?.lastDrain.abandoned ?? [] };
+  }
+
+  #throwFailed(settled: PromiseSettledResult<RuntimeLoopExit>[]): void {
+    const failed = settled.findIndex((r) => r.status === "rejected");
+    if (failed === -1) return;
+    throw new RunledgerError("runtime.task_failed", {
+      details: { task: this.#tasks[failed]!.name },
+      cause: (settled[failed] as PromiseRejectedResult).reason,
+    });
+  }
+
+  /**
+   * Stop claiming, let running handlers finish for up to `timeoutMs`, abort the rest (reported as
+   * `abandoned`; their attempts fail as retryable), and wait for every loop. Rejects with
+   * `runtime.shutdown_timeout` (`details.timeoutMs`) if a loop has still not stopped 5 s after
+   * that deadline (it is left running; `join()` waits for it), or with the error of a loop that
+   * had failed.
    */
   async shutdown(timeoutMs = 30_000): Promise<ShutdownReport> {
     if (this.worker) this.worker.drainTimeoutMs = timeoutMs;
@@ -115,14 +172,7 @@ export class Supervisor {
     const result = await Promise.race([settled, deadline]);
     clearTimeout(timer);
     if (result === "timeout") throw new RunledgerError("runtime.shutdown_timeout", { details: { timeoutMs } });
-    const failed = result.findIndex((r) => r.status === "rejected");
-    if (failed !== -1) {
-      const rejected = result[failed] as PromiseRejectedResult;
-      throw new RunledgerError("runtime.task_failed", {
-        details: { task: this.#tasks[failed]!.name },
-        cause: rejected.reason,
-      });
-    }
+    this.#throwFailed(result);
     return { abandoned: this.worker?.lastDrain.abandoned ?? [] };
   }
 

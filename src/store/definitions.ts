@@ -7,7 +7,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobDefinitions, jobSchedules } from "./schema/index.ts";
-import { checkLimit, escapeLike, fail, isBlank, isInt32, isStorableText } from "./validate.ts";
+import { checkIdentifierLength, checkLimit, escapeLike, fail, isBlank, isInt32, isStorableText } from "./validate.ts";
 
 /** A job type's enqueue-time defaults and its on/off switch for new work. */
 export interface JobDefinitionRecord {
@@ -47,6 +47,7 @@ function definitionFromRow(row: RawRow): JobDefinitionRecord {
 
 function resolve(input: JobDefinitionUpsert): Required<JobDefinitionUpsert> {
   if (isBlank(input.jobType) || !isStorableText(input.jobType)) fail("identifier.job_type_blank");
+  checkIdentifierLength(input.jobType, "jobType");
   const full = { ...DEFAULTS, ...input };
   for (const field of ["version", "maxAttempts", "defaultTimeoutSeconds"] as const) {
     if (!isInt32(full[field]) || full[field] <= 0)
@@ -96,6 +97,31 @@ export async function upsertJobDefinition(
   try {
     await write(executor, d, false);
     return (await getJobDefinition(executor, d.jobType))!;
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * Insert a definition unless one exists for the type; an existing row is left exactly as it is
+ * (an operator's settings and pause win). Returns the stored definition and whether this call
+ * created it.
+ */
+export async function insertJobDefinitionIfMissing(
+  executor: Executor,
+  input: JobDefinitionUpsert,
+): Promise<{ created: boolean; definition: JobDefinitionRecord }> {
+  const d = resolve(input);
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`insert into ${jobDefinitions} (job_type, version, max_attempts, default_timeout_seconds, default_priority, is_enabled)
+        values (${d.jobType}, ${d.version}, ${d.maxAttempts}, ${d.defaultTimeoutSeconds}, ${d.defaultPriority}, ${d.isEnabled})
+        on conflict (job_type) do nothing
+        returning *`,
+    );
+    if (row !== undefined) return { created: true, definition: definitionFromRow(row) };
+    return { created: false, definition: (await getJobDefinition(executor, d.jobType))! };
   } catch (error) {
     throw toQueryError(error);
   }

@@ -30,6 +30,7 @@ export {
   returnUnstartedClaims,
   updateJobProgress,
 } from "./jobs/lease.ts";
+export * from "./jobs/lookups.ts";
 export * from "./jobs/reads.ts";
 export * from "./jobs/reaper.ts";
 export type { JobRecord, LeaseIdentity } from "./jobs/record.ts";
@@ -51,3 +52,6 @@ export { type EnqueuedWorkflowRun, enqueueWorkflowRun } from "./workflows/enqueu
 export * from "./workflows/external.ts";
 export * from "./workflows/reads.ts";
 export type { WorkflowRunRecord, WorkflowStepDependencyRecord, WorkflowStepRecord } from "./workflows/records.ts";
+export * from "./workflows/retry.ts";
+export * from "./workflows/step-updates.ts";
+export * from "./workflows/wait.ts";

@@ -7,3 +7,10 @@ export const CANCEL_CHANNEL = "runledger_cancel";
  * run canceled. Sent at commit, so a page showing the run can refresh at once.
  */
 export const WORKFLOWS_CHANNEL = "runledger_workflows";
+
+/**
+ * Channel announcing workflow runs that reached a terminal status (payload: their ids, comma
+ * separated; empty when too many finished at once to list, meaning "look again"). Sent by the
+ * statement that sets the status, at most once per statement.
+ */
+export const RUN_TERMINAL_CHANNEL = "runledger_workflow_run_terminal";

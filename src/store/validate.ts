@@ -117,6 +117,13 @@ export function isStorableText(value: string): boolean {
   return !value.includes("\u0000") && value.isWellFormed();
 }
 
+/** Text a lookup can match: a non-blank, storable string within `MAX_IDENTIFIER_BYTES` (anything else matches nothing). */
+export function matchable(value: unknown): value is string {
+  return (
+    typeof value === "string" && !isBlank(value) && isStorableText(value) && !exceedsUtf8(value, MAX_IDENTIFIER_BYTES)
+  );
+}
+
 /** Most rows one page of a list API returns. */
 export const PAGE_LIMIT_MAX = 1000;
 

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import {
+  ALL_ORGANIZATIONS,
   type ErrorCode,
   MAX_IDENTIFIER_BYTES,
   MAX_JSON_BYTES,
@@ -20,6 +21,7 @@ import {
   enqueueJobs,
   enqueueWorkflowRun,
   getJobMetrics,
+  insertJobDefinitionIfMissing,
   insertJobLog,
   type LeaseIdentity,
   listJobEvents,
@@ -27,9 +29,12 @@ import {
   listJobSchedules,
   listJobs,
   listWorkflowRuns,
+  type RetryWorkflowRunInput,
   type RunledgerDb,
+  retryWorkflowRun,
   setJobScheduleActive,
   updateJobProgress,
+  updateWorkflowStepAndPendingJobPayload,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
 import { jobStep } from "../core/workflow-fixtures.ts";
@@ -712,6 +717,54 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     ],
   ];
 
+  const ALL = ALL_ORGANIZATIONS;
+  const retry = (overrides: Partial<RetryWorkflowRunInput> = {}) =>
+    retryWorkflowRun(db, { workflowRunId: ctx.runId(), scope: ALL, ...overrides });
+  const STEP = "00000000-0000-7000-8000-000000000002";
+  const updatePayload = (payload: unknown, scope: unknown = ALL) =>
+    updateWorkflowStepAndPendingJobPayload(db, {
+      scope: scope as typeof ALL,
+      workflowRunId: ctx.runId(),
+      stepId: STEP,
+      jobId: STEP,
+      payload,
+    });
+  const operationCases: Case[] = [
+    ["5 MB retry mutation metadata", "payload.too_large", () => retry({ mutationMetadata: FIVE_MB })],
+    ["NUL in a retry reason", "workflow.retry_invalid_request", () => retry({ reason: NUL })],
+    ["5 MB retry reason", "payload.too_large", () => retry({ reason: FIVE_MB.blob })],
+    ["retry mutation key over 512 bytes", "identifier.too_long", () => retry({ mutationKey: TOO_LONG })],
+    ["lone surrogate in a retry mutation key", "workflow.retry_invalid_request", () => retry({ mutationKey: LONE })],
+    ["NUL in a retried step key", "workflow.retry_invalid_request", () => retry({ stepKeys: [NUL] })],
+    [
+      "1,001 retried step keys",
+      "workflow.retry_invalid_request",
+      () => retry({ stepKeys: Array.from({ length: MAX_WORKFLOW_STEPS + 1 }, (_, i) => `s${i}`) }),
+    ],
+    ["retry without a scope", "scope.required", () => retry({ scope: undefined as never })],
+    ["retry of a live run", "workflow.retry_run_live", () => retry()],
+    ["SQL-looking run id to retry", "workflow.run_not_found", () => retry({ workflowRunId: SQLI })],
+    ["5 MB step payload update", "payload.too_large", () => updatePayload(FIVE_MB)],
+    ["NUL in a step payload update", "job.invalid_payload", () => updatePayload({ [NUL]: 1 })],
+    ["step payload update nested 10,000 deep", "payload.too_deep", () => updatePayload(nested(10_000))],
+    ["step payload update with a forged scope", "scope.required", () => updatePayload({}, { organizationId: 1 })],
+    [
+      "definition type over 512 bytes, inserted if missing",
+      "identifier.too_long",
+      () => insertJobDefinitionIfMissing(db, { jobType: TOO_LONG }),
+    ],
+    [
+      "NUL in a definition type, inserted if missing",
+      "identifier.job_type_blank",
+      () => insertJobDefinitionIfMissing(db, { jobType: NUL }),
+    ],
+    [
+      "definition with 0 attempts, inserted if missing",
+      "job_definition.invalid_value",
+      () => insertJobDefinitionIfMissing(db, { jobType: "hostile.new", maxAttempts: 0 }),
+    ],
+  ];
+
   const JOB = "00000000-0000-7000-8000-000000000001";
   const readCases: Case[] = [
     ["page size NaN", "job.invalid_pagination", () => listJobs(db, { limit: Number.NaN })],
@@ -768,6 +821,7 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     ["schedules", scheduleCases],
     ["cancel reasons and external completion text", reasonCases],
     ["a running job's checkpoint, logs and failure", runningJobCases],
+    ["workflow retry, step payload updates, definitions", operationCases],
     ["reads: page sizes, cursors and filters", readCases],
   ];
 }

@@ -14,16 +14,22 @@ import {
   completeExternalWorkflowStep,
   completeJobFailure,
   countJobsByStatus,
+  countWorkflowRuns,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
   getJobById,
   getJobMetrics,
+  getJobPayloadByIdempotencyKey,
   getJobSchedule,
   getJobThroughput,
   getJobWorkflowStep,
+  getLatestJobPayloadForRun,
+  getLatestWorkflowRunByType,
   getOldestDueJob,
   getWorkflowRunById,
+  getWorkflowRunByIdempotencyKey,
+  getWorkflowRunIdForJob,
   insertJobLog,
   listDeadLetters,
   listJobAttempts,
@@ -35,13 +41,17 @@ import {
   listRecentWorkers,
   listWorkflowRuns,
   listWorkflowStepDependencies,
+  listWorkflowStepKeysForUpdate,
   listWorkflowSteps,
   queryRows,
   requeueJob,
+  retryWorkflowRun,
   searchJobsAndRuns,
   setJobScheduleActive,
   setJobScheduleNextFireAt,
+  updateWorkflowStepAndPendingJobPayload,
   upsertJobSchedule,
+  waitForWorkflowRun,
 } from "../../src/store/index.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -71,6 +81,15 @@ interface Seeded {
   runJob: string;
   /** A job leased now. */
   leasedJob: string;
+  /** The `run_id` the organization's `tenant.other` job's payload names. */
+  runRef: string;
+  /** A COMPLETED_WITH_ERRORS run: its one step's job (`failedJob`) was dead-lettered. */
+  failedRun: string;
+  failedJob: string;
+  /** A run whose one step's job is PENDING. */
+  pendingRun: string;
+  pendingStep: string;
+  pendingJob: string;
 }
 const seeded: Record<string, Seeded> = {};
 
@@ -91,8 +110,20 @@ const runOf = (org: string, idempotencyKey: string | null = null) => ({
   steps: [step("gate"), step("window"), jobStep("after", "gate")],
 });
 
-/** Jobs, a dead letter with attempts and logs, two workflow runs and a schedule for `org`. */
-async function seed(org: string, label: string, extraPending: number): Promise<Seeded> {
+const oneStepRun = (org: string, workflowType: string, jobType: string) =>
+  enqueueWorkflowRun(db, {
+    workflowType,
+    organizationId: org,
+    metadata: { org },
+    idempotencyKey: null,
+    steps: [step("only", { executionKind: "JOB", jobType })],
+  });
+
+/**
+ * Jobs, a dead letter with attempts and logs, workflow runs (live, failed, with a pending job) and
+ * a schedule for `org`.
+ */
+async function seed(org: string, label: string, extraPending: number, extraRuns: number): Promise<Seeded> {
   const pending = (await enqueueJob(db, { jobType: "tenant.job", organizationId: org, payload: { org } })).id;
   for (let i = 0; i < extraPending; i++) await enqueueJob(db, { jobType: "tenant.job", organizationId: org });
   await enqueueJob(db, {
@@ -120,6 +151,20 @@ async function seed(org: string, label: string, extraPending: number): Promise<S
   await completeJobFailure(db, lease, { kind: "TERMINAL", code: "tenant.failed", message: `failure of ${org}` });
   const run = (await enqueueWorkflowRun(db, runOf(org, `run-${label}`))).id;
   const cancelRun = (await enqueueWorkflowRun(db, runOf(org))).id;
+  for (let i = 0; i < extraRuns; i++) await enqueueWorkflowRun(db, runOf(org));
+  const runRef = newId();
+  await enqueueJob(db, { jobType: "tenant.other", organizationId: org, payload: { run_id: runRef, org } });
+  const failedRun = (await oneStepRun(org, "tenant.failing", "tenant.step")).id;
+  const [failing] = await claimJobs(db, {
+    workerId: `w-${org}`,
+    leaseSeconds: 60,
+    limit: 1,
+    jobTypes: ["tenant.step"],
+  });
+  const failedLease = { jobId: failing!.id, runNumber: 1, attempt: 1, workerId: `w-${org}` };
+  await completeJobFailure(db, failedLease, { kind: "TERMINAL", code: "tenant.failed", message: `step of ${org}` });
+  const pendingRun = (await oneStepRun(org, "tenant.pending", "tenant.other")).id;
+  const [pendingStep] = await listWorkflowSteps(db, pendingRun);
   const schedule = `nightly-${label}`;
   await upsertJobSchedule(db, {
     name: schedule,
@@ -134,21 +179,38 @@ async function seed(org: string, label: string, extraPending: number): Promise<S
     organizationId: org,
     metadata: {},
     idempotencyKey: null,
-    steps: [step("job", { executionKind: "JOB", jobType: "tenant.step" })],
+    steps: [step("job", { executionKind: "JOB", jobType: "tenant.runstep" })],
   });
   const runJob = (await listWorkflowSteps(db, stepRun.id))[0]!.jobId!;
   const leasedJob = (await enqueueJob(db, { jobType: "tenant.lease", organizationId: org })).id;
   await claimJobs(db, { workerId: `w-${org}`, leaseSeconds: 600, limit: 1, jobTypes: ["tenant.lease"] });
-  return { pending, dead, run, cancelRun, schedule, stepRun: stepRun.id, runJob, leasedJob };
+  return {
+    pending,
+    dead,
+    run,
+    cancelRun,
+    schedule,
+    runRef,
+    failedRun,
+    failedJob: failing!.id,
+    pendingRun,
+    pendingStep: pendingStep!.id,
+    pendingJob: pendingStep!.jobId!,
+    stepRun: stepRun.id,
+    runJob,
+    leasedJob,
+  };
 }
 
 beforeAll(async () => {
   await defineJob(db, "tenant.job");
   await defineJob(db, "tenant.dead", { maxAttempts: 1 });
-  await defineJob(db, "tenant.step");
+  await defineJob(db, "tenant.step", { maxAttempts: 1 });
+  await defineJob(db, "tenant.other");
   await defineJob(db, "tenant.lease");
-  seeded.A = await seed(A, "a", 0);
-  seeded.B = await seed(B, "b", 3);
+  await defineJob(db, "tenant.runstep");
+  seeded.A = await seed(A, "a", 0, 0);
+  seeded.B = await seed(B, "b", 3, 1);
 });
 
 /** Every row of `org`, table by table, as text: equal snapshots mean byte-for-byte unchanged rows. */
@@ -274,26 +336,94 @@ const SCOPED: Record<string, Entry> = {
     own: () => listWorkflowStepDependencies(db, seeded.B!.run, { organizationId: B }),
     ownSees: found,
   },
+  getJobPayloadByIdempotencyKey: {
+    leak: () =>
+      getJobPayloadByIdempotencyKey(db, {
+        scope: { organizationId: A },
+        jobType: "tenant.job",
+        idempotencyKey: "key-b",
+      }),
+    verdict: { hidden: nothing },
+    own: () =>
+      getJobPayloadByIdempotencyKey(db, {
+        scope: { organizationId: B },
+        jobType: "tenant.job",
+        idempotencyKey: "key-b",
+      }),
+    ownSees: (r) => expect(r).toMatchObject({ payload: { org: B } }),
+  },
+  getLatestJobPayloadForRun: {
+    target: () => seeded.B!.runRef,
+    leak: (id) => getLatestJobPayloadForRun(db, { scope: { organizationId: A }, jobType: "tenant.other", runId: id }),
+    verdict: { hidden: nothing },
+    own: () =>
+      getLatestJobPayloadForRun(db, { scope: { organizationId: B }, jobType: "tenant.other", runId: seeded.B!.runRef }),
+    ownSees: (r) => expect(r).toMatchObject({ payload: { org: B } }),
+  },
+  getLatestWorkflowRunByType: {
+    leak: () => getLatestWorkflowRunByType(db, { scope: { organizationId: A }, workflowType: "tenant.flow" }),
+    verdict: { hidden: (r) => onlyA([r as { organizationId: string | null }]) },
+    own: () => getLatestWorkflowRunByType(db, { scope: { organizationId: B }, workflowType: "tenant.flow" }),
+    ownSees: (r) => expect(r).toMatchObject({ organizationId: B }),
+  },
+  getWorkflowRunByIdempotencyKey: {
+    leak: () =>
+      getWorkflowRunByIdempotencyKey(db, {
+        scope: { organizationId: A },
+        workflowType: "tenant.flow",
+        idempotencyKey: "run-b",
+      }),
+    verdict: { hidden: nothing },
+    own: () =>
+      getWorkflowRunByIdempotencyKey(db, {
+        scope: { organizationId: B },
+        workflowType: "tenant.flow",
+        idempotencyKey: "run-b",
+      }),
+    ownSees: (r) => expect(r).toMatchObject({ id: seeded.B!.run }),
+  },
+  getWorkflowRunIdForJob: {
+    target: () => seeded.B!.failedJob,
+    leak: (id) => getWorkflowRunIdForJob(db, id, { scope: { organizationId: A } }),
+    verdict: { hidden: nothing },
+    own: () => getWorkflowRunIdForJob(db, seeded.B!.failedJob, { scope: { organizationId: B } }),
+    ownSees: (r) => expect(r).toBe(seeded.B!.failedRun),
+  },
+  countWorkflowRuns: {
+    // A has 5 runs, B 6: each scope counts its own only.
+    leak: () => countWorkflowRuns(db, { scope: { organizationId: A } }),
+    verdict: { hidden: (r) => expect(r).toBe(5) },
+    own: () => countWorkflowRuns(db, { scope: { organizationId: B } }),
+    ownSees: (r) => expect(r).toBe(6),
+  },
+  waitForWorkflowRun: {
+    target: () => seeded.B!.failedRun,
+    leak: (id) => waitForWorkflowRun(db, id, { scope: { organizationId: A }, timeoutMs: 5_000 }),
+    verdict: { refused: "workflow.run_not_found" },
+    own: () => waitForWorkflowRun(db, seeded.B!.failedRun, { scope: { organizationId: B }, timeoutMs: 5_000 }),
+    ownSees: (r) => expect(r).toMatchObject({ status: "COMPLETED_WITH_ERRORS" }),
+  },
   listJobSchedules: {
     leak: () => listJobSchedules(db, { organizationId: A, limit: 1000 }),
     verdict: { hidden: (r) => onlyA(r as { organizationId: string | null }[]) },
     own: () => listJobSchedules(db, { organizationId: B, limit: 1000 }),
     ownSees: (r) => expect((r as { name: string }[]).map((s) => s.name)).toContain(seeded.B!.schedule),
   },
-  // Overview reads: A has 4 pending jobs (one a step's), B 7; each has one dead letter and one worker named after it.
+  // Overview reads: A has 6 pending jobs (two of them steps'), B 9; each has two dead letters (a job's and a
+  // step's) and one worker named after it.
   countJobsByStatus: {
     leak: () => countJobsByStatus(db, { scope: { organizationId: A } }),
     verdict: {
-      hidden: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(4),
+      hidden: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(6),
     },
     own: () => countJobsByStatus(db, { scope: { organizationId: B } }),
-    ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(7),
+    ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(9),
   },
   getJobThroughput: {
     leak: () => getJobThroughput(db, { scope: { organizationId: A } }),
-    verdict: { hidden: (r) => expect(deadLettered(r)).toBe(1) },
+    verdict: { hidden: (r) => expect(deadLettered(r)).toBe(2) },
     own: () => getJobThroughput(db, { scope: { organizationId: B } }),
-    ownSees: (r) => expect(deadLettered(r)).toBe(1),
+    ownSees: (r) => expect(deadLettered(r)).toBe(2),
   },
   getOldestDueJob: {
     leak: () => getOldestDueJob(db, { scope: { organizationId: A } }),
@@ -331,7 +461,10 @@ const SCOPED: Record<string, Entry> = {
     leak: () => listDeadLetters(db, { scope: { organizationId: A }, limit: 100 }),
     verdict: { hidden: (r) => onlyA(page(r) as { organizationId: string | null }[]) },
     own: () => listDeadLetters(db, { scope: { organizationId: B }, limit: 100 }),
-    ownSees: (r) => expect((r as { items: { jobId: string }[] }).items.map((d) => d.jobId)).toEqual([seeded.B!.dead]),
+    ownSees: (r) =>
+      expect((r as { items: { jobId: string }[] }).items.map((d) => d.jobId).sort()).toEqual(
+        [seeded.B!.dead, seeded.B!.failedJob].sort(),
+      ),
   },
   setJobScheduleActive: {
     target: () => seeded.B!.schedule,
@@ -445,6 +578,41 @@ const SCOPED: Record<string, Entry> = {
       }),
     ownSees: (r) => expect(r).toMatchObject({ outcome: "APPENDED" }),
   },
+  listWorkflowStepKeysForUpdate: {
+    target: () => seeded.B!.run,
+    leak: (id) => listWorkflowStepKeysForUpdate(db, id, { scope: { organizationId: A } }),
+    verdict: { refused: "workflow.run_not_found" },
+    own: () => listWorkflowStepKeysForUpdate(db, seeded.B!.run, { scope: { organizationId: B } }),
+    ownSees: (r) => expect(r).toContain("gate"),
+  },
+  updateWorkflowStepAndPendingJobPayload: {
+    target: () => seeded.B!.pendingRun,
+    leak: (id) =>
+      updateWorkflowStepAndPendingJobPayload(db, {
+        scope: { organizationId: A },
+        workflowRunId: id,
+        stepId: seeded.B!.pendingStep,
+        jobId: seeded.B!.pendingJob,
+        payload: { stolen: true },
+      }),
+    verdict: { hidden: (r) => expect(r).toBe(false) },
+    own: () =>
+      updateWorkflowStepAndPendingJobPayload(db, {
+        scope: { organizationId: B },
+        workflowRunId: seeded.B!.pendingRun,
+        stepId: seeded.B!.pendingStep,
+        jobId: seeded.B!.pendingJob,
+        payload: { org: B, updated: true },
+      }),
+    ownSees: (r) => expect(r).toBe(true),
+  },
+  retryWorkflowRun: {
+    target: () => seeded.B!.failedRun,
+    leak: (id) => retryWorkflowRun(db, { workflowRunId: id, scope: { organizationId: A } }),
+    verdict: { refused: "workflow.run_not_found" },
+    own: () => retryWorkflowRun(db, { workflowRunId: seeded.B!.failedRun, scope: { organizationId: B } }),
+    ownSees: (r) => expect(r).toMatchObject({ outcome: "RETRIED", workflowRun: { status: "RUNNING" } }),
+  },
   cancelWorkflowRun: {
     target: () => seeded.B!.cancelRun,
     leak: (id) => cancelWorkflowRun(db, { workflowRunId: id, organizationId: A }),
@@ -500,7 +668,11 @@ function normalized(outcome: { result?: unknown; error?: unknown }, id: string):
   return JSON.stringify(seen).replaceAll(id, "<id>");
 }
 
-/** Names of store functions whose parameter list mentions `organizationId` or a type that has one. */
+/**
+ * Names of store functions whose parameter list mentions `organizationId` or a type that has one:
+ * `OrganizationScope` (`{ organizationId } | ALL_ORGANIZATIONS`), and any type holding such a
+ * type, found to a fixed point (an input type with a `scope: OrganizationScope` field counts).
+ */
 function scopedStoreFunctions(): string[] {
   const files = ["src/store", "src/core"].flatMap((dir) =>
     readdirSync(dir, { recursive: true, encoding: "utf8" })
@@ -508,28 +680,26 @@ function scopedStoreFunctions(): string[] {
       .map((f) => readFileSync(join(dir, f), "utf8")),
   );
   const text = files.join("\n");
-  const bodies = [...text.matchAll(/export (?:interface|type) (\w+)[^{=]*[{=]/g)].map(
-    (match) => [match[1]!, balanced(text, text.indexOf(match[0]) + match[0].length - 1, "{", "}")] as const,
-  );
-  // Scoped: a type that mentions organizationId, or one that holds a scoped type (to a fixed point).
+  const bodies = new Map<string, string>();
+  for (const match of text.matchAll(/export (?:interface|type) (\w+)[^{=]*[{=]/g)) {
+    bodies.set(match[1]!, balanced(text, text.indexOf(match[0]) + match[0].length - 1, "{", "}"));
+  }
   const scopedTypes = new Set<string>();
+  const mentionsScope = (source: string) =>
+    /\borganizationId\b/.test(source) || [...scopedTypes].some((type) => new RegExp(`\\b${type}\\b`).test(source));
   for (let grew = true; grew; ) {
     grew = false;
-    const known = scopedTypes.size === 0 ? "" : `|\\b(?:${[...scopedTypes].join("|")})\\b`;
-    const scoped = new RegExp(`\\borganizationId\\b${known}`);
     for (const [name, body] of bodies) {
-      if (!scopedTypes.has(name) && scoped.test(body)) {
+      if (!scopedTypes.has(name) && mentionsScope(body)) {
         scopedTypes.add(name);
         grew = true;
       }
     }
   }
-  const types = [...scopedTypes].join("|");
-  const mentions = new RegExp(`\\borganizationId\\b|\\b(?:${types})\\b`);
   const names = new Set<string>();
   for (const match of text.matchAll(/export (?:async )?function (\w+)(?:<[^(]*>)?\(/g)) {
     const params = balanced(text, text.indexOf(match[0]) + match[0].length - 1, "(", ")");
-    if (mentions.test(params)) names.add(match[1]!);
+    if (mentionsScope(params)) names.add(match[1]!);
   }
   return [...names].filter((name) => typeof (store as Record<string, unknown>)[name] === "function").sort();
 }

@@ -27,6 +27,20 @@ describe("JobCatalog types", () => {
     void catalog.enqueue(db, "untyped", { anything: true });
     expectTypeOf(catalog.jobTypes()).toEqualTypeOf<("typed" | "untyped")[]>();
   });
+
+  it("types workflow steps and the try* variants by the catalog", () => {
+    catalog.workflowStep("a", "typed", { count: 1 });
+    // @ts-expect-error wrong payload shape
+    catalog.workflowStep("a", "typed", { count: "one" });
+    // @ts-expect-error unknown job type
+    catalog.tryWorkflowStep("a", "missing", {});
+    const grown = catalog.tryJob("more", async () => {}, { payload: v.object({ id: v.string() }) });
+    if (grown.ok) {
+      void grown.value.enqueue(db, "more", { id: "x" });
+      // @ts-expect-error the new type's schema applies
+      void grown.value.enqueue(db, "more", { id: 1 });
+    }
+  });
 });
 
 describe("JobCatalog workflow and schedule types", () => {

@@ -1,12 +1,15 @@
 import { sql } from "drizzle-orm";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
+import { WorkflowRunEnqueueBuilder, WorkflowStepEnqueueBuilder } from "../../src/core/index.ts";
 import { JobCatalog } from "../../src/runtime/index.ts";
 import {
   enqueueJob,
+  enqueueWorkflowRun,
   getJobById,
   getJobDefinition,
   listJobDefinitions,
+  listWorkflowSteps,
   updateJobDefinition,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -124,6 +127,76 @@ describe("JobCatalog", () => {
       expect.objectContaining({ code: "job.invalid_payload" }),
     );
     expect(catalog.jobSchedule({ ...schedule, jobType: "noop" })).toMatchObject({ jobType: "noop" });
+  });
+
+  it("returns refusals from the try* variants instead of throwing, leaving the catalog unchanged", () => {
+    const base = new JobCatalog().job("a", async () => {});
+    const added = base.tryJob("b", async () => {});
+    expect(added.ok && added.value.jobTypes()).toEqual(["a", "b"]);
+    const duplicate = base.tryJob("a", async () => {});
+    expect(duplicate).toMatchObject({ ok: false, error: { code: "catalog.duplicate_job_type" } });
+    expect(base.tryJob(" ", async () => {})).toMatchObject({ ok: false, error: { code: "catalog.invalid_job_type" } });
+    expect(base.jobTypes()).toEqual(["a", "b"]);
+
+    expect(base.tryRetryDelayOverride("a", "app.busy", 500)).toMatchObject({ ok: true });
+    expect(base.tryRetryDelayOverride("a", "app.busy", 0)).toMatchObject({
+      ok: false,
+      error: { code: "catalog.invalid_retry_delay" },
+    });
+    // @ts-expect-error unknown job types do not type-check
+    expect(base.tryRetryDelayOverride("zzz", "x", 1)).toMatchObject({
+      ok: false,
+      error: { code: "catalog.unknown_job_type" },
+    });
+    expect(base.toRegistry().retryDelayOverride("a", "app.busy")).toBe(500);
+  });
+
+  it("builds workflow steps of catalog jobs, refusing unknown types, bad payloads and a disabled catalog", async () => {
+    await catalog.syncDefinitions(db);
+    const step = catalog
+      .workflowStep("mail", "email.send", { to: "ada@example.com", subject: "hi" })
+      .maxAttempts(2)
+      .dependsOnSuccess(["gate"]);
+    const run = await enqueueWorkflowRun(
+      db,
+      WorkflowRunEnqueueBuilder.tryNew("catalog.flow", {})
+        .step(WorkflowStepEnqueueBuilder.tryExternal("gate", {}))
+        .step(step)
+        .build(),
+    );
+    const steps = await listWorkflowSteps(db, run.id);
+    expect(steps.map((s) => [s.stepKey, s.jobType, s.maxAttempts])).toEqual([
+      ["gate", null, null],
+      ["mail", "email.send", 2],
+    ]);
+
+    const invalid = (() => {
+      try {
+        catalog.workflowStep("mail", "email.send", { to: "nope", subject: "secret" });
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(invalid).toMatchObject({
+      code: "job.invalid_payload",
+      details: { stepKey: "mail", jobType: "email.send", issues: [{ path: "to" }] },
+    });
+    expect(JSON.stringify(invalid)).not.toContain("secret");
+    // @ts-expect-error unknown job types do not type-check
+    expect(catalog.tryWorkflowStep("x", "missing", {})).toMatchObject({
+      ok: false,
+      error: { code: "catalog.unknown_job_type", details: { stepKey: "x" } },
+    });
+    expect(catalog.tryWorkflowStep(" ", "noop", {})).toMatchObject({
+      ok: false,
+      error: { code: "workflow.invalid_dag_step_key_blank" },
+    });
+    const off = new JobCatalog().job("noop", async () => {}).enabled(false);
+    expect(off.tryWorkflowStep("n", "noop", {})).toMatchObject({
+      ok: false,
+      error: { code: "catalog.disabled_job_type" },
+    });
+    expect(catalog.tryWorkflowStep("n", "noop", { any: 1 })).toMatchObject({ ok: true });
   });
 
   it("keeps an operator's pause on sync, and disables everything when the catalog is disabled", async () => {

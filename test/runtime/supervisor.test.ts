@@ -1,9 +1,18 @@
 import { sql } from "drizzle-orm";
 import * as v from "valibot";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type JobContext, JobFailure } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, type JobContext, JobFailure, WorkflowDagBuilder } from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, type RegistrySource, Supervisor } from "../../src/runtime/index.ts";
-import { createDb, enqueueJob, enqueueJobs, getJobById, queryRows } from "../../src/store/index.ts";
+import {
+  createDb,
+  enqueueJob,
+  enqueueJobs,
+  enqueueWorkflowRun,
+  getJobById,
+  queryRows,
+  retryWorkflowRun,
+  waitForWorkflowRun,
+} from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { eventTypes } from "../support/factories.ts";
 import { finished, startTs } from "../support/processes.ts";
@@ -81,6 +90,51 @@ describe("Supervisor", () => {
       "RETRY_SCHEDULED",
       "LEASED",
       "SUCCEEDED",
+    ]);
+  });
+
+  it("a retried handler resumes from the checkpoint its earlier attempt stored, also after a workflow retry", async () => {
+    const seen: { runNumber: number; attempt: number; from: unknown; items: number[] }[] = [];
+    let failAt: number | null = 5;
+    const catalog = new JobCatalog().job(
+      "resume.items",
+      async (_payload, context) => {
+        const from = context.previousCheckpoint;
+        const entry = { runNumber: context.runNumber, attempt: context.attempt, from, items: [] as number[] };
+        seen.push(entry);
+        for (let item = (from as { next: number } | null)?.next ?? 0; item < 8; item++) {
+          if (item === failAt) {
+            failAt = failAt === 5 ? 6 : null;
+            throw context.attempt === 1
+              ? JobFailure.retryable("app.flaky", `item ${item}`, { retryAfterMs: 1 })
+              : JobFailure.terminal("app.bad_item", `item ${item}`);
+          }
+          entry.items.push(item);
+          await context.checkpoint({ next: item + 1 });
+        }
+      },
+      { maxAttempts: 2 },
+    );
+    await catalog.syncDefinitions(db);
+    const run = await enqueueWorkflowRun(
+      db,
+      WorkflowDagBuilder.new("resume.flow", {}).job("items", "resume.items", {}).build(),
+    );
+    const supervisor = start(catalog);
+    // Attempt 1 stops at item 5 (retryable), attempt 2 resumes there and stops at item 6 (terminal).
+    expect((await waitForWorkflowRun(db, run.id, { scope: ALL_ORGANIZATIONS, timeoutMs: 20_000 })).status).toBe(
+      "COMPLETED_WITH_ERRORS",
+    );
+    // The step is fixed and retried: its job's next run resumes at item 6.
+    await retryWorkflowRun(db, { workflowRunId: run.id, scope: ALL_ORGANIZATIONS });
+    expect((await waitForWorkflowRun(db, run.id, { scope: ALL_ORGANIZATIONS, timeoutMs: 20_000 })).status).toBe(
+      "SUCCEEDED",
+    );
+    await stop(supervisor);
+    expect(seen).toEqual([
+      { runNumber: 1, attempt: 1, from: null, items: [0, 1, 2, 3, 4] },
+      { runNumber: 1, attempt: 2, from: { next: 5 }, items: [5] },
+      { runNumber: 2, attempt: 1, from: { next: 6 }, items: [6, 7] },
     ]);
   });
 
@@ -251,6 +305,70 @@ describe("Supervisor", () => {
       details: { task: "reaper" },
     });
     expect(supervisor.isShutdownRequested).toBe(true);
+  });
+
+  it("join() waits until a shutdown handle stops the supervisor", async () => {
+    const catalog = new JobCatalog().job("joined", async () => {});
+    await catalog.syncDefinitions(db);
+    const supervisor = Supervisor.builder(db, config()).withCatalog(catalog).build();
+    running.push(supervisor);
+    const handle = supervisor.shutdownHandle();
+    let joinedYet = false;
+    const joined = supervisor.join().finally(() => {
+      joinedYet = true;
+    });
+    const { id } = await catalog.enqueue(db, "joined", {});
+    await waitFor(async () => (await status(id)).status === "SUCCEEDED");
+    expect(joinedYet).toBe(false);
+    expect(handle.isShutdownRequested).toBe(false);
+    handle.requestShutdown();
+    expect(handle.signal.aborted).toBe(true);
+    expect(await joined).toEqual({ abandoned: [] });
+    expect(supervisor.isShutdownRequested).toBe(true);
+  });
+
+  it("join() rejects with a loop's failure once the other loops have stopped", async () => {
+    const catalog = new JobCatalog().job("idle", async () => {});
+    const supervisor = Supervisor.builder(db, config()).withCatalog(catalog).disableScheduler().build();
+    running.push(supervisor);
+    const worker = supervisor.worker!;
+    const runWorker = worker.run.bind(worker);
+    let workerStopped = false;
+    worker.run = async (signal) => {
+      const exit = await runWorker(signal);
+      workerStopped = true;
+      return exit;
+    };
+    supervisor.reaper!.run = async () => {
+      throw new Error("reaper broke");
+    };
+    await expect(supervisor.join()).rejects.toMatchObject({ code: "runtime.task_failed", details: { task: "reaper" } });
+    expect(supervisor.isShutdownRequested).toBe(true);
+    expect(workerStopped).toBe(true);
+  });
+
+  it("shutdown() rejects with runtime.shutdown_timeout when a loop does not stop; join() still waits for it", async () => {
+    const supervisor = Supervisor.builder(db, config()).disableWorker().disableReaper().build();
+    running.push(supervisor);
+    let release!: () => void;
+    // A scheduler stuck (say, in a statement waiting for a lock) that does not see the shutdown.
+    supervisor.scheduler!.run = () =>
+      new Promise((resolve) => {
+        release = () => resolve("shutdown");
+      });
+    supervisor.start();
+    await expect(supervisor.shutdown(100)).rejects.toMatchObject({
+      code: "runtime.shutdown_timeout",
+      details: { timeoutMs: 100 },
+    });
+    let joinedYet = false;
+    const joined = supervisor.join().finally(() => {
+      joinedYet = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(joinedYet).toBe(false);
+    release();
+    expect(await joined).toEqual({ abandoned: [] });
   });
 
   it("materializes a due schedule and runs its job to SUCCEEDED, with the slot in the context, not the payload", async () => {

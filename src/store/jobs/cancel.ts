@@ -69,6 +69,57 @@ export async function cancelLockedJobs(tx: Executor, which: SQL, reason: string)
   );
 }
 
+/** How `requeueLockedJobs` records the new runs. */
+export interface RequeueOptions {
+  /** The jobs' `status_reason` and the REQUEUED events' `reason`. */
+  reason: string;
+  /** Keep progress and checkpoint, so a handler can resume (default: cleared, a fresh run). */
+  keepProgress?: boolean;
+  /** More keys for the REQUEUED events' payload (e.g. what requeued them). */
+  event?: Record<string, unknown>;
+}
+
+/**
+ * Requeue the finished jobs (SUCCEEDED, DEAD_LETTERED or CANCELED) `which` selects (a condition
+ * over `job_queue`, evaluated on rows the caller has locked) as new runs: run number + 1,
+ * attempt 0, stage `queued`, due now, errors cleared, and a REQUEUED event each. A succeeded
+ * run's attempt and SUCCEEDED event leave the row (its other attempts already did). Workers are
+ * woken once. Returns the requeued rows; their workflow steps are the caller's.
+ */
+export async function requeueLockedJobs(tx: Executor, which: SQL, options: RequeueOptions): Promise<RawRow[]> {
+  const keep = options.keepProgress === true;
+  const event = JSON.stringify({ ...options.event, reason: options.reason });
+  return queryRows<RawRow>(
+    tx,
+    sql`
+    with target as (
+      select * from ${jobQueue} where status in ('SUCCEEDED', 'DEAD_LETTERED', 'CANCELED') and ${which}
+    ),
+    requeued as (
+      update ${jobQueue} j set status = 'PENDING', stage = 'queued',
+        progress_done = case when ${keep}::boolean then j.progress_done end,
+        progress_total = case when ${keep}::boolean then j.progress_total end,
+        checkpoint = case when ${keep}::boolean then j.checkpoint end,
+        run_number = j.run_number + 1, attempt = 0, lease_expires_at = null, last_heartbeat_at = null,
+        worker_id = null, next_run_at = now(), started_at = null, finished_at = null, status_reason = ${options.reason},
+        last_error_code = null, last_error_message = null, ${noHeldAttempt}, updated_at = now()
+      from target t
+      where j.id = t.id
+      returning j.*
+    ),
+    ${attemptWrittenOut("succeeded", sql`(select * from target where status = 'SUCCEEDED') t`, { finishedAt: sql`finished_at` })},
+    ${succeededEventWrittenOut("target", sql`target`)},
+    events as (
+      insert into ${jobEventLog} (job_id, run_number, event_type, stage, payload)
+      select id, run_number, 'REQUEUED', stage, ${event}::jsonb from requeued
+    ),
+    notified as (
+      select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from requeued limit 1) x
+    )
+    select r.* from requeued r cross join notified`,
+  );
+}
+
 /**
  * Cancel a PENDING or LEASED job (the running worker is fenced out at once and told on the
  * `runledger_cancel` channel); a workflow step's job also cancels the step and settles its
@@ -115,28 +166,7 @@ export async function requeueJob(executor: Executor, input: JobMutationInput): P
           details: { jobId: input.jobId, status: current.status },
         });
       }
-      const reason = input.reason ?? "REQUEUED";
-      // A succeeded run's attempt and SUCCEEDED event leave the row (its other attempts already did).
-      const [row] = await queryRows<RawRow>(
-        tx,
-        sql`
-        with target as (select * from ${jobQueue} where id = ${input.jobId}),
-        requeued as (
-          update ${jobQueue} set status = 'PENDING', stage = 'queued', progress_done = null, progress_total = null,
-            checkpoint = null, run_number = run_number + 1, attempt = 0, lease_expires_at = null, last_heartbeat_at = null,
-            worker_id = null, next_run_at = now(), started_at = null, finished_at = null, status_reason = ${reason},
-            last_error_code = null, last_error_message = null, ${noHeldAttempt}, updated_at = now()
-          where id = ${input.jobId}
-          returning *
-        ),
-        ${attemptWrittenOut("succeeded", sql`(select * from target where status = 'SUCCEEDED') t`, { finishedAt: sql`finished_at` })},
-        ${succeededEventWrittenOut("target", sql`target`)},
-        events as (
-          insert into ${jobEventLog} (job_id, run_number, event_type, stage, payload)
-          select id, run_number, 'REQUEUED', stage, jsonb_build_object('reason', ${reason}::text) from requeued
-        )
-        select *, pg_notify(${JOBS_CHANNEL}, '') from requeued`,
-      );
+      const [row] = await requeueLockedJobs(tx, sql`id = ${input.jobId}`, { reason: input.reason ?? "REQUEUED" });
       return jobFromRow(row!);
     });
   } catch (error) {

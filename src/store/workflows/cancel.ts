@@ -4,13 +4,13 @@ import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { cancelLockedJobs } from "../jobs/cancel.ts";
 import type { RawRow } from "../jobs/record.ts";
-import { WORKFLOWS_CHANNEL } from "../notify.ts";
+import { RUN_TERMINAL_CHANNEL, WORKFLOWS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
-import { jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
+import { workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
-import { internalState, propagateTerminal } from "./release.ts";
-import { exclusiveReleaseLock, requireReadCommitted } from "./release-lock.ts";
+import { internalState, lockRunForRewrite, propagateTerminal } from "./release.ts";
+import { requireReadCommitted } from "./release-lock.ts";
 
 export interface CancelWorkflowRunInput {
   workflowRunId: string;
@@ -19,10 +19,6 @@ export interface CancelWorkflowRunInput {
   lastErrorCode?: string;
   lastErrorMessage?: string;
 }
-
-const lockJobs = (runId: string) => sql`
-  select j.id from ${jobQueue} j join ${workflowSteps} s on s.job_id = j.id
-  where s.workflow_run_id = ${runId} order by j.id for update of j`;
 
 /**
  * Cancel a run: every pending or running step and its job is canceled (running handlers see
@@ -47,10 +43,7 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.cancel_unsupported_isolation");
-      await tx.execute(lockJobs(runId));
-      await exclusiveReleaseLock(tx, runId);
-      await tx.execute(lockJobs(runId));
-      await tx.execute(sql`select id from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`);
+      await lockRunForRewrite(tx, runId);
       const [run] = await queryRows<RawRow>(
         tx,
         sql`select * from ${workflowRuns} where id = ${runId}
@@ -61,7 +54,8 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
       if (run.status !== "RUNNING" && run.status !== "WAITING_FOR_EXTERNAL") return runFromRow(run);
       // Canceled first, so releases reached from here on are no-ops.
       await tx.execute(
-        sql`update ${workflowRuns} set status = 'CANCELED', finished_at = coalesce(finished_at, now()) where id = ${runId}`,
+        sql`update ${workflowRuns} set status = 'CANCELED', finished_at = coalesce(finished_at, now()) where id = ${runId}
+          returning pg_notify(${RUN_TERMINAL_CHANNEL}, id::text)`,
       );
 
       // Jobs of enqueued/running steps: each job, its attempt and its event in one statement.

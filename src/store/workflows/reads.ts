@@ -1,13 +1,14 @@
 import { sql } from "drizzle-orm";
-import { WORKFLOW_RUN_STATUSES, type WorkflowRunStatus } from "../../core/index.ts";
+import { type OrganizationScope, WORKFLOW_RUN_STATUSES, type WorkflowRunStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import type { Page } from "../jobs/reads.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { toDate } from "../rows.ts";
-import { workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
-import { checkLimit, checkPage, escapeLike, fail, isUuid } from "../validate.ts";
+import { jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
+import { idempotencyScopeCondition, scopeCondition } from "../scope.ts";
+import { checkLimit, checkPage, escapeLike, fail, isUuid, matchable } from "../validate.ts";
 import {
   runFromRow,
   stepFromRow,
@@ -136,6 +137,99 @@ export async function listWorkflowStepDependencies(
       releaseMode: row.release_mode,
       createdAt: toDate(row.created_at),
     }));
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** The newest run of a workflow type in the scope (`created_at`, then id), or null. */
+export async function getLatestWorkflowRunByType(
+  executor: Executor,
+  input: { scope: OrganizationScope; workflowType: string },
+): Promise<WorkflowRunRecord | null> {
+  const visible = scopeCondition(sql`r.organization_id`, input?.scope);
+  if (!matchable(input.workflowType)) return null;
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`select r.* from ${workflowRuns} r where r.workflow_type = ${input.workflowType} and ${visible}
+        order by r.created_at desc, r.id desc limit 1`,
+    );
+    return row === undefined ? null : runFromRow(row);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * The run enqueued under an idempotency key, or null. Keys are unique per workflow type within
+ * an organization: `scope` names which organization's key (`ALL_ORGANIZATIONS`: the key of runs
+ * enqueued without an organization, the scope `enqueueWorkflowRun` gave it).
+ */
+export async function getWorkflowRunByIdempotencyKey(
+  executor: Executor,
+  input: { scope: OrganizationScope; workflowType: string; idempotencyKey: string },
+): Promise<WorkflowRunRecord | null> {
+  const keyed = idempotencyScopeCondition(sql`r.organization_id`, input?.scope);
+  if (!matchable(input.workflowType) || !matchable(input.idempotencyKey)) return null;
+  try {
+    const [row] = await queryRows<RawRow>(
+      executor,
+      sql`select r.* from ${workflowRuns} r
+        where r.workflow_type = ${input.workflowType} and r.idempotency_key = ${input.idempotencyKey} and ${keyed}`,
+    );
+    return row === undefined ? null : runFromRow(row);
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/**
+ * The run whose step a job backs, or null for a plain job (or a job, or run, the scope does not
+ * see: both the job's organization and the run's must be in it).
+ */
+export async function getWorkflowRunIdForJob(
+  executor: Executor,
+  jobId: string,
+  options: { scope: OrganizationScope },
+): Promise<string | null> {
+  const jobVisible = scopeCondition(sql`j.organization_id`, options?.scope);
+  const runVisible = scopeCondition(sql`r.organization_id`, options.scope);
+  if (!isUuid(jobId)) return null;
+  try {
+    const [row] = await queryRows<{ id: string }>(
+      executor,
+      sql`select r.id from ${jobQueue} j
+        join ${workflowSteps} s on s.id = j.workflow_step_id
+        join ${workflowRuns} r on r.id = s.workflow_run_id
+        where j.id = ${jobId} and ${jobVisible} and ${runVisible}`,
+    );
+    return row?.id ?? null;
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}
+
+/** How many runs the scope sees, optionally of one status and whose type contains a substring (case-insensitive). */
+export async function countWorkflowRuns(
+  executor: Executor,
+  filter: { scope: OrganizationScope; status?: WorkflowRunStatus; workflowTypeContains?: string },
+): Promise<number> {
+  const visible = scopeCondition(sql`r.organization_id`, filter?.scope);
+  checkPage({ text: { workflowTypeContains: filter.workflowTypeContains } });
+  if (filter.status !== undefined && !(WORKFLOW_RUN_STATUSES as readonly string[]).includes(filter.status)) {
+    fail("job.invalid_pagination", { field: "status" });
+  }
+  const contains = filter.workflowTypeContains === undefined ? undefined : escapeLike(filter.workflowTypeContains);
+  try {
+    const [row] = await queryRows<{ n: number | string }>(
+      executor,
+      sql`select count(*) as n from ${workflowRuns} r
+        where ${visible}
+          ${filter.status === undefined ? sql`` : sql`and r.status = ${filter.status}`}
+          ${contains === undefined ? sql`` : sql`and r.workflow_type ilike ${`%${contains}%`}`}`,
+    );
+    return Number(row!.n);
   } catch (error) {
     throw toQueryError(error);
   }

@@ -66,6 +66,7 @@ export async function requireReadCommitted(
     | "workflow.external_completion_unsupported_isolation"
     | "workflow.cancel_unsupported_isolation"
     | "workflow.append_unsupported_isolation"
+    | "workflow.retry_unsupported_isolation"
     | "workflow.enqueue_idempotency_unsupported_isolation",
 ): Promise<void> {
   const [row] = await queryRows<{ ok: boolean }>(

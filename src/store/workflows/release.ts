@@ -2,10 +2,11 @@ import { type SQL, sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
 import { RunledgerError, type WorkflowRunStatus, type WorkflowStepStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { JOBS_CHANNEL } from "../notify.ts";
+import type { RawRow } from "../jobs/record.ts";
+import { JOBS_CHANNEL, RUN_TERMINAL_CHANNEL } from "../notify.ts";
 import { queryRows, statement } from "../query.ts";
 import { jobEventLog, jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
-import { tryShareReleaseLock } from "./release-lock.ts";
+import { exclusiveReleaseLock, tryShareReleaseLock } from "./release-lock.ts";
 
 export const DEPENDENCY_UNSATISFIED = "workflow.dependency_unsatisfied";
 const DEPENDENCY_UNSATISFIED_MESSAGE = "Step dependency requirements were not satisfied.";
@@ -17,6 +18,30 @@ export async function lockRun(tx: Executor, runId: string): Promise<WorkflowRunS
     sql`select status from ${workflowRuns} where id = ${runId} for no key update`,
   );
   return row?.status;
+}
+
+/** Lock the job rows of a run's steps, in job id order. */
+async function lockRunJobs(tx: Executor, runId: string): Promise<void> {
+  await tx.execute(sql`
+    select j.id from ${jobQueue} j join ${workflowSteps} s on s.job_id = j.id
+    where s.workflow_run_id = ${runId} order by j.id for update of j`);
+}
+
+/**
+ * The locks of an operation that rewrites a whole run (cancellation, retry), in the engine's order
+ * (spec §6.8): the job rows of its steps in job id order, so it queues behind an in-flight
+ * completion instead of deadlocking with it; the run's exclusive release lock; the job rows again
+ * (jobs released while it waited); the step rows in id order. Returns the steps; the caller locks
+ * the run row next.
+ */
+export async function lockRunForRewrite(tx: Executor, runId: string): Promise<RawRow[]> {
+  await lockRunJobs(tx, runId);
+  await exclusiveReleaseLock(tx, runId);
+  await lockRunJobs(tx, runId);
+  return queryRows<RawRow>(
+    tx,
+    sql`select * from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`,
+  );
 }
 
 /**
@@ -187,9 +212,11 @@ export async function propagateTerminal(
 /*
  * Derive runs' statuses from their steps (spec §4.4). Called with the run rows locked, in a
  * statement of its own so it sees every step change committed before the locks were granted. A
- * canceled run is never overwritten; an unchanged status writes nothing.
+ * canceled run is never overwritten; an unchanged status writes nothing. Runs that finish are
+ * announced on RUN_TERMINAL_CHANNEL by one notification for the statement (ids listed while they
+ * fit PostgreSQL's 8,000-byte payload, ~200 runs; else empty, meaning "look again").
  */
-const recompute = statement<{ status: WorkflowRunStatus }>(
+const recompute = statement<{ updated: number }>(
   "runledger_workflow_recompute_runs",
   sql`
   with derived as (
@@ -201,14 +228,24 @@ const recompute = statement<{ status: WorkflowRunStatus }>(
     end::runledger.workflow_run_status as status
     from ${workflowSteps} where workflow_run_id = any(${sql.placeholder("runIds")}::uuid[])
     group by workflow_run_id
+  ),
+  updated as (
+    update ${workflowRuns} r set
+      status = d.status,
+      finished_at = case when d.status in ('SUCCEEDED', 'COMPLETED_WITH_ERRORS') then coalesce(r.finished_at, now()) end
+    from derived d
+    where r.id = any(${sql.placeholder("runIds")}::uuid[]) and r.id = d.id and r.status <> 'CANCELED'
+      and r.status <> d.status
+    returning r.id, r.status
+  ),
+  finished as (
+    select string_agg(id::text, ',') as ids from updated where status in ('SUCCEEDED', 'COMPLETED_WITH_ERRORS')
+  ),
+  notified as (
+    select count(pg_notify(${RUN_TERMINAL_CHANNEL}, case when length(ids) <= 7900 then ids else '' end)) as n
+    from finished where ids is not null
   )
-  update ${workflowRuns} r set
-    status = d.status,
-    finished_at = case when d.status in ('SUCCEEDED', 'COMPLETED_WITH_ERRORS') then coalesce(r.finished_at, now()) end
-  from derived d
-  where r.id = any(${sql.placeholder("runIds")}::uuid[]) and r.id = d.id and r.status <> 'CANCELED'
-    and r.status <> d.status
-  returning r.status
+  select (select count(*) from updated) as updated, (select n from notified) as notified
 `,
 );
 

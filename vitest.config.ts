@@ -8,6 +8,8 @@ export default defineConfig({
         test: {
           name: "core",
           include: ["test/core/**/*.test.ts"],
+          // Property tests run thousands of cases: 5 s is too little on a busy 2-core machine.
+          testTimeout: 30_000,
           typecheck: {
             enabled: true,
             include: ["test/**/*.test-d.ts"],

@@ -109,7 +109,11 @@ export class DriverFailure extends Error {
 function causeOf(error: unknown, sqlstate: string | undefined, constraint: string | undefined): DriverFailure {
   const driver = driverError(error) ?? error;
   const driverClass =
-    driver instanceof Error ? driver.constructor.name || driver.name : typeof driver === "object" ? "object" : typeof driver;
+    driver instanceof Error
+      ? driver.constructor.name || driver.name
+      : typeof driver === "object"
+        ? "object"
+        : typeof driver;
   return new DriverFailure(sqlstate, constraint, driverClass);
 }
 

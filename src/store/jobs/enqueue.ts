@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
-import { JOB_STAGES, type JobStage, RunledgerError } from "../../core/index.ts";
+import { isTimeoutSeconds, JOB_STAGES, type JobStage, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { JOBS_CHANNEL } from "../notify.ts";
@@ -103,7 +103,7 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
   if (maxAttempts !== undefined && !(isInt32(maxAttempts) && maxAttempts > 0)) {
     fail(INVALID, { index: ord, field: "maxAttempts" });
   }
-  if (timeoutSeconds !== undefined && !(isInt32(timeoutSeconds) && timeoutSeconds > 0)) {
+  if (timeoutSeconds !== undefined && !isTimeoutSeconds(timeoutSeconds)) {
     fail(INVALID, { index: ord, field: "timeoutSeconds" });
   }
   if (nextRunAt !== undefined && !isValidDate(nextRunAt)) fail(INVALID, { index: ord, field: "nextRunAt" });

@@ -17,7 +17,7 @@ import { checkIdentifierLength, fail, isBlank, isStorableText, isUuid, jsonText 
 import { checkStorable, insertSteps, lockDefinitions } from "./enqueue.ts";
 import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
 import { cancelUnsatisfiedSteps, propagateTerminal, recomputeRunStatus, releaseSteps } from "./release.ts";
-import { requireReadCommitted } from "./release-lock.ts";
+import { ofOrganization, requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
 
 export interface AppendWorkflowStepsInput {
   workflowRunId: string;
@@ -63,6 +63,7 @@ export async function appendWorkflowSteps(
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.append_unsupported_isolation");
+      await requireVisibleRun(tx, runId, ofOrganization(input.organizationId));
       const existingRows = await queryRows<RawRow>(
         tx,
         sql`select * from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`,

@@ -138,6 +138,10 @@ export const ERROR_CATALOG = {
   "workflow.internal_state": [I, "Workflow state is inconsistent."],
   "workflow.linkage_symmetry_violation": [V, "Workflow step and job linkage is inconsistent."],
   "workflow.invalid_dag": [V, "Workflow definition is invalid."],
+  "workflow.step_organization_mismatch": [
+    V,
+    "A workflow step belongs to its run's organization; it cannot name another one.",
+  ],
   "workflow.invalid_dag_empty": [V, "Workflow must have at least one step."],
   "workflow.invalid_dag_too_many_steps": [V, "Workflow has more steps than the limit."],
   "workflow.invalid_dag_workflow_type_blank": [V, "Workflow type must not be blank."],

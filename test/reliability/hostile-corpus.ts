@@ -387,6 +387,11 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       () => enqueueWorkflowRun(db, run([step("a", { priority: 2 ** 31 })])),
     ],
     [
+      "step in another organization than its run's",
+      "workflow.step_organization_mismatch",
+      () => enqueueWorkflowRun(db, run([step("a", { organizationId: ORG })])),
+    ],
+    [
       "step timeout 2,147,484 s",
       "workflow.invalid_dag_step_timeout_seconds_out_of_range",
       () => enqueueWorkflowRun(db, run([step("a", { timeoutSeconds: 2_147_484 })])),
@@ -429,6 +434,11 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
   ];
 
   const appendCases: Case[] = [
+    [
+      "appended step in another organization",
+      "workflow.step_organization_mismatch",
+      () => append({ steps: [step("x", { organizationId: ORG })] }),
+    ],
     [
       "cycle among appended steps",
       "workflow.invalid_dag_cycle",

@@ -14,7 +14,7 @@ import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { workflowRunMutations, workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkIdentifierLength, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
-import { checkStorable, insertSteps, lockDefinitions } from "./enqueue.ts";
+import { checkStepOrganizations, checkStorable, insertSteps, lockDefinitions } from "./enqueue.ts";
 import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
 import { cancelUnsatisfiedSteps, propagateTerminal, recomputeRunStatus, releaseSteps } from "./release.ts";
 import { ofOrganization, requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
@@ -104,6 +104,7 @@ export async function appendWorkflowSteps(
 
       const byKey = new Map(existing.map((s) => [s.stepKey, s]));
       validateWorkflowStepAppend(new Set(byKey.keys()), input.steps);
+      checkStepOrganizations(input.steps, run.organization_id ?? null);
       await lockDefinitions(tx, input.steps);
 
       const ids = await insertSteps(

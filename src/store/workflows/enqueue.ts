@@ -45,6 +45,18 @@ export function checkStorable(
   checkRequestSize(texts);
 }
 
+/**
+ * A step runs in its run's organization: naming another would create a job that organization
+ * can see and cancel (cancelling a step of this run). `workflow.step_organization_mismatch`.
+ */
+export function checkStepOrganizations(steps: readonly WorkflowStepEnqueue[], runOrganizationId: string | null): void {
+  for (const step of steps) {
+    if (step.organizationId != null && step.organizationId !== runOrganizationId) {
+      fail("workflow.step_organization_mismatch", { stepKey: step.stepKey });
+    }
+  }
+}
+
 /*
  * A run with an idempotency key is a handful of prepared statements in one transaction (insert
  * the run or find the existing one, lock the definitions, insert steps and edges, release the
@@ -253,6 +265,7 @@ function stepRows(
 export async function enqueueWorkflowRun(executor: Executor, input: WorkflowRunEnqueue): Promise<EnqueuedWorkflowRun> {
   validateWorkflowRunEnqueue(input);
   checkStorable(input.steps, input.organizationId, input.metadata);
+  checkStepOrganizations(input.steps, input.organizationId);
   const keyed = input.idempotencyKey !== null;
   if (!keyed) return enqueueUnkeyed(executor, input);
   const snapshot = JSON.stringify(canonicalWorkflowRunRequest(input));

@@ -677,33 +677,69 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     [
       "NUL in a log message",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: "info", message: NUL }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: "info",
+          message: NUL,
+        }),
     ],
     [
       "lone surrogate in a log message",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: "info", message: LONE }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: "info",
+          message: LONE,
+        }),
     ],
     [
       "NUL in a log level",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: NUL, message: "m" }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: NUL,
+          message: "m",
+        }),
     ],
     [
       "whitespace log message",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: "info", message: " " }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: "info",
+          message: " ",
+        }),
     ],
     [
       "5 MB log message",
       "payload.too_large",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: "info", message: FIVE_MB.blob }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: "info",
+          message: FIVE_MB.blob,
+        }),
     ],
     [
       "log payload nested 10,000 deep",
       "payload.too_deep",
       () =>
         insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
           jobId: ctx.lease().jobId,
           runNumber: 1,
           level: "info",
@@ -714,7 +750,14 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     [
       "log run number NaN",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: Number.NaN, level: "info", message: "m" }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: Number.NaN,
+          level: "info",
+          message: "m",
+        }),
     ],
     [
       "failure code with a NUL",

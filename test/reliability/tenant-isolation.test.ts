@@ -147,7 +147,14 @@ async function seed(org: string, label: string, extraPending: number, extraRuns:
   });
   expect(claimed!.id).toBe(dead);
   const lease = { jobId: dead, runNumber: 1, attempt: 1, workerId: `w-${org}` };
-  await insertJobLog(db, { jobId: dead, runNumber: 1, attempt: 1, level: "info", message: `log of ${org}` });
+  await insertJobLog(db, {
+    scope: { organizationId: org },
+    jobId: dead,
+    runNumber: 1,
+    attempt: 1,
+    level: "info",
+    message: `log of ${org}`,
+  });
   await completeJobFailure(db, lease, { kind: "TERMINAL", code: "tenant.failed", message: `failure of ${org}` });
   const run = (await enqueueWorkflowRun(db, runOf(org, `run-${label}`))).id;
   const cancelRun = (await enqueueWorkflowRun(db, runOf(org))).id;
@@ -605,6 +612,21 @@ const SCOPED: Record<string, Entry> = {
         payload: { org: B, updated: true },
       }),
     ownSees: (r) => expect(r).toBe(true),
+  },
+  insertJobLog: {
+    target: () => seeded.B!.dead,
+    leak: (id) =>
+      insertJobLog(db, { scope: { organizationId: A }, jobId: id, runNumber: 1, level: "info", message: "from A" }),
+    verdict: { refused: "job.not_found" },
+    own: () =>
+      insertJobLog(db, {
+        scope: { organizationId: B },
+        jobId: seeded.B!.dead,
+        runNumber: 1,
+        level: "info",
+        message: "from B",
+      }),
+    ownSees: (r) => expect(r).toMatchObject({ jobId: seeded.B!.dead, message: "from B" }),
   },
   retryWorkflowRun: {
     target: () => seeded.B!.failedRun,

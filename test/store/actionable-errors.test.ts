@@ -102,7 +102,15 @@ describe("a database that was never migrated", async () => {
     listJobEvents: () => store.listJobEvents(db, { jobId: id, limit: 1 }),
     listJobAttempts: () => store.listJobAttempts(db, { jobId: id, limit: 1 }),
     getJobMetrics: () => store.getJobMetrics(db),
-    insertJobLog: () => store.insertJobLog(db, { jobId: id, runNumber: 1, attempt: 1, level: "info", message: "x" }),
+    insertJobLog: () =>
+      store.insertJobLog(db, {
+        scope: ALL_ORGANIZATIONS,
+        jobId: id,
+        runNumber: 1,
+        attempt: 1,
+        level: "info",
+        message: "x",
+      }),
     listJobLogs: () => store.listJobLogs(db, { jobId: id, limit: 1 }),
     enqueueWorkflowRun: () =>
       store.enqueueWorkflowRun(db, catalog.workflow("bare.flow", {}).job("a", "bare.job", {}).build()),

@@ -39,10 +39,14 @@ describe("upsertJobSchedule", () => {
     expect(await setJobScheduleActive(db, "reports.hourly", false)).toBe(true);
 
     const later = new Date("2031-01-01T00:00:00Z");
+    // Without an organization an upsert may refresh only a schedule without one.
+    await expect(
+      upsertJobSchedule(db, { name: "reports.hourly", jobType: "report.other", cronExpr: "0 0 * * * *" }),
+    ).rejects.toMatchObject({ code: "job_schedule.name_taken" });
     const refreshed = await upsertJobSchedule(db, {
       name: "reports.hourly",
       jobType: "report.other",
-      organizationId: null,
+      organizationId: ORG,
       payloadTemplate: { v: 2 },
       cronExpr: "0 0 * * * *",
       isActive: true,
@@ -62,6 +66,7 @@ describe("upsertJobSchedule", () => {
     const recron = await upsertJobSchedule(db, {
       name: "reports.hourly",
       jobType: "report.other",
+      organizationId: ORG,
       cronExpr: "0 30 * * * *",
       nextFireAt: later,
     });

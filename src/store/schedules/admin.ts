@@ -70,8 +70,8 @@ export interface JobScheduleUpsert {
  * cron, time zone, policies and jitter are overwritten, while `is_active` (an operator's pause),
  * the organization and the counters are preserved, and the cursor moves only when the cron
  * expression or the time zone changed. Invalid input is refused before anything is written. An
- * upsert naming an organization never touches another organization's schedule:
- * `job_schedule.name_taken`.
+ * upsert refreshes only a schedule of its own organization (none: a schedule without one), never
+ * another organization's: `job_schedule.name_taken`.
  */
 export async function upsertJobSchedule(executor: Executor, input: JobScheduleUpsert): Promise<JobScheduleRecord> {
   validateScheduleName(input.name);
@@ -122,11 +122,11 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
             then excluded.next_slot_at else s.next_slot_at end,
           next_fire_at = case when (s.cron_expr, s.timezone) is distinct from (excluded.cron_expr, excluded.timezone)
             then excluded.next_fire_at else s.next_fire_at end
-        where excluded.organization_id is null or s.organization_id is not distinct from excluded.organization_id
+        where s.organization_id is not distinct from excluded.organization_id
         returning *`,
     );
-    // No row: the name belongs to another organization's schedule, which an upsert scoped to
-    // this organization must not overwrite.
+    // No row: the name belongs to another organization's schedule (or, for an upsert without an
+    // organization, to any organization's), which this upsert must not overwrite.
     if (row === undefined) throw new RunledgerError("job_schedule.name_taken");
     return scheduleFromRow(row);
   } catch (error) {

@@ -10,6 +10,7 @@ import {
   listJobDefinitions,
   listJobLogs,
   listJobRuntimeConfigs,
+  setJobScheduleActive,
   syncJobDefinitions,
   syncJobDefinitionsExact,
   updateJobDefinition,
@@ -50,6 +51,23 @@ describe("job definitions", () => {
     await expect(enqueueJob(db, { jobType: "defs.a" })).rejects.toMatchObject({
       code: "job.definition_not_found_or_disabled",
     });
+  });
+
+  it("refuses to disable a type an active schedule uses, and allows it once the schedule is paused", async () => {
+    await upsertJobDefinition(db, { jobType: "defs.scheduled" });
+    await upsertJobSchedule(db, { name: "defs-every-hour", jobType: "defs.scheduled", cronExpr: "0 0 * * * *" });
+    for (const disable of [
+      () => updateJobDefinition(db, "defs.scheduled", { isEnabled: false }),
+      () => upsertJobDefinition(db, { jobType: "defs.scheduled", isEnabled: false }),
+    ]) {
+      await expect(disable()).rejects.toMatchObject({
+        code: "job_definition.active_schedule_exists",
+        details: { scheduleName: "defs-every-hour", jobType: "defs.scheduled" },
+      });
+    }
+    expect(await getJobDefinition(db, "defs.scheduled")).toMatchObject({ isEnabled: true });
+    expect(await setJobScheduleActive(db, "defs-every-hour", false)).toBe(true);
+    expect(await updateJobDefinition(db, "defs.scheduled", { isEnabled: false })).toMatchObject({ isEnabled: false });
   });
 
   it("lists by substring (wildcards escaped) across pages", async () => {

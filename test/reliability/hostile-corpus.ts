@@ -387,6 +387,16 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       () => enqueueWorkflowRun(db, run([step("a", { priority: 2 ** 31 })])),
     ],
     [
+      "NUL in the workflow type",
+      "workflow.invalid_dag_workflow_type_blank",
+      () => enqueueWorkflowRun(db, run([step("a")], { workflowType: NUL })),
+    ],
+    [
+      "lone surrogate in the workflow type",
+      "workflow.invalid_dag_workflow_type_blank",
+      () => enqueueWorkflowRun(db, run([step("a")], { workflowType: LONE })),
+    ],
+    [
       "step in another organization than its run's",
       "workflow.step_organization_mismatch",
       () => enqueueWorkflowRun(db, run([step("a", { organizationId: ORG })])),
@@ -434,6 +444,12 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
   ];
 
   const appendCases: Case[] = [
+    ["NUL in the append window key", "workflow.append_window_missing", () => append({ appendWindowStepKey: NUL })],
+    [
+      "lone surrogate in the append window key",
+      "workflow.append_window_missing",
+      () => append({ appendWindowStepKey: LONE }),
+    ],
     [
       "appended step in another organization",
       "workflow.step_organization_mismatch",

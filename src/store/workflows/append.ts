@@ -51,7 +51,9 @@ export async function appendWorkflowSteps(
   checkIdentifierLength(input.mutationKey, "mutationKey");
   if (!isUuid(input.workflowRunId)) fail("workflow.run_not_found");
   if (input.organizationId !== undefined && !isUuid(input.organizationId)) fail("workflow.run_not_found");
-  if (isBlank(input.appendWindowStepKey)) fail("workflow.append_window_missing");
+  if (isBlank(input.appendWindowStepKey) || !isStorableText(input.appendWindowStepKey)) {
+    fail("workflow.append_window_missing");
+  }
   checkIdentifierLength(input.appendWindowStepKey, "appendWindowStepKey");
   if (!Array.isArray(input.steps)) fail("workflow.invalid_dag_empty");
   if (input.steps.length > MAX_WORKFLOW_STEPS)

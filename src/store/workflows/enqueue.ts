@@ -28,9 +28,11 @@ export function checkStorable(
   steps: readonly WorkflowStepEnqueue[],
   organizationId: string | null,
   metadata: unknown = {},
+  workflowType?: string,
 ): void {
   if (organizationId !== null && !isUuid(organizationId)) fail("workflow.invalid_dag", { field: "organizationId" });
   const texts = [jsonText(metadata ?? {}, "job.invalid_payload", "metadata")];
+  if (typeof workflowType === "string" && !isStorableText(workflowType)) fail("workflow.invalid_dag_workflow_type_blank");
   for (const [index, step] of steps.entries()) {
     if (step === null || typeof step !== "object") fail("workflow.invalid_dag", { stepIndex: index });
     if (typeof step.stepKey === "string" && !isStorableText(step.stepKey))
@@ -264,7 +266,7 @@ function stepRows(
  */
 export async function enqueueWorkflowRun(executor: Executor, input: WorkflowRunEnqueue): Promise<EnqueuedWorkflowRun> {
   validateWorkflowRunEnqueue(input);
-  checkStorable(input.steps, input.organizationId, input.metadata);
+  checkStorable(input.steps, input.organizationId, input.metadata, input.workflowType);
   checkStepOrganizations(input.steps, input.organizationId);
   const keyed = input.idempotencyKey !== null;
   if (!keyed) return enqueueUnkeyed(executor, input);

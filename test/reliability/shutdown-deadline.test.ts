@@ -4,7 +4,13 @@
 import { sql } from "drizzle-orm";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RunledgerError, WORKER_FAILURE_CODES } from "../../src/core/index.ts";
-import { JobCatalog, JobsConfig, type RuntimeEventMap, Supervisor } from "../../src/runtime/index.ts";
+import {
+  JobCatalog,
+  JobsConfig,
+  type RegistrySource,
+  type RuntimeEventMap,
+  Supervisor,
+} from "../../src/runtime/index.ts";
 import { enqueueJob, getJobById, queryRows, reapExpiredLeases } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { badAttemptStories } from "../support/factories.ts";
@@ -45,7 +51,7 @@ function catalog(mode: { deaf: boolean; finish?: () => boolean }) {
   });
 }
 
-function start(source: JobCatalog, workerId: string, overrides: Partial<JobsConfig> = {}): Supervisor {
+function start(source: RegistrySource, workerId: string, overrides: Partial<JobsConfig> = {}): Supervisor {
   const config = JobsConfig.from({ workerId, pollIntervalMs: 50, leaseTtlSeconds: 10, ...overrides });
   const supervisor = Supervisor.builder(db, config).withCatalog(source).build();
   running.push(supervisor);

@@ -28,6 +28,7 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   pgboss: "pg-boss",
   raw: "raw SQL ceiling",
   baseline: "runledger (baseline)",
+  unprepared: "runledger (pooled: no prepared statements)",
 };
 
 interface Row {

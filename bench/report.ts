@@ -208,6 +208,14 @@ const ROWS: Row[] = [
     scale: 1 / 1024,
     digits: 0,
   },
+  ...([1, 2, 4] as const).map(
+    (k): Row => ({
+      scenario: `scale-p${k}`,
+      metric: "jobsPerSec",
+      label: (s) => `process ${n(s.jobs)} queued, ${k} worker process${k > 1 ? "es" : ""} × 25, jobs/s`,
+      digits: 0,
+    }),
+  ),
 ];
 
 export function stat(values: number[]): Stat | undefined {

@@ -131,7 +131,7 @@ function startScaleWorker(url: string, system: string) {
   return {
     ready,
     send: (line: string) => child.stdin.write(`${line}\n`),
-    ran: lines.then((all) => JSON.parse(all.at(-1) ?? "[]") as number[]),
+    report: lines.then((all) => JSON.parse(all.at(-1) ?? "") as { ran: number[]; cpuUs: number }),
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     },
@@ -385,6 +385,7 @@ class Run {
     const workers = Array.from({ length: processes }, () => startScaleWorker(this.url, this.system.name));
     try {
       await within(Promise.all(workers.map((w) => w.ready)), 60_000, () => "the worker processes to start");
+      const serverBefore = await this.serverCpu();
       const t0 = now();
       for (const worker of workers) worker.send("go");
       const deadline = t0 + TIMEOUT_MS;
@@ -395,14 +396,25 @@ class Run {
         left = await this.pending();
       }
       const ms = now() - t0;
+      const serverAfter = await this.serverCpu();
       for (const worker of workers) worker.send("stop");
-      const ran = await within(Promise.all(workers.map((w) => w.ran)), 60_000, () => "the workers to stop");
+      const reports = await within(Promise.all(workers.map((w) => w.report)), 60_000, () => "the workers to stop");
       const recorder = new Recorder(n);
-      for (const seqs of ran) for (const seq of seqs) recorder.handler(seq);
+      for (const { ran } of reports) for (const seq of ran) recorder.handler(seq);
       const verified = `${recorder.verify()} across ${processes} processes; ${await this.expectPending(0)}`;
+      let serverTicks = 0;
+      for (const [pid, ticks] of serverAfter) serverTicks += ticks - (serverBefore.get(pid) ?? 0);
       return {
         ok: true,
-        metrics: { jobsPerSec: (n / ms) * 1000, ms, processes, minShare: Math.min(...ran.map((r) => r.length)) / n },
+        metrics: {
+          jobsPerSec: (n / ms) * 1000,
+          ms,
+          processes,
+          // The smallest share of the jobs one process ran, in percent (an even split is 100 / processes).
+          minSharePct: (Math.min(...reports.map((r) => r.ran.length)) / n) * 100,
+          workerCpuUsPerJob: reports.reduce((k, r) => k + r.cpuUs, 0) / n,
+          serverCpuUsPerJob: (serverTicks * 10_000) / n,
+        },
         verified,
       };
     } finally {

@@ -216,6 +216,20 @@ const ROWS: Row[] = [
       digits: 0,
     }),
   ),
+  ...([1, 2, 4] as const).flatMap((k): Row[] => [
+    {
+      scenario: `scale-p${k}`,
+      metric: "serverCpuUsPerJob",
+      label: () => `PostgreSQL CPU per job, ${k} worker process${k > 1 ? "es" : ""}, µs`,
+      digits: 1,
+    },
+    {
+      scenario: `scale-p${k}`,
+      metric: "workerCpuUsPerJob",
+      label: () => `worker CPU per job, all ${k} process${k > 1 ? "es" : ""}, µs`,
+      digits: 1,
+    },
+  ]),
 ];
 
 export function stat(values: number[]): Stat | undefined {

@@ -1,6 +1,7 @@
 // One worker process of the `scale-pN` scenarios. argv: database URL, system (`runledger` or
 // `unprepared`), concurrency. Sets up, prints "ready", starts its Supervisor on "go" (stdin),
-// stops on "stop" and prints the sequence numbers of the jobs it ran as one JSON line.
+// stops on "stop" and prints the sequence numbers of the jobs it ran and the CPU time it used
+// from "go" to "stop" (µs) as one JSON line.
 import { createInterface } from "node:readline";
 import { runledgerSystem } from "./systems/runledger.ts";
 
@@ -10,11 +11,16 @@ const bench = runledgerSystem(url, { pooled: system === "unprepared", max: 8 });
 const ran: number[] = [];
 await bench.setup();
 process.stdout.write("ready\n");
+let cpu = process.cpuUsage();
 for await (const line of createInterface({ input: process.stdin })) {
-  if (line === "go") await bench.startWorker(Number(concurrency), (seq) => ran.push(seq));
+  if (line === "go") {
+    cpu = process.cpuUsage();
+    await bench.startWorker(Number(concurrency), (seq) => ran.push(seq));
+  }
   if (line === "stop") break;
 }
+const used = process.cpuUsage(cpu);
 await bench.stopWorker();
-process.stdout.write(`${JSON.stringify(ran)}\n`);
+process.stdout.write(`${JSON.stringify({ ran, cpuUs: used.user + used.system })}\n`);
 await bench.close();
 process.exit(0);

@@ -9,6 +9,7 @@ import {
 } from "../core/index.ts";
 import {
   CANCEL_CHANNEL,
+  canceledJobIds,
   claimRunnableJobs,
   heartbeatJobs,
   JOBS_CHANNEL,
@@ -115,6 +116,7 @@ export class Worker {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
+  #cancelChecks: Promise<void> = Promise.resolve();
   #claiming = true;
   #lastDrain: DrainReport = { abandoned: [] };
   /** Resolves a drain waiting for the last running handler. */
@@ -319,16 +321,32 @@ export class Worker {
           () => this.#waker.wake(),
           () => this.#waker.wake(),
         ),
-        await this.#db.$runledger.listen(CANCEL_CHANNEL, (jobId) => {
-          const entry = this.#inFlight.get(jobId);
-          if (entry !== undefined) this.#abort(entry, "canceled");
-          this.#queue = this.#queue.filter((job) => job.id !== jobId);
-        }),
+        await this.#db.$runledger.listen(CANCEL_CHANNEL, (jobId) => this.#cancelAnnounced(jobId)),
       );
     } catch (error) {
       // Polling still works without notifications.
       this.#events.emit("loop:error", { loop: "worker", error });
     }
+  }
+
+  /**
+   * A cancel notification names a job; abort it only once the database says it is canceled (any
+   * database user can send one). Checks run one after another, in the order announced; when a
+   * check fails, the next heartbeat finds the lease gone and aborts the handler anyway.
+   */
+  #cancelAnnounced(jobId: string): void {
+    if (!this.#inFlight.has(jobId) && !this.#queue.some((job) => job.id === jobId)) return;
+    this.#cancelChecks = this.#cancelChecks.then(async () => {
+      try {
+        if (!(await canceledJobIds(this.#db, [jobId])).has(jobId)) return;
+      } catch (error) {
+        this.#events.emit("loop:error", { loop: "worker", error });
+        return;
+      }
+      const entry = this.#inFlight.get(jobId);
+      if (entry !== undefined) this.#abort(entry, "canceled");
+      this.#queue = this.#queue.filter((job) => job.id !== jobId);
+    });
   }
 
   #startHeartbeats(): void {

@@ -219,6 +219,10 @@ export const ERROR_CATALOG = {
   "db.database_not_found": [I, "The database named in the connection settings does not exist."],
   "db.authentication_failed": [F, "The database refused the connection's role or credentials."],
   "db.invalid_url": [V, "The database connection URL is invalid."],
+  "db.listen_unavailable": [
+    V,
+    "This handle goes through a transaction-mode pooler and has no direct connection for LISTEN (createDb listenUrl).",
+  ],
   "db.embedded_unavailable": [
     V,
     "The embedded database needs the optional package @electric-sql/pglite (npm install @electric-sql/pglite).",

@@ -25,6 +25,11 @@ export interface RuntimeEventMap {
   /** A pass skipped slots of a schedule: older than its catch-up window, or by its overlap policy. */
   "scheduler:skipped": { scheduleId: string; scheduleName: string; missed: number; overlapSkipped: number };
   "loop:error": { loop: LoopName; error: unknown };
+  /**
+   * The worker gets no notifications and finds work by polling alone: its handle is pooled and has
+   * no direct LISTEN connection (`createDb(url, { pooled: true })` without `listenUrl`). Once per run.
+   */
+  "worker:polling": { reason: "no_listen_connection"; pollIntervalMs: number };
 }
 
 export type RuntimeEventName = keyof RuntimeEventMap;

@@ -4,6 +4,7 @@ import {
   JobFailure,
   type JobProgress,
   type RetryPolicy,
+  RunledgerError,
   WORKER_FAILURE_CODES,
 } from "../core/index.ts";
 import {
@@ -24,7 +25,6 @@ import { type RuntimeLoopExit, Waker } from "./loop.ts";
 import type { JobRegistry } from "./registry.ts";
 import { ResultRecorder } from "./results.ts";
 
-export const SHUTDOWN_FAILURE_CODE = "job.worker_shutdown";
 /** Reason recorded when a worker hands back jobs it claimed but never started. */
 export const RETURNED_UNSTARTED = "WORKER_RETURNED_UNSTARTED";
 
@@ -229,8 +229,10 @@ export class Worker {
   }
 
   /**
-   * Stop claiming, let running handlers finish until the deadline, then abort the rest (their
-   * attempts fail as retryable `job.worker_shutdown`), flush recorded results and unsubscribe.
+   * Stop claiming, let running handlers finish until the deadline, then abort the rest and report
+   * them (`abandoned`, and one `loop:error` with `runtime.shutdown_timeout`), flush recorded
+   * results and unsubscribe. Nothing is written for an abandoned attempt: its lease runs out and
+   * the reaper retries or dead-letters the job.
    */
   async drain(timeoutMs: number): Promise<DrainReport> {
     this.#claiming = false;
@@ -256,6 +258,12 @@ export class Worker {
           abandoned.push(entry.job.id);
           this.#abort(entry, "shutdown");
         }
+        this.#events.emit("loop:error", {
+          loop: "worker",
+          error: new RunledgerError("runtime.shutdown_timeout", {
+            details: { timeoutMs, abandoned: abandoned.length },
+          }),
+        });
       }
       clearTimeout(timer);
       this.#idle = undefined;
@@ -297,6 +305,14 @@ export class Worker {
   }
 
   async #subscribe(): Promise<void> {
+    if (!this.#db.$runledger.notifications) {
+      // A pooled handle without a direct LISTEN connection: say so once, then poll.
+      this.#events.emit("worker:polling", {
+        reason: "no_listen_connection",
+        pollIntervalMs: this.#config.pollIntervalMs,
+      });
+      return;
+    }
     try {
       this.#subscriptions.push(
         // onListen fires on every (re)connection: re-poll for work announced while it was down.
@@ -372,8 +388,11 @@ export class Worker {
 
   /**
    * Abort a running job and let go of it at once, as if its handler had returned: the slot is
-   * free again, and a late result from the handler is ignored. A timeout or shutdown fails the
-   * attempt; after a cancel or a lost lease another party owns the job and nothing is written.
+   * free again, and a late result from the handler is ignored. A timeout fails the attempt; after
+   * a cancel or a lost lease another party owns the job and nothing is written. At the shutdown
+   * deadline nothing is written either: the handler ignored its signal and may still be running,
+   * so the job waits for its lease to run out (by then the process has usually exited) instead of
+   * being retried at once next to it; the reaper recovers it, as after a lost lease.
    */
   #abort(entry: Running, reason: AbortReason): void {
     if (entry.settled) return;
@@ -382,11 +401,6 @@ export class Worker {
     this.#settle(entry);
     if (reason === "timeout") {
       this.#results.failure(entry, JobFailure.timeout(WORKER_FAILURE_CODES.timeoutExceeded, TIMEOUT_MESSAGE));
-    } else if (reason === "shutdown") {
-      this.#results.failure(
-        entry,
-        JobFailure.retryable(SHUTDOWN_FAILURE_CODE, SHUTDOWN_MESSAGE, { retryAfterMs: 1000 }),
-      );
     }
   }
 
@@ -452,7 +466,6 @@ export class Worker {
 }
 
 const TIMEOUT_MESSAGE = "Job exceeded the configured timeout.";
-const SHUTDOWN_MESSAGE = "Worker shut down before the job finished.";
 
 /**
  * Low-level worker loop for custom orchestration: runs until `signal` aborts, drains, and

@@ -103,6 +103,7 @@ describe("concurrent claims", () => {
       workflowStepId: null,
       workflowRunId: null,
       schedule: null,
+      traceContext: null,
     });
   });
 });

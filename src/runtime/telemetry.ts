@@ -151,6 +151,7 @@ export function endAttempt(end: AttemptEnd): void {
   const { job, span, failure } = end;
   const meter = activeMeter();
   if (span === undefined && meter === undefined) return;
+  const seconds = (performance.now() - end.startedAt) / 1000;
   const errorType =
     failure !== undefined
       ? typeof failure.code === "string" && failure.code !== ""
@@ -177,7 +178,7 @@ export function endAttempt(end: AttemptEnd): void {
       if (instruments.ok.size < 10_000) instruments.ok.set(job.jobType, attributes);
     }
   } else attributes = processAttributes(job.jobType, errorType);
-  instruments.duration.record((performance.now() - end.startedAt) / 1000, attributes);
+  instruments.duration.record(seconds, attributes);
 }
 
 /** Record one claim: its duration (`receive`) and the jobs it delivered, by job type. */

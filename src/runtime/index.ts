@@ -13,6 +13,7 @@ export * from "./signals.ts";
 export * from "./supervisor.ts";
 export {
   observeQueueMetrics,
+  observeWorkflowRuns,
   parseTraceContext,
   type SpanRelationship,
   type StopObserving,

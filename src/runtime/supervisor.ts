@@ -8,7 +8,7 @@ import { DEFAULT_LOOP_BACKOFF, type LoopBackoff, LoopMonitor, type LoopStatus } 
 import { Reaper } from "./reaper.ts";
 import type { JobRegistry } from "./registry.ts";
 import { Scheduler } from "./scheduler.ts";
-import { observeQueueMetrics, type TelemetryOptions } from "./telemetry.ts";
+import { observeQueueMetrics, observeWorkflowRuns, type TelemetryOptions } from "./telemetry.ts";
 import { Worker } from "./worker.ts";
 
 /** Anything that can hand the supervisor a registry: a `JobRegistry` or a `JobCatalog`. */
@@ -195,10 +195,14 @@ export class Supervisor {
     if (this.worker) task("worker", this.worker.run(signal));
     if (this.scheduler) task("scheduler", this.scheduler.run(signal));
     if (this.reaper) task("reaper", this.reaper.run(signal));
-    const { queueMetrics } = this.#telemetry;
-    if (queueMetrics) {
-      const stop = observeQueueMetrics(this.#db, queueMetrics === true ? {} : queueMetrics);
-      void Promise.allSettled(this.#tasks.map((t) => t.promise)).then(stop);
+    const { queueMetrics, workflowRunSpans } = this.#telemetry;
+    const stopped = Promise.allSettled(this.#tasks.map((t) => t.promise));
+    if (queueMetrics) void stopped.then(observeQueueMetrics(this.#db, queueMetrics === true ? {} : queueMetrics));
+    if (workflowRunSpans) {
+      const onError = (error: unknown) => this.events.emit("loop:error", { loop: "worker", error });
+      const observing = observeWorkflowRuns(this.#db, { onError });
+      observing.catch(onError);
+      void stopped.then(() => observing.then((stop) => stop()).catch(() => {}));
     }
     // The first loop to fail or return before shutdown was requested.
     this.#failure = Promise.race(

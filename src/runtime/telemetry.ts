@@ -18,9 +18,12 @@ import type { RunledgerDb, RunnableJob } from "../store/index.ts";
 import {
   TELEMETRY_ATTRIBUTES as ATTR,
   activeMeter,
+  activeTracer,
   DURATION_BUCKETS,
   instrumentsOf,
   MESSAGING_SYSTEM,
+  RUN_TERMINAL_CHANNEL,
+  readFinishedWorkflowRuns,
   readQueueDepth,
 } from "../store/index.ts";
 
@@ -41,6 +44,12 @@ export interface TelemetryOptions {
    * Off by default: one process per database is enough.
    */
   queueMetrics?: boolean | { sampleIntervalMs?: number; scope?: OrganizationScope };
+  /**
+   * Record a `workflow {workflowType}` span per workflow run, from its enqueue to its end, as a
+   * child of the enqueue's span: this process listens for finished runs and reads each once by
+   * primary key (no write anywhere). Off by default: enable it in one process per database.
+   */
+  workflowRunSpans?: boolean;
 }
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/;
@@ -76,6 +85,7 @@ export function startProcessSpan(tracer: Tracer, job: RunnableJob, relationship:
     [ATTR.runNumber]: job.runNumber,
   };
   if (job.workflowRunId !== null) attributes[ATTR.workflowRunId] = job.workflowRunId;
+  if (job.workflowStepKey != null) attributes[ATTR.stepKey] = job.workflowStepKey;
   if (job.organizationId !== null) attributes[ATTR.organization] = job.organizationId;
   const producer = relationship === "none" ? undefined : parseTraceContext(job.traceContext);
   // A fresh root unless the enqueue is the parent: an application span that happens to be active
@@ -255,4 +265,61 @@ export function observeQueueMetrics(
   };
   meter.addBatchObservableCallback(callback, [depth, oldest]);
   return () => meter.removeBatchObservableCallback(callback, [depth, oldest]);
+}
+
+/**
+ * Record a `workflow {workflowType}` span for each workflow run that finishes from now on, from
+ * the run's creation to its end, as a child of its enqueue's span when that was traced (status
+ * ERROR and `error.type` = `workflow.failed` or `workflow.canceled` unless it succeeded). It
+ * listens for the runs' terminal notifications and reads the finished runs by primary key, a
+ * batch at a time; nothing when no tracer is registered. Resolves with a function that stops it.
+ */
+export async function observeWorkflowRuns(
+  db: RunledgerDb,
+  options: { scope?: OrganizationScope; onError?: (error: unknown) => void } = {},
+): Promise<StopObserving> {
+  const scope = options.scope ?? ALL_ORGANIZATIONS;
+  let pending = new Set<string>();
+  let scheduled = false;
+  const flush = async () => {
+    scheduled = false;
+    const tracer = activeTracer();
+    const runIds = [...pending];
+    pending = new Set();
+    if (tracer === undefined || runIds.length === 0) return;
+    try {
+      for (const run of await readFinishedWorkflowRuns(db, { scope, runIds })) {
+        const enqueue = parseTraceContext(run.traceContext);
+        const attributes: Attributes = {
+          [ATTR.system]: MESSAGING_SYSTEM,
+          [ATTR.workflowRunId]: run.id,
+          [ATTR.workflowType]: run.workflowType,
+          "runledger.workflow.status": run.status,
+        };
+        if (run.organizationId !== null) attributes[ATTR.organization] = run.organizationId;
+        const parent = enqueue === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, enqueue);
+        const span = tracer.startSpan(
+          `workflow ${run.workflowType}`,
+          { kind: SpanKind.INTERNAL, startTime: run.createdAt, attributes },
+          parent,
+        );
+        if (run.status !== "SUCCEEDED") {
+          span.setAttribute(ATTR.errorType, `workflow.${run.status.toLowerCase()}`);
+          span.setStatus({ code: SpanStatusCode.ERROR });
+        }
+        span.end(run.finishedAt);
+      }
+    } catch (error) {
+      options.onError?.(error);
+    }
+  };
+  const subscription = await db.$runledger.listen(RUN_TERMINAL_CHANNEL, (payload) => {
+    for (const id of payload.split(",")) if (id !== "" && pending.size < 10_000) pending.add(id);
+    if (!scheduled && pending.size > 0) {
+      scheduled = true;
+      // Runs finishing together are read together.
+      setTimeout(() => void flush(), 100).unref();
+    }
+  });
+  return () => void subscription.unlisten().catch(() => {});
 }

@@ -65,5 +65,6 @@ export * from "./workflows/external.ts";
 export * from "./workflows/reads.ts";
 export type { WorkflowRunRecord, WorkflowStepDependencyRecord, WorkflowStepRecord } from "./workflows/records.ts";
 export * from "./workflows/retry.ts";
+export * from "./workflows/run-traces.ts";
 export * from "./workflows/step-updates.ts";
 export * from "./workflows/wait.ts";

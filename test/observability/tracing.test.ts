@@ -170,6 +170,7 @@ describe("OpenTelemetry", () => {
       // Both steps, the second released after the first finished, link to the workflow's enqueue.
       const steps = dump.spans.filter((s) => s.attributes["runledger.workflow.run_id"] === run.id);
       expect(steps).toHaveLength(2);
+      expect(steps.map((s) => s.attributes["runledger.workflow.step_key"]).sort()).toEqual(["first", "second"]);
       for (const step of steps) {
         expect(step.links).toEqual([
           { traceId: flowSend.spanContext().traceId, spanId: flowSend.spanContext().spanId },
@@ -195,13 +196,13 @@ describe("OpenTelemetry", () => {
       expect(sent).toBeGreaterThanOrEqual(4); // 2 jobs + a workflow of 2 steps
     }, 120_000);
 
-    it("makes the enqueue the parent with spanRelationship 'parent'", async () => {
+    it("makes the enqueue the parent with spanRelationship 'parent'; a workflow run's span covers enqueue to end", async () => {
       const supervisor = Supervisor.builder(
         db,
         JobsConfig.from({ workerId: "otel-parent", maxGlobalConcurrency: 2, pollIntervalMs: 50 }),
       )
         .withCatalog(new JobCatalog().job("inproc.ok", async () => {}))
-        .withTelemetry({ spanRelationship: "parent" })
+        .withTelemetry({ spanRelationship: "parent", workflowRunSpans: true })
         .withLogger(null)
         .disableScheduler()
         .build()
@@ -218,6 +219,36 @@ describe("OpenTelemetry", () => {
         expect(processing.spanContext().traceId).toBe(send.spanContext().traceId);
         expect(processing.parentSpanContext?.spanId).toBe(send.spanContext().spanId);
         expect(processing.links).toEqual([]);
+
+        const run = await enqueueWorkflowRun(
+          db,
+          WorkflowDagBuilder.new("inproc.flow", {})
+            .job("a", "inproc.ok", {})
+            .job("b", "inproc.ok", {})
+            .afterSuccess("b", ["a"])
+            .build(),
+        );
+        const runSend = sendSpan((s) => s.attributes["runledger.workflow.run_id"] === run.id);
+        const runSpan = await waitFor(() => spans.getFinishedSpans().find((s) => s.name === "workflow inproc.flow"), {
+          timeoutMs: 30_000,
+          what: "the workflow run's span",
+        });
+        expect(runSpan.attributes).toMatchObject({
+          "runledger.workflow.run_id": run.id,
+          "runledger.workflow.status": "SUCCEEDED",
+        });
+        expect(runSpan.parentSpanContext?.spanId).toBe(runSend.spanContext().spanId);
+        expect(runSpan.status.code).toBe(SpanStatusCode.UNSET);
+        // It covers every step's processing.
+        const steps = spans
+          .getFinishedSpans()
+          .filter((s) => s.kind === SpanKind.CONSUMER && s.attributes["runledger.workflow.run_id"] === run.id);
+        expect(steps).toHaveLength(2);
+        const ms = (t: [number, number]) => t[0] * 1000 + t[1] / 1e6;
+        for (const step of steps) {
+          expect(ms(step.startTime)).toBeGreaterThanOrEqual(ms(runSpan.startTime) - 1);
+          expect(ms(step.endTime)).toBeLessThanOrEqual(ms(runSpan.endTime) + 50);
+        }
       } finally {
         await supervisor.shutdown(10_000);
       }

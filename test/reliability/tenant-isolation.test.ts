@@ -44,6 +44,7 @@ import {
   listWorkflowStepKeysForUpdate,
   listWorkflowSteps,
   queryRows,
+  readFinishedWorkflowRuns,
   readQueueDepth,
   requeueJob,
   retryWorkflowRun,
@@ -399,6 +400,13 @@ const SCOPED: Record<string, Entry> = {
     verdict: { hidden: nothing },
     own: () => getWorkflowRunIdForJob(db, seeded.B!.failedJob, { scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toBe(seeded.B!.failedRun),
+  },
+  readFinishedWorkflowRuns: {
+    target: () => seeded.B!.failedRun,
+    leak: (id) => readFinishedWorkflowRuns(db, { scope: { organizationId: A }, runIds: [id] }),
+    verdict: { hidden: nothing },
+    own: () => readFinishedWorkflowRuns(db, { scope: { organizationId: B }, runIds: [seeded.B!.failedRun] }),
+    ownSees: (r) => expect((r as { id: string }[]).map((run) => run.id)).toEqual([seeded.B!.failedRun]),
   },
   countWorkflowRuns: {
     // A has 5 runs, B 6: each scope counts its own only.

@@ -102,6 +102,7 @@ describe("concurrent claims", () => {
       workerId: "r",
       workflowStepId: null,
       workflowRunId: null,
+      workflowStepKey: null,
       schedule: null,
       traceContext: null,
     });

@@ -96,6 +96,9 @@ function claimStatement<Row>(name: string, result: SQL) {
 /** The run of a leased row's step: a primary-key lookup per step job, nothing for plain jobs. */
 const stepRun = sql`(select s.workflow_run_id from ${workflowSteps} s where s.id = l.workflow_step_id)`;
 
+/** The step key of a leased row's step, for telemetry: a second primary-key lookup, step jobs only. */
+const stepKey = sql`(select s.step_key from ${workflowSteps} s where s.id = l.workflow_step_id)`;
+
 /** Exported for the plan tests, like the other hot statements; not part of `runledger/store`. */
 export const claim = claimStatement<RawRow>(
   "runledger_claim_jobs",
@@ -111,7 +114,8 @@ export const claimRunnable = claimStatement<RawRow>(
   "runledger_claim_runnable_jobs",
   sql`select l.id, l.job_type, l.organization_id, l.payload, l.run_number, l.attempt, l.max_attempts,
     l.timeout_seconds, l.checkpoint, l.workflow_step_id,
-    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id, l.schedule_id, l.scheduled_for,
+    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id,
+    case when l.workflow_step_id is not null then ${stepKey} end as step_key, l.schedule_id, l.scheduled_for,
     case when l.schedule_id is not null
       then (select sc.name from ${jobSchedules} sc where sc.id = l.schedule_id) end as schedule_name,
     l.trace_context
@@ -164,6 +168,8 @@ export interface RunnableJob extends LeaseIdentity {
   checkpoint: unknown;
   workflowStepId: string | null;
   workflowRunId: string | null;
+  /** The step's key in its workflow, for step jobs. */
+  workflowStepKey: string | null;
   /** Which schedule slot fired this job; null for jobs not enqueued by a schedule. */
   schedule: JobScheduleProvenance | null;
   /** The W3C trace context of the enqueue (traceparent, then tracestate after a newline), if traced. */
@@ -200,6 +206,7 @@ export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInpu
     workerId,
     workflowStepId: row.workflow_step_id,
     workflowRunId: row.workflow_run_id,
+    workflowStepKey: row.step_key ?? null,
     schedule:
       row.schedule_id === null
         ? null

@@ -497,6 +497,33 @@ async function makeSystem(name: string, url: string): Promise<BenchSystem> {
   }
 }
 
+/**
+ * `RUNLEDGER_BENCH_OTEL=1`: register an OpenTelemetry SDK (in-memory span exporter behind a simple
+ * processor, emptied every second; in-memory metric exporter read every 10 s) before the system
+ * loads, to measure what tracing and metrics cost per job. Only runledger (not `baseline`, whose
+ * build predates its instrumentation) reports to it.
+ */
+async function registerOtelSdk(): Promise<void> {
+  const { context, metrics, trace } = await import("@opentelemetry/api");
+  const { AsyncLocalStorageContextManager } = await import("@opentelemetry/context-async-hooks");
+  const sdkTrace = await import("@opentelemetry/sdk-trace-base");
+  const sdkMetrics = await import("@opentelemetry/sdk-metrics");
+  const spans = new sdkTrace.InMemorySpanExporter();
+  setInterval(() => spans.reset(), 1000).unref();
+  trace.setGlobalTracerProvider(
+    new sdkTrace.BasicTracerProvider({ spanProcessors: [new sdkTrace.SimpleSpanProcessor(spans)] }),
+  );
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const reader = new sdkMetrics.PeriodicExportingMetricReader({
+    exporter: new sdkMetrics.InMemoryMetricExporter(sdkMetrics.AggregationTemporality.DELTA),
+    exportIntervalMillis: 10_000,
+  });
+  // The peers bring a newer copy of the API than the SDK's: same interface, different type identity.
+  const provider = new sdkMetrics.MeterProvider({ readers: [reader] });
+  metrics.setGlobalMeterProvider(provider as unknown as Parameters<typeof metrics.setGlobalMeterProvider>[0]);
+}
+
+if (process.env.RUNLEDGER_BENCH_OTEL === "1") await registerOtelSdk();
 const spec = JSON.parse(process.argv[2] ?? "{}") as ScenarioSpec;
 const system = await makeSystem(spec.system, spec.url);
 const check = postgres(spec.url, { max: 1, onnotice: () => {} });

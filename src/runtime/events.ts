@@ -30,6 +30,21 @@ export interface RuntimeEventMap {
    * no direct LISTEN connection (`createDb(url, { pooled: true })` without `listenUrl`). Once per run.
    */
   "worker:polling": { reason: "no_listen_connection"; pollIntervalMs: number };
+  /**
+   * A loop started failing (`failing`: its first failure, a different error, or once a minute
+   * while it goes on) or succeeded again (`recovered`). `code` and `message` never carry SQL.
+   */
+  "loop:state": {
+    loop: string;
+    state: "failing" | "recovered";
+    code: string;
+    message: string;
+    /** Consecutive failures so far (for `recovered`: before the success). */
+    failures: number;
+    /** How long it has been failing. */
+    downMs: number;
+    retryInMs: number | null;
+  };
 }
 
 export type RuntimeEventName = keyof RuntimeEventMap;

@@ -1,3 +1,4 @@
+import type { Span } from "@opentelemetry/api";
 import * as v from "valibot";
 import {
   defaultRetryDelayMs,
@@ -8,6 +9,8 @@ import {
   WORKER_FAILURE_CODES,
 } from "../core/index.ts";
 import {
+  activeMeter,
+  activeTracer,
   CANCEL_CHANNEL,
   canceledJobIds,
   claimRunnableJobs,
@@ -22,8 +25,10 @@ import type { JobsConfig } from "./config.ts";
 import { type AbortReason, type JobEventInfo, RuntimeEvents } from "./events.ts";
 import { RunningJobContext, type SignalSource } from "./job-context.ts";
 import { type RuntimeLoopExit, Waker } from "./loop.ts";
+import type { LoopMonitor } from "./loop-monitor.ts";
 import type { JobRegistry } from "./registry.ts";
 import { ResultRecorder } from "./results.ts";
+import { endAttempt, recordReceive, type SpanRelationship, startProcessSpan, withSpan } from "./telemetry.ts";
 
 /** Reason recorded when a worker hands back jobs it claimed but never started. */
 export const RETURNED_UNSTARTED = "WORKER_RETURNED_UNSTARTED";
@@ -40,6 +45,8 @@ export class Running implements SignalSource {
   abortReason: AbortReason | undefined = undefined;
   /** Set when the worker stops waiting for the handler: it finished, or it was aborted. */
   settled = false;
+  /** The attempt's CONSUMER span, only when a tracer provider is registered. */
+  span: Span | undefined = undefined;
   #controller: AbortController | undefined = undefined;
 
   constructor(job: RunnableJob, now: number) {
@@ -81,6 +88,12 @@ export interface WorkerOptions {
   events?: RuntimeEvents;
   /** Backoff for retryable failures without their own delay. Default: the spec's formula. */
   retryPolicy?: RetryPolicy;
+  /** Backoff and state-change reports of failing claims (the Supervisor gives one). */
+  monitor?: LoopMonitor;
+  /** State-change reports of failing heartbeats. */
+  heartbeatMonitor?: LoopMonitor;
+  /** How processing spans relate to the enqueue's. Default `"link"`. */
+  spanRelationship?: SpanRelationship;
 }
 
 /** What a drain left behind. */
@@ -113,6 +126,13 @@ export class Worker {
   /** Claimed jobs waiting for a free slot: claiming ahead keeps a busy worker from paying a round trip per job. */
   #queue: RunnableJob[] = [];
   readonly #waker = new Waker();
+  /** Cuts a claim backoff short when the listener reconnects: the database is back. */
+  readonly #reconnected = new Waker();
+  readonly #monitor: LoopMonitor | undefined;
+  readonly #heartbeatMonitor: LoopMonitor | undefined;
+  readonly #spanRelationship: SpanRelationship;
+  /** Whether the notification listener is (last known to be) connected; undefined before it first is. */
+  #listening: boolean | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
@@ -131,6 +151,9 @@ export class Worker {
     this.#registry = options.registry;
     this.#config = options.config;
     this.#events = options.events ?? new RuntimeEvents();
+    this.#monitor = options.monitor;
+    this.#heartbeatMonitor = options.heartbeatMonitor;
+    this.#spanRelationship = options.spanRelationship ?? "link";
     this.#results = new ResultRecorder(
       this.#db,
       this.#registry,
@@ -150,6 +173,20 @@ export class Worker {
   /** Jobs claimed but waiting for a free slot. */
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** Whether it has stopped claiming (a drain started). */
+  get draining(): boolean {
+    return !this.#claiming;
+  }
+
+  /**
+   * Whether the notification listener is connected, as last known: true once it listens, false
+   * after a claim failed to reach the database until it listens again; undefined before it first
+   * listens (or when notifications are unavailable).
+   */
+  get listenerConnected(): boolean | undefined {
+    return this.#listening;
   }
 
   /**
@@ -181,13 +218,23 @@ export class Worker {
     if (!this.#claiming || limit <= 0) return 0;
     const types = this.#registry.registeredTypes();
     if (types.length === 0) return 0;
-    const jobs = await claimRunnableJobs(this.#db, {
-      workerId: this.#config.workerId,
-      leaseSeconds: this.#config.leaseTtlSeconds,
-      limit,
-      jobTypes: types,
-      markRunning: true,
-    });
+    const meter = activeMeter();
+    const startedAt = meter === undefined ? 0 : performance.now();
+    let jobs: RunnableJob[];
+    try {
+      jobs = await claimRunnableJobs(this.#db, {
+        workerId: this.#config.workerId,
+        leaseSeconds: this.#config.leaseTtlSeconds,
+        limit,
+        jobTypes: types,
+        markRunning: true,
+      });
+    } catch (error) {
+      if (meter !== undefined)
+        recordReceive(meter, startedAt, [], (error as { code?: string }).code ?? "db.query_failed");
+      throw error;
+    }
+    if (meter !== undefined) recordReceive(meter, startedAt, jobs);
     for (const job of jobs) this.#queue.push(job);
     this.#pump();
     return jobs.length;
@@ -202,7 +249,10 @@ export class Worker {
 
   /** Run until `signal` aborts, then drain for at most `drainTimeoutMs`. */
   async run(signal: AbortSignal): Promise<RuntimeLoopExit> {
-    const stop = () => this.#waker.stop();
+    const stop = () => {
+      this.#waker.stop();
+      this.#reconnected.stop();
+    };
     signal.addEventListener("abort", stop, { once: true });
     await this.#subscribe();
     this.#startHeartbeats();
@@ -210,13 +260,22 @@ export class Worker {
       while (!signal.aborted) {
         let claimed = 0;
         let limit = 0;
+        let backoffMs: number | undefined;
         try {
           limit = this.#claimLimit();
           claimed = await this.runOnce();
+          this.#monitor?.succeeded();
         } catch (error) {
           this.#events.emit("loop:error", { loop: "worker", error });
+          if ((error as { code?: unknown }).code === "db.connection_failed") this.#listening &&= false;
+          backoffMs = this.#monitor?.failed(error);
         }
         if (signal.aborted) break;
+        if (backoffMs !== undefined) {
+          // Finished handlers wake the claim loop; only a reconnected listener may cut this short.
+          await this.#reconnected.wait(backoffMs);
+          continue;
+        }
         // A full batch means more may be waiting: claim again at once while there is room.
         if (claimed > 0 && claimed === limit && this.#claimLimit() > 0) continue;
         await this.#waker.wait(this.#config.pollIntervalMs);
@@ -319,7 +378,11 @@ export class Worker {
         await this.#db.$runledger.listen(
           JOBS_CHANNEL,
           () => this.#waker.wake(),
-          () => this.#waker.wake(),
+          () => {
+            if (this.#listening === false) this.#reconnected.wake();
+            this.#listening = true;
+            this.#waker.wake();
+          },
         ),
         await this.#db.$runledger.listen(CANCEL_CHANNEL, (jobId) => this.#cancelAnnounced(jobId)),
       );
@@ -375,8 +438,10 @@ export class Worker {
         if (!held.has(entry.job.id) && !entry.settled) this.#abort(entry, "lease_lost");
       }
       this.#queue = this.#queue.filter((job) => held.has(job.id) || !queued.includes(job));
+      this.#heartbeatMonitor?.succeeded();
     } catch (error) {
       this.#events.emit("loop:error", { loop: "worker", error });
+      this.#heartbeatMonitor?.failed(error);
     }
   }
 
@@ -399,13 +464,16 @@ export class Worker {
     entry.abort(reason);
     this.#events.emit("job:aborted", { ...entry.info(), reason });
     this.#settle(entry);
-    if (reason === "timeout") {
-      this.#results.failure(entry, JobFailure.timeout(WORKER_FAILURE_CODES.timeoutExceeded, TIMEOUT_MESSAGE));
-    }
+    let failure: JobFailure | undefined;
+    if (reason === "timeout") failure = JobFailure.timeout(WORKER_FAILURE_CODES.timeoutExceeded, TIMEOUT_MESSAGE);
+    endAttempt({ job: entry.job, span: entry.span, startedAt: entry.startedAt, failure, abandoned: `job.${reason}` });
+    if (failure !== undefined) this.#results.failure(entry, failure);
   }
 
   #start(job: RunnableJob): void {
     const entry = new Running(job, performance.now());
+    const tracer = activeTracer();
+    if (tracer !== undefined) entry.span = startProcessSpan(tracer, job, this.#spanRelationship);
     this.#inFlight.set(job.id, entry);
     if (this.#sweepTimer === undefined) {
       this.#sweepTimer = setInterval(() => this.#sweep(), TIMEOUT_SWEEP_MS);
@@ -425,6 +493,7 @@ export class Worker {
     }
     if (entry.settled) return; // aborted meanwhile: the abort recorded what there was to record
     this.#settle(entry);
+    endAttempt({ job: entry.job, span: entry.span, startedAt: entry.startedAt, failure });
     if (failure === undefined) this.#results.success(entry, (value ?? undefined) as JobProgress | undefined);
     else this.#results.failure(entry, failure);
   }
@@ -447,7 +516,7 @@ export class Worker {
       payload = parsed.output;
     }
     const context = new RunningJobContext(this.#db, job, entry, this.#config.leaseTtlSeconds);
-    return Promise.resolve(registered.handler.execute(context, payload));
+    return withSpan(entry.span, () => Promise.resolve(registered.handler.execute(context, payload)));
   }
 
   /** The worker is done waiting for this handler: free its slot and start the next job. */

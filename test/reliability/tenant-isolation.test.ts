@@ -44,6 +44,8 @@ import {
   listWorkflowStepKeysForUpdate,
   listWorkflowSteps,
   queryRows,
+  readFinishedWorkflowRuns,
+  readQueueDepth,
   requeueJob,
   retryWorkflowRun,
   searchJobsAndRuns,
@@ -273,6 +275,9 @@ const deadLettered = (result: unknown) =>
   (result as { totals: { deadLettered: { count: number } } }).totals.deadLettered.count;
 const pendingCount = (result: unknown) => (result as { pendingCount: number }[])[0]!.pendingCount;
 
+/** Due pending jobs over every job type of a `readQueueDepth` answer. */
+const dueJobs = (r: unknown) => (r as { depth: number }[]).reduce((sum, row) => sum + row.depth, 0);
+
 /** Every organization-scoped API of `runledger/store`, by name. Reads first: mutations below use B's rows up. */
 const SCOPED: Record<string, Entry> = {
   getJobById: {
@@ -396,6 +401,13 @@ const SCOPED: Record<string, Entry> = {
     own: () => getWorkflowRunIdForJob(db, seeded.B!.failedJob, { scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toBe(seeded.B!.failedRun),
   },
+  readFinishedWorkflowRuns: {
+    target: () => seeded.B!.failedRun,
+    leak: (id) => readFinishedWorkflowRuns(db, { scope: { organizationId: A }, runIds: [id] }),
+    verdict: { hidden: nothing },
+    own: () => readFinishedWorkflowRuns(db, { scope: { organizationId: B }, runIds: [seeded.B!.failedRun] }),
+    ownSees: (r) => expect((r as { id: string }[]).map((run) => run.id)).toEqual([seeded.B!.failedRun]),
+  },
   countWorkflowRuns: {
     // A has 5 runs, B 6: each scope counts its own only.
     leak: () => countWorkflowRuns(db, { scope: { organizationId: A } }),
@@ -425,6 +437,12 @@ const SCOPED: Record<string, Entry> = {
     },
     own: () => countJobsByStatus(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(9),
+  },
+  readQueueDepth: {
+    leak: () => readQueueDepth(db, { scope: { organizationId: A } }),
+    verdict: { hidden: (r) => expect(dueJobs(r)).toBe(6) },
+    own: () => readQueueDepth(db, { scope: { organizationId: B } }),
+    ownSees: (r) => expect(dueJobs(r)).toBe(9),
   },
   getJobThroughput: {
     leak: () => getJobThroughput(db, { scope: { organizationId: A } }),

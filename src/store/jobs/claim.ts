@@ -80,7 +80,7 @@ function claimStatement<Row>(name: string, result: SQL) {
       j.max_attempts, j.timeout_seconds, j.next_run_at, j.lease_expires_at, j.last_heartbeat_at, j.worker_id,
       j.started_at, j.finished_at, j.stage, j.progress_done, j.progress_total, j.progress_pct, j.checkpoint,
       j.idempotency_key, j.status_reason, j.last_error_code, j.last_error_message, j.workflow_step_id,
-      j.schedule_id, j.scheduled_for, j.job_key, j.created_at, j.updated_at
+      j.schedule_id, j.scheduled_for, j.job_key, j.created_at, j.updated_at, j.trace_context
   ),
   steps as (
     update ${workflowSteps} s set status = 'RUNNING', started_at = coalesce(s.started_at, now())
@@ -95,6 +95,9 @@ function claimStatement<Row>(name: string, result: SQL) {
 
 /** The run of a leased row's step: a primary-key lookup per step job, nothing for plain jobs. */
 const stepRun = sql`(select s.workflow_run_id from ${workflowSteps} s where s.id = l.workflow_step_id)`;
+
+/** The step key of a leased row's step, for telemetry: a second primary-key lookup, step jobs only. */
+const stepKey = sql`(select s.step_key from ${workflowSteps} s where s.id = l.workflow_step_id)`;
 
 /** Exported for the plan tests, like the other hot statements; not part of `runledger/store`. */
 export const claim = claimStatement<RawRow>(
@@ -111,9 +114,11 @@ export const claimRunnable = claimStatement<RawRow>(
   "runledger_claim_runnable_jobs",
   sql`select l.id, l.job_type, l.organization_id, l.payload, l.run_number, l.attempt, l.max_attempts,
     l.timeout_seconds, l.checkpoint, l.workflow_step_id,
-    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id, l.schedule_id, l.scheduled_for,
+    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id,
+    case when l.workflow_step_id is not null then ${stepKey} end as step_key, l.schedule_id, l.scheduled_for,
     case when l.schedule_id is not null
-      then (select sc.name from ${jobSchedules} sc where sc.id = l.schedule_id) end as schedule_name
+      then (select sc.name from ${jobSchedules} sc where sc.id = l.schedule_id) end as schedule_name,
+    l.trace_context
   from leased l
   order by l.priority desc nulls last, l.next_run_at, l.created_at, l.id`,
 );
@@ -163,8 +168,12 @@ export interface RunnableJob extends LeaseIdentity {
   checkpoint: unknown;
   workflowStepId: string | null;
   workflowRunId: string | null;
+  /** The step's key in its workflow, for step jobs. */
+  workflowStepKey: string | null;
   /** Which schedule slot fired this job; null for jobs not enqueued by a schedule. */
   schedule: JobScheduleProvenance | null;
+  /** The W3C trace context of the enqueue (traceparent, then tracestate after a newline), if traced. */
+  traceContext: string | null;
 }
 
 /** The schedule and slot a scheduled job was fired for. */
@@ -197,10 +206,12 @@ export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInpu
     workerId,
     workflowStepId: row.workflow_step_id,
     workflowRunId: row.workflow_run_id,
+    workflowStepKey: row.step_key ?? null,
     schedule:
       row.schedule_id === null
         ? null
         : { id: row.schedule_id, name: row.schedule_name, scheduledFor: toDate(row.scheduled_for) },
+    traceContext: row.trace_context,
   }));
 }
 

@@ -95,6 +95,9 @@ export const jobQueue = runledger.table(
     scheduledFor: tstz("scheduled_for"),
     // Replace-by-key: one job per (type, organization, key) holds it; see enqueue's job key.
     jobKey: text("job_key"),
+    // W3C trace context (traceparent, then tracestate after a newline) of the enqueue that made
+    // this job, when a tracer was registered; the worker links its processing span to it.
+    traceContext: text("trace_context"),
     ...timestamps,
   },
   (t) => [

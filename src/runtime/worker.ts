@@ -116,6 +116,8 @@ export class Worker {
   #sweepTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
   #claiming = true;
+  /** Whether flow control was configured at the last claim (the claim keeps it current). */
+  readonly #flowMemo = { active: false };
   #lastDrain: DrainReport = { abandoned: [] };
   /** Resolves a drain waiting for the last running handler. */
   #idle: (() => void) | undefined;
@@ -185,6 +187,8 @@ export class Worker {
       limit,
       jobTypes: types,
       markRunning: true,
+      fairness: this.#config.claimFairness,
+      flowMemo: this.#flowMemo,
     });
     for (const job of jobs) this.#queue.push(job);
     this.#pump();

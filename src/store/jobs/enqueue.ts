@@ -43,6 +43,11 @@ export interface JobEnqueue {
    * not-yet-started job per (job type, organization or none, key). See `JobKeyOption`.
    */
   jobKey?: JobKeyOption;
+  /**
+   * Flow control: jobs sharing a concurrency key share the limits configured for it (per job type
+   * with `maxConcurrencyPerKey`, or by key pattern with `setKeyLimit`). See README "Flow control".
+   */
+  concurrencyKey?: string;
 }
 
 /**
@@ -87,6 +92,7 @@ interface PreparedItem {
   max_wait_ms: number | null;
   schedule_id: string | null;
   scheduled_for: string | null;
+  concurrency_key: string | null;
 }
 
 const INVALID = "job.invalid_enqueue_request";
@@ -111,6 +117,11 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     fail(INVALID, { index: ord, field: "idempotencyKey" });
   }
   checkIdentifierLength(idempotencyKey, "idempotencyKey", { index: ord });
+  const { concurrencyKey } = input;
+  if (concurrencyKey !== undefined && (isBlank(concurrencyKey) || !isStorableText(concurrencyKey))) {
+    fail(INVALID, { index: ord, field: "concurrencyKey" });
+  }
+  checkIdentifierLength(concurrencyKey, "concurrencyKey", { index: ord });
   const key = prepareJobKey(input, ord);
   const stage = input.stage ?? "queued";
   if (!(JOB_STAGES as readonly string[]).includes(stage)) fail(INVALID, { index: ord, field: "stage" });
@@ -124,6 +135,8 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     timeout_seconds: timeoutSeconds ?? null,
     next_run_at: nextRunAtText,
     stage,
+    // Left out of the canonical request when absent, so requests stored before it compare equal.
+    concurrency_key: concurrencyKey,
   };
   return {
     ord,
@@ -132,6 +145,7 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     organization_id: organizationId ?? null,
     payload,
     ...settings,
+    concurrency_key: concurrencyKey ?? null,
     idempotency_key: idempotencyKey ?? null,
     // The canonical request: what the caller asked for, not the resolved defaults, so an
     // identical retry compares equal (as jsonb) even after the definition's defaults change.
@@ -178,6 +192,7 @@ const COLUMNS = {
   stages: "stage",
   idempotencyKeys: "idempotency_key",
   requests: "enqueue_request",
+  concurrencyKeys: "concurrency_key",
 } as const satisfies Record<string, keyof PreparedItem>;
 
 const EXTENDED_COLUMNS = {
@@ -225,14 +240,14 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
       ${sql.placeholder("priorities")}::int[], ${sql.placeholder("maxAttempts")}::int[],
       ${sql.placeholder("timeouts")}::int[], ${sql.placeholder("nextRunAts")}::timestamptz[],
       ${sql.placeholder("stages")}::text[], ${sql.placeholder("idempotencyKeys")}::text[],
-      ${sql.placeholder("requests")}::jsonb[]${
+      ${sql.placeholder("requests")}::jsonb[], ${sql.placeholder("concurrencyKeys")}::text[]${
         extended
           ? sql`, ${sql.placeholder("delays")}::bigint[], ${sql.placeholder("jobKeys")}::text[],
       ${sql.placeholder("scheduleIds")}::uuid[], ${sql.placeholder("scheduledFors")}::timestamptz[]`
           : sql``
       })
     as t(id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, next_run_at, stage,
-      idempotency_key, enqueue_request${extended ? sql`, delay_ms, job_key, schedule_id, scheduled_for` : sql``})
+      idempotency_key, enqueue_request, concurrency_key${extended ? sql`, delay_ms, job_key, schedule_id, scheduled_for` : sql``})
   ),
   isolation as (
     select current_setting('transaction_isolation') in ('read committed', 'read uncommitted') as ok
@@ -248,7 +263,7 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
   ),
   inserted as (
     insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, idempotency_key, enqueue_request${extended ? sql`, job_key, schedule_id, scheduled_for` : sql``})
+      next_run_at, stage, idempotency_key, enqueue_request, concurrency_key${extended ? sql`, job_key, schedule_id, scheduled_for` : sql``})
     -- No sort by ord: the planner probes with the input, which keeps its order in practice (which
     -- of two equal keys in one batch reports created), and the sort cost ~4 ms per 1,000 jobs.
     select i.id, i.job_type, i.organization_id, i.payload, coalesce(i.priority, d.default_priority),
@@ -257,7 +272,7 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
         extended
           ? sql`coalesce(i.next_run_at, now() + make_interval(secs => coalesce(i.delay_ms, 0) / 1000.0))`
           : sql`coalesce(i.next_run_at, now())`
-      }, i.stage, i.idempotency_key, i.enqueue_request${extended ? sql`, i.job_key, i.schedule_id, i.scheduled_for` : sql``}
+      }, i.stage, i.idempotency_key, i.enqueue_request, i.concurrency_key${extended ? sql`, i.job_key, i.schedule_id, i.scheduled_for` : sql``}
     from input i
     cross join lateral (select * from definitions d where d.job_type = i.job_type) d
     where (${extended ? sql`(i.idempotency_key is null and i.job_key is null)` : sql`i.idempotency_key is null`}
@@ -423,6 +438,7 @@ export async function insertScheduledJobs(
     max_wait_ms: null,
     schedule_id: insert.scheduleId,
     scheduled_for: microsecondTimestamp(insert.scheduledFor),
+    concurrency_key: null,
   }));
   const [result] = await insertJobsExtended.run(executor, extendedColumns(items));
   const some = result?.inserted === null ? undefined : new Set(result?.inserted ?? []);

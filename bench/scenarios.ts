@@ -10,6 +10,8 @@ export const SCENARIOS = [
   "latency",
   "workflow",
   "dashboard",
+  "flow-keys",
+  "fair",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -18,6 +20,7 @@ export const SCENARIO_GROUPS: Record<string, readonly ScenarioName[]> = {
   enqueue: ["enqueue-batch", "enqueue-single", "enqueue-parallel"],
   process: ["process-c10", "process-c50"],
   memory: ["process-c10", "process-c50"],
+  flow: ["flow-keys", "fair"],
 };
 
 export interface Sizes {
@@ -48,6 +51,7 @@ export function skipReason(system: string, scenario: ScenarioName): string | und
   if (scenario === "workflow" && (system === "graphile" || system === "raw")) return "no workflow DAGs";
   if (system === "baseline" && !process.env.RUNLEDGER_BASELINE_BUILD) return "RUNLEDGER_BASELINE_BUILD is not set";
   if (scenario === "dashboard" && system !== "runledger") return "no dashboard of ours";
+  if ((scenario === "flow-keys" || scenario === "fair") && system !== "runledger") return "runledger flow control only";
   return undefined;
 }
 

@@ -154,6 +154,7 @@ export const ERROR_CATALOG = {
   "workflow.invalid_dag_step_max_attempts_out_of_range": [V, "Workflow step max attempts must be a 32-bit integer."],
   "workflow.invalid_dag_step_timeout_seconds_out_of_range": [V, "Workflow step timeout must be a 32-bit integer."],
   "workflow.invalid_dag_step_stage_invalid": [V, "Workflow step stage is not a known job stage."],
+  "workflow.invalid_dag_step_concurrency_key_blank": [V, "Workflow step concurrency key must not be blank."],
   "workflow.invalid_dag_step_execution_kind_invalid": [V, "Workflow step execution kind must be JOB or EXTERNAL."],
   "workflow.invalid_dag_external_step_job_type_not_allowed": [V, "External workflow steps cannot have a job type."],
   "workflow.invalid_dag_external_step_queue_settings_not_allowed": [

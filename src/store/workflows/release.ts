@@ -52,8 +52,9 @@ export async function lockRunForRewrite(tx: Executor, runId: string): Promise<Ra
  */
 export const releasedJobsCtes = (jobId: "job_id" | "new_job_id", from: SQL) => sql`jobs as (
     insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, workflow_step_id)
-    select ${sql.raw(jobId)}, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id
+      next_run_at, stage, workflow_step_id, concurrency_key)
+    select ${sql.raw(jobId)}, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id,
+      concurrency_key
     from ${from}
     returning id, job_type, stage
   ),

@@ -1,12 +1,14 @@
 import { sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { RunledgerError } from "../../src/core/index.ts";
+import { RunledgerError, WorkflowRunEnqueueBuilder, WorkflowStepEnqueueBuilder } from "../../src/core/index.ts";
+import { JobCatalog } from "../../src/runtime/index.ts";
 import {
   claimJobs,
   claimRunnableJobs,
   completeJobSuccess,
   enqueueJob,
   enqueueJobs,
+  enqueueWorkflowRun,
   type FlowClaimMemo,
   getFlowControlState,
   getJobById,
@@ -182,5 +184,50 @@ describe("fairness", () => {
     expect(fair.filter((j) => j.organizationId === ORG_B)).toHaveLength(2);
     const job = await getJobById(db, fair[0]!.id);
     expect(job?.status).toBe("LEASED");
+  });
+});
+
+describe("concurrency keys on workflow steps and catalog enqueues", () => {
+  it("a step's key reaches its job and its limit holds", async () => {
+    const run = WorkflowRunEnqueueBuilder.new("flow.wf" as never, {})
+      .step(
+        WorkflowStepEnqueueBuilder.tryJob("s1", "flow.a", {})
+          .concurrencyKey("acct:1")
+          .build(),
+      )
+      .step(
+        WorkflowStepEnqueueBuilder.tryJob("s2", "flow.a", {})
+          .concurrencyKey("acct:1")
+          .build(),
+      )
+      .step(WorkflowStepEnqueueBuilder.tryJob("s3", "flow.a", {}).build())
+      .build();
+    await enqueueWorkflowRun(db, run);
+    await setKeyLimit(db, { pattern: "acct:*", maxConcurrency: 1 });
+    const claimed = await claim(10);
+    expect(claimed).toHaveLength(2);
+    const keys = await queryRows<{ key: string | null }>(
+      db,
+      sql`select concurrency_key as key from runledger.job_queue order by concurrency_key nulls last`,
+    );
+    expect(keys).toEqual([{ key: "acct:1" }, { key: "acct:1" }, { key: null }]);
+  });
+
+  it("a blank step key is refused by the builder", () => {
+    expect(() =>
+      WorkflowStepEnqueueBuilder.tryJob("s1", "flow.a", {})
+        .concurrencyKey(" ")
+        .build(),
+    ).toThrow();
+  });
+
+  it("catalog.enqueue passes the key", async () => {
+    const catalog = new JobCatalog().job("flow.a", async () => {});
+    const { id } = await catalog.enqueue(db, "flow.a", {}, { concurrencyKey: "c:1" });
+    const [row] = await queryRows<{ key: string }>(
+      db,
+      sql`select concurrency_key as key from runledger.job_queue where id = ${id}`,
+    );
+    expect(row?.key).toBe("c:1");
   });
 });

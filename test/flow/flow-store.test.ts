@@ -190,16 +190,8 @@ describe("fairness", () => {
 describe("concurrency keys on workflow steps and catalog enqueues", () => {
   it("a step's key reaches its job and its limit holds", async () => {
     const run = WorkflowRunEnqueueBuilder.new("flow.wf" as never, {})
-      .step(
-        WorkflowStepEnqueueBuilder.tryJob("s1", "flow.a", {})
-          .concurrencyKey("acct:1")
-          .build(),
-      )
-      .step(
-        WorkflowStepEnqueueBuilder.tryJob("s2", "flow.a", {})
-          .concurrencyKey("acct:1")
-          .build(),
-      )
+      .step(WorkflowStepEnqueueBuilder.tryJob("s1", "flow.a", {}).concurrencyKey("acct:1").build())
+      .step(WorkflowStepEnqueueBuilder.tryJob("s2", "flow.a", {}).concurrencyKey("acct:1").build())
       .step(WorkflowStepEnqueueBuilder.tryJob("s3", "flow.a", {}).build())
       .build();
     await enqueueWorkflowRun(db, run);
@@ -214,11 +206,7 @@ describe("concurrency keys on workflow steps and catalog enqueues", () => {
   });
 
   it("a blank step key is refused by the builder", () => {
-    expect(() =>
-      WorkflowStepEnqueueBuilder.tryJob("s1", "flow.a", {})
-        .concurrencyKey(" ")
-        .build(),
-    ).toThrow();
+    expect(() => WorkflowStepEnqueueBuilder.tryJob("s1", "flow.a", {}).concurrencyKey(" ").build()).toThrow();
   });
 
   it("catalog.enqueue passes the key", async () => {

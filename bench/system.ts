@@ -60,8 +60,8 @@ export interface BenchSystem {
     /** Enqueue jobs of one organization: a batch, or one job. */
     enqueueBatchFor(organizationId: string, seqs: readonly number[]): Promise<void>;
     enqueueOneFor(organizationId: string, seq: number): Promise<void>;
-    /** `startWorker` with or without fair claims across organizations. */
-    startWorker(concurrency: number, handler: JobHandler, fair: boolean): Promise<void>;
+    /** `startWorker` with or without fair claims across organizations (and another claim batch). */
+    startWorker(concurrency: number, handler: JobHandler, fair: boolean, claimBatchSize?: number): Promise<void>;
   };
   /** Close every connection. */
   close(): Promise<void>;

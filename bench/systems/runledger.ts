@@ -13,9 +13,9 @@ import { type BenchSystem, FAN_OUT, type JobHandler, type StepHandler } from "..
  */
 const CLAIM_BATCH_SIZE = 500;
 
-function config(concurrency: number, fair = false) {
+function config(concurrency: number, fair = false, batch = CLAIM_BATCH_SIZE) {
   const env = JobsConfig.fromEnv();
-  const claimBatchSize = process.env.JOBS_CLAIM_BATCH_SIZE?.trim() ? env.claimBatchSize : CLAIM_BATCH_SIZE;
+  const claimBatchSize = process.env.JOBS_CLAIM_BATCH_SIZE?.trim() ? env.claimBatchSize : batch;
   return JobsConfig.from({
     ...env,
     claimBatchSize,
@@ -36,8 +36,10 @@ export function runledgerSystem(url: string): BenchSystem {
     });
   let supervisor: Supervisor | undefined;
 
-  const start = (concurrency: number, fair = false) => {
-    supervisor = Supervisor.builder(db, config(concurrency, fair)).withCatalog(catalog).build();
+  const start = (concurrency: number, fair = false, batch?: number) => {
+    supervisor = Supervisor.builder(db, config(concurrency, fair, batch))
+      .withCatalog(catalog)
+      .build();
     supervisor.on("loop:error", (e) => console.error(`runledger ${e.loop} loop error:`, e.error));
     supervisor.start();
   };
@@ -99,9 +101,9 @@ export function runledgerSystem(url: string): BenchSystem {
       async enqueueOneFor(organizationId, seq) {
         await enqueueJob(db, { jobType: "bench.noop", organizationId, payload: { i: seq } });
       },
-      async startWorker(concurrency, handler, fair) {
+      async startWorker(concurrency, handler, fair, claimBatchSize) {
         onJob = handler;
-        start(concurrency, fair);
+        start(concurrency, fair, claimBatchSize);
       },
     },
     async close() {

@@ -23,7 +23,8 @@ export interface JobsConfig {
   /**
    * Share each claim across organizations (`organization`) or concurrency keys (`concurrencyKey`)
    * instead of strict claim order, so one tenant's backlog cannot starve another's few jobs.
-   * Costs a ranking of the due jobs per claim (README "Flow control"). Default: none.
+   * A fair claim ranks every due job, so a worker makes one at most every 200 ms and claims in
+   * strict order in between (README "Flow control"). Default: none.
    */
   readonly claimFairness?: ClaimFairness;
 }

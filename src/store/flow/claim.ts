@@ -119,6 +119,7 @@ const fairPool = (name: string, column: SQL) =>
       from ${jobQueue}
       where ${due}
     ) ranked
+    where rn <= ${sql.placeholder("limit")}
     order by ord
     limit ${sql.placeholder("limit")}
   ) f on f.id = j.id

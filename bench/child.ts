@@ -18,9 +18,9 @@ const FLOW_KEY_LIMIT = 2;
 const FLOW_CONCURRENCY = 50;
 const FAIR_CONCURRENCY = 10;
 const FAIR_GAP_MS = 100;
-// Claimed jobs wait in the worker's queue in claim order: a batch of 500 would hold a B job behind
-// up to 500 of A's whatever the claim's fairness. Both rounds use this batch.
-const FAIR_CLAIM_BATCH = 100;
+// Both rounds claim in batches of this size (a fair claim's jobs go to the front of the worker's
+// queue, so B's jobs do not wait behind a batch of A's).
+const FAIR_CLAIM_BATCH = Number(process.env.BENCH_FAIR_CLAIM_BATCH ?? 100);
 const TENANT_A = "0190f0a0-0000-7000-8000-0000000000aa";
 const TENANT_B = "0190f0a0-0000-7000-8000-0000000000bb";
 const TIMEOUT_MS = 300_000;

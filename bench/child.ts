@@ -22,6 +22,16 @@ const PARALLEL = 20;
 const LATENCY_GAP_MS = 10;
 const LATENCY_CONCURRENCY = 10;
 const WORKFLOW_CONCURRENCY = 20;
+const FLOW_KEYS = 100;
+const FLOW_KEY_LIMIT = 2;
+const FLOW_CONCURRENCY = 50;
+const FAIR_CONCURRENCY = 10;
+const FAIR_GAP_MS = 100;
+// Both rounds claim in batches of this size (a fair claim's jobs go to the front of the worker's
+// queue, so B's jobs do not wait behind a batch of A's).
+const FAIR_CLAIM_BATCH = Number(process.env.BENCH_FAIR_CLAIM_BATCH ?? 100);
+const TENANT_A = "0190f0a0-0000-7000-8000-0000000000aa";
+const TENANT_B = "0190f0a0-0000-7000-8000-0000000000bb";
 const TIMEOUT_MS = 300_000;
 
 const now = () => performance.now();
@@ -444,6 +454,133 @@ class Run {
     return "every run ran root → fans → join in order";
   }
 
+  /**
+   * `flow-keys`: N jobs over 100 concurrency keys (round-robin), each key limited to 2 running,
+   * one worker at concurrency 50. The database is sampled while it drains: no key may ever have
+   * more than 2 jobs LEASED.
+   */
+  async flowKeys(): Promise<ChildResult> {
+    const flow = this.system.flow ?? fail(`${this.system.name} has no flow control`);
+    const n = this.sizes.jobs;
+    await flow.limitKeys("key-", FLOW_KEY_LIMIT);
+    for (let first = 0; first < n; first += BATCH) {
+      const seqs = Array.from({ length: Math.min(BATCH, n - first) }, (_, k) => first + k);
+      await flow.enqueueKeyedBatch(seqs, (i) => `key-${i % FLOW_KEYS}`);
+    }
+    await this.analyze();
+    const recorder = new Recorder(n);
+    let maxRunning = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [row] = await this.check<{ n: number | null }[]>`
+          select max(n)::int as n from (select count(*) as n from runledger.job_queue
+            where status = 'LEASED' group by concurrency_key) k`;
+        maxRunning = Math.max(maxRunning, row?.n ?? 0);
+        await sleep(5);
+      }
+    })();
+    const t0 = now();
+    await flow.startWorker(FLOW_CONCURRENCY, recorder.handler, false);
+    await within(recorder.all, TIMEOUT_MS, () => recorder.progress);
+    await this.drained();
+    const ms = now() - t0;
+    sampling = false;
+    await sampler;
+    await this.system.stopWorker();
+    if (maxRunning > FLOW_KEY_LIMIT) fail(`a key had ${maxRunning} jobs running, limit ${FLOW_KEY_LIMIT}`);
+    const verified = `${recorder.verify()}; at most ${maxRunning} running per key (sampled); ${await this.expectPending(0)}`;
+    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms, maxRunningPerKey: maxRunning }, verified };
+  }
+
+  /**
+   * `fair`: tenant A has N jobs queued; while they drain, tenant B enqueues one job every 100 ms.
+   * B's pickup latency (handler start minus enqueue call), with strict claim order and then with
+   * `claimFairness: "organization"`, on the same database (the first round leaves nothing pending).
+   */
+  async fair(): Promise<ChildResult> {
+    const strict = await this.fairRound(false, 0);
+    const fair = await this.fairRound(true, 10_000_000);
+    return {
+      ok: true,
+      metrics: {
+        fairP50: fair.p50,
+        fairP99: fair.p99,
+        fairAJobsPerSec: fair.aJobsPerSec,
+        strictP50: strict.p50,
+        strictP99: strict.p99,
+        strictAJobsPerSec: strict.aJobsPerSec,
+        bJobs: fair.bJobs + strict.bJobs,
+      },
+      verified: `${strict.verified}; ${fair.verified}; ${await this.expectPending(0)}`,
+    };
+  }
+
+  async fairRound(
+    fairClaims: boolean,
+    base: number,
+  ): Promise<{ p50: number; p99: number; aJobsPerSec: number; bJobs: number; verified: string }> {
+    const flow = this.system.flow ?? fail(`${this.system.name} has no flow control`);
+    const a = this.sizes.jobs;
+    for (let first = 0; first < a; first += BATCH) {
+      const seqs = Array.from({ length: Math.min(BATCH, a - first) }, (_, k) => base + first + k);
+      await flow.enqueueBatchFor(TENANT_A, seqs);
+    }
+    await this.analyze();
+    const aSeen = new Uint8Array(a);
+    let aStarted = 0;
+    let aDone: () => void = () => {};
+    const allA = new Promise<void>((resolve) => {
+      aDone = resolve;
+    });
+    const bEnqueued = new Map<number, number>();
+    const bStarted = new Map<number, number>();
+    let problem: string | undefined;
+    const handler = (seq: number) => {
+      const at = now();
+      const i = seq - base;
+      if (i >= 0 && i < a) {
+        if (aSeen[i] === 1) problem = `job ${seq} ran twice`;
+        aSeen[i] = 1;
+        if (++aStarted === a) aDone();
+      } else if (bEnqueued.has(seq) || i >= a) {
+        if (bStarted.has(seq)) problem = `job ${seq} ran twice`;
+        bStarted.set(seq, at);
+      } else problem = `a handler ran an unknown job (${seq})`;
+    };
+    const t0 = now();
+    await flow.startWorker(FAIR_CONCURRENCY, handler, fairClaims, FAIR_CLAIM_BATCH);
+    let next = base + a;
+    let aFinishedAt = 0;
+    const bLoop = (async () => {
+      while (aStarted < a) {
+        const seq = next++;
+        bEnqueued.set(seq, now());
+        await flow.enqueueOneFor(TENANT_B, seq);
+        await sleep(Math.max(0, bEnqueued.get(seq)! + FAIR_GAP_MS - now()));
+      }
+    })();
+    await within(allA, TIMEOUT_MS, () => `${aStarted} of ${a} of tenant A ran`);
+    aFinishedAt = now();
+    await bLoop;
+    const bAll = async () => {
+      while (bStarted.size < bEnqueued.size) await sleep(5);
+    };
+    await within(bAll(), TIMEOUT_MS, () => `${bStarted.size} of ${bEnqueued.size} of tenant B ran`);
+    await this.drained();
+    await this.system.stopWorker();
+    if (problem !== undefined) fail(problem);
+    if (aStarted !== a) fail(`ran ${aStarted} of ${a} tenant A jobs`);
+    const latencies = Float64Array.from(bEnqueued, ([seq, at]) => bStarted.get(seq)! - at).sort();
+    return {
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      aJobsPerSec: (a / (aFinishedAt - t0)) * 1000,
+      bJobs: latencies.length,
+      verified: `${fairClaims ? "fair" : "strict"}: ${a} A and ${latencies.length} B jobs ran exactly once`,
+    };
+  }
+
   run(scenario: ScenarioName): Promise<ChildResult> {
     switch (scenario) {
       case "enqueue-batch":
@@ -460,6 +597,10 @@ class Run {
         return this.latency();
       case "workflow":
         return this.workflow();
+      case "flow-keys":
+        return this.flowKeys();
+      case "fair":
+        return this.fair();
       case "dashboard":
         throw new Error("the dashboard scenario runs through bench/dashboard.ts");
       case "scale-p1":

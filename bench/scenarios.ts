@@ -13,6 +13,8 @@ export const SCENARIOS = [
   "scale-p1",
   "scale-p2",
   "scale-p4",
+  "flow-keys",
+  "fair",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -22,6 +24,7 @@ export const SCENARIO_GROUPS: Record<string, readonly ScenarioName[]> = {
   process: ["process-c10", "process-c50"],
   memory: ["process-c10", "process-c50"],
   scale: ["scale-p1", "scale-p2", "scale-p4"],
+  flow: ["flow-keys", "fair"],
 };
 
 /** Worker processes of a `scale-pN` scenario (each at `SCALE_CONCURRENCY`), else undefined. */
@@ -64,6 +67,7 @@ export function skipReason(system: string, scenario: ScenarioName): string | und
   if (scaleProcesses(scenario) !== undefined && system !== "runledger" && system !== "unprepared") {
     return "runledger's own scaling scenario";
   }
+  if ((scenario === "flow-keys" || scenario === "fair") && system !== "runledger") return "runledger flow control only";
   return undefined;
 }
 

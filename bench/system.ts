@@ -58,6 +58,18 @@ export interface BenchSystem {
     /** Enqueue run number `run` of the 1 → FAN_OUT → 1 DAG. */
     enqueueRun(run: number): Promise<void>;
   };
+  /** runledger's flow control (the `flow-keys` and `fair` scenarios). */
+  readonly flow?: {
+    /** Enqueue one job per sequence number with the batch API, each with its concurrency key. */
+    enqueueKeyedBatch(seqs: readonly number[], keyOf: (seq: number) => string): Promise<void>;
+    /** Limit every key starting with `prefix` to `limit` running jobs. */
+    limitKeys(prefix: string, limit: number): Promise<void>;
+    /** Enqueue jobs of one organization: a batch, or one job. */
+    enqueueBatchFor(organizationId: string, seqs: readonly number[]): Promise<void>;
+    enqueueOneFor(organizationId: string, seq: number): Promise<void>;
+    /** `startWorker` with or without fair claims across organizations (and another claim batch). */
+    startWorker(concurrency: number, handler: JobHandler, fair: boolean, claimBatchSize?: number): Promise<void>;
+  };
   /** Close every connection. */
   close(): Promise<void>;
 }

@@ -16,6 +16,7 @@ const NAMES = [
   "append-workflow-steps",
   "retry-workflow",
   "schedule-job",
+  "flow-control",
   "worker",
   "worker-migrate",
   "worker-uninitialized",
@@ -73,6 +74,13 @@ describe("examples", () => {
     const again = await runExample("workflow-dag");
     expect(again.stdout).toMatch(/\(profiles\.research\) is SUCCEEDED/);
     expect(again.stdout).not.toContain("crawl    p_123");
+  });
+
+  it("flow-control: 2 running per tenant key, a paused type runs after resume", async () => {
+    const { stdout } = await runExample("flow-control");
+    for (const tenant of ["a", "b", "c"]) expect(stdout).toContain(`tenant:${tenant}: at most 2 running`);
+    expect(stdout).toContain("report.mail ran while paused: false");
+    expect(stdout).toContain("report.mail ran after resume");
   });
 
   it("external-gate: the refund waits for the approval", async () => {

@@ -2,7 +2,7 @@
 // batches, `enqueueJob` for single jobs, `enqueueWorkflowRun` for DAGs and one Supervisor.
 import { WorkflowDagBuilder } from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
-import { createDb, enqueueJob, enqueueJobs, enqueueWorkflowRun, migrate } from "../../src/store/index.ts";
+import { createDb, enqueueJob, enqueueJobs, enqueueWorkflowRun, migrate, setKeyLimit } from "../../src/store/index.ts";
 import { type BenchSystem, FAN_OUT, type JobHandler, type StepHandler } from "../system.ts";
 
 /**
@@ -13,10 +13,15 @@ import { type BenchSystem, FAN_OUT, type JobHandler, type StepHandler } from "..
  */
 const CLAIM_BATCH_SIZE = 500;
 
-function config(concurrency: number) {
+function config(concurrency: number, fair = false, batch = CLAIM_BATCH_SIZE) {
   const env = JobsConfig.fromEnv();
-  const claimBatchSize = process.env.JOBS_CLAIM_BATCH_SIZE?.trim() ? env.claimBatchSize : CLAIM_BATCH_SIZE;
-  return JobsConfig.from({ ...env, claimBatchSize, maxGlobalConcurrency: concurrency });
+  const claimBatchSize = process.env.JOBS_CLAIM_BATCH_SIZE?.trim() ? env.claimBatchSize : batch;
+  return JobsConfig.from({
+    ...env,
+    claimBatchSize,
+    maxGlobalConcurrency: concurrency,
+    ...(fair ? { claimFairness: "organization" as const } : {}),
+  });
 }
 
 /**
@@ -35,8 +40,10 @@ export function runledgerSystem(url: string, options: { pooled?: boolean; max?: 
     });
   let supervisor: Supervisor | undefined;
 
-  const start = (concurrency: number) => {
-    supervisor = Supervisor.builder(db, config(concurrency)).withCatalog(catalog).build();
+  const start = (concurrency: number, fair = false, batch?: number) => {
+    supervisor = Supervisor.builder(db, config(concurrency, fair, batch))
+      .withCatalog(catalog)
+      .build();
     supervisor.on("loop:error", (e) => console.error(`runledger ${e.loop} loop error:`, e.error));
     supervisor.start();
   };
@@ -77,6 +84,30 @@ export function runledgerSystem(url: string, options: { pooled?: boolean; max?: 
         for (const fan of fans) dag = dag.job(fan, "bench.step", { run, step: fan }).afterSuccess(fan, ["root"]);
         dag = dag.job("join", "bench.step", { run, step: "join" }).afterSuccess("join", fans);
         await enqueueWorkflowRun(db, dag.build());
+      },
+    },
+    flow: {
+      async enqueueKeyedBatch(seqs, keyOf) {
+        await enqueueJobs(
+          db,
+          seqs.map((i) => ({ jobType: "bench.noop", payload: { i }, concurrencyKey: keyOf(i) })),
+        );
+      },
+      async limitKeys(prefix, limit) {
+        await setKeyLimit(db, { pattern: `${prefix}*`, maxConcurrency: limit });
+      },
+      async enqueueBatchFor(organizationId, seqs) {
+        await enqueueJobs(
+          db,
+          seqs.map((i) => ({ jobType: "bench.noop", organizationId, payload: { i } })),
+        );
+      },
+      async enqueueOneFor(organizationId, seq) {
+        await enqueueJob(db, { jobType: "bench.noop", organizationId, payload: { i: seq } });
+      },
+      async startWorker(concurrency, handler, fair, claimBatchSize) {
+        onJob = handler;
+        start(concurrency, fair, claimBatchSize);
       },
     },
     async close() {

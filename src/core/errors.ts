@@ -46,6 +46,7 @@ export const ERROR_CATALOG = {
   "job.invalid_payload": [V, "The job payload does not match the job type's schema."],
   "job.lease_owner_mismatch": [F, "Job lease is not currently held by this worker."],
   "job.invalid_lease_duration": [V, "Job lease duration must be positive."],
+  "job.invalid_claim_fairness": [V, "Claim fairness must be organization or concurrencyKey."],
   "job.invalid_retry_delay": [V, "Job retry delay must be positive."],
   "job.invalid_progress": [V, "Job progress is invalid."],
   "job.invalid_success_stage": [V, "A successful job can only complete with stage 'completed'."],
@@ -63,6 +64,9 @@ export const ERROR_CATALOG = {
   // job definitions and catalog sync
   "job_definition.empty_job_type_list": [V, "Exact definition sync needs a non-empty catalog and scope."],
   "job_definition.invalid_value": [V, "Job definition values are invalid."],
+  "flow.invalid_limit": [V, "Flow control limits are invalid."],
+  "flow.key_limit_not_found": [V, "No key limit exists for this pattern."],
+  "flow.unsupported_isolation": [V, "A flow-controlled claim needs READ COMMITTED isolation."],
   "job_definition.duplicate_job_type": [V, "A definition list names the same job type twice."],
   "job_definition.active_schedule_exists": [C, "An active schedule still references this job type."],
 
@@ -154,6 +158,7 @@ export const ERROR_CATALOG = {
   "workflow.invalid_dag_step_max_attempts_out_of_range": [V, "Workflow step max attempts must be a 32-bit integer."],
   "workflow.invalid_dag_step_timeout_seconds_out_of_range": [V, "Workflow step timeout must be a 32-bit integer."],
   "workflow.invalid_dag_step_stage_invalid": [V, "Workflow step stage is not a known job stage."],
+  "workflow.invalid_dag_step_concurrency_key_blank": [V, "Workflow step concurrency key must not be blank."],
   "workflow.invalid_dag_step_execution_kind_invalid": [V, "Workflow step execution kind must be JOB or EXTERNAL."],
   "workflow.invalid_dag_external_step_job_type_not_allowed": [V, "External workflow steps cannot have a job type."],
   "workflow.invalid_dag_external_step_queue_settings_not_allowed": [

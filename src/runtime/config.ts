@@ -1,6 +1,6 @@
 import { uuidv7 } from "uuidv7";
 import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
-import { MAX_CLAIM } from "../store/index.ts";
+import { type ClaimFairness, MAX_CLAIM } from "../store/index.ts";
 
 /** How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`. */
 export interface JobsConfig {
@@ -20,11 +20,20 @@ export interface JobsConfig {
   readonly schedulePollIntervalSeconds: number;
   /** Delay before a job whose lease expired runs again. Default 30,000 ms, at least 1,000. */
   readonly reaperRetryDelayMs: number;
+  /**
+   * Share each claim across organizations (`organization`) or concurrency keys (`concurrencyKey`)
+   * instead of strict claim order, so one tenant's backlog cannot starve another's few jobs.
+   * A fair claim ranks every due job, so a worker makes one at most every 200 ms and claims in
+   * strict order in between (README "Flow control"). Default: none.
+   */
+  readonly claimFairness?: ClaimFairness;
 }
+
+const FAIRNESS: readonly ClaimFairness[] = ["organization", "concurrencyKey"];
 
 interface Field {
   env: string;
-  key: Exclude<keyof JobsConfig, "workerId">;
+  key: Exclude<keyof JobsConfig, "workerId" | "claimFairness">;
   fallback: number;
   min: number;
   /** Values above it are lowered to it. */
@@ -66,7 +75,7 @@ function invalidConfig(problems: string[]): RunledgerError {
 /** Runtime configuration with the spec's defaults and clamps. */
 export const JobsConfig = {
   /** Every environment variable `fromEnv` reads. */
-  variables: ["JOBS_WORKER_ID", ...FIELDS.map((f) => f.env)] as const,
+  variables: ["JOBS_WORKER_ID", ...FIELDS.map((f) => f.env), "JOBS_CLAIM_FAIRNESS"] as const,
 
   /**
    * Read `JOBS_*` variables. Unset or blank values take the default; values below the minimum
@@ -88,9 +97,17 @@ export const JobsConfig = {
       }
       values[field.key] = clamp(field, Number(raw));
     }
+    const fairness = env.JOBS_CLAIM_FAIRNESS?.trim();
+    if (fairness && !FAIRNESS.includes(fairness as ClaimFairness)) {
+      problems.push("JOBS_CLAIM_FAIRNESS must be organization or concurrencyKey");
+    }
     if (problems.length > 0) throw invalidConfig(problems);
     const workerId = env.JOBS_WORKER_ID?.trim();
-    return Object.freeze({ workerId: workerId ? workerId : defaultWorkerId(), ...values } as unknown as JobsConfig);
+    return Object.freeze({
+      workerId: workerId ? workerId : defaultWorkerId(),
+      ...values,
+      ...(fairness ? { claimFairness: fairness } : {}),
+    } as unknown as JobsConfig);
   },
 
   /** Build a config in code: the defaults, overridden and clamped like `fromEnv`. */
@@ -101,6 +118,11 @@ export const JobsConfig = {
       const value = overrides[field.key] ?? field.fallback;
       if (!Number.isInteger(value) || value > MAX) problems.push(`${field.key} must be a whole number`);
       config[field.key] = clamp(field, value);
+    }
+    if (overrides.claimFairness !== undefined) {
+      if (!FAIRNESS.includes(overrides.claimFairness))
+        problems.push("claimFairness must be organization or concurrencyKey");
+      config.claimFairness = overrides.claimFairness;
     }
     if (problems.length > 0) throw invalidConfig(problems);
     return Object.freeze(config as unknown as JobsConfig);

@@ -30,6 +30,9 @@ import type { JobRegistry } from "./registry.ts";
 import { ResultRecorder } from "./results.ts";
 import { endAttempt, recordReceive, type SpanRelationship, startProcessSpan, withSpan } from "./telemetry.ts";
 
+/** Least time between two fair claims of one worker (see `JobsConfig.claimFairness`). */
+const FAIR_CLAIM_INTERVAL_MS = 200;
+
 /** Reason recorded when a worker hands back jobs it claimed but never started. */
 export const RETURNED_UNSTARTED = "WORKER_RETURNED_UNSTARTED";
 
@@ -138,6 +141,9 @@ export class Worker {
   #subscriptions: Subscription[] = [];
   #cancelChecks: Promise<void> = Promise.resolve();
   #claiming = true;
+  /** Whether flow control was configured at the last claim (the claim keeps it current). */
+  readonly #flowMemo = { active: false };
+  #fairAt = 0;
   #lastDrain: DrainReport = { abandoned: [] };
   /** Resolves a drain waiting for the last running handler. */
   #idle: (() => void) | undefined;
@@ -218,6 +224,10 @@ export class Worker {
     if (!this.#claiming || limit <= 0) return 0;
     const types = this.#registry.registeredTypes();
     if (types.length === 0) return 0;
+    // A fair claim ranks every due job, so a worker makes one at most every FAIR_CLAIM_INTERVAL_MS
+    // and claims in strict order in between; the fair claim's jobs go to the front of the queue.
+    const fair = this.#config.claimFairness !== undefined && Date.now() - this.#fairAt >= FAIR_CLAIM_INTERVAL_MS;
+    if (fair) this.#fairAt = Date.now();
     const meter = activeMeter();
     const startedAt = meter === undefined ? 0 : performance.now();
     let jobs: RunnableJob[];
@@ -228,6 +238,8 @@ export class Worker {
         limit,
         jobTypes: types,
         markRunning: true,
+        fairness: fair ? this.#config.claimFairness : undefined,
+        flowMemo: this.#flowMemo,
       });
     } catch (error) {
       if (meter !== undefined)
@@ -235,7 +247,8 @@ export class Worker {
       throw error;
     }
     if (meter !== undefined) recordReceive(meter, startedAt, jobs);
-    for (const job of jobs) this.#queue.push(job);
+    if (fair) this.#queue.unshift(...jobs);
+    else for (const job of jobs) this.#queue.push(job);
     this.#pump();
     return jobs.length;
   }

@@ -17,6 +17,14 @@ export interface JobDefinitionRecord {
   defaultTimeoutSeconds: number;
   defaultPriority: number;
   isEnabled: boolean;
+  /** When the type was paused (its queued jobs are not claimed), or null. */
+  pausedAt: Date | null;
+  /** Most jobs of the type running at once across all workers, or null (no limit). */
+  maxConcurrency: number | null;
+  /** Most jobs of the type running at once per concurrency key, or null. */
+  maxConcurrencyPerKey: number | null;
+  /** Most starts of the type per interval, or null. */
+  rateLimit: { limit: number; intervalMs: number } | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -40,6 +48,11 @@ function definitionFromRow(row: RawRow): JobDefinitionRecord {
     defaultTimeoutSeconds: Number(row.default_timeout_seconds),
     defaultPriority: Number(row.default_priority),
     isEnabled: row.is_enabled,
+    pausedAt: row.paused_at == null ? null : toDate(row.paused_at),
+    maxConcurrency: row.max_concurrency == null ? null : Number(row.max_concurrency),
+    maxConcurrencyPerKey: row.max_concurrency_per_key == null ? null : Number(row.max_concurrency_per_key),
+    rateLimit:
+      row.rate_limit == null ? null : { limit: Number(row.rate_limit), intervalMs: Number(row.rate_interval_ms) },
     createdAt: toDate(row.created_at),
     updatedAt: toDate(row.updated_at),
   };

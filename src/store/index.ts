@@ -3,6 +3,8 @@ export * from "./admin/search.ts";
 export * from "./db.ts";
 export * from "./definitions.ts";
 export * from "./errors.ts";
+export * from "./flow/admin.ts";
+export type { ClaimFairness, FlowClaimMemo } from "./flow/claim.ts";
 export * from "./jobs/cancel.ts";
 export {
   type ClaimedJob,

@@ -27,6 +27,7 @@ describe("JobsConfig.fromEnv", () => {
       JOBS_REAPER_INTERVAL_SECONDS: "0",
       JOBS_SCHEDULE_POLL_INTERVAL_SECONDS: "2",
       JOBS_REAPER_RETRY_DELAY_MS: "10",
+      JOBS_CLAIM_FAIRNESS: "organization",
     });
     expect(config).toEqual({
       workerId: "api-1",
@@ -37,8 +38,9 @@ describe("JobsConfig.fromEnv", () => {
       reaperIntervalSeconds: 1,
       schedulePollIntervalSeconds: 2,
       reaperRetryDelayMs: 1000,
+      claimFairness: "organization",
     });
-    expect(JobsConfig.variables).toHaveLength(8);
+    expect(JobsConfig.variables).toHaveLength(9);
   });
 
   it("names every unparsable variable instead of silently defaulting", () => {
@@ -84,6 +86,17 @@ describe("JobsConfig.fromEnv", () => {
     });
     expect(JobsConfig.from({ reaperIntervalSeconds: 3_000_000 }).reaperIntervalSeconds).toBe(2_147_483);
     expect(JobsConfig.fromEnv({ JOBS_POLL_INTERVAL_MS: "2147483647" }).pollIntervalMs).toBe(2_147_483_647);
+  });
+
+  it("takes claim fairness by name and refuses others", () => {
+    expect(JobsConfig.fromEnv({}).claimFairness).toBeUndefined();
+    expect(JobsConfig.from({ claimFairness: "concurrencyKey" }).claimFairness).toBe("concurrencyKey");
+    expect(() => JobsConfig.fromEnv({ JOBS_CLAIM_FAIRNESS: "tenant" })).toThrow(
+      expect.objectContaining({ code: "config.invalid", message: expect.stringContaining("JOBS_CLAIM_FAIRNESS") }),
+    );
+    expect(() => JobsConfig.from({ claimFairness: "tenant" as never })).toThrow(
+      expect.objectContaining({ code: "config.invalid" }),
+    );
   });
 
   it("caps the claim batch at the most one claim may lease", () => {

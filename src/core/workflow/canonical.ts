@@ -18,6 +18,7 @@ export interface CanonicalWorkflowStep {
   max_attempts: number | null;
   timeout_seconds: number | null;
   stage: JobStage | null;
+  concurrency_key?: string;
   dependencies: CanonicalWorkflowDependency[];
 }
 
@@ -79,6 +80,8 @@ export function canonicalWorkflowStep(
     max_attempts: step.maxAttempts ?? null,
     timeout_seconds: step.timeoutSeconds ?? null,
     stage: step.executionKind === "JOB" ? (step.stage ?? "queued") : null,
+    // Only when set: snapshots stored before concurrency keys existed still compare equal.
+    ...(step.concurrencyKey != null ? { concurrency_key: step.concurrencyKey } : {}),
     dependencies,
   };
 }

@@ -118,6 +118,20 @@ export class WorkflowStepEnqueueBuilder {
     return this;
   }
 
+  /**
+   * Flow control: the step's job shares the concurrency and rate limits of this key with every
+   * other job that has it (README "Flow control").
+   */
+  concurrencyKey(key: string): this {
+    this.#step.concurrencyKey = key;
+    return this;
+  }
+
+  clearConcurrencyKey(): this {
+    delete this.#step.concurrencyKey;
+    return this;
+  }
+
   /** The stage the step's job is enqueued with (default `queued`). */
   stage(stage: JobStage): this {
     this.#step.stage = stage;

@@ -23,6 +23,8 @@ export interface WorkflowStepEnqueue {
   maxAttempts: number | null;
   timeoutSeconds: number | null;
   stage: JobStage | null;
+  /** Flow control: the step's job gets this concurrency key (JOB steps only). */
+  concurrencyKey?: string | null;
   dependencies: WorkflowStepDependencySpec[];
 }
 

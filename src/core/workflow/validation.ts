@@ -67,9 +67,18 @@ function checkStepShape(step: WorkflowStepEnqueue, stepIndex: number | undefined
     if (step.stage != null && !isJobStage(step.stage)) {
       throw dagError("workflow.invalid_dag_step_stage_invalid", at);
     }
+    if (step.concurrencyKey != null && blank(step.concurrencyKey)) {
+      throw dagError("workflow.invalid_dag_step_concurrency_key_blank", at);
+    }
   } else if (step.executionKind === "EXTERNAL") {
     if (step.jobType != null) throw dagError("workflow.invalid_dag_external_step_job_type_not_allowed", at);
-    if (step.priority != null || step.maxAttempts != null || step.timeoutSeconds != null || step.stage != null) {
+    if (
+      step.priority != null ||
+      step.maxAttempts != null ||
+      step.timeoutSeconds != null ||
+      step.stage != null ||
+      step.concurrencyKey != null
+    ) {
       throw dagError("workflow.invalid_dag_external_step_queue_settings_not_allowed", at);
     }
   } else {

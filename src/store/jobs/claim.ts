@@ -1,6 +1,8 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
+import { type ClaimFairness, claimUnderFlowControl, type FlowClaimMemo } from "../flow/claim.ts";
+import { flowConfigured, flowLeaseCandidates } from "../flow/sql.ts";
 import { type Statement, statement } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { jobQueue, jobSchedules, workflowSteps } from "../schema/index.ts";
@@ -42,19 +44,11 @@ import { type JobRecord, jobFromRow, type LeaseIdentity, type RawRow } from "./r
  * since it never claims more than its free capacity. Without it the attempt is a prestart claim
  * that the reaper refunds if the worker dies before persisting `running` (spec §5.7).
  */
-function claimStatement<Row>(name: string, result: SQL) {
+function claimStatement<Row>(name: string, result: SQL, flow?: SQL) {
   return statement<Row>(
     name,
     sql`
-  with candidates as (
-    select id from ${jobQueue}
-    where finished_at is null and status = 'PENDING'
-      and next_run_at <= now()
-      and (${sql.placeholder("jobTypes")}::text[] is null or job_type = any(${sql.placeholder("jobTypes")}::text[]))
-    order by priority desc nulls last, next_run_at, created_at, id
-    limit ${sql.placeholder("limit")}
-    for update skip locked
-  ),
+  with ${flow ?? directCandidates},
   leased as (
     update ${jobQueue} j set
       status = 'LEASED',
@@ -93,26 +87,43 @@ function claimStatement<Row>(name: string, result: SQL) {
   );
 }
 
+/*
+ * The direct claim's candidates. Under flow control (src/store/flow/) it leases nothing: the
+ * guard is one probe of two (normally empty) places evaluated once per statement, and the caller
+ * then takes the flow-controlled claim. Without flow control the statement is the one measured
+ * above.
+ */
+const directCandidates = sql`candidates as (
+    select id from ${jobQueue}
+    where finished_at is null and status = 'PENDING'
+      and next_run_at <= now()
+      and (${sql.placeholder("jobTypes")}::text[] is null or job_type = any(${sql.placeholder("jobTypes")}::text[]))
+      and not ${flowConfigured}
+    order by priority desc nulls last, next_run_at, created_at, id
+    limit ${sql.placeholder("limit")}
+    for update skip locked
+  )`;
+
 /** The run of a leased row's step: a primary-key lookup per step job, nothing for plain jobs. */
 const stepRun = sql`(select s.workflow_run_id from ${workflowSteps} s where s.id = l.workflow_step_id)`;
 
 /** The step key of a leased row's step, for telemetry: a second primary-key lookup, step jobs only. */
 const stepKey = sql`(select s.step_key from ${workflowSteps} s where s.id = l.workflow_step_id)`;
 
+const claimResult = sql`select l.*, ${stepRun} as workflow_run_id from leased l`;
+
 /** Exported for the plan tests, like the other hot statements; not part of `runledger/store`. */
-export const claim = claimStatement<RawRow>(
-  "runledger_claim_jobs",
-  sql`select l.*, ${stepRun} as workflow_run_id from leased l`,
-);
+export const claim = claimStatement<RawRow>("runledger_claim_jobs", claimResult);
+
+/** The same lease for the jobs a flow-controlled claim admitted (src/store/flow/claim.ts). */
+const flowClaim = claimStatement<RawRow>("runledger_flow_claim_jobs", claimResult, flowLeaseCandidates);
 
 /*
  * The worker's claim returns only what running a job needs, already in claim order: parsing and
  * then collecting the 28 columns of a full record per job was a fifth of a worker's CPU time on
  * no-op jobs (most of it garbage collection).
  */
-export const claimRunnable = claimStatement<RawRow>(
-  "runledger_claim_runnable_jobs",
-  sql`select l.id, l.job_type, l.organization_id, l.payload, l.run_number, l.attempt, l.max_attempts,
+const runnableResult = sql`select l.id, l.job_type, l.organization_id, l.payload, l.run_number, l.attempt, l.max_attempts,
     l.timeout_seconds, l.checkpoint, l.workflow_step_id,
     case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id,
     case when l.workflow_step_id is not null then ${stepKey} end as step_key, l.schedule_id, l.scheduled_for,
@@ -120,8 +131,17 @@ export const claimRunnable = claimStatement<RawRow>(
       then (select sc.name from ${jobSchedules} sc where sc.id = l.schedule_id) end as schedule_name,
     l.trace_context
   from leased l
-  order by l.priority desc nulls last, l.next_run_at, l.created_at, l.id`,
+  order by l.priority desc nulls last, l.next_run_at, l.created_at, l.id`;
+
+export const claimRunnable = claimStatement<RawRow>("runledger_claim_runnable_jobs", runnableResult);
+
+const flowClaimRunnable = claimStatement<RawRow>(
+  "runledger_flow_claim_runnable_jobs",
+  runnableResult,
+  flowLeaseCandidates,
 );
+
+const flowCheck = statement<{ active: boolean }>("runledger_flow_configured", sql`select ${flowConfigured} as active`);
 
 /** Most jobs one claim may lease. */
 export const MAX_CLAIM = 10_000;
@@ -143,6 +163,16 @@ export interface ClaimJobsInput {
   markRunning?: boolean;
   /** Record the attempt as a worker prestart claim (refunded if `running` is never persisted). */
   prestart?: boolean;
+  /**
+   * Share the batch across organizations or concurrency keys (round-robin, each in claim order)
+   * instead of strict claim order, so one tenant's backlog cannot starve another's few jobs.
+   */
+  fairness?: ClaimFairness;
+  /**
+   * A claimer's memo of whether flow control is configured, which the claim keeps up to date: a
+   * worker passes the same object each time, so under flow control it skips the direct claim.
+   */
+  flowMemo?: FlowClaimMemo;
 }
 
 /**
@@ -151,7 +181,7 @@ export interface ClaimJobsInput {
  * disabling a type stops new enqueues, not queued work.
  */
 export async function claimJobs(executor: Executor, input: ClaimJobsInput): Promise<ClaimedJob[]> {
-  const rows = await runClaim(claim, executor, input);
+  const rows = await runClaim(claim, flowClaim, executor, input);
   // UPDATE … RETURNING does not keep the candidates' order; restore the claim order.
   return rows.map(claimedFromRow).sort(claimOrder);
 }
@@ -190,7 +220,7 @@ export interface JobScheduleProvenance {
  * order), which is much cheaper to receive than full records.
  */
 export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInput): Promise<RunnableJob[]> {
-  const rows = await runClaim(claimRunnable, executor, input);
+  const rows = await runClaim(claimRunnable, flowClaimRunnable, executor, input);
   const workerId = input.workerId;
   return rows.map((row) => ({
     id: row.id,
@@ -215,22 +245,46 @@ export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInpu
   }));
 }
 
-async function runClaim(query: Statement<RawRow>, executor: Executor, input: ClaimJobsInput): Promise<RawRow[]> {
+/**
+ * The direct claim first, unless the claimer asks for fairness or its memo says flow control is
+ * configured. The direct claim leases nothing under flow control, so an empty result asks
+ * whether flow control is configured, and if so claims under it (which refreshes the memo too).
+ * Without flow control a claim is the direct statement alone; an idle poll costs one small
+ * statement more.
+ */
+
+async function runClaim(
+  direct: Statement<RawRow>,
+  flow: Statement<RawRow>,
+  executor: Executor,
+  input: ClaimJobsInput,
+): Promise<RawRow[]> {
   if (isBlank(input.workerId)) fail("job.invalid_worker_id");
   if (!isInt32(input.leaseSeconds) || input.leaseSeconds <= 0) fail("job.invalid_lease_duration");
   if (!isInt32(input.limit) || input.limit < 0 || input.limit > MAX_CLAIM) {
     fail("job.invalid_pagination", { field: "limit" });
   }
+  if (input.fairness !== undefined && input.fairness !== "organization" && input.fairness !== "concurrencyKey") {
+    fail("job.invalid_claim_fairness");
+  }
   if (input.limit === 0 || input.jobTypes?.length === 0) return [];
+  const values = {
+    jobTypes: input.jobTypes === undefined ? null : [...input.jobTypes],
+    limit: input.limit,
+    workerId: input.workerId,
+    leaseSeconds: input.leaseSeconds,
+    markRunning: input.markRunning === true,
+    prestart: input.prestart === true,
+  };
   try {
-    return await query.run(executor, {
-      jobTypes: input.jobTypes === undefined ? null : [...input.jobTypes],
-      limit: input.limit,
-      workerId: input.workerId,
-      leaseSeconds: input.leaseSeconds,
-      markRunning: input.markRunning === true,
-      prestart: input.prestart === true,
-    });
+    if (input.fairness === undefined && input.flowMemo?.active !== true) {
+      const rows = await direct.run(executor, values);
+      if (rows.length > 0) return rows;
+      const [check] = await flowCheck.run(executor, {});
+      if (input.flowMemo !== undefined) input.flowMemo.active = check?.active === true;
+      if (check?.active !== true) return rows;
+    }
+    return await claimUnderFlowControl(executor, { ...values, fairness: input.fairness }, flow, input.flowMemo);
   } catch (error) {
     throw toQueryError(error);
   }

@@ -44,6 +44,11 @@ export interface JobEnqueue {
    * not-yet-started job per (job type, organization or none, key). See `JobKeyOption`.
    */
   jobKey?: JobKeyOption;
+  /**
+   * Flow control: jobs sharing a concurrency key share the limits configured for it (per job type
+   * with `maxConcurrencyPerKey`, or by key pattern with `setKeyLimit`). See README "Flow control".
+   */
+  concurrencyKey?: string;
 }
 
 /**
@@ -90,6 +95,7 @@ interface PreparedItem {
   scheduled_for: string | null;
   /** The enqueue's W3C trace context, when a tracer is registered. */
   trace_context: string | null;
+  concurrency_key: string | null;
 }
 
 const INVALID = "job.invalid_enqueue_request";
@@ -114,6 +120,11 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     fail(INVALID, { index: ord, field: "idempotencyKey" });
   }
   checkIdentifierLength(idempotencyKey, "idempotencyKey", { index: ord });
+  const { concurrencyKey } = input;
+  if (concurrencyKey !== undefined && (isBlank(concurrencyKey) || !isStorableText(concurrencyKey))) {
+    fail(INVALID, { index: ord, field: "concurrencyKey" });
+  }
+  checkIdentifierLength(concurrencyKey, "concurrencyKey", { index: ord });
   const key = prepareJobKey(input, ord);
   const stage = input.stage ?? "queued";
   if (!(JOB_STAGES as readonly string[]).includes(stage)) fail(INVALID, { index: ord, field: "stage" });
@@ -127,6 +138,8 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     timeout_seconds: timeoutSeconds ?? null,
     next_run_at: nextRunAtText,
     stage,
+    // Left out of the canonical request when absent, so requests stored before it compare equal.
+    concurrency_key: concurrencyKey,
   };
   return {
     ord,
@@ -135,6 +148,7 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     organization_id: organizationId ?? null,
     payload,
     ...settings,
+    concurrency_key: concurrencyKey ?? null,
     idempotency_key: idempotencyKey ?? null,
     // The canonical request: what the caller asked for, not the resolved defaults, so an
     // identical retry compares equal (as jsonb) even after the definition's defaults change.
@@ -182,6 +196,7 @@ const COLUMNS = {
   stages: "stage",
   idempotencyKeys: "idempotency_key",
   requests: "enqueue_request",
+  concurrencyKeys: "concurrency_key",
 } as const satisfies Record<string, keyof PreparedItem>;
 
 const TRACED_COLUMNS = { ...COLUMNS, traceContexts: "trace_context" } as const satisfies Record<
@@ -239,14 +254,16 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false, tr
       ${sql.placeholder("priorities")}::int[], ${sql.placeholder("maxAttempts")}::int[],
       ${sql.placeholder("timeouts")}::int[], ${sql.placeholder("nextRunAts")}::timestamptz[],
       ${sql.placeholder("stages")}::text[], ${sql.placeholder("idempotencyKeys")}::text[],
-      ${sql.placeholder("requests")}::jsonb[]${traced ? sql`, ${sql.placeholder("traceContexts")}::text[]` : sql``}${
+      ${sql.placeholder("requests")}::jsonb[], ${sql.placeholder("concurrencyKeys")}::text[]${
+        traced ? sql`, ${sql.placeholder("traceContexts")}::text[]` : sql``
+      }${
         extended
           ? sql`, ${sql.placeholder("delays")}::bigint[], ${sql.placeholder("jobKeys")}::text[],
       ${sql.placeholder("scheduleIds")}::uuid[], ${sql.placeholder("scheduledFors")}::timestamptz[]`
           : sql``
       })
     as t(id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, next_run_at, stage,
-      idempotency_key, enqueue_request${traced ? sql`, trace_context` : sql``}${
+      idempotency_key, enqueue_request, concurrency_key${traced ? sql`, trace_context` : sql``}${
         extended ? sql`, delay_ms, job_key, schedule_id, scheduled_for` : sql``
       })
   ),
@@ -264,9 +281,9 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false, tr
   ),
   inserted as (
     insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, idempotency_key, enqueue_request, enqueue_event_id, enqueue_stage${traced ? sql`, trace_context` : sql``}${
-        extended ? sql`, job_key, schedule_id, scheduled_for` : sql``
-      })
+      next_run_at, stage, idempotency_key, enqueue_request, enqueue_event_id, enqueue_stage, concurrency_key${
+        traced ? sql`, trace_context` : sql``
+      }${extended ? sql`, job_key, schedule_id, scheduled_for` : sql``})
     -- No sort by ord: the planner probes with the input, which keeps its order in practice (which
     -- of two equal keys in one batch reports created), and the sort cost ~4 ms per 1,000 jobs.
     select i.id, i.job_type, i.organization_id, i.payload, coalesce(i.priority, d.default_priority),
@@ -275,9 +292,10 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false, tr
         extended
           ? sql`coalesce(i.next_run_at, now() + make_interval(secs => coalesce(i.delay_ms, 0) / 1000.0))`
           : sql`coalesce(i.next_run_at, now())`
-      }, i.stage, i.idempotency_key, i.enqueue_request, nextval('runledger.job_events_id_seq'), i.stage${
-        traced ? sql`, i.trace_context` : sql``
-      }${extended ? sql`, i.job_key, i.schedule_id, i.scheduled_for` : sql``}
+      }, i.stage, i.idempotency_key, i.enqueue_request, nextval('runledger.job_events_id_seq'), i.stage,
+      i.concurrency_key${traced ? sql`, i.trace_context` : sql``}${
+        extended ? sql`, i.job_key, i.schedule_id, i.scheduled_for` : sql``
+      }
     from input i
     cross join lateral (select * from definitions d where d.job_type = i.job_type) d
     where (${extended ? sql`(i.idempotency_key is null and i.job_key is null)` : sql`i.idempotency_key is null`}
@@ -445,6 +463,7 @@ export async function insertScheduledJobs(
     schedule_id: insert.scheduleId,
     scheduled_for: microsecondTimestamp(insert.scheduledFor),
     trace_context: null,
+    concurrency_key: null,
   }));
   const [result] = await insertJobsExtended.run(executor, extendedColumns(items));
   const some = result?.inserted === null ? undefined : new Set(result?.inserted ?? []);

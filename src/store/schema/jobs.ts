@@ -14,7 +14,10 @@ import {
 } from "drizzle-orm/pg-core";
 import { claimOrigin, jobEventType, jobFailureKind, jobStatus, runledger, timestamps, tstz } from "./base.ts";
 
-/** One row per job type: enqueue-time defaults and an on/off switch for new work. */
+/**
+ * One row per job type: enqueue-time defaults, an on/off switch for new work, and its flow
+ * control (pause, concurrency and rate limits; see src/store/flow/).
+ */
 export const jobDefinitions = runledger.table(
   "job_definitions",
   {
@@ -24,6 +27,15 @@ export const jobDefinitions = runledger.table(
     defaultTimeoutSeconds: integer("default_timeout_seconds").notNull().default(900),
     defaultPriority: integer("default_priority").notNull().default(100),
     isEnabled: boolean("is_enabled").notNull().default(true),
+    /** Paused: queued jobs of the type are not claimed until resumed. */
+    pausedAt: tstz("paused_at"),
+    /** Most jobs of the type running at once, across all workers. */
+    maxConcurrency: integer("max_concurrency"),
+    /** Most jobs of the type running at once per concurrency key. */
+    maxConcurrencyPerKey: integer("max_concurrency_per_key"),
+    /** Most starts of the type per `rate_interval_ms` (sliding window). */
+    rateLimit: integer("rate_limit"),
+    rateIntervalMs: integer("rate_interval_ms"),
     ...timestamps,
   },
   (t) => [
@@ -31,6 +43,21 @@ export const jobDefinitions = runledger.table(
     check("ck_job_definitions_version_positive", sql`${t.version} > 0`),
     check("ck_job_definitions_max_attempts_positive", sql`${t.maxAttempts} > 0`),
     check("ck_job_definitions_timeout_positive", sql`${t.defaultTimeoutSeconds} > 0`),
+    check("ck_job_definitions_max_concurrency_positive", sql`${t.maxConcurrency} is null or ${t.maxConcurrency} > 0`),
+    check(
+      "ck_job_definitions_max_concurrency_per_key_positive",
+      sql`${t.maxConcurrencyPerKey} is null or ${t.maxConcurrencyPerKey} > 0`,
+    ),
+    check(
+      "ck_job_definitions_rate_limit",
+      sql`(${t.rateLimit} is null) = (${t.rateIntervalMs} is null) and (${t.rateLimit} is null or (${t.rateLimit} > 0 and ${t.rateIntervalMs} > 0))`,
+    ),
+    // Flow control is configured when this index is not empty: the claim's guard probes it.
+    index("idx_job_definitions_flow")
+      .on(t.jobType)
+      .where(
+        sql`paused_at is not null or max_concurrency is not null or max_concurrency_per_key is not null or rate_limit is not null`,
+      ),
   ],
 );
 
@@ -98,9 +125,15 @@ export const jobQueue = runledger.table(
     // W3C trace context (traceparent, then tracestate after a newline) of the enqueue that made
     // this job, when a tracer was registered; the worker links its processing span to it.
     traceContext: text("trace_context"),
+    // Flow control: jobs sharing a key share its concurrency and rate limits (src/store/flow/).
+    concurrencyKey: text("concurrency_key"),
     ...timestamps,
   },
   (t) => [
+    check(
+      "ck_job_queue_concurrency_key_not_blank",
+      sql`${t.concurrencyKey} is null or btrim(${t.concurrencyKey}) <> ''`,
+    ),
     check("ck_job_queue_run_number_positive", sql`${t.runNumber} > 0`),
     check("ck_job_queue_attempt_non_negative", sql`${t.attempt} >= 0`),
     check("ck_job_queue_max_attempts_positive", sql`${t.maxAttempts} > 0`),

@@ -71,6 +71,8 @@ export const workflowSteps = runledger.table(
     stage: text("stage"),
     organizationId: uuid("organization_id"),
     payload: jsonb("payload").$type<unknown>().notNull().default({}),
+    /** Flow control: copied to the step's job when it is released (see job_queue.concurrency_key). */
+    concurrencyKey: text("concurrency_key"),
     status: workflowStepStatus("status").notNull().default("BLOCKED"),
     /*
      * A step and its job point at each other without foreign keys: both links are written by the

@@ -96,17 +96,17 @@ const insertStepRows = statement(
       select * from jsonb_to_recordset(${sql.placeholder("steps")}::jsonb) as t(
         ord int, id uuid, step_key text, execution_kind runledger.workflow_step_execution_kind, job_type text,
         organization_id uuid, payload jsonb, priority int, max_attempts int, timeout_seconds int, stage text,
-        total int, pending int, unsatisfied int)
+        total int, pending int, unsatisfied int, concurrency_key text)
     ),
     inserted as (
       insert into ${workflowSteps} (id, workflow_run_id, step_key, execution_kind, job_type, priority, max_attempts,
         timeout_seconds, stage, organization_id, payload, dependency_count_total, dependency_count_pending,
-        dependency_count_unsatisfied)
+        dependency_count_unsatisfied, concurrency_key)
       select i.id, ${sql.placeholder("runId")}::uuid, i.step_key, i.execution_kind, i.job_type,
         case when i.execution_kind = 'JOB' then coalesce(i.priority, d.default_priority) end,
         case when i.execution_kind = 'JOB' then coalesce(i.max_attempts, d.max_attempts) end,
         case when i.execution_kind = 'JOB' then coalesce(i.timeout_seconds, d.default_timeout_seconds) end,
-        i.stage, i.organization_id, i.payload, i.total, i.pending, i.unsatisfied
+        i.stage, i.organization_id, i.payload, i.total, i.pending, i.unsatisfied, i.concurrency_key
       from input i left join ${jobDefinitions} d on d.job_type = i.job_type
       order by i.ord
       returning id
@@ -154,12 +154,12 @@ const enqueueRun = statement<RawRow & { enabled: string[] | null }>(
     select * from jsonb_to_recordset(${sql.placeholder("steps")}::jsonb) as t(
       ord int, id uuid, step_key text, execution_kind runledger.workflow_step_execution_kind, job_type text,
       organization_id uuid, payload jsonb, priority int, max_attempts int, timeout_seconds int, stage text,
-      total int, job_id uuid)
+      total int, job_id uuid, concurrency_key text)
   ),
   steps as (
     insert into ${workflowSteps} (id, workflow_run_id, step_key, execution_kind, job_type, priority, max_attempts,
       timeout_seconds, stage, organization_id, payload, dependency_count_total, dependency_count_pending, status,
-      job_id, released_at)
+      job_id, released_at, concurrency_key)
     select i.id, ${sql.placeholder("id")}::uuid, i.step_key, i.execution_kind, i.job_type,
       case when i.execution_kind = 'JOB' then coalesce(i.priority, d.default_priority) end,
       case when i.execution_kind = 'JOB' then coalesce(i.max_attempts, d.max_attempts) end,
@@ -167,11 +167,12 @@ const enqueueRun = statement<RawRow & { enabled: string[] | null }>(
       i.stage, i.organization_id, i.payload, i.total, i.total,
       case when i.total > 0 then 'BLOCKED' when i.execution_kind = 'JOB' then 'ENQUEUED'
         else 'WAITING_FOR_EXTERNAL' end::runledger.workflow_step_status,
-      i.job_id, case when i.total = 0 then now() end
+      i.job_id, case when i.total = 0 then now() end, i.concurrency_key
     from input i left join defs d on d.job_type = i.job_type
     where (select ok from found)
     order by i.ord
-    returning id, job_id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, stage
+    returning id, job_id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, stage,
+      concurrency_key
   ),
   edges as (
     insert into ${workflowStepDependencies} (workflow_run_id, prerequisite_step_id, dependent_step_id, release_mode)
@@ -250,6 +251,7 @@ function stepRows(
       total: step.dependencies.length,
       pending: counts.pending,
       unsatisfied: counts.unsatisfied,
+      concurrency_key: step.executionKind === "JOB" ? (step.concurrencyKey ?? null) : null,
     };
   });
   const edges = steps.flatMap((step) =>

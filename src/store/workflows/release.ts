@@ -57,9 +57,9 @@ export const releasedJobsCtes = (
   traceContext: SQL = sql`(select wr.trace_context from ${workflowRuns} wr where wr.id = workflow_run_id)`,
 ) => sql`jobs as (
     insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, workflow_step_id, enqueue_event_id, enqueue_stage, trace_context)
+      next_run_at, stage, workflow_step_id, enqueue_event_id, enqueue_stage, trace_context, concurrency_key)
     select ${sql.raw(jobId)}, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id,
-      nextval('runledger.job_events_id_seq'), stage, ${traceContext}
+      nextval('runledger.job_events_id_seq'), stage, ${traceContext}, concurrency_key
     from ${from}
     returning id
   ),

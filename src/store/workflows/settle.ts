@@ -154,7 +154,8 @@ const settleAndRelease = statement<CountedDependent & { workflow_run_id: string 
     where d.id = any(array(select id from targets)) and d.id = t.id
     returning d.id, d.workflow_run_id, d.status, d.dependency_count_pending as pending,
       d.dependency_count_unsatisfied as unsatisfied, t.ready and d.execution_kind = 'JOB' as new_job,
-      d.job_id, d.job_type, d.organization_id, d.payload, d.priority, d.max_attempts, d.timeout_seconds, d.stage
+      d.job_id, d.job_type, d.organization_id, d.payload, d.priority, d.max_attempts, d.timeout_seconds, d.stage,
+      d.concurrency_key
   ),
   ${releasedJobsCtes("job_id", sql`counted where new_job`)}
   select c.id, c.workflow_run_id, c.status, c.pending, c.unsatisfied from counted c cross join notified`,

@@ -1,8 +1,10 @@
 export * from "./admin/capped.ts";
+export * from "./admin/health.ts";
 export * from "./admin/search.ts";
 export * from "./db.ts";
 export * from "./definitions.ts";
 export * from "./errors.ts";
+export * from "./jobs/bulk.ts";
 export * from "./jobs/cancel.ts";
 export {
   type ClaimedJob,

@@ -42,9 +42,8 @@ at a time (pass the printed cursor as --after).
     else {
       table(
         ctx.out,
-        ["job", "type", "error", "att", "failed"],
-        page.items.map((d) => [d.jobId, d.jobType, d.errorCode ?? "", String(d.attempt), ago(d.failedAt)]),
-        ["left", "left", "left", "right", "left"],
+        ["job", "type", "error", "failed"],
+        page.items.map((d) => [d.jobId, d.jobType, d.errorCode ?? "", ago(d.failedAt)]),
       );
     }
     if (next !== null) ctx.out.write(`more: --after ${next}\n`);

@@ -22,7 +22,7 @@ import {
   timeArg,
   uuidArg,
 } from "./command.ts";
-import { ago, describeError, json, table, time, UsageError } from "./output.ts";
+import { age, describeError, json, shortTime, table, time, UsageError } from "./output.ts";
 
 /** Log lines `jobs show` prints (the last ones). */
 const SHOWN_LOG_LINES = 20;
@@ -80,18 +80,20 @@ lastErrorCode, lastErrorMessage, workflowStepId, createdAt, finishedAt, … (ISO
     }
     if (page.items.length === 0) ctx.out.write("no jobs match\n");
     else {
+      // Progress only when a job reports it: the table keeps to 80 columns with full ids.
+      const progress = page.items.some((j) => j.progressTotal !== null);
       table(
         ctx.out,
-        ["id", "type", "status", "att", "progress", "created"],
+        ["id", "type", "status", "att", ...(progress ? ["progress"] : []), "age"],
         page.items.map((j) => [
           j.id,
           j.jobType,
           j.status,
           `${j.attempt}/${j.maxAttempts}`,
-          progressOf(j),
-          ago(j.createdAt),
+          ...(progress ? [progressOf(j)] : []),
+          age(j.createdAt),
         ]),
-        ["left", "left", "left", "right", "right", "left"],
+        ["left", "left", "left", "right", "right", "right"],
       );
     }
     if (next !== null) ctx.out.write(`more: --after ${next}\n`);
@@ -157,8 +159,8 @@ Exit 1 when no job of that id is visible (in --org's organization).
           String(a.runNumber),
           String(a.attempt),
           a.workerId,
-          time(a.startedAt),
-          time(a.finishedAt),
+          shortTime(a.startedAt),
+          shortTime(a.finishedAt),
           a.outcome === null ? (a.finishedAt === null ? "running" : "-") : `${a.outcome} ${a.errorCode ?? ""}`.trim(),
         ]),
       );
@@ -169,7 +171,7 @@ Exit 1 when no job of that id is visible (in --org's organization).
         out,
         ["at", "event", "run", "att", "detail"],
         events.map((e) => [
-          time(e.occurredAt),
+          shortTime(e.occurredAt),
           e.eventType,
           String(e.runNumber),
           e.attempt === null ? "" : String(e.attempt),

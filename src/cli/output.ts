@@ -47,14 +47,16 @@ export type Align = "left" | "right";
 
 /**
  * A table fitted to `width` columns: every column as wide as its widest cell, and when the row
- * is too wide the widest columns are cut (with `…`) until it fits.
+ * is too wide the widest columns are cut (with `…`) until it fits, except the first column
+ * (an id or a name to copy), which is never cut.
  */
 export function table(out: Output, headers: string[], rows: string[][], align: Align[] = []): void {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const total = () => widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
   while (total() > out.width) {
-    const widest = widths.indexOf(Math.max(...widths));
-    if (widths[widest]! <= 6) break;
+    const cuttable = widths.slice(1);
+    const widest = 1 + cuttable.indexOf(Math.max(...cuttable));
+    if (widths[widest]! <= 8) break;
     widths[widest]!--;
   }
   const cell = (text: string, i: number) => {
@@ -96,3 +98,12 @@ export function ago(date: Date | null | undefined, now = Date.now()): string {
   const ms = now - date.getTime();
   return ms < 0 ? `in ${duration(-ms)}` : `${duration(ms)} ago`;
 }
+
+/** A time in a table: `12-03 18:20:04` (UTC). */
+export function shortTime(date: Date | null | undefined): string {
+  if (date === null || date === undefined) return "-";
+  return date.toISOString().slice(5, 19).replace("T", " ");
+}
+
+/** How old, compactly: `2m 08s`. */
+export const age = (date: Date, now = Date.now()) => duration(now - date.getTime());

@@ -19,7 +19,7 @@ import {
   uuidArg,
 } from "./command.ts";
 import { asciiDag } from "./dag.ts";
-import { ago, duration, json, table, time, UsageError } from "./output.ts";
+import { duration, json, table, time, UsageError } from "./output.ts";
 
 export const runsListCommand: Command = {
   name: "runs list",
@@ -62,12 +62,11 @@ Workflow runs newest first, a page at a time (pass the printed cursor as --after
     else {
       table(
         ctx.out,
-        ["id", "type", "status", "started", "took"],
+        ["id", "type", "status", "took"],
         page.items.map((r) => [
           r.id,
           r.workflowType,
           r.status,
-          ago(r.startedAt),
           r.finishedAt === null ? "-" : duration(r.finishedAt.getTime() - r.startedAt.getTime()),
         ]),
       );

@@ -1,6 +1,6 @@
 import { countJobsByStatus, listJobDefinitions, listJobSchedules, setJobScheduleActive } from "../store/index.ts";
 import { COMMON_OPTIONS, type Command, intArg, ORG_OPTION } from "./command.ts";
-import { json, num, table, time } from "./output.ts";
+import { ago, json, num, table } from "./output.ts";
 
 export const schedulesListCommand: Command = {
   name: "schedules list",
@@ -39,14 +39,13 @@ Schedules by name (pass the last name printed as --after for the next page).
     else {
       table(
         ctx.out,
-        ["name", "job type", "cron", "state", "next fire", "last fired"],
+        ["name", "job type", "cron", "state", "next fire"],
         items.map((s) => [
           s.name,
           s.jobType,
           `${s.cronExpr}${s.timezone === "UTC" ? "" : ` ${s.timezone}`}`,
           s.isActive ? "active" : "paused",
-          s.isActive ? time(s.nextFireAt) : "-",
-          time(s.lastFiredAt),
+          s.isActive ? ago(s.nextFireAt) : "-",
         ]),
       );
     }

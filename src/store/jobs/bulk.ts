@@ -70,6 +70,13 @@ const BATCH_SIZE = 500;
 const CANCELABLE: readonly JobStatus[] = ["PENDING", "LEASED"];
 const REQUEUEABLE: readonly JobStatus[] = ["SUCCEEDED", "DEAD_LETTERED", "CANCELED"];
 
+/** `(a, b, c)`: one parameter per value (drizzle's template turns an array into a list, not an array). */
+const textList = (values: readonly string[]) =>
+  sql`(${sql.join(
+    values.map((v) => sql`${v}`),
+    sql`, `,
+  )})`;
+
 function invalid(field: string): never {
   fail("job.invalid_pagination", { field });
 }
@@ -86,7 +93,7 @@ function conditionOf(filter: JobBulkFilter): { where: SQL; limit: number } {
     for (const status of filter.statuses) {
       if (!(JOB_STATUSES as readonly string[]).includes(status)) invalid("statuses");
     }
-    parts.push(sql`status::text = any(${[...filter.statuses]}::text[])`);
+    parts.push(sql`status::text in ${textList(filter.statuses)}`);
   }
   if (filter.jobType !== undefined) {
     if (typeof filter.jobType !== "string" || isBlank(filter.jobType) || !isStorableText(filter.jobType)) {
@@ -203,8 +210,8 @@ export async function cancelJobs(executor: Executor, action: JobBulkAction): Pro
   const reason = action.reason ?? "CANCELED";
   const statuses = (action.statuses ?? CANCELABLE).filter((s) => CANCELABLE.includes(s));
   if (statuses.length === 0) return { count: 0, batches: 0 };
-  return inBatches(executor, action, sql`status::text = any(${statuses}::text[])`, async (tx, ids) => {
-    const rows = await cancelLockedJobs(tx, sql`id = any(${ids}::uuid[])`, reason);
+  return inBatches(executor, action, sql`status::text in ${textList(statuses)}`, async (tx, ids) => {
+    const rows = await cancelLockedJobs(tx, sql`id in ${textList(ids)}`, reason);
     const steps = rows
       .filter((row) => row.workflow_step_id !== null)
       .map((row) => ({
@@ -233,9 +240,9 @@ export async function requeueJobs(executor: Executor, action: JobBulkAction): Pr
   return inBatches(
     executor,
     action,
-    sql`status::text = any(${statuses}::text[]) and workflow_step_id is null`,
+    sql`status::text in ${textList(statuses)} and workflow_step_id is null`,
     async (tx, ids) => {
-      const rows = await requeueLockedJobs(tx, sql`id = any(${ids}::uuid[])`, { reason, event: { bulk: true } });
+      const rows = await requeueLockedJobs(tx, sql`id in ${textList(ids)}`, { reason, event: { bulk: true } });
       return rows.length;
     },
   );

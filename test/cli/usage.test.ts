@@ -33,7 +33,11 @@ describe("runledger usage", { timeout: 120_000 }, () => {
     for (const command of COMMANDS) {
       const out = buffer();
       const code = await main([...command.name.split(" "), "--help", "--database-url", NOWHERE], out);
-      expect({ command: command.name, code, stderr: out.stderr }).toEqual({ command: command.name, code: 0, stderr: "" });
+      expect({ command: command.name, code, stderr: out.stderr }).toEqual({
+        command: command.name,
+        code: 0,
+        stderr: "",
+      });
       expect(out.stdout).toContain(`usage: runledger ${command.name}`);
     }
     const out = buffer();
@@ -59,8 +63,12 @@ describe("runledger usage", { timeout: 120_000 }, () => {
       await db.execute(sql.raw(`drop database if exists ${name} with (force)`));
     });
     const schemaExists = async () =>
-      (await queryRows<{ n: number }>(empty, sql`select count(*)::int as n from pg_namespace where nspname = 'runledger'`))[0]!
-        .n === 1;
+      (
+        await queryRows<{ n: number }>(
+          empty,
+          sql`select count(*)::int as n from pg_namespace where nspname = 'runledger'`,
+        )
+      )[0]!.n === 1;
 
     const help = await runCli(emptyUrl, ["migrate", "--help"]);
     expect(help).toMatchObject({ code: 0, stderr: "" });

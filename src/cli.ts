@@ -4,7 +4,7 @@
  * schedules, job types, doctor, migrate, dashboard and demo. Each command lives in `src/cli/`;
  * `runledger --help` lists them.
  */
-import { main } from "./cli/main.ts";
+import { main } from "./cli/index.ts";
 
 // `runledger jobs list | head`: a closed pipe ends the command quietly, as for any Unix tool.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
-import { COMMANDS, main } from "../../src/cli/main.ts";
+import { COMMANDS, main } from "../../src/cli/index.ts";
 import type { Output } from "../../src/cli/output.ts";
 import { createDb, inspectSchema, queryRows } from "../../src/store/index.ts";
 import { withDatabase } from "../../src/testing/server.ts";

@@ -93,7 +93,7 @@ export async function runBulk(
   if (ctx.json) json(ctx.out, { dryRun: false, changed: result.count, batches: result.batches });
   else
     ctx.out.write(
-      `${action === "cancel" ? "canceled" : "requeued"} ${num(result.count)} jobs (${result.batches} batches)\n`,
+      `${action === "cancel" ? "canceled" : "requeued"} ${num(result.count)} jobs (${result.batches === 1 ? "1 batch" : `${result.batches} batches`})\n`,
     );
   return 0;
 }

@@ -119,16 +119,12 @@ that id is visible.
     out.write(`started      ${time(run.startedAt)}\n`);
     if (run.finishedAt !== null) out.write(`finished     ${time(run.finishedAt)}\n`);
     out.write("\n");
+    // The job ids in full (to copy into `jobs show`); the DAG below says which step is a gate.
+    const errors = steps.some((s) => s.lastErrorCode !== null);
     table(
       out,
-      ["step", "kind", "status", "job", "error"],
-      steps.map((s) => [
-        s.stepKey,
-        s.executionKind === "EXTERNAL" ? "gate" : (s.jobType ?? "job"),
-        s.status,
-        s.jobId ?? "",
-        s.lastErrorCode ?? "",
-      ]),
+      ["step", "status", "job", ...(errors ? ["error"] : [])],
+      steps.map((s) => [s.stepKey, s.status, s.jobId ?? "", ...(errors ? [s.lastErrorCode ?? ""] : [])]),
     );
     out.write("\n");
     for (const line of asciiDag(steps, edges)) out.write(`${line}\n`);

@@ -43,7 +43,12 @@ large tables.
       entry.capped ||= row.capped;
       byType.set(row.jobType, entry);
     }
-    const schemaCounts = { state: schema.state, bundled: schema.bundled, applied: schema.applied, pending: schema.pending };
+    const schemaCounts = {
+      state: schema.state,
+      bundled: schema.bundled,
+      applied: schema.applied,
+      pending: schema.pending,
+    };
     if (ctx.json) {
       json(ctx.out, {
         scope: "organizationId" in scope ? { organizationId: scope.organizationId } : "all",

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { type Command, type CommandContext, lazyDb, parseCommand, scopeOf } from "./command.ts";
+import { type Command, lazyDb, parseCommand, scopeOf } from "./command.ts";
 import { dashboardCommand } from "./dashboard.ts";
 import { deadLettersListCommand, deadLettersRequeueCommand } from "./dead-letters.ts";
 import { demoCommand } from "./demo.ts";
@@ -103,8 +103,8 @@ export async function main(argv: readonly string[], out: Output = processOutput)
   }
   const args = argv.slice(command.name.split(" ").length);
   const wantsJson = args.includes("--json");
-  const { db, close } = lazyDb({});
-  let opened: { db: CommandContext["db"]; close: () => Promise<void> } = { db, close };
+  // Opened only once the flags parsed and --help was not asked for: help never connects.
+  let close = async () => {};
   try {
     const { values, positionals } = parseCommand(command, [...args]);
     if (values.help === true) {
@@ -112,7 +112,8 @@ export async function main(argv: readonly string[], out: Output = processOutput)
       return EXIT.ok;
     }
     const scope = scopeOf(values);
-    opened = lazyDb(values);
+    const opened = lazyDb(values);
+    close = opened.close;
     return await command.run({
       values,
       positionals,
@@ -129,6 +130,6 @@ export async function main(argv: readonly string[], out: Output = processOutput)
     if (error instanceof UsageError && !wantsJson) out.error(`(runledger ${command.name} --help for usage)\n`);
     return error instanceof UsageError ? EXIT.usage : EXIT.failure;
   } finally {
-    await opened.close().catch(() => {});
+    await close().catch(() => {});
   }
 }

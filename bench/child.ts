@@ -1,10 +1,19 @@
 // One benchmark run in a process of its own: argv[2] is a ScenarioSpec (JSON). Sets the system up
 // in the (fresh, empty) database, runs the scenario, verifies it, and prints one ChildResult line.
 // Setup, loading and ANALYZE are not timed. Anything else goes to stderr.
+import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
-import type { ChildResult, ScenarioName, ScenarioSpec, Sizes } from "./scenarios.ts";
+import {
+  type ChildResult,
+  SCALE_CONCURRENCY,
+  type ScenarioName,
+  type ScenarioSpec,
+  type Sizes,
+  scaleProcesses,
+} from "./scenarios.ts";
 import type { BenchSystem } from "./system.ts";
 import { BASELINE_BUILD_VARIABLE, workflowSteps } from "./system.ts";
 
@@ -95,8 +104,43 @@ function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[index]!;
 }
 
+/** A bench/scale-worker.ts process: told "go" and "stop" on stdin, it prints "ready", then the jobs it ran. */
+function startScaleWorker(url: string, system: string) {
+  const compiled = import.meta.url.endsWith(".js");
+  const file = fileURLToPath(new URL(compiled ? "./scale-worker.js" : "./scale-worker.ts", import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [...(compiled ? [] : ["--import", "tsx"]), file, url, system, String(SCALE_CONCURRENCY)],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  let out = "";
+  const lines = new Promise<string[]>((resolve, reject) => {
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+    });
+    child.once("error", reject);
+    child.once("close", () => resolve(out.trim().split("\n")));
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", () => {
+      if (out.includes("ready\n")) resolve();
+    });
+    void lines.then(() => reject(new Error("a scale worker exited before it was ready")));
+  });
+  ready.catch(() => {});
+  return {
+    ready,
+    send: (line: string) => child.stdin.write(`${line}\n`),
+    report: lines.then((all) => JSON.parse(all.at(-1) ?? "") as { ran: number[]; cpuUs: number }),
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    },
+  };
+}
+
 class Run {
   constructor(
+    readonly url: string,
     readonly system: BenchSystem,
     readonly check: postgres.Sql,
     readonly sizes: Sizes,
@@ -197,10 +241,37 @@ class Run {
 
   async enqueueBatch(): Promise<ChildResult> {
     const n = this.sizes.jobs;
+    const cost = await this.costStart();
     const t0 = now();
     await this.load(n);
     const ms = now() - t0;
-    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms }, verified: await this.expectPending(n) };
+    const costs = await cost.end(n);
+    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms, ...costs }, verified: await this.expectPending(n) };
+  }
+
+  /**
+   * Starts counting what the work until `end` costs per job: this process's CPU, the database's
+   * server processes' CPU, and with `--anatomy` the WAL it wrote by kind.
+   */
+  async costStart(): Promise<{ end(n: number): Promise<Record<string, number>> }> {
+    const walBefore = this.anatomy ? await this.walPosition() : undefined;
+    const serverBefore = await this.serverCpu();
+    const cpuBefore = process.cpuUsage();
+    return {
+      end: async (n) => {
+        const cpu = process.cpuUsage(cpuBefore);
+        const serverAfter = await this.serverCpu();
+        // Backends that started meanwhile count whole; ticks are 10 ms (sysconf CLK_TCK 100).
+        let serverTicks = 0;
+        for (const [pid, ticks] of serverAfter) serverTicks += ticks - (serverBefore.get(pid) ?? 0);
+        const anatomy = walBefore === undefined ? {} : await this.walAnatomy(walBefore, n);
+        return {
+          workerCpuUsPerJob: (cpu.user + cpu.system) / n,
+          serverCpuUsPerJob: (serverTicks * 10_000) / n,
+          ...anatomy,
+        };
+      },
+    };
   }
 
   async enqueueSingle(lanes: number): Promise<ChildResult> {
@@ -228,36 +299,18 @@ class Run {
     await this.expectPending(n); // loaded (and analyzed) by the load phase
     const recorder = new Recorder(n);
     const startRssKb = process.memoryUsage().rss / 1024;
-    const walBefore = this.anatomy ? await this.walPosition() : undefined;
-    const serverBefore = await this.serverCpu();
-    const cpuBefore = process.cpuUsage();
+    const cost = await this.costStart();
     const t0 = now();
     await this.system.startWorker(concurrency, recorder.handler);
     await within(recorder.all, TIMEOUT_MS, () => recorder.progress);
     await this.drained();
     const ms = now() - t0;
-    const cpu = process.cpuUsage(cpuBefore);
-    const serverAfter = await this.serverCpu();
+    // Counted before the worker stops: the backends are still there to read.
+    const costs = await cost.end(n);
     await this.system.stopWorker();
-    const anatomy = walBefore === undefined ? {} : await this.walAnatomy(walBefore, n);
     const verified = `${recorder.verify()}; ${await this.expectPending(0)}`;
     const maxRssKb = process.resourceUsage().maxRSS;
-    // Backends that started during the run count whole; ticks are 10 ms (sysconf CLK_TCK 100).
-    let serverTicks = 0;
-    for (const [pid, ticks] of serverAfter) serverTicks += ticks - (serverBefore.get(pid) ?? 0);
-    return {
-      ok: true,
-      metrics: {
-        jobsPerSec: (n / ms) * 1000,
-        ms,
-        maxRssKb,
-        startRssKb,
-        workerCpuUsPerJob: (cpu.user + cpu.system) / n,
-        serverCpuUsPerJob: (serverTicks * 10_000) / n,
-        ...anatomy,
-      },
-      verified,
-    };
+    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms, maxRssKb, startRssKb, ...costs }, verified };
   }
 
   async latency(): Promise<ChildResult> {
@@ -330,6 +383,54 @@ class Run {
     };
   }
 
+  /**
+   * `processes` worker processes (bench/scale-worker.ts, `SCALE_CONCURRENCY` handlers each) work
+   * off the queued backlog: timed from the moment all are ready and told to start until the store
+   * has recorded the last completion (polled every 20 ms). Each reports the jobs it ran at the end.
+   */
+  async scale(processes: number): Promise<ChildResult> {
+    const n = this.sizes.jobs;
+    await this.expectPending(n);
+    const workers = Array.from({ length: processes }, () => startScaleWorker(this.url, this.system.name));
+    try {
+      await within(Promise.all(workers.map((w) => w.ready)), 60_000, () => "the worker processes to start");
+      const serverBefore = await this.serverCpu();
+      const t0 = now();
+      for (const worker of workers) worker.send("go");
+      const deadline = t0 + TIMEOUT_MS;
+      let left = await this.pending();
+      while (left !== 0) {
+        if (now() > deadline) fail(`${left} jobs still pending after ${TIMEOUT_MS} ms`);
+        await sleep(20);
+        left = await this.pending();
+      }
+      const ms = now() - t0;
+      const serverAfter = await this.serverCpu();
+      for (const worker of workers) worker.send("stop");
+      const reports = await within(Promise.all(workers.map((w) => w.report)), 60_000, () => "the workers to stop");
+      const recorder = new Recorder(n);
+      for (const { ran } of reports) for (const seq of ran) recorder.handler(seq);
+      const verified = `${recorder.verify()} across ${processes} processes; ${await this.expectPending(0)}`;
+      let serverTicks = 0;
+      for (const [pid, ticks] of serverAfter) serverTicks += ticks - (serverBefore.get(pid) ?? 0);
+      return {
+        ok: true,
+        metrics: {
+          jobsPerSec: (n / ms) * 1000,
+          ms,
+          processes,
+          // The smallest share of the jobs one process ran, in percent (an even split is 100 / processes).
+          minSharePct: (Math.min(...reports.map((r) => r.ran.length)) / n) * 100,
+          workerCpuUsPerJob: reports.reduce((k, r) => k + r.cpuUs, 0) / n,
+          serverCpuUsPerJob: (serverTicks * 10_000) / n,
+        },
+        verified,
+      };
+    } finally {
+      for (const worker of workers) worker.kill();
+    }
+  }
+
   /** In every run the root started before each fan step, and the join after all of them. */
   checkOrder(runs: number, width: number, recorder: Recorder): string {
     for (let run = 0; run < runs; run++) {
@@ -361,6 +462,10 @@ class Run {
         return this.workflow();
       case "dashboard":
         throw new Error("the dashboard scenario runs through bench/dashboard.ts");
+      case "scale-p1":
+      case "scale-p2":
+      case "scale-p4":
+        return this.scale(scaleProcesses(scenario)!);
     }
   }
 }
@@ -376,6 +481,10 @@ async function makeSystem(name: string, url: string): Promise<BenchSystem> {
       return (await import("./systems/pgboss.ts")).pgbossSystem(url);
     case "raw":
       return (await import("./systems/raw.ts")).rawSystem(url);
+    case "unprepared": {
+      const system = (await import("./systems/runledger.ts")).runledgerSystem(url, { pooled: true });
+      return { ...system, name: "unprepared" };
+    }
     case "baseline": {
       // Another build's own adapter, so it runs that build's code with its own migrations.
       const build = process.env[BASELINE_BUILD_VARIABLE] ?? "";
@@ -388,13 +497,40 @@ async function makeSystem(name: string, url: string): Promise<BenchSystem> {
   }
 }
 
+/**
+ * `RUNLEDGER_BENCH_OTEL=1`: register an OpenTelemetry SDK (in-memory span exporter behind a simple
+ * processor, emptied every second; in-memory metric exporter read every 10 s) before the system
+ * loads, to measure what tracing and metrics cost per job. Only runledger (not `baseline`, whose
+ * build predates its instrumentation) reports to it.
+ */
+async function registerOtelSdk(): Promise<void> {
+  const { context, metrics, trace } = await import("@opentelemetry/api");
+  const { AsyncLocalStorageContextManager } = await import("@opentelemetry/context-async-hooks");
+  const sdkTrace = await import("@opentelemetry/sdk-trace-base");
+  const sdkMetrics = await import("@opentelemetry/sdk-metrics");
+  const spans = new sdkTrace.InMemorySpanExporter();
+  setInterval(() => spans.reset(), 1000).unref();
+  trace.setGlobalTracerProvider(
+    new sdkTrace.BasicTracerProvider({ spanProcessors: [new sdkTrace.SimpleSpanProcessor(spans)] }),
+  );
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const reader = new sdkMetrics.PeriodicExportingMetricReader({
+    exporter: new sdkMetrics.InMemoryMetricExporter(sdkMetrics.AggregationTemporality.DELTA),
+    exportIntervalMillis: 10_000,
+  });
+  // The peers bring a newer copy of the API than the SDK's: same interface, different type identity.
+  const provider = new sdkMetrics.MeterProvider({ readers: [reader] });
+  metrics.setGlobalMeterProvider(provider as unknown as Parameters<typeof metrics.setGlobalMeterProvider>[0]);
+}
+
+if (process.env.RUNLEDGER_BENCH_OTEL === "1") await registerOtelSdk();
 const spec = JSON.parse(process.argv[2] ?? "{}") as ScenarioSpec;
 const system = await makeSystem(spec.system, spec.url);
 const check = postgres(spec.url, { max: 1, onnotice: () => {} });
 let result: ChildResult;
 try {
   await system.setup();
-  const run = new Run(system, check, spec.sizes, spec.analyze !== false, spec.anatomy === true);
+  const run = new Run(spec.url, system, check, spec.sizes, spec.analyze !== false, spec.anatomy === true);
   result =
     spec.scenario === "dashboard"
       ? await (await import("./dashboard.ts")).dashboardScenario(spec)

@@ -28,6 +28,7 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   pgboss: "pg-boss",
   raw: "raw SQL ceiling",
   baseline: "runledger (baseline)",
+  unprepared: "runledger (pooled: no prepared statements)",
 };
 
 interface Row {
@@ -47,6 +48,24 @@ const ROWS: Row[] = [
     metric: "jobsPerSec",
     label: (s) => `batch enqueue ${n(s.jobs)} (1k per call), jobs/s`,
     digits: 0,
+  },
+  {
+    scenario: "enqueue-batch",
+    metric: "serverCpuUsPerJob",
+    label: () => "batch enqueue: PostgreSQL CPU per job, µs",
+    digits: 1,
+  },
+  {
+    scenario: "enqueue-batch",
+    metric: "walBytesPerJob",
+    label: () => "batch enqueue: WAL bytes per job, without full-page images",
+    digits: 0,
+  },
+  {
+    scenario: "enqueue-batch",
+    metric: "indexEntriesPerJob",
+    label: () => "batch enqueue: index entries inserted per job",
+    digits: 2,
   },
   {
     scenario: "enqueue-single",
@@ -207,6 +226,28 @@ const ROWS: Row[] = [
     scale: 1 / 1024,
     digits: 0,
   },
+  ...([1, 2, 4] as const).map(
+    (k): Row => ({
+      scenario: `scale-p${k}`,
+      metric: "jobsPerSec",
+      label: (s) => `process ${n(s.jobs)} queued, ${k} worker process${k > 1 ? "es" : ""} × 25, jobs/s`,
+      digits: 0,
+    }),
+  ),
+  ...([1, 2, 4] as const).flatMap((k): Row[] => [
+    {
+      scenario: `scale-p${k}`,
+      metric: "serverCpuUsPerJob",
+      label: () => `PostgreSQL CPU per job, ${k} worker process${k > 1 ? "es" : ""}, µs`,
+      digits: 1,
+    },
+    {
+      scenario: `scale-p${k}`,
+      metric: "workerCpuUsPerJob",
+      label: () => `worker CPU per job, all ${k} process${k > 1 ? "es" : ""}, µs`,
+      digits: 1,
+    },
+  ]),
 ];
 
 export function stat(values: number[]): Stat | undefined {

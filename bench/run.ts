@@ -21,7 +21,7 @@ import {
   sizesFor,
   skipReason,
 } from "./scenarios.ts";
-import { SYSTEM_NAMES, type SystemName } from "./system.ts";
+import { DEFAULT_SYSTEMS, SYSTEM_NAMES, type SystemName } from "./system.ts";
 
 // `npm run bench` runs the compiled copy in .bench-build/ (plain JavaScript, like the peers and
 // like a production worker); `node --import tsx bench/run.ts` runs the sources.
@@ -35,7 +35,7 @@ const { values: flags } = parseArgs({
   options: {
     rounds: { type: "string", default: "3" },
     scenarios: { type: "string", default: SCENARIOS.join(",") },
-    systems: { type: "string", default: SYSTEM_NAMES.join(",") },
+    systems: { type: "string", default: DEFAULT_SYSTEMS.join(",") },
     jobs: { type: "string", default: "50000" },
     out: { type: "string", default: path.join(ROOT, "bench", "results") },
     "no-analyze": { type: "boolean", default: false },

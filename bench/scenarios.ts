@@ -10,6 +10,9 @@ export const SCENARIOS = [
   "latency",
   "workflow",
   "dashboard",
+  "scale-p1",
+  "scale-p2",
+  "scale-p4",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -18,7 +21,17 @@ export const SCENARIO_GROUPS: Record<string, readonly ScenarioName[]> = {
   enqueue: ["enqueue-batch", "enqueue-single", "enqueue-parallel"],
   process: ["process-c10", "process-c50"],
   memory: ["process-c10", "process-c50"],
+  scale: ["scale-p1", "scale-p2", "scale-p4"],
 };
+
+/** Worker processes of a `scale-pN` scenario (each at `SCALE_CONCURRENCY`), else undefined. */
+export function scaleProcesses(scenario: ScenarioName): number | undefined {
+  const match = /^scale-p(\d+)$/.exec(scenario);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** Handlers per worker process in the scale scenarios (as in test/scale/many-workers.test.ts). */
+export const SCALE_CONCURRENCY = 25;
 
 export interface Sizes {
   /** Jobs for the batch-enqueue and processing scenarios (default 50,000). */
@@ -48,6 +61,9 @@ export function skipReason(system: string, scenario: ScenarioName): string | und
   if (scenario === "workflow" && (system === "graphile" || system === "raw")) return "no workflow DAGs";
   if (system === "baseline" && !process.env.RUNLEDGER_BASELINE_BUILD) return "RUNLEDGER_BASELINE_BUILD is not set";
   if (scenario === "dashboard" && system !== "runledger") return "no dashboard of ours";
+  if (scaleProcesses(scenario) !== undefined && system !== "runledger" && system !== "unprepared") {
+    return "runledger's own scaling scenario";
+  }
   return undefined;
 }
 
@@ -69,7 +85,12 @@ export interface ScenarioSpec {
 
 /** Scenarios whose backlog is loaded by a separate `load` child before the measured one. */
 export function hasLoadPhase(scenario: ScenarioName): boolean {
-  return scenario === "process-c10" || scenario === "process-c50" || scenario === "dashboard";
+  return (
+    scenario === "process-c10" ||
+    scenario === "process-c50" ||
+    scenario === "dashboard" ||
+    scaleProcesses(scenario) !== undefined
+  );
 }
 
 /** One line a child prints: the metrics of a verified run, or why it failed. */

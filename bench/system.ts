@@ -1,8 +1,15 @@
 // The one interface every benchmarked system implements, so a scenario is written once and run
 // against runledger, graphile-worker, pg-boss and the raw-SQL ceiling alike.
 
-export const SYSTEM_NAMES = ["runledger", "graphile", "pgboss", "raw", "baseline"] as const;
+export const SYSTEM_NAMES = ["runledger", "graphile", "pgboss", "raw", "baseline", "unprepared"] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
+
+/**
+ * What runs without `--systems`. `unprepared` (runledger with `createDb(url, { pooled: true })`:
+ * no named prepared statements, as behind PgBouncer in transaction mode) runs only when named,
+ * for the paired cost of that setting.
+ */
+export const DEFAULT_SYSTEMS: readonly SystemName[] = ["runledger", "graphile", "pgboss", "raw", "baseline"];
 
 /**
  * `baseline` is runledger as compiled elsewhere (another commit's `npm run bench` build, named by

@@ -42,9 +42,10 @@ try {
   await catalog.syncDefinitions(db);
 
   const config = JobsConfig.fromEnv();
+  // Failing loops back off and log one line per state change ("worker: database unreachable …",
+  // "worker: reconnected …") to stderr; pass pino or console to `withLogger` to route them.
   const supervisor = Supervisor.builder(db, config).withCatalog(catalog).build();
   supervisor.on("job:dead_lettered", (e) => console.error(`dead-lettered ${e.jobType} ${e.jobId}: ${e.code}`));
-  supervisor.on("loop:error", (e) => console.error(`${e.loop} loop error:`, e.error));
 
   supervisor.start();
   console.log(`worker ${config.workerId} ready: ${catalog.jobTypes().join(", ")}`);

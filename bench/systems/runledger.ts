@@ -19,8 +19,12 @@ function config(concurrency: number) {
   return JobsConfig.from({ ...env, claimBatchSize, maxGlobalConcurrency: concurrency });
 }
 
-export function runledgerSystem(url: string): BenchSystem {
-  const db = createDb(url);
+/**
+ * `pooled`: no named prepared statements, as behind a transaction-mode pooler (the `unprepared`
+ * system); `max`: the pool size (default 10).
+ */
+export function runledgerSystem(url: string, options: { pooled?: boolean; max?: number } = {}): BenchSystem {
+  const db = createDb(url, { pooled: options.pooled, max: options.max, listenUrl: options.pooled ? url : undefined });
   let onJob: JobHandler = () => {};
   let onStep: StepHandler = () => {};
   const catalog = new JobCatalog()

@@ -138,6 +138,10 @@ export const ERROR_CATALOG = {
   "workflow.internal_state": [I, "Workflow state is inconsistent."],
   "workflow.linkage_symmetry_violation": [V, "Workflow step and job linkage is inconsistent."],
   "workflow.invalid_dag": [V, "Workflow definition is invalid."],
+  "workflow.step_organization_mismatch": [
+    V,
+    "A workflow step belongs to its run's organization; it cannot name another one.",
+  ],
   "workflow.invalid_dag_empty": [V, "Workflow must have at least one step."],
   "workflow.invalid_dag_too_many_steps": [V, "Workflow has more steps than the limit."],
   "workflow.invalid_dag_workflow_type_blank": [V, "Workflow type must not be blank."],
@@ -215,6 +219,10 @@ export const ERROR_CATALOG = {
   "db.database_not_found": [I, "The database named in the connection settings does not exist."],
   "db.authentication_failed": [F, "The database refused the connection's role or credentials."],
   "db.invalid_url": [V, "The database connection URL is invalid."],
+  "db.listen_unavailable": [
+    V,
+    "This handle goes through a transaction-mode pooler and has no direct connection for LISTEN (createDb listenUrl).",
+  ],
   "db.embedded_unavailable": [
     V,
     "The embedded database needs the optional package @electric-sql/pglite (npm install @electric-sql/pglite).",

@@ -25,6 +25,26 @@ export interface RuntimeEventMap {
   /** A pass skipped slots of a schedule: older than its catch-up window, or by its overlap policy. */
   "scheduler:skipped": { scheduleId: string; scheduleName: string; missed: number; overlapSkipped: number };
   "loop:error": { loop: LoopName; error: unknown };
+  /**
+   * The worker gets no notifications and finds work by polling alone: its handle is pooled and has
+   * no direct LISTEN connection (`createDb(url, { pooled: true })` without `listenUrl`). Once per run.
+   */
+  "worker:polling": { reason: "no_listen_connection"; pollIntervalMs: number };
+  /**
+   * A loop started failing (`failing`: its first failure, a different error, or once a minute
+   * while it goes on) or succeeded again (`recovered`). `code` and `message` never carry SQL.
+   */
+  "loop:state": {
+    loop: string;
+    state: "failing" | "recovered";
+    code: string;
+    message: string;
+    /** Consecutive failures so far (for `recovered`: before the success). */
+    failures: number;
+    /** How long it has been failing. */
+    downMs: number;
+    retryInMs: number | null;
+  };
 }
 
 export type RuntimeEventName = keyof RuntimeEventMap;

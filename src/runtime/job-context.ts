@@ -1,4 +1,4 @@
-import type { JobContext, JobProgressUpdate } from "../core/index.ts";
+import { ALL_ORGANIZATIONS, type JobContext, type JobProgressUpdate } from "../core/index.ts";
 import { heartbeatJob, insertJobLog, type RunledgerDb, type RunnableJob, updateJobProgress } from "../store/index.ts";
 
 /** What a context needs from the job's run: its signal, made when first asked for. */
@@ -73,6 +73,7 @@ export class RunningJobContext implements JobContext {
 
   async log(level: string, message: string, payload?: Record<string, unknown>): Promise<void> {
     await insertJobLog(this.#db, {
+      scope: this.#job.organizationId === null ? ALL_ORGANIZATIONS : { organizationId: this.#job.organizationId },
       jobId: this.#job.id,
       runNumber: this.#job.runNumber,
       attempt: this.#job.attempt,

@@ -1,3 +1,5 @@
+import { type LoopMonitor, pause } from "./loop-monitor.ts";
+
 /** How a runtime loop ended: after a shutdown request, or on its own (which a supervisor treats as an error). */
 export type RuntimeLoopExit = "shutdown" | "completed";
 
@@ -54,24 +56,35 @@ export function aborted(signal: AbortSignal): Promise<void> {
 
 /**
  * A ticker around `runOnce`: run, then wait `intervalMs` (or until woken), until `signal`
- * aborts. Errors from `runOnce` are reported and the loop goes on.
+ * aborts. Errors from `runOnce` are reported and the loop goes on; with a `monitor`, after a
+ * failure it waits the monitor's backoff instead (a wake does not cut that short).
  */
 export async function tick(
   runOnce: () => Promise<unknown>,
-  options: { intervalMs: number; signal: AbortSignal; waker?: Waker; onError: (error: unknown) => void },
+  options: {
+    intervalMs: number;
+    signal: AbortSignal;
+    waker?: Waker;
+    onError: (error: unknown) => void;
+    monitor?: LoopMonitor;
+  },
 ): Promise<RuntimeLoopExit> {
   const waker = options.waker ?? new Waker();
   const stop = () => waker.stop();
   options.signal.addEventListener("abort", stop, { once: true });
   try {
     while (!options.signal.aborted) {
+      let backoffMs: number | undefined;
       try {
         await runOnce();
+        options.monitor?.succeeded();
       } catch (error) {
         options.onError(error);
+        backoffMs = options.monitor?.failed(error);
       }
       if (options.signal.aborted) break;
-      await waker.wait(options.intervalMs);
+      if (backoffMs !== undefined) await pause(backoffMs, options.signal);
+      else await waker.wait(options.intervalMs);
     }
     return "shutdown";
   } finally {

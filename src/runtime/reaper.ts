@@ -3,6 +3,7 @@ import { LEASE_EXPIRED_MESSAGE, type ReapedDeadLetter, type RunledgerDb, reapExp
 import type { JobsConfig } from "./config.ts";
 import { RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, tick, Waker } from "./loop.ts";
+import type { LoopMonitor } from "./loop-monitor.ts";
 import type { JobRegistry } from "./registry.ts";
 import { runHook } from "./results.ts";
 
@@ -14,6 +15,8 @@ export interface ReaperOptions {
   registry: JobRegistry;
   config: JobsConfig;
   events?: RuntimeEvents;
+  /** Backoff and state-change reports of failing passes (the Supervisor gives one). */
+  monitor?: LoopMonitor;
 }
 
 /**
@@ -56,6 +59,7 @@ export class Reaper {
       signal,
       waker: this.#waker,
       onError: (error) => this.#events.emit("loop:error", { loop: "reaper", error }),
+      monitor: this.#options.monitor,
     });
   }
 

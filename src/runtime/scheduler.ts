@@ -2,11 +2,14 @@ import { materializeDueSchedules, type RunledgerDb } from "../store/index.ts";
 import type { JobsConfig } from "./config.ts";
 import { RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, tick, Waker } from "./loop.ts";
+import type { LoopMonitor } from "./loop-monitor.ts";
 
 export interface SchedulerOptions {
   db: RunledgerDb;
   config: JobsConfig;
   events?: RuntimeEvents;
+  /** Backoff and state-change reports of failing passes (the Supervisor gives one). */
+  monitor?: LoopMonitor;
   /** The scheduler's clock; the database's when omitted. Tests inject one to set time instead of waiting. */
   now?: () => Date;
 }
@@ -44,6 +47,7 @@ export class Scheduler {
       signal,
       waker: this.#waker,
       onError: (error) => this.#events.emit("loop:error", { loop: "scheduler", error }),
+      monitor: this.#options.monitor,
     });
   }
 }

@@ -2,10 +2,13 @@ import { type RetryPolicy, RunledgerError } from "../core/index.ts";
 import type { RunledgerDb } from "../store/index.ts";
 import type { JobsConfig } from "./config.ts";
 import { type LoopName, type RuntimeEventMap, type RuntimeEventName, RuntimeEvents } from "./events.ts";
+import { type RunledgerLogger, silentLogger, stderrLogger } from "./logger.ts";
 import { aborted, type RuntimeLoopExit } from "./loop.ts";
+import { DEFAULT_LOOP_BACKOFF, type LoopBackoff, LoopMonitor, type LoopStatus } from "./loop-monitor.ts";
 import { Reaper } from "./reaper.ts";
 import type { JobRegistry } from "./registry.ts";
 import { Scheduler } from "./scheduler.ts";
+import { observeQueueMetrics, observeWorkflowRuns, type TelemetryOptions } from "./telemetry.ts";
 import { Worker } from "./worker.ts";
 
 /** Anything that can hand the supervisor a registry: a `JobRegistry` or a `JobCatalog`. */
@@ -34,6 +37,34 @@ export interface ShutdownHandle {
 interface Task {
   name: LoopName;
   promise: Promise<RuntimeLoopExit>;
+  done: boolean;
+}
+
+/** One loop in `Supervisor.health()`. */
+export interface LoopHealth extends LoopStatus {
+  /** Its task has not returned or thrown. */
+  alive: boolean;
+}
+
+/** What `Supervisor.health()` reports. */
+export interface SupervisorHealth {
+  /**
+   * `ok` when every loop runs and none is failing; `degraded` while one fails (it retries with
+   * backoff); `draining` once shutdown was requested; `stopped` when a loop has ended, or
+   * `starting` before `start()`.
+   */
+  status: "starting" | "ok" | "degraded" | "draining" | "stopped";
+  /** Whether this process should receive work: status `ok`. */
+  ready: boolean;
+  draining: boolean;
+  /** Handlers running now. */
+  inFlight: number;
+  /** Jobs claimed and waiting for a slot. */
+  queued: number;
+  /** The worker's notification listener, as last known (see `Worker.listenerConnected`); null without a worker. */
+  listenerConnected: boolean | null;
+  /** Each loop by name; `worker.heartbeat` is the worker's lease renewal. */
+  loops: Record<string, LoopHealth>;
 }
 
 /**
@@ -48,6 +79,9 @@ export class Supervisor {
   readonly #controller = new AbortController();
   #tasks: Task[] = [];
   #failure: Promise<never> | undefined;
+  readonly #monitors = new Map<string, LoopMonitor>();
+  readonly #db: RunledgerDb;
+  readonly #telemetry: TelemetryOptions;
 
   /** @internal use `Supervisor.builder`. */
   constructor(parts: {
@@ -59,13 +93,79 @@ export class Supervisor {
     scheduler: boolean;
     retryPolicy?: RetryPolicy;
     now?: () => Date;
+    logger?: RunledgerLogger;
+    backoff?: LoopBackoff;
+    telemetry?: TelemetryOptions;
   }) {
     const { db, config, registry } = parts;
+    this.#db = db;
+    this.#telemetry = parts.telemetry ?? {};
+    const monitor = (name: string) => {
+      const created = new LoopMonitor(name, {
+        logger: parts.logger ?? stderrLogger,
+        events: this.events,
+        backoff: parts.backoff ?? DEFAULT_LOOP_BACKOFF,
+      });
+      this.#monitors.set(name, created);
+      return created;
+    };
     if (parts.worker && registry !== undefined) {
-      this.worker = new Worker({ db, registry, config, events: this.events, retryPolicy: parts.retryPolicy });
+      this.worker = new Worker({
+        db,
+        registry,
+        config,
+        events: this.events,
+        retryPolicy: parts.retryPolicy,
+        monitor: monitor("worker"),
+        heartbeatMonitor: monitor("worker.heartbeat"),
+        spanRelationship: this.#telemetry.spanRelationship,
+      });
     }
-    if (parts.reaper && registry !== undefined) this.reaper = new Reaper({ db, registry, config, events: this.events });
-    if (parts.scheduler) this.scheduler = new Scheduler({ db, config, events: this.events, now: parts.now });
+    if (parts.reaper && registry !== undefined) {
+      this.reaper = new Reaper({ db, registry, config, events: this.events, monitor: monitor("reaper") });
+    }
+    if (parts.scheduler) {
+      this.scheduler = new Scheduler({
+        db,
+        config,
+        events: this.events,
+        now: parts.now,
+        monitor: monitor("scheduler"),
+      });
+    }
+  }
+
+  /**
+   * Liveness and readiness: each loop (alive, last success, failures and backoff), the listener,
+   * in-flight and queued jobs, and whether it drains. Cheap: reads only what the loops track.
+   */
+  health(): SupervisorHealth {
+    const loops: Record<string, LoopHealth> = {};
+    for (const [name, monitor] of this.#monitors) {
+      const task = this.#tasks.find((t) => t.name === name.split(".")[0]);
+      loops[name] = { ...monitor.status(), alive: task !== undefined && !task.done };
+    }
+    const draining = this.#controller.signal.aborted;
+    const values = Object.values(loops);
+    const status: SupervisorHealth["status"] =
+      this.#tasks.length === 0
+        ? "starting"
+        : values.some((loop) => !loop.alive)
+          ? "stopped"
+          : draining
+            ? "draining"
+            : values.some((loop) => loop.state === "failing")
+              ? "degraded"
+              : "ok";
+    return {
+      status,
+      ready: status === "ok",
+      draining,
+      inFlight: this.worker?.inFlight ?? 0,
+      queued: this.worker?.queued ?? 0,
+      listenerConnected: this.worker === undefined ? null : (this.worker.listenerConnected ?? false),
+      loops,
+    };
   }
 
   static builder(db: RunledgerDb, config: JobsConfig): SupervisorBuilder {
@@ -84,9 +184,26 @@ export class Supervisor {
   start(): this {
     if (this.#tasks.length > 0) throw new RunledgerError("runtime.already_started");
     const signal = this.#controller.signal;
-    if (this.worker) this.#tasks.push({ name: "worker", promise: this.worker.run(signal) });
-    if (this.scheduler) this.#tasks.push({ name: "scheduler", promise: this.scheduler.run(signal) });
-    if (this.reaper) this.#tasks.push({ name: "reaper", promise: this.reaper.run(signal) });
+    const task = (name: LoopName, promise: Promise<RuntimeLoopExit>) => {
+      const entry: Task = { name, promise, done: false };
+      const done = () => {
+        entry.done = true;
+      };
+      promise.then(done, done);
+      this.#tasks.push(entry);
+    };
+    if (this.worker) task("worker", this.worker.run(signal));
+    if (this.scheduler) task("scheduler", this.scheduler.run(signal));
+    if (this.reaper) task("reaper", this.reaper.run(signal));
+    const { queueMetrics, workflowRunSpans } = this.#telemetry;
+    const stopped = Promise.allSettled(this.#tasks.map((t) => t.promise));
+    if (queueMetrics) void stopped.then(observeQueueMetrics(this.#db, queueMetrics === true ? {} : queueMetrics));
+    if (workflowRunSpans) {
+      const onError = (error: unknown) => this.events.emit("loop:error", { loop: "worker", error });
+      const observing = observeWorkflowRuns(this.#db, { onError });
+      observing.catch(onError);
+      void stopped.then(() => observing.then((stop) => stop()).catch(() => {}));
+    }
     // The first loop to fail or return before shutdown was requested.
     this.#failure = Promise.race(
       this.#tasks.map(({ name, promise }) =>
@@ -214,6 +331,9 @@ export class SupervisorBuilder {
   #scheduler = true;
   #now: (() => Date) | undefined;
   #retryPolicy: RetryPolicy | undefined;
+  #logger: RunledgerLogger | undefined;
+  #backoff: LoopBackoff | undefined;
+  #telemetry: TelemetryOptions | undefined;
 
   constructor(db: RunledgerDb, config: JobsConfig) {
     this.#db = db;
@@ -231,6 +351,31 @@ export class SupervisorBuilder {
   /** Replace the default backoff for retryable failures without their own delay. */
   withRetryPolicy(policy: RetryPolicy): this {
     this.#retryPolicy = policy;
+    return this;
+  }
+
+  /**
+   * Where loop state changes go ("worker: database unreachable (db.connection_failed), retrying
+   * in 4 s" … "worker: reconnected after 21 s"): a pino logger, `console`, or anything with
+   * `info`/`warn`/`error(fields, message)`. Default: one line each on stderr; `null` silences them.
+   */
+  withLogger(logger: RunledgerLogger | null): this {
+    this.#logger = logger ?? silentLogger;
+    return this;
+  }
+
+  /** How long failing loops wait before trying again: doubling from `initialMs` up to `maxMs` (1 s … 15 s). */
+  withLoopBackoff(backoff: Partial<LoopBackoff>): this {
+    this.#backoff = { ...DEFAULT_LOOP_BACKOFF, ...backoff };
+    if (!(this.#backoff.initialMs > 0 && this.#backoff.maxMs >= this.#backoff.initialMs)) {
+      throw new RunledgerError("config.invalid", { details: { field: "loopBackoff" } });
+    }
+    return this;
+  }
+
+  /** OpenTelemetry settings: span relationship, queue gauges (see `TelemetryOptions`). */
+  withTelemetry(options: TelemetryOptions): this {
+    this.#telemetry = options;
     return this;
   }
 
@@ -268,6 +413,9 @@ export class SupervisorBuilder {
       scheduler: this.#scheduler,
       retryPolicy: this.#retryPolicy,
       now: this.#now,
+      logger: this.#logger,
+      backoff: this.#backoff,
+      telemetry: this.#telemetry,
     });
   }
 

@@ -1,13 +1,18 @@
+import type { Span } from "@opentelemetry/api";
 import * as v from "valibot";
 import {
   defaultRetryDelayMs,
   JobFailure,
   type JobProgress,
   type RetryPolicy,
+  RunledgerError,
   WORKER_FAILURE_CODES,
 } from "../core/index.ts";
 import {
+  activeMeter,
+  activeTracer,
   CANCEL_CHANNEL,
+  canceledJobIds,
   claimRunnableJobs,
   heartbeatJobs,
   JOBS_CHANNEL,
@@ -20,10 +25,11 @@ import type { JobsConfig } from "./config.ts";
 import { type AbortReason, type JobEventInfo, RuntimeEvents } from "./events.ts";
 import { RunningJobContext, type SignalSource } from "./job-context.ts";
 import { type RuntimeLoopExit, Waker } from "./loop.ts";
+import type { LoopMonitor } from "./loop-monitor.ts";
 import type { JobRegistry } from "./registry.ts";
 import { ResultRecorder } from "./results.ts";
+import { endAttempt, recordReceive, type SpanRelationship, startProcessSpan, withSpan } from "./telemetry.ts";
 
-export const SHUTDOWN_FAILURE_CODE = "job.worker_shutdown";
 /** Reason recorded when a worker hands back jobs it claimed but never started. */
 export const RETURNED_UNSTARTED = "WORKER_RETURNED_UNSTARTED";
 
@@ -39,6 +45,8 @@ export class Running implements SignalSource {
   abortReason: AbortReason | undefined = undefined;
   /** Set when the worker stops waiting for the handler: it finished, or it was aborted. */
   settled = false;
+  /** The attempt's CONSUMER span, only when a tracer provider is registered. */
+  span: Span | undefined = undefined;
   #controller: AbortController | undefined = undefined;
 
   constructor(job: RunnableJob, now: number) {
@@ -80,6 +88,12 @@ export interface WorkerOptions {
   events?: RuntimeEvents;
   /** Backoff for retryable failures without their own delay. Default: the spec's formula. */
   retryPolicy?: RetryPolicy;
+  /** Backoff and state-change reports of failing claims (the Supervisor gives one). */
+  monitor?: LoopMonitor;
+  /** State-change reports of failing heartbeats. */
+  heartbeatMonitor?: LoopMonitor;
+  /** How processing spans relate to the enqueue's. Default `"link"`. */
+  spanRelationship?: SpanRelationship;
 }
 
 /** What a drain left behind. */
@@ -112,9 +126,17 @@ export class Worker {
   /** Claimed jobs waiting for a free slot: claiming ahead keeps a busy worker from paying a round trip per job. */
   #queue: RunnableJob[] = [];
   readonly #waker = new Waker();
+  /** Cuts a claim backoff short when the listener reconnects: the database is back. */
+  readonly #reconnected = new Waker();
+  readonly #monitor: LoopMonitor | undefined;
+  readonly #heartbeatMonitor: LoopMonitor | undefined;
+  readonly #spanRelationship: SpanRelationship;
+  /** Whether the notification listener is (last known to be) connected; undefined before it first is. */
+  #listening: boolean | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
+  #cancelChecks: Promise<void> = Promise.resolve();
   #claiming = true;
   #lastDrain: DrainReport = { abandoned: [] };
   /** Resolves a drain waiting for the last running handler. */
@@ -129,6 +151,9 @@ export class Worker {
     this.#registry = options.registry;
     this.#config = options.config;
     this.#events = options.events ?? new RuntimeEvents();
+    this.#monitor = options.monitor;
+    this.#heartbeatMonitor = options.heartbeatMonitor;
+    this.#spanRelationship = options.spanRelationship ?? "link";
     this.#results = new ResultRecorder(
       this.#db,
       this.#registry,
@@ -148,6 +173,20 @@ export class Worker {
   /** Jobs claimed but waiting for a free slot. */
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** Whether it has stopped claiming (a drain started). */
+  get draining(): boolean {
+    return !this.#claiming;
+  }
+
+  /**
+   * Whether the notification listener is connected, as last known: true once it listens, false
+   * after a claim failed to reach the database until it listens again; undefined before it first
+   * listens (or when notifications are unavailable).
+   */
+  get listenerConnected(): boolean | undefined {
+    return this.#listening;
   }
 
   /**
@@ -179,13 +218,23 @@ export class Worker {
     if (!this.#claiming || limit <= 0) return 0;
     const types = this.#registry.registeredTypes();
     if (types.length === 0) return 0;
-    const jobs = await claimRunnableJobs(this.#db, {
-      workerId: this.#config.workerId,
-      leaseSeconds: this.#config.leaseTtlSeconds,
-      limit,
-      jobTypes: types,
-      markRunning: true,
-    });
+    const meter = activeMeter();
+    const startedAt = meter === undefined ? 0 : performance.now();
+    let jobs: RunnableJob[];
+    try {
+      jobs = await claimRunnableJobs(this.#db, {
+        workerId: this.#config.workerId,
+        leaseSeconds: this.#config.leaseTtlSeconds,
+        limit,
+        jobTypes: types,
+        markRunning: true,
+      });
+    } catch (error) {
+      if (meter !== undefined)
+        recordReceive(meter, startedAt, [], (error as { code?: string }).code ?? "db.query_failed");
+      throw error;
+    }
+    if (meter !== undefined) recordReceive(meter, startedAt, jobs);
     for (const job of jobs) this.#queue.push(job);
     this.#pump();
     return jobs.length;
@@ -200,7 +249,10 @@ export class Worker {
 
   /** Run until `signal` aborts, then drain for at most `drainTimeoutMs`. */
   async run(signal: AbortSignal): Promise<RuntimeLoopExit> {
-    const stop = () => this.#waker.stop();
+    const stop = () => {
+      this.#waker.stop();
+      this.#reconnected.stop();
+    };
     signal.addEventListener("abort", stop, { once: true });
     await this.#subscribe();
     this.#startHeartbeats();
@@ -208,13 +260,22 @@ export class Worker {
       while (!signal.aborted) {
         let claimed = 0;
         let limit = 0;
+        let backoffMs: number | undefined;
         try {
           limit = this.#claimLimit();
           claimed = await this.runOnce();
+          this.#monitor?.succeeded();
         } catch (error) {
           this.#events.emit("loop:error", { loop: "worker", error });
+          if ((error as { code?: unknown }).code === "db.connection_failed") this.#listening &&= false;
+          backoffMs = this.#monitor?.failed(error);
         }
         if (signal.aborted) break;
+        if (backoffMs !== undefined) {
+          // Finished handlers wake the claim loop; only a reconnected listener may cut this short.
+          await this.#reconnected.wait(backoffMs);
+          continue;
+        }
         // A full batch means more may be waiting: claim again at once while there is room.
         if (claimed > 0 && claimed === limit && this.#claimLimit() > 0) continue;
         await this.#waker.wait(this.#config.pollIntervalMs);
@@ -227,8 +288,10 @@ export class Worker {
   }
 
   /**
-   * Stop claiming, let running handlers finish until the deadline, then abort the rest (their
-   * attempts fail as retryable `job.worker_shutdown`), flush recorded results and unsubscribe.
+   * Stop claiming, let running handlers finish until the deadline, then abort the rest and report
+   * them (`abandoned`, and one `loop:error` with `runtime.shutdown_timeout`), flush recorded
+   * results and unsubscribe. Nothing is written for an abandoned attempt: its lease runs out and
+   * the reaper retries or dead-letters the job.
    */
   async drain(timeoutMs: number): Promise<DrainReport> {
     this.#claiming = false;
@@ -254,6 +317,12 @@ export class Worker {
           abandoned.push(entry.job.id);
           this.#abort(entry, "shutdown");
         }
+        this.#events.emit("loop:error", {
+          loop: "worker",
+          error: new RunledgerError("runtime.shutdown_timeout", {
+            details: { timeoutMs, abandoned: abandoned.length },
+          }),
+        });
       }
       clearTimeout(timer);
       this.#idle = undefined;
@@ -295,24 +364,52 @@ export class Worker {
   }
 
   async #subscribe(): Promise<void> {
+    if (!this.#db.$runledger.notifications) {
+      // A pooled handle without a direct LISTEN connection: say so once, then poll.
+      this.#events.emit("worker:polling", {
+        reason: "no_listen_connection",
+        pollIntervalMs: this.#config.pollIntervalMs,
+      });
+      return;
+    }
     try {
       this.#subscriptions.push(
         // onListen fires on every (re)connection: re-poll for work announced while it was down.
         await this.#db.$runledger.listen(
           JOBS_CHANNEL,
           () => this.#waker.wake(),
-          () => this.#waker.wake(),
+          () => {
+            if (this.#listening === false) this.#reconnected.wake();
+            this.#listening = true;
+            this.#waker.wake();
+          },
         ),
-        await this.#db.$runledger.listen(CANCEL_CHANNEL, (jobId) => {
-          const entry = this.#inFlight.get(jobId);
-          if (entry !== undefined) this.#abort(entry, "canceled");
-          this.#queue = this.#queue.filter((job) => job.id !== jobId);
-        }),
+        await this.#db.$runledger.listen(CANCEL_CHANNEL, (jobId) => this.#cancelAnnounced(jobId)),
       );
     } catch (error) {
       // Polling still works without notifications.
       this.#events.emit("loop:error", { loop: "worker", error });
     }
+  }
+
+  /**
+   * A cancel notification names a job; abort it only once the database says it is canceled (any
+   * database user can send one). Checks run one after another, in the order announced; when a
+   * check fails, the next heartbeat finds the lease gone and aborts the handler anyway.
+   */
+  #cancelAnnounced(jobId: string): void {
+    if (!this.#inFlight.has(jobId) && !this.#queue.some((job) => job.id === jobId)) return;
+    this.#cancelChecks = this.#cancelChecks.then(async () => {
+      try {
+        if (!(await canceledJobIds(this.#db, [jobId])).has(jobId)) return;
+      } catch (error) {
+        this.#events.emit("loop:error", { loop: "worker", error });
+        return;
+      }
+      const entry = this.#inFlight.get(jobId);
+      if (entry !== undefined) this.#abort(entry, "canceled");
+      this.#queue = this.#queue.filter((job) => job.id !== jobId);
+    });
   }
 
   #startHeartbeats(): void {
@@ -341,8 +438,10 @@ export class Worker {
         if (!held.has(entry.job.id) && !entry.settled) this.#abort(entry, "lease_lost");
       }
       this.#queue = this.#queue.filter((job) => held.has(job.id) || !queued.includes(job));
+      this.#heartbeatMonitor?.succeeded();
     } catch (error) {
       this.#events.emit("loop:error", { loop: "worker", error });
+      this.#heartbeatMonitor?.failed(error);
     }
   }
 
@@ -354,26 +453,27 @@ export class Worker {
 
   /**
    * Abort a running job and let go of it at once, as if its handler had returned: the slot is
-   * free again, and a late result from the handler is ignored. A timeout or shutdown fails the
-   * attempt; after a cancel or a lost lease another party owns the job and nothing is written.
+   * free again, and a late result from the handler is ignored. A timeout fails the attempt; after
+   * a cancel or a lost lease another party owns the job and nothing is written. At the shutdown
+   * deadline nothing is written either: the handler ignored its signal and may still be running,
+   * so the job waits for its lease to run out (by then the process has usually exited) instead of
+   * being retried at once next to it; the reaper recovers it, as after a lost lease.
    */
   #abort(entry: Running, reason: AbortReason): void {
     if (entry.settled) return;
     entry.abort(reason);
     this.#events.emit("job:aborted", { ...entry.info(), reason });
     this.#settle(entry);
-    if (reason === "timeout") {
-      this.#results.failure(entry, JobFailure.timeout(WORKER_FAILURE_CODES.timeoutExceeded, TIMEOUT_MESSAGE));
-    } else if (reason === "shutdown") {
-      this.#results.failure(
-        entry,
-        JobFailure.retryable(SHUTDOWN_FAILURE_CODE, SHUTDOWN_MESSAGE, { retryAfterMs: 1000 }),
-      );
-    }
+    let failure: JobFailure | undefined;
+    if (reason === "timeout") failure = JobFailure.timeout(WORKER_FAILURE_CODES.timeoutExceeded, TIMEOUT_MESSAGE);
+    endAttempt({ job: entry.job, span: entry.span, startedAt: entry.startedAt, failure, abandoned: `job.${reason}` });
+    if (failure !== undefined) this.#results.failure(entry, failure);
   }
 
   #start(job: RunnableJob): void {
     const entry = new Running(job, performance.now());
+    const tracer = activeTracer();
+    if (tracer !== undefined) entry.span = startProcessSpan(tracer, job, this.#spanRelationship);
     this.#inFlight.set(job.id, entry);
     if (this.#sweepTimer === undefined) {
       this.#sweepTimer = setInterval(() => this.#sweep(), TIMEOUT_SWEEP_MS);
@@ -393,6 +493,7 @@ export class Worker {
     }
     if (entry.settled) return; // aborted meanwhile: the abort recorded what there was to record
     this.#settle(entry);
+    endAttempt({ job: entry.job, span: entry.span, startedAt: entry.startedAt, failure });
     if (failure === undefined) this.#results.success(entry, (value ?? undefined) as JobProgress | undefined);
     else this.#results.failure(entry, failure);
   }
@@ -415,7 +516,7 @@ export class Worker {
       payload = parsed.output;
     }
     const context = new RunningJobContext(this.#db, job, entry, this.#config.leaseTtlSeconds);
-    return Promise.resolve(registered.handler.execute(context, payload));
+    return withSpan(entry.span, () => Promise.resolve(registered.handler.execute(context, payload)));
   }
 
   /** The worker is done waiting for this handler: free its slot and start the next job. */
@@ -434,7 +535,6 @@ export class Worker {
 }
 
 const TIMEOUT_MESSAGE = "Job exceeded the configured timeout.";
-const SHUTDOWN_MESSAGE = "Worker shut down before the job finished.";
 
 /**
  * Low-level worker loop for custom orchestration: runs until `signal` aborts, drains, and

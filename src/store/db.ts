@@ -29,6 +29,11 @@ export interface RunledgerDriver {
   /** Whether hot statements are sent as named prepared statements. */
   readonly prepare: boolean;
   /**
+   * Whether `listen` can work. False for a pooled handle without `listenUrl`: LISTEN is session
+   * state, which a transaction-mode pooler does not keep, so the worker polls instead.
+   */
+  readonly notifications: boolean;
+  /**
    * Subscribe to a channel. `onListen` runs each time the subscription is (re)established, so a
    * caller can re-poll for work announced while the connection was down.
    */
@@ -43,10 +48,21 @@ export interface CreateDbOptions {
   /** Pool size when a URL is given. Default 10. */
   max?: number;
   /**
-   * Use named prepared statements for hot queries (default true). Set false behind a
-   * transaction-mode pooler such as PgBouncer.
+   * Use named prepared statements for hot queries (default true; false when `pooled`). Unnamed
+   * statements cost postgres.js an extra round trip for each statement with parameters.
    */
   prepare?: boolean;
+  /**
+   * The URL points at a transaction-mode pooler such as PgBouncer: no named prepared statements
+   * and no LISTEN through it (both are session state the pooler does not keep). Notifications
+   * then come from `listenUrl`, or not at all (the worker polls and says so once).
+   */
+  pooled?: boolean;
+  /**
+   * A direct server URL (not through a pooler) for LISTEN: one session connection, opened by the
+   * first `listen` and closed with the handle. Default: the pool's own URL, unless `pooled`.
+   */
+  listenUrl?: string;
   /** `application_name` shown in `pg_stat_activity`. Default `runledger`. */
   applicationName?: string;
 }
@@ -99,7 +115,9 @@ export function createDb(
 ): RunledgerDb | Promise<RunledgerDb> {
   if (isPGliteClient(urlOrClient)) return pgliteDb(urlOrClient, false);
   if (typeof urlOrClient !== "function") checkUrl(urlOrClient);
-  const prepare = options.prepare ?? true;
+  if (options.listenUrl !== undefined) checkUrl(options.listenUrl);
+  const pooled = options.pooled ?? false;
+  const prepare = pooled ? false : (options.prepare ?? true);
   const owned = typeof urlOrClient === "string";
   const client =
     typeof urlOrClient === "string"
@@ -111,15 +129,34 @@ export function createDb(
         })
       : urlOrClient;
 
+  const applicationName = options.applicationName ?? "runledger";
+  // postgres.js gives LISTEN a connection of its own, outside the pool; with listenUrl that
+  // connection goes straight to the server while queries go through the pooler.
+  let listener: postgres.Sql | undefined;
+  const listenClient = (): postgres.Sql => {
+    if (options.listenUrl === undefined) return client;
+    listener ??= postgres(options.listenUrl, {
+      max: 1,
+      onnotice: () => {},
+      connection: { application_name: `${applicationName}-listen` },
+    });
+    return listener;
+  };
+  const notifications = !pooled || options.listenUrl !== undefined;
+
   const driver: RunledgerDriver = {
     kind: "postgres-js",
     prepare: prepare && client.options.prepare !== false,
+    notifications,
     async listen(channel, onNotify, onListen) {
-      const sub = await client.listen(channel, onNotify, onListen);
+      if (!notifications) throw new RunledgerError("db.listen_unavailable");
+      const sub = await listenClient().listen(channel, onNotify, onListen);
       return { unlisten: () => sub.unlisten() };
     },
     async close(closeOptions) {
-      if (owned) await client.end({ timeout: closeOptions?.timeoutSeconds ?? 5 });
+      const timeout = closeOptions?.timeoutSeconds ?? 5;
+      await listener?.end({ timeout });
+      if (owned) await client.end({ timeout });
     },
   };
 

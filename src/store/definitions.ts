@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError } from "../core/index.ts";
+import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
 import type { Page } from "./jobs/reads.ts";
@@ -53,6 +53,8 @@ function resolve(input: JobDefinitionUpsert): Required<JobDefinitionUpsert> {
     if (!isInt32(full[field]) || full[field] <= 0)
       fail("job_definition.invalid_value", { jobType: input.jobType, field });
   }
+  if (full.defaultTimeoutSeconds > MAX_TIMEOUT_SECONDS)
+    fail("job_definition.invalid_value", { jobType: input.jobType, field: "defaultTimeoutSeconds" });
   if (!isInt32(full.defaultPriority))
     fail("job_definition.invalid_value", { jobType: input.jobType, field: "defaultPriority" });
   if (typeof full.isEnabled !== "boolean")
@@ -95,11 +97,26 @@ export async function upsertJobDefinition(
 ): Promise<JobDefinitionRecord> {
   const d = resolve(input);
   try {
-    await write(executor, d, false);
-    return (await getJobDefinition(executor, d.jobType))!;
+    return await writeGuarded(executor, d);
   } catch (error) {
     throw toQueryError(error);
   }
+}
+
+/**
+ * Write one definition; disabling it is refused while an active schedule uses the type
+ * (`job_definition.active_schedule_exists`), under the same locks as a catalog sync.
+ */
+async function writeGuarded(executor: Executor, d: Required<JobDefinitionUpsert>): Promise<JobDefinitionRecord> {
+  if (d.isEnabled) {
+    await write(executor, d, false);
+    return (await getJobDefinition(executor, d.jobType))!;
+  }
+  return executor.transaction(async (tx) => {
+    await refuseActiveSchedules(tx, [d.jobType], "job_definition.active_schedule_exists");
+    await write(tx, d, false);
+    return (await getJobDefinition(tx, d.jobType))!;
+  });
 }
 
 /**
@@ -169,8 +186,7 @@ export async function updateJobDefinition(
   if (current === null) return null;
   const d = resolve({ ...current, ...update, jobType });
   try {
-    await write(executor, d, false);
-    return getJobDefinition(executor, jobType);
+    return await writeGuarded(executor, d);
   } catch (error) {
     throw toQueryError(error);
   }
@@ -183,7 +199,10 @@ export async function updateJobDefinition(
 async function refuseActiveSchedules(
   tx: Executor,
   jobTypes: readonly string[],
-  code: "catalog.active_schedule_for_disabled_job_type" | "catalog.active_schedule_for_absent_job_type",
+  code:
+    | "catalog.active_schedule_for_disabled_job_type"
+    | "catalog.active_schedule_for_absent_job_type"
+    | "job_definition.active_schedule_exists",
 ): Promise<void> {
   if (jobTypes.length === 0) return;
   await tx.execute(sql`select set_config('statement_timeout', '30s', true)`);

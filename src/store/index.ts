@@ -33,6 +33,7 @@ export {
   updateJobProgress,
 } from "./jobs/lease.ts";
 export * from "./jobs/lookups.ts";
+export * from "./jobs/queue-depth.ts";
 export * from "./jobs/reads.ts";
 export * from "./jobs/reaper.ts";
 export type { JobRecord, LeaseIdentity } from "./jobs/record.ts";
@@ -48,6 +49,17 @@ export * from "./schedules/materialize.ts";
 export type { JobScheduleRecord } from "./schedules/record.ts";
 export * as schema from "./schema/index.ts";
 export { scopeCondition } from "./scope.ts";
+// The telemetry primitives the runtime shares with the store's enqueue (OpenTelemetry API only).
+export {
+  ATTR as TELEMETRY_ATTRIBUTES,
+  activeMeter,
+  activeTracer,
+  DURATION_BUCKETS,
+  formatTraceContext,
+  INSTRUMENTATION_NAME,
+  instrumentsOf,
+  MESSAGING_SYSTEM,
+} from "./telemetry.ts";
 export * from "./workflows/append.ts";
 export * from "./workflows/cancel.ts";
 export { type EnqueuedWorkflowRun, enqueueWorkflowRun } from "./workflows/enqueue.ts";
@@ -55,5 +67,6 @@ export * from "./workflows/external.ts";
 export * from "./workflows/reads.ts";
 export type { WorkflowRunRecord, WorkflowStepDependencyRecord, WorkflowStepRecord } from "./workflows/records.ts";
 export * from "./workflows/retry.ts";
+export * from "./workflows/run-traces.ts";
 export * from "./workflows/step-updates.ts";
 export * from "./workflows/wait.ts";

@@ -1,12 +1,14 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError } from "../core/index.ts";
+import { type OrganizationScope, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
 import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobLogs, jobQueue } from "./schema/index.ts";
+import { scopeCondition } from "./scope.ts";
 import {
+  checkIdentifierLength,
   checkLimit,
   checkPage,
   checkTextSize,
@@ -30,6 +32,8 @@ export interface JobLogRecord {
 }
 
 export interface JobLogInput {
+  /** The organization the job must belong to, or `ALL_ORGANIZATIONS`. */
+  scope: OrganizationScope;
   jobId: string;
   runNumber: number;
   attempt?: number | null;
@@ -51,8 +55,13 @@ function logFromRow(row: RawRow): JobLogRecord {
   };
 }
 
-/** Attach a log line to a job run (handlers call it through `context.log`). `job.not_found` for an unknown job. */
+/**
+ * Attach a log line to a job run (handlers call it through `context.log`). `job.not_found` for a
+ * job that does not exist or is outside `scope` alike, so a log line reveals no other
+ * organization's job ids.
+ */
 export async function insertJobLog(executor: Executor, input: JobLogInput): Promise<JobLogRecord> {
+  const visible = scopeCondition(sql`organization_id`, input?.scope);
   if (!isUuid(input.jobId)) fail("job.not_found");
   if (!isInt32(input.runNumber) || input.runNumber <= 0) fail("job.invalid_log", { field: "runNumber" });
   if (input.attempt != null && (!isInt32(input.attempt) || input.attempt < 0))
@@ -60,6 +69,7 @@ export async function insertJobLog(executor: Executor, input: JobLogInput): Prom
   for (const field of ["level", "message"] as const) {
     if (isBlank(input[field]) || !isStorableText(input[field])) fail("job.invalid_log", { field });
   }
+  checkIdentifierLength(input.level, "level");
   checkTextSize(input.message, "message");
   const payload = input.payload ?? {};
   if (payload === null || typeof payload !== "object" || Array.isArray(payload))
@@ -70,7 +80,7 @@ export async function insertJobLog(executor: Executor, input: JobLogInput): Prom
       executor,
       sql`insert into ${jobLogs} (job_id, run_number, attempt, level, message, payload)
         select id, ${input.runNumber}, ${input.attempt ?? null}, ${input.level}, ${input.message}, ${text}::jsonb
-        from ${jobQueue} where id = ${input.jobId}
+        from ${jobQueue} where id = ${input.jobId} and ${visible}
         returning *`,
     );
     if (row === undefined) throw new RunledgerError("job.not_found", { details: { jobId: input.jobId } });

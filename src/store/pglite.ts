@@ -54,6 +54,7 @@ export async function pgliteDb(client: PGliteClient, owned: boolean): Promise<Ru
     kind: "pglite",
     // drizzle-orm/pglite ignores statement names; PGlite has one connection and no pool to share.
     prepare: false,
+    notifications: true,
     async listen(channel, onNotify, onListen) {
       const unlisten = await client.listen(channel, onNotify);
       // One in-process connection: it is never re-established, so this runs exactly once.

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import { insertJobLog } from "../../src/store/index.ts";
 import { ORG_A, ORG_B, type Seeded, seedDashboard } from "../dashboard/seed.ts";
 import { useTestDatabase } from "../support/db.ts";

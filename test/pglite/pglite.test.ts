@@ -223,7 +223,7 @@ describe("PGlite driver", () => {
     expect((await heartbeatJobs(db, [lease], { leaseSeconds: 30 })).get(job.id)).toBeInstanceOf(Date);
     await updateJobProgress(db, lease, { progressDone: 1, progressTotal: 2, stage: "halfway" });
     expect(await getJobById(db, job.id)).toMatchObject({ progressDone: 1, progressTotal: 2, progressPct: 50 });
-    await insertJobLog(db, { ...lease, level: "info", message: "hello", payload: { a: 1 } });
+    await insertJobLog(db, { ...lease, scope: ALL_ORGANIZATIONS, level: "info", message: "hello", payload: { a: 1 } });
     expect((await listJobLogs(db, { jobId: job.id, limit: 10 })).map((l) => [l.message, l.payload])).toEqual([
       ["hello", { a: 1 }],
     ]);

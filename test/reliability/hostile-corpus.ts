@@ -209,6 +209,8 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     ["max attempts NaN", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, maxAttempts: Number.NaN })],
     ["max attempts 1e12", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, maxAttempts: 1e12 })],
     ["timeout 0", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, timeoutSeconds: 0 })],
+    // One second more than a Node.js timer holds: such a timer fires after 1 ms.
+    ["timeout 2,147,484 s", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, timeoutSeconds: 2_147_484 })],
     [
       "invalid next run date",
       "job.invalid_enqueue_request",
@@ -385,6 +387,26 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       () => enqueueWorkflowRun(db, run([step("a", { priority: 2 ** 31 })])),
     ],
     [
+      "NUL in the workflow type",
+      "workflow.invalid_dag_workflow_type_blank",
+      () => enqueueWorkflowRun(db, run([step("a")], { workflowType: NUL })),
+    ],
+    [
+      "lone surrogate in the workflow type",
+      "workflow.invalid_dag_workflow_type_blank",
+      () => enqueueWorkflowRun(db, run([step("a")], { workflowType: LONE })),
+    ],
+    [
+      "step in another organization than its run's",
+      "workflow.step_organization_mismatch",
+      () => enqueueWorkflowRun(db, run([step("a", { organizationId: ORG })])),
+    ],
+    [
+      "step timeout 2,147,484 s",
+      "workflow.invalid_dag_step_timeout_seconds_out_of_range",
+      () => enqueueWorkflowRun(db, run([step("a", { timeoutSeconds: 2_147_484 })])),
+    ],
+    [
       "step max attempts -1",
       "workflow.invalid_dag_step_max_attempts_non_positive",
       () => enqueueWorkflowRun(db, run([step("a", { maxAttempts: -1 })])),
@@ -422,6 +444,17 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
   ];
 
   const appendCases: Case[] = [
+    ["NUL in the append window key", "workflow.append_window_missing", () => append({ appendWindowStepKey: NUL })],
+    [
+      "lone surrogate in the append window key",
+      "workflow.append_window_missing",
+      () => append({ appendWindowStepKey: LONE }),
+    ],
+    [
+      "appended step in another organization",
+      "workflow.step_organization_mismatch",
+      () => append({ steps: [step("x", { organizationId: ORG })] }),
+    ],
     [
       "cycle among appended steps",
       "workflow.invalid_dag_cycle",
@@ -660,33 +693,69 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     [
       "NUL in a log message",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: "info", message: NUL }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: "info",
+          message: NUL,
+        }),
     ],
     [
       "lone surrogate in a log message",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: "info", message: LONE }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: "info",
+          message: LONE,
+        }),
     ],
     [
       "NUL in a log level",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: NUL, message: "m" }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: NUL,
+          message: "m",
+        }),
     ],
     [
       "whitespace log message",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: "info", message: " " }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: "info",
+          message: " ",
+        }),
     ],
     [
       "5 MB log message",
       "payload.too_large",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: 1, level: "info", message: FIVE_MB.blob }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: 1,
+          level: "info",
+          message: FIVE_MB.blob,
+        }),
     ],
     [
       "log payload nested 10,000 deep",
       "payload.too_deep",
       () =>
         insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
           jobId: ctx.lease().jobId,
           runNumber: 1,
           level: "info",
@@ -697,7 +766,14 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     [
       "log run number NaN",
       "job.invalid_log",
-      () => insertJobLog(db, { jobId: ctx.lease().jobId, runNumber: Number.NaN, level: "info", message: "m" }),
+      () =>
+        insertJobLog(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: ctx.lease().jobId,
+          runNumber: Number.NaN,
+          level: "info",
+          message: "m",
+        }),
     ],
     [
       "failure code with a NUL",
@@ -757,6 +833,11 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       "NUL in a definition type, inserted if missing",
       "identifier.job_type_blank",
       () => insertJobDefinitionIfMissing(db, { jobType: NUL }),
+    ],
+    [
+      "definition timeout 2,147,484 s, inserted if missing",
+      "job_definition.invalid_value",
+      () => insertJobDefinitionIfMissing(db, { jobType: "hostile.new", defaultTimeoutSeconds: 2_147_484 }),
     ],
     [
       "definition with 0 attempts, inserted if missing",

@@ -46,6 +46,8 @@ import {
   listWorkflowStepKeysForUpdate,
   listWorkflowSteps,
   queryRows,
+  readFinishedWorkflowRuns,
+  readQueueDepth,
   requeueJob,
   requeueJobs,
   retryWorkflowRun,
@@ -150,7 +152,14 @@ async function seed(org: string, label: string, extraPending: number, extraRuns:
   });
   expect(claimed!.id).toBe(dead);
   const lease = { jobId: dead, runNumber: 1, attempt: 1, workerId: `w-${org}` };
-  await insertJobLog(db, { jobId: dead, runNumber: 1, attempt: 1, level: "info", message: `log of ${org}` });
+  await insertJobLog(db, {
+    scope: { organizationId: org },
+    jobId: dead,
+    runNumber: 1,
+    attempt: 1,
+    level: "info",
+    message: `log of ${org}`,
+  });
   await completeJobFailure(db, lease, { kind: "TERMINAL", code: "tenant.failed", message: `failure of ${org}` });
   const run = (await enqueueWorkflowRun(db, runOf(org, `run-${label}`))).id;
   const cancelRun = (await enqueueWorkflowRun(db, runOf(org))).id;
@@ -268,6 +277,9 @@ const page = (result: unknown) => (result as { items: { id: string; organization
 const deadLettered = (result: unknown) =>
   (result as { totals: { deadLettered: { count: number } } }).totals.deadLettered.count;
 const pendingCount = (result: unknown) => (result as { pendingCount: number }[])[0]!.pendingCount;
+
+/** Due pending jobs over every job type of a `readQueueDepth` answer. */
+const dueJobs = (r: unknown) => (r as { depth: number }[]).reduce((sum, row) => sum + row.depth, 0);
 
 /** Every organization-scoped API of `runledger/store`, by name. Reads first: mutations below use B's rows up. */
 const SCOPED: Record<string, Entry> = {
@@ -392,6 +404,13 @@ const SCOPED: Record<string, Entry> = {
     own: () => getWorkflowRunIdForJob(db, seeded.B!.failedJob, { scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toBe(seeded.B!.failedRun),
   },
+  readFinishedWorkflowRuns: {
+    target: () => seeded.B!.failedRun,
+    leak: (id) => readFinishedWorkflowRuns(db, { scope: { organizationId: A }, runIds: [id] }),
+    verdict: { hidden: nothing },
+    own: () => readFinishedWorkflowRuns(db, { scope: { organizationId: B }, runIds: [seeded.B!.failedRun] }),
+    ownSees: (r) => expect((r as { id: string }[]).map((run) => run.id)).toEqual([seeded.B!.failedRun]),
+  },
   countWorkflowRuns: {
     // A has 5 runs, B 6: each scope counts its own only.
     leak: () => countWorkflowRuns(db, { scope: { organizationId: A } }),
@@ -421,6 +440,12 @@ const SCOPED: Record<string, Entry> = {
     },
     own: () => countJobsByStatus(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(9),
+  },
+  readQueueDepth: {
+    leak: () => readQueueDepth(db, { scope: { organizationId: A } }),
+    verdict: { hidden: (r) => expect(dueJobs(r)).toBe(6) },
+    own: () => readQueueDepth(db, { scope: { organizationId: B } }),
+    ownSees: (r) => expect(dueJobs(r)).toBe(9),
   },
   getJobThroughput: {
     leak: () => getJobThroughput(db, { scope: { organizationId: A } }),
@@ -608,6 +633,21 @@ const SCOPED: Record<string, Entry> = {
         payload: { org: B, updated: true },
       }),
     ownSees: (r) => expect(r).toBe(true),
+  },
+  insertJobLog: {
+    target: () => seeded.B!.dead,
+    leak: (id) =>
+      insertJobLog(db, { scope: { organizationId: A }, jobId: id, runNumber: 1, level: "info", message: "from A" }),
+    verdict: { refused: "job.not_found" },
+    own: () =>
+      insertJobLog(db, {
+        scope: { organizationId: B },
+        jobId: seeded.B!.dead,
+        runNumber: 1,
+        level: "info",
+        message: "from B",
+      }),
+    ownSees: (r) => expect(r).toMatchObject({ jobId: seeded.B!.dead, message: "from B" }),
   },
   retryWorkflowRun: {
     target: () => seeded.B!.failedRun,

@@ -6,8 +6,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { enqueueJob, getJobById } from "../../src/store/index.ts";
+import { WORKER_FAILURE_CODES } from "../../src/core/index.ts";
+import { enqueueJob, getJobById, reapExpiredLeases } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { finished, ROOT } from "../support/processes.ts";
 import { waitFor } from "../support/wait.ts";
@@ -53,7 +55,7 @@ describe("shutdownOnSignals under tsx", () => {
     expect((await getJobById(db, id))?.status).toBe("SUCCEEDED");
   }, 40_000);
 
-  it("the second signal cuts the deadline: a job longer than it is abandoned and retried, not lost", async () => {
+  it("the second signal cuts the deadline: a job longer than it is abandoned, then recovered by the reaper", async () => {
     const { id, result, output } = await interruptTwice("helper", 9_000);
     expect(result.code, output).toBe(0);
     // Stopped at the 5 s deadline, not the first signal's 30 s, and before the 9 s job was done
@@ -64,9 +66,16 @@ describe("shutdownOnSignals under tsx", () => {
     expect(Number(stopped![1])).toBeLessThan(8_000);
     const finishedAt = result.stdout.indexOf(`finished ${id}`);
     expect(finishedAt === -1 || finishedAt > stopped!.index, output).toBe(true);
+    // Nothing was written for the abandoned attempt: the job stays leased until its lease runs
+    // out (here: made to run out now), and then the reaper retries it.
+    expect((await getJobById(db, id))?.status).toBe("LEASED");
+    await db.execute(
+      sql`update runledger.job_queue set lease_expires_at = now() - interval '1 second' where id = ${id}`,
+    );
+    expect((await reapExpiredLeases(db, { limit: 10, retryDelayMs: 1000 })).retried).toBe(1);
     const job = await getJobById(db, id);
     expect(job?.status).toBe("PENDING");
-    expect(job?.lastErrorCode).toBe("job.worker_shutdown");
+    expect(job?.lastErrorCode).toBe(WORKER_FAILURE_CODES.leaseExpired);
   }, 40_000);
 
   it("process.once listeners, as the README used to show, let the second SIGINT kill the job mid-way", async () => {

@@ -210,6 +210,43 @@ describe("Supervisor", () => {
     expect((await status(id)).status).toBe("CANCELED");
   });
 
+  it("ignores a cancel notification for a job the database does not show canceled", async () => {
+    const aborted = new Map<string, unknown>();
+    const release = new Set<string>();
+    const catalog = new JobCatalog().job("cancel.spoofed", async (payload, context) => {
+      const { name } = payload as { name: string };
+      await new Promise<void>((resolve) => {
+        context.signal.addEventListener("abort", () => {
+          aborted.set(name, context.signal.reason);
+          resolve();
+        });
+        const poll = setInterval(() => {
+          if (!release.has(name)) return;
+          clearInterval(poll);
+          resolve();
+        }, 10);
+      });
+    });
+    await catalog.syncDefinitions(db);
+    const spoofed = await catalog.enqueue(db, "cancel.spoofed", { name: "spoofed" });
+    const real = await catalog.enqueue(db, "cancel.spoofed", { name: "real" });
+    const supervisor = start(catalog);
+    await waitFor(
+      async () => (await status(spoofed.id)).status === "LEASED" && (await status(real.id)).status === "LEASED",
+    );
+    // Anyone who can connect can send this; the worker must look before it aborts.
+    await db.execute(sql`select pg_notify('runledger_cancel', ${spoofed.id})`);
+    const { cancelJob } = await import("../../src/store/index.ts");
+    await cancelJob(db, { jobId: real.id });
+    // Checks run in the order announced: once the real one aborted, the spoofed one was looked at.
+    await waitFor(() => aborted.has("real"), { what: "the canceled job's signal to abort" });
+    expect(aborted.has("spoofed")).toBe(false);
+    release.add("spoofed");
+    await waitFor(async () => (await status(spoofed.id)).status === "SUCCEEDED");
+    await stop(supervisor);
+    expect(aborted.get("real")).toBe("canceled");
+  });
+
   it("starts an idle worker's job on NOTIFY, not on its 10 s poll", async () => {
     const started: number[] = [];
     const catalog = new JobCatalog().job("ping", async () => {

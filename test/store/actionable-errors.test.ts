@@ -1,5 +1,6 @@
 // Errors a user can act on: a wrong URL, a database or role that does not exist, and a database
 // that was never migrated each come back as a code saying so, not as `db.query_failed`.
+import { inspect } from "node:util";
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, newId, RunledgerError, SchemaCompatibilityError } from "../../src/core/index.ts";
@@ -101,7 +102,15 @@ describe("a database that was never migrated", async () => {
     listJobEvents: () => store.listJobEvents(db, { jobId: id, limit: 1 }),
     listJobAttempts: () => store.listJobAttempts(db, { jobId: id, limit: 1 }),
     getJobMetrics: () => store.getJobMetrics(db),
-    insertJobLog: () => store.insertJobLog(db, { jobId: id, runNumber: 1, attempt: 1, level: "info", message: "x" }),
+    insertJobLog: () =>
+      store.insertJobLog(db, {
+        scope: ALL_ORGANIZATIONS,
+        jobId: id,
+        runNumber: 1,
+        attempt: 1,
+        level: "info",
+        message: "x",
+      }),
     listJobLogs: () => store.listJobLogs(db, { jobId: id, limit: 1 }),
     enqueueWorkflowRun: () =>
       store.enqueueWorkflowRun(db, catalog.workflow("bare.flow", {}).job("a", "bare.job", {}).build()),
@@ -147,6 +156,18 @@ describe("a database that was never migrated", async () => {
     const error = await rejection(calls[name]!());
     expect(error).toBeInstanceOf(SchemaCompatibilityError);
     expect(error.code).toBe("schema.uninitialized");
+  });
+
+  it("keeps the statement and its parameters out of the error, its cause and util.inspect", async () => {
+    const card = "4111111111111111";
+    const error = await rejection(store.enqueueJob(db, { jobType: "bare.job", payload: { card } }));
+    expect(error.code).toBe("schema.uninitialized");
+    const printed = inspect(error, { depth: 10 });
+    expect(printed).not.toContain(card);
+    expect(printed).not.toMatch(/insert into|params/i);
+    expect(JSON.stringify(error)).not.toContain(card);
+    // What stays: the SQLSTATE of the driver's error, for code that switches on it.
+    expect(error.cause).toMatchObject({ name: "DriverFailure", code: "42P01" });
   });
 
   it("still says schema.uninitialized after other calls failed (no connection left broken)", async () => {

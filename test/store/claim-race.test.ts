@@ -102,7 +102,9 @@ describe("concurrent claims", () => {
       workerId: "r",
       workflowStepId: null,
       workflowRunId: null,
+      workflowStepKey: null,
       schedule: null,
+      traceContext: null,
     });
   });
 });

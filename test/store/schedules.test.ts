@@ -9,6 +9,7 @@ import {
   type RunledgerDb,
   setJobScheduleActive,
   setJobScheduleNextFireAt,
+  upsertJobDefinition,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -39,10 +40,14 @@ describe("upsertJobSchedule", () => {
     expect(await setJobScheduleActive(db, "reports.hourly", false)).toBe(true);
 
     const later = new Date("2031-01-01T00:00:00Z");
+    // Without an organization an upsert may refresh only a schedule without one.
+    await expect(
+      upsertJobSchedule(db, { name: "reports.hourly", jobType: "report.other", cronExpr: "0 0 * * * *" }),
+    ).rejects.toMatchObject({ code: "job_schedule.name_taken" });
     const refreshed = await upsertJobSchedule(db, {
       name: "reports.hourly",
       jobType: "report.other",
-      organizationId: null,
+      organizationId: ORG,
       payloadTemplate: { v: 2 },
       cronExpr: "0 0 * * * *",
       isActive: true,
@@ -62,6 +67,7 @@ describe("upsertJobSchedule", () => {
     const recron = await upsertJobSchedule(db, {
       name: "reports.hourly",
       jobType: "report.other",
+      organizationId: ORG,
       cronExpr: "0 30 * * * *",
       nextFireAt: later,
     });
@@ -90,10 +96,19 @@ describe("upsertJobSchedule", () => {
     expect(await countRows(db, "job_schedules")).toBe(before);
   });
 
-  it("refuses an unknown job type", async () => {
+  it("refuses an unknown job type, and a disabled one for an active schedule", async () => {
+    const before = await countRows(db, "job_schedules");
     await expect(
       upsertJobSchedule(db, { name: "orphan", jobType: "nope", cronExpr: "0 0 * * * *", nextFireAt: T0 }),
-    ).rejects.toMatchObject({ code: "db.related_resource_missing" });
+    ).rejects.toMatchObject({ code: "job_schedule.definition_not_found_or_disabled" });
+    await upsertJobDefinition(db, { jobType: "report.off", isEnabled: false });
+    const disabled = { name: "on-disabled", jobType: "report.off", cronExpr: "0 0 * * * *", nextFireAt: T0 };
+    await expect(upsertJobSchedule(db, disabled)).rejects.toMatchObject({
+      code: "job_schedule.definition_not_found_or_disabled",
+    });
+    expect(await countRows(db, "job_schedules")).toBe(before);
+    // Paused, it may wait for its type to be enabled.
+    expect(await upsertJobSchedule(db, { ...disabled, isActive: false })).toMatchObject({ isActive: false });
     expect(await setJobScheduleNextFireAt(db, "missing", T0)).toBe(false);
   });
 });
@@ -146,13 +161,16 @@ describe("materializeDueSchedules", () => {
       nextFireAt: T0,
       isActive: false,
     });
-    await defineJob(db, "report.disabled", { isEnabled: false });
+    await defineJob(db, "report.disabled");
     await upsertJobSchedule(db, {
       name: "disabled.type",
       jobType: "report.disabled",
       cronExpr: "* * * * * *",
       nextFireAt: T0,
     });
+    // The store refuses to disable a type an active schedule uses; a hand-written update (or a
+    // database from before that guard) can still leave one.
+    await db.execute(sql`update runledger.job_definitions set is_enabled = false where job_type = 'report.disabled'`);
     const now = new Date("2030-01-01T00:00:10Z");
     const result = await materializeDueSchedules(db, { now, limit: 100 });
     expect(result.fired.map((f) => f.scheduleName)).not.toContain("paused");

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   enqueueJob,
   getJobDefinition,
@@ -9,6 +10,7 @@ import {
   listJobDefinitions,
   listJobLogs,
   listJobRuntimeConfigs,
+  setJobScheduleActive,
   syncJobDefinitions,
   syncJobDefinitionsExact,
   updateJobDefinition,
@@ -49,6 +51,23 @@ describe("job definitions", () => {
     await expect(enqueueJob(db, { jobType: "defs.a" })).rejects.toMatchObject({
       code: "job.definition_not_found_or_disabled",
     });
+  });
+
+  it("refuses to disable a type an active schedule uses, and allows it once the schedule is paused", async () => {
+    await upsertJobDefinition(db, { jobType: "defs.scheduled" });
+    await upsertJobSchedule(db, { name: "defs-every-hour", jobType: "defs.scheduled", cronExpr: "0 0 * * * *" });
+    for (const disable of [
+      () => updateJobDefinition(db, "defs.scheduled", { isEnabled: false }),
+      () => upsertJobDefinition(db, { jobType: "defs.scheduled", isEnabled: false }),
+    ]) {
+      await expect(disable()).rejects.toMatchObject({
+        code: "job_definition.active_schedule_exists",
+        details: { scheduleName: "defs-every-hour", jobType: "defs.scheduled" },
+      });
+    }
+    expect(await getJobDefinition(db, "defs.scheduled")).toMatchObject({ isEnabled: true });
+    expect(await setJobScheduleActive(db, "defs-every-hour", false)).toBe(true);
+    expect(await updateJobDefinition(db, "defs.scheduled", { isEnabled: false })).toMatchObject({ isEnabled: false });
   });
 
   it("lists by substring (wildcards escaped) across pages", async () => {
@@ -109,18 +128,36 @@ describe("job logs", () => {
   it("records lines for a job and lists them in order, scoped by organization", async () => {
     const a = await enqueueJob(db, { jobType: "logs.job", organizationId: ORG_A });
     for (const message of ["one", "two", "three"]) {
-      await insertJobLog(db, { jobId: a.id, runNumber: 1, level: "info", message, payload: { message } });
+      await insertJobLog(db, {
+        scope: { organizationId: ORG_A },
+        jobId: a.id,
+        runNumber: 1,
+        level: "info",
+        message,
+        payload: { message },
+      });
     }
     const page = await listJobLogs(db, { jobId: a.id, limit: 2 });
     const rest = await listJobLogs(db, { jobId: a.id, limit: 2, afterId: page.at(-1)!.id });
     expect([...page, ...rest].map((l) => l.message)).toEqual(["one", "two", "three"]);
     expect(await listJobLogs(db, { jobId: a.id, organizationId: ORG_B, limit: 10 })).toEqual([]);
-    await expect(insertJobLog(db, { jobId: a.id, runNumber: 1, level: " ", message: "x" })).rejects.toMatchObject({
+    const line = { jobId: a.id, runNumber: 1, level: "info", message: "x" };
+    await expect(insertJobLog(db, { ...line, scope: ALL_ORGANIZATIONS, level: " " })).rejects.toMatchObject({
       code: "job.invalid_log",
     });
     await expect(
-      insertJobLog(db, { jobId: "0190f0a0-0000-7000-8000-0000000000ff", runNumber: 1, level: "info", message: "x" }),
+      insertJobLog(db, { ...line, scope: ALL_ORGANIZATIONS, jobId: "0190f0a0-0000-7000-8000-0000000000ff" }),
     ).rejects.toMatchObject({ code: "job.not_found" });
+    // Another organization's job reads as one that does not exist; no scope is refused.
+    await expect(insertJobLog(db, { ...line, scope: { organizationId: ORG_B } })).rejects.toMatchObject({
+      code: "job.not_found",
+    });
+    await expect(insertJobLog(db, line as never)).rejects.toMatchObject({ code: "scope.required" });
+    await expect(insertJobLog(db, { ...line, scope: ALL_ORGANIZATIONS, level: "x".repeat(600) })).rejects.toMatchObject(
+      {
+        code: "identifier.too_long",
+      },
+    );
   });
 });
 

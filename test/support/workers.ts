@@ -1,7 +1,8 @@
 import type { ChildProcess } from "node:child_process";
 import { sql } from "drizzle-orm";
 import { WorkflowDagBuilder } from "../../src/core/index.ts";
-import { type Executor, enqueueJobs, enqueueWorkflowRun } from "../../src/store/index.ts";
+import { type Executor, enqueueJobs, enqueueWorkflowRun, queryRows } from "../../src/store/index.ts";
+import { badAttemptStories } from "./factories.ts";
 import { finished, type ProcessResult, startTs } from "./processes.ts";
 
 /** A `test/fixtures/worker-process.ts` child. */
@@ -18,7 +19,7 @@ export function startWorkerProcess(
   url: string,
   id: string,
   concurrency: number,
-  options: Record<string, number> = {},
+  options: Record<string, number | string | boolean> = {},
 ): WorkerProcess {
   const child = startTs("test/fixtures/worker-process.ts", [url, id, String(concurrency), JSON.stringify(options)]);
   const exit = finished(child);
@@ -85,4 +86,61 @@ export async function enqueueEffectMix(db: Executor, jobType: string, plain: num
     await enqueueWorkflowRun(db, builder.job("final", jobType, {}).afterSuccess("final", leaves).build());
   }
   return plain + runs * 7;
+}
+
+/** How the executions logged by `effect.once` (one plain row per run of the handler) square with the ledger. */
+export interface ExecutionAccount {
+  jobs: number;
+  succeeded: number;
+  effects: number;
+  executions: number;
+  /** Executions beyond one per job. */
+  extra_executions: number;
+  /** Jobs with more than one execution. */
+  jobs_run_twice: number;
+  lease_expired_attempts: number;
+  retryable_attempts: number;
+  leased_jobs: number;
+  open_attempts: number;
+  live_runs: number;
+  succeeded_runs: number;
+  bad_attempt_stories: number;
+  /**
+   * Executions not matched to an attempt of that job by that worker which either succeeded (at
+   * most once per job) or lost its lease (the reaper took it back) or failed retryably.
+   */
+  unexplained_executions: number;
+  /** Jobs whose successful attempt ran more than once. */
+  successes_run_twice: number;
+}
+
+/** Count handler executions per job (not effects: an `on conflict do nothing` table cannot show duplicates) and match every extra one to an attempt. */
+export async function accountExecutions(db: Executor, jobType = "effect.once"): Promise<ExecutionAccount> {
+  const [row] = await queryRows<ExecutionAccount>(
+    db,
+    sql`with jobs as (select * from runledger.job_queue where job_type = ${jobType}),
+      per_job as (select job_id, count(*)::int as n from runledger_test.executions group by job_id)
+    select
+      (select count(*)::int from jobs) as jobs,
+      (select count(*)::int from jobs where status = 'SUCCEEDED') as succeeded,
+      (select count(*)::int from runledger_test.effects_once) as effects,
+      (select count(*)::int from runledger_test.executions) as executions,
+      (select coalesce(sum(n - 1), 0)::int from per_job) as extra_executions,
+      (select count(*)::int from per_job where n > 1) as jobs_run_twice,
+      (select count(*)::int from runledger.job_attempts a join jobs j on j.id = a.job_id where a.outcome = 'LEASE_EXPIRED') as lease_expired_attempts,
+      (select count(*)::int from runledger.job_attempts a join jobs j on j.id = a.job_id where a.outcome = 'RETRYABLE') as retryable_attempts,
+      (select count(*)::int from runledger.job_queue where status = 'LEASED') as leased_jobs,
+      (select count(*)::int from runledger.job_attempts where finished_at is null) as open_attempts,
+      (select count(*)::int from runledger.workflow_runs where status in ('RUNNING', 'WAITING_FOR_EXTERNAL')) as live_runs,
+      (select count(*)::int from runledger.workflow_runs where status = 'SUCCEEDED') as succeeded_runs,
+      ${badAttemptStories(sql`jobs`)} as bad_attempt_stories,
+      (select count(*)::int from runledger_test.executions e
+        left join runledger.job_attempts a on a.job_id = e.job_id and a.attempt = e.attempt
+        where a.job_id is null or a.worker_id <> e.worker_id
+          or (a.outcome is not null and a.outcome not in ('LEASE_EXPIRED', 'RETRYABLE'))) as unexplained_executions,
+      (select count(*)::int from (select e.job_id from runledger_test.executions e
+        join runledger.job_attempts a on a.job_id = e.job_id and a.attempt = e.attempt and a.outcome is null
+        group by e.job_id, e.attempt having count(*) > 1) d) as successes_run_twice`,
+  );
+  return row!;
 }

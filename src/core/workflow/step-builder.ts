@@ -71,7 +71,10 @@ export class WorkflowStepEnqueueBuilder {
     return WorkflowStepEnqueueBuilder.external(stepKey as StepKey, payload);
   }
 
-  /** Runs this step's job in another organization than the run's. */
+  /**
+   * The step's organization. A step runs in its run's organization: the store refuses any other
+   * (`workflow.step_organization_mismatch`), so this only restates the run's.
+   */
   organizationId(organizationId: string): this {
     this.#step.organizationId = organizationId;
     return this;

@@ -173,3 +173,22 @@ export async function requeueJob(executor: Executor, input: JobMutationInput): P
     throw toQueryError(error);
   }
 }
+
+/**
+ * Which of `jobIds` are canceled now. A worker checks a `runledger_cancel` notification here
+ * before it aborts a handler: any database user can send one, so the notification only says
+ * where to look.
+ */
+export async function canceledJobIds(executor: Executor, jobIds: readonly string[]): Promise<Set<string>> {
+  const ids = jobIds.filter(isUuid);
+  if (ids.length === 0) return new Set();
+  try {
+    const rows = await queryRows<{ id: string }>(
+      executor,
+      sql`select id from ${jobQueue} where id = any(${`{${ids.join(",")}}`}::uuid[]) and status = 'CANCELED'`,
+    );
+    return new Set(rows.map((row) => row.id));
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

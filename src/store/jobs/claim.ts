@@ -15,11 +15,23 @@ import { type JobRecord, jobFromRow, type LeaseIdentity, type RawRow } from "./r
  * a column it changes, so the update is HOT (no index entries). Workflow steps move to RUNNING in
  * the same statement.
  *
- * Per job at concurrency 10, 50,000 no-op jobs, claim batch 500 (README "Performance" has the
- * method and the whole table): before this layout a job cost 2 job UPDATEs (none HOT), an attempt
- * INSERT and HOT UPDATE, 2 event INSERTs and 14 index entries, ~95 µs of PostgreSQL CPU; now the
- * claim's HOT update and the finish's update, with 2 index entries. Prepared once: a claim(1)
- * built per call with the query builder cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
+ * Per job (`npm run bench -- --anatomy`: WAL of this database's relations via pg_walinspect, CPU
+ * from `process.cpuUsage` and the backends' /proc times; concurrency 10, claim batch 500):
+ *
+ * |                      | 0.1 layout                       | now                      | graphile-worker | raw SQL |
+ * |----------------------|----------------------------------|--------------------------|-----------------|---------|
+ * | heap writes          | 2 job UPDATEs (0 HOT), attempt   | claim HOT UPDATE (95 %), | UPDATE, DELETE  | same    |
+ * |                      | INSERT + HOT UPDATE, 2 event     | finish UPDATE            |                 |         |
+ * |                      | INSERTs                          |                          |                 |         |
+ * | index entries        | 14                               | 2.2                      | 2.0             | 1.0     |
+ * | WAL records / bytes  | 23.3 / 2,459                     | 5.9 / 836                | 6.0 / 489       | 5.0 / 362 |
+ * | PostgreSQL CPU       | 95.5 µs                          | 31–33 µs                 | 22–24 µs        | 15–16 µs |
+ * | worker CPU           | 50.1 µs                          | 14–16 µs                 | 25–26 µs        | 7 µs    |
+ *
+ * (CPU from the quietest rounds of 2026-12-03, 50,000 jobs; on a loaded machine every column
+ * grows by half.) Enqueue writes one job row and 3 index entries (its ENQUEUED event is derived
+ * from the row; see enqueue.ts). Prepared once: a claim(1) built per call with the query builder
+ * cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
  *
  * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:
  * slower, never wrong); the update and the step lookups are driven by id arrays, so they stay on
@@ -68,7 +80,7 @@ function claimStatement<Row>(name: string, result: SQL) {
       j.max_attempts, j.timeout_seconds, j.next_run_at, j.lease_expires_at, j.last_heartbeat_at, j.worker_id,
       j.started_at, j.finished_at, j.stage, j.progress_done, j.progress_total, j.progress_pct, j.checkpoint,
       j.idempotency_key, j.status_reason, j.last_error_code, j.last_error_message, j.workflow_step_id,
-      j.schedule_id, j.scheduled_for, j.job_key, j.created_at, j.updated_at
+      j.schedule_id, j.scheduled_for, j.job_key, j.created_at, j.updated_at, j.trace_context
   ),
   steps as (
     update ${workflowSteps} s set status = 'RUNNING', started_at = coalesce(s.started_at, now())
@@ -83,6 +95,9 @@ function claimStatement<Row>(name: string, result: SQL) {
 
 /** The run of a leased row's step: a primary-key lookup per step job, nothing for plain jobs. */
 const stepRun = sql`(select s.workflow_run_id from ${workflowSteps} s where s.id = l.workflow_step_id)`;
+
+/** The step key of a leased row's step, for telemetry: a second primary-key lookup, step jobs only. */
+const stepKey = sql`(select s.step_key from ${workflowSteps} s where s.id = l.workflow_step_id)`;
 
 /** Exported for the plan tests, like the other hot statements; not part of `runledger/store`. */
 export const claim = claimStatement<RawRow>(
@@ -99,9 +114,11 @@ export const claimRunnable = claimStatement<RawRow>(
   "runledger_claim_runnable_jobs",
   sql`select l.id, l.job_type, l.organization_id, l.payload, l.run_number, l.attempt, l.max_attempts,
     l.timeout_seconds, l.checkpoint, l.workflow_step_id,
-    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id, l.schedule_id, l.scheduled_for,
+    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id,
+    case when l.workflow_step_id is not null then ${stepKey} end as step_key, l.schedule_id, l.scheduled_for,
     case when l.schedule_id is not null
-      then (select sc.name from ${jobSchedules} sc where sc.id = l.schedule_id) end as schedule_name
+      then (select sc.name from ${jobSchedules} sc where sc.id = l.schedule_id) end as schedule_name,
+    l.trace_context
   from leased l
   order by l.priority desc nulls last, l.next_run_at, l.created_at, l.id`,
 );
@@ -151,8 +168,12 @@ export interface RunnableJob extends LeaseIdentity {
   checkpoint: unknown;
   workflowStepId: string | null;
   workflowRunId: string | null;
+  /** The step's key in its workflow, for step jobs. */
+  workflowStepKey: string | null;
   /** Which schedule slot fired this job; null for jobs not enqueued by a schedule. */
   schedule: JobScheduleProvenance | null;
+  /** The W3C trace context of the enqueue (traceparent, then tracestate after a newline), if traced. */
+  traceContext: string | null;
 }
 
 /** The schedule and slot a scheduled job was fired for. */
@@ -185,10 +206,12 @@ export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInpu
     workerId,
     workflowStepId: row.workflow_step_id,
     workflowRunId: row.workflow_run_id,
+    workflowStepKey: row.step_key ?? null,
     schedule:
       row.schedule_id === null
         ? null
         : { id: row.schedule_id, name: row.schedule_name, scheduledFor: toDate(row.scheduled_for) },
+    traceContext: row.trace_context,
   }));
 }
 

@@ -1,12 +1,13 @@
 import { sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
-import { JOB_STAGES, type JobStage, RunledgerError } from "../../core/index.ts";
+import { isTimeoutSeconds, JOB_STAGES, type JobStage, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { JOBS_CHANNEL } from "../notify.ts";
 import { columnParams, statement } from "../query.ts";
 import { microsecondTimestamp } from "../rows.ts";
-import { jobDefinitions, jobEventLog, jobQueue } from "../schema/index.ts";
+import { jobDefinitions, jobQueue } from "../schema/index.ts";
+import { beginSend, type SendOperation } from "../telemetry.ts";
 import {
   checkIdentifierLength,
   checkRequestSize,
@@ -87,6 +88,8 @@ interface PreparedItem {
   max_wait_ms: number | null;
   schedule_id: string | null;
   scheduled_for: string | null;
+  /** The enqueue's W3C trace context, when a tracer is registered. */
+  trace_context: string | null;
 }
 
 const INVALID = "job.invalid_enqueue_request";
@@ -103,7 +106,7 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
   if (maxAttempts !== undefined && !(isInt32(maxAttempts) && maxAttempts > 0)) {
     fail(INVALID, { index: ord, field: "maxAttempts" });
   }
-  if (timeoutSeconds !== undefined && !(isInt32(timeoutSeconds) && timeoutSeconds > 0)) {
+  if (timeoutSeconds !== undefined && !isTimeoutSeconds(timeoutSeconds)) {
     fail(INVALID, { index: ord, field: "timeoutSeconds" });
   }
   if (nextRunAt !== undefined && !isValidDate(nextRunAt)) fail(INVALID, { index: ord, field: "nextRunAt" });
@@ -139,6 +142,7 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
     ...key,
     schedule_id: null,
     scheduled_for: null,
+    trace_context: null,
   };
 }
 
@@ -180,8 +184,13 @@ const COLUMNS = {
   requests: "enqueue_request",
 } as const satisfies Record<string, keyof PreparedItem>;
 
+const TRACED_COLUMNS = { ...COLUMNS, traceContexts: "trace_context" } as const satisfies Record<
+  string,
+  keyof PreparedItem
+>;
+
 const EXTENDED_COLUMNS = {
-  ...COLUMNS,
+  ...TRACED_COLUMNS,
   delays: "delay_ms",
   jobKeys: "job_key",
   scheduleIds: "schedule_id",
@@ -191,12 +200,16 @@ const EXTENDED_COLUMNS = {
 /** The batch as one array per column (see `columnParams`). */
 const columns = (items: readonly PreparedItem[]) => columnParams(items, COLUMNS, ["payloads", "requests"]);
 
+const tracedColumns = (items: readonly PreparedItem[]) => columnParams(items, TRACED_COLUMNS, ["payloads", "requests"]);
+
 const extendedColumns = (items: readonly PreparedItem[]) =>
   columnParams(items, EXTENDED_COLUMNS, ["payloads", "requests"]);
 
 /*
  * One statement inserts every item whose job type has an enabled definition (share-locked so a
- * concurrent disable waits), writes their ENQUEUED events, and sends at most one notification.
+ * concurrent disable waits) and sends at most one notification. Each row draws its ENQUEUED
+ * event's id and the view derives the event from the row: one row per job instead of two (batch
+ * enqueue of 1,000: 2 heap rows and 6 index entries per job before, 1 and 3 now).
  * It comes in two variants:
  * - without idempotency keys (`atomic`), it inserts nothing when any type is missing, so the batch
  *   needs no transaction: one round trip instead of three (BEGIN and COMMIT each waited their turn
@@ -207,9 +220,10 @@ const extendedColumns = (items: readonly PreparedItem[]) =>
  *   snapshot.
  * The `extended` variant (keys, never atomic) also writes a job key, a debounce delay and a
  * schedule's provenance; schedule fires and job-key enqueues use it, so the plain batch's
- * statement carries none of those columns.
+ * statement carries none of those columns. The `traced` variants (and `extended`) also write the
+ * enqueue's trace context, so an enqueue without a registered tracer sends no extra column.
  */
-const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
+const insertJobsStatement = (name: string, atomic: boolean, extended = false, traced = extended) =>
   statement<{
     /** Ids inserted, or null when every item was. */
     inserted: string[] | null;
@@ -225,14 +239,16 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
       ${sql.placeholder("priorities")}::int[], ${sql.placeholder("maxAttempts")}::int[],
       ${sql.placeholder("timeouts")}::int[], ${sql.placeholder("nextRunAts")}::timestamptz[],
       ${sql.placeholder("stages")}::text[], ${sql.placeholder("idempotencyKeys")}::text[],
-      ${sql.placeholder("requests")}::jsonb[]${
+      ${sql.placeholder("requests")}::jsonb[]${traced ? sql`, ${sql.placeholder("traceContexts")}::text[]` : sql``}${
         extended
           ? sql`, ${sql.placeholder("delays")}::bigint[], ${sql.placeholder("jobKeys")}::text[],
       ${sql.placeholder("scheduleIds")}::uuid[], ${sql.placeholder("scheduledFors")}::timestamptz[]`
           : sql``
       })
     as t(id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, next_run_at, stage,
-      idempotency_key, enqueue_request${extended ? sql`, delay_ms, job_key, schedule_id, scheduled_for` : sql``})
+      idempotency_key, enqueue_request${traced ? sql`, trace_context` : sql``}${
+        extended ? sql`, delay_ms, job_key, schedule_id, scheduled_for` : sql``
+      })
   ),
   isolation as (
     select current_setting('transaction_isolation') in ('read committed', 'read uncommitted') as ok
@@ -248,7 +264,9 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
   ),
   inserted as (
     insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, idempotency_key, enqueue_request${extended ? sql`, job_key, schedule_id, scheduled_for` : sql``})
+      next_run_at, stage, idempotency_key, enqueue_request, enqueue_event_id, enqueue_stage${traced ? sql`, trace_context` : sql``}${
+        extended ? sql`, job_key, schedule_id, scheduled_for` : sql``
+      })
     -- No sort by ord: the planner probes with the input, which keeps its order in practice (which
     -- of two equal keys in one batch reports created), and the sort cost ~4 ms per 1,000 jobs.
     select i.id, i.job_type, i.organization_id, i.payload, coalesce(i.priority, d.default_priority),
@@ -257,17 +275,15 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
         extended
           ? sql`coalesce(i.next_run_at, now() + make_interval(secs => coalesce(i.delay_ms, 0) / 1000.0))`
           : sql`coalesce(i.next_run_at, now())`
-      }, i.stage, i.idempotency_key, i.enqueue_request${extended ? sql`, i.job_key, i.schedule_id, i.scheduled_for` : sql``}
+      }, i.stage, i.idempotency_key, i.enqueue_request, nextval('runledger.job_events_id_seq'), i.stage${
+        traced ? sql`, i.trace_context` : sql``
+      }${extended ? sql`, i.job_key, i.schedule_id, i.scheduled_for` : sql``}
     from input i
     cross join lateral (select * from definitions d where d.job_type = i.job_type) d
     where (${extended ? sql`(i.idempotency_key is null and i.job_key is null)` : sql`i.idempotency_key is null`}
       or (select ok from isolation))
       ${atomic ? sql`and not exists (select 1 from missing)` : sql`on conflict do nothing`}
-    returning id, job_type, stage, next_run_at
-  ),
-  events as (
-    insert into ${jobEventLog} (job_id, run_number, event_type, stage, payload)
-    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from inserted
+    returning id, next_run_at
   ),
   notified as (
     select count(pg_notify(${JOBS_CHANNEL}, '')) as n
@@ -286,6 +302,8 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
 const insertJobs = insertJobsStatement("runledger_enqueue_jobs", false);
 const insertJobsAtomic = insertJobsStatement("runledger_enqueue_jobs_atomic", true);
 const insertJobsExtended = insertJobsStatement("runledger_enqueue_jobs_extended", false, true);
+const insertJobsTraced = insertJobsStatement("runledger_enqueue_jobs_traced", false, false, true);
+const insertJobsAtomicTraced = insertJobsStatement("runledger_enqueue_jobs_atomic_traced", true, false, true);
 
 const findExisting = statement<{ id: string; same: boolean; legacy: boolean }>(
   "runledger_enqueue_find_existing",
@@ -322,7 +340,10 @@ async function resolveConflict(executor: Executor, item: PreparedItem): Promise<
 async function enqueuePrepared(executor: Executor, items: PreparedItem[]): Promise<EnqueuedJob[]> {
   const keyed = items.some((item) => item.idempotency_key !== null);
   const atomic = !keyed;
-  const [result] = await (atomic ? insertJobsAtomic : insertJobs).run(executor, columns(items));
+  const [result] =
+    items[0]!.trace_context === null
+      ? await (atomic ? insertJobsAtomic : insertJobs).run(executor, columns(items))
+      : await (atomic ? insertJobsAtomicTraced : insertJobsTraced).run(executor, tracedColumns(items));
   const some = result?.inserted === null ? undefined : new Set(result?.inserted ?? []);
   if (keyed && result?.isolation_ok === false)
     throw new RunledgerError("job.enqueue_idempotency_unsupported_isolation");
@@ -423,6 +444,7 @@ export async function insertScheduledJobs(
     max_wait_ms: null,
     schedule_id: insert.scheduleId,
     scheduled_for: microsecondTimestamp(insert.scheduledFor),
+    trace_context: null,
   }));
   const [result] = await insertJobsExtended.run(executor, extendedColumns(items));
   const some = result?.inserted === null ? undefined : new Set(result?.inserted ?? []);
@@ -445,13 +467,22 @@ function definitionMissing(item: PreparedItem): RunledgerError {
  */
 export async function enqueueJob(executor: Executor, input: JobEnqueue): Promise<EnqueuedJob> {
   const item = prepareItem(input, 0);
+  const send = beginSend({ destination: item.job_type, count: 1 });
+  if (send !== undefined) item.trace_context = send.traceContext;
   try {
-    if (item.job_key !== null) return await enqueueKeyed(executor, item);
-    const [job] = await enqueuePrepared(executor, [item]);
-    return job!;
+    const job =
+      item.job_key !== null ? await enqueueKeyed(executor, item) : (await enqueuePrepared(executor, [item]))[0]!;
+    send?.end(job.id);
+    return job;
   } catch (error) {
-    throw toQueryError(error);
+    throw failed(send, toQueryError(error));
   }
+}
+
+/** Record a failed enqueue in its telemetry; returns the error to throw. */
+function failed(send: SendOperation | undefined, error: RunledgerError): RunledgerError {
+  send?.fail(error.code);
+  return error;
 }
 
 /**
@@ -465,14 +496,23 @@ export async function enqueueJobs(executor: Executor, inputs: readonly JobEnqueu
   const texts: string[] = [];
   const items = inputs.map((input, ord) => prepareItem(input, ord, texts));
   checkRequestSize(texts);
+  // One send for the batch: its context is every job's creation context.
+  const jobType = items[0]!.job_type;
+  const send = beginSend({
+    destination: items.every((item) => item.job_type === jobType) ? jobType : undefined,
+    count: items.length,
+  });
+  if (send?.traceContext != null) for (const item of items) item.trace_context = send.traceContext;
   try {
-    if (items.some((item) => item.job_key !== null)) return await executor.transaction((tx) => enqueueMixed(tx, items));
-    if (items.length === 1 || items.every((item) => item.idempotency_key === null)) {
-      return await enqueuePrepared(executor, items);
-    }
-    return await executor.transaction((tx) => enqueuePrepared(tx, items));
+    let jobs: EnqueuedJob[];
+    if (items.some((item) => item.job_key !== null)) jobs = await executor.transaction((tx) => enqueueMixed(tx, items));
+    else if (items.length === 1 || items.every((item) => item.idempotency_key === null)) {
+      jobs = await enqueuePrepared(executor, items);
+    } else jobs = await executor.transaction((tx) => enqueuePrepared(tx, items));
+    send?.end(items.length === 1 ? jobs[0]!.id : undefined);
+    return jobs;
   } catch (error) {
-    throw toQueryError(error);
+    throw failed(send, toQueryError(error));
   }
 }
 

@@ -20,12 +20,13 @@ import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { microsecondTimestamp } from "../rows.ts";
-import { jobSchedules } from "../schema/index.ts";
+import { jobDefinitions, jobSchedules } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
 import {
   checkIdentifierLength,
   checkLimit,
   checkPage,
+  DEFINITION_HINT,
   fail,
   isBlank,
   isStorableText,
@@ -70,8 +71,8 @@ export interface JobScheduleUpsert {
  * cron, time zone, policies and jitter are overwritten, while `is_active` (an operator's pause),
  * the organization and the counters are preserved, and the cursor moves only when the cron
  * expression or the time zone changed. Invalid input is refused before anything is written. An
- * upsert naming an organization never touches another organization's schedule:
- * `job_schedule.name_taken`.
+ * upsert refreshes only a schedule of its own organization (none: a schedule without one), never
+ * another organization's: `job_schedule.name_taken`.
  */
 export async function upsertJobSchedule(executor: Executor, input: JobScheduleUpsert): Promise<JobScheduleRecord> {
   validateScheduleName(input.name);
@@ -102,14 +103,22 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
       if (slot === null) throw new RunledgerError("job_schedule.invalid_cron", { internal: "no future slot" });
       fireAt = scheduleFireTime(id, slot, input.maxJitterSeconds ?? 0);
     }
+    const active = input.isActive ?? true;
+    // The definition is share-locked, so it cannot be disabled under a schedule being made active
+    // (disabling takes the schedules' table lock first, as this insert does: no deadlock).
     const [row] = await queryRows<RawRow>(
       executor,
-      sql`insert into ${jobSchedules} as s (id, name, job_type, organization_id, payload_template, cron_expr, timezone,
+      sql`with definition as (
+          select is_enabled from ${jobDefinitions} where job_type = ${input.jobType} for share
+        ),
+        upserted as (
+        insert into ${jobSchedules} as s (id, name, job_type, organization_id, payload_template, cron_expr, timezone,
           overlap_policy, catchup_window_seconds, is_active, next_slot_at, next_fire_at, max_jitter_seconds)
-        values (${id}, ${input.name}, ${input.jobType}, ${input.organizationId ?? null}, ${template}::jsonb,
-          ${input.cronExpr}, ${timezone}, ${overlapPolicy}, ${catchupWindowSeconds}, ${input.isActive ?? true},
+        select ${id}, ${input.name}, ${input.jobType}, ${input.organizationId ?? null}::uuid, ${template}::jsonb,
+          ${input.cronExpr}, ${timezone}, ${overlapPolicy}, ${catchupWindowSeconds}::int, ${active}::boolean,
           ${microsecondTimestamp(slot)}::timestamptz, ${microsecondTimestamp(fireAt ?? slot)}::timestamptz,
-          ${input.maxJitterSeconds ?? 0})
+          ${input.maxJitterSeconds ?? 0}::int
+        where (select is_enabled or not ${active}::boolean from definition)
         on conflict (name) do update set
           job_type = excluded.job_type,
           payload_template = excluded.payload_template,
@@ -122,12 +131,20 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
             then excluded.next_slot_at else s.next_slot_at end,
           next_fire_at = case when (s.cron_expr, s.timezone) is distinct from (excluded.cron_expr, excluded.timezone)
             then excluded.next_fire_at else s.next_fire_at end
-        where excluded.organization_id is null or s.organization_id is not distinct from excluded.organization_id
-        returning *`,
+        where s.organization_id is not distinct from excluded.organization_id
+        returning *
+        )
+      select (select is_enabled or not ${active}::boolean from definition) as definition_usable, u.*
+      from (select 1) one left join upserted u on true`,
     );
-    // No row: the name belongs to another organization's schedule, which an upsert scoped to
-    // this organization must not overwrite.
-    if (row === undefined) throw new RunledgerError("job_schedule.name_taken");
+    if (row?.definition_usable !== true) {
+      throw new RunledgerError("job_schedule.definition_not_found_or_disabled", {
+        details: { jobType: input.jobType, hint: DEFINITION_HINT },
+      });
+    }
+    // No row: the name belongs to another organization's schedule (or, for an upsert without an
+    // organization, to any organization's), which this upsert must not overwrite.
+    if (row.id === null) throw new RunledgerError("job_schedule.name_taken");
     return scheduleFromRow(row);
   } catch (error) {
     throw toQueryError(error);

@@ -21,6 +21,8 @@ export const workflowRuns = runledger.table(
     idempotencyKey: text("idempotency_key"),
     metadata: jsonb("metadata").$type<unknown>().notNull().default({}),
     enqueueRequest: jsonb("enqueue_request").$type<unknown>(),
+    // W3C trace context of the enqueue; every step job released later copies it.
+    traceContext: text("trace_context"),
     startedAt: tstz("started_at").notNull().defaultNow(),
     finishedAt: tstz("finished_at"),
     ...timestamps,

@@ -14,10 +14,10 @@ import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { workflowRunMutations, workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkIdentifierLength, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
-import { checkStorable, insertSteps, lockDefinitions } from "./enqueue.ts";
+import { checkStepOrganizations, checkStorable, insertSteps, lockDefinitions } from "./enqueue.ts";
 import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
 import { cancelUnsatisfiedSteps, propagateTerminal, recomputeRunStatus, releaseSteps } from "./release.ts";
-import { requireReadCommitted } from "./release-lock.ts";
+import { ofOrganization, requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
 
 export interface AppendWorkflowStepsInput {
   workflowRunId: string;
@@ -51,7 +51,9 @@ export async function appendWorkflowSteps(
   checkIdentifierLength(input.mutationKey, "mutationKey");
   if (!isUuid(input.workflowRunId)) fail("workflow.run_not_found");
   if (input.organizationId !== undefined && !isUuid(input.organizationId)) fail("workflow.run_not_found");
-  if (isBlank(input.appendWindowStepKey)) fail("workflow.append_window_missing");
+  if (isBlank(input.appendWindowStepKey) || !isStorableText(input.appendWindowStepKey)) {
+    fail("workflow.append_window_missing");
+  }
   checkIdentifierLength(input.appendWindowStepKey, "appendWindowStepKey");
   if (!Array.isArray(input.steps)) fail("workflow.invalid_dag_empty");
   if (input.steps.length > MAX_WORKFLOW_STEPS)
@@ -63,6 +65,7 @@ export async function appendWorkflowSteps(
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.append_unsupported_isolation");
+      await requireVisibleRun(tx, runId, ofOrganization(input.organizationId));
       const existingRows = await queryRows<RawRow>(
         tx,
         sql`select * from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`,
@@ -103,6 +106,7 @@ export async function appendWorkflowSteps(
 
       const byKey = new Map(existing.map((s) => [s.stepKey, s]));
       validateWorkflowStepAppend(new Set(byKey.keys()), input.steps);
+      checkStepOrganizations(input.steps, run.organization_id ?? null);
       await lockDefinitions(tx, input.steps);
 
       const ids = await insertSteps(

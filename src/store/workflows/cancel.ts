@@ -10,7 +10,7 @@ import { workflowRuns, workflowSteps } from "../schema/index.ts";
 import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
 import { internalState, lockRunForRewrite, propagateTerminal } from "./release.ts";
-import { requireReadCommitted } from "./release-lock.ts";
+import { ofOrganization, requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
 
 export interface CancelWorkflowRunInput {
   workflowRunId: string;
@@ -43,6 +43,7 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.cancel_unsupported_isolation");
+      await requireVisibleRun(tx, runId, ofOrganization(input.organizationId));
       await lockRunForRewrite(tx, runId);
       const [run] = await queryRows<RawRow>(
         tx,

@@ -12,6 +12,7 @@ import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows, statement } from "../query.ts";
 import { jobDefinitions, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
+import { ATTR, beginSend } from "../telemetry.ts";
 import { checkRequestSize, DEFINITION_HINT, fail, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
 import { recomputeRunStatus, releasedJobsCtes, releaseSteps } from "./release.ts";
@@ -28,9 +29,12 @@ export function checkStorable(
   steps: readonly WorkflowStepEnqueue[],
   organizationId: string | null,
   metadata: unknown = {},
+  workflowType?: string,
 ): void {
   if (organizationId !== null && !isUuid(organizationId)) fail("workflow.invalid_dag", { field: "organizationId" });
   const texts = [jsonText(metadata ?? {}, "job.invalid_payload", "metadata")];
+  if (typeof workflowType === "string" && !isStorableText(workflowType))
+    fail("workflow.invalid_dag_workflow_type_blank");
   for (const [index, step] of steps.entries()) {
     if (step === null || typeof step !== "object") fail("workflow.invalid_dag", { stepIndex: index });
     if (typeof step.stepKey === "string" && !isStorableText(step.stepKey))
@@ -45,6 +49,18 @@ export function checkStorable(
   checkRequestSize(texts);
 }
 
+/**
+ * A step runs in its run's organization: naming another would create a job that organization
+ * can see and cancel (cancelling a step of this run). `workflow.step_organization_mismatch`.
+ */
+export function checkStepOrganizations(steps: readonly WorkflowStepEnqueue[], runOrganizationId: string | null): void {
+  for (const step of steps) {
+    if (step.organizationId != null && step.organizationId !== runOrganizationId) {
+      fail("workflow.step_organization_mismatch", { stepKey: step.stepKey });
+    }
+  }
+}
+
 /*
  * A run with an idempotency key is a handful of prepared statements in one transaction (insert
  * the run or find the existing one, lock the definitions, insert steps and edges, release the
@@ -53,9 +69,11 @@ export function checkStorable(
  */
 const insertRun = statement<{ id: string }>(
   "runledger_workflow_insert_run",
-  sql`insert into ${workflowRuns} (id, workflow_type, organization_id, idempotency_key, metadata, enqueue_request)
+  sql`insert into ${workflowRuns} (id, workflow_type, organization_id, idempotency_key, metadata, enqueue_request,
+      trace_context)
     values (${sql.placeholder("id")}::uuid, ${sql.placeholder("workflowType")}, ${sql.placeholder("organizationId")}::uuid,
-      ${sql.placeholder("idempotencyKey")}, ${sql.placeholder("metadata")}::jsonb, ${sql.placeholder("snapshot")}::jsonb)
+      ${sql.placeholder("idempotencyKey")}, ${sql.placeholder("metadata")}::jsonb, ${sql.placeholder("snapshot")}::jsonb,
+      ${sql.placeholder("traceContext")}::text)
     on conflict do nothing
     returning id`,
 );
@@ -125,9 +143,10 @@ const enqueueRun = statement<RawRow & { enabled: string[] | null }>(
     from defs
   ),
   run as (
-    insert into ${workflowRuns} (id, workflow_type, organization_id, metadata, status)
+    insert into ${workflowRuns} (id, workflow_type, organization_id, metadata, status, trace_context)
     select ${sql.placeholder("id")}::uuid, ${sql.placeholder("workflowType")}, ${sql.placeholder("organizationId")}::uuid,
-      ${sql.placeholder("metadata")}::jsonb, ${sql.placeholder("status")}::runledger.workflow_run_status
+      ${sql.placeholder("metadata")}::jsonb, ${sql.placeholder("status")}::runledger.workflow_run_status,
+      ${sql.placeholder("traceContext")}::text
     from found where ok
     returning *
   ),
@@ -161,7 +180,7 @@ const enqueueRun = statement<RawRow & { enabled: string[] | null }>(
       as e(prerequisite uuid, dependent uuid, mode runledger.workflow_dependency_release_mode)
     where (select ok from found)
   ),
-  ${releasedJobsCtes("job_id", sql`steps where job_id is not null`)}
+  ${releasedJobsCtes("job_id", sql`steps where job_id is not null`, sql`${sql.placeholder("traceContext")}::text`)}
   select f.enabled, r.* from found f cross join notified left join run r on true`,
 );
 
@@ -252,9 +271,31 @@ function stepRows(
  */
 export async function enqueueWorkflowRun(executor: Executor, input: WorkflowRunEnqueue): Promise<EnqueuedWorkflowRun> {
   validateWorkflowRunEnqueue(input);
-  checkStorable(input.steps, input.organizationId, input.metadata);
+  checkStorable(input.steps, input.organizationId, input.metadata, input.workflowType);
+  checkStepOrganizations(input.steps, input.organizationId);
+  const send = beginSend({
+    destination: input.workflowType,
+    count: input.steps.length,
+    attributes: { [ATTR.workflowType]: input.workflowType },
+  });
+  try {
+    const run = await enqueueChecked(executor, input, send?.traceContext ?? null);
+    send?.span?.setAttribute(ATTR.workflowRunId, run.id);
+    send?.end();
+    return run;
+  } catch (error) {
+    send?.fail(error instanceof RunledgerError ? error.code : "db.query_failed");
+    throw error;
+  }
+}
+
+async function enqueueChecked(
+  executor: Executor,
+  input: WorkflowRunEnqueue,
+  traceContext: string | null,
+): Promise<EnqueuedWorkflowRun> {
   const keyed = input.idempotencyKey !== null;
-  if (!keyed) return enqueueUnkeyed(executor, input);
+  if (!keyed) return enqueueUnkeyed(executor, input, traceContext);
   const snapshot = JSON.stringify(canonicalWorkflowRunRequest(input));
   if (!isStorableText(input.idempotencyKey!)) fail("workflow.invalid_dag_idempotency_key_blank");
   try {
@@ -268,6 +309,7 @@ export async function enqueueWorkflowRun(executor: Executor, input: WorkflowRunE
         idempotencyKey: input.idempotencyKey,
         metadata: JSON.stringify(input.metadata ?? {}),
         snapshot,
+        traceContext,
       });
       if (inserted === undefined) return { ...(await existingRun(tx, input, snapshot)), created: false };
 
@@ -286,7 +328,11 @@ export async function enqueueWorkflowRun(executor: Executor, input: WorkflowRunE
 }
 
 /** The one-statement enqueue of a run without an idempotency key (see `enqueueRun`). */
-async function enqueueUnkeyed(executor: Executor, input: WorkflowRunEnqueue): Promise<EnqueuedWorkflowRun> {
+async function enqueueUnkeyed(
+  executor: Executor,
+  input: WorkflowRunEnqueue,
+  traceContext: string | null,
+): Promise<EnqueuedWorkflowRun> {
   const runId = uuidv7();
   const wanted = jobTypesOf(input.steps);
   const { rows, edges } = stepRows(input.organizationId, input.steps, new Map(), allPending);
@@ -310,6 +356,7 @@ async function enqueueUnkeyed(executor: Executor, input: WorkflowRunEnqueue): Pr
       jobTypes: wanted,
       steps: JSON.stringify(released),
       edges: JSON.stringify(edges),
+      traceContext,
     });
   } catch (error) {
     throw toQueryError(error);

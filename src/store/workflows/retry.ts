@@ -23,7 +23,7 @@ import {
   recomputeRunStatuses,
   releaseSteps,
 } from "./release.ts";
-import { requireReadCommitted } from "./release-lock.ts";
+import { requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
 
 export interface RetryWorkflowRunInput {
   workflowRunId: string;
@@ -181,6 +181,7 @@ export async function retryWorkflowRun(
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.retry_unsupported_isolation");
+      await requireVisibleRun(tx, runId, visible);
       const steps = await lockRunForRewrite(tx, runId);
       const [run] = await queryRows<RawRow>(
         tx,

@@ -13,6 +13,7 @@ let seeded: Seeded;
 beforeAll(async () => {
   seeded = await seedDashboard(db);
   await insertJobLog(db, {
+    scope: ALL_ORGANIZATIONS,
     jobId: seeded.deadJobs[0]!,
     runNumber: 1,
     attempt: 1,

@@ -80,7 +80,7 @@ describe("architecture", () => {
     expect(dashboard.length).toBeGreaterThan(0);
     const offending = dashboard.flatMap((f) =>
       f.imports
-        .filter((s) => ["runtime", "testing", "cli.ts"].includes(targetLayer(f.path, s) ?? ""))
+        .filter((s) => ["runtime", "testing", "cli.ts", "cli"].includes(targetLayer(f.path, s) ?? ""))
         .map((s) => `${relative(ROOT, f.path)} -> ${s}`),
     );
     expect(offending).toEqual([]);
@@ -115,7 +115,8 @@ describe("architecture", () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
       exports: Record<string, string | { types: string; default: string }>;
     };
-    const layers = readdirSync(SRC).filter((entry) => statSync(join(SRC, entry)).isDirectory());
+    // src/cli/ holds the `runledger` bin's commands (package.json `bin`), not a subpath.
+    const layers = readdirSync(SRC).filter((entry) => entry !== "cli" && statSync(join(SRC, entry)).isDirectory());
     const expected = [".", ...layers.map((l) => `./${l}`), "./package.json"].sort();
     expect(Object.keys(pkg.exports).sort()).toEqual(expected);
     for (const layer of layers) {

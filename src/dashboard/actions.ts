@@ -39,6 +39,16 @@ export const ACTIONS: ActionRoute[] = [
     back: ([jobId]) => `/jobs/${jobId}`,
   },
   {
+    // By filter: every dead letter of the viewer's scope (of one job type when the path names it),
+    // confirmed on /dead-letters/requeue, which shows the dry run's count.
+    action: "dead_letters.requeue",
+    pattern: /^\/dead-letters\/requeue(?:\/([^/]+))?$/,
+    target: ([jobType]) => (jobType === undefined ? {} : { jobType }),
+    run: (store, [jobType], form) => store.requeueDeadLetters(jobType, reason(form, "requeued in the dashboard")),
+    back: ([jobType]) =>
+      jobType === undefined ? "/dead-letters" : `/dead-letters?type=${encodeURIComponent(jobType)}`,
+  },
+  {
     action: "run.cancel",
     pattern: /^\/runs\/([^/]+)\/cancel$/,
     target: ([workflowRunId]) => ({ workflowRunId }),

@@ -3,6 +3,7 @@ import {
   cancelJob,
   cancelWorkflowRun,
   completeExternalWorkflowStep,
+  countJobs,
   countJobsByStatus,
   type DeadLetterCursor,
   getJobById,
@@ -25,6 +26,7 @@ import {
   listWorkflowSteps,
   type RunledgerDb,
   requeueJob,
+  requeueJobs,
   searchJobsAndRuns,
   setJobScheduleActive,
   type WorkflowRunCursor,
@@ -42,6 +44,9 @@ import type { DashboardScope } from "./options.ts";
 function organization(scope: DashboardScope): { organizationId?: string } {
   return "organizationId" in scope ? { organizationId: scope.organizationId } : {};
 }
+
+/** Most jobs one by-filter change acts on (the confirmation shows "10,000+" beyond). */
+const BULK_LIMIT = 10_000;
 
 /** Longest lists a detail page shows (attempts, events, logs, steps are capped by the store). */
 const DETAIL_ROWS = 200;
@@ -73,6 +78,11 @@ export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: numbe
 
     deadLetters: (filter: { jobType?: string; limit: number; after?: DeadLetterCursor }) =>
       listDeadLetters(db, { scope, ...filter }),
+    /** The dry run of `requeueDeadLetters`: how many it would requeue (at most 10,000 are counted). */
+    countDeadLetters: (jobType: string | undefined) =>
+      countJobs(db, { scope, statuses: ["DEAD_LETTERED"], jobType, limit: BULK_LIMIT }),
+    requeueDeadLetters: (jobType: string | undefined, reason: string) =>
+      requeueJobs(db, { scope, statuses: ["DEAD_LETTERED"], jobType, reason, limit: BULK_LIMIT }),
 
     runs: (filter: {
       status?: WorkflowRunStatus;

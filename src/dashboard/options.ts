@@ -13,6 +13,7 @@ export const DASHBOARD_ACTIONS = [
   "read",
   "job.cancel",
   "job.requeue",
+  "dead_letters.requeue",
   "run.cancel",
   "gate.approve",
   "gate.reject",
@@ -28,6 +29,8 @@ export interface DashboardTarget {
   workflowRunId?: string;
   stepKey?: string;
   scheduleName?: string;
+  /** A by-filter change's job type (`dead_letters.requeue`; absent: every type). */
+  jobType?: string;
 }
 
 /** Where a JSON value shown by the dashboard comes from, for `redact`. */

@@ -154,6 +154,7 @@ function notice(ctx: PageContext): Html {
 const DONE: Record<string, string> = {
   "job.cancel": "Job canceled.",
   "job.requeue": "Job requeued as a new run.",
+  "dead_letters.requeue": "Dead letters requeued as new runs.",
   "run.cancel": "Workflow run canceled.",
   "gate.approve": "Gate approved.",
   "gate.reject": "Gate rejected.",

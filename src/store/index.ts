@@ -1,10 +1,12 @@
 export * from "./admin/capped.ts";
+export * from "./admin/health.ts";
 export * from "./admin/search.ts";
 export * from "./db.ts";
 export * from "./definitions.ts";
 export * from "./errors.ts";
 export * from "./flow/admin.ts";
 export type { ClaimFairness, FlowClaimMemo } from "./flow/claim.ts";
+export * from "./jobs/bulk.ts";
 export * from "./jobs/cancel.ts";
 export {
   type ClaimedJob,

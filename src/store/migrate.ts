@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { readMigrationFiles } from "drizzle-orm/migrator";
@@ -182,4 +184,35 @@ export async function migrate(executor: Executor): Promise<SchemaReport> {
     if (error instanceof SchemaCompatibilityError) throw error;
     throw toQueryError(error, "schema.migration_failed");
   }
+}
+
+/** A bundled migration `migrate` would apply, with its statements. */
+export interface PendingMigration {
+  /** Its file name without `.sql` (`0006_schedule_time_zones_and_job_keys`). */
+  tag: string;
+  hash: string;
+  statements: string[];
+}
+
+/**
+ * What `migrate` would do now, without doing it: the schema report and the bundled migrations it
+ * would apply, in order, with their SQL. Read-only (never DDL); empty when the database is
+ * current, `ahead` or `diverged` (which `migrate` refuses).
+ */
+export async function planMigrations(
+  executor: Executor,
+): Promise<{ report: SchemaReport; pending: PendingMigration[] }> {
+  const report = await inspectSchema(executor);
+  if (report.pending <= 0 || report.state === "ahead" || report.state === "diverged") return { report, pending: [] };
+  const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, "meta", "_journal.json"), "utf8")) as {
+    entries: { tag: string }[];
+  };
+  const pending = bundledMigrations()
+    .map((migration, i) => ({
+      tag: journal.entries[i]?.tag ?? String(i),
+      hash: migration.hash,
+      statements: migration.sql.filter((statement) => statement.trim() !== ""),
+    }))
+    .slice(report.applied);
+  return { report, pending };
 }

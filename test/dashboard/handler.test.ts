@@ -393,3 +393,54 @@ describe("live updates", () => {
     await until(() => seen.filter((e) => e.event === "refresh").length >= 3, 6000);
   });
 });
+
+describe("requeue dead letters by filter", () => {
+  it("confirms with the dry run's count, then requeues the viewer's dead letters of that type", async () => {
+    const calls: [DashboardAction, DashboardTarget | undefined][] = [];
+    const handler = dashboard({
+      authorize: (_request, action, _scope, target) => {
+        calls.push([action, target]);
+        return true;
+      },
+    });
+    const list = await (await get(handler, "/admin/jobs/dead-letters?type=reports.build")).text();
+    expect(list).toContain('href="/admin/jobs/dead-letters/requeue?type=reports.build"');
+
+    const confirm = await get(handler, "/admin/jobs/dead-letters/requeue?type=reports.build");
+    expect(confirm.status).toBe(200);
+    const html = await confirm.text();
+    expect(html).toContain('data-dry-run="2"');
+    expect(html).toContain("Requeue 2 jobs");
+    expect(html).toContain('action="/admin/jobs/dead-letters/requeue/reports.build"');
+    for (const id of seeded.deadJobs) expect((await getJobById(db, id))!.status).toBe("DEAD_LETTERED");
+
+    const { cookie, token } = await session(handler, "/admin/jobs/dead-letters/requeue?type=reports.build");
+    const done = await post(
+      handler,
+      "/admin/jobs/dead-letters/requeue/reports.build",
+      { _csrf: token!, reason: "source restored" },
+      { cookie },
+    );
+    expect(done.status).toBe(303);
+    expect(done.headers.get("location")).toBe("/admin/jobs/dead-letters?type=reports.build&done=dead_letters.requeue");
+    expect(calls).toContainEqual(["dead_letters.requeue", { jobType: "reports.build" }]);
+    for (const id of seeded.deadJobs) {
+      expect(await getJobById(db, id)).toMatchObject({
+        status: "PENDING",
+        runNumber: 2,
+        statusReason: "source restored",
+      });
+    }
+    const after = await (await get(handler, "/admin/jobs/dead-letters/requeue?type=reports.build")).text();
+    expect(after).toContain('data-dry-run="0"');
+  });
+
+  it("is refused without the permission, and in read-only mode", async () => {
+    const handler = dashboard({ authorize: (_request, action) => action !== "dead_letters.requeue" });
+    expect((await get(handler, "/admin/jobs/dead-letters/requeue")).status).toBe(403);
+    const { cookie, token } = await session(handler, "/admin/jobs/dead-letters");
+    expect((await post(handler, "/admin/jobs/dead-letters/requeue", { _csrf: token! }, { cookie })).status).toBe(403);
+    const readOnly = dashboard({ readOnly: true });
+    expect((await post(readOnly, "/admin/jobs/dead-letters/requeue", {})).status).toBe(405);
+  });
+});

@@ -9,10 +9,12 @@ import {
   appendWorkflowSteps,
   backfillJobSchedule,
   cancelJob,
+  cancelJobs,
   cancelWorkflowRun,
   claimJobs,
   completeExternalWorkflowStep,
   completeJobFailure,
+  countJobs,
   countJobsByStatus,
   countWorkflowRuns,
   enqueueJob,
@@ -47,6 +49,7 @@ import {
   readFinishedWorkflowRuns,
   readQueueDepth,
   requeueJob,
+  requeueJobs,
   retryWorkflowRun,
   searchJobsAndRuns,
   setJobScheduleActive,
@@ -682,6 +685,27 @@ const SCOPED: Record<string, Entry> = {
     own: () => enqueueWorkflowRun(db, runOf(B, "run-b")),
     ownSees: (r) => expect(r).toMatchObject({ created: false, id: seeded.B!.run }),
   },
+  // Bulk by filter, last: they change many rows. A's call sees A's jobs only; B's own call finds
+  // B's (the `tenant.other` jobs: a plain one and a workflow step's, both pending).
+  countJobs: {
+    leak: () => countJobs(db, { scope: { organizationId: A }, jobType: "tenant.other" }),
+    verdict: { hidden: (r) => expect(r).toMatchObject({ matched: 2, cancelable: 2 }) },
+    own: () => countJobs(db, { scope: { organizationId: B }, jobType: "tenant.other" }),
+    ownSees: (r) => expect(r).toMatchObject({ matched: 2, cancelable: 2 }),
+  },
+  requeueJobs: {
+    leak: () => requeueJobs(db, { scope: { organizationId: A }, jobType: "tenant.job" }),
+    verdict: { hidden: (r) => expect(r).toMatchObject({ count: 0 }) },
+    // B's pending job that `cancelJob` canceled above.
+    own: () => requeueJobs(db, { scope: { organizationId: B }, jobType: "tenant.job" }),
+    ownSees: (r) => expect(r).toMatchObject({ count: 1 }),
+  },
+  cancelJobs: {
+    leak: () => cancelJobs(db, { scope: { organizationId: A }, jobType: "tenant.other" }),
+    verdict: { hidden: (r) => expect(r).toMatchObject({ count: 2 }) },
+    own: () => cancelJobs(db, { scope: { organizationId: B }, jobType: "tenant.other" }),
+    ownSees: (r) => expect(r).toMatchObject({ count: 2 }),
+  },
 };
 
 /**
@@ -721,8 +745,9 @@ function scopedStoreFunctions(): string[] {
   );
   const text = files.join("\n");
   const bodies = new Map<string, string>();
-  for (const match of text.matchAll(/export (?:interface|type) (\w+)[^{=]*[{=]/g)) {
-    bodies.set(match[1]!, balanced(text, text.indexOf(match[0]) + match[0].length - 1, "{", "}"));
+  for (const match of text.matchAll(/export (?:interface|type) (\w+)([^{=]*)[{=]/g)) {
+    // The heading too: `interface X extends Scoped { … }` holds a scope through what it extends.
+    bodies.set(match[1]!, match[2]! + balanced(text, text.indexOf(match[0]) + match[0].length - 1, "{", "}"));
   }
   const scopedTypes = new Set<string>();
   const mentionsScope = (source: string) =>

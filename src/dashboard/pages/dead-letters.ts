@@ -1,3 +1,4 @@
+import { CSRF_FIELD } from "../csrf.ts";
 import { shortId, when } from "../format.ts";
 import { html } from "../html.ts";
 import {
@@ -33,7 +34,13 @@ async function list(ctx: PageContext): Promise<PageResult> {
   const controls = html`<form class="filters" method="get" action="${ctx.base}/dead-letters">
     <label>Job type <select name="type">${await jobTypeOptions(ctx, type)}</select></label>
     <button class="btn" type="submit">Filter</button>
-  </form>`;
+  </form>${
+    ctx.allowed.has("dead_letters.requeue")
+      ? html` <a class="btn" data-action="dead_letters.requeue" href="${href(ctx, "/dead-letters/requeue", { type })}">Requeue all${
+          type === undefined ? "" : html` of ${type}`
+        }…</a>`
+      : ""
+  }`;
   const rows = page.items.map(
     (d) => html`<tr data-job="${d.jobId}">
       <td><a href="${href(ctx, `/jobs/${d.jobId}`)}">${shortId(d.jobId)}</a></td>
@@ -60,4 +67,47 @@ async function list(ctx: PageContext): Promise<PageResult> {
   };
 }
 
-export const deadLetterRoutes: PageRoute[] = [{ pattern: /^\/dead-letters$/, render: list }];
+/**
+ * The confirmation of a by-filter requeue: the dry run's count (dead letters of the viewer's scope,
+ * of the chosen type), and the form that requeues them. Counting reads the jobs table, so it runs
+ * here, on demand, never on the list page.
+ */
+async function confirmRequeue(ctx: PageContext): Promise<PageResult> {
+  const type = param(ctx, "type");
+  const of = type === undefined ? "" : html` of type <code>${type}</code>`;
+  if (!ctx.allowed.has("dead_letters.requeue")) {
+    return {
+      title: "Requeue dead letters",
+      status: 403,
+      body: html`<p class="muted">You may not requeue dead letters.</p>`,
+    };
+  }
+  const count = await ctx.store.countDeadLetters(type);
+  const n = `${count.requeueable.toLocaleString("en-US")}${count.capped ? "+" : ""}`;
+  const skipped = count.matched - count.requeueable;
+  const action = type === undefined ? "/dead-letters/requeue" : `/dead-letters/requeue/${encodeURIComponent(type)}`;
+  const back = href(ctx, "/dead-letters", { type });
+  return {
+    title: "Requeue dead letters",
+    body:
+      count.requeueable === 0
+        ? html`<p data-dry-run="0">No dead letters${of} to requeue${
+            skipped > 0 ? html` (${skipped} belong to workflow steps: retry their runs)` : ""
+          }.</p><p><a href="${back}">Back to the dead letters</a></p>`
+        : html`<p data-dry-run="${count.requeueable}">Dry run: <strong>${n}</strong> dead-lettered jobs${of} would run
+            again as a new run${skipped > 0 ? html`; ${skipped} that belong to workflow steps are passed over (retry their runs)` : ""}.
+            ${count.capped ? html` At most 10,000 are requeued at a time.` : ""}</p>
+          <form method="post" action="${ctx.base}${action}">
+            <input type="hidden" name="${CSRF_FIELD}" value="${ctx.csrfToken}">
+            <input type="hidden" name="returnTo" value="${back}">
+            <label>Reason <input type="text" name="reason" maxlength="500" placeholder="requeued in the dashboard"></label>
+            <button type="submit" class="btn danger" data-action="dead_letters.requeue">Requeue ${n} jobs</button>
+            <a href="${back}">Cancel</a>
+          </form>`,
+  };
+}
+
+export const deadLetterRoutes: PageRoute[] = [
+  { pattern: /^\/dead-letters$/, render: list },
+  { pattern: /^\/dead-letters\/requeue$/, render: confirmRequeue },
+];

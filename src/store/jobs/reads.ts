@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, ilike, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, ilike, lt, type SQL, sql } from "drizzle-orm";
 import {
   type ClaimOrigin,
   JOB_STATUSES,
@@ -11,7 +11,7 @@ import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
 import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
 import { jobAttempts, jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
-import { checkLimit, checkPage, escapeLike, fail, isInt32, isUuid } from "../validate.ts";
+import { checkLimit, checkPage, escapeLike, fail, isInt32, isUuid, isValidDate } from "../validate.ts";
 import { type JobRecord, jobFromRow, jobFromSelected, type RawRow } from "./record.ts";
 
 /** One job, or null when it does not exist or belongs to another organization than `organizationId`. */
@@ -46,6 +46,9 @@ export interface JobListFilter {
   status?: JobStatus;
   /** Case-insensitive substring of the job type. */
   jobTypeContains?: string;
+  /** Created at or after / before this time. */
+  createdAfter?: Date;
+  createdBefore?: Date;
   limit: number;
   /** Continue after this job (keyset pagination). */
   after?: JobCursor;
@@ -65,7 +68,12 @@ export async function listJobs(executor: Executor, filter: JobListFilter): Promi
   if (filter.status !== undefined && !(JOB_STATUSES as readonly string[]).includes(filter.status)) {
     fail("job.invalid_pagination", { field: "status" });
   }
+  for (const field of ["createdAfter", "createdBefore"] as const) {
+    if (filter[field] !== undefined && !isValidDate(filter[field])) fail("job.invalid_pagination", { field });
+  }
   const conditions: (SQL | undefined)[] = [
+    filter.createdAfter === undefined ? undefined : gte(jobQueue.createdAt, filter.createdAfter),
+    filter.createdBefore === undefined ? undefined : lt(jobQueue.createdAt, filter.createdBefore),
     filter.organizationId === undefined ? undefined : eq(jobQueue.organizationId, filter.organizationId),
     filter.status === undefined ? undefined : eq(jobQueue.status, filter.status),
     filter.jobTypeContains === undefined

@@ -1,0 +1,180 @@
+import { countJobsByStatus, listJobDefinitions, listJobSchedules, setJobScheduleActive } from "../store/index.ts";
+import { COMMON_OPTIONS, type Command, intArg, ORG_OPTION } from "./command.ts";
+import { ago, json, num, table } from "./output.ts";
+
+export const schedulesListCommand: Command = {
+  name: "schedules list",
+  summary: "list schedules by name, with their next fire time",
+  usage: `usage: runledger schedules list [--active] [--limit N] [--after NAME] [--org ID] [--json]
+
+Schedules by name (pass the last name printed as --after for the next page).
+  --active    only active (not paused) schedules
+
+--json: {"items":[{"name","jobType","organizationId","cronExpr","timezone","overlapPolicy",
+"isActive","nextFireAt","lastFiredAt","lastJobId","missedSlotCount","overlapSkipCount",…}],
+"next":NAME|null}
+`,
+  options: {
+    active: { type: "boolean" },
+    limit: { type: "string" },
+    after: { type: "string" },
+    ...COMMON_OPTIONS,
+    ...ORG_OPTION,
+  },
+  async run(ctx) {
+    const limit = intArg(ctx.values.limit as string | undefined, "limit", 50, 1000);
+    const rows = await listJobSchedules(ctx.db(), {
+      ...ctx.org,
+      activeOnly: ctx.values.active === true,
+      limit: limit + 1,
+      afterName: ctx.values.after as string | undefined,
+    });
+    const items = rows.slice(0, limit).map(({ upcoming: _upcoming, ...schedule }) => schedule);
+    const next = rows.length > limit ? (items.at(-1)?.name ?? null) : null;
+    if (ctx.json) {
+      json(ctx.out, { items, next });
+      return 0;
+    }
+    if (items.length === 0) ctx.out.write("no schedules\n");
+    else {
+      table(
+        ctx.out,
+        ["name", "job type", "cron", "state", "next fire"],
+        items.map((s) => [
+          s.name,
+          s.jobType,
+          `${s.cronExpr}${s.timezone === "UTC" ? "" : ` ${s.timezone}`}`,
+          s.isActive ? "active" : "paused",
+          s.isActive ? ago(s.nextFireAt) : "-",
+        ]),
+      );
+    }
+    if (next !== null) ctx.out.write(`more: --after ${next}\n`);
+    return 0;
+  },
+};
+
+function scheduleSwitch(verb: "pause" | "resume"): Command {
+  return {
+    name: `schedules ${verb}`,
+    summary: verb === "pause" ? "pause a schedule (it fires nothing)" : "resume a paused schedule",
+    usage: `usage: runledger schedules ${verb} NAME [--org ID] [--json]
+
+${
+  verb === "pause"
+    ? "Pauses the schedule: it fires nothing and its cursor stays where it was."
+    : "Resumes the schedule: slots missed while paused are treated as after a downtime (the latest\nfires at once, earlier ones within the catch-up window too)."
+}
+Exit 1 when no schedule of that name is visible.
+
+--json: {"name","isActive"}
+`,
+    options: { ...COMMON_OPTIONS, ...ORG_OPTION },
+    positionals: { min: 1, max: 1 },
+    async run(ctx) {
+      const name = ctx.positionals[0]!;
+      const changed = await setJobScheduleActive(ctx.db(), name, verb === "resume", ctx.org);
+      if (!changed) {
+        ctx.out.error(`runledger schedules ${verb}: no schedule named ${JSON.stringify(name)}\n`);
+        return 1;
+      }
+      if (ctx.json) json(ctx.out, { name, isActive: verb === "resume" });
+      else ctx.out.write(`schedule ${name} ${verb === "pause" ? "paused" : "resumed"}\n`);
+      return 0;
+    },
+  };
+}
+
+export const schedulesPauseCommand = scheduleSwitch("pause");
+export const schedulesResumeCommand = scheduleSwitch("resume");
+
+export const typesListCommand: Command = {
+  name: "types list",
+  summary: "job definitions: enabled, defaults, and jobs pending, running, dead",
+  usage: `usage: runledger types list [--org ID] [--json]
+
+Every job definition with its switch for new work, its defaults, and how many of its jobs are
+pending, running and dead-lettered now (counted as in runledger status; --org counts that
+organization's jobs only; definitions are shared by all organizations).
+
+--json: {"items":[{"jobType","isEnabled","version","maxAttempts","defaultTimeoutSeconds",
+"defaultPriority","pending","leased","deadLettered","capped"}]}
+`,
+  options: { ...COMMON_OPTIONS, ...ORG_OPTION },
+  async run(ctx) {
+    const db = ctx.db();
+    const definitions = [];
+    for (let after: string | undefined, more = true; more; ) {
+      const page = await listJobDefinitions(db, { limit: 1000, after });
+      definitions.push(...page.items);
+      after = page.next ?? undefined;
+      more = page.next !== null;
+    }
+    const counts = await countJobsByStatus(db, { scope: ctx.scope });
+    const items = definitions.map((d) => {
+      const mine = counts.byType.filter((c) => c.jobType === d.jobType);
+      const of = (status: string) => mine.find((c) => c.status === status)?.count ?? 0;
+      return {
+        jobType: d.jobType,
+        isEnabled: d.isEnabled,
+        version: d.version,
+        maxAttempts: d.maxAttempts,
+        defaultTimeoutSeconds: d.defaultTimeoutSeconds,
+        defaultPriority: d.defaultPriority,
+        pending: of("PENDING"),
+        leased: of("LEASED"),
+        deadLettered: of("DEAD_LETTERED"),
+        capped: mine.some((c) => c.capped),
+      };
+    });
+    if (ctx.json) {
+      json(ctx.out, { items });
+      return 0;
+    }
+    if (items.length === 0) ctx.out.write("no job definitions\n");
+    else {
+      table(
+        ctx.out,
+        ["job type", "enabled", "attempts", "timeout", "pending", "running", "dead"],
+        items.map((t) => [
+          t.jobType,
+          t.isEnabled ? "yes" : "NO",
+          String(t.maxAttempts),
+          `${t.defaultTimeoutSeconds}s`,
+          num(t.pending),
+          num(t.leased),
+          num(t.deadLettered),
+        ]),
+        ["left", "left", "right", "right", "right", "right", "right"],
+      );
+    }
+    return 0;
+  },
+};
+
+/**
+ * `types pause|resume`: flow control (pausing a job type's claims) is not in this version's
+ * store; the commands exist so scripts and help name them, and refuse with exit 2.
+ */
+function typeSwitch(verb: "pause" | "resume"): Command {
+  return {
+    name: `types ${verb}`,
+    summary: `${verb} claiming a job type (not available in this version)`,
+    usage: `usage: runledger types ${verb} JOB_TYPE [--org ID] [--json]
+
+Not available in this version: pausing and resuming job types needs flow control in the store.
+Exits 2 and changes nothing.
+`,
+    options: { ...COMMON_OPTIONS, ...ORG_OPTION },
+    positionals: { min: 0, max: 1 },
+    async run(ctx) {
+      ctx.out.error(
+        `runledger types ${verb}: not available in this version (job type flow control is not in the store yet)\n`,
+      );
+      return 2;
+    },
+  };
+}
+
+export const typesPauseCommand = typeSwitch("pause");
+export const typesResumeCommand = typeSwitch("resume");

@@ -1,4 +1,11 @@
-import { countJobsByStatus, listJobDefinitions, listJobSchedules, setJobScheduleActive } from "../store/index.ts";
+import {
+  countJobsByStatus,
+  listJobDefinitions,
+  listJobSchedules,
+  pauseJobType,
+  resumeJobType,
+  setJobScheduleActive,
+} from "../store/index.ts";
 import { COMMON_OPTIONS, type Command, intArg, ORG_OPTION } from "./command.ts";
 import { ago, json, num, table } from "./output.ts";
 
@@ -97,7 +104,7 @@ Every job definition with its switch for new work, its defaults, and how many of
 pending, running and dead-lettered now (counted as in runledger status; --org counts that
 organization's jobs only; definitions are shared by all organizations).
 
---json: {"items":[{"jobType","isEnabled","version","maxAttempts","defaultTimeoutSeconds",
+--json: {"items":[{"jobType","isEnabled","paused","version","maxAttempts","defaultTimeoutSeconds",
 "defaultPriority","pending","leased","deadLettered","capped"}]}
 `,
   options: { ...COMMON_OPTIONS, ...ORG_OPTION },
@@ -117,6 +124,7 @@ organization's jobs only; definitions are shared by all organizations).
       return {
         jobType: d.jobType,
         isEnabled: d.isEnabled,
+        paused: d.pausedAt !== null,
         version: d.version,
         maxAttempts: d.maxAttempts,
         defaultTimeoutSeconds: d.defaultTimeoutSeconds,
@@ -138,7 +146,7 @@ organization's jobs only; definitions are shared by all organizations).
         ["job type", "enabled", "attempts", "timeout", "pending", "running", "dead"],
         items.map((t) => [
           t.jobType,
-          t.isEnabled ? "yes" : "NO",
+          t.isEnabled ? (t.paused ? "paused" : "yes") : "NO",
           String(t.maxAttempts),
           `${t.defaultTimeoutSeconds}s`,
           num(t.pending),
@@ -152,26 +160,32 @@ organization's jobs only; definitions are shared by all organizations).
   },
 };
 
-/**
- * `types pause|resume`: flow control (pausing a job type's claims) is not in this version's
- * store; the commands exist so scripts and help name them, and refuse with exit 2.
- */
+/** `types pause|resume`: a job type's pause switch (flow control), for every worker at once. */
 function typeSwitch(verb: "pause" | "resume"): Command {
   return {
     name: `types ${verb}`,
-    summary: `${verb} claiming a job type (not available in this version)`,
-    usage: `usage: runledger types ${verb} JOB_TYPE [--org ID] [--json]
+    summary: `${verb} claiming a job type on every worker`,
+    usage: `usage: runledger types ${verb} JOB_TYPE [--json]
 
-Not available in this version: pausing and resuming job types needs flow control in the store.
-Exits 2 and changes nothing.
+${
+  verb === "pause"
+    ? "Stop every worker from claiming jobs of JOB_TYPE (durable; running jobs finish). Enqueues still\nwork; the jobs wait."
+    : "Let workers claim jobs of JOB_TYPE again; listening workers are woken at once."
+} Job types are shared by all organizations. Exit 1 for an
+unknown job type.
+
+--json: {"jobType","paused","pausedAt"}
 `,
-    options: { ...COMMON_OPTIONS, ...ORG_OPTION },
-    positionals: { min: 0, max: 1 },
+    options: { ...COMMON_OPTIONS },
+    positionals: { min: 1, max: 1 },
     async run(ctx) {
-      ctx.out.error(
-        `runledger types ${verb}: not available in this version (job type flow control is not in the store yet)\n`,
-      );
-      return 2;
+      const jobType = ctx.positionals[0]!;
+      const change = verb === "pause" ? pauseJobType : resumeJobType;
+      const definition = await change(ctx.db(), { jobType });
+      const pausedAt = definition.pausedAt;
+      if (ctx.json) json(ctx.out, { jobType, paused: pausedAt !== null, pausedAt });
+      else ctx.out.write(`job type ${jobType} ${verb === "pause" ? "paused" : "resumed"}\n`);
+      return 0;
     },
   };
 }

@@ -5,6 +5,7 @@ import {
   countJobs,
   enqueueWorkflowRun,
   getJobById,
+  getJobDefinition,
   getJobSchedule,
   getWorkflowRunById,
   listDeadLetters,
@@ -148,7 +149,7 @@ describe("runledger changes", { timeout: 180_000 }, () => {
     expect(live.stderr).toContain("workflow.retry_run_live");
   });
 
-  it("schedules pause and resume; an unknown name exits 1; types pause is not available (exit 2)", async () => {
+  it("schedules and job types pause and resume; an unknown name exits 1", async () => {
     const paused = await cli("schedules", "pause", "a-hourly-digest");
     expect(paused).toMatchObject({ code: 0, stdout: "schedule a-hourly-digest paused\n" });
     expect((await getJobSchedule(db, "a-hourly-digest", ALL))?.isActive).toBe(false);
@@ -159,10 +160,18 @@ describe("runledger changes", { timeout: 180_000 }, () => {
     expect(hidden.code).toBe(1);
     expect((await getJobSchedule(db, "b-nightly", ALL))?.isActive).toBe(true);
 
+    const pausedType = await cli("types", "pause", "email.send");
+    expect(pausedType).toMatchObject({ code: 0, stdout: "job type email.send paused\n" });
+    expect((await getJobDefinition(db, "email.send"))?.pausedAt).toBeInstanceOf(Date);
+    const listed = parsed(await cli("types", "list", "--json")) as { items: { jobType: string; paused: boolean }[] };
+    expect(listed.items.find((t) => t.jobType === "email.send")).toMatchObject({ paused: true });
+    const resumedType = await cli("types", "resume", "email.send", "--json");
+    expect(parsed(resumedType)).toEqual({ jobType: "email.send", paused: false, pausedAt: null });
+    expect((await getJobDefinition(db, "email.send"))?.pausedAt).toBeNull();
     const before = await ledgerCounts(db);
-    const types = await cli("types", "pause", "email.send");
-    expect(types.code).toBe(2);
-    expect(types.stderr).toContain("not available in this version");
+    const unknown = await cli("types", "pause", "no.such.type");
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("job.definition_not_found");
     expect(await ledgerCounts(db)).toEqual(before);
   });
 });

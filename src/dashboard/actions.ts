@@ -56,6 +56,27 @@ export const ACTIONS: ActionRoute[] = [
     back: ([runId]) => `/runs/${runId}`,
   },
   {
+    action: "run.retry",
+    pattern: /^\/runs\/([^/]+)\/retry$/,
+    target: ([workflowRunId]) => ({ workflowRunId }),
+    run: (store, [runId], form) => store.retryRun(runId!, reason(form, "retried in the dashboard")),
+    back: ([runId]) => `/runs/${runId}`,
+  },
+  {
+    action: "job_type.pause",
+    pattern: /^\/job-types\/([^/]+)\/pause$/,
+    target: ([jobType]) => ({ jobType }),
+    run: (store, [jobType]) => store.setJobTypePaused(jobType!, true),
+    back: () => "/job-types",
+  },
+  {
+    action: "job_type.resume",
+    pattern: /^\/job-types\/([^/]+)\/resume$/,
+    target: ([jobType]) => ({ jobType }),
+    run: (store, [jobType]) => store.setJobTypePaused(jobType!, false),
+    back: () => "/job-types",
+  },
+  {
     action: "gate.approve",
     pattern: /^\/runs\/([^/]+)\/gates\/([^/]+)\/approve$/,
     target: ([workflowRunId, stepKey]) => ({ workflowRunId, stepKey }),

@@ -24,9 +24,12 @@ import {
   listWorkflowRuns,
   listWorkflowStepDependencies,
   listWorkflowSteps,
+  pauseJobType,
   type RunledgerDb,
   requeueJob,
   requeueJobs,
+  resumeJobType,
+  retryWorkflowRun,
   searchJobsAndRuns,
   setJobScheduleActive,
   type WorkflowRunCursor,
@@ -94,6 +97,7 @@ export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: numbe
     runSteps: (runId: string) => listWorkflowSteps(db, runId, org),
     runEdges: (runId: string) => listWorkflowStepDependencies(db, runId, org),
     cancelRun: (workflowRunId: string, reason: string) => cancelWorkflowRun(db, { ...org, workflowRunId, reason }),
+    retryRun: (workflowRunId: string, reason: string) => retryWorkflowRun(db, { scope, workflowRunId, reason }),
     completeGate: (workflowRunId: string, stepKey: string, terminalStatus: "SUCCEEDED" | "FAILED", reason: string) =>
       completeExternalWorkflowStep(db, { ...org, workflowRunId, stepKey, terminalStatus, statusReason: reason }),
 
@@ -102,5 +106,7 @@ export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: numbe
 
     /** Job definitions are shared by every organization. */
     jobTypes: (filter: { limit: number; after?: string }) => listJobDefinitions(db, filter),
+    /** Pausing a job type stops its claims for every organization: `authorize` decides who may. */
+    setJobTypePaused: (jobType: string, paused: boolean) => (paused ? pauseJobType : resumeJobType)(db, { jobType }),
   };
 }

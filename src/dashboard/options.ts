@@ -15,10 +15,13 @@ export const DASHBOARD_ACTIONS = [
   "job.requeue",
   "dead_letters.requeue",
   "run.cancel",
+  "run.retry",
   "gate.approve",
   "gate.reject",
   "schedule.pause",
   "schedule.resume",
+  "job_type.pause",
+  "job_type.resume",
 ] as const;
 export type DashboardAction = (typeof DASHBOARD_ACTIONS)[number];
 export type DashboardMutation = Exclude<DashboardAction, "read">;
@@ -29,7 +32,10 @@ export interface DashboardTarget {
   workflowRunId?: string;
   stepKey?: string;
   scheduleName?: string;
-  /** A by-filter change's job type (`dead_letters.requeue`; absent: every type). */
+  /**
+   * A by-filter change's job type (`dead_letters.requeue`; absent: every type), or the job type a
+   * `job_type.pause`/`job_type.resume` switches for every organization (job types are shared).
+   */
   jobType?: string;
 }
 

@@ -160,6 +160,9 @@ const DONE: Record<string, string> = {
   "gate.reject": "Gate rejected.",
   "schedule.pause": "Schedule paused.",
   "schedule.resume": "Schedule resumed.",
+  "run.retry": "The run's failed steps run again.",
+  "job_type.pause": "Job type paused: no worker claims its jobs.",
+  "job_type.resume": "Job type resumed.",
 };
 
 /** The catalog's client-safe message for an error code carried in a redirect; a generic text otherwise. */

@@ -1,4 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WorkflowDagBuilder } from "../../src/core/index.ts";
 import {
   ALL_ORGANIZATIONS,
   createDashboard,
@@ -6,7 +7,15 @@ import {
   type DashboardOptions,
   type DashboardTarget,
 } from "../../src/dashboard/index.ts";
-import { enqueueJob, getJobById } from "../../src/store/index.ts";
+import {
+  claimJobs,
+  completeJobFailure,
+  enqueueJob,
+  enqueueWorkflowRun,
+  getJobById,
+  getJobDefinition,
+  getWorkflowRunById,
+} from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 import { ORG_A, ORG_B, type Seeded, seedDashboard } from "./seed.ts";
@@ -204,6 +213,38 @@ describe("changes", () => {
     // The header form (htmx sends it) works as well as the field.
     const viaHeader = await post(handler, path, {}, { cookie, "x-csrf-token": token! });
     expect(viaHeader.status).toBe(303);
+  });
+
+  it("pauses and resumes a job type for every worker", async () => {
+    const handler = dashboard();
+    const { cookie, token } = await session(handler, "/admin/jobs/job-types");
+    const pause = await post(handler, "/admin/jobs/job-types/thumbnails.render/pause", { _csrf: token! }, { cookie });
+    expect(pause.headers.get("location")).toBe("/admin/jobs/job-types?done=job_type.pause");
+    expect((await getJobDefinition(db, "thumbnails.render"))!.pausedAt).toBeInstanceOf(Date);
+    const page = await (await get(handler, "/admin/jobs/job-types", { headers: { cookie } })).text();
+    expect(page).toContain('data-action="job_type.resume"');
+    const resume = await post(handler, "/admin/jobs/job-types/thumbnails.render/resume", { _csrf: token! }, { cookie });
+    expect(resume.headers.get("location")).toBe("/admin/jobs/job-types?done=job_type.resume");
+    expect((await getJobDefinition(db, "thumbnails.render"))!.pausedAt).toBeNull();
+    const unknown = await post(handler, "/admin/jobs/job-types/no.such.type/pause", { _csrf: token! }, { cookie });
+    expect(unknown.headers.get("location")).toBe("/admin/jobs/job-types?error=job.definition_not_found");
+  });
+
+  it("retries a failed run's steps from its page", async () => {
+    const handler = dashboard();
+    await defineJob(db, "retry.step", { maxAttempts: 1 });
+    const run = await enqueueWorkflowRun(
+      db,
+      WorkflowDagBuilder.new("retry.me", {}).organizationId(ORG_A).job("only", "retry.step", {}).build(),
+    );
+    const [job] = await claimJobs(db, { workerId: "w", leaseSeconds: 60, limit: 1, jobTypes: ["retry.step"] });
+    const lease = { jobId: job!.id, runNumber: job!.runNumber, attempt: job!.attempt, workerId: "w" };
+    await completeJobFailure(db, lease, { kind: "TERMINAL", code: "report.broken", message: "broken" });
+    expect((await getWorkflowRunById(db, run.id))!.status).toBe("COMPLETED_WITH_ERRORS");
+    const { cookie, token } = await session(handler, `/admin/jobs/runs/${run.id}`);
+    const response = await post(handler, `/admin/jobs/runs/${run.id}/retry`, { _csrf: token! }, { cookie });
+    expect(response.headers.get("location")).toBe(`/admin/jobs/runs/${run.id}?done=run.retry`);
+    expect((await getWorkflowRunById(db, run.id))!.status).toBe("RUNNING");
   });
 
   it("read-only mode answers 405 to every change and shows no button", async () => {

@@ -1,7 +1,7 @@
 import { LIVE_JOB_STATUSES } from "../../store/index.ts";
 import { count, duration } from "../format.ts";
 import { html } from "../html.ts";
-import { href, nextPageLink, type PageContext, type PageResult, type PageRoute, param } from "../page.ts";
+import { actionButton, href, nextPageLink, type PageContext, type PageResult, type PageRoute, param } from "../page.ts";
 import { overviewData } from "./overview.ts";
 
 async function list(ctx: PageContext): Promise<PageResult> {
@@ -18,9 +18,24 @@ async function list(ctx: PageContext): Promise<PageResult> {
     (t) => html`<tr data-type="${t.jobType}">
       <td><a href="${href(ctx, "/jobs", { type: t.jobType })}">${t.jobType}</a></td>
       <td>${t.isEnabled ? html`<span class="badge s-succeeded">enabled</span>` : html`<span class="badge s-canceled">disabled</span>`}</td>
+      <td>${t.pausedAt === null ? html`<span class="badge s-succeeded">claimed</span>` : html`<span class="badge s-canceled">paused</span>`}</td>
       ${LIVE_JOB_STATUSES.map((s) => html`<td class="num">${counts.get(`${t.jobType}\u0000${s}`) ?? "0"}</td>`)}
       <td class="num">${t.version}</td><td class="num">${t.maxAttempts}</td>
       <td class="num">${duration(t.defaultTimeoutSeconds * 1000)}</td><td class="num">${t.defaultPriority}</td>
+      <td>${
+        t.pausedAt === null
+          ? actionButton(ctx, {
+              action: "job_type.pause",
+              path: `/job-types/${encodeURIComponent(t.jobType)}/pause`,
+              label: "Pause",
+              confirm: `Stop every worker from claiming ${t.jobType} jobs (for every organization)?`,
+            })
+          : actionButton(ctx, {
+              action: "job_type.resume",
+              path: `/job-types/${encodeURIComponent(t.jobType)}/resume`,
+              label: "Resume",
+            })
+      }</td>
     </tr>`,
   );
   return {
@@ -28,9 +43,9 @@ async function list(ctx: PageContext): Promise<PageResult> {
     body:
       page.items.length === 0
         ? html`<p class="muted">No job types are defined (a worker's <code>catalog.syncDefinitions(db)</code> writes them).</p>`
-        : html`<table data-table="job-types"><thead><tr><th>Job type</th><th>New jobs</th><th class="num">Pending</th>
+        : html`<table data-table="job-types"><thead><tr><th>Job type</th><th>New jobs</th><th>Claims</th><th class="num">Pending</th>
             <th class="num">Running</th><th class="num">Dead-lettered</th><th class="num">Version</th>
-            <th class="num">Max attempts</th><th class="num">Timeout</th><th class="num">Priority</th></tr></thead>
+            <th class="num">Max attempts</th><th class="num">Timeout</th><th class="num">Priority</th><th></th></tr></thead>
             <tbody>${rows}</tbody></table>${nextPageLink(ctx, page.next)}`,
   };
 }

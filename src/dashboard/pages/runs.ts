@@ -81,7 +81,16 @@ async function detail(ctx: PageContext): Promise<PageResult> {
   return {
     title: `Run ${run.workflowType}`,
     body: html`<section class="panel">
-        <div class="actions">${live ? actionButton(ctx, { action: "run.cancel", path: `/runs/${run.id}/cancel`, label: "Cancel run", confirm: "Cancel this run and every unfinished step?", danger: true }) : ""}</div>
+        <div class="actions">${live ? actionButton(ctx, { action: "run.cancel", path: `/runs/${run.id}/cancel`, label: "Cancel run", confirm: "Cancel this run and every unfinished step?", danger: true }) : ""}${
+          run.status === "COMPLETED_WITH_ERRORS"
+            ? actionButton(ctx, {
+                action: "run.retry",
+                path: `/runs/${run.id}/retry`,
+                label: "Retry failed steps",
+                confirm: "Run this run's failed steps again?",
+              })
+            : ""
+        }</div>
         <dl class="fields">
           <dt>Id</dt><dd><code>${run.id}</code></dd>
           <dt>Status</dt><dd data-field="status">${badge(run.status)}</dd>

@@ -1,6 +1,6 @@
 import { uuidv7 } from "uuidv7";
 import { RunledgerError } from "../core/index.ts";
-import { MAX_CLAIM } from "../store/index.ts";
+import { DEFAULT_PURGE_BATCH, MAX_CLAIM, MAX_PURGE_BATCH } from "../store/index.ts";
 
 /** How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`. */
 export interface JobsConfig {
@@ -20,7 +20,21 @@ export interface JobsConfig {
   readonly schedulePollIntervalSeconds: number;
   /** Delay before a job whose lease expired runs again. Default 30,000 ms, at least 1,000. */
   readonly reaperRetryDelayMs: number;
+  /** How often the retention sweep runs; 0 turns it off. Default 60 s. */
+  readonly retentionIntervalSeconds: number;
+  /** How long a SUCCEEDED standalone job is kept after it finished; 0 keeps it forever. Default 7 days. */
+  readonly retentionSucceededSeconds: number;
+  /** How long a CANCELED standalone job is kept; 0 keeps it forever. Default 7 days. */
+  readonly retentionCanceledSeconds: number;
+  /** How long a DEAD_LETTERED standalone job is kept; 0 keeps it forever. Default 30 days. */
+  readonly retentionDeadLetteredSeconds: number;
+  /** How long a finished workflow run (with its steps and jobs) is kept; 0 keeps it forever. Default 30 days. */
+  readonly retentionWorkflowRunSeconds: number;
+  /** Rows the sweep deletes per transaction. Default 1,000, at most 10,000. */
+  readonly retentionBatchSize: number;
 }
+
+const DAY = 86_400;
 
 interface Field {
   env: string;
@@ -39,6 +53,18 @@ const FIELDS: readonly Field[] = [
   { env: "JOBS_REAPER_INTERVAL_SECONDS", key: "reaperIntervalSeconds", fallback: 15, min: 1 },
   { env: "JOBS_SCHEDULE_POLL_INTERVAL_SECONDS", key: "schedulePollIntervalSeconds", fallback: 30, min: 1 },
   { env: "JOBS_REAPER_RETRY_DELAY_MS", key: "reaperRetryDelayMs", fallback: 30_000, min: 1000 },
+  { env: "JOBS_RETENTION_INTERVAL_SECONDS", key: "retentionIntervalSeconds", fallback: 60, min: 0 },
+  { env: "JOBS_RETENTION_SUCCEEDED_SECONDS", key: "retentionSucceededSeconds", fallback: 7 * DAY, min: 0 },
+  { env: "JOBS_RETENTION_CANCELED_SECONDS", key: "retentionCanceledSeconds", fallback: 7 * DAY, min: 0 },
+  { env: "JOBS_RETENTION_DEAD_LETTERED_SECONDS", key: "retentionDeadLetteredSeconds", fallback: 30 * DAY, min: 0 },
+  { env: "JOBS_RETENTION_WORKFLOW_RUN_SECONDS", key: "retentionWorkflowRunSeconds", fallback: 30 * DAY, min: 0 },
+  {
+    env: "JOBS_RETENTION_BATCH_SIZE",
+    key: "retentionBatchSize",
+    fallback: DEFAULT_PURGE_BATCH,
+    min: 1,
+    max: MAX_PURGE_BATCH,
+  },
 ];
 
 const MAX = 2_147_483_647;

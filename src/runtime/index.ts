@@ -4,6 +4,7 @@ export * from "./events.ts";
 export type { RuntimeLoopExit } from "./loop.ts";
 export * from "./reaper.ts";
 export * from "./registry.ts";
+export * from "./retention.ts";
 export { runHook } from "./results.ts";
 export * from "./scheduler.ts";
 export * from "./signals.ts";

@@ -5,6 +5,7 @@ import { type LoopName, type RuntimeEventMap, type RuntimeEventName, RuntimeEven
 import { aborted, type RuntimeLoopExit } from "./loop.ts";
 import { Reaper } from "./reaper.ts";
 import type { JobRegistry } from "./registry.ts";
+import { RetentionSweeper } from "./retention.ts";
 import { Scheduler } from "./scheduler.ts";
 import { Worker } from "./worker.ts";
 
@@ -37,7 +38,7 @@ interface Task {
 }
 
 /**
- * Runs the worker, scheduler and reaper loops of one process against one database and stops them in
+ * Runs the worker, scheduler, reaper and retention loops of one process against one database and stops them in
  * order. Build with `Supervisor.builder(db, config).withCatalog(catalog).build()`.
  */
 export class Supervisor {
@@ -45,6 +46,8 @@ export class Supervisor {
   readonly worker: Worker | undefined;
   readonly reaper: Reaper | undefined;
   readonly scheduler: Scheduler | undefined;
+  /** The retention sweep; absent when disabled or `retentionIntervalSeconds` is 0. */
+  readonly retention: RetentionSweeper | undefined;
   readonly #controller = new AbortController();
   #tasks: Task[] = [];
   #failure: Promise<never> | undefined;
@@ -57,6 +60,7 @@ export class Supervisor {
     worker: boolean;
     reaper: boolean;
     scheduler: boolean;
+    retention: boolean;
     retryPolicy?: RetryPolicy;
     now?: () => Date;
   }) {
@@ -66,6 +70,10 @@ export class Supervisor {
     }
     if (parts.reaper && registry !== undefined) this.reaper = new Reaper({ db, registry, config, events: this.events });
     if (parts.scheduler) this.scheduler = new Scheduler({ db, config, events: this.events, now: parts.now });
+    if (parts.retention && config.retentionIntervalSeconds > 0) {
+      // The database's clock, not the scheduler's: a test clock far ahead must not age rows out.
+      this.retention = new RetentionSweeper({ db, config, events: this.events });
+    }
   }
 
   static builder(db: RunledgerDb, config: JobsConfig): SupervisorBuilder {
@@ -87,6 +95,7 @@ export class Supervisor {
     if (this.worker) this.#tasks.push({ name: "worker", promise: this.worker.run(signal) });
     if (this.scheduler) this.#tasks.push({ name: "scheduler", promise: this.scheduler.run(signal) });
     if (this.reaper) this.#tasks.push({ name: "reaper", promise: this.reaper.run(signal) });
+    if (this.retention) this.#tasks.push({ name: "retention", promise: this.retention.run(signal) });
     // The first loop to fail or return before shutdown was requested.
     this.#failure = Promise.race(
       this.#tasks.map(({ name, promise }) =>
@@ -212,6 +221,7 @@ export class SupervisorBuilder {
   #worker = true;
   #reaper = true;
   #scheduler = true;
+  #retention = true;
   #now: (() => Date) | undefined;
   #retryPolicy: RetryPolicy | undefined;
 
@@ -244,6 +254,12 @@ export class SupervisorBuilder {
     return this;
   }
 
+  /** No retention sweep in this process (others may still sweep: it is leaderless). */
+  disableRetention(): this {
+    this.#retention = false;
+    return this;
+  }
+
   /** The scheduler's clock; tests inject one. */
   withClock(now: () => Date): this {
     this.#now = now;
@@ -266,6 +282,7 @@ export class SupervisorBuilder {
       worker: this.#worker,
       reaper: this.#reaper,
       scheduler: this.#scheduler,
+      retention: this.#retention,
       retryPolicy: this.#retryPolicy,
       now: this.#now,
     });

@@ -51,7 +51,11 @@ function logFromRow(row: RawRow): JobLogRecord {
   };
 }
 
-/** Attach a log line to a job run (handlers call it through `context.log`). `job.not_found` for an unknown job. */
+/**
+ * Attach a log line to a job run (handlers call it through `context.log`). `job.not_found` for an
+ * unknown job. The job row is key-share locked: a retention sweep skips the job while a line is
+ * being written, and a line written after the sweep deleted the job is refused.
+ */
 export async function insertJobLog(executor: Executor, input: JobLogInput): Promise<JobLogRecord> {
   if (!isUuid(input.jobId)) fail("job.not_found");
   if (!isInt32(input.runNumber) || input.runNumber <= 0) fail("job.invalid_log", { field: "runNumber" });
@@ -71,6 +75,7 @@ export async function insertJobLog(executor: Executor, input: JobLogInput): Prom
       sql`insert into ${jobLogs} (job_id, run_number, attempt, level, message, payload)
         select id, ${input.runNumber}, ${input.attempt ?? null}, ${input.level}, ${input.message}, ${text}::jsonb
         from ${jobQueue} where id = ${input.jobId}
+        for key share
         returning *`,
     );
     if (row === undefined) throw new RunledgerError("job.not_found", { details: { jobId: input.jobId } });

@@ -37,8 +37,14 @@ describe("JobsConfig.fromEnv", () => {
       reaperIntervalSeconds: 1,
       schedulePollIntervalSeconds: 2,
       reaperRetryDelayMs: 1000,
+      retentionIntervalSeconds: 60,
+      retentionSucceededSeconds: 604_800,
+      retentionCanceledSeconds: 604_800,
+      retentionDeadLetteredSeconds: 2_592_000,
+      retentionWorkflowRunSeconds: 2_592_000,
+      retentionBatchSize: 1_000,
     });
-    expect(JobsConfig.variables).toHaveLength(8);
+    expect(JobsConfig.variables).toHaveLength(14);
   });
 
   it("names every unparsable variable instead of silently defaulting", () => {

@@ -143,6 +143,10 @@ export const jobQueue = runledger.table(
     uniqueIndex("uq_job_queue_workflow_step_id").on(t.workflowStepId).where(sql`workflow_step_id is not null`),
     index("idx_job_queue_org_created").on(t.organizationId, t.createdAt, t.id).where(sql`organization_id is not null`),
     index("idx_job_queue_created").on(t.createdAt, t.id),
+    // Retention's candidates, oldest finished first (src/store/retention/purge.ts). Its key is
+    // already in the claim index's predicate, so no HOT update stops being HOT; it costs one entry
+    // per finished job, in an update that writes entries anyway (it leaves the claim index).
+    index("idx_job_queue_finished").on(t.finishedAt).where(sql`finished_at is not null`),
   ],
 );
 

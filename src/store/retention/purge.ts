@@ -1,0 +1,89 @@
+import { sql } from "drizzle-orm";
+import { type OrganizationScope, TERMINAL_JOB_STATUSES, type TerminalJobStatus } from "../../core/index.ts";
+import type { Executor } from "../db.ts";
+import { toQueryError } from "../errors.ts";
+import { jobQueue } from "../schema/index.ts";
+import { scopeCondition } from "../scope.ts";
+import {
+  addCounts,
+  checkBounds,
+  checkStatuses,
+  countsOf,
+  deleteStragglerLogs,
+  ledgerCounts,
+  ledgerDeletes,
+  noCounts,
+  type PurgeBounds,
+  type PurgeCounts,
+} from "./batch.ts";
+
+export interface PurgeFinishedInput extends PurgeBounds {
+  /** Whose jobs: one organization, or `ALL_ORGANIZATIONS`. */
+  scope: OrganizationScope;
+  /** Which outcomes; default all three (SUCCEEDED, DEAD_LETTERED, CANCELED). */
+  statuses?: readonly TerminalJobStatus[];
+}
+
+/*
+ * Why batches through an index on finished_at (measured with `npm run bench -- --scenarios soak`,
+ * numbers in the README's Retention section):
+ * - The candidate select walks `idx_job_queue_finished` (finished_at, partial on finished jobs) from
+ *   the oldest and stops at the cutoff, so a batch reads what it deletes and nothing else, however
+ *   many live jobs the table holds. Scanning `idx_job_queue_created` instead walks every old live
+ *   job (a backlog, jobs scheduled far ahead) on every batch. The index costs one entry per
+ *   finished job; finishing was not HOT anyway (the row leaves the claim index), and its key is
+ *   already named by the claim index's predicate, so no update that was HOT stops being HOT.
+ * - `for update skip locked` makes the sweep leaderless: sweepers split the work, and one never
+ *   waits for a row a requeue, a cancel or a log line holds (it takes it next time).
+ * - One statement per batch: the job rows and their whole ledger go together or not at all.
+ * - Time partitions were not needed: batched deletes kept size flat with autovacuum's defaults.
+ */
+
+/**
+ * Delete finished standalone jobs (no workflow step) of `statuses` that finished before
+ * `olderThan`, with their attempts, events, log lines and dead letters, in batches of
+ * `batchSize` — each batch one statement, so one transaction — until none is left or `limit`
+ * jobs went. Jobs of workflow runs are never touched: they go with their run
+ * (`purgeWorkflowRuns`). Rows another transaction holds are skipped, never waited for. Returns
+ * what was deleted; `retention.invalid_input` (nothing deleted) for unusable bounds.
+ */
+export async function purgeFinished(executor: Executor, input: PurgeFinishedInput): Promise<PurgeCounts> {
+  const visible = scopeCondition(sql`organization_id`, input.scope);
+  const statuses = checkStatuses(input.statuses, TERMINAL_JOB_STATUSES);
+  const { cutoff, limit, batchSize } = checkBounds(input);
+  const statusList = sql`array[${sql.join(
+    statuses.map((s) => sql`${s}`),
+    sql`, `,
+  )}]::runledger.job_status[]`;
+  const totals = noCounts();
+  try {
+    while (totals.jobs < limit) {
+      const size = Math.min(batchSize, limit - totals.jobs);
+      const row = await executor.transaction(async (tx) => {
+        const counts = await countsOf(
+          tx,
+          sql`with doomed as materialized (
+            select id from ${jobQueue}
+            where finished_at < ${cutoff} and status = any(${statusList}) and workflow_step_id is null and ${visible}
+            order by finished_at
+            limit ${size}
+            for update skip locked
+          ),
+          ${ledgerDeletes(sql`array(select id from doomed)`)},
+          jobs as (delete from ${jobQueue} where id = any(array(select id from doomed)) returning 1)
+          select array_to_string(array(select id from doomed), ',') as ids, (select count(*) from jobs) as jobs, ${ledgerCounts}`,
+        );
+        await deleteStragglerLogs(tx, counts);
+        return counts;
+      });
+      const deleted = Number(row?.jobs ?? 0);
+      if (deleted === 0) break;
+      addCounts(totals, row);
+      totals.batches++;
+      if (deleted < size) break;
+    }
+    return totals;
+  } catch (error) {
+    throw toQueryError(error);
+  }
+}

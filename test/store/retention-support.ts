@@ -29,7 +29,11 @@ export async function orphans(db: Executor): Promise<Record<string, number>> {
 export const NO_ORPHANS = { attempts: 0, events: 0, logs: 0, steps: 0, edges: 0, jobs: 0, step_jobs: 0 };
 
 /** Claim the jobs of `jobType` and settle each: succeed, or fail for good (`dead`). */
-export async function runJobs(db: Executor, jobType: string, outcome: "succeed" | "dead" = "succeed"): Promise<string[]> {
+export async function runJobs(
+  db: Executor,
+  jobType: string,
+  outcome: "succeed" | "dead" = "succeed",
+): Promise<string[]> {
   const claimed = await claimJobs(db, { workerId: "w", leaseSeconds: 60, limit: 1000, jobTypes: [jobType] });
   for (const job of claimed) {
     const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w" };
@@ -43,7 +47,14 @@ export async function runJobs(db: Executor, jobType: string, outcome: "succeed" 
 export async function runShapes(
   db: Executor,
 ): Promise<Map<string, { status: string; steps: number; edges: number; jobs: number; mutations: number }>> {
-  const rows = await queryRows<{ id: string; status: string; steps: number; edges: number; jobs: number; mutations: number }>(
+  const rows = await queryRows<{
+    id: string;
+    status: string;
+    steps: number;
+    edges: number;
+    jobs: number;
+    mutations: number;
+  }>(
     db,
     sql`select r.id, r.status::text,
       (select count(*)::int from runledger.workflow_steps s where s.workflow_run_id = r.id) as steps,

@@ -8,7 +8,13 @@ import {
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { jobQueue, workflowRunMutations, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
+import {
+  jobQueue,
+  workflowRunMutations,
+  workflowRuns,
+  workflowStepDependencies,
+  workflowSteps,
+} from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
 import { releaseLockKey } from "../workflows/release-lock.ts";
 import {
@@ -53,7 +59,10 @@ const TERMINAL_JOBS = new Set<string>(TERMINAL_JOB_STATUSES);
  * skipped and taken by a later pass, never deleted in part. Returns what was deleted;
  * `retention.invalid_input` (nothing deleted) for unusable bounds.
  */
-export async function purgeWorkflowRuns(executor: Executor, input: PurgeWorkflowRunsInput): Promise<PurgedWorkflowRuns> {
+export async function purgeWorkflowRuns(
+  executor: Executor,
+  input: PurgeWorkflowRunsInput,
+): Promise<PurgedWorkflowRuns> {
   const visible = scopeCondition(sql`organization_id`, input.scope);
   const statuses = checkStatuses(input.statuses, TERMINAL_WORKFLOW_RUN_STATUSES);
   const { cutoff, limit, batchSize } = checkBounds(input);

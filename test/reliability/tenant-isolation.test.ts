@@ -43,6 +43,8 @@ import {
   listWorkflowStepDependencies,
   listWorkflowStepKeysForUpdate,
   listWorkflowSteps,
+  purgeFinished,
+  purgeWorkflowRuns,
   queryRows,
   requeueJob,
   retryWorkflowRun,
@@ -69,6 +71,7 @@ const A = "00000000-0000-7000-8000-00000000000a";
 const B = "00000000-0000-7000-8000-00000000000b";
 const T0 = new Date("2030-01-01T00:00:00Z");
 const DAY = 86_400_000;
+const YEAR_AHEAD = new Date(Date.now() + 365 * DAY);
 
 interface Seeded {
   pending: string;
@@ -641,6 +644,20 @@ const SCOPED: Record<string, Entry> = {
     verdict: { hidden: (r) => expect(r).toMatchObject({ created: true, organizationId: A }) },
     own: () => enqueueWorkflowRun(db, runOf(B, "run-b")),
     ownSees: (r) => expect(r).toMatchObject({ created: false, id: seeded.B!.run }),
+  },
+  // Retention last: it deletes what the mutations above finished. A clock a year ahead makes
+  // every finished row old enough; A's purge deletes A's own finished rows and none of B's.
+  purgeFinished: {
+    leak: () => purgeFinished(db, { scope: { organizationId: A }, olderThan: 0, now: YEAR_AHEAD }),
+    verdict: { hidden: (r) => expect((r as { jobs: number }).jobs).toBeGreaterThan(0) },
+    own: () => purgeFinished(db, { scope: { organizationId: B }, olderThan: 0, now: YEAR_AHEAD }),
+    ownSees: (r) => expect((r as { jobs: number }).jobs).toBeGreaterThan(0),
+  },
+  purgeWorkflowRuns: {
+    leak: () => purgeWorkflowRuns(db, { scope: { organizationId: A }, olderThan: 0, now: YEAR_AHEAD }),
+    verdict: { hidden: (r) => expect((r as { runs: number }).runs).toBeGreaterThan(0) },
+    own: () => purgeWorkflowRuns(db, { scope: { organizationId: B }, olderThan: 0, now: YEAR_AHEAD }),
+    ownSees: (r) => expect((r as { runs: number }).runs).toBeGreaterThan(0),
   },
 };
 

@@ -10,8 +10,12 @@ export const SCENARIOS = [
   "latency",
   "workflow",
   "dashboard",
+  "soak",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** What `npm run bench` runs without `--scenarios`: everything but the long soak. */
+export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter((s) => s !== "soak");
 
 /** Shorthands accepted by `--scenarios`. */
 export const SCENARIO_GROUPS: Record<string, readonly ScenarioName[]> = {
@@ -31,10 +35,16 @@ export interface Sizes {
   runs: number;
   /** Jobs in the tables the dashboard scenario reads (20 × jobs: 1,000,000 by default). */
   dashboardJobs: number;
+  /** Jobs the soak processes: half plain, half steps of 1→20→1 runs (`--jobs`). */
+  soakJobs: number;
+  /** How long the soak keeps finished jobs and runs, in seconds (`--retention`, default 60). */
+  soakRetentionSeconds: number;
 }
 
-export function sizesFor(jobs: number): Sizes {
+export function sizesFor(jobs: number, soakRetentionSeconds = 60): Sizes {
   return {
+    soakJobs: jobs,
+    soakRetentionSeconds,
     jobs,
     single: Math.min(2_000, jobs),
     latency: Math.min(500, jobs),
@@ -48,6 +58,7 @@ export function skipReason(system: string, scenario: ScenarioName): string | und
   if (scenario === "workflow" && (system === "graphile" || system === "raw")) return "no workflow DAGs";
   if (system === "baseline" && !process.env.RUNLEDGER_BASELINE_BUILD) return "RUNLEDGER_BASELINE_BUILD is not set";
   if (scenario === "dashboard" && system !== "runledger") return "no dashboard of ours";
+  if (scenario === "soak" && system !== "runledger") return "retention soak of runledger only";
   return undefined;
 }
 

@@ -27,6 +27,7 @@ import {
   noCounts,
   type PurgeBounds,
   type PurgeCounts,
+  withIndexPlans,
 } from "./batch.ts";
 
 export interface PurgeWorkflowRunsInput extends PurgeBounds {
@@ -73,7 +74,9 @@ export async function purgeWorkflowRuns(
       const seen = new Set<string>();
       while (totals.runs < limit) {
         const batch = await executor.transaction((tx) =>
-          purgeBatch(tx, { status, visible, cutoff, batchSize, limit: limit - totals.runs, seen }),
+          withIndexPlans(tx, () =>
+            purgeBatch(tx, { status, visible, cutoff, batchSize, limit: limit - totals.runs, seen }),
+          ),
         );
         if (batch === undefined) break;
         addCounts(totals, batch.counts);

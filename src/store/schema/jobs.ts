@@ -143,10 +143,14 @@ export const jobQueue = runledger.table(
     uniqueIndex("uq_job_queue_workflow_step_id").on(t.workflowStepId).where(sql`workflow_step_id is not null`),
     index("idx_job_queue_org_created").on(t.organizationId, t.createdAt, t.id).where(sql`organization_id is not null`),
     index("idx_job_queue_created").on(t.createdAt, t.id),
-    // Retention's candidates, oldest finished first (src/store/retention/purge.ts). Its key is
-    // already in the claim index's predicate, so no HOT update stops being HOT; it costs one entry
-    // per finished job, in an update that writes entries anyway (it leaves the claim index).
-    index("idx_job_queue_finished").on(t.finishedAt).where(sql`finished_at is not null`),
+    // Retention's candidates: finished standalone jobs, oldest first (src/store/retention/purge.ts).
+    // Its columns are already indexed (the claim index's predicate, the step link), so no update
+    // that was HOT stops being HOT; it costs one entry per finished standalone job, in an update
+    // that writes index entries anyway (the row leaves the claim index). Jobs of workflow runs are
+    // left out: they go with their run, and a sweep of standalone jobs never walks past them.
+    index("idx_job_queue_finished")
+      .on(t.finishedAt)
+      .where(sql`finished_at is not null and workflow_step_id is null`),
   ],
 );
 

@@ -54,20 +54,25 @@ export class RetentionSweeper {
       ["DEAD_LETTERED", config.retentionDeadLetteredSeconds],
     ];
     for (const [status, seconds] of ages) if (seconds > 0) byAge.set(seconds, [...(byAge.get(seconds) ?? []), status]);
-    for (const [seconds, statuses] of byAge) {
-      const purged = await purgeFinished(db, {
-        scope: ALL_ORGANIZATIONS,
-        statuses,
-        olderThan: seconds * 1000,
-        batchSize,
-        limit,
-        now,
-      });
-      sweep.jobs += purged.jobs;
-      sweep.rows += purged.jobs + purged.attempts + purged.events + purged.logs + purged.deadLetters;
-      more ||= purged.jobs >= limit;
-    }
-    if (config.retentionWorkflowRunSeconds > 0) {
+    // Standalone jobs and workflow runs are disjoint rows: swept side by side (two connections),
+    // so a run backlog never holds up the jobs' pass or the other way round.
+    const jobs = async () => {
+      for (const [seconds, statuses] of byAge) {
+        const purged = await purgeFinished(db, {
+          scope: ALL_ORGANIZATIONS,
+          statuses,
+          olderThan: seconds * 1000,
+          batchSize,
+          limit,
+          now,
+        });
+        sweep.jobs += purged.jobs;
+        sweep.rows += purged.jobs + purged.attempts + purged.events + purged.logs + purged.deadLetters;
+        more ||= purged.jobs >= limit;
+      }
+    };
+    const runs = async () => {
+      if (config.retentionWorkflowRunSeconds === 0) return;
       // A run is ~20 rows and more: a run budget of a twentieth keeps a pass about as long.
       const runLimit = Math.max(1, Math.floor(limit / 20));
       const purged = await purgeWorkflowRuns(db, {
@@ -89,7 +94,9 @@ export class RetentionSweeper {
         purged.logs +
         purged.deadLetters;
       more ||= purged.runs >= runLimit;
-    }
+    };
+    const failed = (await Promise.allSettled([jobs(), runs()])).find((r) => r.status === "rejected");
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     if (sweep.rows > 0) this.#events.emit("retention:purged", sweep);
     // A backlog left (retention just turned on, or a burst): go on without waiting the interval.
     if (more) this.#waker.wake();

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ALL_ORGANIZATIONS, RunledgerError, WorkflowDagBuilder } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, newId, RunledgerError, WorkflowDagBuilder } from "../../src/core/index.ts";
 import { JobsConfig, RetentionSweeper, RuntimeEvents } from "../../src/runtime/index.ts";
 import {
   cancelJob,
@@ -13,7 +13,9 @@ import {
   insertJobLog,
   purgeFinished,
   purgeWorkflowRuns,
+  queryRows,
 } from "../../src/store/index.ts";
+import { releaseLockKey, releaseLockKeySql } from "../../src/store/workflows/release-lock.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob } from "../support/factories.ts";
 import { LATER, NO_ORPHANS, orphans, runJobs, runShapes } from "./retention-support.ts";
@@ -244,3 +246,16 @@ async function runClaim(jobType: string, limit: number): Promise<string[]> {
 async function succeed(jobId: string): Promise<void> {
   await completeJobSuccess(db, { lease: { jobId, runNumber: 1, attempt: 1, workerId: "w" } });
 }
+
+describe("release lock keys", () => {
+  it("are computed alike by the database and by TypeScript", async () => {
+    const ids = [newId(), newId(), "ffffffff-ffff-7fff-bfff-ffffffffffff", "00000000-0000-7000-8000-000000000000"];
+    for (const id of ids) {
+      const [row] = await queryRows<{ key: string }>(
+        db,
+        sql`select ${releaseLockKeySql(sql`${id}::uuid`)}::text as key`,
+      );
+      expect(row!.key).toBe(releaseLockKey(id));
+    }
+  });
+});

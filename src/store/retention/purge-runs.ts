@@ -16,7 +16,7 @@ import {
   workflowSteps,
 } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
-import { releaseLockKey } from "../workflows/release-lock.ts";
+import { releaseLockKeySql } from "../workflows/release-lock.ts";
 import {
   addCounts,
   checkBounds,
@@ -114,27 +114,23 @@ async function purgeBatch(tx: Executor, input: BatchInput): Promise<BatchResult 
   // Candidates through idx_workflow_runs_status_created: one status, oldest first. A run that
   // finished before the cutoff was created before it too; the few created earlier but finished
   // later are read and left.
-  const runs = await queryRows<{ id: string }>(
+  const runs = await queryRows<{ id: string; released: boolean }>(
     tx,
-    sql`select id from ${workflowRuns}
-      where status = ${input.status} and created_at < ${input.cutoff} and finished_at < ${input.cutoff}
-        and ${input.visible}
-        ${seen.length === 0 ? sql`` : sql`and id <> all(${sql.param(seen)}::uuid[])`}
-      order by created_at
-      limit ${Math.min(RUN_CANDIDATES, input.limit)}
-      for update skip locked`,
+    sql`select id, pg_try_advisory_xact_lock(${releaseLockKeySql(sql`id`)}) as released from (
+        select id from ${workflowRuns}
+        where status = ${input.status} and created_at < ${input.cutoff} and finished_at < ${input.cutoff}
+          and ${input.visible}
+          ${seen.length === 0 ? sql`` : sql`and id <> all(${sql.param(seen)}::uuid[])`}
+        order by created_at
+        limit ${Math.min(RUN_CANDIDATES, input.limit)}
+        for update skip locked
+      ) candidates`,
   );
   if (runs.length === 0) return undefined;
   for (const run of runs) input.seen.add(run.id);
-
-  // The run's exclusive release lock, tried: a completion or release holding it shared is in flight.
-  const keys = runs.map((r) => releaseLockKey(r.id));
-  const released = await queryRows<{ id: string }>(
-    tx,
-    sql`select id from unnest(${sql.param(runs.map((r) => r.id))}::uuid[], ${sql.param(keys)}::bigint[]) as t(id, key)
-      where pg_try_advisory_xact_lock(key)`,
-  );
-  const runIds = released.map((r) => r.id);
+  // The run's exclusive release lock, tried in the same statement: a completion or release
+  // holding it shared is in flight.
+  const runIds = runs.filter((r) => r.released).map((r) => r.id);
   if (runIds.length === 0) return { runs: 0, steps: 0, counts: undefined };
 
   // Every step and every job of each run, and which of them this transaction could lock.

@@ -148,9 +148,7 @@ export const jobQueue = runledger.table(
     // that was HOT stops being HOT; it costs one entry per finished standalone job, in an update
     // that writes index entries anyway (the row leaves the claim index). Jobs of workflow runs are
     // left out: they go with their run, and a sweep of standalone jobs never walks past them.
-    index("idx_job_queue_finished")
-      .on(t.finishedAt)
-      .where(sql`finished_at is not null and workflow_step_id is null`),
+    index("idx_job_queue_finished").on(t.finishedAt).where(sql`finished_at is not null and workflow_step_id is null`),
   ],
 );
 

@@ -202,10 +202,37 @@ class Run {
 
   async enqueueBatch(): Promise<ChildResult> {
     const n = this.sizes.jobs;
+    const cost = await this.costStart();
     const t0 = now();
     await this.load(n);
     const ms = now() - t0;
-    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms }, verified: await this.expectPending(n) };
+    const costs = await cost.end(n);
+    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms, ...costs }, verified: await this.expectPending(n) };
+  }
+
+  /**
+   * Starts counting what the work until `end` costs per job: this process's CPU, the database's
+   * server processes' CPU, and with `--anatomy` the WAL it wrote by kind.
+   */
+  async costStart(): Promise<{ end(n: number): Promise<Record<string, number>> }> {
+    const walBefore = this.anatomy ? await this.walPosition() : undefined;
+    const serverBefore = await this.serverCpu();
+    const cpuBefore = process.cpuUsage();
+    return {
+      end: async (n) => {
+        const cpu = process.cpuUsage(cpuBefore);
+        const serverAfter = await this.serverCpu();
+        // Backends that started meanwhile count whole; ticks are 10 ms (sysconf CLK_TCK 100).
+        let serverTicks = 0;
+        for (const [pid, ticks] of serverAfter) serverTicks += ticks - (serverBefore.get(pid) ?? 0);
+        const anatomy = walBefore === undefined ? {} : await this.walAnatomy(walBefore, n);
+        return {
+          workerCpuUsPerJob: (cpu.user + cpu.system) / n,
+          serverCpuUsPerJob: (serverTicks * 10_000) / n,
+          ...anatomy,
+        };
+      },
+    };
   }
 
   async enqueueSingle(lanes: number): Promise<ChildResult> {
@@ -233,36 +260,18 @@ class Run {
     await this.expectPending(n); // loaded (and analyzed) by the load phase
     const recorder = new Recorder(n);
     const startRssKb = process.memoryUsage().rss / 1024;
-    const walBefore = this.anatomy ? await this.walPosition() : undefined;
-    const serverBefore = await this.serverCpu();
-    const cpuBefore = process.cpuUsage();
+    const cost = await this.costStart();
     const t0 = now();
     await this.system.startWorker(concurrency, recorder.handler);
     await within(recorder.all, TIMEOUT_MS, () => recorder.progress);
     await this.drained();
     const ms = now() - t0;
-    const cpu = process.cpuUsage(cpuBefore);
-    const serverAfter = await this.serverCpu();
+    // Counted before the worker stops: the backends are still there to read.
+    const costs = await cost.end(n);
     await this.system.stopWorker();
-    const anatomy = walBefore === undefined ? {} : await this.walAnatomy(walBefore, n);
     const verified = `${recorder.verify()}; ${await this.expectPending(0)}`;
     const maxRssKb = process.resourceUsage().maxRSS;
-    // Backends that started during the run count whole; ticks are 10 ms (sysconf CLK_TCK 100).
-    let serverTicks = 0;
-    for (const [pid, ticks] of serverAfter) serverTicks += ticks - (serverBefore.get(pid) ?? 0);
-    return {
-      ok: true,
-      metrics: {
-        jobsPerSec: (n / ms) * 1000,
-        ms,
-        maxRssKb,
-        startRssKb,
-        workerCpuUsPerJob: (cpu.user + cpu.system) / n,
-        serverCpuUsPerJob: (serverTicks * 10_000) / n,
-        ...anatomy,
-      },
-      verified,
-    };
+    return { ok: true, metrics: { jobsPerSec: (n / ms) * 1000, ms, maxRssKb, startRssKb, ...costs }, verified };
   }
 
   async latency(): Promise<ChildResult> {

@@ -49,6 +49,24 @@ const ROWS: Row[] = [
     digits: 0,
   },
   {
+    scenario: "enqueue-batch",
+    metric: "serverCpuUsPerJob",
+    label: () => "batch enqueue: PostgreSQL CPU per job, µs",
+    digits: 1,
+  },
+  {
+    scenario: "enqueue-batch",
+    metric: "walBytesPerJob",
+    label: () => "batch enqueue: WAL bytes per job, without full-page images",
+    digits: 0,
+  },
+  {
+    scenario: "enqueue-batch",
+    metric: "indexEntriesPerJob",
+    label: () => "batch enqueue: index entries inserted per job",
+    digits: 2,
+  },
+  {
     scenario: "enqueue-single",
     metric: "jobsPerSec",
     label: (s) => `single enqueue ${n(s.single)}, sequential, jobs/s`,

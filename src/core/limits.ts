@@ -26,8 +26,20 @@ export const MAX_JSON_DEPTH = 100;
  */
 export const MAX_IDENTIFIER_BYTES = 512;
 
+/**
+ * Longest job timeout, and longest interval in seconds a worker setting may name: what a Node.js
+ * timer can hold (2^31 − 1 ms). Beyond it a timer fires after 1 ms, so a longer timeout is refused
+ * and a longer interval lowered to it.
+ */
+export const MAX_TIMEOUT_SECONDS = 2_147_483;
+
 /** Most steps one workflow run may hold, appended steps included. */
 export const MAX_WORKFLOW_STEPS = 1000;
+
+/** A whole number of seconds from 1 to `MAX_TIMEOUT_SECONDS`. */
+export function isTimeoutSeconds(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) > 0 && (value as number) <= MAX_TIMEOUT_SECONDS;
+}
 
 /** UTF-8 length of `text` (lone surrogates count as the 3-byte replacement character). */
 export function utf8Length(text: string): number {

@@ -1,5 +1,5 @@
 import { uuidv7 } from "uuidv7";
-import { RunledgerError } from "../core/index.ts";
+import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
 import { DEFAULT_PURGE_BATCH, MAX_CLAIM, MAX_PURGE_BATCH } from "../store/index.ts";
 
 /** How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`. */
@@ -48,12 +48,24 @@ interface Field {
 const FIELDS: readonly Field[] = [
   { env: "JOBS_POLL_INTERVAL_MS", key: "pollIntervalMs", fallback: 500, min: 1 },
   { env: "JOBS_CLAIM_BATCH_SIZE", key: "claimBatchSize", fallback: 16, min: 1, max: MAX_CLAIM },
-  { env: "JOBS_LEASE_TTL_SECONDS", key: "leaseTtlSeconds", fallback: 60, min: 10 },
+  { env: "JOBS_LEASE_TTL_SECONDS", key: "leaseTtlSeconds", fallback: 60, min: 10, max: MAX_TIMEOUT_SECONDS },
   { env: "JOBS_MAX_GLOBAL_CONCURRENCY", key: "maxGlobalConcurrency", fallback: 32, min: 1 },
-  { env: "JOBS_REAPER_INTERVAL_SECONDS", key: "reaperIntervalSeconds", fallback: 15, min: 1 },
-  { env: "JOBS_SCHEDULE_POLL_INTERVAL_SECONDS", key: "schedulePollIntervalSeconds", fallback: 30, min: 1 },
+  { env: "JOBS_REAPER_INTERVAL_SECONDS", key: "reaperIntervalSeconds", fallback: 15, min: 1, max: MAX_TIMEOUT_SECONDS },
+  {
+    env: "JOBS_SCHEDULE_POLL_INTERVAL_SECONDS",
+    key: "schedulePollIntervalSeconds",
+    fallback: 30,
+    min: 1,
+    max: MAX_TIMEOUT_SECONDS,
+  },
   { env: "JOBS_REAPER_RETRY_DELAY_MS", key: "reaperRetryDelayMs", fallback: 30_000, min: 1000 },
-  { env: "JOBS_RETENTION_INTERVAL_SECONDS", key: "retentionIntervalSeconds", fallback: 60, min: 0 },
+  {
+    env: "JOBS_RETENTION_INTERVAL_SECONDS",
+    key: "retentionIntervalSeconds",
+    fallback: 60,
+    min: 0,
+    max: MAX_TIMEOUT_SECONDS,
+  },
   { env: "JOBS_RETENTION_SUCCEEDED_SECONDS", key: "retentionSucceededSeconds", fallback: 7 * DAY, min: 0 },
   { env: "JOBS_RETENTION_CANCELED_SECONDS", key: "retentionCanceledSeconds", fallback: 7 * DAY, min: 0 },
   { env: "JOBS_RETENTION_DEAD_LETTERED_SECONDS", key: "retentionDeadLetteredSeconds", fallback: 30 * DAY, min: 0 },
@@ -67,6 +79,7 @@ const FIELDS: readonly Field[] = [
   },
 ];
 
+/** The longest a Node.js timer can wait, in ms: the ceiling of every millisecond setting. */
 const MAX = 2_147_483_647;
 
 function clamp(field: Field, value: number): number {

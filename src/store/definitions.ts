@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError } from "../core/index.ts";
+import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
 import type { Page } from "./jobs/reads.ts";
@@ -53,6 +53,8 @@ function resolve(input: JobDefinitionUpsert): Required<JobDefinitionUpsert> {
     if (!isInt32(full[field]) || full[field] <= 0)
       fail("job_definition.invalid_value", { jobType: input.jobType, field });
   }
+  if (full.defaultTimeoutSeconds > MAX_TIMEOUT_SECONDS)
+    fail("job_definition.invalid_value", { jobType: input.jobType, field: "defaultTimeoutSeconds" });
   if (!isInt32(full.defaultPriority))
     fail("job_definition.invalid_value", { jobType: input.jobType, field: "defaultPriority" });
   if (typeof full.isEnabled !== "boolean")

@@ -87,6 +87,37 @@ function missingDatabase(message: string): Record<string, unknown> {
 }
 
 /**
+ * What a translated error keeps of the driver's error as its `cause`: the SQLSTATE, the constraint
+ * and the driver's error class, never the statement, its bound parameters or row values (drizzle's
+ * wrapper quotes the statement and every parameter in its message, so keeping it let
+ * `util.inspect(error)` print a payload). The driver's own text stays in `internalMessage()`.
+ */
+export class DriverFailure extends Error {
+  override readonly name = "DriverFailure";
+  readonly code: string | undefined;
+  readonly constraint: string | undefined;
+
+  constructor(sqlstate: string | undefined, constraint: string | undefined, driverClass: string) {
+    super(
+      `${driverClass}${sqlstate === undefined ? "" : ` (SQLSTATE ${sqlstate})`}${constraint === undefined ? "" : ` on ${constraint}`}`,
+    );
+    this.code = sqlstate;
+    this.constraint = constraint;
+  }
+}
+
+function causeOf(error: unknown, sqlstate: string | undefined, constraint: string | undefined): DriverFailure {
+  const driver = driverError(error) ?? error;
+  const driverClass =
+    driver instanceof Error
+      ? driver.constructor.name || driver.name
+      : typeof driver === "object"
+        ? "object"
+        : typeof driver;
+  return new DriverFailure(sqlstate, constraint, driverClass);
+}
+
+/**
  * Turn anything thrown by a query into a `RunledgerError`. Runledger errors pass through;
  * a missing runledger object becomes `schema.uninitialized` (a `SchemaCompatibilityError`);
  * unclassifiable failures get `fallback` (default `db.query_failed`).
@@ -102,7 +133,7 @@ export function toQueryError(error: unknown, fallback: ErrorCode = "db.query_fai
     return new SchemaCompatibilityError("uninitialized", {
       details: { hint: "run `npx runledger migrate` or `migrate(db)` against this database" },
       internal,
-      cause: error,
+      cause: causeOf(error, sqlstate, constraint),
     });
   }
   const code = classify(sqlstate, constraint);
@@ -111,7 +142,7 @@ export function toQueryError(error: unknown, fallback: ErrorCode = "db.query_fai
     constraint,
     details: code === "db.database_not_found" ? missingDatabase(internal) : undefined,
     internal,
-    cause: error,
+    cause: causeOf(error, sqlstate, constraint),
   });
 }
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   type ErrorCode,
   findCycle,
+  MAX_TIMEOUT_SECONDS,
   MAX_WORKFLOW_STEPS,
   validateWorkflowDag,
   validateWorkflowRunEnqueue,
@@ -162,12 +163,15 @@ describe("step shape", () => {
     if (code !== "workflow.invalid_dag_step_key_blank") expect(error.details.stepKey).toBe("a");
   });
 
-  it("accepts the int32 bounds and every stage", () => {
+  it("accepts the int32 bounds, the longest timeout a timer holds and every stage", () => {
     expect(() =>
       validateWorkflowStep(
-        jobStep("a", [], { priority: INT32_MIN, maxAttempts: INT32_MAX, timeoutSeconds: INT32_MAX }),
+        jobStep("a", [], { priority: INT32_MIN, maxAttempts: INT32_MAX, timeoutSeconds: MAX_TIMEOUT_SECONDS }),
       ),
     ).not.toThrow();
+    expect(() => validateWorkflowStep(jobStep("a", [], { timeoutSeconds: MAX_TIMEOUT_SECONDS + 1 }))).toThrow(
+      expect.objectContaining({ code: "workflow.invalid_dag_step_timeout_seconds_out_of_range" }),
+    );
     expect(() => validateWorkflowStep(jobStep("a", [], { priority: INT32_MAX }))).not.toThrow();
     for (const stage of ["queued", "scheduled", "running", "completed"] as const) {
       expect(() => validateWorkflowStep(jobStep("a", [], { stage }))).not.toThrow();

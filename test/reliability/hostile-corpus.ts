@@ -209,6 +209,8 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     ["max attempts NaN", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, maxAttempts: Number.NaN })],
     ["max attempts 1e12", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, maxAttempts: 1e12 })],
     ["timeout 0", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, timeoutSeconds: 0 })],
+    // One second more than a Node.js timer holds: such a timer fires after 1 ms.
+    ["timeout 2,147,484 s", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, timeoutSeconds: 2_147_484 })],
     [
       "invalid next run date",
       "job.invalid_enqueue_request",
@@ -383,6 +385,11 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       "step priority 2^31",
       "workflow.invalid_dag_step_priority_out_of_range",
       () => enqueueWorkflowRun(db, run([step("a", { priority: 2 ** 31 })])),
+    ],
+    [
+      "step timeout 2,147,484 s",
+      "workflow.invalid_dag_step_timeout_seconds_out_of_range",
+      () => enqueueWorkflowRun(db, run([step("a", { timeoutSeconds: 2_147_484 })])),
     ],
     [
       "step max attempts -1",
@@ -757,6 +764,11 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       "NUL in a definition type, inserted if missing",
       "identifier.job_type_blank",
       () => insertJobDefinitionIfMissing(db, { jobType: NUL }),
+    ],
+    [
+      "definition timeout 2,147,484 s, inserted if missing",
+      "job_definition.invalid_value",
+      () => insertJobDefinitionIfMissing(db, { jobType: "hostile.new", defaultTimeoutSeconds: 2_147_484 }),
     ],
     [
       "definition with 0 attempts, inserted if missing",

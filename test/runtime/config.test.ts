@@ -77,6 +77,21 @@ describe("JobsConfig.fromEnv", () => {
     );
   });
 
+  it("lowers intervals in seconds to what a timer can hold", () => {
+    const env = {
+      JOBS_REAPER_INTERVAL_SECONDS: "3000000",
+      JOBS_SCHEDULE_POLL_INTERVAL_SECONDS: "3000000",
+      JOBS_LEASE_TTL_SECONDS: "3000000",
+    };
+    expect(JobsConfig.fromEnv(env)).toMatchObject({
+      reaperIntervalSeconds: 2_147_483,
+      schedulePollIntervalSeconds: 2_147_483,
+      leaseTtlSeconds: 2_147_483,
+    });
+    expect(JobsConfig.from({ reaperIntervalSeconds: 3_000_000 }).reaperIntervalSeconds).toBe(2_147_483);
+    expect(JobsConfig.fromEnv({ JOBS_POLL_INTERVAL_MS: "2147483647" }).pollIntervalMs).toBe(2_147_483_647);
+  });
+
   it("caps the claim batch at the most one claim may lease", () => {
     expect(JobsConfig.fromEnv({ JOBS_CLAIM_BATCH_SIZE: "50000" }).claimBatchSize).toBe(10_000);
     expect(JobsConfig.from({ claimBatchSize: 50_000 }).claimBatchSize).toBe(10_000);

@@ -1,5 +1,6 @@
 // Errors a user can act on: a wrong URL, a database or role that does not exist, and a database
 // that was never migrated each come back as a code saying so, not as `db.query_failed`.
+import { inspect } from "node:util";
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, newId, RunledgerError, SchemaCompatibilityError } from "../../src/core/index.ts";
@@ -147,6 +148,18 @@ describe("a database that was never migrated", async () => {
     const error = await rejection(calls[name]!());
     expect(error).toBeInstanceOf(SchemaCompatibilityError);
     expect(error.code).toBe("schema.uninitialized");
+  });
+
+  it("keeps the statement and its parameters out of the error, its cause and util.inspect", async () => {
+    const card = "4111111111111111";
+    const error = await rejection(store.enqueueJob(db, { jobType: "bare.job", payload: { card } }));
+    expect(error.code).toBe("schema.uninitialized");
+    const printed = inspect(error, { depth: 10 });
+    expect(printed).not.toContain(card);
+    expect(printed).not.toMatch(/insert into|params/i);
+    expect(JSON.stringify(error)).not.toContain(card);
+    // What stays: the SQLSTATE of the driver's error, for code that switches on it.
+    expect(error.cause).toMatchObject({ name: "DriverFailure", code: "42P01" });
   });
 
   it("still says schema.uninitialized after other calls failed (no connection left broken)", async () => {

@@ -1,6 +1,6 @@
 import { type ErrorCode, RunledgerError } from "../errors.ts";
 import { isBlank } from "../ids.ts";
-import { exceedsUtf8, MAX_IDENTIFIER_BYTES, MAX_WORKFLOW_STEPS } from "../limits.ts";
+import { exceedsUtf8, MAX_IDENTIFIER_BYTES, MAX_TIMEOUT_SECONDS, MAX_WORKFLOW_STEPS } from "../limits.ts";
 import { isJobStage, WORKFLOW_DEPENDENCY_RELEASE_MODES } from "../statuses.ts";
 import { findCycle } from "./cycle.ts";
 import type { WorkflowRunEnqueue, WorkflowStepEnqueue } from "./types.ts";
@@ -32,10 +32,11 @@ function checkPositiveInt32(
   nonPositive: ErrorCode,
   outOfRange: ErrorCode,
   at: Record<string, unknown>,
+  max = 2_147_483_647,
 ): void {
   if (value == null) return;
   if (value <= 0) throw dagError(nonPositive, at);
-  if (!isInt32(value)) throw dagError(outOfRange, at);
+  if (!isInt32(value) || value > max) throw dagError(outOfRange, at);
 }
 
 /** Blank key, then the JOB or EXTERNAL shape rules of one step. */
@@ -58,6 +59,7 @@ function checkStepShape(step: WorkflowStepEnqueue, stepIndex: number | undefined
       "workflow.invalid_dag_step_timeout_seconds_non_positive",
       "workflow.invalid_dag_step_timeout_seconds_out_of_range",
       at,
+      MAX_TIMEOUT_SECONDS,
     );
     if (step.priority != null && !isInt32(step.priority)) {
       throw dagError("workflow.invalid_dag_step_priority_out_of_range", at);

@@ -15,11 +15,23 @@ import { type JobRecord, jobFromRow, type LeaseIdentity, type RawRow } from "./r
  * a column it changes, so the update is HOT (no index entries). Workflow steps move to RUNNING in
  * the same statement.
  *
- * Per job at concurrency 10, 50,000 no-op jobs, claim batch 500 (README "Performance" has the
- * method and the whole table): before this layout a job cost 2 job UPDATEs (none HOT), an attempt
- * INSERT and HOT UPDATE, 2 event INSERTs and 14 index entries, ~95 µs of PostgreSQL CPU; now the
- * claim's HOT update and the finish's update, with 2 index entries. Prepared once: a claim(1)
- * built per call with the query builder cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
+ * Per job (`npm run bench -- --anatomy`: WAL of this database's relations via pg_walinspect, CPU
+ * from `process.cpuUsage` and the backends' /proc times; concurrency 10, claim batch 500):
+ *
+ * |                      | 0.1 layout                       | now                      | graphile-worker | raw SQL |
+ * |----------------------|----------------------------------|--------------------------|-----------------|---------|
+ * | heap writes          | 2 job UPDATEs (0 HOT), attempt   | claim HOT UPDATE (95 %), | UPDATE, DELETE  | same    |
+ * |                      | INSERT + HOT UPDATE, 2 event     | finish UPDATE            |                 |         |
+ * |                      | INSERTs                          |                          |                 |         |
+ * | index entries        | 14                               | 2.2                      | 2.0             | 1.0     |
+ * | WAL records / bytes  | 23.3 / 2,459                     | 5.9 / 836                | 6.0 / 489       | 5.0 / 362 |
+ * | PostgreSQL CPU       | 95.5 µs                          | 31–33 µs                 | 22–24 µs        | 15–16 µs |
+ * | worker CPU           | 50.1 µs                          | 14–16 µs                 | 25–26 µs        | 7 µs    |
+ *
+ * (CPU from the quietest rounds of 2026-12-03, 50,000 jobs; on a loaded machine every column
+ * grows by half.) Enqueue writes one job row and 3 index entries (its ENQUEUED event is derived
+ * from the row; see enqueue.ts). Prepared once: a claim(1) built per call with the query builder
+ * cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
  *
  * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:
  * slower, never wrong); the update and the step lookups are driven by id arrays, so they stay on

@@ -1,12 +1,12 @@
 import { sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
-import { JOB_STAGES, type JobStage, RunledgerError } from "../../core/index.ts";
+import { isTimeoutSeconds, JOB_STAGES, type JobStage, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { JOBS_CHANNEL } from "../notify.ts";
 import { columnParams, statement } from "../query.ts";
 import { microsecondTimestamp } from "../rows.ts";
-import { jobDefinitions, jobEventLog, jobQueue } from "../schema/index.ts";
+import { jobDefinitions, jobQueue } from "../schema/index.ts";
 import {
   checkIdentifierLength,
   checkRequestSize,
@@ -103,7 +103,7 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
   if (maxAttempts !== undefined && !(isInt32(maxAttempts) && maxAttempts > 0)) {
     fail(INVALID, { index: ord, field: "maxAttempts" });
   }
-  if (timeoutSeconds !== undefined && !(isInt32(timeoutSeconds) && timeoutSeconds > 0)) {
+  if (timeoutSeconds !== undefined && !isTimeoutSeconds(timeoutSeconds)) {
     fail(INVALID, { index: ord, field: "timeoutSeconds" });
   }
   if (nextRunAt !== undefined && !isValidDate(nextRunAt)) fail(INVALID, { index: ord, field: "nextRunAt" });
@@ -196,7 +196,9 @@ const extendedColumns = (items: readonly PreparedItem[]) =>
 
 /*
  * One statement inserts every item whose job type has an enabled definition (share-locked so a
- * concurrent disable waits), writes their ENQUEUED events, and sends at most one notification.
+ * concurrent disable waits) and sends at most one notification. Each row draws its ENQUEUED
+ * event's id and the view derives the event from the row: one row per job instead of two (batch
+ * enqueue of 1,000: 2 heap rows and 6 index entries per job before, 1 and 3 now).
  * It comes in two variants:
  * - without idempotency keys (`atomic`), it inserts nothing when any type is missing, so the batch
  *   needs no transaction: one round trip instead of three (BEGIN and COMMIT each waited their turn
@@ -248,7 +250,9 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
   ),
   inserted as (
     insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, idempotency_key, enqueue_request${extended ? sql`, job_key, schedule_id, scheduled_for` : sql``})
+      next_run_at, stage, idempotency_key, enqueue_request, enqueue_event_id, enqueue_stage${
+        extended ? sql`, job_key, schedule_id, scheduled_for` : sql``
+      })
     -- No sort by ord: the planner probes with the input, which keeps its order in practice (which
     -- of two equal keys in one batch reports created), and the sort cost ~4 ms per 1,000 jobs.
     select i.id, i.job_type, i.organization_id, i.payload, coalesce(i.priority, d.default_priority),
@@ -257,17 +261,15 @@ const insertJobsStatement = (name: string, atomic: boolean, extended = false) =>
         extended
           ? sql`coalesce(i.next_run_at, now() + make_interval(secs => coalesce(i.delay_ms, 0) / 1000.0))`
           : sql`coalesce(i.next_run_at, now())`
-      }, i.stage, i.idempotency_key, i.enqueue_request${extended ? sql`, i.job_key, i.schedule_id, i.scheduled_for` : sql``}
+      }, i.stage, i.idempotency_key, i.enqueue_request, nextval('runledger.job_events_id_seq'), i.stage${
+        extended ? sql`, i.job_key, i.schedule_id, i.scheduled_for` : sql``
+      }
     from input i
     cross join lateral (select * from definitions d where d.job_type = i.job_type) d
     where (${extended ? sql`(i.idempotency_key is null and i.job_key is null)` : sql`i.idempotency_key is null`}
       or (select ok from isolation))
       ${atomic ? sql`and not exists (select 1 from missing)` : sql`on conflict do nothing`}
-    returning id, job_type, stage, next_run_at
-  ),
-  events as (
-    insert into ${jobEventLog} (job_id, run_number, event_type, stage, payload)
-    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from inserted
+    returning id, next_run_at
   ),
   notified as (
     select count(pg_notify(${JOBS_CHANNEL}, '')) as n

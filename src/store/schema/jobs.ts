@@ -83,6 +83,13 @@ export const jobQueue = runledger.table(
     leaseEventId: bigint("lease_event_id", { mode: "number" }),
     /** Id of the SUCCEEDED event, drawn at the success. */
     finishEventId: bigint("finish_event_id", { mode: "number" }),
+    /**
+     * Id of the ENQUEUED event, drawn at the insert; the event is derived from the row. Null on jobs
+     * enqueued before it moved here, whose ENQUEUED event is a log row.
+     */
+    enqueueEventId: bigint("enqueue_event_id", { mode: "number" }),
+    /** The stage the job was enqueued with: its ENQUEUED event's stage. */
+    enqueueStage: text("enqueue_stage"),
     // Provenance of a scheduled job: the schedule (no foreign key) and the slot it fired for.
     scheduleId: uuid("schedule_id"),
     scheduledFor: tstz("scheduled_for"),
@@ -155,8 +162,9 @@ export const jobQueue = runledger.table(
 /*
  * The ledger. Every attempt and every transition stays readable through the views `job_attempts`
  * and `job_events` (migration 0003), but routine ones cost no rows: the job row holds the
- * attempt it is running or that succeeded, with the ids its LEASED and SUCCEEDED events got from
- * the event log's sequence, and the views derive those from it. Every other attempt (failed,
+ * attempt it is running or that succeeded, with the ids its ENQUEUED, LEASED and SUCCEEDED events
+ * got from the event log's sequence, and the views derive those from it (ENQUEUED for the row's
+ * whole life: nothing changes what it is made of). Every other attempt (failed,
  * retried, expired, canceled, succeeded before a requeue) is a row of job_attempt_log, and every
  * other event a row of job_event_log, written by the statement that makes the transition; when an
  * attempt leaves the job row, its derived events are written out with the ids they already had.

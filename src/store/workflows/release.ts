@@ -5,7 +5,7 @@ import type { Executor } from "../db.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { JOBS_CHANNEL, RUN_TERMINAL_CHANNEL } from "../notify.ts";
 import { queryRows, statement } from "../query.ts";
-import { jobEventLog, jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
+import { jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
 import { exclusiveReleaseLock, tryShareReleaseLock } from "./release-lock.ts";
 
 export const DEPENDENCY_UNSATISFIED = "workflow.dependency_unsatisfied";
@@ -45,21 +45,18 @@ export async function lockRunForRewrite(tx: Executor, runId: string): Promise<Ra
 }
 
 /**
- * The CTEs `jobs`, `events` and `notified` of every statement that releases JOB steps: insert
- * each released step's job from the step's frozen settings (`jobId` names the column holding the
- * new job's id, `from` the released steps), its ENQUEUED event, and one wake-up when any job was
+ * The CTEs `jobs` and `notified` of every statement that releases JOB steps: insert each released
+ * step's job from the step's frozen settings (`jobId` names the column holding the new job's id,
+ * `from` the released steps; the ENQUEUED event is derived from the row), and one wake-up when any job was
  * inserted. The SQL is spliced in as text, so each statement keeps its own plan.
  */
 export const releasedJobsCtes = (jobId: "job_id" | "new_job_id", from: SQL) => sql`jobs as (
     insert into ${jobQueue} (id, job_type, organization_id, payload, priority, max_attempts, timeout_seconds,
-      next_run_at, stage, workflow_step_id)
-    select ${sql.raw(jobId)}, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id
+      next_run_at, stage, workflow_step_id, enqueue_event_id, enqueue_stage)
+    select ${sql.raw(jobId)}, job_type, organization_id, payload, priority, max_attempts, timeout_seconds, now(), stage, id,
+      nextval('runledger.job_events_id_seq'), stage
     from ${from}
-    returning id, job_type, stage
-  ),
-  events as (
-    insert into ${jobEventLog} (job_id, run_number, event_type, stage, payload)
-    select id, 1, 'ENQUEUED', stage, jsonb_build_object('job_type', job_type) from jobs
+    returning id
   ),
   notified as (
     select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from jobs limit 1) j

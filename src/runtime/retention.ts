@@ -6,6 +6,8 @@ import { type RuntimeLoopExit, tick, Waker } from "./loop.ts";
 
 /** Batches one pass deletes per outcome before it yields to the next tick (which comes at once). */
 const BATCHES_PER_PASS = 50;
+/** Runs one pass deletes before it yields (a 1→20→1 run is ~100 rows with its jobs' ledger). */
+const RUNS_PER_PASS = 500;
 
 export interface RetentionOptions {
   db: RunledgerDb;
@@ -23,23 +25,59 @@ export interface RetentionSweep {
   rows: number;
 }
 
+interface Pass {
+  sweep: RetentionSweep;
+  /** The pass stopped at its bound: a backlog is left. */
+  more: boolean;
+}
+
 /**
  * The retention sweep: every `retentionIntervalSeconds`, delete standalone jobs and workflow runs
  * that finished longer ago than their outcome's retention, in short transactions. Leaderless: each
  * process sweeps, and `SKIP LOCKED` splits the rows between them; nothing live is ever touched.
+ * Standalone jobs and runs are disjoint rows, swept by two loops side by side (two connections at
+ * most), so a backlog of one never holds up the other.
  */
 export class RetentionSweeper {
   readonly #options: RetentionOptions;
   readonly #events: RuntimeEvents;
-  readonly #waker = new Waker();
+  readonly #jobsWaker = new Waker();
+  readonly #runsWaker = new Waker();
 
   constructor(options: RetentionOptions) {
     this.#options = options;
     this.#events = options.events ?? new RuntimeEvents();
   }
 
-  /** One pass over every outcome with a retention; returns what it deleted. */
+  /** One pass over every outcome with a retention (jobs and runs side by side); returns what it deleted. */
   async runOnce(): Promise<RetentionSweep> {
+    const [jobs, runs] = await Promise.all([this.#jobsPass(), this.#runsPass()]);
+    return {
+      jobs: jobs.sweep.jobs,
+      workflowRuns: runs.sweep.workflowRuns,
+      rows: jobs.sweep.rows + runs.sweep.rows,
+    };
+  }
+
+  async run(signal: AbortSignal): Promise<RuntimeLoopExit> {
+    const intervalMs = this.#options.config.retentionIntervalSeconds * 1000;
+    const onError = (error: unknown) => this.#events.emit("loop:error", { loop: "retention", error });
+    const loop = (pass: () => Promise<Pass>, waker: Waker) =>
+      tick(
+        async () => {
+          // A backlog left (retention just turned on, or a burst): go on without waiting the interval.
+          if ((await pass()).more) waker.wake();
+        },
+        { intervalMs, signal, waker, onError },
+      );
+    const [jobs] = await Promise.all([
+      loop(() => this.#jobsPass(), this.#jobsWaker),
+      loop(() => this.#runsPass(), this.#runsWaker),
+    ]);
+    return jobs;
+  }
+
+  async #jobsPass(): Promise<Pass> {
     const { db, config } = this.#options;
     const now = this.#options.now?.();
     const batchSize = config.retentionBatchSize;
@@ -54,62 +92,51 @@ export class RetentionSweeper {
       ["DEAD_LETTERED", config.retentionDeadLetteredSeconds],
     ];
     for (const [status, seconds] of ages) if (seconds > 0) byAge.set(seconds, [...(byAge.get(seconds) ?? []), status]);
-    // Standalone jobs and workflow runs are disjoint rows: swept side by side (two connections),
-    // so a run backlog never holds up the jobs' pass or the other way round.
-    const jobs = async () => {
-      for (const [seconds, statuses] of byAge) {
-        const purged = await purgeFinished(db, {
-          scope: ALL_ORGANIZATIONS,
-          statuses,
-          olderThan: seconds * 1000,
-          batchSize,
-          limit,
-          now,
-        });
-        sweep.jobs += purged.jobs;
-        sweep.rows += purged.jobs + purged.attempts + purged.events + purged.logs + purged.deadLetters;
-        more ||= purged.jobs >= limit;
-      }
-    };
-    const runs = async () => {
-      if (config.retentionWorkflowRunSeconds === 0) return;
-      // A run is ~20 rows and more: a run budget of a twentieth keeps a pass about as long.
-      const runLimit = Math.max(1, Math.floor(limit / 20));
-      const purged = await purgeWorkflowRuns(db, {
+    for (const [seconds, statuses] of byAge) {
+      const purged = await purgeFinished(db, {
         scope: ALL_ORGANIZATIONS,
-        olderThan: config.retentionWorkflowRunSeconds * 1000,
+        statuses,
+        olderThan: seconds * 1000,
         batchSize,
-        limit: runLimit,
+        limit,
         now,
       });
-      sweep.workflowRuns += purged.runs;
-      sweep.rows +=
-        purged.runs +
-        purged.steps +
-        purged.edges +
-        purged.mutations +
-        purged.jobs +
-        purged.attempts +
-        purged.events +
-        purged.logs +
-        purged.deadLetters;
-      more ||= purged.runs >= runLimit;
-    };
-    const failed = (await Promise.allSettled([jobs(), runs()])).find((r) => r.status === "rejected");
-    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
-    if (sweep.rows > 0) this.#events.emit("retention:purged", sweep);
-    // A backlog left (retention just turned on, or a burst): go on without waiting the interval.
-    if (more) this.#waker.wake();
-    return sweep;
+      sweep.jobs += purged.jobs;
+      sweep.rows += purged.jobs + purged.attempts + purged.events + purged.logs + purged.deadLetters;
+      more ||= purged.jobs >= limit;
+    }
+    this.#report(sweep);
+    return { sweep, more };
   }
 
-  run(signal: AbortSignal): Promise<RuntimeLoopExit> {
-    return tick(() => this.runOnce(), {
-      intervalMs: this.#options.config.retentionIntervalSeconds * 1000,
-      signal,
-      waker: this.#waker,
-      onError: (error) => this.#events.emit("loop:error", { loop: "retention", error }),
+  async #runsPass(): Promise<Pass> {
+    const { db, config } = this.#options;
+    const sweep: RetentionSweep = { jobs: 0, workflowRuns: 0, rows: 0 };
+    if (config.retentionWorkflowRunSeconds === 0) return { sweep, more: false };
+    const purged = await purgeWorkflowRuns(db, {
+      scope: ALL_ORGANIZATIONS,
+      olderThan: config.retentionWorkflowRunSeconds * 1000,
+      batchSize: config.retentionBatchSize,
+      limit: RUNS_PER_PASS,
+      now: this.#options.now?.(),
     });
+    sweep.workflowRuns = purged.runs;
+    sweep.rows =
+      purged.runs +
+      purged.steps +
+      purged.edges +
+      purged.mutations +
+      purged.jobs +
+      purged.attempts +
+      purged.events +
+      purged.logs +
+      purged.deadLetters;
+    this.#report(sweep);
+    return { sweep, more: purged.runs >= RUNS_PER_PASS };
+  }
+
+  #report(sweep: RetentionSweep): void {
+    if (sweep.rows > 0) this.#events.emit("retention:purged", sweep);
   }
 }
 

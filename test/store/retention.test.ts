@@ -259,3 +259,24 @@ describe("release lock keys", () => {
     }
   });
 });
+
+describe("inside an application's transaction", () => {
+  it("joins it and leaves its planner settings as they were", async () => {
+    const id = (await enqueueJob(db, { jobType: "ret.ok" })).id;
+    await runJobs(db, "ret.ok");
+    await expect(
+      db.transaction(async (tx) => {
+        const purged = await purgeFinished(tx, { scope: ALL_ORGANIZATIONS, olderThan: 0, now: LATER });
+        const [row] = await queryRows<{ seqscan: string; bitmapscan: string }>(
+          tx,
+          sql`select current_setting('enable_seqscan') as seqscan, current_setting('enable_bitmapscan') as bitmapscan`,
+        );
+        expect(purged.jobs).toBeGreaterThanOrEqual(1);
+        expect(row).toEqual({ seqscan: "on", bitmapscan: "on" });
+        throw new Error("roll back");
+      }),
+    ).rejects.toThrow("roll back");
+    // Rolled back with the application's transaction.
+    expect((await ledgerOf(id)).job).toBe(1);
+  });
+});

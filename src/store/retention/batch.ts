@@ -117,26 +117,30 @@ export async function deleteStragglerLogs(tx: Executor, counts: Record<string, u
 }
 
 /**
- * Run `work` with sequential and bitmap scans switched off for this transaction, then put the
- * caller's settings back (a purge may run inside an application's transaction). The candidate
- * select must walk its index in order and stop at the batch size: with stale statistics the
- * planner preferred a bitmap scan and a sort of every old-enough row (0.4 s per batch of 1,000 at
- * 25,000 eligible rows, growing with the backlog). The delete triggers' joins (which unlink steps
- * from deleted jobs) likewise turned into sequential scans of the steps. Every statement here has
- * an index that serves it, so this only removes the plans that do not scale.
+ * Run `work` in a transaction of its own (a savepoint inside the caller's) with sequential and
+ * bitmap scans switched off. The candidate select must walk its index in order and stop at the
+ * batch size: with stale statistics the planner preferred a bitmap scan and a sort of every
+ * old-enough row (0.4 s per batch of 1,000 at 25,000 eligible rows, growing with the backlog). The
+ * delete triggers' joins (which unlink steps from deleted jobs) likewise turned into sequential
+ * scans of the steps (0.23 s). Every statement here has an index that serves it, so this only
+ * removes the plans that do not scale. Inside a caller's transaction the settings are put back
+ * afterwards; a transaction of our own just ends.
  */
-export async function withIndexPlans<T>(tx: Executor, work: () => Promise<T>): Promise<T> {
-  const [previous] = await queryRows<{ seqscan: string; bitmapscan: string }>(
-    tx,
-    sql`select current_setting('enable_seqscan') as seqscan, current_setting('enable_bitmapscan') as bitmapscan,
-      set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`,
-  );
-  try {
-    return await work();
-  } finally {
-    await tx.execute(
-      sql`select set_config('enable_seqscan', ${previous?.seqscan ?? "on"}, true),
-        set_config('enable_bitmapscan', ${previous?.bitmapscan ?? "on"}, true)`,
+export async function batchTransaction<T>(executor: Executor, work: (tx: Executor) => Promise<T>): Promise<T> {
+  const nested = "rollback" in executor;
+  return executor.transaction(async (tx) => {
+    const [previous] = await queryRows<{ seqscan: string; bitmapscan: string }>(
+      tx,
+      sql`select current_setting('enable_seqscan') as seqscan, current_setting('enable_bitmapscan') as bitmapscan,
+        set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`,
     );
-  }
+    const result = await work(tx);
+    if (nested) {
+      await tx.execute(
+        sql`select set_config('enable_seqscan', ${previous?.seqscan ?? "on"}, true),
+          set_config('enable_bitmapscan', ${previous?.bitmapscan ?? "on"}, true)`,
+      );
+    }
+    return result;
+  });
 }

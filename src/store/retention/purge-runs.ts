@@ -19,6 +19,7 @@ import { scopeCondition } from "../scope.ts";
 import { releaseLockKeySql } from "../workflows/release-lock.ts";
 import {
   addCounts,
+  batchTransaction,
   checkBounds,
   checkStatuses,
   countsOf,
@@ -27,7 +28,6 @@ import {
   noCounts,
   type PurgeBounds,
   type PurgeCounts,
-  withIndexPlans,
 } from "./batch.ts";
 
 export interface PurgeWorkflowRunsInput extends PurgeBounds {
@@ -73,10 +73,8 @@ export async function purgeWorkflowRuns(
       // Skipped runs stay locked by someone else; `seen` keeps a pass from looking at them again.
       const seen = new Set<string>();
       while (totals.runs < limit) {
-        const batch = await executor.transaction((tx) =>
-          withIndexPlans(tx, () =>
-            purgeBatch(tx, { status, visible, cutoff, batchSize, limit: limit - totals.runs, seen }),
-          ),
+        const batch = await batchTransaction(executor, (tx) =>
+          purgeBatch(tx, { status, visible, cutoff, batchSize, limit: limit - totals.runs, seen }),
         );
         if (batch === undefined) break;
         addCounts(totals, batch.counts);
@@ -133,30 +131,40 @@ async function purgeBatch(tx: Executor, input: BatchInput): Promise<BatchResult 
   const runIds = runs.filter((r) => r.released).map((r) => r.id);
   if (runIds.length === 0) return { runs: 0, steps: 0, counts: undefined };
 
-  // Every step and every job of each run, and which of them this transaction could lock.
-  const steps = await queryRows<{ id: string; workflow_run_id: string; locked: boolean }>(
+  // Every step and every job of each run, and which of them this transaction could lock (one
+  // statement: steps first, then the jobs linked either way).
+  const members = await queryRows<{
+    kind: "step" | "job";
+    id: string;
+    workflow_run_id: string;
+    status: string | null;
+    locked: boolean;
+  }>(
     tx,
-    sql`with locked as materialized (
-        select id from ${workflowSteps} where workflow_run_id = any(${sql.param(runIds)}::uuid[])
-        for update skip locked)
-      select s.id, s.workflow_run_id, s.id in (select id from locked) as locked
-      from ${workflowSteps} s where s.workflow_run_id = any(${sql.param(runIds)}::uuid[])`,
-  );
-  const stepIds = steps.map((s) => s.id);
-  const jobs = await queryRows<{ id: string; workflow_run_id: string; status: string | null; locked: boolean }>(
-    tx,
-    sql`with linked as materialized (
-        select j.id, s.workflow_run_id from ${workflowSteps} s join ${jobQueue} j on j.id = s.job_id
-        where s.workflow_run_id = any(${sql.param(runIds)}::uuid[])
-        union
-        select j.id, s.workflow_run_id from ${jobQueue} j join ${workflowSteps} s on s.id = j.workflow_step_id
-        where j.workflow_step_id = any(${sql.param(stepIds)}::uuid[])
+    sql`with steps as materialized (
+        select id, workflow_run_id, job_id from ${workflowSteps}
+        where workflow_run_id = any(${sql.param(runIds)}::uuid[])
       ),
-      locked as materialized (
-        select id, status from ${jobQueue} where id in (select id from linked) for update skip locked)
-      select l.id, l.workflow_run_id, k.status, k.id is not null as locked
-      from linked l left join locked k on k.id = l.id`,
+      locked_steps as materialized (
+        select id from ${workflowSteps} where id in (select id from steps) for update skip locked
+      ),
+      linked as materialized (
+        select job_id as id, workflow_run_id from steps where job_id is not null
+        union
+        select j.id, s.workflow_run_id from ${jobQueue} j join steps s on s.id = j.workflow_step_id
+        where j.workflow_step_id = any(array(select id from steps))
+      ),
+      locked_jobs as materialized (
+        select id, status from ${jobQueue} where id in (select id from linked) for update skip locked
+      )
+      select 'step' as kind, s.id, s.workflow_run_id, null as status, k.id is not null as locked
+      from steps s left join locked_steps k on k.id = s.id
+      union all
+      select 'job', l.id, l.workflow_run_id, k.status::text, k.id is not null
+      from linked l left join locked_jobs k on k.id = l.id`,
   );
+  const steps = members.filter((m) => m.kind === "step");
+  const jobs = members.filter((m) => m.kind === "job");
 
   // A run goes only if nothing of it is held elsewhere and every job finished; then by budget.
   const blocked = new Set<string>();

@@ -6,6 +6,7 @@ import { jobQueue } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
 import {
   addCounts,
+  batchTransaction,
   checkBounds,
   checkStatuses,
   countsOf,
@@ -15,7 +16,6 @@ import {
   noCounts,
   type PurgeBounds,
   type PurgeCounts,
-  withIndexPlans,
 } from "./batch.ts";
 
 export interface PurgeFinishedInput extends PurgeBounds {
@@ -60,11 +60,10 @@ export async function purgeFinished(executor: Executor, input: PurgeFinishedInpu
   try {
     while (totals.jobs < limit) {
       const size = Math.min(batchSize, limit - totals.jobs);
-      const row = await executor.transaction((tx) =>
-        withIndexPlans(tx, async () => {
-          const counts = await countsOf(
-            tx,
-            sql`with doomed as materialized (
+      const row = await batchTransaction(executor, async (tx) => {
+        const counts = await countsOf(
+          tx,
+          sql`with doomed as materialized (
             select id from ${jobQueue}
             where finished_at < ${cutoff} and finished_at is not null and workflow_step_id is null
               and status = any(${statusList}) and ${visible}
@@ -75,11 +74,10 @@ export async function purgeFinished(executor: Executor, input: PurgeFinishedInpu
           ${ledgerDeletes(sql`array(select id from doomed)`)},
           jobs as (delete from ${jobQueue} where id = any(array(select id from doomed)) returning 1)
           select array_to_string(array(select id from doomed), ',') as ids, (select count(*) from jobs) as jobs, ${ledgerCounts}`,
-          );
-          await deleteStragglerLogs(tx, counts);
-          return counts;
-        }),
-      );
+        );
+        await deleteStragglerLogs(tx, counts);
+        return counts;
+      });
       const deleted = Number(row?.jobs ?? 0);
       if (deleted === 0) break;
       addCounts(totals, row);

@@ -264,15 +264,22 @@ describe("inside an application's transaction", () => {
   it("joins it and leaves its planner settings as they were", async () => {
     const id = (await enqueueJob(db, { jobType: "ret.ok" })).id;
     await runJobs(db, "ret.ok");
+    const [before] = await queryRows<{ seqscan: string; bitmapscan: string; jit: string }>(
+      db,
+      sql`select current_setting('enable_seqscan') as seqscan, current_setting('enable_bitmapscan') as bitmapscan,
+        current_setting('jit') as jit`,
+    );
+    expect(before!.seqscan).toBe("on");
     await expect(
       db.transaction(async (tx) => {
         const purged = await purgeFinished(tx, { scope: ALL_ORGANIZATIONS, olderThan: 0, now: LATER });
-        const [row] = await queryRows<{ seqscan: string; bitmapscan: string }>(
+        const [row] = await queryRows<{ seqscan: string; bitmapscan: string; jit: string }>(
           tx,
-          sql`select current_setting('enable_seqscan') as seqscan, current_setting('enable_bitmapscan') as bitmapscan`,
+          sql`select current_setting('enable_seqscan') as seqscan, current_setting('enable_bitmapscan') as bitmapscan,
+            current_setting('jit') as jit`,
         );
         expect(purged.jobs).toBeGreaterThanOrEqual(1);
-        expect(row).toEqual({ seqscan: "on", bitmapscan: "on" });
+        expect(row).toEqual(before);
         throw new Error("roll back");
       }),
     ).rejects.toThrow("roll back");

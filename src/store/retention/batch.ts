@@ -123,22 +123,26 @@ export async function deleteStragglerLogs(tx: Executor, counts: Record<string, u
  * old-enough row (0.4 s per batch of 1,000 at 25,000 eligible rows, growing with the backlog). The
  * delete triggers' joins (which unlink steps from deleted jobs) likewise turned into sequential
  * scans of the steps (0.23 s). Every statement here has an index that serves it, so this only
- * removes the plans that do not scale. Inside a caller's transaction the settings are put back
- * afterwards; a transaction of our own just ends.
+ * removes the plans that do not scale. JIT is off as well: the disabled scans' cost penalty (and
+ * large row estimates) pushed these small statements over `jit_above_cost`, and compiling took
+ * 2.9 of 3.4 s of a run batch's lock statement in the soak. Inside a caller's transaction the
+ * settings are put back afterwards; a transaction of our own just ends.
  */
 export async function batchTransaction<T>(executor: Executor, work: (tx: Executor) => Promise<T>): Promise<T> {
   const nested = "rollback" in executor;
   return executor.transaction(async (tx) => {
-    const [previous] = await queryRows<{ seqscan: string; bitmapscan: string }>(
+    const [previous] = await queryRows<{ seqscan: string; bitmapscan: string; jit: string }>(
       tx,
       sql`select current_setting('enable_seqscan') as seqscan, current_setting('enable_bitmapscan') as bitmapscan,
-        set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`,
+        current_setting('jit') as jit, set_config('enable_seqscan', 'off', true),
+        set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)`,
     );
     const result = await work(tx);
     if (nested) {
       await tx.execute(
         sql`select set_config('enable_seqscan', ${previous?.seqscan ?? "on"}, true),
-          set_config('enable_bitmapscan', ${previous?.bitmapscan ?? "on"}, true)`,
+          set_config('enable_bitmapscan', ${previous?.bitmapscan ?? "on"}, true),
+          set_config('jit', ${previous?.jit ?? "on"}, true)`,
       );
     }
     return result;

@@ -46,20 +46,15 @@ export interface PurgedWorkflowRuns extends PurgeCounts {
 
 /** Runs looked at per batch; the batch then keeps as many as fit its row budget. */
 const RUN_CANDIDATES = 100;
-/**
- * The batch's budget counts the rows it locks: each step and its job. (With its edges and its
- * jobs' ledger a 1→20→1 run deletes ~100 rows, so a batch of 1,000 locks deletes ~2,200.) A
- * budget of five rows per step halved the runs swept per second on a busy 2-core machine: the
- * fixed cost of a batch (six round trips, three plans) dominated, and runs piled up.
- */
-const ROWS_PER_STEP = 2;
+/** Rows a step brings with it (step, job, edges, events, attempts): a batch of 1,000 is ~9 runs of 1→20→1. */
+const ROWS_PER_STEP = 5;
 
 const TERMINAL_JOBS = new Set<string>(TERMINAL_JOB_STATUSES);
 
 /**
  * Delete finished workflow runs whole — run, steps, edges, mutations, the steps' jobs and their
  * attempts, events, log lines and dead letters — when the run is terminal (`statuses`) and
- * finished before `olderThan`. A batch (one transaction, locking about `batchSize` steps and jobs) deletes a run
+ * finished before `olderThan`. A batch (one transaction, about `batchSize` rows) deletes a run
  * only if it could lock, without waiting, the run, its release lock, every step and every job,
  * and every job is finished: a run that a retry, cancel, append or completion is touching is
  * skipped and taken by a later pass, never deleted in part. Returns what was deleted;

@@ -421,22 +421,19 @@ class Run {
 
     // The plateau needs vacuum. Where the server runs with autovacuum off (as a benchmark box
     // may), vacuum runledger's tables every 30 s in its place, and say so.
-    const [{ autovacuum }] = await this.check<
-      { autovacuum: string }[]
-    >`select current_setting('autovacuum') as autovacuum`;
+    const [settings] = await this.check<{ on: boolean }[]>`select current_setting('autovacuum') = 'on' as on`;
     let vacuums = 0;
     let soakDone = false;
-    const vacuumer =
-      settings?.autovacuum === "on"
-        ? Promise.resolve()
-        : (async () => {
-            console.error("soak: autovacuum is off on this server; vacuuming runledger's tables every 30 s instead");
-            while (!soakDone) {
-              await this.check.unsafe(`vacuum ${SOAK_TABLES.map((t) => `runledger.${t}`).join(", ")}`);
-              vacuums++;
-              for (let waited = 0; waited < 30_000 && !soakDone; waited += 500) await sleep(500);
-            }
-          })();
+    const vacuumer = settings?.on
+      ? Promise.resolve()
+      : (async () => {
+          console.error("soak: autovacuum is off on this server; vacuuming runledger's tables every 30 s instead");
+          while (!soakDone) {
+            await this.check.unsafe(`vacuum ${SOAK_TABLES.map((t) => `runledger.${t}`).join(", ")}`);
+            vacuums++;
+            for (let waited = 0; waited < 30_000 && !soakDone; waited += 500) await sleep(500);
+          }
+        })();
     const t0 = now();
     let enqueued = 0;
     const producer = (async () => {

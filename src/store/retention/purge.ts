@@ -37,7 +37,14 @@ export interface PurgeFinishedInput extends PurgeBounds {
  * - `for update skip locked` makes the sweep leaderless: sweepers split the work, and one never
  *   waits for a row a requeue, a cancel or a log line holds (it takes it next time).
  * - One statement per batch: the job rows and their whole ledger go together or not at all.
- * - Time partitions were not needed: batched deletes kept size flat with autovacuum's defaults.
+ * - Plans: with stale statistics the candidate select became a bitmap scan plus a sort of every
+ *   old-enough row (0.4 s per batch at 25,000 eligible rows), the delete trigger a scan of the
+ *   steps (0.23 s), and JIT compiled them (2.9 of 3.4 s in a run batch): the batch transaction
+ *   turns sequential and bitmap scans and JIT off (batch.ts), leaving index plans.
+ * - Time partitions were not needed. In the 1,000,000-job soak (60 s retention, 2 shared cores,
+ *   VACUUM every 30 s standing in for the server's disabled autovacuum) the sweep kept pace at up to
+ *   ~2,000 jobs/s: nothing older than 65 s was left in samples, and the tables went 686 → 603 →
+ *   569 MB over the last three quarters (1.3M dead tuples after the first, which ran unvacuumed).
  */
 
 /**

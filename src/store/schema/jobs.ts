@@ -153,8 +153,9 @@ export const jobQueue = runledger.table(
     // Retention's candidates: finished standalone jobs, oldest first (src/store/retention/purge.ts).
     // Its columns are already indexed (the claim index's predicate, the step link), so no update
     // that was HOT stops being HOT; it costs one entry per finished standalone job, in an update
-    // that writes index entries anyway (the row leaves the claim index). Jobs of workflow runs are
-    // left out: they go with their run, and a sweep of standalone jobs never walks past them.
+    // that writes index entries anyway (the row leaves the claim index): measured 2.21 → 3.23 index
+    // entries and 43.8 → 49.8 µs PostgreSQL CPU per job (process-c10, --anatomy, 20,000 jobs). Jobs
+    // of workflow runs are left out: they go with their run, and the sweep never walks past them.
     index("idx_job_queue_finished").on(t.finishedAt).where(sql`finished_at is not null and workflow_step_id is null`),
   ],
 );

@@ -33,6 +33,23 @@ const FAIR_CLAIM_BATCH = Number(process.env.BENCH_FAIR_CLAIM_BATCH ?? 100);
 const TENANT_A = "0190f0a0-0000-7000-8000-0000000000aa";
 const TENANT_B = "0190f0a0-0000-7000-8000-0000000000bb";
 const TIMEOUT_MS = 300_000;
+const SOAK_CONCURRENCY = 50;
+/** The soak's producer stays at most this many jobs ahead of the worker (a steady, bounded backlog). */
+const SOAK_AHEAD = 20_000;
+/** runledger's tables, for the soak's vacuum when the server's autovacuum is off. */
+const SOAK_TABLES = [
+  "job_queue",
+  "job_attempt_log",
+  "job_event_log",
+  "job_logs",
+  "job_dead_letters",
+  "workflow_runs",
+  "workflow_steps",
+  "workflow_step_dependencies",
+  "workflow_run_mutations",
+];
+/** Runs enqueued per producer step, at most. */
+const SOAK_RUNS_PER_STEP = 50;
 
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -581,6 +598,159 @@ class Run {
     };
   }
 
+  /** Size of runledger's tables with their indexes and TOAST, dead tuples, and job rows. */
+  async footprint(): Promise<{ bytes: number; dead: number; jobRows: number }> {
+    const [row] = await this.check<{ bytes: string; dead: string; jobs: string }[]>`
+      select coalesce(sum(pg_total_relation_size(c.oid)), 0)::text as bytes,
+        coalesce(sum(s.n_dead_tup), 0)::text as dead,
+        (select count(*) from runledger.job_queue)::text as jobs
+      from pg_class c join pg_namespace ns on ns.oid = c.relnamespace
+      left join pg_stat_user_tables s on s.relid = c.oid
+      where ns.nspname = 'runledger' and c.relkind in ('r', 'p')`;
+    return { bytes: Number(row!.bytes), dead: Number(row!.dead), jobRows: Number(row!.jobs) };
+  }
+
+  /**
+   * The retention soak: `soakJobs` jobs — half plain, half steps of 1→20→1 runs, one in ten failing
+   * its first attempt — enqueued continuously (never more than SOAK_AHEAD ahead of the worker) and
+   * processed while the sweep deletes what finished more than `soakRetentionSeconds` ago. At each
+   * quarter of the successes: jobs/s over that quarter, the tables' size and their dead tuples.
+   */
+  async soak(): Promise<ChildResult> {
+    const soak = this.system.soak ?? fail(`${this.system.name} has no soak support`);
+    const width = workflowSteps().length;
+    const n = this.sizes.soakJobs;
+    const plain = Math.floor(n / 2 / BATCH) * BATCH;
+    const runs = Math.ceil((n - plain) / width);
+    const total = plain + runs * width;
+    const succeeded = new Uint8Array(total);
+    const failedOnce = new Uint8Array(total);
+    let successes = 0;
+    let failures = 0;
+    let problem: string | undefined;
+    await this.analyze();
+    await soak.startWorker(SOAK_CONCURRENCY, this.sizes.soakRetentionSeconds, (key, attempt) => {
+      if (!Number.isInteger(key) || key < 0 || key >= total) {
+        problem ??= `a handler ran an unknown job (${key})`;
+        return false;
+      }
+      if (succeeded[key] === 1) {
+        problem ??= `job ${key} ran again after it succeeded (attempt ${attempt})`;
+        return false;
+      }
+      if (key % 10 === 0 && failedOnce[key] === 0) {
+        failedOnce[key] = 1;
+        failures++;
+        return true;
+      }
+      succeeded[key] = 1;
+      successes++;
+      return false;
+    });
+
+    // The plateau needs vacuum. Where the server runs with autovacuum off (as a benchmark box
+    // may), vacuum runledger's tables every 30 s in its place, and say so.
+    const [settings] = await this.check<{ on: boolean }[]>`select current_setting('autovacuum') = 'on' as on`;
+    let vacuums = 0;
+    let soakDone = false;
+    const vacuumer = settings?.on
+      ? Promise.resolve()
+      : (async () => {
+          console.error("soak: autovacuum is off on this server; vacuuming runledger's tables every 30 s instead");
+          while (!soakDone) {
+            await this.check.unsafe(`vacuum ${SOAK_TABLES.map((t) => `runledger.${t}`).join(", ")}`);
+            vacuums++;
+            for (let waited = 0; waited < 30_000 && !soakDone; waited += 500) await sleep(500);
+          }
+        })();
+    const t0 = now();
+    let enqueued = 0;
+    const producer = (async () => {
+      let nextPlain = 0;
+      let nextRun = 0;
+      while (nextPlain < plain || nextRun < runs) {
+        if (problem !== undefined) return;
+        if (enqueued - successes > SOAK_AHEAD) {
+          await sleep(20);
+          continue;
+        }
+        if (nextPlain < plain) {
+          const keys = Array.from({ length: Math.min(BATCH, plain - nextPlain) }, (_, k) => nextPlain + k);
+          await soak.enqueueJobs(keys);
+          nextPlain += keys.length;
+          enqueued += keys.length;
+        }
+        // Runs keep pace with the plain jobs, so both kinds flow through every quarter.
+        const due = plain === 0 ? runs : Math.ceil((runs * nextPlain) / plain);
+        for (let k = 0; k < SOAK_RUNS_PER_STEP && nextRun < Math.min(runs, due); k++, nextRun++) {
+          await soak.enqueueRun(plain + nextRun * width);
+          enqueued += width;
+        }
+      }
+    })();
+
+    const quarters: { jobsPerSec: number; sizeMb: number; dead: number; jobRows: number; at: number }[] = [];
+    let last = t0;
+    const deadline = t0 + Math.max(TIMEOUT_MS, total * 5);
+    while (quarters.length < 4) {
+      if (problem !== undefined) fail(problem);
+      if (now() > deadline) fail(`timed out: ${successes} of ${total} succeeded`);
+      const boundary = Math.ceil(((quarters.length + 1) * total) / 4);
+      if (successes < boundary) {
+        await sleep(100);
+        continue;
+      }
+      const at = now();
+      const { bytes, dead, jobRows } = await this.footprint();
+      const q = {
+        jobsPerSec: ((total / 4) * 1000) / (at - last),
+        sizeMb: bytes / 1024 / 1024,
+        dead,
+        jobRows,
+        at: (at - t0) / 1000,
+      };
+      quarters.push(q);
+      last = at;
+      console.error(
+        `soak q${quarters.length}: ${boundary.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} jobs at ` +
+          `${q.at.toFixed(0)} s; ${q.jobsPerSec.toFixed(0)} jobs/s; runledger tables + indexes ${q.sizeMb.toFixed(1)} MB; ` +
+          `dead tuples ${dead.toLocaleString("en-US")}; job rows ${jobRows.toLocaleString("en-US")}; ` +
+          `swept rows ${soak.sweptRows.toLocaleString("en-US")}`,
+      );
+    }
+    await producer;
+    await this.drained();
+    soakDone = true;
+    await vacuumer;
+    await this.system.stopWorker();
+    if (problem !== undefined) fail(problem);
+    const expectedFailures = Math.ceil(total / 10);
+    if (successes !== total || failures !== expectedFailures) {
+      fail(`${successes} of ${total} succeeded, ${failures} of ${expectedFailures} failed once`);
+    }
+    const metrics: Record<string, number> = {
+      jobs: total,
+      seconds: (now() - t0) / 1000,
+      sweptRows: soak.sweptRows,
+      vacuums,
+      sizeRatio: quarters[3]!.sizeMb / quarters[1]!.sizeMb,
+      throughputRatio: quarters[3]!.jobsPerSec / quarters[0]!.jobsPerSec,
+    };
+    quarters.forEach((q, i) => {
+      metrics[`q${i + 1}JobsPerSec`] = q.jobsPerSec;
+      metrics[`q${i + 1}SizeMb`] = q.sizeMb;
+      metrics[`q${i + 1}DeadTuples`] = q.dead;
+      metrics[`q${i + 1}JobRows`] = q.jobRows;
+    });
+    return {
+      ok: true,
+      metrics,
+      verified:
+        `${total} jobs (${plain} plain, ${runs} runs of ${width} steps) succeeded exactly once, ` +
+        `${failures} failed exactly once first; ${await this.expectPending(0)}`,
+    };
+  }
+
   run(scenario: ScenarioName): Promise<ChildResult> {
     switch (scenario) {
       case "enqueue-batch":
@@ -607,6 +777,8 @@ class Run {
       case "scale-p2":
       case "scale-p4":
         return this.scale(scaleProcesses(scenario)!);
+      case "soak":
+        return this.soak();
     }
   }
 }

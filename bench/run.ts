@@ -13,6 +13,7 @@ import postgres from "postgres";
 import { checkTargets, type RunRecord, resultsTable, SYSTEM_LABELS, summarize, targetsTable } from "./report.ts";
 import {
   type ChildResult,
+  DEFAULT_SCENARIOS,
   hasLoadPhase,
   SCENARIO_GROUPS,
   SCENARIOS,
@@ -30,13 +31,16 @@ const ROOT = fileURLToPath(new URL(COMPILED ? "../.." : "..", import.meta.url));
 const CHILD = fileURLToPath(new URL(COMPILED ? "./child.js" : "./child.ts", import.meta.url));
 const CHILD_ARGS = COMPILED ? [CHILD] : ["--import", "tsx", CHILD];
 const CHILD_TIMEOUT_MS = 15 * 60_000;
+/** The soak runs as long as it takes to process its jobs; a million took about … on 2 cores. */
+const SOAK_TIMEOUT_MS = 4 * 60 * 60_000;
 
 const { values: flags } = parseArgs({
   options: {
     rounds: { type: "string", default: "3" },
-    scenarios: { type: "string", default: SCENARIOS.join(",") },
+    scenarios: { type: "string", default: DEFAULT_SCENARIOS.join(",") },
     systems: { type: "string", default: DEFAULT_SYSTEMS.join(",") },
     jobs: { type: "string", default: "50000" },
+    retention: { type: "string", default: "60" },
     out: { type: "string", default: path.join(ROOT, "bench", "results") },
     "no-analyze": { type: "boolean", default: false },
     anatomy: { type: "boolean", default: false },
@@ -45,8 +49,10 @@ const { values: flags } = parseArgs({
 });
 
 if (flags.help) {
-  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--out dir] [--no-analyze] [--anatomy]
-  scenarios: ${SCENARIOS.join(", ")} (groups: ${Object.keys(SCENARIO_GROUPS).join(", ")})
+  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--retention S] [--out dir] [--no-analyze] [--anatomy]
+  scenarios: ${SCENARIOS.join(", ")} (groups: ${Object.keys(SCENARIO_GROUPS).join(", ")}; soak only when named)
+  soak:      --jobs N jobs (half plain, half 1→20→1 workflow steps; 10 % fail once) processed while
+             retention (--retention S seconds, default 60) sweeps; size and speed per quarter
   systems:   ${SYSTEM_NAMES.join(", ")}`);
   process.exit(0);
 }
@@ -75,7 +81,7 @@ const rounds = positive(flags.rounds, "rounds");
 const scenarios = list<ScenarioName>(flags.scenarios, SCENARIOS, SCENARIO_GROUPS);
 const systems = list<SystemName>(flags.systems, SYSTEM_NAMES);
 const analyze = !flags["no-analyze"];
-const sizes = sizesFor(positive(flags.jobs, "jobs"));
+const sizes = sizesFor(positive(flags.jobs, "jobs"), positive(flags.retention, "retention"));
 const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
 
@@ -118,8 +124,13 @@ function runChild(spec: ScenarioSpec): Promise<{ result: ChildResult; stderr: st
     });
     child.stderr.on("data", (chunk) => {
       stderr += chunk;
+      // The soak reports each quarter as it ends.
+      if (spec.scenario === "soak") process.stderr.write(chunk);
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => child.kill("SIGKILL"),
+      spec.scenario === "soak" ? SOAK_TIMEOUT_MS : CHILD_TIMEOUT_MS,
+    );
     child.once("close", (code, signal) => {
       clearTimeout(timer);
       const line = stdout.trim().split("\n").at(-1) ?? "";

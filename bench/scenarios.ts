@@ -15,8 +15,12 @@ export const SCENARIOS = [
   "scale-p4",
   "flow-keys",
   "fair",
+  "soak",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** What `npm run bench` runs without `--scenarios`: everything but the long soak. */
+export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter((s) => s !== "soak");
 
 /** Shorthands accepted by `--scenarios`. */
 export const SCENARIO_GROUPS: Record<string, readonly ScenarioName[]> = {
@@ -47,10 +51,16 @@ export interface Sizes {
   runs: number;
   /** Jobs in the tables the dashboard scenario reads (20 × jobs: 1,000,000 by default). */
   dashboardJobs: number;
+  /** Jobs the soak processes: half plain, half steps of 1→20→1 runs (`--jobs`). */
+  soakJobs: number;
+  /** How long the soak keeps finished jobs and runs, in seconds (`--retention`, default 60). */
+  soakRetentionSeconds: number;
 }
 
-export function sizesFor(jobs: number): Sizes {
+export function sizesFor(jobs: number, soakRetentionSeconds = 60): Sizes {
   return {
+    soakJobs: jobs,
+    soakRetentionSeconds,
     jobs,
     single: Math.min(2_000, jobs),
     latency: Math.min(500, jobs),
@@ -68,6 +78,7 @@ export function skipReason(system: string, scenario: ScenarioName): string | und
     return "runledger's own scaling scenario";
   }
   if ((scenario === "flow-keys" || scenario === "fair") && system !== "runledger") return "runledger flow control only";
+  if (scenario === "soak" && system !== "runledger") return "retention soak of runledger only";
   return undefined;
 }
 

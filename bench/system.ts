@@ -70,6 +70,25 @@ export interface BenchSystem {
     /** `startWorker` with or without fair claims across organizations (and another claim batch). */
     startWorker(concurrency: number, handler: JobHandler, fair: boolean, claimBatchSize?: number): Promise<void>;
   };
+  /** The retention soak (runledger only): plain jobs and workflow runs, processed while swept. */
+  readonly soak?: SoakSupport;
   /** Close every connection. */
   close(): Promise<void>;
+}
+
+/**
+ * Called when a soak handler starts, with the job's key (a plain job's sequence number, or
+ * `plainJobs + run × steps + step index`) and attempt; returns true to fail this attempt (retryably).
+ */
+export type SoakHandler = (key: number, attempt: number) => boolean;
+
+export interface SoakSupport {
+  /** Start one worker (with its retention sweep, `retentionSeconds` for every outcome). */
+  startWorker(concurrency: number, retentionSeconds: number, handler: SoakHandler): Promise<void>;
+  /** Enqueue plain jobs, one per key. */
+  enqueueJobs(keys: readonly number[]): Promise<void>;
+  /** Enqueue one 1 → FAN_OUT → 1 run whose steps have keys `firstKey …`. */
+  enqueueRun(firstKey: number): Promise<void>;
+  /** Rows the retention sweep deleted so far. */
+  readonly sweptRows: number;
 }

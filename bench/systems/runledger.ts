@@ -1,9 +1,9 @@
 // runledger through its public API, as an application would use it: a catalog, `enqueueJobs` for
 // batches, `enqueueJob` for single jobs, `enqueueWorkflowRun` for DAGs and one Supervisor.
-import { WorkflowDagBuilder } from "../../src/core/index.ts";
+import { JobFailure, WorkflowDagBuilder } from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
 import { createDb, enqueueJob, enqueueJobs, enqueueWorkflowRun, migrate, setKeyLimit } from "../../src/store/index.ts";
-import { type BenchSystem, FAN_OUT, type JobHandler, type StepHandler } from "../system.ts";
+import { type BenchSystem, FAN_OUT, type JobHandler, type SoakHandler, type StepHandler } from "../system.ts";
 
 /**
  * Throughput settings: claim up to 500 jobs per round trip (the local queue graphile-worker
@@ -32,7 +32,16 @@ export function runledgerSystem(url: string, options: { pooled?: boolean; max?: 
   const db = createDb(url, { pooled: options.pooled, max: options.max, listenUrl: options.pooled ? url : undefined });
   let onJob: JobHandler = () => {};
   let onStep: StepHandler = () => {};
+  let onSoak: SoakHandler = () => false;
+  let sweptRows = 0;
+  const soakJob = async (payload: unknown, context: { attempt: number }) => {
+    if (onSoak((payload as { k: number }).k, context.attempt)) {
+      throw JobFailure.retryable("bench.soak_once", "fails once", { retryAfterMs: 50 });
+    }
+  };
   const catalog = new JobCatalog()
+    .job("bench.soak", soakJob)
+    .job("bench.soak_step", soakJob)
     .job("bench.noop", async (payload) => onJob((payload as { i: number }).i))
     .job("bench.step", async (payload) => {
       const { run, step } = payload as { run: number; step: string };
@@ -40,10 +49,13 @@ export function runledgerSystem(url: string, options: { pooled?: boolean; max?: 
     });
   let supervisor: Supervisor | undefined;
 
-  const start = (concurrency: number, fair = false, batch?: number) => {
-    supervisor = Supervisor.builder(db, config(concurrency, fair, batch))
+  const start = (concurrency: number, overrides: Partial<JobsConfig> = {}, fair = false, batch?: number) => {
+    supervisor = Supervisor.builder(db, JobsConfig.from({ ...config(concurrency, fair, batch), ...overrides }))
       .withCatalog(catalog)
       .build();
+    supervisor.on("retention:purged", (e) => {
+      sweptRows += e.rows;
+    });
     supervisor.on("loop:error", (e) => console.error(`runledger ${e.loop} loop error:`, e.error));
     supervisor.start();
   };
@@ -107,7 +119,45 @@ export function runledgerSystem(url: string, options: { pooled?: boolean; max?: 
       },
       async startWorker(concurrency, handler, fair, claimBatchSize) {
         onJob = handler;
-        start(concurrency, fair, claimBatchSize);
+        start(concurrency, {}, fair, claimBatchSize);
+      },
+    },
+    soak: {
+      /**
+       * Every outcome kept `retentionSeconds`, swept every 5 s in batches of 1,000 (`JOBS_RETENTION_*`
+       * set in the environment win, as for the other settings).
+       */
+      async startWorker(concurrency, retentionSeconds, handler) {
+        onSoak = handler;
+        const env = (name: string, fallback: number) => (process.env[name]?.trim() ? undefined : fallback);
+        const overrides = Object.fromEntries(
+          Object.entries({
+            retentionIntervalSeconds: env("JOBS_RETENTION_INTERVAL_SECONDS", 5),
+            retentionSucceededSeconds: env("JOBS_RETENTION_SUCCEEDED_SECONDS", retentionSeconds),
+            retentionCanceledSeconds: env("JOBS_RETENTION_CANCELED_SECONDS", retentionSeconds),
+            retentionDeadLetteredSeconds: env("JOBS_RETENTION_DEAD_LETTERED_SECONDS", retentionSeconds),
+            retentionWorkflowRunSeconds: env("JOBS_RETENTION_WORKFLOW_RUN_SECONDS", retentionSeconds),
+          }).filter(([, v]) => v !== undefined),
+        );
+        start(concurrency, overrides);
+      },
+      async enqueueJobs(keys) {
+        await enqueueJobs(
+          db,
+          keys.map((k) => ({ jobType: "bench.soak", payload: { k } })),
+        );
+      },
+      async enqueueRun(firstKey) {
+        const fans = Array.from({ length: FAN_OUT }, (_, k) => `fan${k}`);
+        let dag = WorkflowDagBuilder.new("bench.soak", {}).job("root", "bench.soak_step", { k: firstKey });
+        fans.forEach((fan, i) => {
+          dag = dag.job(fan, "bench.soak_step", { k: firstKey + 1 + i }).afterSuccess(fan, ["root"]);
+        });
+        dag = dag.job("join", "bench.soak_step", { k: firstKey + 1 + FAN_OUT }).afterSuccess("join", fans);
+        await enqueueWorkflowRun(db, dag.build());
+      },
+      get sweptRows() {
+        return sweptRows;
       },
     },
     async close() {

@@ -196,6 +196,9 @@ export const ERROR_CATALOG = {
   ],
   "catalog.active_schedule_for_disabled_job_type": [C, "An active schedule references a job type being disabled."],
 
+  // retention
+  "retention.invalid_input": [V, "Retention parameters are invalid."],
+
   // runtime
   "config.invalid": [V, "Runtime configuration is invalid."],
   "runtime.missing_registry": [V, "The supervisor needs handlers for its worker and reaper."],

@@ -8,6 +8,7 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** Statuses a job only leaves through `requeueJob`. */
 export const TERMINAL_JOB_STATUSES = ["SUCCEEDED", "DEAD_LETTERED", "CANCELED"] as const satisfies readonly JobStatus[];
+export type TerminalJobStatus = (typeof TERMINAL_JOB_STATUSES)[number];
 
 export const JOB_EVENT_TYPES = [
   "ENQUEUED",
@@ -46,6 +47,14 @@ export const WORKFLOW_RUN_STATUSES = [
   "CANCELED",
 ] as const;
 export type WorkflowRunStatus = (typeof WORKFLOW_RUN_STATUSES)[number];
+
+/** Run statuses no step can leave without an operator (a retry reopens COMPLETED_WITH_ERRORS). */
+export const TERMINAL_WORKFLOW_RUN_STATUSES = [
+  "SUCCEEDED",
+  "COMPLETED_WITH_ERRORS",
+  "CANCELED",
+] as const satisfies readonly WorkflowRunStatus[];
+export type TerminalWorkflowRunStatus = (typeof TERMINAL_WORKFLOW_RUN_STATUSES)[number];
 
 export const WORKFLOW_STEP_STATUSES = [
   "BLOCKED",

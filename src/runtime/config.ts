@@ -1,6 +1,6 @@
 import { uuidv7 } from "uuidv7";
 import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
-import { type ClaimFairness, MAX_CLAIM } from "../store/index.ts";
+import { type ClaimFairness, DEFAULT_PURGE_BATCH, MAX_CLAIM, MAX_PURGE_BATCH } from "../store/index.ts";
 
 /** How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`. */
 export interface JobsConfig {
@@ -27,9 +27,23 @@ export interface JobsConfig {
    * strict order in between (README "Flow control"). Default: none.
    */
   readonly claimFairness?: ClaimFairness;
+  /** How often the retention sweep runs; 0 turns it off. Default 60 s. */
+  readonly retentionIntervalSeconds: number;
+  /** How long a SUCCEEDED standalone job is kept after it finished; 0 keeps it forever. Default 7 days. */
+  readonly retentionSucceededSeconds: number;
+  /** How long a CANCELED standalone job is kept; 0 keeps it forever. Default 7 days. */
+  readonly retentionCanceledSeconds: number;
+  /** How long a DEAD_LETTERED standalone job is kept; 0 keeps it forever. Default 30 days. */
+  readonly retentionDeadLetteredSeconds: number;
+  /** How long a finished workflow run (with its steps and jobs) is kept; 0 keeps it forever. Default 30 days. */
+  readonly retentionWorkflowRunSeconds: number;
+  /** Rows the sweep deletes per transaction. Default 1,000, at most 10,000. */
+  readonly retentionBatchSize: number;
 }
 
 const FAIRNESS: readonly ClaimFairness[] = ["organization", "concurrencyKey"];
+
+const DAY = 86_400;
 
 interface Field {
   env: string;
@@ -54,6 +68,24 @@ const FIELDS: readonly Field[] = [
     max: MAX_TIMEOUT_SECONDS,
   },
   { env: "JOBS_REAPER_RETRY_DELAY_MS", key: "reaperRetryDelayMs", fallback: 30_000, min: 1000 },
+  {
+    env: "JOBS_RETENTION_INTERVAL_SECONDS",
+    key: "retentionIntervalSeconds",
+    fallback: 60,
+    min: 0,
+    max: MAX_TIMEOUT_SECONDS,
+  },
+  { env: "JOBS_RETENTION_SUCCEEDED_SECONDS", key: "retentionSucceededSeconds", fallback: 7 * DAY, min: 0 },
+  { env: "JOBS_RETENTION_CANCELED_SECONDS", key: "retentionCanceledSeconds", fallback: 7 * DAY, min: 0 },
+  { env: "JOBS_RETENTION_DEAD_LETTERED_SECONDS", key: "retentionDeadLetteredSeconds", fallback: 30 * DAY, min: 0 },
+  { env: "JOBS_RETENTION_WORKFLOW_RUN_SECONDS", key: "retentionWorkflowRunSeconds", fallback: 30 * DAY, min: 0 },
+  {
+    env: "JOBS_RETENTION_BATCH_SIZE",
+    key: "retentionBatchSize",
+    fallback: DEFAULT_PURGE_BATCH,
+    min: 1,
+    max: MAX_PURGE_BATCH,
+  },
 ];
 
 /** The longest a Node.js timer can wait, in ms: the ceiling of every millisecond setting. */

@@ -19,6 +19,8 @@ export interface RuntimeEventMap {
   "job:aborted": JobEventInfo & { reason: AbortReason };
   /** A result could not be recorded (the lease was lost meanwhile, or the database failed). */
   "job:completion_failed": JobEventInfo & { code: string; message: string };
+  /** A retention pass deleted finished jobs or workflow runs (`rows`: with their ledger). */
+  "retention:purged": { jobs: number; workflowRuns: number; rows: number };
   "reaper:reaped": { processed: number; released: number; retried: number; deadLettered: number; deferred: number };
   /** A schedule slot became a job; `scheduledFor` is the slot's cron time. */
   "scheduler:fired": { scheduleId: string; scheduleName: string; jobId: string; scheduledFor: Date };
@@ -48,7 +50,7 @@ export interface RuntimeEventMap {
 }
 
 export type RuntimeEventName = keyof RuntimeEventMap;
-export type LoopName = "worker" | "scheduler" | "reaper";
+export type LoopName = "worker" | "scheduler" | "reaper" | "retention";
 export type AbortReason = "timeout" | "canceled" | "lease_lost" | "shutdown";
 
 type Listener<K extends RuntimeEventName> = (event: RuntimeEventMap[K]) => void;

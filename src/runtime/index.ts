@@ -8,6 +8,7 @@ export { DEFAULT_LOOP_BACKOFF, type LoopBackoff, type LoopStatus } from "./loop-
 export * from "./reaper.ts";
 export * from "./registry.ts";
 export { runHook } from "./results.ts";
+export * from "./retention.ts";
 export * from "./scheduler.ts";
 export * from "./signals.ts";
 export * from "./supervisor.ts";

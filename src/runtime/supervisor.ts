@@ -7,6 +7,7 @@ import { aborted, type RuntimeLoopExit } from "./loop.ts";
 import { DEFAULT_LOOP_BACKOFF, type LoopBackoff, LoopMonitor, type LoopStatus } from "./loop-monitor.ts";
 import { Reaper } from "./reaper.ts";
 import type { JobRegistry } from "./registry.ts";
+import { RetentionSweeper } from "./retention.ts";
 import { Scheduler } from "./scheduler.ts";
 import { observeQueueMetrics, observeWorkflowRuns, type TelemetryOptions } from "./telemetry.ts";
 import { Worker } from "./worker.ts";
@@ -68,7 +69,7 @@ export interface SupervisorHealth {
 }
 
 /**
- * Runs the worker, scheduler and reaper loops of one process against one database and stops them in
+ * Runs the worker, scheduler, reaper and retention loops of one process against one database and stops them in
  * order. Build with `Supervisor.builder(db, config).withCatalog(catalog).build()`.
  */
 export class Supervisor {
@@ -76,6 +77,8 @@ export class Supervisor {
   readonly worker: Worker | undefined;
   readonly reaper: Reaper | undefined;
   readonly scheduler: Scheduler | undefined;
+  /** The retention sweep; absent when disabled or `retentionIntervalSeconds` is 0. */
+  readonly retention: RetentionSweeper | undefined;
   readonly #controller = new AbortController();
   #tasks: Task[] = [];
   #failure: Promise<never> | undefined;
@@ -91,6 +94,7 @@ export class Supervisor {
     worker: boolean;
     reaper: boolean;
     scheduler: boolean;
+    retention: boolean;
     retryPolicy?: RetryPolicy;
     now?: () => Date;
     logger?: RunledgerLogger;
@@ -132,6 +136,10 @@ export class Supervisor {
         now: parts.now,
         monitor: monitor("scheduler"),
       });
+    }
+    if (parts.retention && config.retentionIntervalSeconds > 0) {
+      // The database's clock, not the scheduler's: a test clock far ahead must not age rows out.
+      this.retention = new RetentionSweeper({ db, config, events: this.events });
     }
   }
 
@@ -195,6 +203,7 @@ export class Supervisor {
     if (this.worker) task("worker", this.worker.run(signal));
     if (this.scheduler) task("scheduler", this.scheduler.run(signal));
     if (this.reaper) task("reaper", this.reaper.run(signal));
+    if (this.retention) task("retention", this.retention.run(signal));
     const { queueMetrics, workflowRunSpans } = this.#telemetry;
     const stopped = Promise.allSettled(this.#tasks.map((t) => t.promise));
     if (queueMetrics) void stopped.then(observeQueueMetrics(this.#db, queueMetrics === true ? {} : queueMetrics));
@@ -329,6 +338,7 @@ export class SupervisorBuilder {
   #worker = true;
   #reaper = true;
   #scheduler = true;
+  #retention = true;
   #now: (() => Date) | undefined;
   #retryPolicy: RetryPolicy | undefined;
   #logger: RunledgerLogger | undefined;
@@ -389,6 +399,12 @@ export class SupervisorBuilder {
     return this;
   }
 
+  /** No retention sweep in this process (others may still sweep: it is leaderless). */
+  disableRetention(): this {
+    this.#retention = false;
+    return this;
+  }
+
   /** The scheduler's clock; tests inject one. */
   withClock(now: () => Date): this {
     this.#now = now;
@@ -411,6 +427,7 @@ export class SupervisorBuilder {
       worker: this.#worker,
       reaper: this.#reaper,
       scheduler: this.#scheduler,
+      retention: this.#retention,
       retryPolicy: this.#retryPolicy,
       now: this.#now,
       logger: this.#logger,

@@ -44,6 +44,14 @@ export * from "./migrate.ts";
 export * from "./notify.ts";
 export { createEmbeddedDb, type PGliteClient } from "./pglite.ts";
 export { queryRows } from "./query.ts";
+export {
+  DEFAULT_PURGE_BATCH,
+  MAX_PURGE_BATCH,
+  type PurgeBounds,
+  type PurgeCounts,
+} from "./retention/batch.ts";
+export * from "./retention/purge.ts";
+export * from "./retention/purge-runs.ts";
 export * from "./runtime-configs.ts";
 export * from "./schedules/admin.ts";
 export * from "./schedules/backfill.ts";

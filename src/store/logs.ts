@@ -59,6 +59,8 @@ function logFromRow(row: RawRow): JobLogRecord {
  * Attach a log line to a job run (handlers call it through `context.log`). `job.not_found` for a
  * job that does not exist or is outside `scope` alike, so a log line reveals no other
  * organization's job ids.
+ * The job row is key-share locked: a retention sweep skips the job while a line is being
+ * written, and a line written after the sweep deleted the job is refused.
  */
 export async function insertJobLog(executor: Executor, input: JobLogInput): Promise<JobLogRecord> {
   const visible = scopeCondition(sql`organization_id`, input?.scope);
@@ -81,6 +83,7 @@ export async function insertJobLog(executor: Executor, input: JobLogInput): Prom
       sql`insert into ${jobLogs} (job_id, run_number, attempt, level, message, payload)
         select id, ${input.runNumber}, ${input.attempt ?? null}, ${input.level}, ${input.message}, ${text}::jsonb
         from ${jobQueue} where id = ${input.jobId} and ${visible}
+        for key share
         returning *`,
     );
     if (row === undefined) throw new RunledgerError("job.not_found", { details: { jobId: input.jobId } });

@@ -45,6 +45,8 @@ import {
   listWorkflowStepDependencies,
   listWorkflowStepKeysForUpdate,
   listWorkflowSteps,
+  purgeFinished,
+  purgeWorkflowRuns,
   queryRows,
   readFinishedWorkflowRuns,
   readQueueDepth,
@@ -74,6 +76,7 @@ const A = "00000000-0000-7000-8000-00000000000a";
 const B = "00000000-0000-7000-8000-00000000000b";
 const T0 = new Date("2030-01-01T00:00:00Z");
 const DAY = 86_400_000;
+const YEAR_AHEAD = new Date(Date.now() + 365 * DAY);
 
 interface Seeded {
   pending: string;
@@ -705,6 +708,20 @@ const SCOPED: Record<string, Entry> = {
     verdict: { hidden: (r) => expect(r).toMatchObject({ count: 2 }) },
     own: () => cancelJobs(db, { scope: { organizationId: B }, jobType: "tenant.other" }),
     ownSees: (r) => expect(r).toMatchObject({ count: 2 }),
+  },
+  // Retention last: it deletes what the mutations above finished. A clock a year ahead makes
+  // every finished row old enough; A's purge deletes A's own finished rows and none of B's.
+  purgeFinished: {
+    leak: () => purgeFinished(db, { scope: { organizationId: A }, olderThan: 0, now: YEAR_AHEAD }),
+    verdict: { hidden: (r) => expect((r as { jobs: number }).jobs).toBeGreaterThan(0) },
+    own: () => purgeFinished(db, { scope: { organizationId: B }, olderThan: 0, now: YEAR_AHEAD }),
+    ownSees: (r) => expect((r as { jobs: number }).jobs).toBeGreaterThan(0),
+  },
+  purgeWorkflowRuns: {
+    leak: () => purgeWorkflowRuns(db, { scope: { organizationId: A }, olderThan: 0, now: YEAR_AHEAD }),
+    verdict: { hidden: (r) => expect((r as { runs: number }).runs).toBeGreaterThan(0) },
+    own: () => purgeWorkflowRuns(db, { scope: { organizationId: B }, olderThan: 0, now: YEAR_AHEAD }),
+    ownSees: (r) => expect((r as { runs: number }).runs).toBeGreaterThan(0),
   },
 };
 

@@ -39,8 +39,14 @@ describe("JobsConfig.fromEnv", () => {
       schedulePollIntervalSeconds: 2,
       reaperRetryDelayMs: 1000,
       claimFairness: "organization",
+      retentionIntervalSeconds: 60,
+      retentionSucceededSeconds: 604_800,
+      retentionCanceledSeconds: 604_800,
+      retentionDeadLetteredSeconds: 2_592_000,
+      retentionWorkflowRunSeconds: 2_592_000,
+      retentionBatchSize: 1_000,
     });
-    expect(JobsConfig.variables).toHaveLength(9);
+    expect(JobsConfig.variables).toHaveLength(15);
   });
 
   it("names every unparsable variable instead of silently defaulting", () => {

@@ -227,8 +227,17 @@ function attemptFromRow(row: RawRow): JobAttemptRecord {
   };
 }
 
+/** The window `getJobMetrics`' `…24h` counts cover, in seconds. */
+export const JOB_METRICS_WINDOW_SECONDS = 86_400;
+
 export interface JobMetricsRecord {
   jobType: string;
+  /**
+   * The window the `…24h` counts and percentiles cover, in seconds (24 hours). They count rows
+   * that still exist: with a retention shorter than that (see `purgeFinished`), the window is in
+   * effect the retention.
+   */
+  windowSeconds: number;
   pendingCount: number;
   leasedCount: number;
   staleLeases: number;
@@ -272,6 +281,7 @@ export async function getJobMetrics(
     );
     return rows.map((row) => ({
       jobType: row.job_type,
+      windowSeconds: JOB_METRICS_WINDOW_SECONDS,
       pendingCount: Number(row.pending_count),
       leasedCount: Number(row.leased_count),
       staleLeases: Number(row.stale_leases),

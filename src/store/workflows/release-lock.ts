@@ -18,6 +18,16 @@ export function releaseLockKey(runId: string): string {
   return BigInt.asIntN(64, folded).toString();
 }
 
+/**
+ * `releaseLockKey` computed by the database from a uuid expression, for statements that lock many
+ * runs' keys at once: the two halves of the UUID as signed 64-bit integers, XORed with each other
+ * and the namespace (bitwise the same as the unsigned fold).
+ */
+export const releaseLockKeySql = (id: SQL): SQL =>
+  sql`(('x' || left(replace(${id}::text, '-', ''), 16))::bit(64)::bigint
+    # ('x' || right(replace(${id}::text, '-', ''), 16))::bit(64)::bigint
+    # ${BigInt.asIntN(64, NAMESPACE).toString()}::bigint)`;
+
 /** Shared lock without waiting; `workflow.release_conflict` while a cancellation holds it. */
 export async function tryShareReleaseLock(tx: Executor, runId: string): Promise<void> {
   const [row] = await queryRows<{ ok: boolean }>(

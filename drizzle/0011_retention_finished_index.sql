@@ -1,0 +1,1 @@
+CREATE INDEX "idx_job_queue_finished" ON "runledger"."job_queue" USING btree ("finished_at") WHERE finished_at is not null and workflow_step_id is null;

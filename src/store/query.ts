@@ -72,6 +72,15 @@ export function columnParams<Row, const Columns extends Record<string, keyof Row
   return params;
 }
 
+/**
+ * One text array as a PostgreSQL array literal, for a `$n::text[]` parameter. Sent as text, it
+ * does not depend on the type the driver learned for the parameter: an unprepared statement
+ * through a transaction-mode pooler may be described on one server connection and run on another.
+ */
+export function textArrayLiteral(values: readonly string[]): string {
+  return `{${values.map(quoteText).join(",")}}`;
+}
+
 const quoteJson = (text: string) => JSON.stringify(text);
 
 const quoteText = (text: string) =>

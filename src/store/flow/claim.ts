@@ -37,7 +37,8 @@ export interface FlowClaimInput {
   workerId: string;
   leaseSeconds: number;
   limit: number;
-  jobTypes: string[] | null;
+  /** A text array literal (see `textArrayLiteral`), or null for every type. */
+  jobTypes: string | null;
   markRunning: boolean;
   prestart: boolean;
   fairness?: ClaimFairness;

@@ -3,7 +3,7 @@ import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { type ClaimFairness, claimUnderFlowControl, type FlowClaimMemo } from "../flow/claim.ts";
 import { flowConfigured, flowLeaseCandidates } from "../flow/sql.ts";
-import { type Statement, statement } from "../query.ts";
+import { type Statement, statement, textArrayLiteral } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { jobQueue, jobSchedules, workflowSteps } from "../schema/index.ts";
 import { fail, isBlank, isInt32 } from "../validate.ts";
@@ -269,7 +269,7 @@ async function runClaim(
   }
   if (input.limit === 0 || input.jobTypes?.length === 0) return [];
   const values = {
-    jobTypes: input.jobTypes === undefined ? null : [...input.jobTypes],
+    jobTypes: input.jobTypes === undefined ? null : textArrayLiteral(input.jobTypes),
     limit: input.limit,
     workerId: input.workerId,
     leaseSeconds: input.leaseSeconds,

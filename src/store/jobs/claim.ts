@@ -27,12 +27,15 @@ import { type JobRecord, jobFromRow, type LeaseIdentity, type RawRow } from "./r
  * |                      | INSERTs                          |                          |                 |         |
  * | index entries        | 14                               | 2.2                      | 2.0             | 1.0     |
  * | WAL records / bytes  | 23.3 / 2,459                     | 5.9 / 836                | 6.0 / 489       | 5.0 / 362 |
- * | PostgreSQL CPU       | 95.5 µs                          | 31–33 µs                 | 22–24 µs        | 15–16 µs |
- * | worker CPU           | 50.1 µs                          | 14–16 µs                 | 25–26 µs        | 7 µs    |
+ * | PostgreSQL CPU       | 95.5 µs                          | 35.0 µs                  | 28.6 µs         | 22.8 µs |
+ * | worker CPU           | 50.1 µs                          | 16.5 µs                  | 32.9 µs         | 9.3 µs  |
  *
- * (CPU from the quietest rounds of 2026-12-03, 50,000 jobs; on a loaded machine every column
- * grows by half.) Enqueue writes one job row and 3 index entries (its ENQUEUED event is derived
- * from the row; see enqueue.ts). Prepared once: a claim(1) built per call with the query builder
+ * (CPU: medians of 3 paired rounds of 50,000 jobs on 2026-12-03, README "Performance"; on a loaded
+ * machine every column grows by half. Throughput there: 1.08× graphile-worker at concurrency 10,
+ * 0.98× at 50.) The retention index added since (idx_job_queue_finished) costs one more index
+ * entry when a standalone job finishes (~6 µs of PostgreSQL CPU, measured under load). Enqueue
+ * writes one job row and 3 index entries (its ENQUEUED event is derived from the row; see
+ * enqueue.ts). Prepared once: a claim(1) built per call with the query builder
  * cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
  *
  * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:

@@ -15,6 +15,7 @@ import {
   getJobById,
   getJobDefinition,
   getWorkflowRunById,
+  setJobTypeLimits,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
@@ -221,8 +222,14 @@ describe("changes", () => {
     const pause = await post(handler, "/admin/jobs/job-types/thumbnails.render/pause", { _csrf: token! }, { cookie });
     expect(pause.headers.get("location")).toBe("/admin/jobs/job-types?done=job_type.pause");
     expect((await getJobDefinition(db, "thumbnails.render"))!.pausedAt).toBeInstanceOf(Date);
+    await setJobTypeLimits(db, {
+      jobType: "thumbnails.render",
+      maxConcurrency: 3,
+      rateLimit: { limit: 10, intervalMs: 1000 },
+    });
     const page = await (await get(handler, "/admin/jobs/job-types", { headers: { cookie } })).text();
     expect(page).toContain('data-action="job_type.resume"');
+    expect(page).toMatch(/data-field="limits">3 running, 10 per 1(\.0)? ?s</);
     const resume = await post(handler, "/admin/jobs/job-types/thumbnails.render/resume", { _csrf: token! }, { cookie });
     expect(resume.headers.get("location")).toBe("/admin/jobs/job-types?done=job_type.resume");
     expect((await getJobDefinition(db, "thumbnails.render"))!.pausedAt).toBeNull();

@@ -4,6 +4,19 @@ import { html } from "../html.ts";
 import { actionButton, href, nextPageLink, type PageContext, type PageResult, type PageRoute, param } from "../page.ts";
 import { overviewData } from "./overview.ts";
 
+/** A type's flow-control limits in a few words ("none" when it has none). */
+function limits(t: {
+  maxConcurrency: number | null;
+  maxConcurrencyPerKey: number | null;
+  rateLimit: { limit: number; intervalMs: number } | null;
+}): string {
+  const parts: string[] = [];
+  if (t.maxConcurrency !== null) parts.push(`${t.maxConcurrency} running`);
+  if (t.maxConcurrencyPerKey !== null) parts.push(`${t.maxConcurrencyPerKey} per key`);
+  if (t.rateLimit !== null) parts.push(`${t.rateLimit.limit} per ${duration(t.rateLimit.intervalMs)}`);
+  return parts.length === 0 ? "none" : parts.join(", ");
+}
+
 async function list(ctx: PageContext): Promise<PageResult> {
   const after = param(ctx, "after");
   const [page, overview] = await Promise.all([
@@ -19,6 +32,7 @@ async function list(ctx: PageContext): Promise<PageResult> {
       <td><a href="${href(ctx, "/jobs", { type: t.jobType })}">${t.jobType}</a></td>
       <td>${t.isEnabled ? html`<span class="badge s-succeeded">enabled</span>` : html`<span class="badge s-canceled">disabled</span>`}</td>
       <td>${t.pausedAt === null ? html`<span class="badge s-succeeded">claimed</span>` : html`<span class="badge s-canceled">paused</span>`}</td>
+      <td data-field="limits">${limits(t)}</td>
       ${LIVE_JOB_STATUSES.map((s) => html`<td class="num">${counts.get(`${t.jobType}\u0000${s}`) ?? "0"}</td>`)}
       <td class="num">${t.version}</td><td class="num">${t.maxAttempts}</td>
       <td class="num">${duration(t.defaultTimeoutSeconds * 1000)}</td><td class="num">${t.defaultPriority}</td>
@@ -43,7 +57,7 @@ async function list(ctx: PageContext): Promise<PageResult> {
     body:
       page.items.length === 0
         ? html`<p class="muted">No job types are defined (a worker's <code>catalog.syncDefinitions(db)</code> writes them).</p>`
-        : html`<table data-table="job-types"><thead><tr><th>Job type</th><th>New jobs</th><th>Claims</th><th class="num">Pending</th>
+        : html`<table data-table="job-types"><thead><tr><th>Job type</th><th>New jobs</th><th>Claims</th><th>Limits</th><th class="num">Pending</th>
             <th class="num">Running</th><th class="num">Dead-lettered</th><th class="num">Version</th>
             <th class="num">Max attempts</th><th class="num">Timeout</th><th class="num">Priority</th><th></th></tr></thead>
             <tbody>${rows}</tbody></table>${nextPageLink(ctx, page.next)}`,

@@ -20,7 +20,7 @@ import {
 import type { JobEventInfo, RuntimeEvents } from "./events.ts";
 import { RunningJobContext } from "./job-context.ts";
 import type { JobRegistry } from "./registry.ts";
-import type { Running } from "./worker.ts";
+import type { Running } from "./running.ts";
 
 const DEAD_LETTER_HOOK_TIMEOUT_MS = 10_000;
 const MAX_SUCCESS_BATCH = 1000;

@@ -1,5 +1,3 @@
-import type { Span } from "@opentelemetry/api";
-import * as v from "valibot";
 import {
   defaultRetryDelayMs,
   JobFailure,
@@ -22,13 +20,15 @@ import {
   type Subscription,
 } from "../store/index.ts";
 import type { JobsConfig } from "./config.ts";
-import { type AbortReason, type JobEventInfo, RuntimeEvents } from "./events.ts";
-import { RunningJobContext, type SignalSource } from "./job-context.ts";
+import { type AbortReason, RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, Waker } from "./loop.ts";
 import type { LoopMonitor } from "./loop-monitor.ts";
 import type { JobRegistry } from "./registry.ts";
 import { ResultRecorder } from "./results.ts";
-import { endAttempt, recordReceive, type SpanRelationship, startProcessSpan, withSpan } from "./telemetry.ts";
+import { invokeHandler, Running } from "./running.ts";
+import { endAttempt, recordReceive, type SpanRelationship, startProcessSpan } from "./telemetry.ts";
+
+export { Running } from "./running.ts";
 
 /** Least time between two fair claims of one worker (see `JobsConfig.claimFairness`). */
 const FAIR_CLAIM_INTERVAL_MS = 200;
@@ -38,51 +38,6 @@ export const RETURNED_UNSTARTED = "WORKER_RETURNED_UNSTARTED";
 
 /** How often running jobs are checked against their deadlines. */
 const TIMEOUT_SWEEP_MS = 250;
-
-/** A job whose handler this worker started. */
-export class Running implements SignalSource {
-  readonly job: RunnableJob;
-  readonly startedAt: number;
-  readonly deadline: number;
-  /** Why the job was aborted, once it is. */
-  abortReason: AbortReason | undefined = undefined;
-  /** Set when the worker stops waiting for the handler: it finished, or it was aborted. */
-  settled = false;
-  /** The attempt's CONSUMER span, only when a tracer provider is registered. */
-  span: Span | undefined = undefined;
-  #controller: AbortController | undefined = undefined;
-
-  constructor(job: RunnableJob, now: number) {
-    this.job = job;
-    this.startedAt = now;
-    this.deadline = now + Math.max(job.timeoutSeconds, 1) * 1000;
-  }
-
-  /** Made only when the handler reads its signal: most never do. */
-  signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.abortReason !== undefined) this.#controller.abort(this.abortReason);
-    }
-    return this.#controller.signal;
-  }
-
-  abort(reason: AbortReason): void {
-    this.abortReason = reason;
-    this.#controller?.abort(reason);
-  }
-
-  info(): JobEventInfo {
-    const { job } = this;
-    return {
-      jobId: job.id,
-      jobType: job.jobType,
-      runNumber: job.runNumber,
-      attempt: job.attempt,
-      workerId: job.workerId,
-    };
-  }
-}
 
 export interface WorkerOptions {
   db: RunledgerDb;
@@ -500,7 +455,7 @@ export class Worker {
     let value: unknown;
     let failure: JobFailure | undefined;
     try {
-      value = await this.#invoke(entry);
+      value = await invokeHandler(entry, this.#registry, this.#db, this.#config.leaseTtlSeconds);
     } catch (thrown) {
       failure = JobFailure.from(thrown);
     }
@@ -509,27 +464,6 @@ export class Worker {
     endAttempt({ job: entry.job, span: entry.span, startedAt: entry.startedAt, failure });
     if (failure === undefined) this.#results.success(entry, (value ?? undefined) as JobProgress | undefined);
     else this.#results.failure(entry, failure);
-  }
-
-  /** The handler's promise (parsing the payload first when the handler has a schema). */
-  #invoke(entry: Running): Promise<unknown> {
-    const { job } = entry;
-    const registered = this.#registry.get(job.jobType);
-    if (registered === undefined) {
-      throw JobFailure.terminal(
-        WORKER_FAILURE_CODES.handlerNotRegistered,
-        `No handler is registered for ${job.jobType}.`,
-      );
-    }
-    let payload: unknown = job.payload;
-    if (registered.payloadSchema !== undefined) {
-      const parsed = v.safeParse(registered.payloadSchema, payload);
-      if (!parsed.success)
-        throw JobFailure.terminal("job.invalid_payload", "The job payload does not match its schema.");
-      payload = parsed.output;
-    }
-    const context = new RunningJobContext(this.#db, job, entry, this.#config.leaseTtlSeconds);
-    return withSpan(entry.span, () => Promise.resolve(registered.handler.execute(context, payload)));
   }
 
   /** The worker is done waiting for this handler: free its slot and start the next job. */

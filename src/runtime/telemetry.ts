@@ -19,6 +19,7 @@ import {
   TELEMETRY_ATTRIBUTES as ATTR,
   activeMeter,
   activeTracer,
+  clientOperationDuration,
   DURATION_BUCKETS,
   instrumentsOf,
   MESSAGING_SYSTEM,
@@ -120,11 +121,7 @@ function makeProcessInstruments(meter: Meter): ProcessInstruments {
       description: "Duration of processing operation.",
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     }),
-    receiveDuration: meter.createHistogram("messaging.client.operation.duration", {
-      unit: "s",
-      description: "Duration of messaging operation initiated by a producer or consumer client.",
-      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-    }),
+    receiveDuration: clientOperationDuration(meter),
     consumed: meter.createCounter("messaging.client.consumed.messages", {
       unit: "{message}",
       description: "Number of messages that were delivered to the application.",

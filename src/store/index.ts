@@ -64,6 +64,7 @@ export {
   ATTR as TELEMETRY_ATTRIBUTES,
   activeMeter,
   activeTracer,
+  clientOperationDuration,
   DURATION_BUCKETS,
   formatTraceContext,
   INSTRUMENTATION_NAME,

@@ -86,6 +86,18 @@ export function instrumentsOf<T>(cache: WeakMap<Meter, T>, meter: Meter, make: (
 }
 
 /**
+ * `messaging.client.operation.duration`: one instrument for sends (the enqueue) and receives (the
+ * worker's claims), as the semantic conventions define it.
+ */
+export function clientOperationDuration(meter: Meter): ReturnType<Meter["createHistogram"]> {
+  return meter.createHistogram("messaging.client.operation.duration", {
+    unit: "s",
+    description: "Duration of messaging operation initiated by a producer or consumer client.",
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  });
+}
+
+/**
  * A span context as stored with a job: the W3C `traceparent`, then a newline and the
  * `tracestate` when there is one (a newline cannot occur in either header).
  */
@@ -105,11 +117,7 @@ const sendInstruments = new WeakMap<Meter, SendInstruments>();
 
 function makeSendInstruments(meter: Meter): SendInstruments {
   return {
-    duration: meter.createHistogram("messaging.client.operation.duration", {
-      unit: "s",
-      description: "Duration of messaging operation initiated by a producer or consumer client.",
-      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-    }),
+    duration: clientOperationDuration(meter),
     sent: meter.createCounter("messaging.client.sent.messages", {
       unit: "{message}",
       description: "Number of messages producer attempted to send to the broker.",

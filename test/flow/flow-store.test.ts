@@ -150,6 +150,56 @@ describe("concurrency limits", () => {
   });
 });
 
+describe("job keys and concurrency keys", () => {
+  const keyOf = async (id: string) =>
+    (
+      await queryRows<{ key: string | null }>(
+        db,
+        sql`select concurrency_key as key from runledger.job_queue where id = ${id}`,
+      )
+    )[0]!.key;
+
+  it("a replace or debounce takes the request's concurrency key, and its limit holds", async () => {
+    const first = await enqueueJob(db, {
+      jobType: "flow.a",
+      payload: { v: 1 },
+      concurrencyKey: "acct:1",
+      jobKey: { key: "sync" },
+    });
+    const replaced = await enqueueJob(db, {
+      jobType: "flow.a",
+      payload: { v: 2 },
+      concurrencyKey: "acct:2",
+      jobKey: { key: "sync" },
+    });
+    expect(replaced).toEqual({ id: first.id, created: false });
+    expect(await keyOf(first.id)).toBe("acct:2");
+    await enqueueJob(db, {
+      jobType: "flow.a",
+      payload: { v: 3 },
+      concurrencyKey: "acct:3",
+      jobKey: { key: "sync", mode: "debounce", delayMs: 0 },
+    });
+    expect(await keyOf(first.id)).toBe("acct:3");
+    // A request without a key keeps the job's (a replace never lifts a limit off a job).
+    await enqueueJob(db, { jobType: "flow.a", payload: { v: 4 }, jobKey: { key: "sync" } });
+    expect(await keyOf(first.id)).toBe("acct:3");
+    // `preserve` keeps the job as it is.
+    await enqueueJob(db, { jobType: "flow.a", concurrencyKey: "acct:9", jobKey: { key: "sync", mode: "preserve" } });
+    expect(await keyOf(first.id)).toBe("acct:3");
+    // The limit applies to the key the job holds now.
+    await enqueueJob(db, { jobType: "flow.b", concurrencyKey: "acct:3" });
+    await setKeyLimit(db, { pattern: "acct:3", maxConcurrency: 1 });
+    expect(await claim(10)).toHaveLength(1);
+  });
+
+  it("a batch with job keys replaces the key too", async () => {
+    const [first] = await enqueueJobs(db, [{ jobType: "flow.a", concurrencyKey: "t:1", jobKey: { key: "b" } }]);
+    await enqueueJobs(db, [{ jobType: "flow.b" }, { jobType: "flow.a", concurrencyKey: "t:2", jobKey: { key: "b" } }]);
+    expect(await keyOf(first!.id)).toBe("t:2");
+  });
+});
+
 describe("rate limits", () => {
   it("at most N starts per interval", async () => {
     await enqueueJobs(

@@ -237,6 +237,39 @@ describe("fairness", () => {
   });
 });
 
+describe("fairness for a claimer with a memo (windows of the queue)", () => {
+  const fairClaim = (memo: FlowClaimMemo) =>
+    claimRunnableJobs(db, { workerId: "w", leaseSeconds: 60, limit: 4, fairness: "organization", flowMemo: memo });
+  const many = (n: number, organizationId: string) =>
+    enqueueJobs(
+      db,
+      Array.from({ length: n }, () => ({ jobType: "flow.a", organizationId })),
+    );
+
+  it("a new arrival behind a backlog longer than the head window is claimed at the next fair claim", async () => {
+    await many(2000, ORG_A);
+    await many(2, ORG_B);
+    const fair = await fairClaim({ active: false });
+    expect(fair.filter((j) => j.organizationId === ORG_B)).toHaveLength(2);
+  });
+
+  it("the sweep reaches a job in neither the head nor the newest window, then wraps", async () => {
+    // Windows of 1,000 jobs (the claim's head: 272): B's job is the 1,501st of 2,901.
+    await many(1500, ORG_A);
+    const [b] = await many(1, ORG_B);
+    await many(1400, ORG_A);
+    const memo: FlowClaimMemo = { active: false };
+    const first = await fairClaim(memo);
+    expect(first.map((j) => j.organizationId)).toEqual([ORG_A, ORG_A, ORG_A, ORG_A]);
+    expect(memo.fairSweep).toBeDefined();
+    const second = await fairClaim(memo);
+    expect(second.map((j) => j.id)).toContain(b!.id);
+    await fairClaim(memo);
+    // The third window held the last 901 jobs: the next sweep starts over.
+    expect(memo.fairSweep).toBeUndefined();
+  });
+});
+
 describe("concurrency keys on workflow steps and catalog enqueues", () => {
   it("a step's key reaches its job and its limit holds", async () => {
     const run = WorkflowRunEnqueueBuilder.new("flow.wf" as never, {})

@@ -280,7 +280,10 @@ export async function updateJobDefinition(
 ): Promise<JobDefinitionRecord | null> {
   const current = await getJobDefinition(executor, jobType);
   if (current === null) return null;
-  const d = resolve({ ...current, ...update, jobType });
+  // Limits not in `update` are left to the database (not rewritten from this read, which a
+  // concurrent `setJobTypeLimits` may have made stale).
+  const unchangedLimits = { maxConcurrency: undefined, maxConcurrencyPerKey: undefined, rateLimit: undefined };
+  const d = resolve({ ...current, ...unchangedLimits, ...update, jobType });
   try {
     return await writeGuarded(executor, d);
   } catch (error) {

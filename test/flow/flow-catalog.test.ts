@@ -8,6 +8,7 @@ import {
   pauseJobType,
   queryRows,
   setJobTypeLimits,
+  updateJobDefinition,
   upsertJobDefinition,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -115,7 +116,7 @@ describe("catalog flow limits: sync", () => {
     expect(await xmin()).toBe(before);
   });
 
-  it("a store upsert without limits keeps them; with null removes them", async () => {
+  it("a store upsert or update without limits keeps them; null removes one", async () => {
     await upsertJobDefinition(db, { jobType: "t", maxConcurrency: 4, rateLimit: { limit: 2, intervalMs: 500 } });
     await upsertJobDefinition(db, { jobType: "t", maxAttempts: 9 });
     expect(await limitsOf("t")).toEqual({
@@ -123,7 +124,14 @@ describe("catalog flow limits: sync", () => {
       maxConcurrencyPerKey: null,
       rateLimit: { limit: 2, intervalMs: 500 },
     });
-    await upsertJobDefinition(db, { jobType: "t", rateLimit: null });
+    await updateJobDefinition(db, "t", { maxAttempts: 4 });
+    await updateJobDefinition(db, "t", { maxConcurrencyPerKey: 2 });
+    expect(await limitsOf("t")).toEqual({
+      maxConcurrency: 4,
+      maxConcurrencyPerKey: 2,
+      rateLimit: { limit: 2, intervalMs: 500 },
+    });
+    await upsertJobDefinition(db, { jobType: "t", rateLimit: null, maxConcurrencyPerKey: null });
     expect(await limitsOf("t")).toEqual({ maxConcurrency: 4, maxConcurrencyPerKey: null, rateLimit: null });
   });
 

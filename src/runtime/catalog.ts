@@ -40,7 +40,22 @@ export const CATALOG_DEFAULTS: Readonly<CatalogDefaults> = Object.freeze({
 // biome-ignore lint/suspicious/noConfusingVoidType: an async handler that returns nothing is a Promise<void>.
 export type JobHandlerFunction<P> = (payload: P, context: JobContext) => Promise<void | JobProgress>;
 
-export interface CatalogJobOptions<S extends v.GenericSchema | undefined> extends Partial<CatalogDefaults> {
+/**
+ * A job type's flow limits (README "Flow control"), enforced across every worker. The catalog is
+ * their source of truth: sync writes them, and a limit left out is removed from the database.
+ */
+export interface CatalogFlowLimits {
+  /** Most jobs of the type running at once. */
+  maxConcurrency?: number;
+  /** Most jobs of the type running at once per `concurrencyKey`. */
+  maxConcurrencyPerKey?: number;
+  /** Most starts of the type in any window of `intervalMs`. */
+  rateLimit?: { limit: number; intervalMs: number };
+}
+
+export interface CatalogJobOptions<S extends v.GenericSchema | undefined>
+  extends Partial<CatalogDefaults>,
+    CatalogFlowLimits {
   /** Valibot schema: `enqueue` is type-checked against its input and validated; the handler gets its output. */
   payload?: S;
 }
@@ -63,6 +78,7 @@ interface Entry {
   handler: JobHandler<any>;
   schema: v.GenericSchema | undefined;
   settings: CatalogDefaults;
+  limits: CatalogFlowLimits;
 }
 
 /** Options for `enqueue` beyond type and payload. */
@@ -107,7 +123,8 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
         details: { jobType, handlerJobType: resolved.jobType },
       });
     }
-    const { payload, ...overrides } = options;
+    const { payload, maxConcurrency, maxConcurrencyPerKey, rateLimit, ...overrides } = options;
+    const limits = checkLimits(jobType, { maxConcurrency, maxConcurrencyPerKey, rateLimit });
     const settings = { ...this.#defaults, ...overrides };
     for (const field of ["version", "maxAttempts", "timeoutSeconds"] as const) {
       if (!Number.isInteger(settings[field]) || settings[field] <= 0) {
@@ -117,7 +134,7 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
     if (!Number.isInteger(settings.priority)) {
       throw new RunledgerError("job_definition.invalid_value", { details: { jobType, field: "priority" } });
     }
-    this.#entries.set(jobType, { jobType, handler: resolved, schema: payload, settings });
+    this.#entries.set(jobType, { jobType, handler: resolved, schema: payload, settings, limits });
     return this as unknown as JobCatalog<Jobs & Record<T, PayloadInput<S>>>;
   }
 
@@ -176,6 +193,10 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
       defaultTimeoutSeconds: entry.settings.timeoutSeconds,
       defaultPriority: entry.settings.priority,
       isEnabled: this.#enabled,
+      // Every limit is written, so a limit removed from the catalog is removed on sync.
+      maxConcurrency: entry.limits.maxConcurrency ?? null,
+      maxConcurrencyPerKey: entry.limits.maxConcurrencyPerKey ?? null,
+      rateLimit: entry.limits.rateLimit === undefined ? null : { ...entry.limits.rateLimit },
     }));
   }
 
@@ -318,6 +339,27 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
       checkPayload: (jobType, payload, stepKey) => checkPayload(this.#entries.get(jobType)!, payload, { stepKey }),
     });
   }
+}
+
+const isLimit = (value: unknown) =>
+  Number.isInteger(value) && (value as number) > 0 && (value as number) <= 2 ** 31 - 1;
+
+/**
+ * Positive int32s (the interval in milliseconds), else `job_definition.invalid_value` naming the
+ * field, at registration: a catalog that would fail its sync is refused where it is written.
+ */
+function checkLimits(jobType: string, limits: CatalogFlowLimits): CatalogFlowLimits {
+  const invalid = (field: string) =>
+    new RunledgerError("job_definition.invalid_value", { details: { jobType, field } });
+  for (const field of ["maxConcurrency", "maxConcurrencyPerKey"] as const) {
+    if (limits[field] !== undefined && !isLimit(limits[field])) throw invalid(field);
+  }
+  const rate = limits.rateLimit;
+  if (rate !== undefined) {
+    if (rate === null || typeof rate !== "object" || !isLimit(rate.limit)) throw invalid("rateLimit.limit");
+    if (!isLimit(rate.intervalMs)) throw invalid("rateLimit.intervalMs");
+  }
+  return Object.fromEntries(Object.entries(limits).filter(([, value]) => value !== undefined));
 }
 
 /** Throw `job.invalid_payload` (with the failing paths, never the values) unless `payload` fits the entry's schema. */

@@ -23,8 +23,8 @@ export interface JobsConfig {
   /**
    * Share each claim across organizations (`organization`) or concurrency keys (`concurrencyKey`)
    * instead of strict claim order, so one tenant's backlog cannot starve another's few jobs.
-   * A fair claim ranks every due job, so a worker makes one at most every 200 ms and claims in
-   * strict order in between (README "Flow control"). Default: none.
+   * A worker makes a fair claim (which ranks bounded windows of the queue) at most every 200 ms
+   * and claims in strict order in between (README "Flow control"). Default: none.
    */
   readonly claimFairness?: ClaimFairness;
   /** How often the retention sweep runs; 0 turns it off. Default 60 s. */

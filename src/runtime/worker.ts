@@ -179,8 +179,9 @@ export class Worker {
     if (!this.#claiming || limit <= 0) return 0;
     const types = this.#registry.registeredTypes();
     if (types.length === 0) return 0;
-    // A fair claim ranks every due job, so a worker makes one at most every FAIR_CLAIM_INTERVAL_MS
-    // and claims in strict order in between; the fair claim's jobs go to the front of the queue.
+    // A fair claim costs more than a strict one (it ranks windows of the queue), so a worker makes
+    // one at most every FAIR_CLAIM_INTERVAL_MS and claims in strict order in between; the fair
+    // claim's jobs go to the front of the queue. The memo carries its sweep from claim to claim.
     const fair = this.#config.claimFairness !== undefined && Date.now() - this.#fairAt >= FAIR_CLAIM_INTERVAL_MS;
     if (fair) this.#fairAt = Date.now();
     const meter = activeMeter();

@@ -2,8 +2,10 @@ import { sql } from "drizzle-orm";
 import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
+import { adoptRunningOfTypes } from "./flow/adopt.ts";
 import type { Page } from "./jobs/reads.ts";
 import type { RawRow } from "./jobs/record.ts";
+import { JOBS_CHANNEL } from "./notify.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobDefinitions, jobSchedules } from "./schema/index.ts";
@@ -36,7 +38,20 @@ export interface JobDefinitionUpsert {
   defaultTimeoutSeconds?: number;
   defaultPriority?: number;
   isEnabled?: boolean;
+  /**
+   * Flow limits (README "Flow control"): a number sets one, null removes it, and a field left out
+   * keeps the stored value (none for a new definition). A catalog passes all three, so its sync
+   * makes the database match it.
+   */
+  maxConcurrency?: number | null;
+  maxConcurrencyPerKey?: number | null;
+  rateLimit?: { limit: number; intervalMs: number } | null;
 }
+
+type FlowFields = "maxConcurrency" | "maxConcurrencyPerKey" | "rateLimit";
+
+/** A checked upsert: every setting resolved, flow limits as given (undefined keeps the stored one). */
+type ResolvedDefinition = Required<Omit<JobDefinitionUpsert, FlowFields>> & Pick<JobDefinitionUpsert, FlowFields>;
 
 const DEFAULTS = { version: 1, maxAttempts: 8, defaultTimeoutSeconds: 900, defaultPriority: 100, isEnabled: true };
 
@@ -58,7 +73,7 @@ function definitionFromRow(row: RawRow): JobDefinitionRecord {
   };
 }
 
-function resolve(input: JobDefinitionUpsert): Required<JobDefinitionUpsert> {
+function resolve(input: JobDefinitionUpsert): ResolvedDefinition {
   if (isBlank(input.jobType) || !isStorableText(input.jobType)) fail("identifier.job_type_blank");
   checkIdentifierLength(input.jobType, "jobType");
   const full = { ...DEFAULTS, ...input };
@@ -72,7 +87,35 @@ function resolve(input: JobDefinitionUpsert): Required<JobDefinitionUpsert> {
     fail("job_definition.invalid_value", { jobType: input.jobType, field: "defaultPriority" });
   if (typeof full.isEnabled !== "boolean")
     fail("job_definition.invalid_value", { jobType: input.jobType, field: "isEnabled" });
+  checkFlowLimits(input);
   return full;
+}
+
+const isLimit = (value: unknown) => isInt32(value) && value > 0;
+
+/** Flow limits are positive int32s (the interval in milliseconds); null or absent passes. */
+function checkFlowLimits(input: { jobType: string } & Pick<JobDefinitionUpsert, FlowFields>): void {
+  const invalid = (field: string) => fail("job_definition.invalid_value", { jobType: input.jobType, field });
+  for (const field of ["maxConcurrency", "maxConcurrencyPerKey"] as const) {
+    if (input[field] != null && !isLimit(input[field])) invalid(field);
+  }
+  const rate = input.rateLimit;
+  if (rate == null) return;
+  if (typeof rate !== "object" || !isLimit(rate.limit)) invalid("rateLimit.limit");
+  if (!isLimit(rate.intervalMs)) invalid("rateLimit.intervalMs");
+}
+
+/** The flow columns' values and whether the upsert writes each (see `JobDefinitionUpsert`). */
+function flowValues(d: ResolvedDefinition) {
+  return {
+    setMax: d.maxConcurrency !== undefined,
+    max: d.maxConcurrency ?? null,
+    setPerKey: d.maxConcurrencyPerKey !== undefined,
+    perKey: d.maxConcurrencyPerKey ?? null,
+    setRate: d.rateLimit !== undefined,
+    rate: d.rateLimit?.limit ?? null,
+    rateMs: d.rateLimit?.intervalMs ?? null,
+  };
 }
 
 /** Refuse a list naming a type twice (ON CONFLICT cannot touch one row twice in a statement). */
@@ -85,22 +128,58 @@ function unique<T extends { jobType: string }>(definitions: T[]): T[] {
   return definitions;
 }
 
-async function write(executor: Executor, d: Required<JobDefinitionUpsert>, keepEnabled: boolean): Promise<RawRow> {
+/**
+ * Upsert one definition, writing only when something differs. Returns the row (with `was_enabled`,
+ * `limits_changed` and `concurrency_limited`) or, when nothing was written, `{ unchanged: true }`.
+ */
+async function write(executor: Executor, d: ResolvedDefinition, keepEnabled: boolean): Promise<RawRow> {
+  const f = flowValues(d);
   const [row] = await queryRows<RawRow>(
     executor,
-    sql`with previous as (select is_enabled from ${jobDefinitions} where job_type = ${d.jobType})
-      insert into ${jobDefinitions} as d (job_type, version, max_attempts, default_timeout_seconds, default_priority, is_enabled)
-      values (${d.jobType}, ${d.version}, ${d.maxAttempts}, ${d.defaultTimeoutSeconds}, ${d.defaultPriority}, ${d.isEnabled})
+    sql`with previous as (select is_enabled, max_concurrency, max_concurrency_per_key, rate_limit, rate_interval_ms
+        from ${jobDefinitions} where job_type = ${d.jobType})
+      insert into ${jobDefinitions} as d (job_type, version, max_attempts, default_timeout_seconds, default_priority, is_enabled,
+        max_concurrency, max_concurrency_per_key, rate_limit, rate_interval_ms)
+      values (${d.jobType}, ${d.version}, ${d.maxAttempts}, ${d.defaultTimeoutSeconds}, ${d.defaultPriority}, ${d.isEnabled},
+        ${f.max}::int, ${f.perKey}::int, ${f.rate}::int, ${f.rateMs}::int)
       on conflict (job_type) do update set
         version = excluded.version, max_attempts = excluded.max_attempts,
         default_timeout_seconds = excluded.default_timeout_seconds, default_priority = excluded.default_priority,
-        is_enabled = case when ${keepEnabled}::boolean then d.is_enabled else excluded.is_enabled end
+        is_enabled = case when ${keepEnabled}::boolean then d.is_enabled else excluded.is_enabled end,
+        max_concurrency = case when ${f.setMax}::boolean then excluded.max_concurrency else d.max_concurrency end,
+        max_concurrency_per_key = case when ${f.setPerKey}::boolean
+          then excluded.max_concurrency_per_key else d.max_concurrency_per_key end,
+        rate_limit = case when ${f.setRate}::boolean then excluded.rate_limit else d.rate_limit end,
+        rate_interval_ms = case when ${f.setRate}::boolean then excluded.rate_interval_ms else d.rate_interval_ms end
       where (d.version, d.max_attempts, d.default_timeout_seconds, d.default_priority) is distinct from
           (excluded.version, excluded.max_attempts, excluded.default_timeout_seconds, excluded.default_priority)
         or (not ${keepEnabled}::boolean and d.is_enabled is distinct from excluded.is_enabled)
-      returning d.*, (select is_enabled from previous) as was_enabled`,
+        or (${f.setMax}::boolean and d.max_concurrency is distinct from excluded.max_concurrency)
+        or (${f.setPerKey}::boolean and d.max_concurrency_per_key is distinct from excluded.max_concurrency_per_key)
+        or (${f.setRate}::boolean and (d.rate_limit, d.rate_interval_ms) is distinct from
+          (excluded.rate_limit, excluded.rate_interval_ms))
+      returning d.*, (select is_enabled from previous) as was_enabled,
+        not exists (select 1 from previous p where p.max_concurrency is not distinct from d.max_concurrency
+          and p.max_concurrency_per_key is not distinct from d.max_concurrency_per_key
+          and p.rate_limit is not distinct from d.rate_limit and p.rate_interval_ms is not distinct from d.rate_interval_ms)
+          as limits_changed,
+        d.max_concurrency is not null or d.max_concurrency_per_key is not null as concurrency_limited`,
   );
   return row ?? { job_type: d.jobType, unchanged: true };
+}
+
+/**
+ * After writes that changed limits: running jobs of those types count against the new limits,
+ * and listening workers look again (a raised or removed limit makes queued work claimable).
+ */
+async function applyLimitChanges(tx: Executor, rows: readonly RawRow[]): Promise<void> {
+  const changed = rows.filter((row) => row.limits_changed === true);
+  if (changed.length === 0) return;
+  await adoptRunningOfTypes(
+    tx,
+    changed.filter((row) => row.concurrency_limited === true).map((row) => row.job_type as string),
+  );
+  await tx.execute(sql`select pg_notify(${JOBS_CHANNEL}, '')`);
 }
 
 /** Insert or overwrite a definition (writes only when something differs). */
@@ -120,14 +199,15 @@ export async function upsertJobDefinition(
  * Write one definition; disabling it is refused while an active schedule uses the type
  * (`job_definition.active_schedule_exists`), under the same locks as a catalog sync.
  */
-async function writeGuarded(executor: Executor, d: Required<JobDefinitionUpsert>): Promise<JobDefinitionRecord> {
-  if (d.isEnabled) {
+async function writeGuarded(executor: Executor, d: ResolvedDefinition): Promise<JobDefinitionRecord> {
+  const { setMax, setPerKey, setRate } = flowValues(d);
+  if (d.isEnabled && !setMax && !setPerKey && !setRate) {
     await write(executor, d, false);
     return (await getJobDefinition(executor, d.jobType))!;
   }
   return executor.transaction(async (tx) => {
-    await refuseActiveSchedules(tx, [d.jobType], "job_definition.active_schedule_exists");
-    await write(tx, d, false);
+    if (!d.isEnabled) await refuseActiveSchedules(tx, [d.jobType], "job_definition.active_schedule_exists");
+    await applyLimitChanges(tx, [await write(tx, d, false)]);
     return (await getJobDefinition(tx, d.jobType))!;
   });
 }
@@ -142,11 +222,14 @@ export async function insertJobDefinitionIfMissing(
   input: JobDefinitionUpsert,
 ): Promise<{ created: boolean; definition: JobDefinitionRecord }> {
   const d = resolve(input);
+  const f = flowValues(d);
   try {
     const [row] = await queryRows<RawRow>(
       executor,
-      sql`insert into ${jobDefinitions} (job_type, version, max_attempts, default_timeout_seconds, default_priority, is_enabled)
-        values (${d.jobType}, ${d.version}, ${d.maxAttempts}, ${d.defaultTimeoutSeconds}, ${d.defaultPriority}, ${d.isEnabled})
+      sql`insert into ${jobDefinitions} (job_type, version, max_attempts, default_timeout_seconds, default_priority, is_enabled,
+          max_concurrency, max_concurrency_per_key, rate_limit, rate_interval_ms)
+        values (${d.jobType}, ${d.version}, ${d.maxAttempts}, ${d.defaultTimeoutSeconds}, ${d.defaultPriority}, ${d.isEnabled},
+          ${f.max}::int, ${f.perKey}::int, ${f.rate}::int, ${f.rateMs}::int)
         on conflict (job_type) do nothing
         returning *`,
     );
@@ -197,7 +280,10 @@ export async function updateJobDefinition(
 ): Promise<JobDefinitionRecord | null> {
   const current = await getJobDefinition(executor, jobType);
   if (current === null) return null;
-  const d = resolve({ ...current, ...update, jobType });
+  // Limits not in `update` are left to the database (not rewritten from this read, which a
+  // concurrent `setJobTypeLimits` may have made stale).
+  const unchangedLimits = { maxConcurrency: undefined, maxConcurrencyPerKey: undefined, rateLimit: undefined };
+  const d = resolve({ ...current, ...unchangedLimits, ...update, jobType });
   try {
     return await writeGuarded(executor, d);
   } catch (error) {
@@ -233,6 +319,8 @@ async function refuseActiveSchedules(
 /**
  * Catalog sync (additive): write every definition. `preserve-enabled` keeps an existing row's
  * enabled flag (an operator's pause survives restarts); `restore-enabled` writes it as given.
+ * Flow limits are written as given (see `JobDefinitionUpsert`); a changed limit counts the type's
+ * running jobs and notifies workers, in the sync's transaction.
  * Disabling is refused while an active schedule uses the type. Returns the types this sync
  * disabled (inserted disabled, or turned from enabled to disabled).
  */
@@ -247,11 +335,14 @@ export async function syncJobDefinitions(
       const disabling = resolved.filter((d) => !d.isEnabled).map((d) => d.jobType);
       await refuseActiveSchedules(tx, disabling, "catalog.active_schedule_for_disabled_job_type");
       const disabled: string[] = [];
+      const rows: RawRow[] = [];
       for (const d of resolved) {
         const row = await write(tx, d, mode === "preserve-enabled");
+        rows.push(row);
         if (!d.isEnabled && row.unchanged !== true && row.was_enabled !== false && row.is_enabled === false)
           disabled.push(d.jobType);
       }
+      await applyLimitChanges(tx, rows);
       return { disabledJobTypes: disabled.sort() };
     });
   } catch (error) {

@@ -150,6 +150,56 @@ describe("concurrency limits", () => {
   });
 });
 
+describe("job keys and concurrency keys", () => {
+  const keyOf = async (id: string) =>
+    (
+      await queryRows<{ key: string | null }>(
+        db,
+        sql`select concurrency_key as key from runledger.job_queue where id = ${id}`,
+      )
+    )[0]!.key;
+
+  it("a replace or debounce takes the request's concurrency key, and its limit holds", async () => {
+    const first = await enqueueJob(db, {
+      jobType: "flow.a",
+      payload: { v: 1 },
+      concurrencyKey: "acct:1",
+      jobKey: { key: "sync" },
+    });
+    const replaced = await enqueueJob(db, {
+      jobType: "flow.a",
+      payload: { v: 2 },
+      concurrencyKey: "acct:2",
+      jobKey: { key: "sync" },
+    });
+    expect(replaced).toEqual({ id: first.id, created: false });
+    expect(await keyOf(first.id)).toBe("acct:2");
+    await enqueueJob(db, {
+      jobType: "flow.a",
+      payload: { v: 3 },
+      concurrencyKey: "acct:3",
+      jobKey: { key: "sync", mode: "debounce", delayMs: 0 },
+    });
+    expect(await keyOf(first.id)).toBe("acct:3");
+    // A request without a key keeps the job's (a replace never lifts a limit off a job).
+    await enqueueJob(db, { jobType: "flow.a", payload: { v: 4 }, jobKey: { key: "sync" } });
+    expect(await keyOf(first.id)).toBe("acct:3");
+    // `preserve` keeps the job as it is.
+    await enqueueJob(db, { jobType: "flow.a", concurrencyKey: "acct:9", jobKey: { key: "sync", mode: "preserve" } });
+    expect(await keyOf(first.id)).toBe("acct:3");
+    // The limit applies to the key the job holds now.
+    await enqueueJob(db, { jobType: "flow.b", concurrencyKey: "acct:3" });
+    await setKeyLimit(db, { pattern: "acct:3", maxConcurrency: 1 });
+    expect(await claim(10)).toHaveLength(1);
+  });
+
+  it("a batch with job keys replaces the key too", async () => {
+    const [first] = await enqueueJobs(db, [{ jobType: "flow.a", concurrencyKey: "t:1", jobKey: { key: "b" } }]);
+    await enqueueJobs(db, [{ jobType: "flow.b" }, { jobType: "flow.a", concurrencyKey: "t:2", jobKey: { key: "b" } }]);
+    expect(await keyOf(first!.id)).toBe("t:2");
+  });
+});
+
 describe("rate limits", () => {
   it("at most N starts per interval", async () => {
     await enqueueJobs(
@@ -184,6 +234,39 @@ describe("fairness", () => {
     expect(fair.filter((j) => j.organizationId === ORG_B)).toHaveLength(2);
     const job = await getJobById(db, fair[0]!.id);
     expect(job?.status).toBe("LEASED");
+  });
+});
+
+describe("fairness for a claimer with a memo (windows of the queue)", () => {
+  const fairClaim = (memo: FlowClaimMemo) =>
+    claimRunnableJobs(db, { workerId: "w", leaseSeconds: 60, limit: 4, fairness: "organization", flowMemo: memo });
+  const many = (n: number, organizationId: string) =>
+    enqueueJobs(
+      db,
+      Array.from({ length: n }, () => ({ jobType: "flow.a", organizationId })),
+    );
+
+  it("a new arrival behind a backlog longer than the head window is claimed at the next fair claim", async () => {
+    await many(2000, ORG_A);
+    await many(2, ORG_B);
+    const fair = await fairClaim({ active: false });
+    expect(fair.filter((j) => j.organizationId === ORG_B)).toHaveLength(2);
+  });
+
+  it("the sweep reaches a job in neither the head nor the newest window, then wraps", async () => {
+    // Windows of 1,000 jobs (the claim's head: 272): B's job is the 1,501st of 2,901.
+    await many(1500, ORG_A);
+    const [b] = await many(1, ORG_B);
+    await many(1400, ORG_A);
+    const memo: FlowClaimMemo = { active: false };
+    const first = await fairClaim(memo);
+    expect(first.map((j) => j.organizationId)).toEqual([ORG_A, ORG_A, ORG_A, ORG_A]);
+    expect(memo.fairSweep).toBeDefined();
+    const second = await fairClaim(memo);
+    expect(second.map((j) => j.id)).toContain(b!.id);
+    await fairClaim(memo);
+    // The third window held the last 901 jobs: the next sweep starts over.
+    expect(memo.fairSweep).toBeUndefined();
   });
 });
 

@@ -62,3 +62,17 @@ describe("JobCatalog workflow and schedule types", () => {
     catalog.jobSchedule({ ...base, jobType: "typed" });
   });
 });
+
+describe("JobCatalog flow limit types", () => {
+  it("takes limits as numbers and a rate limit with both fields", () => {
+    new JobCatalog().job("limited", async () => {}, {
+      maxConcurrency: 5,
+      maxConcurrencyPerKey: 1,
+      rateLimit: { limit: 10, intervalMs: 1000 },
+    });
+    // @ts-expect-error a rate limit needs its interval
+    new JobCatalog().job("rated", async () => {}, { rateLimit: { limit: 10 } });
+    // @ts-expect-error limits are numbers
+    new JobCatalog().job("capped", async () => {}, { maxConcurrency: "5" });
+  });
+});

@@ -9,6 +9,7 @@ import { queryRows } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { flowKeyLimits, flowRateStarts, flowSlots, jobDefinitions, jobQueue } from "../schema/index.ts";
 import { checkIdentifierLength, escapeLike, fail, isBlank, isInt32, isStorableText } from "../validate.ts";
+import { adoptRunning, adoptRunningOfTypes } from "./adopt.ts";
 
 /*
  * Flow control settings (pause, concurrency and rate limits) for operators, the CLI and the
@@ -109,28 +110,9 @@ export async function setJobTypeLimits(executor: Executor, input: JobTypeLimitsI
   const jobType = input.jobType;
   return executor.transaction(async (tx) => {
     const definition = await updateDefinition(tx, jobType, sql.join(sets, sql`, `));
-    await adoptRunning(
-      tx,
-      sql`j.job_type = ${jobType}`,
-      sql`case when d.max_concurrency is not null then '["t",' || to_json(j.job_type)::text || ']' end,
-        case when d.max_concurrency_per_key is not null and j.concurrency_key is not null
-          then '["tk",' || to_json(j.job_type)::text || ',' || to_json(j.concurrency_key)::text || ']' end`,
-    );
+    await adoptRunningOfTypes(tx, [jobType]);
     return definition;
   });
-}
-
-/**
- * Give running jobs a slot in the scopes a new limit creates, so jobs claimed before the limit
- * existed count against it. (Scopes are spelled as `JSON.stringify` spells them in scopes.ts.)
- */
-async function adoptRunning(tx: Executor, match: SQL, scopes: SQL) {
-  await tx.execute(sql`insert into ${flowSlots} (scope, job_id)
-    select s.scope, j.id from ${jobQueue} j
-    left join ${jobDefinitions} d on d.job_type = j.job_type
-    cross join lateral unnest(array[${scopes}]) as s(scope)
-    where j.finished_at is null and j.status = 'LEASED' and ${match} and s.scope is not null
-    on conflict do nothing`);
 }
 
 /** Limits for the concurrency keys matching a pattern. */

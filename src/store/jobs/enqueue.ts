@@ -231,6 +231,7 @@ async function enqueueKeyed(executor: Executor, item: PreparedItem): Promise<Enq
     priority: item.priority,
     maxAttempts: item.max_attempts,
     timeoutSeconds: item.timeout_seconds,
+    concurrencyKey: item.concurrency_key,
     nextRunAt: item.next_run_at,
     delayMs: item.delay_ms,
     maxWaitMs: item.max_wait_ms,

@@ -31,6 +31,9 @@ const replaceKeyHolder = statement<{ id: string }>(
       priority = coalesce(${sql.placeholder("priority")}::int, j.priority),
       max_attempts = coalesce(${sql.placeholder("maxAttempts")}::int, j.max_attempts),
       timeout_seconds = coalesce(${sql.placeholder("timeoutSeconds")}::int, j.timeout_seconds),
+      -- The key its flow limits apply to follows the request; a request without one keeps the
+      -- job's, so a replace never lifts a limit off a job.
+      concurrency_key = coalesce(${sql.placeholder("concurrencyKey")}::text, j.concurrency_key),
       -- least() ignores a null maximum wait.
       next_run_at = case when ${sql.placeholder("delayMs")}::bigint is null
         then coalesce(${sql.placeholder("nextRunAt")}::timestamptz, now())
@@ -78,6 +81,7 @@ export type JobKeyRequest = {
   priority: number | null;
   maxAttempts: number | null;
   timeoutSeconds: number | null;
+  concurrencyKey: string | null;
   nextRunAt: string | null;
   delayMs: number | null;
   maxWaitMs: number | null;

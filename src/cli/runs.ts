@@ -7,6 +7,8 @@ import {
   listWorkflowStepDependencies,
   listWorkflowSteps,
   retryWorkflowRun,
+  type WorkflowStepDependencyCursor,
+  type WorkflowStepDependencyRecord,
 } from "../store/index.ts";
 import {
   COMMON_OPTIONS,
@@ -102,7 +104,18 @@ that id is visible.
     // A run holds at most MAX_WORKFLOW_STEPS steps: one page.
     const steps = (await listWorkflowSteps(db, { workflowRunId: runId, scope: ctx.scope, limit: MAX_WORKFLOW_STEPS }))
       .items;
-    const edges = await listWorkflowStepDependencies(db, runId, ctx.scope);
+    const edges: WorkflowStepDependencyRecord[] = [];
+    for (let after: WorkflowStepDependencyCursor | undefined, more = true; more; ) {
+      const page = await listWorkflowStepDependencies(db, {
+        workflowRunId: runId,
+        scope: ctx.scope,
+        limit: 1000,
+        after,
+      });
+      edges.push(...page.items);
+      after = page.next ?? undefined;
+      more = page.next !== null;
+    }
     if (ctx.json) {
       json(ctx.out, {
         run,

@@ -33,6 +33,8 @@ import {
   searchJobsAndRuns,
   setJobScheduleActive,
   type WorkflowRunCursor,
+  type WorkflowStepDependencyCursor,
+  type WorkflowStepDependencyRecord,
 } from "../store/index.ts";
 import type { DashboardScope } from "./options.ts";
 
@@ -89,7 +91,17 @@ export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: numbe
     /** Every step: a run holds at most `MAX_WORKFLOW_STEPS`, one page. */
     runSteps: async (runId: string) =>
       (await listWorkflowSteps(db, { workflowRunId: runId, scope, limit: MAX_WORKFLOW_STEPS })).items,
-    runEdges: (runId: string) => listWorkflowStepDependencies(db, runId, scope),
+    /** Every edge, page by page: the DAG is laid out whole. */
+    runEdges: async (runId: string) => {
+      const edges: WorkflowStepDependencyRecord[] = [];
+      for (let after: WorkflowStepDependencyCursor | undefined, more = true; more; ) {
+        const page = await listWorkflowStepDependencies(db, { workflowRunId: runId, scope, limit: 1000, after });
+        edges.push(...page.items);
+        after = page.next ?? undefined;
+        more = page.next !== null;
+      }
+      return edges;
+    },
     cancelRun: (workflowRunId: string, reason: string) => cancelWorkflowRun(db, { scope, workflowRunId, reason }),
     retryRun: (workflowRunId: string, reason: string) => retryWorkflowRun(db, { scope, workflowRunId, reason }),
     completeGate: (workflowRunId: string, stepKey: string, terminalStatus: "SUCCEEDED" | "FAILED", reason: string) =>

@@ -371,9 +371,11 @@ const SCOPED = {
   },
   listWorkflowStepDependencies: {
     target: () => seeded.B!.run,
-    leak: (id, scope, executor = db) => listWorkflowStepDependencies(executor, id, scope),
+    leak: (id, scope, executor = db) =>
+      listWorkflowStepDependencies(executor, { workflowRunId: id, scope, limit: 1000 }),
     verdict: { hidden: nothing },
-    own: () => listWorkflowStepDependencies(db, seeded.B!.run, { organizationId: B }),
+    own: () =>
+      listWorkflowStepDependencies(db, { workflowRunId: seeded.B!.run, scope: { organizationId: B }, limit: 1000 }),
     ownSees: found,
   },
   getJobPayloadByIdempotencyKey: {

@@ -134,7 +134,8 @@ describe("a database that was never migrated", async () => {
     getWorkflowRunById: () => store.getWorkflowRunById(db, id, ALL_ORGANIZATIONS),
     listWorkflowRuns: () => store.listWorkflowRuns(db, { scope: ALL_ORGANIZATIONS, limit: 1 }),
     listWorkflowSteps: () => store.listWorkflowSteps(db, { workflowRunId: id, scope: ALL_ORGANIZATIONS, limit: 1 }),
-    listWorkflowStepDependencies: () => store.listWorkflowStepDependencies(db, id, ALL_ORGANIZATIONS),
+    listWorkflowStepDependencies: () =>
+      store.listWorkflowStepDependencies(db, { workflowRunId: id, scope: ALL_ORGANIZATIONS, limit: 1 }),
     upsertJobSchedule: () =>
       store.upsertJobSchedule(db, { name: "s", jobType: "bare.job", cronExpr: "0 0 * * * *", nextFireAt: new Date() }),
     setJobScheduleActive: () => store.setJobScheduleActive(db, "s", false, ALL_ORGANIZATIONS),

@@ -19,6 +19,7 @@ import {
   listJobSchedules,
   listJobs,
   listWorkflowRuns,
+  listWorkflowStepDependencies,
   listWorkflowSteps,
   type Page,
   upsertJobRuntimeConfig,
@@ -140,6 +141,18 @@ describe("every list read returns one page shape", () => {
       await defineJob(db, name);
       await upsertJobRuntimeConfig(db, { jobType: name, schemaVersion: 1, config: {} });
     }
+    const dag = await enqueueWorkflowRun(db, {
+      workflowType: "shape.flow",
+      organizationId: null,
+      metadata: {},
+      idempotencyKey: null,
+      steps: [
+        externalStep("gate"),
+        externalStep("a", ["gate"]),
+        externalStep("b", ["gate"]),
+        externalStep("c", ["a", "b", "gate"]),
+      ],
+    });
     const scope = ALL_ORGANIZATIONS;
     // Each list read, and a key per item that identifies it.
     const reads: Record<
@@ -163,6 +176,11 @@ describe("every list read returns one page shape", () => {
       listDeadLetters: [
         (limit, after) => listDeadLetters(db, { scope, limit, after }),
         (d: { jobId: string }) => d.jobId,
+      ],
+      listWorkflowStepDependencies: [
+        (limit, after) => listWorkflowStepDependencies(db, { workflowRunId: dag.id, scope, limit, after }),
+        (e: { dependentStepKey: string; prerequisiteStepKey: string }) =>
+          `${e.prerequisiteStepKey}->${e.dependentStepKey}`,
       ],
       listJobDefinitions: [
         (limit, after) => listJobDefinitions(db, { jobTypeContains: "shape.", limit, after }),

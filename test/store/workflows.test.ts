@@ -87,7 +87,13 @@ describe("workflow runs", () => {
     expect(finished).toMatchObject({ status: "SUCCEEDED" });
     expect(finished!.finishedAt).not.toBeNull();
     expect((await runSteps(db, run.id)).every((s) => s.status === "SUCCEEDED" && s.jobId !== null)).toBe(true);
-    expect(await listWorkflowStepDependencies(db, run.id, ALL_ORGANIZATIONS)).toHaveLength(4);
+    const edges = await listWorkflowStepDependencies(db, {
+      workflowRunId: run.id,
+      scope: ALL_ORGANIZATIONS,
+      limit: 10,
+    });
+    expect(edges).toEqual({ items: expect.any(Array), next: null });
+    expect(edges.items).toHaveLength(4);
   });
 
   it("returns the existing run for an identical keyed retry and refuses a different one", async () => {

@@ -127,14 +127,32 @@ export async function listWorkflowSteps(
   }
 }
 
-/** Every dependency edge of a run, with both steps' keys (empty when the run is outside `scope`). */
+/** Where the previous page of `listWorkflowStepDependencies` ended: the last edge seen. */
+export interface WorkflowStepDependencyCursor {
+  dependentStepId: string;
+  prerequisiteStepId: string;
+}
+
+/**
+ * A run's dependency edges with both steps' keys, in the order of their dependent steps, then of
+ * their prerequisites (each by creation), a page at a time (`after`: the last edge seen). Empty
+ * when the run is outside `scope`.
+ */
 export async function listWorkflowStepDependencies(
   executor: Executor,
-  runId: string,
-  scope: OrganizationScope,
-): Promise<WorkflowStepDependencyRecord[]> {
-  const visible = scopeCondition(sql`r.organization_id`, scope);
-  if (!isUuid(runId)) return [];
+  input: { workflowRunId: string; scope: OrganizationScope; limit: number; after?: WorkflowStepDependencyCursor },
+): Promise<Page<WorkflowStepDependencyRecord, WorkflowStepDependencyCursor>> {
+  const visible = scopeCondition(sql`r.organization_id`, input?.scope);
+  checkLimit(input.limit);
+  const after = input.after;
+  if (
+    after !== undefined &&
+    (after === null || typeof after !== "object" || !isUuid(after.dependentStepId) || !isUuid(after.prerequisiteStepId))
+  ) {
+    fail("job.invalid_pagination", { field: "after" });
+  }
+  if (!isUuid(input.workflowRunId)) return { items: [], next: null };
+  const createdAt = (stepId: string) => sql`(select c.created_at from ${workflowSteps} c where c.id = ${stepId}::uuid)`;
   try {
     const rows = await queryRows<RawRow>(
       executor,
@@ -143,10 +161,17 @@ export async function listWorkflowStepDependencies(
         join ${workflowRuns} r on r.id = e.workflow_run_id
         join ${workflowSteps} p on p.id = e.prerequisite_step_id
         join ${workflowSteps} d on d.id = e.dependent_step_id
-        where e.workflow_run_id = ${runId} and ${visible}
-        order by d.created_at, d.id, p.created_at, p.id`,
+        where e.workflow_run_id = ${input.workflowRunId} and ${visible}
+          ${
+            after === undefined
+              ? sql``
+              : sql`and (d.created_at, d.id, p.created_at, p.id) > (${createdAt(after.dependentStepId)},
+                  ${after.dependentStepId}::uuid, ${createdAt(after.prerequisiteStepId)}, ${after.prerequisiteStepId}::uuid)`
+          }
+        order by d.created_at, d.id, p.created_at, p.id
+        limit ${input.limit + 1}`,
     );
-    return rows.map((row) => ({
+    const items: WorkflowStepDependencyRecord[] = rows.slice(0, input.limit).map((row) => ({
       workflowRunId: row.workflow_run_id,
       prerequisiteStepId: row.prerequisite_step_id,
       prerequisiteStepKey: row.prerequisite_step_key,
@@ -155,6 +180,14 @@ export async function listWorkflowStepDependencies(
       releaseMode: row.release_mode,
       createdAt: toDate(row.created_at),
     }));
+    const last = items.at(-1);
+    return {
+      items,
+      next:
+        rows.length > input.limit && last
+          ? { dependentStepId: last.dependentStepId, prerequisiteStepId: last.prerequisiteStepId }
+          : null,
+    };
   } catch (error) {
     throw toQueryError(error);
   }

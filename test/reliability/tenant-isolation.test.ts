@@ -800,7 +800,13 @@ describe("tenant isolation", () => {
   });
 
   // From an untyped caller: no scope, or something that is not one, is `scope.required` before
-  // any statement runs (the connection's statement counter does not move) and changes nothing.
+  // the executor (behind a tripwire) is touched at all, and changes nothing.
+  it("the tripwire sees a scoped call use the database", async () => {
+    const { executor, touched } = tripwire();
+    expect(await SCOPED.getJobById.leak(seeded.A!.pending, { organizationId: A }, executor)).not.toBeNull();
+    expect(touched.length).toBeGreaterThan(0);
+  });
+
   it.each(SCOPED_STORE_APIS)("%s without a scope is scope.required, reading and writing nothing", async (name) => {
     const entry: Entry = SCOPED[name];
     const target = entry.target?.() ?? newId();

@@ -313,7 +313,11 @@ describe("listLeasedJobs", () => {
     const leased = await listLeasedJobs(db, { scope: { organizationId: org }, limit: 10 });
     expect(leased.items.map((j) => j.id)).toEqual([second!.jobId, first!.jobId]);
     expect(leased.items.every((j) => j.status === "LEASED")).toBe(true);
-    expect((await listLeasedJobs(db, { scope: { organizationId: org }, limit: 1 })).items).toHaveLength(1);
+    const firstPage = await listLeasedJobs(db, { scope: { organizationId: org }, limit: 1 });
+    expect(firstPage.items.map((j) => j.id)).toEqual([second!.jobId]);
+    expect(firstPage.next).not.toBeNull();
+    const secondPage = await listLeasedJobs(db, { scope: { organizationId: org }, limit: 1, after: firstPage.next! });
+    expect(secondPage).toMatchObject({ items: [{ id: first!.jobId }], next: null, capped: false });
     expect((await listLeasedJobs(db, { scope: { organizationId: newId() }, limit: 10 })).items).toEqual([]);
     expect((await listLeasedJobs(db, { scope: ALL_ORGANIZATIONS, cap: 1, limit: 10 })).capped).toBe(true);
   });

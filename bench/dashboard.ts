@@ -84,7 +84,8 @@ async function load(url: string, n: number): Promise<ChildResult> {
       for (const lease of leases.slice(0, failing)) {
         await completeJobFailure(db, lease, { kind: "TERMINAL", code: "bench.failed", message: "failed on purpose" });
       }
-      for (const lease of leases.slice(failing, failing + toCancel)) await cancelJob(db, { jobId: lease.jobId });
+      for (const lease of leases.slice(failing, failing + toCancel))
+        await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: lease.jobId });
       await completeJobsSuccess(
         db,
         leases.slice(failing + toCancel).map((lease) => ({ lease })),

@@ -3,7 +3,7 @@
 // window lets the steps that wait for it run.
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/append-workflow-steps.ts
-import { WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "runledger/core";
+import { ALL_ORGANIZATIONS, WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "runledger/core";
 import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
 import {
   appendWorkflowSteps,
@@ -57,6 +57,7 @@ try {
   // file is imported and the window has closed. A retry with the same mutation key is a no-op.
   const files = ["a.csv", "b.csv"];
   const appended = await appendWorkflowSteps(db, {
+    scope: ALL_ORGANIZATIONS,
     workflowRunId: workflowRun.id,
     mutationKey: "files:a,b",
     appendWindowStepKey: "window",
@@ -71,6 +72,7 @@ try {
 
   // No more additions: close the window.
   await completeExternalWorkflowStep(db, {
+    scope: ALL_ORGANIZATIONS,
     workflowRunId: workflowRun.id,
     stepKey: "window",
     terminalStatus: "SUCCEEDED",
@@ -79,9 +81,11 @@ try {
   console.log("window closed");
 
   await running;
-  const finished = await getWorkflowRunById(db, workflowRun.id);
+  const finished = await getWorkflowRunById(db, workflowRun.id, ALL_ORGANIZATIONS);
   console.log(`run status: ${finished?.status}`);
-  for (const step of await listWorkflowSteps(db, workflowRun.id)) {
+  for (const step of (
+    await listWorkflowSteps(db, { workflowRunId: workflowRun.id, scope: ALL_ORGANIZATIONS, limit: 100 })
+  ).items) {
     console.log(`  step ${step.stepKey.padEnd(10)} ${step.status}`);
   }
   if (finished?.status !== "SUCCEEDED") process.exitCode = 1;

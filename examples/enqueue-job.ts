@@ -1,6 +1,7 @@
 // Enqueue one job with an idempotency key, then retry the same request and get the same job back.
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/enqueue-job.ts
+import { ALL_ORGANIZATIONS } from "runledger/core";
 import { JobCatalog } from "runledger/runtime";
 import { createDb, enqueueJob, getJobById, migrate } from "runledger/store";
 
@@ -32,7 +33,7 @@ try {
   console.log(`retried with the same key: job ${retry.id} (created: ${retry.created})`);
   console.log(`same job: ${first.id === retry.id}`);
 
-  const job = await getJobById(db, first.id);
+  const job = await getJobById(db, first.id, ALL_ORGANIZATIONS);
   console.log(`status: ${job?.status}, attempts allowed: ${job?.maxAttempts}`);
 } finally {
   await db.$runledger.close();

@@ -3,7 +3,7 @@
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/external-gate.ts
 
-import { WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "runledger/core";
+import { ALL_ORGANIZATIONS, WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "runledger/core";
 import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
 import {
   completeExternalWorkflowStep,
@@ -32,9 +32,10 @@ const catalog = new JobCatalog().job(
 );
 
 async function printSteps(db: RunledgerDb, runId: string) {
-  const run = await getWorkflowRunById(db, runId);
+  const run = await getWorkflowRunById(db, runId, ALL_ORGANIZATIONS);
   console.log(`run status: ${run?.status}`);
-  for (const step of await listWorkflowSteps(db, runId)) {
+  for (const step of (await listWorkflowSteps(db, { workflowRunId: runId, scope: ALL_ORGANIZATIONS, limit: 100 }))
+    .items) {
     const reason = step.statusReason && step.statusReason !== step.status ? ` (${step.statusReason})` : "";
     console.log(`  step ${step.stepKey.padEnd(8)} ${step.status}${reason}`);
   }
@@ -66,6 +67,7 @@ try {
 
   // In an application this is the approval endpoint or webhook handler.
   await completeExternalWorkflowStep(db, {
+    scope: ALL_ORGANIZATIONS,
     workflowRunId: workflowRun.id,
     stepKey: "approve",
     terminalStatus: "SUCCEEDED",

@@ -53,7 +53,8 @@ const catalog = new JobCatalog()
   });
 
 async function printSteps(db: RunledgerDb, runId: string) {
-  for (const step of await listWorkflowSteps(db, runId)) {
+  for (const step of (await listWorkflowSteps(db, { workflowRunId: runId, scope: ALL_ORGANIZATIONS, limit: 100 }))
+    .items) {
     const why = step.lastErrorCode ? ` (${step.lastErrorCode}: ${step.lastErrorMessage})` : "";
     console.log(`  step ${step.stepKey.padEnd(7)} ${step.status}${why}`);
   }

@@ -97,7 +97,7 @@ try {
 
   const current = await getJobSchedule(db, "reports.hourly", ALL_ORGANIZATIONS, { upcoming: 2 });
   if (current?.lastJobId) {
-    const job = await getJobById(db, current.lastJobId);
+    const job = await getJobById(db, current.lastJobId, ALL_ORGANIZATIONS);
     console.log(`job ${job?.id}: ${job?.jobType} ${job?.status} (stage ${job?.stage})`);
   }
   console.log(`next fire at ${current?.upcoming[0]?.fireAt.toISOString()}`);

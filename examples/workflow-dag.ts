@@ -3,7 +3,7 @@
 // no handler enqueues another job and nothing polls for completion.
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/app npx tsx examples/workflow-dag.ts
-import { WorkflowDagBuilder } from "runledger/core";
+import { ALL_ORGANIZATIONS, WorkflowDagBuilder } from "runledger/core";
 import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
 import { createDb, enqueueWorkflowRun, getWorkflowRunById, listWorkflowSteps, migrate } from "runledger/store";
 import { runUntilFinished } from "./run-until-finished.ts";
@@ -55,9 +55,11 @@ try {
     .build();
   await runUntilFinished(db, supervisor, workflowRun.id);
 
-  const finished = await getWorkflowRunById(db, workflowRun.id);
+  const finished = await getWorkflowRunById(db, workflowRun.id, ALL_ORGANIZATIONS);
   console.log(`run status: ${finished?.status}`);
-  for (const step of await listWorkflowSteps(db, workflowRun.id)) {
+  for (const step of (
+    await listWorkflowSteps(db, { workflowRunId: workflowRun.id, scope: ALL_ORGANIZATIONS, limit: 100 })
+  ).items) {
     console.log(`  step ${step.stepKey.padEnd(8)} ${step.status}`);
   }
   if (finished?.status !== "SUCCEEDED") process.exitCode = 1;

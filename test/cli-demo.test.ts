@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { getWorkflowRunById, listWorkflowSteps } from "../src/store/index.ts";
+import { ALL_ORGANIZATIONS } from "../src/core/index.ts";
+import { getWorkflowRunById } from "../src/store/index.ts";
 import { useTestDatabase } from "./support/db.ts";
+import { runSteps } from "./support/factories.ts";
 import { finished, startTs } from "./support/processes.ts";
 
 const { db, url } = await useTestDatabase();
@@ -16,8 +18,8 @@ describe("runledger demo", () => {
     expect(result.stdout).toContain("jobs: 50/50 succeeded, 0 dead-lettered");
     const runId = /workflow ([0-9a-f-]{36}): SUCCEEDED in /.exec(result.stdout)?.[1];
     expect(runId).toBeDefined();
-    expect((await getWorkflowRunById(db, runId!))?.status).toBe("SUCCEEDED");
-    const steps = await listWorkflowSteps(db, runId!);
+    expect((await getWorkflowRunById(db, runId!, ALL_ORGANIZATIONS))?.status).toBe("SUCCEEDED");
+    const steps = await runSteps(db, runId!);
     expect(steps.map((s) => [s.stepKey, s.status])).toEqual([
       ["crawl", "SUCCEEDED"],
       ["classify", "SUCCEEDED"],

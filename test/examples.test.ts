@@ -1,8 +1,10 @@
 // Runs every program in examples/ as its own process against a database of its own, the way a
 // reader would run it, and checks what it prints.
+
 import type { ChildProcess } from "node:child_process";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../src/core/index.ts";
 import { enqueueJob, getJobById } from "../src/store/index.ts";
 import type { EphemeralDatabase } from "../src/testing/index.ts";
 import { useTestDatabase } from "./support/db.ts";
@@ -152,7 +154,9 @@ describe("examples", () => {
       jobType: "email.send",
       payload: { to: "ada@example.com", subject: "Welcome" },
     });
-    await waitFor(async () => (await getJobById(db, id))?.status === "SUCCEEDED", { what: "the job to succeed" });
+    await waitFor(async () => (await getJobById(db, id, ALL_ORGANIZATIONS))?.status === "SUCCEEDED", {
+      what: "the job to succeed",
+    });
     expect(stdout()).toContain(`sent "Welcome" to ada@example.com (job ${id}, attempt 1)`);
 
     child.kill("SIGTERM");

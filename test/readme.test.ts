@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../src/core/index.ts";
 import { getWorkflowRunById, listJobSchedules, queryRows, upsertJobDefinition } from "../src/store/index.ts";
 import { useTestDatabase } from "./support/db.ts";
 import { finished, type ProcessResult, ROOT, run } from "./support/processes.ts";
@@ -178,8 +179,8 @@ describe("README.md", () => {
       sql`select workflow_type, id from runledger.workflow_runs order by workflow_type`,
     );
     expect(runs.map((r) => r.workflow_type)).toEqual(["profiles.research", "refund.flow"]);
-    expect((await getWorkflowRunById(db, runs[1]!.id))?.status).toBe("RUNNING");
-    const [nightly] = await listJobSchedules(db, { limit: 10 });
+    expect((await getWorkflowRunById(db, runs[1]!.id, ALL_ORGANIZATIONS))?.status).toBe("RUNNING");
+    const [nightly] = (await listJobSchedules(db, { scope: ALL_ORGANIZATIONS, limit: 10 })).items;
     expect(nightly).toMatchObject({ name: "reports.nightly", timezone: "Europe/Berlin", overlapPolicy: "SKIP" });
     // The backfill block fired last week's seven nightly slots.
     const [backfilled] = await queryRows<{ n: number }>(

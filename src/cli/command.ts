@@ -28,8 +28,6 @@ export interface CommandContext {
   out: Output;
   /** `--org ID`, or every organization. */
   scope: OrganizationScope;
-  /** The scope as the older store functions take it. */
-  org: { organizationId?: string };
   /** The database of `--database-url` or `DATABASE_URL`, opened on first call. */
   db(): RunledgerDb;
 }

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { JobContext, WorkflowRunStatus } from "../core/index.ts";
+import { ALL_ORGANIZATIONS, type JobContext, MAX_WORKFLOW_STEPS, type WorkflowRunStatus } from "../core/index.ts";
 import { JobCatalog, JobsConfig, Supervisor } from "../runtime/index.ts";
 import {
   createDb,
@@ -158,14 +158,19 @@ class Progress {
   }
 }
 
+/** Every step of the demo's run (a run holds at most `MAX_WORKFLOW_STEPS`: one page). */
+async function stepsOf(db: RunledgerDb, workflowRunId: string) {
+  return (await listWorkflowSteps(db, { workflowRunId, scope: ALL_ORGANIZATIONS, limit: MAX_WORKFLOW_STEPS })).items;
+}
+
 async function refresh(db: RunledgerDb, live: Live): Promise<void> {
   // Run status first: a run seen as finished then has every step read after it finished too, so
   // the last step's transition is printed before the loop stops.
-  live.runStatus = (await getWorkflowRunById(db, live.runId))?.status;
-  live.steps = await listWorkflowSteps(db, live.runId);
+  live.runStatus = (await getWorkflowRunById(db, live.runId, ALL_ORGANIZATIONS))?.status;
+  live.steps = await stepsOf(db, live.runId);
   for (const step of live.steps) {
     if (step.jobId === null || step.status !== "RUNNING") continue;
-    const job = await getJobById(db, step.jobId);
+    const job = await getJobById(db, step.jobId, ALL_ORGANIZATIONS);
     if (job !== null) live.progress.set(step.jobId, { done: job.progressDone, total: job.progressTotal });
   }
 }
@@ -256,8 +261,8 @@ async function demo(databaseUrl: string | undefined): Promise<number> {
     await supervisor.shutdown(5000);
     supervisor = undefined;
 
-    const finalRun = (await getWorkflowRunById(db, workflowRun.id))!;
-    live.steps = await listWorkflowSteps(db, workflowRun.id);
+    const finalRun = (await getWorkflowRunById(db, workflowRun.id, ALL_ORGANIZATIONS))!;
+    live.steps = await stepsOf(db, workflowRun.id);
     for (const line of summary(live, finalRun.startedAt)) out.write(`${line}\n`);
     const took =
       finalRun.finishedAt === null ? "-" : seconds(finalRun.finishedAt.getTime() - finalRun.startedAt.getTime());

@@ -120,7 +120,6 @@ export async function main(argv: readonly string[], out: Output = processOutput)
       json: values.json === true,
       out,
       scope,
-      org: "organizationId" in scope ? { organizationId: scope.organizationId } : {},
       db: opened.db,
     });
   } catch (error) {

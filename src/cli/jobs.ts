@@ -65,7 +65,7 @@ lastErrorCode, lastErrorMessage, workflowStepId, createdAt, finishedAt, … (ISO
     const v = ctx.values as Record<string, string | undefined>;
     const after = cursorArg(v.after);
     const page = await listJobs(ctx.db(), {
-      ...ctx.org,
+      scope: ctx.scope,
       status: v.status === undefined ? undefined : choiceArg<JobStatus>(v.status, "status", JOB_STATUSES),
       jobTypeContains: v.type,
       createdAfter: timeArg(v["created-after"], "created-after"),
@@ -118,14 +118,14 @@ Exit 1 when no job of that id is visible (in --org's organization).
   async run(ctx) {
     const jobId = uuidArg(ctx.positionals[0]!, "job id");
     const db = ctx.db();
-    const job = await getJobById(db, jobId, ctx.org);
+    const job = await getJobById(db, jobId, ctx.scope);
     if (job === null) {
       ctx.out.error(`runledger jobs show: no job ${jobId}\n`);
       return 1;
     }
-    const attempts = await listJobAttempts(db, { jobId, ...ctx.org, limit: DETAIL_ROWS });
-    const events = await listJobEvents(db, { jobId, ...ctx.org, limit: DETAIL_ROWS });
-    const logs = (await listJobLogs(db, { jobId, ...ctx.org, limit: DETAIL_ROWS })).slice(-SHOWN_LOG_LINES);
+    const attempts = (await listJobAttempts(db, { jobId, scope: ctx.scope, limit: DETAIL_ROWS })).items;
+    const events = (await listJobEvents(db, { jobId, scope: ctx.scope, limit: DETAIL_ROWS })).items;
+    const logs = (await listJobLogs(db, { jobId, scope: ctx.scope, limit: DETAIL_ROWS })).items.slice(-SHOWN_LOG_LINES);
     if (ctx.json) {
       json(ctx.out, { job, attempts, events, logs });
       return 0;
@@ -226,7 +226,7 @@ async function byIds(ctx: CommandContext, verb: "cancel" | "requeue", past: stri
   const results: ({ jobId: string; ok: true; status: string } | { jobId: string; ok: false; error: object })[] = [];
   for (const jobId of ids) {
     try {
-      const input = { jobId, ...ctx.org, reason };
+      const input = { jobId, scope: ctx.scope, reason };
       const job = verb === "cancel" ? await cancelJob(db, input) : await requeueJob(db, input);
       results.push({ jobId, ok: true, status: job.status });
       if (!ctx.json) ctx.out.write(`${jobId} ${past} (now ${job.status})\n`);

@@ -1,4 +1,4 @@
-import { WORKFLOW_RUN_STATUSES, type WorkflowRunStatus } from "../core/index.ts";
+import { MAX_WORKFLOW_STEPS, WORKFLOW_RUN_STATUSES, type WorkflowRunStatus } from "../core/index.ts";
 import {
   cancelWorkflowRun,
   completeExternalWorkflowStep,
@@ -7,6 +7,8 @@ import {
   listWorkflowStepDependencies,
   listWorkflowSteps,
   retryWorkflowRun,
+  type WorkflowStepDependencyCursor,
+  type WorkflowStepDependencyRecord,
 } from "../store/index.ts";
 import {
   COMMON_OPTIONS,
@@ -46,7 +48,7 @@ Workflow runs newest first, a page at a time (pass the printed cursor as --after
     const v = ctx.values as Record<string, string | undefined>;
     const after = cursorArg(v.after);
     const page = await listWorkflowRuns(ctx.db(), {
-      ...ctx.org,
+      scope: ctx.scope,
       status:
         v.status === undefined ? undefined : choiceArg<WorkflowRunStatus>(v.status, "status", WORKFLOW_RUN_STATUSES),
       workflowTypeContains: v.type,
@@ -94,13 +96,26 @@ that id is visible.
   async run(ctx) {
     const runId = uuidArg(ctx.positionals[0]!, "run id");
     const db = ctx.db();
-    const run = await getWorkflowRunById(db, runId, ctx.org);
+    const run = await getWorkflowRunById(db, runId, ctx.scope);
     if (run === null) {
       ctx.out.error(`runledger runs show: no run ${runId}\n`);
       return 1;
     }
-    const steps = await listWorkflowSteps(db, runId, ctx.org);
-    const edges = await listWorkflowStepDependencies(db, runId, ctx.org);
+    // A run holds at most MAX_WORKFLOW_STEPS steps: one page.
+    const steps = (await listWorkflowSteps(db, { workflowRunId: runId, scope: ctx.scope, limit: MAX_WORKFLOW_STEPS }))
+      .items;
+    const edges: WorkflowStepDependencyRecord[] = [];
+    for (let after: WorkflowStepDependencyCursor | undefined, more = true; more; ) {
+      const page = await listWorkflowStepDependencies(db, {
+        workflowRunId: runId,
+        scope: ctx.scope,
+        limit: 1000,
+        after,
+      });
+      edges.push(...page.items);
+      after = page.next ?? undefined;
+      more = page.next !== null;
+    }
     if (ctx.json) {
       json(ctx.out, {
         run,
@@ -149,7 +164,7 @@ its status printed). Exit 1 when no run of that id is visible.
     const workflowRunId = uuidArg(ctx.positionals[0]!, "run id");
     const run = await cancelWorkflowRun(ctx.db(), {
       workflowRunId,
-      ...ctx.org,
+      scope: ctx.scope,
       reason: (ctx.values.reason as string | undefined) ?? "canceled with runledger runs cancel",
     });
     if (ctx.json) json(ctx.out, { run });
@@ -226,7 +241,7 @@ Doing it again is a no-op; the opposite decision afterwards is refused (exit 1).
         throw new UsageError(`runledger gates ${verb}: --reason is required`);
       const step = await completeExternalWorkflowStep(ctx.db(), {
         workflowRunId,
-        ...ctx.org,
+        scope: ctx.scope,
         stepKey: ctx.positionals[1]!,
         terminalStatus: verb === "approve" ? "SUCCEEDED" : "FAILED",
         statusReason: reason,

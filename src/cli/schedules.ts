@@ -30,14 +30,14 @@ Schedules by name (pass the last name printed as --after for the next page).
   },
   async run(ctx) {
     const limit = intArg(ctx.values.limit as string | undefined, "limit", 50, 1000);
-    const rows = await listJobSchedules(ctx.db(), {
-      ...ctx.org,
+    const page = await listJobSchedules(ctx.db(), {
+      scope: ctx.scope,
       activeOnly: ctx.values.active === true,
-      limit: limit + 1,
-      afterName: ctx.values.after as string | undefined,
+      limit,
+      after: ctx.values.after as string | undefined,
     });
-    const items = rows.slice(0, limit).map(({ upcoming: _upcoming, ...schedule }) => schedule);
-    const next = rows.length > limit ? (items.at(-1)?.name ?? null) : null;
+    const items = page.items.map(({ upcoming: _upcoming, ...schedule }) => schedule);
+    const next = page.next;
     if (ctx.json) {
       json(ctx.out, { items, next });
       return 0;
@@ -80,7 +80,7 @@ Exit 1 when no schedule of that name is visible.
     positionals: { min: 1, max: 1 },
     async run(ctx) {
       const name = ctx.positionals[0]!;
-      const changed = await setJobScheduleActive(ctx.db(), name, verb === "resume", ctx.org);
+      const changed = await setJobScheduleActive(ctx.db(), name, verb === "resume", ctx.scope);
       if (!changed) {
         ctx.out.error(`runledger schedules ${verb}: no schedule named ${JSON.stringify(name)}\n`);
         return 1;

@@ -1,4 +1,4 @@
-import type { JobStatus, WorkflowRunStatus } from "../core/index.ts";
+import { type JobStatus, MAX_WORKFLOW_STEPS, type WorkflowRunStatus } from "../core/index.ts";
 import {
   cancelJob,
   cancelWorkflowRun,
@@ -33,20 +33,15 @@ import {
   searchJobsAndRuns,
   setJobScheduleActive,
   type WorkflowRunCursor,
+  type WorkflowStepDependencyCursor,
+  type WorkflowStepDependencyRecord,
 } from "../store/index.ts";
 import type { DashboardScope } from "./options.ts";
 
 /*
- * The dashboard's only door to the store: every read and change goes through `storeFor(scope)`.
- * The newer reads take the scope as it is; the older ones still take an optional organization id,
- * and `organization` below is the one place that turns a scope into it. When those move to the
- * scope type, this file is the one to edit.
+ * The dashboard's only door to the store: every read and change goes through `storeFor(scope)`,
+ * and every scoped store function takes that scope as it is.
  */
-
-/** The older store functions' organization parameter for a scope. */
-function organization(scope: DashboardScope): { organizationId?: string } {
-  return "organizationId" in scope ? { organizationId: scope.organizationId } : {};
-}
 
 /** Most jobs one by-filter change acts on (the confirmation shows "10,000+" beyond). */
 const BULK_LIMIT = 10_000;
@@ -58,7 +53,6 @@ export type DashboardStore = ReturnType<typeof storeFor>;
 
 /** Store calls bound to one viewer's scope. */
 export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: number) {
-  const org = organization(scope);
   const capped = { scope, cap: countCap };
   return {
     scope,
@@ -69,15 +63,15 @@ export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: numbe
     search: (query: string, limit: number) => searchJobsAndRuns(db, { scope, query, limit }),
 
     jobs: (filter: { status?: JobStatus; jobTypeContains?: string; limit: number; after?: JobCursor }) =>
-      listJobs(db, { ...org, ...filter }),
+      listJobs(db, { scope, ...filter }),
     leasedJobs: (limit: number) => listLeasedJobs(db, { ...capped, limit }),
-    job: (jobId: string) => getJobById(db, jobId, org),
+    job: (jobId: string) => getJobById(db, jobId, scope),
     jobStep: (jobId: string) => getJobWorkflowStep(db, jobId, scope),
-    jobAttempts: (jobId: string) => listJobAttempts(db, { ...org, jobId, limit: DETAIL_ROWS }),
-    jobEvents: (jobId: string) => listJobEvents(db, { ...org, jobId, limit: DETAIL_ROWS }),
-    jobLogs: (jobId: string) => listJobLogs(db, { ...org, jobId, limit: DETAIL_ROWS }),
-    cancelJob: (jobId: string, reason: string) => cancelJob(db, { ...org, jobId, reason }),
-    requeueJob: (jobId: string, reason: string) => requeueJob(db, { ...org, jobId, reason }),
+    jobAttempts: async (jobId: string) => (await listJobAttempts(db, { scope, jobId, limit: DETAIL_ROWS })).items,
+    jobEvents: async (jobId: string) => (await listJobEvents(db, { scope, jobId, limit: DETAIL_ROWS })).items,
+    jobLogs: async (jobId: string) => (await listJobLogs(db, { scope, jobId, limit: DETAIL_ROWS })).items,
+    cancelJob: (jobId: string, reason: string) => cancelJob(db, { scope, jobId, reason }),
+    requeueJob: (jobId: string, reason: string) => requeueJob(db, { scope, jobId, reason }),
 
     deadLetters: (filter: { jobType?: string; limit: number; after?: DeadLetterCursor }) =>
       listDeadLetters(db, { scope, ...filter }),
@@ -92,17 +86,29 @@ export function storeFor(db: RunledgerDb, scope: DashboardScope, countCap: numbe
       workflowTypeContains?: string;
       limit: number;
       after?: WorkflowRunCursor;
-    }) => listWorkflowRuns(db, { ...org, ...filter }),
-    run: (runId: string) => getWorkflowRunById(db, runId, org),
-    runSteps: (runId: string) => listWorkflowSteps(db, runId, org),
-    runEdges: (runId: string) => listWorkflowStepDependencies(db, runId, org),
-    cancelRun: (workflowRunId: string, reason: string) => cancelWorkflowRun(db, { ...org, workflowRunId, reason }),
+    }) => listWorkflowRuns(db, { scope, ...filter }),
+    run: (runId: string) => getWorkflowRunById(db, runId, scope),
+    /** Every step: a run holds at most `MAX_WORKFLOW_STEPS`, one page. */
+    runSteps: async (runId: string) =>
+      (await listWorkflowSteps(db, { workflowRunId: runId, scope, limit: MAX_WORKFLOW_STEPS })).items,
+    /** Every edge, page by page: the DAG is laid out whole. */
+    runEdges: async (runId: string) => {
+      const edges: WorkflowStepDependencyRecord[] = [];
+      for (let after: WorkflowStepDependencyCursor | undefined, more = true; more; ) {
+        const page = await listWorkflowStepDependencies(db, { workflowRunId: runId, scope, limit: 1000, after });
+        edges.push(...page.items);
+        after = page.next ?? undefined;
+        more = page.next !== null;
+      }
+      return edges;
+    },
+    cancelRun: (workflowRunId: string, reason: string) => cancelWorkflowRun(db, { scope, workflowRunId, reason }),
     retryRun: (workflowRunId: string, reason: string) => retryWorkflowRun(db, { scope, workflowRunId, reason }),
     completeGate: (workflowRunId: string, stepKey: string, terminalStatus: "SUCCEEDED" | "FAILED", reason: string) =>
-      completeExternalWorkflowStep(db, { ...org, workflowRunId, stepKey, terminalStatus, statusReason: reason }),
+      completeExternalWorkflowStep(db, { scope, workflowRunId, stepKey, terminalStatus, statusReason: reason }),
 
-    schedules: (filter: { limit: number; afterName?: string }) => listJobSchedules(db, { ...org, ...filter }),
-    setScheduleActive: (name: string, active: boolean) => setJobScheduleActive(db, name, active, org),
+    schedules: (filter: { limit: number; after?: string }) => listJobSchedules(db, { scope, ...filter }),
+    setScheduleActive: (name: string, active: boolean) => setJobScheduleActive(db, name, active, scope),
 
     /** Job definitions are shared by every organization. */
     jobTypes: (filter: { limit: number; after?: string }) => listJobDefinitions(db, filter),

@@ -2,15 +2,16 @@ import { sql } from "drizzle-orm";
 import { type OrganizationScope, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
+import type { Page } from "./jobs/reads.ts";
 import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobLogs, jobQueue } from "./schema/index.ts";
 import { scopeCondition } from "./scope.ts";
 import {
+  checkIdCursor,
   checkIdentifierLength,
   checkLimit,
-  checkPage,
   checkTextSize,
   fail,
   isBlank,
@@ -93,24 +94,28 @@ export async function insertJobLog(executor: Executor, input: JobLogInput): Prom
   }
 }
 
-/** A job's log lines in order, `afterId` continuing from the last seen; org-scoped through the job. */
+/**
+ * A job's log lines in order, a page at a time (`after`: the last line id seen). Scoped through
+ * the job: another organization's job has no lines.
+ */
 export async function listJobLogs(
   executor: Executor,
-  input: { jobId: string; organizationId?: string; limit: number; afterId?: number },
-): Promise<JobLogRecord[]> {
+  input: { jobId: string; scope: OrganizationScope; limit: number; after?: number },
+): Promise<Page<JobLogRecord, number>> {
+  const visible = scopeCondition(sql`j.organization_id`, input?.scope);
   checkLimit(input.limit);
-  checkPage({ afterId: input.afterId });
-  if (!isUuid(input.jobId) || (input.organizationId !== undefined && !isUuid(input.organizationId))) return [];
+  checkIdCursor(input.after);
+  if (!isUuid(input.jobId)) return { items: [], next: null };
   try {
     const rows = await queryRows<RawRow>(
       executor,
       sql`select l.* from ${jobLogs} l join ${jobQueue} j on j.id = l.job_id
-        where l.job_id = ${input.jobId}
-          ${input.organizationId === undefined ? sql`` : sql`and j.organization_id = ${input.organizationId}`}
-          ${input.afterId === undefined ? sql`` : sql`and l.id > ${input.afterId}`}
-        order by l.id limit ${input.limit}`,
+        where l.job_id = ${input.jobId} and ${visible}
+          ${input.after === undefined ? sql`` : sql`and l.id > ${input.after}`}
+        order by l.id limit ${input.limit + 1}`,
     );
-    return rows.map(logFromRow);
+    const items = rows.slice(0, input.limit).map(logFromRow);
+    return { items, next: rows.length > input.limit ? items.at(-1)!.id : null };
   } catch (error) {
     throw toQueryError(error);
   }

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
+import type { Page } from "./jobs/reads.ts";
 import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
@@ -112,11 +113,11 @@ export async function getRequiredJobRuntimeConfig(
   return config;
 }
 
-/** Runtime configs by job type (optionally one), a page at a time after `after`. */
+/** Runtime configs by job type (optionally one), a page at a time (`after`: the last job type seen). */
 export async function listJobRuntimeConfigs(
   executor: Executor,
   filter: { jobType?: string; limit: number; after?: string },
-): Promise<JobRuntimeConfigRecord[]> {
+): Promise<Page<JobRuntimeConfigRecord, string>> {
   checkLimit(filter.limit);
   try {
     const rows = await queryRows<RawRow>(
@@ -124,9 +125,10 @@ export async function listJobRuntimeConfigs(
       sql`select * from ${jobRuntimeConfigs} where true
         ${filter.jobType === undefined ? sql`` : sql`and job_type = ${filter.jobType}`}
         ${filter.after === undefined ? sql`` : sql`and job_type > ${filter.after}`}
-        order by job_type limit ${filter.limit}`,
+        order by job_type limit ${filter.limit + 1}`,
     );
-    return rows.map(configFromRow);
+    const items = rows.slice(0, filter.limit).map(configFromRow);
+    return { items, next: rows.length > filter.limit ? items.at(-1)!.jobType : null };
   } catch (error) {
     throw toQueryError(error);
   }

@@ -159,6 +159,13 @@ export function checkPage(page: {
   }
 }
 
+/** `job.invalid_pagination` unless `after` is omitted or a whole non-negative number (an id cursor). */
+export function checkIdCursor(after: unknown): void {
+  if (after !== undefined && !(Number.isSafeInteger(after) && (after as number) >= 0)) {
+    fail("job.invalid_pagination", { field: "after" });
+  }
+}
+
 /** Escape LIKE wildcards so a user's substring matches literally. */
 export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   claimJobs,
   completeJobFailure,
@@ -9,12 +10,11 @@ import {
   getJobSchedule,
   getWorkflowRunById,
   listDeadLetters,
-  listWorkflowSteps,
 } from "../../src/store/index.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { ORG_A, ORG_B, type Seeded, seedDashboard } from "../dashboard/seed.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob, ledgerCounts } from "../support/factories.ts";
+import { defineJob, ledgerCounts, runSteps } from "../support/factories.ts";
 import { parsed, runCli } from "./support.ts";
 
 const { db, url } = await useTestDatabase();
@@ -43,7 +43,7 @@ beforeAll(async () => {
 });
 
 const cli = (...args: string[]) => runCli(url, args);
-const statusOf = async (id: string) => (await getJobById(db, id))?.status;
+const statusOf = async (id: string) => (await getJobById(db, id, ALL_ORGANIZATIONS))?.status;
 
 describe("runledger changes", { timeout: 180_000 }, () => {
   it("jobs cancel by ids: each by the single-job rules; an unknown id makes it exit 1; --org hides others", async () => {
@@ -107,7 +107,7 @@ describe("runledger changes", { timeout: 180_000 }, () => {
     expect(done).toMatchObject({ code: 0, stderr: "" });
     expect(done.stdout).toContain("requeued 2 jobs");
     for (const id of seeded.deadJobs)
-      expect(await getJobById(db, id)).toMatchObject({ status: "PENDING", runNumber: 2 });
+      expect(await getJobById(db, id, ALL_ORGANIZATIONS)).toMatchObject({ status: "PENDING", runNumber: 2 });
     expect((await listDeadLetters(db, { scope: ALL, jobType: "reports.build", limit: 10 })).items).toEqual([]);
   });
 
@@ -120,7 +120,7 @@ describe("runledger changes", { timeout: 180_000 }, () => {
     expect(parsed(approved)).toMatchObject({
       step: { stepKey: "approve", status: "SUCCEEDED", statusReason: "looks right" },
     });
-    const steps = await listWorkflowSteps(db, seeded.run);
+    const steps = await runSteps(db, seeded.run);
     expect(steps.find((s) => s.stepKey === "persist")?.status).toBe("ENQUEUED");
     const rejected = await cli("gates", "reject", seeded.run, "approve", "--reason", "changed my mind");
     expect(rejected.code).toBe(1);
@@ -131,7 +131,7 @@ describe("runledger changes", { timeout: 180_000 }, () => {
     const canceled = await cli("runs", "cancel", seeded.bRun, "--org", ORG_B);
     expect(canceled).toMatchObject({ code: 0, stderr: "" });
     expect(canceled.stdout).toBe(`run ${seeded.bRun} CANCELED\n`);
-    expect((await getWorkflowRunById(db, seeded.bRun))?.status).toBe("CANCELED");
+    expect((await getWorkflowRunById(db, seeded.bRun, ALL_ORGANIZATIONS))?.status).toBe("CANCELED");
     const unknown = await cli("runs", "cancel", UNKNOWN);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain("workflow.run_not_found");

@@ -124,7 +124,7 @@ describe("dashboard in Chromium", () => {
     });
     await completeExternalWorkflowStep(db, {
       workflowRunId: seeded.run,
-      organizationId: ORG_A,
+      scope: { organizationId: ORG_A },
       stepKey: "approve",
       terminalStatus: "SUCCEEDED",
       statusReason: "approved by the test",
@@ -158,7 +158,7 @@ describe("dashboard in Chromium", () => {
     });
     expect(await page.getAttribute("html", "data-live")).toBe("hidden");
     const whileHidden = refreshes;
-    await cancelJob(db, { jobId, organizationId: ORG_A, reason: "canceled while the tab was hidden" });
+    await cancelJob(db, { jobId, scope: { organizationId: ORG_A }, reason: "canceled while the tab was hidden" });
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(refreshes).toBe(whileHidden);
     expect(await page.locator('[data-field="status"]').textContent()).toContain("PENDING");
@@ -178,7 +178,7 @@ describe("dashboard in Chromium", () => {
     await page.click('button[data-action="job.cancel"]');
     await expect.poll(() => page.locator(".notice.ok").count()).toBe(1);
     expect(await page.locator('[data-field="status"]').textContent()).toContain("CANCELED");
-    expect((await getJobById(db, jobId))!.status).toBe("CANCELED");
+    expect((await getJobById(db, jobId, ALL_ORGANIZATIONS))!.status).toBe("CANCELED");
     await page.close();
   });
 
@@ -194,7 +194,7 @@ describe("dashboard in Chromium", () => {
       return response.status;
     }, `${server.url}/a/jobs/${jobId}/cancel`);
     expect(status).toBe(403);
-    expect((await getJobById(db, jobId))!.status).toBe("PENDING");
+    expect((await getJobById(db, jobId, ALL_ORGANIZATIONS))!.status).toBe("PENDING");
     await page.close();
   });
 
@@ -219,7 +219,7 @@ describe("dashboard in Chromium", () => {
       { url: `${server.url}/ro/jobs/${jobId}/cancel`, token },
     );
     expect(status).toBe(405);
-    expect((await getJobById(db, jobId))!.status).toBe("PENDING");
+    expect((await getJobById(db, jobId, ALL_ORGANIZATIONS))!.status).toBe("PENDING");
     await shot(run, "read-only-run");
     await page.close();
     await run.close();

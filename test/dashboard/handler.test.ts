@@ -146,7 +146,7 @@ describe("authorize", () => {
       { cookie },
     );
     expect(refused.status).toBe(403);
-    expect((await getJobById(db, seeded.deadJobs[0]!))!.status).toBe("DEAD_LETTERED");
+    expect((await getJobById(db, seeded.deadJobs[0]!, ALL_ORGANIZATIONS))!.status).toBe("DEAD_LETTERED");
     expect(calls).toContainEqual(["job.requeue", { jobId: seeded.deadJobs[0] }]);
   });
 
@@ -181,7 +181,7 @@ describe("changes", () => {
     );
     expect(response.status).toBe(303);
     expect(response.headers.get("location")).toBe(`/admin/jobs/jobs/${jobId}?done=job.cancel`);
-    expect((await getJobById(db, jobId))!).toMatchObject({
+    expect((await getJobById(db, jobId, ALL_ORGANIZATIONS))!).toMatchObject({
       status: "CANCELED",
       statusReason: "canceled in the dashboard",
     });
@@ -210,7 +210,7 @@ describe("changes", () => {
       post(handler, path, { _csrf: token! }, { cookie, "sec-fetch-site": "cross-site" }),
     ];
     for (const response of await Promise.all(attempts)) expect(response.status).toBe(403);
-    expect((await getJobById(db, jobId))!.status).toBe("PENDING");
+    expect((await getJobById(db, jobId, ALL_ORGANIZATIONS))!.status).toBe("PENDING");
     // The header form (htmx sends it) works as well as the field.
     const viaHeader = await post(handler, path, {}, { cookie, "x-csrf-token": token! });
     expect(viaHeader.status).toBe(303);
@@ -247,11 +247,11 @@ describe("changes", () => {
     const [job] = await claimJobs(db, { workerId: "w", leaseSeconds: 60, limit: 1, jobTypes: ["retry.step"] });
     const lease = { jobId: job!.id, runNumber: job!.runNumber, attempt: job!.attempt, workerId: "w" };
     await completeJobFailure(db, lease, { kind: "TERMINAL", code: "report.broken", message: "broken" });
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("COMPLETED_WITH_ERRORS");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("COMPLETED_WITH_ERRORS");
     const { cookie, token } = await session(handler, `/admin/jobs/runs/${run.id}`);
     const response = await post(handler, `/admin/jobs/runs/${run.id}/retry`, { _csrf: token! }, { cookie });
     expect(response.headers.get("location")).toBe(`/admin/jobs/runs/${run.id}?done=run.retry`);
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("RUNNING");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("RUNNING");
   });
 
   it("read-only mode answers 405 to every change and shows no button", async () => {
@@ -273,7 +273,7 @@ describe("changes", () => {
       expect(response.headers.get("allow")).toBe("GET, HEAD");
     }
     expect((await get(handler, "/admin/jobs/", { method: "DELETE" })).status).toBe(405);
-    expect((await getJobById(db, jobId))!.status).toBe("PENDING");
+    expect((await getJobById(db, jobId, ALL_ORGANIZATIONS))!.status).toBe("PENDING");
   });
 
   it("goes back only to a page of the dashboard", async () => {
@@ -304,7 +304,7 @@ describe("changes", () => {
     expect(json.status).toBe(415);
     const big = await post(handler, path, { _csrf: token!, reason: "x".repeat(70_000) }, { cookie });
     expect(big.status).toBe(413);
-    expect((await getJobById(db, seeded.emailJobs[3]!))!.status).toBe("PENDING");
+    expect((await getJobById(db, seeded.emailJobs[3]!, ALL_ORGANIZATIONS))!.status).toBe("PENDING");
   });
 });
 
@@ -460,7 +460,8 @@ describe("requeue dead letters by filter", () => {
     expect(html).toContain('data-dry-run="2"');
     expect(html).toContain("Requeue 2 jobs");
     expect(html).toContain('action="/admin/jobs/dead-letters/requeue/reports.build"');
-    for (const id of seeded.deadJobs) expect((await getJobById(db, id))!.status).toBe("DEAD_LETTERED");
+    for (const id of seeded.deadJobs)
+      expect((await getJobById(db, id, ALL_ORGANIZATIONS))!.status).toBe("DEAD_LETTERED");
 
     const { cookie, token } = await session(handler, "/admin/jobs/dead-letters/requeue?type=reports.build");
     const done = await post(
@@ -473,7 +474,7 @@ describe("requeue dead letters by filter", () => {
     expect(done.headers.get("location")).toBe("/admin/jobs/dead-letters?type=reports.build&done=dead_letters.requeue");
     expect(calls).toContainEqual(["dead_letters.requeue", { jobType: "reports.build" }]);
     for (const id of seeded.deadJobs) {
-      expect(await getJobById(db, id)).toMatchObject({
+      expect(await getJobById(db, id, ALL_ORGANIZATIONS)).toMatchObject({
         status: "PENDING",
         runNumber: 2,
         statusReason: "source restored",

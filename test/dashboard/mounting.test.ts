@@ -5,6 +5,7 @@ import express from "express";
 import Fastify from "fastify";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import { createDashboard, type DashboardHandler, toNodeListener } from "../../src/dashboard/index.ts";
 import { enqueueJob, getJobById } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -53,7 +54,7 @@ async function exercise(fetchFrom: Fetch): Promise<void> {
   });
   expect(done.status).toBe(303);
   expect(done.headers.get("location")).toBe(`${BASE}/jobs/${job.id}?done=job.cancel`);
-  expect((await getJobById(db, job.id))!.status).toBe("CANCELED");
+  expect((await getJobById(db, job.id, ALL_ORGANIZATIONS))!.status).toBe("CANCELED");
 }
 
 /** Fetch against a listening Node server. */

@@ -1,6 +1,11 @@
 import { sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { RunledgerError, WorkflowRunEnqueueBuilder, WorkflowStepEnqueueBuilder } from "../../src/core/index.ts";
+import {
+  ALL_ORGANIZATIONS,
+  RunledgerError,
+  WorkflowRunEnqueueBuilder,
+  WorkflowStepEnqueueBuilder,
+} from "../../src/core/index.ts";
 import { JobCatalog } from "../../src/runtime/index.ts";
 import {
   claimJobs,
@@ -232,7 +237,7 @@ describe("fairness", () => {
     expect(strict.every((j) => j.organizationId === ORG_A)).toBe(true);
     const fair = await claimRunnableJobs(db, { workerId: "w", leaseSeconds: 60, limit: 4, fairness: "organization" });
     expect(fair.filter((j) => j.organizationId === ORG_B)).toHaveLength(2);
-    const job = await getJobById(db, fair[0]!.id);
+    const job = await getJobById(db, fair[0]!.id, ALL_ORGANIZATIONS);
     expect(job?.status).toBe("LEASED");
   });
 });

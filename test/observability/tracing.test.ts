@@ -14,7 +14,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkflowDagBuilder } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, WorkflowDagBuilder } from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, observeQueueMetrics, parseTraceContext, Supervisor } from "../../src/runtime/index.ts";
 import { enqueueJob, enqueueJobs, enqueueWorkflowRun, getJobById, queryRows } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -165,7 +165,7 @@ describe("OpenTelemetry", () => {
       }
       expect(attempts[0]!.attributes["runledger.dead_letter"]).toBeUndefined();
       expect(attempts[1]!.attributes["runledger.dead_letter"]).toBe(true);
-      expect((await getJobById(db, flaky.id))?.status).toBe("DEAD_LETTERED");
+      expect((await getJobById(db, flaky.id, ALL_ORGANIZATIONS))?.status).toBe("DEAD_LETTERED");
 
       // Both steps, the second released after the first finished, link to the workflow's enqueue.
       const steps = dump.spans.filter((s) => s.attributes["runledger.workflow.run_id"] === run.id);
@@ -209,7 +209,9 @@ describe("OpenTelemetry", () => {
         .start();
       try {
         const { id } = await enqueueJob(db, { jobType: "inproc.ok" });
-        await waitFor(async () => (await getJobById(db, id))?.status === "SUCCEEDED", { timeoutMs: 30_000 });
+        await waitFor(async () => (await getJobById(db, id, ALL_ORGANIZATIONS))?.status === "SUCCEEDED", {
+          timeoutMs: 30_000,
+        });
         const send = sendSpan((s) => s.attributes["messaging.message.id"] === id);
         const processing = await waitFor(() =>
           spans

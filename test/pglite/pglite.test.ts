@@ -33,7 +33,6 @@ import {
   listJobEvents,
   listJobLogs,
   listJobs,
-  listWorkflowSteps,
   materializeDueSchedules,
   migrate,
   queryRows,
@@ -45,6 +44,7 @@ import {
   upsertJobRuntimeConfig,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { runSteps } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
 
 /*
@@ -118,7 +118,7 @@ describe("PGlite driver", () => {
       progressTotal: 4,
       checkpoint: { cursor: "c1" },
     });
-    const done = (await getJobById(db, id))!;
+    const done = (await getJobById(db, id, ALL_ORGANIZATIONS))!;
     expect(done).toMatchObject({
       status: "SUCCEEDED",
       progressDone: 3,
@@ -126,18 +126,16 @@ describe("PGlite driver", () => {
       checkpoint: { cursor: "c1" },
     });
     expect(done.finishedAt).toBeInstanceOf(Date);
-    expect((await listJobEvents(db, { jobId: id, limit: 50 })).map((e) => e.eventType)).toEqual([
-      "ENQUEUED",
-      "LEASED",
-      "SUCCEEDED",
-    ]);
-    const metrics = await getJobMetrics(db, {});
+    expect(
+      (await listJobEvents(db, { scope: ALL_ORGANIZATIONS, jobId: id, limit: 50 })).items.map((e) => e.eventType),
+    ).toEqual(["ENQUEUED", "LEASED", "SUCCEEDED"]);
+    const metrics = await getJobMetrics(db, { scope: ALL_ORGANIZATIONS });
     expect(JSON.parse(JSON.stringify(metrics))).toEqual(metrics); // no bigint or other non-JSON values
   });
 
   it("writes atomically inside a transaction through the transaction handle", async () => {
     const id = await db.transaction(async (tx) => (await catalog.enqueue(tx, "smoke.plain", { n: 2 })).id);
-    expect((await getJobById(db, id))!.status).toBe("PENDING");
+    expect((await getJobById(db, id, ALL_ORGANIZATIONS))!.status).toBe("PENDING");
     await expect(
       db.transaction(async (tx) => {
         await catalog.enqueue(tx, "smoke.plain", { n: 3 });
@@ -165,13 +163,13 @@ describe("PGlite driver", () => {
       .build();
     supervisor.start();
     try {
-      await waitFor(async () => (await getWorkflowRunById(db, id))?.status === "SUCCEEDED", {
+      await waitFor(async () => (await getWorkflowRunById(db, id, ALL_ORGANIZATIONS))?.status === "SUCCEEDED", {
         what: "the workflow run",
       });
     } finally {
       await supervisor.shutdown(5000);
     }
-    const steps = await listWorkflowSteps(db, id);
+    const steps = await runSteps(db, id);
     expect(steps.map((s) => [s.stepKey, s.status])).toEqual([
       ["crawl", "SUCCEEDED"],
       ["classify", "SUCCEEDED"],
@@ -199,7 +197,7 @@ describe("PGlite driver", () => {
       // Let the worker's first claim pass find nothing, so it is waiting when the job arrives.
       await new Promise((resolve) => setTimeout(resolve, 300));
       const { id } = await catalog.enqueue(db, "smoke.plain", { n: 4 });
-      await waitFor(async () => (await getJobById(db, id))?.status === "SUCCEEDED", {
+      await waitFor(async () => (await getJobById(db, id, ALL_ORGANIZATIONS))?.status === "SUCCEEDED", {
         timeoutMs: 5000,
         what: "the notified job",
       });
@@ -222,11 +220,18 @@ describe("PGlite driver", () => {
     const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w2" };
     expect((await heartbeatJobs(db, [lease], { leaseSeconds: 30 })).get(job.id)).toBeInstanceOf(Date);
     await updateJobProgress(db, lease, { progressDone: 1, progressTotal: 2, stage: "halfway" });
-    expect(await getJobById(db, job.id)).toMatchObject({ progressDone: 1, progressTotal: 2, progressPct: 50 });
+    expect(await getJobById(db, job.id, ALL_ORGANIZATIONS)).toMatchObject({
+      progressDone: 1,
+      progressTotal: 2,
+      progressPct: 50,
+    });
     await insertJobLog(db, { ...lease, scope: ALL_ORGANIZATIONS, level: "info", message: "hello", payload: { a: 1 } });
-    expect((await listJobLogs(db, { jobId: job.id, limit: 10 })).map((l) => [l.message, l.payload])).toEqual([
-      ["hello", { a: 1 }],
-    ]);
+    expect(
+      (await listJobLogs(db, { scope: ALL_ORGANIZATIONS, jobId: job.id, limit: 10 })).items.map((l) => [
+        l.message,
+        l.payload,
+      ]),
+    ).toEqual([["hello", { a: 1 }]]);
 
     const retry = await completeJobFailure(db, lease, {
       kind: "RETRYABLE",
@@ -246,12 +251,18 @@ describe("PGlite driver", () => {
       retried: 1,
     });
 
-    expect((await cancelJob(db, { jobId: job.id, reason: "smoke" })).status).toBe("CANCELED");
-    expect(await requeueJob(db, { jobId: job.id })).toMatchObject({ status: "PENDING", runNumber: 2, attempt: 0 });
-    await cancelJob(db, { jobId: job.id });
-    const page = await listJobs(db, { jobTypeContains: "smoke.", limit: 2 });
+    expect((await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: job.id, reason: "smoke" })).status).toBe("CANCELED");
+    expect(await requeueJob(db, { scope: ALL_ORGANIZATIONS, jobId: job.id })).toMatchObject({
+      status: "PENDING",
+      runNumber: 2,
+      attempt: 0,
+    });
+    await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: job.id });
+    const page = await listJobs(db, { scope: ALL_ORGANIZATIONS, jobTypeContains: "smoke.", limit: 2 });
     expect(page.items).toHaveLength(2);
-    expect((await listJobs(db, { jobTypeContains: "smoke.", limit: 2, after: page.next! })).items).toHaveLength(2);
+    expect(
+      (await listJobs(db, { scope: ALL_ORGANIZATIONS, jobTypeContains: "smoke.", limit: 2, after: page.next! })).items,
+    ).toHaveLength(2);
 
     await upsertJobSchedule(db, {
       name: "smoke.every-second",
@@ -262,8 +273,8 @@ describe("PGlite driver", () => {
     const materialized = await materializeDueSchedules(db, { now: new Date(), limit: 10 });
     expect(materialized.failed).toEqual([]);
     expect(materialized.fired).toHaveLength(1);
-    await setJobScheduleActive(db, "smoke.every-second", false);
-    await cancelJob(db, { jobId: materialized.fired[0]!.jobId });
+    await setJobScheduleActive(db, "smoke.every-second", false, ALL_ORGANIZATIONS);
+    await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: materialized.fired[0]!.jobId });
     const second0 = Math.floor(Date.now() / 1000) * 1000;
     const backfilled = await backfillJobSchedule(
       db,
@@ -271,14 +282,14 @@ describe("PGlite driver", () => {
       ALL_ORGANIZATIONS,
     );
     expect(backfilled.created).toHaveLength(3);
-    for (const { jobId } of backfilled.created) await cancelJob(db, { jobId });
+    for (const { jobId } of backfilled.created) await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId });
 
     // A job key: the insert path (advisory lock in a transaction) and the replace path.
     const keyed = { jobType: "smoke.manual", payload: { v: 1 }, jobKey: { key: "smoke:key" } };
     const firstKeyed = await enqueueJob(db, keyed);
     expect(await enqueueJob(db, { ...keyed, payload: { v: 2 } })).toEqual({ id: firstKeyed.id, created: false });
-    expect((await getJobById(db, firstKeyed.id))!.payload).toEqual({ v: 2 });
-    await cancelJob(db, { jobId: firstKeyed.id });
+    expect((await getJobById(db, firstKeyed.id, ALL_ORGANIZATIONS))!.payload).toEqual({ v: 2 });
+    await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: firstKeyed.id });
 
     const gate = await enqueueWorkflowRun(
       db,
@@ -288,17 +299,18 @@ describe("PGlite driver", () => {
         .build(),
     );
     await completeExternalWorkflowStep(db, {
+      scope: ALL_ORGANIZATIONS,
       workflowRunId: gate.id,
       stepKey: "approve",
       terminalStatus: "SUCCEEDED",
       statusReason: "approved",
     });
-    expect((await listWorkflowSteps(db, gate.id)).map((s) => [s.stepKey, s.status])).toEqual([
+    expect((await runSteps(db, gate.id)).map((s) => [s.stepKey, s.status])).toEqual([
       ["approve", "SUCCEEDED"],
       ["after", "ENQUEUED"],
     ]);
-    await cancelWorkflowRun(db, { workflowRunId: gate.id, reason: "smoke" });
-    expect((await getWorkflowRunById(db, gate.id))?.status).toBe("CANCELED");
+    await cancelWorkflowRun(db, { scope: ALL_ORGANIZATIONS, workflowRunId: gate.id, reason: "smoke" });
+    expect((await getWorkflowRunById(db, gate.id, ALL_ORGANIZATIONS))?.status).toBe("CANCELED");
 
     await upsertJobRuntimeConfig(db, { jobType: "smoke.manual", schemaVersion: 1, config: { limit: 5 } });
     expect((await getJobRuntimeConfig(db, "smoke.manual"))?.config).toEqual({ limit: 5 });

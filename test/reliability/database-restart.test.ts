@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
-import { RunledgerError } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, RunledgerError } from "../../src/core/index.ts";
 import {
   cancelJob,
   completeJobFailure,
@@ -118,7 +118,7 @@ describe("database restarts", () => {
           WORKERS,
         { timeoutMs: 10_000, what: "every probe to start" },
       );
-      for (const jobId of probes.values()) await cancelJob(db, { jobId });
+      for (const jobId of probes.values()) await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId });
       const aborted = await waitFor(
         async () => {
           const rows = await queryRows<{ worker_id: string; reason: string }>(

@@ -113,6 +113,7 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
   const nextFire = { name: "hostile-schedule", jobType: "hostile.ok", cronExpr: "0 0 * * * *", nextFireAt: T0 };
   const append = (overrides: Partial<Parameters<typeof appendWorkflowSteps>[1]> = {}) =>
     appendWorkflowSteps(db, {
+      scope: ALL_ORGANIZATIONS,
       workflowRunId: ctx.runId(),
       mutationKey: "fresh",
       appendWindowStepKey: "window",
@@ -513,6 +514,7 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       "workflow.external_step_invalid_terminal_status",
       () =>
         completeExternalWorkflowStep(db, {
+          scope: ALL_ORGANIZATIONS,
           workflowRunId: ctx.runId(),
           stepKey: "window",
           terminalStatus: "SUCCEEDED",
@@ -524,6 +526,7 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       "workflow.external_step_invalid_terminal_status",
       () =>
         completeExternalWorkflowStep(db, {
+          scope: ALL_ORGANIZATIONS,
           workflowRunId: ctx.runId(),
           stepKey: "window",
           terminalStatus: SQLI as never,
@@ -533,7 +536,12 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       "external completion of an unknown step key",
       "workflow.external_step_not_found",
       () =>
-        completeExternalWorkflowStep(db, { workflowRunId: ctx.runId(), stepKey: SQLI, terminalStatus: "SUCCEEDED" }),
+        completeExternalWorkflowStep(db, {
+          scope: ALL_ORGANIZATIONS,
+          workflowRunId: ctx.runId(),
+          stepKey: SQLI,
+          terminalStatus: "SUCCEEDED",
+        }),
     ],
   ];
 
@@ -541,30 +549,31 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     [
       "5 MB job cancel reason",
       "payload.too_large",
-      () => cancelJob(db, { jobId: ctx.lease().jobId, reason: FIVE_MB.blob }),
+      () => cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: ctx.lease().jobId, reason: FIVE_MB.blob }),
     ],
     [
       "NUL in a job cancel reason",
       "job.invalid_state_transition",
-      () => cancelJob(db, { jobId: ctx.lease().jobId, reason: NUL }),
+      () => cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: ctx.lease().jobId, reason: NUL }),
     ],
     [
       "5 MB workflow cancel reason",
       "payload.too_large",
-      () => cancelWorkflowRun(db, { workflowRunId: ctx.runId(), reason: FIVE_MB.blob }),
+      () => cancelWorkflowRun(db, { scope: ALL_ORGANIZATIONS, workflowRunId: ctx.runId(), reason: FIVE_MB.blob }),
     ],
     [
       "5 MB external completion error message",
       "payload.too_large",
       () =>
         completeExternalWorkflowStep(db, {
+          scope: ALL_ORGANIZATIONS,
           workflowRunId: ctx.runId(),
           stepKey: "window",
           terminalStatus: "FAILED",
           lastErrorMessage: FIVE_MB.blob,
         }),
     ],
-    ["SQL-looking job id to cancel", "job.not_found", () => cancelJob(db, { jobId: SQLI })],
+    ["SQL-looking job id to cancel", "job.not_found", () => cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: SQLI })],
   ];
 
   const scheduleCases: Case[] = [
@@ -665,7 +674,7 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     [
       "pausing a schedule named with a NUL",
       "job_schedule.invalid_name",
-      () => setJobScheduleActive(db, `nightly\u0000${MARKER}`, false),
+      () => setJobScheduleActive(db, `nightly\u0000${MARKER}`, false, ALL_ORGANIZATIONS),
     ],
   ];
 
@@ -848,49 +857,73 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
 
   const JOB = "00000000-0000-7000-8000-000000000001";
   const readCases: Case[] = [
-    ["page size NaN", "job.invalid_pagination", () => listJobs(db, { limit: Number.NaN })],
-    ["page size 0", "job.invalid_pagination", () => listJobs(db, { limit: 0 })],
-    ["page size 10^9", "job.invalid_pagination", () => listWorkflowRuns(db, { limit: 1e9 })],
-    ["page size as a string", "job.invalid_pagination", () => listJobSchedules(db, { limit: "10; --" as never })],
-    ["SQL-looking status filter", "job.invalid_pagination", () => listJobs(db, { limit: 10, status: SQLI as never })],
+    ["page size NaN", "job.invalid_pagination", () => listJobs(db, { scope: ALL_ORGANIZATIONS, limit: Number.NaN })],
+    ["page size 0", "job.invalid_pagination", () => listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 0 })],
+    ["page size 10^9", "job.invalid_pagination", () => listWorkflowRuns(db, { scope: ALL_ORGANIZATIONS, limit: 1e9 })],
+    [
+      "page size as a string",
+      "job.invalid_pagination",
+      () => listJobSchedules(db, { scope: ALL_ORGANIZATIONS, limit: "10; --" as never }),
+    ],
+    [
+      "SQL-looking status filter",
+      "job.invalid_pagination",
+      () => listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 10, status: SQLI as never }),
+    ],
     [
       "SQL-looking run status filter",
       "job.invalid_pagination",
-      () => listWorkflowRuns(db, { limit: 10, status: SQLI as never }),
+      () => listWorkflowRuns(db, { scope: ALL_ORGANIZATIONS, limit: 10, status: SQLI as never }),
     ],
     [
       "cursor with an invalid date",
       "job.invalid_pagination",
-      () => listJobs(db, { limit: 10, after: { createdAt: new Date(Number.NaN), id: JOB } }),
+      () => listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 10, after: { createdAt: new Date(Number.NaN), id: JOB } }),
     ],
     [
       "cursor with a SQL-looking id",
       "job.invalid_pagination",
-      () => listJobs(db, { limit: 10, after: { createdAt: T0, id: SQLI } }),
+      () => listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 10, after: { createdAt: T0, id: SQLI } }),
     ],
     [
       "run cursor with a SQL-looking id",
       "job.invalid_pagination",
-      () => listWorkflowRuns(db, { limit: 10, after: { createdAt: T0, id: SQLI } }),
+      () => listWorkflowRuns(db, { scope: ALL_ORGANIZATIONS, limit: 10, after: { createdAt: T0, id: SQLI } }),
     ],
-    ["NUL in a job type filter", "job.invalid_pagination", () => listJobs(db, { limit: 10, jobTypeContains: NUL })],
+    [
+      "NUL in a job type filter",
+      "job.invalid_pagination",
+      () => listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 10, jobTypeContains: NUL }),
+    ],
     [
       "lone surrogate in a workflow type filter",
       "job.invalid_pagination",
-      () => listWorkflowRuns(db, { limit: 10, workflowTypeContains: LONE }),
+      () => listWorkflowRuns(db, { scope: ALL_ORGANIZATIONS, limit: 10, workflowTypeContains: LONE }),
     ],
     [
       "event cursor NaN",
       "job.invalid_pagination",
-      () => listJobEvents(db, { jobId: JOB, limit: 10, afterId: Number.NaN }),
+      () => listJobEvents(db, { scope: ALL_ORGANIZATIONS, jobId: JOB, limit: 10, after: Number.NaN }),
     ],
-    ["event cursor 1.5", "job.invalid_pagination", () => listJobEvents(db, { jobId: JOB, limit: 10, afterId: 1.5 })],
-    ["log cursor -1", "job.invalid_pagination", () => listJobLogs(db, { jobId: JOB, limit: 10, afterId: -1 })],
-    ["NUL in a schedule cursor", "job.invalid_pagination", () => listJobSchedules(db, { limit: 10, afterName: NUL })],
+    [
+      "event cursor 1.5",
+      "job.invalid_pagination",
+      () => listJobEvents(db, { scope: ALL_ORGANIZATIONS, jobId: JOB, limit: 10, after: 1.5 }),
+    ],
+    [
+      "log cursor -1",
+      "job.invalid_pagination",
+      () => listJobLogs(db, { scope: ALL_ORGANIZATIONS, jobId: JOB, limit: 10, after: -1 }),
+    ],
+    [
+      "NUL in a schedule cursor",
+      "job.invalid_pagination",
+      () => listJobSchedules(db, { scope: ALL_ORGANIZATIONS, limit: 10, after: NUL }),
+    ],
     [
       "SQL-looking organization in metrics",
       "job.invalid_pagination",
-      () => getJobMetrics(db, { organizationId: SQLI }),
+      () => getJobMetrics(db, { scope: { organizationId: SQLI } }),
     ],
   ];
 

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
+  ALL_ORGANIZATIONS,
   ERROR_CATALOG,
   MAX_JSON_BYTES,
   MAX_JSON_DEPTH,
@@ -40,6 +41,7 @@ beforeAll(async () => {
   runId = (await enqueueWorkflowRun(db, run([external("window"), step("after", { dependencies: after("window") })])))
     .id;
   await appendWorkflowSteps(db, {
+    scope: ALL_ORGANIZATIONS,
     workflowRunId: runId,
     mutationKey: "taken",
     appendWindowStepKey: "window",

@@ -3,7 +3,7 @@
 // of 6 server connections. Needs Debian's `pgbouncer` (the test starts its own; .ci/run installs it).
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunledgerError, WorkflowDagBuilder } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, RunledgerError, WorkflowDagBuilder } from "../../src/core/index.ts";
 import {
   createDb,
   enqueueJob,
@@ -132,7 +132,7 @@ describe("through PgBouncer in transaction mode", () => {
       },
       { timeoutMs: 60_000, everyMs: 250, what: "the schedule to fire three times" },
     );
-    await setJobScheduleActive(admin, "every-second", false);
+    await setJobScheduleActive(admin, "every-second", false, ALL_ORGANIZATIONS);
     await waitFor(
       async () => {
         const [row] = await queryRows<{ n: number }>(

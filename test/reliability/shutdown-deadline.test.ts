@@ -3,7 +3,7 @@
 // the recovery to the reaper and write nothing for the attempt they abandon.
 import { sql } from "drizzle-orm";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { RunledgerError, WORKER_FAILURE_CODES } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, RunledgerError, WORKER_FAILURE_CODES } from "../../src/core/index.ts";
 import {
   JobCatalog,
   JobsConfig,
@@ -99,14 +99,14 @@ describe("shutdown deadline", () => {
       what: "the abort to reach the handler",
     });
     expect(await queryRows(db, sql`select reason from runledger_test.aborts`)).toEqual([{ reason: "shutdown" }]);
-    expect((await getJobById(db, id))?.status).toBe("LEASED");
+    expect((await getJobById(db, id, ALL_ORGANIZATIONS))?.status).toBe("LEASED");
     expect(await attempts(id)).toEqual([{ attempt: 1, worker_id: "deadline-a", outcome: null, error_code: null }]);
 
     // Another worker's reaper takes the job back once the lease has run out (10 s) and its
     // worker runs it again, this time to the end.
     finishing = true;
     const second = start(work, "deadline-b", { reaperIntervalSeconds: 1, reaperRetryDelayMs: 1000 });
-    await waitFor(async () => (await getJobById(db, id))?.status === "SUCCEEDED", {
+    await waitFor(async () => (await getJobById(db, id, ALL_ORGANIZATIONS))?.status === "SUCCEEDED", {
       timeoutMs: 60_000,
       what: "the reaper and the second worker to recover the job",
     });
@@ -170,7 +170,7 @@ describe("lease loss", () => {
 
     // The handler then returned normally; the worker had let go of it and wrote nothing.
     await supervisor.shutdown(5000);
-    const job = await getJobById(db, id);
+    const job = await getJobById(db, id, ALL_ORGANIZATIONS);
     expect(job?.status).toBe("PENDING");
     expect(await attempts(id)).toEqual([
       { attempt: 1, worker_id: "lease-a", outcome: "LEASE_EXPIRED", error_code: WORKER_FAILURE_CODES.leaseExpired },

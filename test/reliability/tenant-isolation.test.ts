@@ -1,8 +1,13 @@
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { type SQL, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type ErrorCode, newId, RunledgerError, type WorkflowStepEnqueue } from "../../src/core/index.ts";
+import {
+  ALL_ORGANIZATIONS,
+  type ErrorCode,
+  newId,
+  type OrganizationScope,
+  RunledgerError,
+  type WorkflowStepEnqueue,
+} from "../../src/core/index.ts";
 import { JobCatalog } from "../../src/runtime/index.ts";
 import * as store from "../../src/store/index.ts";
 import {
@@ -48,6 +53,7 @@ import {
   purgeFinished,
   purgeWorkflowRuns,
   queryRows,
+  type RunledgerDb,
   readFinishedWorkflowRuns,
   readQueueDepth,
   requeueJob,
@@ -62,7 +68,8 @@ import {
 } from "../../src/store/index.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob } from "../support/factories.ts";
+import { defineJob, runSteps } from "../support/factories.ts";
+import { type ListedScopedApi, SCOPED_STORE_APIS } from "../support/scoped-apis.ts";
 
 /*
  * Tenant isolation: with data in organizations A and B, every API that takes an organization
@@ -179,7 +186,7 @@ async function seed(org: string, label: string, extraPending: number, extraRuns:
   const failedLease = { jobId: failing!.id, runNumber: 1, attempt: 1, workerId: `w-${org}` };
   await completeJobFailure(db, failedLease, { kind: "TERMINAL", code: "tenant.failed", message: `step of ${org}` });
   const pendingRun = (await oneStepRun(org, "tenant.pending", "tenant.other")).id;
-  const [pendingStep] = await listWorkflowSteps(db, pendingRun);
+  const [pendingStep] = await runSteps(db, pendingRun);
   const schedule = `nightly-${label}`;
   await upsertJobSchedule(db, {
     name: schedule,
@@ -196,7 +203,7 @@ async function seed(org: string, label: string, extraPending: number, extraRuns:
     idempotencyKey: null,
     steps: [step("job", { executionKind: "JOB", jobType: "tenant.runstep" })],
   });
-  const runJob = (await listWorkflowSteps(db, stepRun.id))[0]!.jobId!;
+  const runJob = (await runSteps(db, stepRun.id))[0]!.jobId!;
   const leasedJob = (await enqueueJob(db, { jobType: "tenant.lease", organizationId: org })).id;
   await claimJobs(db, { workerId: `w-${org}`, leaseSeconds: 600, limit: 1, jobTypes: ["tenant.lease"] });
   return {
@@ -261,8 +268,8 @@ type Verdict = { hidden: (result: unknown) => void } | { refused: ErrorCode };
 interface Entry {
   /** B's id or name the call aims at, for APIs that take one. */
   target?: () => string;
-  /** A's call, aimed at `target` when there is one. */
-  leak: (id: string) => Promise<unknown>;
+  /** A's call (`scope` is A's), aimed at `target` when there is one, on `executor` (default `db`). */
+  leak: (id: string, scope: OrganizationScope, executor?: RunledgerDb) => Promise<unknown>;
   verdict: Verdict;
   /** The same call for B: it must see (or change) the row A could not, so the test can fail. */
   own: () => Promise<unknown>;
@@ -270,8 +277,11 @@ interface Entry {
   ownSees: (result: unknown) => void;
 }
 
-const nothing = (result: unknown) => expect(result).toSatisfy((r) => r === null || (Array.isArray(r) && !r.length));
-const found = (result: unknown) => expect(result).toSatisfy((r) => r !== null && (!Array.isArray(r) || r.length > 0));
+/** The rows of an answer: a page's items, a list, or a single row. */
+const rowsIn = (r: unknown): unknown[] =>
+  r === null ? [] : Array.isArray(r) ? r : typeof r === "object" && "items" in r ? (r.items as unknown[]) : [r];
+const nothing = (result: unknown) => expect(rowsIn(result)).toEqual([]);
+const found = (result: unknown) => expect(rowsIn(result).length).toBeGreaterThan(0);
 const onlyA = (items: { organizationId: string | null }[]) => {
   expect(items.length).toBeGreaterThan(0);
   for (const item of items) expect(item.organizationId).toBe(A);
@@ -284,80 +294,94 @@ const pendingCount = (result: unknown) => (result as { pendingCount: number }[])
 /** Due pending jobs over every job type of a `readQueueDepth` answer. */
 const dueJobs = (r: unknown) => (r as { depth: number }[]).reduce((sum, row) => sum + row.depth, 0);
 
-/** Every organization-scoped API of `runledger/store`, by name. Reads first: mutations below use B's rows up. */
-const SCOPED: Record<string, Entry> = {
+/**
+ * Store functions that take an organization as data, not as a scope: the organization a new row
+ * is created in (which is also the scope of its idempotency key or name). A tenant cannot aim
+ * them at another tenant's rows either, so they are run across tenants with the scoped ones.
+ */
+const ORGANIZATION_DATA = ["enqueueJob", "enqueueJobs", "enqueueWorkflowRun", "upsertJobSchedule"] as const;
+
+/**
+ * Every organization-scoped API of `runledger/store` by name, and the `ORGANIZATION_DATA` ones:
+ * the keys are exactly `SCOPED_STORE_APIS` — the functions whose parameter types hold an
+ * `OrganizationScope` (`scoped-apis.test-d.ts`) — and those. Reads first: mutations below use
+ * B's rows up.
+ */
+const SCOPED = {
   getJobById: {
     target: () => seeded.B!.pending,
-    leak: (id) => getJobById(db, id, { organizationId: A }),
+    leak: (id, scope, executor = db) => getJobById(executor, id, scope),
     verdict: { hidden: nothing },
     own: () => getJobById(db, seeded.B!.pending, { organizationId: B }),
     ownSees: found,
   },
   listJobs: {
-    leak: () => listJobs(db, { organizationId: A, limit: 1000 }),
+    leak: (_id, scope, executor = db) => listJobs(executor, { scope, limit: 1000 }),
     verdict: { hidden: (r) => onlyA(page(r)) },
-    own: () => listJobs(db, { organizationId: B, limit: 1000 }),
+    own: () => listJobs(db, { scope: { organizationId: B }, limit: 1000 }),
     ownSees: (r) => expect(page(r).map((j) => j.id)).toContain(seeded.B!.pending),
   },
   listJobEvents: {
     target: () => seeded.B!.dead,
-    leak: (id) => listJobEvents(db, { jobId: id, organizationId: A, limit: 100 }),
+    leak: (id, scope, executor = db) => listJobEvents(executor, { jobId: id, scope, limit: 100 }),
     verdict: { hidden: nothing },
-    own: () => listJobEvents(db, { jobId: seeded.B!.dead, organizationId: B, limit: 100 }),
+    own: () => listJobEvents(db, { jobId: seeded.B!.dead, scope: { organizationId: B }, limit: 100 }),
     ownSees: found,
   },
   listJobAttempts: {
     target: () => seeded.B!.dead,
-    leak: (id) => listJobAttempts(db, { jobId: id, organizationId: A, limit: 100 }),
+    leak: (id, scope, executor = db) => listJobAttempts(executor, { jobId: id, scope, limit: 100 }),
     verdict: { hidden: nothing },
-    own: () => listJobAttempts(db, { jobId: seeded.B!.dead, organizationId: B, limit: 100 }),
+    own: () => listJobAttempts(db, { jobId: seeded.B!.dead, scope: { organizationId: B }, limit: 100 }),
     ownSees: found,
   },
   listJobLogs: {
     target: () => seeded.B!.dead,
-    leak: (id) => listJobLogs(db, { jobId: id, organizationId: A, limit: 100 }),
+    leak: (id, scope, executor = db) => listJobLogs(executor, { jobId: id, scope, limit: 100 }),
     verdict: { hidden: nothing },
-    own: () => listJobLogs(db, { jobId: seeded.B!.dead, organizationId: B, limit: 100 }),
+    own: () => listJobLogs(db, { jobId: seeded.B!.dead, scope: { organizationId: B }, limit: 100 }),
     ownSees: found,
   },
   getJobMetrics: {
     // A has 3 pending tenant.job jobs, B has 6: each scope counts its own only.
-    leak: () => getJobMetrics(db, { organizationId: A, jobType: "tenant.job" }),
+    leak: (_id, scope, executor = db) => getJobMetrics(executor, { scope, jobType: "tenant.job" }),
     verdict: { hidden: (r) => expect(pendingCount(r)).toBe(3) },
-    own: () => getJobMetrics(db, { organizationId: B, jobType: "tenant.job" }),
+    own: () => getJobMetrics(db, { scope: { organizationId: B }, jobType: "tenant.job" }),
     ownSees: (r) => expect(pendingCount(r)).toBe(6),
   },
   getWorkflowRunById: {
     target: () => seeded.B!.run,
-    leak: (id) => getWorkflowRunById(db, id, { organizationId: A }),
+    leak: (id, scope, executor = db) => getWorkflowRunById(executor, id, scope),
     verdict: { hidden: nothing },
     own: () => getWorkflowRunById(db, seeded.B!.run, { organizationId: B }),
     ownSees: found,
   },
   listWorkflowRuns: {
-    leak: () => listWorkflowRuns(db, { organizationId: A, limit: 1000 }),
+    leak: (_id, scope, executor = db) => listWorkflowRuns(executor, { scope, limit: 1000 }),
     verdict: { hidden: (r) => onlyA(page(r)) },
-    own: () => listWorkflowRuns(db, { organizationId: B, limit: 1000 }),
+    own: () => listWorkflowRuns(db, { scope: { organizationId: B }, limit: 1000 }),
     ownSees: (r) => expect(page(r).map((x) => x.id)).toContain(seeded.B!.run),
   },
   listWorkflowSteps: {
     target: () => seeded.B!.run,
-    leak: (id) => listWorkflowSteps(db, id, { organizationId: A }),
+    leak: (id, scope, executor = db) => listWorkflowSteps(executor, { workflowRunId: id, scope, limit: 1000 }),
     verdict: { hidden: nothing },
-    own: () => listWorkflowSteps(db, seeded.B!.run, { organizationId: B }),
+    own: () => listWorkflowSteps(db, { workflowRunId: seeded.B!.run, scope: { organizationId: B }, limit: 1000 }),
     ownSees: found,
   },
   listWorkflowStepDependencies: {
     target: () => seeded.B!.run,
-    leak: (id) => listWorkflowStepDependencies(db, id, { organizationId: A }),
+    leak: (id, scope, executor = db) =>
+      listWorkflowStepDependencies(executor, { workflowRunId: id, scope, limit: 1000 }),
     verdict: { hidden: nothing },
-    own: () => listWorkflowStepDependencies(db, seeded.B!.run, { organizationId: B }),
+    own: () =>
+      listWorkflowStepDependencies(db, { workflowRunId: seeded.B!.run, scope: { organizationId: B }, limit: 1000 }),
     ownSees: found,
   },
   getJobPayloadByIdempotencyKey: {
-    leak: () =>
-      getJobPayloadByIdempotencyKey(db, {
-        scope: { organizationId: A },
+    leak: (_id, scope, executor = db) =>
+      getJobPayloadByIdempotencyKey(executor, {
+        scope,
         jobType: "tenant.job",
         idempotencyKey: "key-b",
       }),
@@ -372,22 +396,23 @@ const SCOPED: Record<string, Entry> = {
   },
   getLatestJobPayloadForRun: {
     target: () => seeded.B!.runRef,
-    leak: (id) => getLatestJobPayloadForRun(db, { scope: { organizationId: A }, jobType: "tenant.other", runId: id }),
+    leak: (id, scope, executor = db) =>
+      getLatestJobPayloadForRun(executor, { scope, jobType: "tenant.other", runId: id }),
     verdict: { hidden: nothing },
     own: () =>
       getLatestJobPayloadForRun(db, { scope: { organizationId: B }, jobType: "tenant.other", runId: seeded.B!.runRef }),
     ownSees: (r) => expect(r).toMatchObject({ payload: { org: B } }),
   },
   getLatestWorkflowRunByType: {
-    leak: () => getLatestWorkflowRunByType(db, { scope: { organizationId: A }, workflowType: "tenant.flow" }),
+    leak: (_id, scope, executor = db) => getLatestWorkflowRunByType(executor, { scope, workflowType: "tenant.flow" }),
     verdict: { hidden: (r) => onlyA([r as { organizationId: string | null }]) },
     own: () => getLatestWorkflowRunByType(db, { scope: { organizationId: B }, workflowType: "tenant.flow" }),
     ownSees: (r) => expect(r).toMatchObject({ organizationId: B }),
   },
   getWorkflowRunByIdempotencyKey: {
-    leak: () =>
-      getWorkflowRunByIdempotencyKey(db, {
-        scope: { organizationId: A },
+    leak: (_id, scope, executor = db) =>
+      getWorkflowRunByIdempotencyKey(executor, {
+        scope,
         workflowType: "tenant.flow",
         idempotencyKey: "run-b",
       }),
@@ -402,42 +427,42 @@ const SCOPED: Record<string, Entry> = {
   },
   getWorkflowRunIdForJob: {
     target: () => seeded.B!.failedJob,
-    leak: (id) => getWorkflowRunIdForJob(db, id, { scope: { organizationId: A } }),
+    leak: (id, scope, executor = db) => getWorkflowRunIdForJob(executor, id, { scope }),
     verdict: { hidden: nothing },
     own: () => getWorkflowRunIdForJob(db, seeded.B!.failedJob, { scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toBe(seeded.B!.failedRun),
   },
   readFinishedWorkflowRuns: {
     target: () => seeded.B!.failedRun,
-    leak: (id) => readFinishedWorkflowRuns(db, { scope: { organizationId: A }, runIds: [id] }),
+    leak: (id, scope, executor = db) => readFinishedWorkflowRuns(executor, { scope, runIds: [id] }),
     verdict: { hidden: nothing },
     own: () => readFinishedWorkflowRuns(db, { scope: { organizationId: B }, runIds: [seeded.B!.failedRun] }),
     ownSees: (r) => expect((r as { id: string }[]).map((run) => run.id)).toEqual([seeded.B!.failedRun]),
   },
   countWorkflowRuns: {
     // A has 5 runs, B 6: each scope counts its own only.
-    leak: () => countWorkflowRuns(db, { scope: { organizationId: A } }),
+    leak: (_id, scope, executor = db) => countWorkflowRuns(executor, { scope }),
     verdict: { hidden: (r) => expect(r).toBe(5) },
     own: () => countWorkflowRuns(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toBe(6),
   },
   waitForWorkflowRun: {
     target: () => seeded.B!.failedRun,
-    leak: (id) => waitForWorkflowRun(db, id, { scope: { organizationId: A }, timeoutMs: 5_000 }),
+    leak: (id, scope, executor = db) => waitForWorkflowRun(executor, id, { scope, timeoutMs: 5_000 }),
     verdict: { refused: "workflow.run_not_found" },
     own: () => waitForWorkflowRun(db, seeded.B!.failedRun, { scope: { organizationId: B }, timeoutMs: 5_000 }),
     ownSees: (r) => expect(r).toMatchObject({ status: "COMPLETED_WITH_ERRORS" }),
   },
   listJobSchedules: {
-    leak: () => listJobSchedules(db, { organizationId: A, limit: 1000 }),
-    verdict: { hidden: (r) => onlyA(r as { organizationId: string | null }[]) },
-    own: () => listJobSchedules(db, { organizationId: B, limit: 1000 }),
-    ownSees: (r) => expect((r as { name: string }[]).map((s) => s.name)).toContain(seeded.B!.schedule),
+    leak: (_id, scope, executor = db) => listJobSchedules(executor, { scope, limit: 1000 }),
+    verdict: { hidden: (r) => onlyA(page(r)) },
+    own: () => listJobSchedules(db, { scope: { organizationId: B }, limit: 1000 }),
+    ownSees: (r) => expect((r as { items: { name: string }[] }).items.map((s) => s.name)).toContain(seeded.B!.schedule),
   },
   // Overview reads: A has 6 pending jobs (two of them steps'), B 9; each has two dead letters (a job's and a
   // step's) and one worker named after it.
   countJobsByStatus: {
-    leak: () => countJobsByStatus(db, { scope: { organizationId: A } }),
+    leak: (_id, scope, executor = db) => countJobsByStatus(executor, { scope }),
     verdict: {
       hidden: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(6),
     },
@@ -445,51 +470,51 @@ const SCOPED: Record<string, Entry> = {
     ownSees: (r) => expect((r as { byStatus: { PENDING: { count: number } } }).byStatus.PENDING.count).toBe(9),
   },
   readQueueDepth: {
-    leak: () => readQueueDepth(db, { scope: { organizationId: A } }),
+    leak: (_id, scope, executor = db) => readQueueDepth(executor, { scope }),
     verdict: { hidden: (r) => expect(dueJobs(r)).toBe(6) },
     own: () => readQueueDepth(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect(dueJobs(r)).toBe(9),
   },
   getJobThroughput: {
-    leak: () => getJobThroughput(db, { scope: { organizationId: A } }),
+    leak: (_id, scope, executor = db) => getJobThroughput(executor, { scope }),
     verdict: { hidden: (r) => expect(deadLettered(r)).toBe(2) },
     own: () => getJobThroughput(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect(deadLettered(r)).toBe(2),
   },
   getOldestDueJob: {
-    leak: () => getOldestDueJob(db, { scope: { organizationId: A } }),
+    leak: (_id, scope, executor = db) => getOldestDueJob(executor, { scope }),
     verdict: { hidden: (r) => expect((r as { jobId: string }).jobId).toBe(seeded.A!.pending) },
     own: () => getOldestDueJob(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect((r as { jobId: string }).jobId).toBe(seeded.B!.pending),
   },
   listRecentWorkers: {
-    leak: () => listRecentWorkers(db, { scope: { organizationId: A } }),
+    leak: (_id, scope, executor = db) => listRecentWorkers(executor, { scope }),
     verdict: { hidden: (r) => expect((r as { workerId: string }[]).map((w) => w.workerId)).toEqual([`w-${A}`]) },
     own: () => listRecentWorkers(db, { scope: { organizationId: B } }),
     ownSees: (r) => expect((r as { workerId: string }[]).map((w) => w.workerId)).toEqual([`w-${B}`]),
   },
   searchJobsAndRuns: {
     target: () => seeded.B!.pending,
-    leak: (id) => searchJobsAndRuns(db, { query: id, scope: { organizationId: A }, limit: 10 }),
+    leak: (id, scope, executor = db) => searchJobsAndRuns(executor, { query: id, scope, limit: 10 }),
     verdict: { hidden: (r) => expect(r).toEqual({ jobs: [], runs: [] }) },
     own: () => searchJobsAndRuns(db, { query: seeded.B!.pending, scope: { organizationId: B }, limit: 10 }),
     ownSees: (r) => expect((r as { jobs: { id: string }[] }).jobs.map((j) => j.id)).toEqual([seeded.B!.pending]),
   },
   getJobWorkflowStep: {
     target: () => seeded.B!.runJob,
-    leak: (id) => getJobWorkflowStep(db, id, { organizationId: A }),
+    leak: (id, scope, executor = db) => getJobWorkflowStep(executor, id, scope),
     verdict: { hidden: nothing },
     own: () => getJobWorkflowStep(db, seeded.B!.runJob, { organizationId: B }),
     ownSees: (r) => expect(r).toEqual({ workflowRunId: seeded.B!.stepRun, stepKey: "job" }),
   },
   listLeasedJobs: {
-    leak: () => listLeasedJobs(db, { scope: { organizationId: A }, limit: 100 }),
+    leak: (_id, scope, executor = db) => listLeasedJobs(executor, { scope, limit: 100 }),
     verdict: { hidden: (r) => onlyA(page(r)) },
     own: () => listLeasedJobs(db, { scope: { organizationId: B }, limit: 100 }),
     ownSees: (r) => expect(page(r).map((j) => j.id)).toEqual([seeded.B!.leasedJob]),
   },
   listDeadLetters: {
-    leak: () => listDeadLetters(db, { scope: { organizationId: A }, limit: 100 }),
+    leak: (_id, scope, executor = db) => listDeadLetters(executor, { scope, limit: 100 }),
     verdict: { hidden: (r) => onlyA(page(r) as { organizationId: string | null }[]) },
     own: () => listDeadLetters(db, { scope: { organizationId: B }, limit: 100 }),
     ownSees: (r) =>
@@ -499,14 +524,14 @@ const SCOPED: Record<string, Entry> = {
   },
   setJobScheduleActive: {
     target: () => seeded.B!.schedule,
-    leak: (id) => setJobScheduleActive(db, id, false, { organizationId: A }),
+    leak: (id, scope, executor = db) => setJobScheduleActive(executor, id, false, scope),
     verdict: { hidden: (r) => expect(r).toBe(false) },
     own: () => setJobScheduleActive(db, seeded.B!.schedule, false, { organizationId: B }),
     ownSees: (r) => expect(r).toBe(true),
   },
   setJobScheduleNextFireAt: {
     target: () => seeded.B!.schedule,
-    leak: (id) => setJobScheduleNextFireAt(db, id, new Date(0), { organizationId: A }),
+    leak: (id, scope, executor = db) => setJobScheduleNextFireAt(executor, id, new Date(0), scope),
     verdict: { hidden: (r) => expect(r).toBe(false) },
     own: () => setJobScheduleNextFireAt(db, seeded.B!.schedule, T0, { organizationId: B }),
     ownSees: (r) => expect(r).toBe(true),
@@ -537,15 +562,15 @@ const SCOPED: Record<string, Entry> = {
   },
   getJobSchedule: {
     target: () => seeded.B!.schedule,
-    leak: (name) => getJobSchedule(db, name, { organizationId: A }, { upcoming: 1 }),
+    leak: (name, scope, executor = db) => getJobSchedule(executor, name, scope, { upcoming: 1 }),
     verdict: { hidden: nothing },
     own: () => getJobSchedule(db, seeded.B!.schedule, { organizationId: B }),
     ownSees: found,
   },
   backfillJobSchedule: {
     target: () => seeded.B!.schedule,
-    leak: (name) =>
-      backfillJobSchedule(db, { name, from: new Date(T0.getTime() - 2 * DAY), to: T0, now: T0 }, { organizationId: A }),
+    leak: (name, scope, executor = db) =>
+      backfillJobSchedule(executor, { name, from: new Date(T0.getTime() - 2 * DAY), to: T0, now: T0 }, scope),
     verdict: { refused: "job_schedule.not_found" },
     own: () =>
       backfillJobSchedule(
@@ -557,24 +582,24 @@ const SCOPED: Record<string, Entry> = {
   },
   cancelJob: {
     target: () => seeded.B!.pending,
-    leak: (id) => cancelJob(db, { jobId: id, organizationId: A }),
+    leak: (id, scope, executor = db) => cancelJob(executor, { jobId: id, scope }),
     verdict: { refused: "job.not_found" },
-    own: () => cancelJob(db, { jobId: seeded.B!.pending, organizationId: B }),
+    own: () => cancelJob(db, { jobId: seeded.B!.pending, scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toMatchObject({ status: "CANCELED" }),
   },
   requeueJob: {
     target: () => seeded.B!.dead,
-    leak: (id) => requeueJob(db, { jobId: id, organizationId: A }),
+    leak: (id, scope, executor = db) => requeueJob(executor, { jobId: id, scope }),
     verdict: { refused: "job.not_found" },
-    own: () => requeueJob(db, { jobId: seeded.B!.dead, organizationId: B }),
+    own: () => requeueJob(db, { jobId: seeded.B!.dead, scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toMatchObject({ status: "PENDING" }),
   },
   completeExternalWorkflowStep: {
     target: () => seeded.B!.run,
-    leak: (id) =>
-      completeExternalWorkflowStep(db, {
+    leak: (id, scope, executor = db) =>
+      completeExternalWorkflowStep(executor, {
         workflowRunId: id,
-        organizationId: A,
+        scope,
         stepKey: "gate",
         terminalStatus: "FAILED",
       }),
@@ -582,7 +607,7 @@ const SCOPED: Record<string, Entry> = {
     own: () =>
       completeExternalWorkflowStep(db, {
         workflowRunId: seeded.B!.run,
-        organizationId: B,
+        scope: { organizationId: B },
         stepKey: "gate",
         terminalStatus: "SUCCEEDED",
       }),
@@ -590,10 +615,10 @@ const SCOPED: Record<string, Entry> = {
   },
   appendWorkflowSteps: {
     target: () => seeded.B!.run,
-    leak: (id) =>
-      appendWorkflowSteps(db, {
+    leak: (id, scope, executor = db) =>
+      appendWorkflowSteps(executor, {
         workflowRunId: id,
-        organizationId: A,
+        scope,
         mutationKey: "m1",
         appendWindowStepKey: "window",
         steps: [jobStep("stolen", "window")],
@@ -602,7 +627,7 @@ const SCOPED: Record<string, Entry> = {
     own: () =>
       appendWorkflowSteps(db, {
         workflowRunId: seeded.B!.run,
-        organizationId: B,
+        scope: { organizationId: B },
         mutationKey: "m1",
         appendWindowStepKey: "window",
         steps: [jobStep("extra", "window")],
@@ -611,16 +636,16 @@ const SCOPED: Record<string, Entry> = {
   },
   listWorkflowStepKeysForUpdate: {
     target: () => seeded.B!.run,
-    leak: (id) => listWorkflowStepKeysForUpdate(db, id, { scope: { organizationId: A } }),
+    leak: (id, scope, executor = db) => listWorkflowStepKeysForUpdate(executor, id, { scope }),
     verdict: { refused: "workflow.run_not_found" },
     own: () => listWorkflowStepKeysForUpdate(db, seeded.B!.run, { scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toContain("gate"),
   },
   updateWorkflowStepAndPendingJobPayload: {
     target: () => seeded.B!.pendingRun,
-    leak: (id) =>
-      updateWorkflowStepAndPendingJobPayload(db, {
-        scope: { organizationId: A },
+    leak: (id, scope, executor = db) =>
+      updateWorkflowStepAndPendingJobPayload(executor, {
+        scope,
         workflowRunId: id,
         stepId: seeded.B!.pendingStep,
         jobId: seeded.B!.pendingJob,
@@ -639,8 +664,8 @@ const SCOPED: Record<string, Entry> = {
   },
   insertJobLog: {
     target: () => seeded.B!.dead,
-    leak: (id) =>
-      insertJobLog(db, { scope: { organizationId: A }, jobId: id, runNumber: 1, level: "info", message: "from A" }),
+    leak: (id, scope, executor = db) =>
+      insertJobLog(executor, { scope, jobId: id, runNumber: 1, level: "info", message: "from A" }),
     verdict: { refused: "job.not_found" },
     own: () =>
       insertJobLog(db, {
@@ -654,16 +679,16 @@ const SCOPED: Record<string, Entry> = {
   },
   retryWorkflowRun: {
     target: () => seeded.B!.failedRun,
-    leak: (id) => retryWorkflowRun(db, { workflowRunId: id, scope: { organizationId: A } }),
+    leak: (id, scope, executor = db) => retryWorkflowRun(executor, { workflowRunId: id, scope }),
     verdict: { refused: "workflow.run_not_found" },
     own: () => retryWorkflowRun(db, { workflowRunId: seeded.B!.failedRun, scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toMatchObject({ outcome: "RETRIED", workflowRun: { status: "RUNNING" } }),
   },
   cancelWorkflowRun: {
     target: () => seeded.B!.cancelRun,
-    leak: (id) => cancelWorkflowRun(db, { workflowRunId: id, organizationId: A }),
+    leak: (id, scope, executor = db) => cancelWorkflowRun(executor, { workflowRunId: id, scope }),
     verdict: { refused: "workflow.run_not_found" },
-    own: () => cancelWorkflowRun(db, { workflowRunId: seeded.B!.cancelRun, organizationId: B }),
+    own: () => cancelWorkflowRun(db, { workflowRunId: seeded.B!.cancelRun, scope: { organizationId: B } }),
     ownSees: (r) => expect(r).toMatchObject({ status: "CANCELED" }),
   },
   // Enqueues take the organization as the scope of their idempotency key: A reusing a key of
@@ -691,20 +716,20 @@ const SCOPED: Record<string, Entry> = {
   // Bulk by filter, last: they change many rows. A's call sees A's jobs only; B's own call finds
   // B's (the `tenant.other` jobs: a plain one and a workflow step's, both pending).
   countJobs: {
-    leak: () => countJobs(db, { scope: { organizationId: A }, jobType: "tenant.other" }),
+    leak: (_id, scope, executor = db) => countJobs(executor, { scope, jobType: "tenant.other" }),
     verdict: { hidden: (r) => expect(r).toMatchObject({ matched: 2, cancelable: 2 }) },
     own: () => countJobs(db, { scope: { organizationId: B }, jobType: "tenant.other" }),
     ownSees: (r) => expect(r).toMatchObject({ matched: 2, cancelable: 2 }),
   },
   requeueJobs: {
-    leak: () => requeueJobs(db, { scope: { organizationId: A }, jobType: "tenant.job" }),
+    leak: (_id, scope, executor = db) => requeueJobs(executor, { scope, jobType: "tenant.job" }),
     verdict: { hidden: (r) => expect(r).toMatchObject({ count: 0 }) },
     // B's pending job that `cancelJob` canceled above.
     own: () => requeueJobs(db, { scope: { organizationId: B }, jobType: "tenant.job" }),
     ownSees: (r) => expect(r).toMatchObject({ count: 1 }),
   },
   cancelJobs: {
-    leak: () => cancelJobs(db, { scope: { organizationId: A }, jobType: "tenant.other" }),
+    leak: (_id, scope, executor = db) => cancelJobs(executor, { scope, jobType: "tenant.other" }),
     verdict: { hidden: (r) => expect(r).toMatchObject({ count: 2 }) },
     own: () => cancelJobs(db, { scope: { organizationId: B }, jobType: "tenant.other" }),
     ownSees: (r) => expect(r).toMatchObject({ count: 2 }),
@@ -712,24 +737,43 @@ const SCOPED: Record<string, Entry> = {
   // Retention last: it deletes what the mutations above finished. A clock a year ahead makes
   // every finished row old enough; A's purge deletes A's own finished rows and none of B's.
   purgeFinished: {
-    leak: () => purgeFinished(db, { scope: { organizationId: A }, olderThan: 0, now: YEAR_AHEAD }),
+    leak: (_id, scope, executor = db) => purgeFinished(executor, { scope, olderThan: 0, now: YEAR_AHEAD }),
     verdict: { hidden: (r) => expect((r as { jobs: number }).jobs).toBeGreaterThan(0) },
     own: () => purgeFinished(db, { scope: { organizationId: B }, olderThan: 0, now: YEAR_AHEAD }),
     ownSees: (r) => expect((r as { jobs: number }).jobs).toBeGreaterThan(0),
   },
   purgeWorkflowRuns: {
-    leak: () => purgeWorkflowRuns(db, { scope: { organizationId: A }, olderThan: 0, now: YEAR_AHEAD }),
+    leak: (_id, scope, executor = db) => purgeWorkflowRuns(executor, { scope, olderThan: 0, now: YEAR_AHEAD }),
     verdict: { hidden: (r) => expect((r as { runs: number }).runs).toBeGreaterThan(0) },
     own: () => purgeWorkflowRuns(db, { scope: { organizationId: B }, olderThan: 0, now: YEAR_AHEAD }),
     ownSees: (r) => expect((r as { runs: number }).runs).toBeGreaterThan(0),
   },
-};
+} satisfies Record<ListedScopedApi | (typeof ORGANIZATION_DATA)[number], Entry>;
 
-/**
- * Exported store functions whose parameters mention an organization but are not a scope a
- * tenant can aim: they take a record already read.
- */
-const NOT_A_SCOPE: Record<string, string> = {};
+/** Values an untyped caller might pass for a scope that are not one. */
+const NOT_A_SCOPE: unknown[] = [
+  undefined,
+  null,
+  {},
+  { organizationId: undefined },
+  { organizationId: null },
+  { allOrganizations: false },
+  { allOrganizations: "true" },
+  { organizationId: A, allOrganizations: true },
+  A,
+];
+
+/** `db` behind a tripwire: `touched` lists every property a call read of it (none: no statement ran). */
+function tripwire(): { executor: RunledgerDb; touched: string[] } {
+  const touched: string[] = [];
+  const executor = new Proxy(db, {
+    get(target, property, receiver) {
+      touched.push(String(property));
+      return Reflect.get(target, property, receiver);
+    },
+  });
+  return { executor, touched };
+}
 
 /** Outside the store: the catalog enqueues through `enqueueJob` with the same idempotency scope. */
 const catalog = new JobCatalog().job("tenant.job", async () => {});
@@ -749,63 +793,62 @@ function normalized(outcome: { result?: unknown; error?: unknown }, id: string):
   return JSON.stringify(seen).replaceAll(id, "<id>");
 }
 
-/**
- * Names of store functions whose parameter list mentions `organizationId` or a type that has one:
- * `OrganizationScope` (`{ organizationId } | ALL_ORGANIZATIONS`), and any type holding such a
- * type, found to a fixed point (an input type with a `scope: OrganizationScope` field counts).
- */
-function scopedStoreFunctions(): string[] {
-  const files = ["src/store", "src/core"].flatMap((dir) =>
-    readdirSync(dir, { recursive: true, encoding: "utf8" })
-      .filter((f) => f.endsWith(".ts"))
-      .map((f) => readFileSync(join(dir, f), "utf8")),
-  );
-  const text = files.join("\n");
-  const bodies = new Map<string, string>();
-  for (const match of text.matchAll(/export (?:interface|type) (\w+)([^{=]*)[{=]/g)) {
-    // The heading too: `interface X extends Scoped { … }` holds a scope through what it extends.
-    bodies.set(match[1]!, match[2]! + balanced(text, text.indexOf(match[0]) + match[0].length - 1, "{", "}"));
-  }
-  const scopedTypes = new Set<string>();
-  const mentionsScope = (source: string) =>
-    /\borganizationId\b/.test(source) || [...scopedTypes].some((type) => new RegExp(`\\b${type}\\b`).test(source));
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [name, body] of bodies) {
-      if (!scopedTypes.has(name) && mentionsScope(body)) {
-        scopedTypes.add(name);
-        grew = true;
-      }
-    }
-  }
-  const names = new Set<string>();
-  for (const match of text.matchAll(/export (?:async )?function (\w+)(?:<[^(]*>)?\(/g)) {
-    const params = balanced(text, text.indexOf(match[0]) + match[0].length - 1, "(", ")");
-    if (mentionsScope(params)) names.add(match[1]!);
-  }
-  return [...names].filter((name) => typeof (store as Record<string, unknown>)[name] === "function").sort();
-}
-
-/** The text from `open` at `start` to its matching close. */
-function balanced(text: string, start: number, open: string, close: string): string {
-  if (text[start] !== open) return text.slice(start, text.indexOf("\n", start));
-  let depth = 0;
-  for (let i = start; i < text.length; i++) {
-    if (text[i] === open) depth++;
-    else if (text[i] === close && --depth === 0) return text.slice(start, i + 1);
-  }
-  return text.slice(start);
-}
-
 describe("tenant isolation", () => {
-  it("covers every organization-scoped store API", () => {
-    expect(scopedStoreFunctions()).toEqual(Object.keys({ ...SCOPED, ...NOT_A_SCOPE }).sort());
+  it("covers every organization-scoped store API, each an exported function", () => {
+    expect(Object.keys(SCOPED).sort()).toEqual([...SCOPED_STORE_APIS, ...ORGANIZATION_DATA].sort());
+    for (const name of Object.keys(SCOPED)) expect(typeof (store as Record<string, unknown>)[name]).toBe("function");
   });
 
-  it.each(Object.entries(SCOPED))("%s for A neither shows nor changes B's rows", async (_name, entry) => {
+  // From an untyped caller: no scope, or something that is not one, is `scope.required` before
+  // the executor (behind a tripwire) is touched at all, and changes nothing.
+  it("the tripwire sees a scoped call use the database", async () => {
+    const { executor, touched } = tripwire();
+    expect(await SCOPED.getJobById.leak(seeded.A!.pending, { organizationId: A }, executor)).not.toBeNull();
+    expect(touched.length).toBeGreaterThan(0);
+  });
+
+  it.each(SCOPED_STORE_APIS)("%s without a scope is scope.required, reading and writing nothing", async (name) => {
+    const entry: Entry = SCOPED[name];
+    const target = entry.target?.() ?? newId();
+    const before = { a: await rowsOf(A), b: await rowsOf(B) };
+    for (const missing of NOT_A_SCOPE) {
+      const { executor, touched } = tripwire();
+      const outcome = await settle(() => entry.leak(target, missing as OrganizationScope, executor));
+      expect(outcome.error, `${name} with ${String(JSON.stringify(missing))}`).toBeInstanceOf(RunledgerError);
+      expect((outcome.error as RunledgerError).code).toBe("scope.required");
+      expect(touched, `${name} used the database before refusing`).toEqual([]);
+    }
+    expect({ a: await rowsOf(A), b: await rowsOf(B) }).toEqual(before);
+  });
+
+  // Step-level organizations: a step belongs to its run's organization. A step naming another one
+  // (which would put a job in B's scope, where B could cancel A's step) is refused, at enqueue
+  // and at append, before anything is written; a step naming none runs in its run's.
+  it("a step of another organization is refused at enqueue and at append; steps inherit their run's", async () => {
+    const before = { a: await rowsOf(A), b: await rowsOf(B) };
+    const stepOfB = { ...jobStep("stolen", "window"), organizationId: B };
+    await expect(
+      enqueueWorkflowRun(db, { ...runOf(A), steps: [step("gate"), step("window"), stepOfB] }),
+    ).rejects.toMatchObject({ code: "workflow.step_organization_mismatch" });
+    await expect(
+      appendWorkflowSteps(db, {
+        scope: { organizationId: A },
+        workflowRunId: seeded.A!.run,
+        mutationKey: "steal",
+        appendWindowStepKey: "window",
+        steps: [stepOfB],
+      }),
+    ).rejects.toMatchObject({ code: "workflow.step_organization_mismatch" });
+    expect({ a: await rowsOf(A), b: await rowsOf(B) }).toEqual(before);
+    const [runStep] = await runSteps(db, seeded.A!.stepRun);
+    expect((await getJobById(db, runStep!.jobId!, { organizationId: A }))?.organizationId).toBe(A);
+    expect(await getJobById(db, runStep!.jobId!, { organizationId: B })).toBeNull();
+  });
+
+  it.each(Object.entries(SCOPED))("%s for A neither shows nor changes B's rows", async (_name, entry: Entry) => {
     const before = await rowsOf(B);
     const target = entry.target?.() ?? "";
-    const outcome = await settle(() => entry.leak(target));
+    const outcome = await settle(() => entry.leak(target, { organizationId: A }));
     if ("refused" in entry.verdict) {
       expect(outcome.error).toBeInstanceOf(RunledgerError);
       expect((outcome.error as RunledgerError).code).toBe(entry.verdict.refused);
@@ -818,7 +861,9 @@ describe("tenant isolation", () => {
     // B's id gets exactly the answer an id that exists nowhere gets: existence does not leak.
     if (entry.target !== undefined) {
       const ghost = entry.target().startsWith("nightly-") ? "nightly-nobody" : newId();
-      expect(normalized(outcome, target)).toEqual(normalized(await settle(() => entry.leak(ghost)), ghost));
+      expect(normalized(outcome, target)).toEqual(
+        normalized(await settle(() => entry.leak(ghost, { organizationId: A })), ghost),
+      );
     }
     entry.ownSees(await entry.own());
   });
@@ -858,7 +903,7 @@ describe("tenant isolation", () => {
       { organizationId: A, idempotencyKey: "key-b-catalog" },
     );
     expect(again).toEqual({ id: created.id, created: false });
-    expect((await getJobById(db, created.id))!.organizationId).toBe(A);
+    expect((await getJobById(db, created.id, ALL_ORGANIZATIONS))!.organizationId).toBe(A);
     const after = await rowsOf(B);
     expect(after.job_queue!.length).toBe(before.job_queue!.length + 1);
   });

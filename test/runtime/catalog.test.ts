@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
-import { WorkflowRunEnqueueBuilder, WorkflowStepEnqueueBuilder } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, WorkflowRunEnqueueBuilder, WorkflowStepEnqueueBuilder } from "../../src/core/index.ts";
 import { JobCatalog } from "../../src/runtime/index.ts";
 import {
   enqueueJob,
@@ -9,11 +9,10 @@ import {
   getJobById,
   getJobDefinition,
   listJobDefinitions,
-  listWorkflowSteps,
   updateJobDefinition,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { countRows, ledgerCounts } from "../support/factories.ts";
+import { countRows, ledgerCounts, runSteps } from "../support/factories.ts";
 
 const { db } = await useTestDatabase();
 
@@ -39,7 +38,7 @@ describe("JobCatalog", () => {
   it("enqueues a payload that passes its schema", async () => {
     await catalog.syncDefinitions(db);
     const { id } = await catalog.enqueue(db, "email.send", { to: "ada@example.com", subject: "hi" });
-    expect((await getJobById(db, id))!.payload).toEqual({ to: "ada@example.com", subject: "hi" });
+    expect((await getJobById(db, id, ALL_ORGANIZATIONS))!.payload).toEqual({ to: "ada@example.com", subject: "hi" });
   });
 
   it("refuses an invalid payload, an unknown type and a disabled catalog, writing nothing", async () => {
@@ -164,7 +163,7 @@ describe("JobCatalog", () => {
         .step(step)
         .build(),
     );
-    const steps = await listWorkflowSteps(db, run.id);
+    const steps = await runSteps(db, run.id);
     expect(steps.map((s) => [s.stepKey, s.jobType, s.maxAttempts])).toEqual([
       ["gate", null, null],
       ["mail", "email.send", 2],
@@ -217,7 +216,7 @@ describe("JobCatalog on a database no worker has synced yet", () => {
     const fresh = new JobCatalog().job("fresh.first", async () => {}).job("fresh.second", async () => {});
     expect(await getJobDefinition(db, "fresh.first")).toBeNull();
     const { id } = await fresh.enqueue(db, "fresh.first", { n: 1 });
-    expect((await getJobById(db, id))!.status).toBe("PENDING");
+    expect((await getJobById(db, id, ALL_ORGANIZATIONS))!.status).toBe("PENDING");
     // The whole catalog was synced, so the other type needs no second sync.
     expect(await getJobDefinition(db, "fresh.second")).toMatchObject({ isEnabled: true });
     await fresh.enqueue(db, "fresh.second", {});

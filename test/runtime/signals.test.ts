@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { WORKER_FAILURE_CODES } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, WORKER_FAILURE_CODES } from "../../src/core/index.ts";
 import { enqueueJob, getJobById, reapExpiredLeases } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { finished, ROOT } from "../support/processes.ts";
@@ -52,7 +52,7 @@ describe("shutdownOnSignals under tsx", () => {
     expect(result.stdout).toContain("SIGINT received, shutting down (running jobs get 30 s;");
     expect(result.stdout).toContain("SIGINT received again: running jobs get at most 5 s more");
     expect(result.stdout).toMatch(/stopped \(abandoned: 0\) \d+ ms after the first signal/);
-    expect((await getJobById(db, id))?.status).toBe("SUCCEEDED");
+    expect((await getJobById(db, id, ALL_ORGANIZATIONS))?.status).toBe("SUCCEEDED");
   }, 40_000);
 
   it("the second signal cuts the deadline: a job longer than it is abandoned, then recovered by the reaper", async () => {
@@ -68,12 +68,12 @@ describe("shutdownOnSignals under tsx", () => {
     expect(finishedAt === -1 || finishedAt > stopped!.index, output).toBe(true);
     // Nothing was written for the abandoned attempt: the job stays leased until its lease runs
     // out (here: made to run out now), and then the reaper retries it.
-    expect((await getJobById(db, id))?.status).toBe("LEASED");
+    expect((await getJobById(db, id, ALL_ORGANIZATIONS))?.status).toBe("LEASED");
     await db.execute(
       sql`update runledger.job_queue set lease_expires_at = now() - interval '1 second' where id = ${id}`,
     );
     expect((await reapExpiredLeases(db, { limit: 10, retryDelayMs: 1000 })).retried).toBe(1);
-    const job = await getJobById(db, id);
+    const job = await getJobById(db, id, ALL_ORGANIZATIONS);
     expect(job?.status).toBe("PENDING");
     expect(job?.lastErrorCode).toBe(WORKER_FAILURE_CODES.leaseExpired);
   }, 40_000);
@@ -82,6 +82,6 @@ describe("shutdownOnSignals under tsx", () => {
     const { id, result } = await interruptTwice("once");
     expect(result.code).not.toBe(0);
     expect(result.stdout).not.toContain(`finished ${id}`);
-    expect((await getJobById(db, id))?.status).toBe("LEASED");
+    expect((await getJobById(db, id, ALL_ORGANIZATIONS))?.status).toBe("LEASED");
   }, 40_000);
 });

@@ -50,7 +50,7 @@ async function stop(supervisor: Supervisor) {
 }
 
 async function status(id: string) {
-  return (await getJobById(db, id))!;
+  return (await getJobById(db, id, ALL_ORGANIZATIONS))!;
 }
 
 describe("Supervisor", () => {
@@ -203,7 +203,7 @@ describe("Supervisor", () => {
     const supervisor = start(catalog);
     await waitFor(async () => (await status(id)).status === "LEASED");
     const { cancelJob } = await import("../../src/store/index.ts");
-    await cancelJob(db, { jobId: id, reason: "no longer needed" });
+    await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: id, reason: "no longer needed" });
     await waitFor(() => aborted !== undefined, { what: "the handler's signal to abort" });
     await stop(supervisor);
     expect(aborted).toBe("canceled");
@@ -237,7 +237,7 @@ describe("Supervisor", () => {
     // Anyone who can connect can send this; the worker must look before it aborts.
     await db.execute(sql`select pg_notify('runledger_cancel', ${spoofed.id})`);
     const { cancelJob } = await import("../../src/store/index.ts");
-    await cancelJob(db, { jobId: real.id });
+    await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: real.id });
     // Checks run in the order announced: once the real one aborted, the spoofed one was looked at.
     await waitFor(() => aborted.has("real"), { what: "the canceled job's signal to abort" });
     expect(aborted.has("spoofed")).toBe(false);

@@ -1,5 +1,6 @@
 // Errors a user can act on: a wrong URL, a database or role that does not exist, and a database
 // that was never migrated each come back as a code saying so, not as `db.query_failed`.
+
 import { inspect } from "node:util";
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
@@ -58,14 +59,14 @@ describe("connection settings", () => {
 
   it("names a database that does not exist", async () => {
     const db = open(withDatabase(database.serverUrl, "runledger_no_such_database"));
-    const error = await rejection(store.getJobById(db, newId()));
+    const error = await rejection(store.getJobById(db, newId(), ALL_ORGANIZATIONS));
     expect(error).toMatchObject({ code: "db.database_not_found", details: { database: "runledger_no_such_database" } });
   });
 
   it("says the role was refused when it does not exist", async () => {
     const url = new URL(database.url);
     url.username = "runledger_no_such_role";
-    const error = await rejection(store.listJobs(open(url.toString()), { limit: 1 }));
+    const error = await rejection(store.listJobs(open(url.toString()), { scope: ALL_ORGANIZATIONS, limit: 1 }));
     expect(error.code).toBe("db.authentication_failed");
   });
 
@@ -95,13 +96,13 @@ describe("a database that was never migrated", async () => {
     completeJobFailure: () => store.completeJobFailure(db, lease, { kind: "TERMINAL", code: "x", message: "x" }),
     releaseUnstartedJobClaim: () => store.releaseUnstartedJobClaim(db, lease, { reason: "x" }),
     reapExpiredLeases: () => store.reapExpiredLeases(db, { limit: 1, retryDelayMs: 1000 }),
-    cancelJob: () => store.cancelJob(db, { jobId: id }),
-    requeueJob: () => store.requeueJob(db, { jobId: id }),
-    getJobById: () => store.getJobById(db, id),
-    listJobs: () => store.listJobs(db, { limit: 1 }),
-    listJobEvents: () => store.listJobEvents(db, { jobId: id, limit: 1 }),
-    listJobAttempts: () => store.listJobAttempts(db, { jobId: id, limit: 1 }),
-    getJobMetrics: () => store.getJobMetrics(db),
+    cancelJob: () => store.cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: id }),
+    requeueJob: () => store.requeueJob(db, { scope: ALL_ORGANIZATIONS, jobId: id }),
+    getJobById: () => store.getJobById(db, id, ALL_ORGANIZATIONS),
+    listJobs: () => store.listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 1 }),
+    listJobEvents: () => store.listJobEvents(db, { scope: ALL_ORGANIZATIONS, jobId: id, limit: 1 }),
+    listJobAttempts: () => store.listJobAttempts(db, { scope: ALL_ORGANIZATIONS, jobId: id, limit: 1 }),
+    getJobMetrics: () => store.getJobMetrics(db, { scope: ALL_ORGANIZATIONS }),
     insertJobLog: () =>
       store.insertJobLog(db, {
         scope: ALL_ORGANIZATIONS,
@@ -111,28 +112,35 @@ describe("a database that was never migrated", async () => {
         level: "info",
         message: "x",
       }),
-    listJobLogs: () => store.listJobLogs(db, { jobId: id, limit: 1 }),
+    listJobLogs: () => store.listJobLogs(db, { scope: ALL_ORGANIZATIONS, jobId: id, limit: 1 }),
     enqueueWorkflowRun: () =>
       store.enqueueWorkflowRun(db, catalog.workflow("bare.flow", {}).job("a", "bare.job", {}).build()),
     completeExternalWorkflowStep: () =>
-      store.completeExternalWorkflowStep(db, { workflowRunId: id, stepKey: "a", terminalStatus: "SUCCEEDED" }),
-    cancelWorkflowRun: () => store.cancelWorkflowRun(db, { workflowRunId: id }),
+      store.completeExternalWorkflowStep(db, {
+        scope: ALL_ORGANIZATIONS,
+        workflowRunId: id,
+        stepKey: "a",
+        terminalStatus: "SUCCEEDED",
+      }),
+    cancelWorkflowRun: () => store.cancelWorkflowRun(db, { scope: ALL_ORGANIZATIONS, workflowRunId: id }),
     appendWorkflowSteps: () =>
       store.appendWorkflowSteps(db, {
+        scope: ALL_ORGANIZATIONS,
         workflowRunId: id,
         mutationKey: "m",
         appendWindowStepKey: "w",
         steps: [],
       }),
-    getWorkflowRunById: () => store.getWorkflowRunById(db, id),
-    listWorkflowRuns: () => store.listWorkflowRuns(db, { limit: 1 }),
-    listWorkflowSteps: () => store.listWorkflowSteps(db, id),
-    listWorkflowStepDependencies: () => store.listWorkflowStepDependencies(db, id),
+    getWorkflowRunById: () => store.getWorkflowRunById(db, id, ALL_ORGANIZATIONS),
+    listWorkflowRuns: () => store.listWorkflowRuns(db, { scope: ALL_ORGANIZATIONS, limit: 1 }),
+    listWorkflowSteps: () => store.listWorkflowSteps(db, { workflowRunId: id, scope: ALL_ORGANIZATIONS, limit: 1 }),
+    listWorkflowStepDependencies: () =>
+      store.listWorkflowStepDependencies(db, { workflowRunId: id, scope: ALL_ORGANIZATIONS, limit: 1 }),
     upsertJobSchedule: () =>
       store.upsertJobSchedule(db, { name: "s", jobType: "bare.job", cronExpr: "0 0 * * * *", nextFireAt: new Date() }),
-    setJobScheduleActive: () => store.setJobScheduleActive(db, "s", false),
-    setJobScheduleNextFireAt: () => store.setJobScheduleNextFireAt(db, "s", new Date()),
-    listJobSchedules: () => store.listJobSchedules(db, { limit: 1 }),
+    setJobScheduleActive: () => store.setJobScheduleActive(db, "s", false, ALL_ORGANIZATIONS),
+    setJobScheduleNextFireAt: () => store.setJobScheduleNextFireAt(db, "s", new Date(), ALL_ORGANIZATIONS),
+    listJobSchedules: () => store.listJobSchedules(db, { scope: ALL_ORGANIZATIONS, limit: 1 }),
     getJobSchedule: () => store.getJobSchedule(db, "s", ALL_ORGANIZATIONS),
     backfillJobSchedule: () =>
       store.backfillJobSchedule(db, { name: "s", from: new Date(0), to: new Date(1000) }, ALL_ORGANIZATIONS),
@@ -171,7 +179,7 @@ describe("a database that was never migrated", async () => {
   });
 
   it("still says schema.uninitialized after other calls failed (no connection left broken)", async () => {
-    const error = await rejection(store.getJobById(db, id));
+    const error = await rejection(store.getJobById(db, id, ALL_ORGANIZATIONS));
     expect(error.code).toBe("schema.uninitialized");
     // And inspectSchema reports the state instead of throwing.
     expect((await store.inspectSchema(db)).state).toBe("uninitialized");

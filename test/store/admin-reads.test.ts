@@ -16,13 +16,12 @@ import {
   listDeadLetters,
   listLeasedJobs,
   listRecentWorkers,
-  listWorkflowSteps,
   requeueJob,
   searchJobsAndRuns,
 } from "../../src/store/index.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob } from "../support/factories.ts";
+import { defineJob, runSteps } from "../support/factories.ts";
 
 const { db } = await useTestDatabase();
 
@@ -93,7 +92,7 @@ describe("countJobsByStatus", () => {
     ]);
     await deadLetterAll("admin.dead");
     expect((await countJobsByStatus(db, { scope: { organizationId: org } })).byStatus.DEAD_LETTERED.count).toBe(2);
-    await requeueJob(db, { jobId: first!.id });
+    await requeueJob(db, { scope: ALL_ORGANIZATIONS, jobId: first!.id });
     const after = await countJobsByStatus(db, { scope: { organizationId: org } });
     expect(after.byStatus.DEAD_LETTERED.count).toBe(1);
     expect(after.byStatus.PENDING.count).toBe(1);
@@ -125,7 +124,7 @@ describe("getJobThroughput", () => {
     const pending = await db.execute(
       sql`select id from runledger.job_queue where organization_id = ${org} and status = 'PENDING' and attempt = 0 limit 1`,
     );
-    await cancelJob(db, { jobId: (pending as unknown as { id: string }[])[0]!.id });
+    await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: (pending as unknown as { id: string }[])[0]!.id });
 
     const throughput = await getJobThroughput(db, { scope: { organizationId: org }, minutes: 5 });
     expect(throughput.minutes).toHaveLength(5);
@@ -254,7 +253,7 @@ describe("listDeadLetters", () => {
     // One claim and failure statement per type: the dead letters of a type share a failure time.
     await deadLetterAll("admin.dl1", "dl1.failed");
     await deadLetterAll("admin.dl2", "dl2.failed");
-    await requeueJob(db, { jobId: jobs[0]!.id });
+    await requeueJob(db, { scope: ALL_ORGANIZATIONS, jobId: jobs[0]!.id });
 
     const seen: string[] = [];
     let after: Parameters<typeof listDeadLetters>[1]["after"];
@@ -290,7 +289,7 @@ describe("getJobWorkflowStep", () => {
       idempotencyKey: null,
       steps: [externalStep("work", [], { executionKind: "JOB", jobType: "admin.step" })],
     });
-    const jobId = (await listWorkflowSteps(db, run.id))[0]!.jobId!;
+    const jobId = (await runSteps(db, run.id))[0]!.jobId!;
     expect(await getJobWorkflowStep(db, jobId, { organizationId: org })).toEqual({
       workflowRunId: run.id,
       stepKey: "work",
@@ -314,7 +313,11 @@ describe("listLeasedJobs", () => {
     const leased = await listLeasedJobs(db, { scope: { organizationId: org }, limit: 10 });
     expect(leased.items.map((j) => j.id)).toEqual([second!.jobId, first!.jobId]);
     expect(leased.items.every((j) => j.status === "LEASED")).toBe(true);
-    expect((await listLeasedJobs(db, { scope: { organizationId: org }, limit: 1 })).items).toHaveLength(1);
+    const firstPage = await listLeasedJobs(db, { scope: { organizationId: org }, limit: 1 });
+    expect(firstPage.items.map((j) => j.id)).toEqual([second!.jobId]);
+    expect(firstPage.next).not.toBeNull();
+    const secondPage = await listLeasedJobs(db, { scope: { organizationId: org }, limit: 1, after: firstPage.next! });
+    expect(secondPage).toMatchObject({ items: [{ id: first!.jobId }], next: null, capped: false });
     expect((await listLeasedJobs(db, { scope: { organizationId: newId() }, limit: 10 })).items).toEqual([]);
     expect((await listLeasedJobs(db, { scope: ALL_ORGANIZATIONS, cap: 1, limit: 10 })).capped).toBe(true);
   });

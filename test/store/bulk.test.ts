@@ -11,13 +11,12 @@ import {
   getJobById,
   getWorkflowRunById,
   listJobEvents,
-  listWorkflowSteps,
   queryRows,
   requeueJobs,
 } from "../../src/store/index.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob, ledgerCounts } from "../support/factories.ts";
+import { defineJob, ledgerCounts, runSteps } from "../support/factories.ts";
 
 const { db } = await useTestDatabase({ max: 12 });
 
@@ -41,7 +40,8 @@ async function deadLetter(jobType: string, n: number): Promise<string[]> {
 const jobStep = (org: string) =>
   externalStep("only", [], { executionKind: "JOB", jobType: "bulk.step", organizationId: org });
 
-const statusOf = async (ids: string[]) => Promise.all(ids.map(async (id) => (await getJobById(db, id))!.status));
+const statusOf = async (ids: string[]) =>
+  Promise.all(ids.map(async (id) => (await getJobById(db, id, ALL_ORGANIZATIONS))!.status));
 
 describe("countJobs, cancelJobs, requeueJobs", () => {
   it("count what a cancel would change, then cancel exactly those of the scope and type", async () => {
@@ -68,7 +68,7 @@ describe("countJobs, cancelJobs, requeueJobs", () => {
     expect(result.count).toBe(7);
     expect(new Set(await statusOf(mine.map((j) => j.id)))).toEqual(new Set(["CANCELED"]));
     expect(await statusOf(notMine.map((j) => j.id))).toEqual(["PENDING", "PENDING"]);
-    const events = await listJobEvents(db, { jobId: mine[0]!.id, limit: 10 });
+    const events = (await listJobEvents(db, { scope: ALL_ORGANIZATIONS, jobId: mine[0]!.id, limit: 10 })).items;
     expect(events.at(-1)).toMatchObject({ eventType: "CANCELED", payload: { reason: "bulk test" } });
     // Nothing left to cancel: a second run changes nothing.
     expect(await cancelJobs(db, filter)).toEqual({ count: 0, batches: 0 });
@@ -118,9 +118,10 @@ describe("countJobs, cancelJobs, requeueJobs", () => {
     });
     const result = await requeueJobs(db, { scope, statuses: ["DEAD_LETTERED"], finishedAfter: before });
     expect(result.count).toBe(3);
-    for (const id of dead) expect(await getJobById(db, id)).toMatchObject({ status: "PENDING", runNumber: 2 });
-    expect(await getJobById(db, stepJob!)).toMatchObject({ status: "DEAD_LETTERED", runNumber: 1 });
-    expect((await getWorkflowRunById(db, run.id))?.status).toBe("COMPLETED_WITH_ERRORS");
+    for (const id of dead)
+      expect(await getJobById(db, id, ALL_ORGANIZATIONS)).toMatchObject({ status: "PENDING", runNumber: 2 });
+    expect(await getJobById(db, stepJob!, ALL_ORGANIZATIONS)).toMatchObject({ status: "DEAD_LETTERED", runNumber: 1 });
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))?.status).toBe("COMPLETED_WITH_ERRORS");
   });
 
   it("canceling a workflow step's job cancels its step, as cancelJob does", async () => {
@@ -133,9 +134,9 @@ describe("countJobs, cancelJobs, requeueJobs", () => {
       steps: [jobStep(org)],
     });
     expect(await cancelJobs(db, { scope: { organizationId: org }, jobType: "bulk.step" })).toMatchObject({ count: 1 });
-    const [step] = await listWorkflowSteps(db, run.id);
+    const [step] = await runSteps(db, run.id);
     expect(step?.status).toBe("CANCELED");
-    expect((await getWorkflowRunById(db, run.id))?.status).toBe("COMPLETED_WITH_ERRORS");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))?.status).toBe("COMPLETED_WITH_ERRORS");
   });
 
   it("two bulk cancels racing cancel each job exactly once", async () => {

@@ -69,7 +69,7 @@ describe("job keys", () => {
     });
     expect(first.created).toBe(true);
     expect(second).toEqual({ id: first.id, created: false });
-    const job = await getJobById(db, first.id);
+    const job = await getJobById(db, first.id, ALL_ORGANIZATIONS);
     expect(job).toMatchObject({ payload: { tag: "r", v: 2 }, priority: 7, jobKey: "user:1", status: "PENDING" });
     expect(job!.nextRunAt.getTime()).toBeLessThan(later.getTime());
     expect(await jobsFor("search.reindex", "r")).toHaveLength(1);
@@ -87,14 +87,14 @@ describe("job keys", () => {
       jobKey: { key: "user:2", mode: "preserve" },
     });
     expect(second).toEqual({ id: first.id, created: false });
-    expect((await getJobById(db, first.id))!.payload).toEqual({ tag: "p", v: 1 });
+    expect((await getJobById(db, first.id, ALL_ORGANIZATIONS))!.payload).toEqual({ tag: "p", v: 1 });
   });
 
   it("debounce: each enqueue pushes run-at to now + delay, never past the maximum wait since the first", async () => {
     const debounce = { key: "user:3", mode: "debounce", delayMs: 60_000, maxWaitMs: 300_000 } as const;
     const start = await dbNow();
     const first = await enqueueJob(db, { jobType: "search.reindex", payload: { tag: "d", v: 1 }, jobKey: debounce });
-    const runAt = async () => (await getJobById(db, first.id))!.nextRunAt.getTime();
+    const runAt = async () => (await getJobById(db, first.id, ALL_ORGANIZATIONS))!.nextRunAt.getTime();
     expect(await runAt()).toBeGreaterThanOrEqual(start.getTime() + 60_000);
     expect(await runAt()).toBeLessThan(start.getTime() + 70_000);
 
@@ -132,11 +132,11 @@ describe("job keys", () => {
     expect(claimed!.id).toBe(first.id);
     const second = await enqueueJob(db, { jobType: "search.handover", payload: { tag: "h", v: 2 }, jobKey: key });
     expect(second.created).toBe(true);
-    expect((await getJobById(db, first.id))!.jobKey).toBeNull();
-    expect((await getJobById(db, second.id))!.jobKey).toBe("user:4");
+    expect((await getJobById(db, first.id, ALL_ORGANIZATIONS))!.jobKey).toBeNull();
+    expect((await getJobById(db, second.id, ALL_ORGANIZATIONS))!.jobKey).toBe("user:4");
     // The running job finishes untouched by the hand-over.
     await completeJobSuccess(db, { lease: { jobId: first.id, runNumber: 1, attempt: 1, workerId: "w" } });
-    expect((await getJobById(db, first.id))!.status).toBe("SUCCEEDED");
+    expect((await getJobById(db, first.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
 
     const [again] = await claimJobs(db, { workerId: "w", leaseSeconds: 60, limit: 10, jobTypes: ["search.handover"] });
     expect(again!.id).toBe(second.id);
@@ -191,7 +191,7 @@ describe("job keys", () => {
     await expect(
       enqueueJob(db, { jobType: "search.off", payload: { tag: "off", v: 2 }, jobKey: { key: "k" } }),
     ).rejects.toMatchObject({ code: "job.definition_not_found_or_disabled" });
-    expect((await getJobById(db, first.id))!.payload).toEqual({ tag: "off", v: 1 });
+    expect((await getJobById(db, first.id, ALL_ORGANIZATIONS))!.payload).toEqual({ tag: "off", v: 1 });
   });
 
   it("enqueueJobs mixes keyed and plain items, in input order, with later items replacing earlier ones", async () => {

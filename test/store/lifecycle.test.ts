@@ -1,5 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   cancelJob,
   claimJobs,
@@ -63,7 +64,7 @@ async function claimedJob(
 }
 
 async function reload(id: string): Promise<JobRecord> {
-  return (await getJobById(db, id))!;
+  return (await getJobById(db, id, ALL_ORGANIZATIONS))!;
 }
 
 async function attempts(exec: Executor, jobId: string) {
@@ -266,7 +267,7 @@ describe("failure", () => {
       "FAILED",
       "DEAD_LETTERED",
     ]);
-    const story = await listJobAttempts(db, { jobId: job.id, limit: 10 });
+    const story = (await listJobAttempts(db, { scope: ALL_ORGANIZATIONS, jobId: job.id, limit: 10 })).items;
     expect(story).toMatchObject([
       {
         runNumber: 1,
@@ -279,11 +280,18 @@ describe("failure", () => {
       { runNumber: 1, attempt: 2, workerId: "w2", outcome: "RETRYABLE", errorMessage: "again", retryDelayMs: null },
     ]);
     expect(story.every((a) => a.finishedAt !== null && a.leasedAt <= a.finishedAt)).toBe(true);
-    expect(await listJobAttempts(db, { jobId: job.id, limit: 10, after: { runNumber: 1, attempt: 1 } })).toMatchObject([
-      { attempt: 2 },
-    ]);
+    expect(
+      (
+        await listJobAttempts(db, {
+          scope: ALL_ORGANIZATIONS,
+          jobId: job.id,
+          limit: 10,
+          after: { runNumber: 1, attempt: 1 },
+        })
+      ).items,
+    ).toMatchObject([{ attempt: 2 }]);
     await expect(
-      listJobAttempts(db, { jobId: job.id, limit: 10, after: { runNumber: 0, attempt: 1 } }),
+      listJobAttempts(db, { scope: ALL_ORGANIZATIONS, jobId: job.id, limit: 10, after: { runNumber: 0, attempt: 1 } }),
     ).rejects.toMatchObject({ code: "job.invalid_pagination" });
     const [dead] = await db.select().from(schema.jobDeadLetters).where(eq(schema.jobDeadLetters.jobId, job.id));
     expect(dead).toMatchObject({
@@ -396,20 +404,22 @@ describe("reaper", () => {
 describe("cancel and requeue", () => {
   it("cancels a leased job, fencing its worker out", async () => {
     const { job, lease } = await claimedJob();
-    const canceled = await cancelJob(db, { jobId: job.id, reason: "operator" });
+    const canceled = await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: job.id, reason: "operator" });
     expect(canceled).toMatchObject({ status: "CANCELED", statusReason: "operator", workerId: null });
     await expect(completeJobSuccess(db, { lease })).rejects.toMatchObject({ code: "job.lease_owner_mismatch" });
-    await expect(cancelJob(db, { jobId: job.id })).rejects.toMatchObject({ code: "job.invalid_state_transition" });
+    await expect(cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: job.id })).rejects.toMatchObject({
+      code: "job.invalid_state_transition",
+    });
     expect(await eventTypes(db, job.id)).toEqual(["ENQUEUED", "LEASED", "CANCELED"]);
   });
 
   it("requeues a dead-lettered job as run 2, which runs again", async () => {
     const { job, lease } = await claimedJob();
     await completeJobFailure(db, lease, { kind: "TERMINAL", code: "bad", message: "bad" });
-    await expect(requeueJob(db, { jobId: job.id, organizationId: ORG_B })).rejects.toMatchObject({
+    await expect(requeueJob(db, { jobId: job.id, scope: { organizationId: ORG_B } })).rejects.toMatchObject({
       code: "job.not_found",
     });
-    const requeued = await requeueJob(db, { jobId: job.id });
+    const requeued = await requeueJob(db, { scope: ALL_ORGANIZATIONS, jobId: job.id });
     expect(requeued).toMatchObject({ status: "PENDING", runNumber: 2, attempt: 0, stage: "queued", checkpoint: null });
     const [again] = await claimJobs(db, { workerId: "w", leaseSeconds: 30, limit: 1, jobTypes: [job.jobType] });
     expect(again).toMatchObject({ id: job.id, runNumber: 2, attempt: 1 });
@@ -424,7 +434,7 @@ describe("cancel and requeue", () => {
       "LEASED",
       "SUCCEEDED",
     ]);
-    await expect(requeueJob(db, { jobId: job.id, reason: " " })).rejects.toMatchObject({
+    await expect(requeueJob(db, { scope: ALL_ORGANIZATIONS, jobId: job.id, reason: " " })).rejects.toMatchObject({
       code: "job.invalid_state_transition",
     });
   });
@@ -432,8 +442,12 @@ describe("cancel and requeue", () => {
   it("refuses to requeue a pending job", async () => {
     await defineJob(db, "still.pending");
     const { id } = await enqueueJob(db, { jobType: "still.pending" });
-    await expect(requeueJob(db, { jobId: id })).rejects.toMatchObject({ code: "job.invalid_state_transition" });
-    await expect(cancelJob(db, { jobId: "0190f0a0-0000-7000-8000-0000000000ff" })).rejects.toMatchObject({
+    await expect(requeueJob(db, { scope: ALL_ORGANIZATIONS, jobId: id })).rejects.toMatchObject({
+      code: "job.invalid_state_transition",
+    });
+    await expect(
+      cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: "0190f0a0-0000-7000-8000-0000000000ff" }),
+    ).rejects.toMatchObject({
       code: "job.not_found",
     });
   });
@@ -445,42 +459,50 @@ describe("organization-scoped reads", () => {
     const b = await claimedJob({ organizationId: ORG_B });
     expect(await getJobById(db, a.job.id, { organizationId: ORG_B })).toBeNull();
     expect(await getJobById(db, a.job.id, { organizationId: ORG_A })).toMatchObject({ id: a.job.id });
-    expect(await listJobEvents(db, { jobId: a.job.id, organizationId: ORG_B, limit: 100 })).toEqual([]);
-    expect((await listJobEvents(db, { jobId: a.job.id, organizationId: ORG_A, limit: 100 })).length).toBe(2);
-    await expect(cancelJob(db, { jobId: b.job.id, organizationId: ORG_A })).rejects.toMatchObject({
+    expect((await listJobEvents(db, { jobId: a.job.id, scope: { organizationId: ORG_B }, limit: 100 })).items).toEqual(
+      [],
+    );
+    expect(
+      (await listJobEvents(db, { jobId: a.job.id, scope: { organizationId: ORG_A }, limit: 100 })).items.length,
+    ).toBe(2);
+    await expect(cancelJob(db, { jobId: b.job.id, scope: { organizationId: ORG_A } })).rejects.toMatchObject({
       code: "job.not_found",
     });
 
     const seen: string[] = [];
-    let page = await listJobs(db, { organizationId: ORG_A, limit: 1 });
+    let page = await listJobs(db, { scope: { organizationId: ORG_A }, limit: 1 });
     for (;;) {
       seen.push(...page.items.map((j) => j.organizationId ?? "none"));
       if (page.next === null) break;
-      page = await listJobs(db, { organizationId: ORG_A, limit: 1, after: page.next });
+      page = await listJobs(db, { scope: { organizationId: ORG_A }, limit: 1, after: page.next });
     }
     expect(seen.length).toBeGreaterThan(0);
     expect(new Set(seen)).toEqual(new Set([ORG_A]));
   });
 
   it("pages through every job exactly once, newest first", async () => {
-    const all = await listJobs(db, { limit: 1000 });
+    const all = await listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 1000 });
     const ids: string[] = [];
-    let page = await listJobs(db, { limit: 7 });
+    let page = await listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 7 });
     for (;;) {
       ids.push(...page.items.map((j) => j.id));
       if (page.next === null) break;
-      page = await listJobs(db, { limit: 7, after: page.next });
+      page = await listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 7, after: page.next });
     }
     expect(ids).toEqual(all.items.map((j) => j.id));
-    await expect(listJobs(db, { limit: 0 })).rejects.toMatchObject({ code: "job.invalid_pagination" });
-    await expect(listJobs(db, { limit: 1001 })).rejects.toMatchObject({ code: "job.invalid_pagination" });
+    await expect(listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 0 })).rejects.toMatchObject({
+      code: "job.invalid_pagination",
+    });
+    await expect(listJobs(db, { scope: ALL_ORGANIZATIONS, limit: 1001 })).rejects.toMatchObject({
+      code: "job.invalid_pagination",
+    });
   });
 
   it("reports metrics per definition, zero-filled", async () => {
     await defineJob(db, "metrics.idle");
-    const metrics = await getJobMetrics(db);
+    const metrics = await getJobMetrics(db, { scope: ALL_ORGANIZATIONS });
     expect(metrics.find((m) => m.jobType === "metrics.idle")).toMatchObject({ pendingCount: 0, succeeded24h: 0 });
-    const work = await getJobMetrics(db, { organizationId: ORG_A });
+    const work = await getJobMetrics(db, { scope: { organizationId: ORG_A } });
     expect(work.length).toBe(metrics.length);
     const rows = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from runledger.job_metrics_rollup`);
     expect(rows[0]!.n).toBeGreaterThan(0);

@@ -15,13 +15,12 @@ import {
   getWorkflowRunIdForJob,
   insertJobDefinitionIfMissing,
   listWorkflowStepKeysForUpdate,
-  listWorkflowSteps,
   queryRows,
   updateJobDefinition,
   updateWorkflowStepAndPendingJobPayload,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob, ledgerCounts } from "../support/factories.ts";
+import { defineJob, ledgerCounts, runSteps } from "../support/factories.ts";
 
 const { db } = await useTestDatabase({ max: 4 });
 const A = "0190f0a0-0000-7000-8000-0000000000a1";
@@ -122,7 +121,7 @@ describe("workflow lookups", () => {
 
   it("names the run of a step's job, and nothing for a plain job or outside the scope", async () => {
     const run = await flow("l.owner", A);
-    const [step] = await listWorkflowSteps(db, run.id);
+    const [step] = await runSteps(db, run.id);
     const plain = await enqueueJob(db, { jobType: "l.job", organizationId: A });
     expect(await getWorkflowRunIdForJob(db, step!.jobId!, { scope: { organizationId: A } })).toBe(run.id);
     expect(await getWorkflowRunIdForJob(db, step!.jobId!, { scope: ALL })).toBe(run.id);
@@ -165,7 +164,7 @@ describe("workflow step updates", () => {
 
   it("replaces a step's and its pending job's payload, and refuses once the job was claimed", async () => {
     const run = await flow("l.payload", A);
-    const [first] = await listWorkflowSteps(db, run.id);
+    const [first] = await runSteps(db, run.id);
     const update = (payload: unknown, scope: typeof ALL | { organizationId: string } = { organizationId: A }) =>
       updateWorkflowStepAndPendingJobPayload(db, {
         scope,
@@ -176,14 +175,14 @@ describe("workflow step updates", () => {
       });
     expect(await update({ n: 10 }, { organizationId: B })).toBe(false);
     expect(await update({ n: 10 })).toBe(true);
-    expect((await getJobById(db, first!.jobId!))!.payload).toEqual({ n: 10 });
-    expect((await listWorkflowSteps(db, run.id))[0]!.payload).toEqual({ n: 10 });
+    expect((await getJobById(db, first!.jobId!, ALL_ORGANIZATIONS))!.payload).toEqual({ n: 10 });
+    expect((await runSteps(db, run.id))[0]!.payload).toEqual({ n: 10 });
     // A mismatched step/job pair changes nothing.
     expect(
       await updateWorkflowStepAndPendingJobPayload(db, {
         scope: ALL,
         workflowRunId: run.id,
-        stepId: (await listWorkflowSteps(db, run.id))[1]!.id,
+        stepId: (await runSteps(db, run.id))[1]!.id,
         jobId: first!.jobId!,
         payload: { n: 99 },
       }),
@@ -194,8 +193,8 @@ describe("workflow step updates", () => {
 
     await claimJobs(db, { workerId: "w", leaseSeconds: 60, limit: 10, jobTypes: ["l.step"] });
     expect(await update({ n: 11 })).toBe(false);
-    expect((await getJobById(db, first!.jobId!))!.payload).toEqual({ n: 10 });
-    expect((await listWorkflowSteps(db, run.id))[0]!.payload).toEqual({ n: 10 });
+    expect((await getJobById(db, first!.jobId!, ALL_ORGANIZATIONS))!.payload).toEqual({ n: 10 });
+    expect((await runSteps(db, run.id))[0]!.payload).toEqual({ n: 10 });
   });
 });
 

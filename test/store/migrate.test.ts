@@ -4,7 +4,12 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { afterAll, describe, expect, it } from "vitest";
-import { isRunledgerError, type QueryError, SchemaCompatibilityError } from "../../src/core/index.ts";
+import {
+  ALL_ORGANIZATIONS,
+  isRunledgerError,
+  type QueryError,
+  SchemaCompatibilityError,
+} from "../../src/core/index.ts";
 import {
   completeJobSuccess,
   createDb,
@@ -321,7 +326,7 @@ describe("migrations", () => {
     });
     await migrate(db);
     expect((await inspectSchema(db)).state).toBe("current");
-    const [schedule] = await listJobSchedules(db, { limit: 10 });
+    const [schedule] = (await listJobSchedules(db, { scope: ALL_ORGANIZATIONS, limit: 10 })).items;
     expect(schedule).toMatchObject({
       name: "old.hourly",
       timezone: "UTC",

@@ -87,7 +87,9 @@ describe("retention races", () => {
     const ids: string[] = [];
     for (let i = 0; i < 60; i++) ids.push((await enqueueJob(db, { jobType: "race.dead" })).id);
     expect(await runJobs(db, "race.dead", "dead")).toHaveLength(60);
-    const requeues = Promise.all(ids.map((jobId, i) => settle(requeueJob(racer(i), { jobId }))));
+    const requeues = Promise.all(
+      ids.map((jobId, i) => settle(requeueJob(racer(i), { scope: ALL_ORGANIZATIONS, jobId }))),
+    );
     const purged = await sweepingWhile(requeues, sweepJobs);
     const results = await requeues;
 
@@ -119,7 +121,9 @@ describe("retention races", () => {
     const ids: string[] = [];
     for (let i = 0; i < 80; i++) ids.push((await enqueueJob(db, { jobType: "race.job" })).id);
     const toCancel = ids.filter((_, i) => i % 2 === 0);
-    const cancels = Promise.all(toCancel.map((jobId, i) => settle(cancelJob(racer(i), { jobId }))));
+    const cancels = Promise.all(
+      toCancel.map((jobId, i) => settle(cancelJob(racer(i), { scope: ALL_ORGANIZATIONS, jobId }))),
+    );
     const purged = await sweepingWhile(cancels, sweepJobs);
     // A sweep deleting a pending job would have made its cancel fail with job.not_found.
     for (const result of await cancels) expect(result.ok ? "ok" : codeOf(result.error)).toBe("ok");
@@ -140,7 +144,9 @@ describe("retention races", () => {
   it("sweep vs cancel of live runs: every cancel finds its run; runs go whole once canceled", async () => {
     const runs: string[] = [];
     for (let i = 0; i < 20; i++) runs.push((await enqueueWorkflowRun(db, fanOut(`cancel-${i}`))).id);
-    const cancels = Promise.all(runs.map((workflowRunId, i) => settle(cancelWorkflowRun(racer(i), { workflowRunId }))));
+    const cancels = Promise.all(
+      runs.map((workflowRunId, i) => settle(cancelWorkflowRun(racer(i), { scope: ALL_ORGANIZATIONS, workflowRunId }))),
+    );
     const purged = await sweepingWhile(cancels, sweepRuns);
     for (const result of await cancels) {
       expect(result.ok ? (result.value as { status: string }).status : codeOf(result.error)).toBe("CANCELED");
@@ -159,6 +165,7 @@ describe("retention races", () => {
     const append = (on: RunledgerDb, workflowRunId: string) =>
       settle(
         appendWorkflowSteps(on, {
+          scope: ALL_ORGANIZATIONS,
           workflowRunId,
           mutationKey: "more",
           appendWindowStepKey: "window",
@@ -167,7 +174,12 @@ describe("retention races", () => {
       );
     const close = async (on: RunledgerDb, workflowRunId: string) => {
       for (const stepKey of ["gate", "window"]) {
-        await completeExternalWorkflowStep(on, { workflowRunId, stepKey, terminalStatus: "SUCCEEDED" });
+        await completeExternalWorkflowStep(on, {
+          scope: ALL_ORGANIZATIONS,
+          workflowRunId,
+          stepKey,
+          terminalStatus: "SUCCEEDED",
+        });
       }
     };
     const work = Promise.all([

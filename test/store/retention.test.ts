@@ -74,7 +74,7 @@ describe("purgeFinished", () => {
     expect((await ledgerOf(dead)).deadLetters).toBe(1);
     expect((await ledgerOf(dead)).attempts).toBe(1);
     const canceled = (await enqueueJob(db, { jobType: "ret.ok" })).id;
-    await cancelJob(db, { jobId: canceled });
+    await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: canceled });
     const pending = (await enqueueJob(db, { jobType: "ret.live" })).id;
     const leased = (await enqueueJob(db, { jobType: "ret.live" })).id;
     const [claimed] = await runClaim("ret.live", 1);
@@ -89,7 +89,7 @@ describe("purgeFinished", () => {
     const purged = await purgeFinished(db, { scope: ALL_ORGANIZATIONS, olderThan: 0, now: LATER, batchSize: 2 });
     expect(purged).toEqual({ jobs: 3, attempts: 1, events, logs: 2, deadLetters: 1, batches: 2 });
     for (const id of [done, dead, canceled]) expect(await ledgerOf(id)).toEqual(GONE);
-    for (const id of [pending, leased]) expect(await getJobById(db, id)).not.toBeNull();
+    for (const id of [pending, leased]) expect(await getJobById(db, id, ALL_ORGANIZATIONS)).not.toBeNull();
     expect((await runShapes(db)).get(run.id)).toMatchObject({ steps: 4, jobs: 1 });
     expect(await orphans(db)).toEqual(NO_ORPHANS);
   });
@@ -162,7 +162,7 @@ describe("purgeFinished", () => {
     for (let i = 0; i < 5; i++) await enqueueJob(db, { jobType: "ret.metrics" });
     await runClaim("ret.metrics", 3).then((ids) => Promise.all(ids.slice(0, 2).map((id) => succeed(id))));
     // 2 succeeded, 1 leased, 2 pending.
-    const metrics = async () => (await getJobMetrics(db, { jobType: "ret.metrics" }))[0]!;
+    const metrics = async () => (await getJobMetrics(db, { scope: ALL_ORGANIZATIONS, jobType: "ret.metrics" }))[0]!;
     const before = await metrics();
     expect(before).toMatchObject({ pendingCount: 2, leasedCount: 1, succeeded24h: 2, windowSeconds: 86_400 });
     const purged = await purgeFinished(db, { scope: ALL_ORGANIZATIONS, olderThan: 0, now: LATER });

@@ -170,7 +170,9 @@ describe("time zones", () => {
       "2030-06-03T00:00:00.000Z",
       "2030-06-04T00:00:00.000Z",
     ]);
-    const [item] = (await listJobSchedules(db, { limit: 1000, upcoming: 1 })).filter((s) => s.name === "tz.move");
+    const [item] = (await listJobSchedules(db, { scope: ALL_ORGANIZATIONS, limit: 1000, upcoming: 1 })).items.filter(
+      (s) => s.name === "tz.move",
+    );
     expect(item).toMatchObject({
       overlapPolicy: "ALLOW",
       catchupWindowSeconds: 0,
@@ -292,9 +294,9 @@ describe("catch-up after downtime", () => {
   it("a resumed schedule fires its latest missed slot at once and counts the older ones", async () => {
     const t0 = at("2032-01-01T00:00:00Z");
     await schedule({ name: "catchup.paused", cronExpr: "0 0 * * * *", nextFireAt: t0 });
-    await setJobScheduleActive(db, "catchup.paused", false);
+    await setJobScheduleActive(db, "catchup.paused", false, ALL_ORGANIZATIONS);
     expect((await passes(t0, at("2032-01-01T05:30:00Z"), 30 * MINUTE, "catchup.paused")).fired).toEqual([]);
-    await setJobScheduleActive(db, "catchup.paused", true);
+    await setJobScheduleActive(db, "catchup.paused", true, ALL_ORGANIZATIONS);
     const resumed = await passes(at("2032-01-01T05:30:00Z"), at("2032-01-01T05:30:00Z"), MINUTE, "catchup.paused");
     expect(slotsOf(resumed)).toEqual(["2032-01-01T05:00:00.000Z"]);
     expect(resumed.skipped).toMatchObject([{ missed: 5 }]);

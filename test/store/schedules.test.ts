@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   createDb,
   getJobById,
@@ -37,7 +38,7 @@ describe("upsertJobSchedule", () => {
       nextFireAt: T0,
     });
     expect(first).toMatchObject({ isActive: true, organizationId: ORG, timezone: "UTC", nextFireAt: T0 });
-    expect(await setJobScheduleActive(db, "reports.hourly", false)).toBe(true);
+    expect(await setJobScheduleActive(db, "reports.hourly", false, ALL_ORGANIZATIONS)).toBe(true);
 
     const later = new Date("2031-01-01T00:00:00Z");
     // Without an organization an upsert may refresh only a schedule without one.
@@ -109,7 +110,7 @@ describe("upsertJobSchedule", () => {
     expect(await countRows(db, "job_schedules")).toBe(before);
     // Paused, it may wait for its type to be enabled.
     expect(await upsertJobSchedule(db, { ...disabled, isActive: false })).toMatchObject({ isActive: false });
-    expect(await setJobScheduleNextFireAt(db, "missing", T0)).toBe(false);
+    expect(await setJobScheduleNextFireAt(db, "missing", T0, ALL_ORGANIZATIONS)).toBe(false);
   });
 });
 
@@ -129,7 +130,7 @@ describe("materializeDueSchedules", () => {
     expect(failed).toEqual([]);
     expect(mine).toMatchObject([{ scheduledFor: new Date("2030-01-01T00:00:00Z") }]);
     expect(skipped.filter((s) => s.scheduleName === "fire.once")).toMatchObject([{ missed: 1, overlapSkipped: 0 }]);
-    const job = await getJobById(db, mine[0]!.jobId);
+    const job = await getJobById(db, mine[0]!.jobId, ALL_ORGANIZATIONS);
     expect(job).toMatchObject({
       stage: "scheduled",
       jobType: "report.build",
@@ -138,7 +139,9 @@ describe("materializeDueSchedules", () => {
       scheduleId: mine[0]!.scheduleId,
       scheduledFor: new Date("2030-01-01T00:00:00Z"),
     });
-    const [schedule] = (await listJobSchedules(db, { limit: 1000 })).filter((s) => s.name === "fire.once");
+    const [schedule] = (await listJobSchedules(db, { scope: ALL_ORGANIZATIONS, limit: 1000 })).items.filter(
+      (s) => s.name === "fire.once",
+    );
     expect(schedule).toMatchObject({
       nextSlotAt: new Date("2030-01-01T01:00:00Z"),
       nextFireAt: new Date("2030-01-01T01:00:00Z"),
@@ -177,7 +180,9 @@ describe("materializeDueSchedules", () => {
     expect(result.failed).toMatchObject([
       { scheduleName: "disabled.type", error: { code: "job.definition_not_found_or_disabled" } },
     ]);
-    const deferred = (await listJobSchedules(db, { limit: 1000 })).find((s) => s.name === "disabled.type")!;
+    const deferred = (await listJobSchedules(db, { scope: ALL_ORGANIZATIONS, limit: 1000 })).items.find(
+      (s) => s.name === "disabled.type",
+    )!;
     expect(deferred.nextFireAt).toEqual(new Date(now.getTime() + 30_000));
     expect(await countRows(db, "job_queue", sql`job_type in ('report.paused', 'report.disabled')`)).toBe(0);
   });

@@ -69,10 +69,10 @@ describe("a run of another organization", () => {
     const held = await holdRun(workflowRunId);
     try {
       const calls = {
-        cancel: cancelWorkflowRun(db, { workflowRunId, organizationId: B }),
+        cancel: cancelWorkflowRun(db, { workflowRunId, scope: { organizationId: B } }),
         append: appendWorkflowSteps(db, {
           workflowRunId,
-          organizationId: B,
+          scope: { organizationId: B },
           appendWindowStepKey: "window",
           mutationKey: "m1",
           steps: [],

@@ -66,7 +66,7 @@ describe("job definitions", () => {
       });
     }
     expect(await getJobDefinition(db, "defs.scheduled")).toMatchObject({ isEnabled: true });
-    expect(await setJobScheduleActive(db, "defs-every-hour", false)).toBe(true);
+    expect(await setJobScheduleActive(db, "defs-every-hour", false, ALL_ORGANIZATIONS)).toBe(true);
     expect(await updateJobDefinition(db, "defs.scheduled", { isEnabled: false })).toMatchObject({ isEnabled: false });
   });
 
@@ -137,10 +137,11 @@ describe("job logs", () => {
         payload: { message },
       });
     }
-    const page = await listJobLogs(db, { jobId: a.id, limit: 2 });
-    const rest = await listJobLogs(db, { jobId: a.id, limit: 2, afterId: page.at(-1)!.id });
+    const page = (await listJobLogs(db, { scope: ALL_ORGANIZATIONS, jobId: a.id, limit: 2 })).items;
+    const rest = (await listJobLogs(db, { scope: ALL_ORGANIZATIONS, jobId: a.id, limit: 2, after: page.at(-1)!.id }))
+      .items;
     expect([...page, ...rest].map((l) => l.message)).toEqual(["one", "two", "three"]);
-    expect(await listJobLogs(db, { jobId: a.id, organizationId: ORG_B, limit: 10 })).toEqual([]);
+    expect((await listJobLogs(db, { jobId: a.id, scope: { organizationId: ORG_B }, limit: 10 })).items).toEqual([]);
     const line = { jobId: a.id, runNumber: 1, level: "info", message: "x" };
     await expect(insertJobLog(db, { ...line, scope: ALL_ORGANIZATIONS, level: " " })).rejects.toMatchObject({
       code: "job.invalid_log",
@@ -175,7 +176,7 @@ describe("job runtime configs", () => {
     ).toMatchObject({
       schemaVersion: 1,
     });
-    expect((await listJobRuntimeConfigs(db, { limit: 10 })).map((c) => c.jobType)).toEqual(["configured"]);
+    expect((await listJobRuntimeConfigs(db, { limit: 10 })).items.map((c) => c.jobType)).toEqual(["configured"]);
     await expect(getRequiredJobRuntimeConfig(db, "nope")).rejects.toMatchObject({
       code: "job.runtime_config_not_found",
     });

@@ -6,9 +6,9 @@ import {
   type WorkflowRunEnqueue,
   WorkflowRunEnqueueBuilder,
 } from "../../src/core/index.ts";
-import { enqueueWorkflowRun, JOBS_CHANNEL, listWorkflowSteps, queryRows } from "../../src/store/index.ts";
+import { enqueueWorkflowRun, JOBS_CHANNEL, queryRows } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { countRows, defineJob, ledgerCounts } from "../support/factories.ts";
+import { countRows, defineJob, ledgerCounts, runSteps } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
 
 const { db } = await useTestDatabase();
@@ -94,7 +94,7 @@ function fanOut(width: number) {
 describe("links without foreign keys", () => {
   it("deleting a run deletes its steps and edges and unlinks their jobs, as the cascades did", async () => {
     const run = await enqueueWorkflowRun(db, fanOut(3));
-    const [root] = await listWorkflowSteps(db, run.id);
+    const [root] = await runSteps(db, run.id);
     expect(await countRows(db, "workflow_step_dependencies", sql`workflow_run_id = ${run.id}`)).toBe(6);
     await db.execute(sql`delete from runledger.workflow_runs where id = ${run.id}`);
     expect(await countRows(db, "workflow_steps", sql`workflow_run_id = ${run.id}`)).toBe(0);
@@ -108,7 +108,7 @@ describe("links without foreign keys", () => {
 
   it("deleting a step deletes the edges at either end; deleting a job unlinks its step", async () => {
     const run = await enqueueWorkflowRun(db, fanOut(2));
-    const steps = new Map((await listWorkflowSteps(db, run.id)).map((s) => [s.stepKey, s]));
+    const steps = new Map((await runSteps(db, run.id)).map((s) => [s.stepKey, s]));
     await db.execute(sql`delete from runledger.workflow_steps where id = ${steps.get("fan0")!.id}`);
     const edges = await queryRows<{ prerequisite_step_id: string; dependent_step_id: string }>(
       db,
@@ -120,7 +120,7 @@ describe("links without foreign keys", () => {
       { prerequisite_step_id: steps.get("fan1")!.id, dependent_step_id: steps.get("join")!.id },
     ]);
     await db.execute(sql`delete from runledger.job_queue where id = ${steps.get("root")!.jobId}`);
-    const root = (await listWorkflowSteps(db, run.id)).find((s) => s.stepKey === "root");
+    const root = (await runSteps(db, run.id)).find((s) => s.stepKey === "root");
     expect(root).toMatchObject({ status: "ENQUEUED", jobId: null });
   });
 });

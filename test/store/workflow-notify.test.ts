@@ -1,4 +1,5 @@
 import { describe, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   cancelWorkflowRun,
   completeExternalWorkflowStep,
@@ -27,6 +28,7 @@ describe("runledger_workflows notifications", () => {
     try {
       const approved = await gatedRun();
       await completeExternalWorkflowStep(db, {
+        scope: ALL_ORGANIZATIONS,
         workflowRunId: approved.id,
         stepKey: "gate",
         terminalStatus: "SUCCEEDED",
@@ -34,7 +36,7 @@ describe("runledger_workflows notifications", () => {
       await waitFor(() => heard.includes(approved.id), { what: "the gate's notification" });
 
       const canceled = await gatedRun();
-      await cancelWorkflowRun(db, { workflowRunId: canceled.id });
+      await cancelWorkflowRun(db, { scope: ALL_ORGANIZATIONS, workflowRunId: canceled.id });
       await waitFor(() => heard.includes(canceled.id), { what: "the cancel's notification" });
     } finally {
       await subscription.unlisten();

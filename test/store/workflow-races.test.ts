@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkflowDagBuilder } from "../../src/core/index.ts";
+import { ALL_ORGANIZATIONS, WorkflowDagBuilder } from "../../src/core/index.ts";
 import {
   cancelWorkflowRun,
   claimJobs,
@@ -9,12 +9,11 @@ import {
   createDb,
   enqueueWorkflowRun,
   getWorkflowRunById,
-  listWorkflowSteps,
   queryRows,
   type RunledgerDb,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob } from "../support/factories.ts";
+import { defineJob, runSteps } from "../support/factories.ts";
 
 const { db, url } = await useTestDatabase({ max: 4 });
 const racers: RunledgerDb[] = Array.from({ length: 8 }, () => createDb(url, { max: 4 }));
@@ -56,7 +55,7 @@ describe("workflow races", () => {
     expect(final).toEqual({ jobs: 1, pending: 0, status: "ENQUEUED" });
     const [finalLease] = await claimAll("fan.final");
     await completeJobSuccess(db, { lease: finalLease! });
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
   });
 
   it("cancel racing with 20 concurrent completions leaves every step terminal and the run CANCELED", async () => {
@@ -66,15 +65,15 @@ describe("workflow races", () => {
     const leaves = await claimAll("fan.leaf");
     const outcomes = await Promise.allSettled([
       ...leaves.map((lease, i) => completeJobSuccess(racers[i % racers.length]!, { lease })),
-      cancelWorkflowRun(racers[0]!, { workflowRunId: run.id, reason: "race" }),
+      cancelWorkflowRun(racers[0]!, { scope: ALL_ORGANIZATIONS, workflowRunId: run.id, reason: "race" }),
     ]);
     // Completions either landed before the cancel or were fenced out by it.
     for (const outcome of outcomes.slice(0, -1)) {
       if (outcome.status === "rejected") expect(outcome.reason).toMatchObject({ code: "job.lease_owner_mismatch" });
     }
     expect(outcomes.at(-1)!.status).toBe("fulfilled");
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("CANCELED");
-    const steps = await listWorkflowSteps(db, run.id);
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("CANCELED");
+    const steps = await runSteps(db, run.id);
     expect(steps.every((s) => ["SUCCEEDED", "CANCELED"].includes(s.status))).toBe(true);
     expect(steps.find((s) => s.stepKey === "final")!.status).toBe("CANCELED");
     const [live] = await queryRows<{ n: number }>(
@@ -131,7 +130,7 @@ describe("workflow races", () => {
       db,
       (await claimAll("fan.final")).map((lease) => ({ lease })),
     );
-    for (const run of runs) expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+    for (const run of runs) expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
   });
 
   it("a batch with a lost lease settles the others and reports only that one", async () => {
@@ -153,7 +152,7 @@ describe("workflow races", () => {
       "ok",
       "ok",
     ]);
-    const steps = await listWorkflowSteps(db, run.id);
+    const steps = await runSteps(db, run.id);
     expect(
       steps
         .filter((s) => s.status === "SUCCEEDED")

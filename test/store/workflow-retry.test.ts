@@ -24,7 +24,6 @@ import {
   type LeaseIdentity,
   listJobAttempts,
   listJobEvents,
-  listWorkflowSteps,
   queryRows,
   type RetryWorkflowRunInput,
   type RunledgerDb,
@@ -33,7 +32,7 @@ import {
   updateJobProgress,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { countRows, defineJob, expireLease, ledgerCounts } from "../support/factories.ts";
+import { countRows, defineJob, expireLease, ledgerCounts, runSteps } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
 
 const { db, url } = await useTestDatabase({ max: 4 });
@@ -97,14 +96,14 @@ function research(metadata: Record<string, unknown> = {}) {
 async function failedRun(failing: string[] = ["classify"], organizationId: string | null = null) {
   const run = await enqueueWorkflowRun(db, { ...research(), organizationId });
   await work(run.id, (key) => (failing.includes(key) ? "fail" : "succeed"));
-  expect((await getWorkflowRunById(db, run.id))!.status).toBe("COMPLETED_WITH_ERRORS");
+  expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("COMPLETED_WITH_ERRORS");
   return run;
 }
 
 async function stepsOf(
   runId: string,
 ): Promise<Record<string, { status: string; pending: number; unsatisfied: number }>> {
-  const steps = await listWorkflowSteps(db, runId);
+  const steps = await runSteps(db, runId);
   return Object.fromEntries(
     steps.map((s) => [
       s.stepKey,
@@ -148,7 +147,7 @@ async function expectConsistent(runId: string): Promise<void> {
   };
   for (const link of links)
     expect(allowed[link.step], `${link.step_key}: ${link.step}/${link.job}`).toContain(link.job);
-  const run = (await getWorkflowRunById(db, runId))!;
+  const run = (await getWorkflowRunById(db, runId, ALL_ORGANIZATIONS))!;
   if (run.status === "CANCELED") return;
   const statuses = links
     .map((l) => l.step)
@@ -224,7 +223,7 @@ describe("retryWorkflowRun", () => {
       persist: { status: "CANCELED", pending: 0, unsatisfied: 1 },
       cleanup: { status: "SUCCEEDED" },
     });
-    const before = (await listWorkflowSteps(db, run.id)).find((s) => s.stepKey === "classify")!;
+    const before = (await runSteps(db, run.id)).find((s) => s.stepKey === "classify")!;
 
     const result = await retry({ workflowRunId: run.id, reason: "fixed the classifier", mutationKey: "retry-1" });
     expect(result.outcome).toBe("RETRIED");
@@ -241,9 +240,9 @@ describe("retryWorkflowRun", () => {
     await expectConsistent(run.id);
 
     // The same job, as its next run; its failed run stays in the ledger.
-    const job = (await getJobById(db, before.jobId!))!;
+    const job = (await getJobById(db, before.jobId!, ALL_ORGANIZATIONS))!;
     expect(job).toMatchObject({ status: "PENDING", runNumber: 2, attempt: 0, statusReason: "fixed the classifier" });
-    const events = await listJobEvents(db, { jobId: job.id, limit: 100 });
+    const events = (await listJobEvents(db, { scope: ALL_ORGANIZATIONS, jobId: job.id, limit: 100 })).items;
     expect(events.map((e) => `${e.runNumber}:${e.eventType}`)).toEqual([
       "1:ENQUEUED",
       "1:LEASED",
@@ -274,10 +273,15 @@ describe("retryWorkflowRun", () => {
     });
 
     expect(await work(run.id)).toEqual(["classify", "persist"]);
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
     expect(await stepsOf(run.id)).toMatchObject({ cleanup: { status: "SUCCEEDED", pending: 0 } });
     await expectConsistent(run.id);
-    expect((await listJobAttempts(db, { jobId: job.id, limit: 10 })).map((a) => [a.runNumber, a.outcome])).toEqual([
+    expect(
+      (await listJobAttempts(db, { scope: ALL_ORGANIZATIONS, jobId: job.id, limit: 10 })).items.map((a) => [
+        a.runNumber,
+        a.outcome,
+      ]),
+    ).toEqual([
       [1, "TERMINAL"],
       [2, null],
     ]);
@@ -296,8 +300,13 @@ describe("retryWorkflowRun", () => {
         .build(),
     );
     await work(run.id, (key) => (key === "a" ? "fail" : "succeed"));
-    await completeExternalWorkflowStep(db, { workflowRunId: run.id, stepKey: "gate", terminalStatus: "FAILED" });
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("COMPLETED_WITH_ERRORS");
+    await completeExternalWorkflowStep(db, {
+      scope: ALL_ORGANIZATIONS,
+      workflowRunId: run.id,
+      stepKey: "gate",
+      terminalStatus: "FAILED",
+    });
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("COMPLETED_WITH_ERRORS");
     expect(await stepsOf(run.id)).toMatchObject({
       b: { status: "CANCELED" },
       c: { status: "CANCELED" },
@@ -319,7 +328,7 @@ describe("retryWorkflowRun", () => {
     await expectConsistent(run.id);
     expect(await work(run.id)).toEqual(["a", "b", "c"]);
     expect(await stepsOf(run.id)).toMatchObject({ d: { status: "CANCELED", pending: 0, unsatisfied: 1 } });
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("COMPLETED_WITH_ERRORS");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("COMPLETED_WITH_ERRORS");
     await expectConsistent(run.id);
   });
 
@@ -331,13 +340,13 @@ describe("retryWorkflowRun", () => {
     expect(result.reopenedSteps).toEqual([]);
     await expectConsistent(run.id);
     expect(await work(run.id)).toEqual(["score"]);
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("COMPLETED_WITH_ERRORS");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("COMPLETED_WITH_ERRORS");
 
     const again = await retry({ workflowRunId: run.id });
     expect(again.retriedSteps.map((s) => s.stepKey)).toEqual(["classify"]);
     expect(again.reopenedSteps.map((s) => s.stepKey)).toEqual(["persist"]);
     expect(await work(run.id)).toEqual(["classify", "persist"]);
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
     await expectConsistent(run.id);
   });
 
@@ -355,7 +364,7 @@ describe("retryWorkflowRun", () => {
       await completeJobFailure(db, lease, { kind: "TERMINAL", code: "app.bad_row", message: "row 7 is bad" });
 
       await retry({ workflowRunId: run.id, resetCheckpoints });
-      expect(await getJobById(db, job!.id)).toMatchObject(
+      expect(await getJobById(db, job!.id, ALL_ORGANIZATIONS)).toMatchObject(
         resetCheckpoints
           ? { checkpoint: null, progressDone: null, progressTotal: null }
           : { checkpoint: { next: 7 }, progressDone: 6, progressTotal: 10 },
@@ -369,22 +378,22 @@ describe("retryWorkflowRun", () => {
       expect(runnable).toMatchObject({ id: job!.id, runNumber: 2, attempt: 1 });
       expect(runnable!.checkpoint).toEqual(resetCheckpoints ? null : { next: 7 });
       await completeJobSuccess(db, { lease: runnable! });
-      expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+      expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
     }
   });
 
   it("releases a new job for a failed step whose job was deleted", async () => {
     const run = await failedRun();
-    const classify = (await listWorkflowSteps(db, run.id)).find((s) => s.stepKey === "classify")!;
+    const classify = (await runSteps(db, run.id)).find((s) => s.stepKey === "classify")!;
     await db.execute(sql`delete from runledger.job_queue where id = ${classify.jobId}`);
     const result = await retry({ workflowRunId: run.id });
     const [step] = result.retriedSteps;
     expect(step).toMatchObject({ stepKey: "classify", status: "ENQUEUED" });
     expect(step!.jobId).not.toBe(classify.jobId);
-    expect(await getJobById(db, step!.jobId!)).toMatchObject({ status: "PENDING", runNumber: 1 });
+    expect(await getJobById(db, step!.jobId!, ALL_ORGANIZATIONS)).toMatchObject({ status: "PENDING", runNumber: 1 });
     await expectConsistent(run.id);
     expect(await work(run.id)).toEqual(["classify", "persist"]);
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
   });
 
   it("a failed step that ran after another failed one waits for its retry, with a new job", async () => {
@@ -397,18 +406,22 @@ describe("retryWorkflowRun", () => {
         .build(),
     );
     expect(await work(run.id, () => "fail")).toEqual(["first", "after"]);
-    const old = (await listWorkflowSteps(db, run.id)).find((s) => s.stepKey === "after")!.jobId!;
+    const old = (await runSteps(db, run.id)).find((s) => s.stepKey === "after")!.jobId!;
     const result = await retry({ workflowRunId: run.id });
     expect(result.retriedSteps.map((s) => [s.stepKey, s.status, s.dependencyCountPending])).toEqual([
       ["first", "ENQUEUED", 0],
       ["after", "BLOCKED", 1],
     ]);
     // The old job stays in the ledger as it was, without the link.
-    expect(await getJobById(db, old)).toMatchObject({ status: "DEAD_LETTERED", workflowStepId: null, runNumber: 1 });
+    expect(await getJobById(db, old, ALL_ORGANIZATIONS)).toMatchObject({
+      status: "DEAD_LETTERED",
+      workflowStepId: null,
+      runNumber: 1,
+    });
     await expectConsistent(run.id);
     expect(await work(run.id)).toEqual(["first", "after"]);
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
-    const fresh = (await listWorkflowSteps(db, run.id)).find((s) => s.stepKey === "after")!.jobId!;
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
+    const fresh = (await runSteps(db, run.id)).find((s) => s.stepKey === "after")!.jobId!;
     expect(fresh).not.toBe(old);
   });
 
@@ -424,10 +437,16 @@ describe("retryWorkflowRun", () => {
     );
     // An append's key is not a retry's.
     await expect(
-      appendWorkflowSteps(db, { workflowRunId: run.id, mutationKey: "k", appendWindowStepKey: "x", steps: [] }),
+      appendWorkflowSteps(db, {
+        scope: ALL_ORGANIZATIONS,
+        workflowRunId: run.id,
+        mutationKey: "k",
+        appendWindowStepKey: "x",
+        steps: [],
+      }),
     ).rejects.toMatchObject({ code: "workflow.append_conflicting_retry" });
     const classify = first.retriedSteps[0]!;
-    expect((await getJobById(db, classify.jobId!))!.runNumber).toBe(2);
+    expect((await getJobById(db, classify.jobId!, ALL_ORGANIZATIONS))!.runNumber).toBe(2);
   });
 
   it("refuses live, canceled and successful runs, unknown and unfailed steps, and writes nothing", async () => {
@@ -437,7 +456,7 @@ describe("retryWorkflowRun", () => {
       WorkflowRunEnqueueBuilder.tryNew("r.gate", {}).step(Step.tryExternal("gate", {})).build(),
     );
     const canceled = await enqueueWorkflowRun(db, research());
-    await cancelWorkflowRun(db, { workflowRunId: canceled.id });
+    await cancelWorkflowRun(db, { scope: ALL_ORGANIZATIONS, workflowRunId: canceled.id });
     const succeeded = await enqueueWorkflowRun(db, research());
     await work(succeeded.id);
     const failed = await failedRun();
@@ -445,7 +464,12 @@ describe("retryWorkflowRun", () => {
       db,
       WorkflowRunEnqueueBuilder.tryNew("r.gate", {}).step(Step.tryExternal("gate", {})).build(),
     );
-    await completeExternalWorkflowStep(db, { workflowRunId: gateOnly.id, stepKey: "gate", terminalStatus: "FAILED" });
+    await completeExternalWorkflowStep(db, {
+      scope: ALL_ORGANIZATIONS,
+      workflowRunId: gateOnly.id,
+      stepKey: "gate",
+      terminalStatus: "FAILED",
+    });
     const scoped = await failedRun(["classify"], ORG);
 
     const before = { ...(await ledgerCounts(db)), mutations: await countRows(db, "workflow_run_mutations") };
@@ -487,7 +511,7 @@ describe("retryWorkflowRun races", () => {
     // Cancel first: a no-op on a finished run; the retry then proceeds.
     const a = await failedRun();
     const [canceled, retried] = await interleave(
-      (tx) => cancelWorkflowRun(tx, { workflowRunId: a.id }),
+      (tx) => cancelWorkflowRun(tx, { scope: ALL_ORGANIZATIONS, workflowRunId: a.id }),
       () => retry({ workflowRunId: a.id }, racers[0]!),
     );
     expect(canceled).toMatchObject({ status: "fulfilled", value: { status: "COMPLETED_WITH_ERRORS" } });
@@ -498,13 +522,16 @@ describe("retryWorkflowRun races", () => {
     const b = await failedRun();
     const [retriedB, canceledB] = await interleave(
       (tx) => retry({ workflowRunId: b.id }, tx),
-      () => cancelWorkflowRun(racers[0]!, { workflowRunId: b.id }),
+      () => cancelWorkflowRun(racers[0]!, { scope: ALL_ORGANIZATIONS, workflowRunId: b.id }),
     );
     expect(retriedB.status).toBe("fulfilled");
     expect(canceledB).toMatchObject({ status: "fulfilled", value: { status: "CANCELED" } });
-    const classify = (await listWorkflowSteps(db, b.id)).find((s) => s.stepKey === "classify")!;
+    const classify = (await runSteps(db, b.id)).find((s) => s.stepKey === "classify")!;
     expect(classify.status).toBe("CANCELED");
-    expect(await getJobById(db, classify.jobId!)).toMatchObject({ status: "CANCELED", runNumber: 2 });
+    expect(await getJobById(db, classify.jobId!, ALL_ORGANIZATIONS)).toMatchObject({
+      status: "CANCELED",
+      runNumber: 2,
+    });
     await expectConsistent(b.id);
 
     // Unordered, many times: never a deadlock, always one of the two outcomes.
@@ -512,14 +539,16 @@ describe("retryWorkflowRun races", () => {
       const run = await failedRun();
       const [r, c] = await Promise.allSettled([
         retry({ workflowRunId: run.id }, racers[i % 3]!),
-        cancelWorkflowRun(racers[(i + 1) % 3]!, { workflowRunId: run.id }),
+        cancelWorkflowRun(racers[(i + 1) % 3]!, { scope: ALL_ORGANIZATIONS, workflowRunId: run.id }),
       ]);
       // The cancel is a no-op on the finished run, so the retry always applies; the cancel
       // either came first (and the run is RUNNING) or canceled the retried run.
       expect(r.status).toBe("fulfilled");
       expect(c.status).toBe("fulfilled");
       const canceledFirst = c.status === "fulfilled" && c.value.status === "COMPLETED_WITH_ERRORS";
-      expect((await getWorkflowRunById(db, run.id))!.status).toBe(canceledFirst ? "RUNNING" : "CANCELED");
+      expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe(
+        canceledFirst ? "RUNNING" : "CANCELED",
+      );
       await expectConsistent(run.id);
     }
   });
@@ -549,8 +578,8 @@ describe("retryWorkflowRun races", () => {
       const outcomes = await Promise.allSettled(racers.map((racer) => retry({ workflowRunId: r.id }, racer)));
       expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
       for (const o of outcomes) if (o.status === "rejected") expect(o.reason.code).toBe("workflow.retry_run_live");
-      const job = (await listWorkflowSteps(db, r.id)).find((s) => s.stepKey === "classify")!.jobId!;
-      expect((await getJobById(db, job))!.runNumber).toBe(2);
+      const job = (await runSteps(db, r.id)).find((s) => s.stepKey === "classify")!.jobId!;
+      expect((await getJobById(db, job, ALL_ORGANIZATIONS))!.runNumber).toBe(2);
       await expectConsistent(r.id);
     }
   });
@@ -567,6 +596,7 @@ describe("retryWorkflowRun races", () => {
       );
     const appended = (runId: string, database: Executor) =>
       appendWorkflowSteps(database, {
+        scope: ALL_ORGANIZATIONS,
         workflowRunId: runId,
         mutationKey: "more",
         appendWindowStepKey: "window",
@@ -579,7 +609,12 @@ describe("retryWorkflowRun races", () => {
     expect(await refusal(retry({ workflowRunId: a.id }))).toBe("workflow.retry_run_live");
     let racing: Promise<PromiseSettledResult<unknown>[]> | undefined;
     await db.transaction(async (tx) => {
-      await completeExternalWorkflowStep(tx, { workflowRunId: a.id, stepKey: "window", terminalStatus: "SUCCEEDED" });
+      await completeExternalWorkflowStep(tx, {
+        scope: ALL_ORGANIZATIONS,
+        workflowRunId: a.id,
+        stepKey: "window",
+        terminalStatus: "SUCCEEDED",
+      });
       racing = Promise.allSettled([appended(a.id, racers[0]!), retry({ workflowRunId: a.id }, racers[1]!)]);
       await blockedOnLocks(2);
     });
@@ -605,6 +640,7 @@ describe("retryWorkflowRun races", () => {
       await work(run.id, (key) => (key === "f" ? "fail" : "succeed"));
       const [, app, ret] = await Promise.allSettled([
         completeExternalWorkflowStep(racers[0]!, {
+          scope: ALL_ORGANIZATIONS,
           workflowRunId: run.id,
           stepKey: "window",
           terminalStatus: "SUCCEEDED",
@@ -680,13 +716,17 @@ describe("retryWorkflowRun races", () => {
       "ok",
       "job.lease_owner_mismatch",
     ]);
-    expect(await getJobById(db, job!.id)).toMatchObject({ status: "PENDING", runNumber: 2, attempt: 0 });
+    expect(await getJobById(db, job!.id, ALL_ORGANIZATIONS)).toMatchObject({
+      status: "PENDING",
+      runNumber: 2,
+      attempt: 0,
+    });
     // The same worker claims the next run: attempt 1 again, but of run 2, so the old lease stays fenced.
     const [next] = await claimJobs(db, { workerId: "slow", leaseSeconds: 60, limit: 1, jobTypes: ["r.step"] });
     expect(next).toMatchObject({ id: job!.id, runNumber: 2, attempt: 1 });
     await expect(completeJobSuccess(db, { lease: stale })).rejects.toMatchObject({ code: "job.lease_owner_mismatch" });
     await completeJobSuccess(db, { lease: { ...stale, runNumber: 2 } });
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
     await expectConsistent(run.id);
   });
 });

@@ -1,6 +1,10 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "../../src/core/index.ts";
+import {
+  ALL_ORGANIZATIONS,
+  WorkflowStepEnqueueBuilder as Step,
+  WorkflowRunEnqueueBuilder,
+} from "../../src/core/index.ts";
 import {
   claimJobs,
   completeJobFailure,
@@ -8,12 +12,11 @@ import {
   enqueueWorkflowRun,
   getWorkflowRunById,
   type LeaseIdentity,
-  listWorkflowSteps,
   queryRows,
 } from "../../src/store/index.ts";
 import { releaseLockKey } from "../../src/store/workflows/release-lock.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob, eventTypes } from "../support/factories.ts";
+import { defineJob, eventTypes, runSteps } from "../support/factories.ts";
 
 const { db } = await useTestDatabase({ max: 4 });
 
@@ -38,7 +41,7 @@ async function claimRoots(count: number): Promise<LeaseIdentity[]> {
 }
 
 async function stepsOf(runId: string) {
-  return new Map((await listWorkflowSteps(db, runId)).map((step) => [step.stepKey, step]));
+  return new Map((await runSteps(db, runId)).map((step) => [step.stepKey, step]));
 }
 
 describe("settling a batch of step completions across runs", () => {
@@ -76,7 +79,7 @@ describe("settling a batch of step completions across runs", () => {
       expect(await eventTypes(db, b.jobId!)).toEqual(["ENQUEUED"]);
       expect(b.jobId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       jobIds.add(b.jobId!);
-      expect((await getWorkflowRunById(db, run.id))?.status).toBe("RUNNING");
+      expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))?.status).toBe("RUNNING");
     }
     expect(jobIds.size).toBe(2);
   });
@@ -98,7 +101,7 @@ describe("settling a batch of step completions across runs", () => {
       ["b", "CANCELED", "workflow.dependency_unsatisfied"],
       ["c", "CANCELED", "workflow.dependency_unsatisfied"],
     ]);
-    expect((await getWorkflowRunById(db, run.id))?.status).toBe("COMPLETED_WITH_ERRORS");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))?.status).toBe("COMPLETED_WITH_ERRORS");
   });
 
   it("waits for a cancellation holding one run's release lock, then settles the whole batch", async () => {

@@ -83,7 +83,7 @@ describe("waitForWorkflowRun", () => {
     const canceled = await oneStep();
     const waiting = waitForWorkflowRun(db, canceled.id, { ...ALL, pollIntervalMs: 60_000, timeoutMs: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 100));
-    await cancelWorkflowRun(db, { workflowRunId: canceled.id });
+    await cancelWorkflowRun(db, { scope: ALL_ORGANIZATIONS, workflowRunId: canceled.id });
     expect(await waiting).toMatchObject({ status: "CANCELED" });
   });
 

@@ -1,5 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { WorkflowDagBuilder, WorkflowRunEnqueueBuilder, WorkflowStepEnqueueBuilder } from "../../src/core/index.ts";
+import {
+  ALL_ORGANIZATIONS,
+  WorkflowDagBuilder,
+  WorkflowRunEnqueueBuilder,
+  WorkflowStepEnqueueBuilder,
+} from "../../src/core/index.ts";
 import {
   appendWorkflowSteps,
   cancelWorkflowRun,
@@ -12,11 +17,10 @@ import {
   type LeaseIdentity,
   listWorkflowRuns,
   listWorkflowStepDependencies,
-  listWorkflowSteps,
   type RunledgerDb,
 } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
-import { defineJob, ledgerCounts } from "../support/factories.ts";
+import { defineJob, ledgerCounts, runSteps } from "../support/factories.ts";
 
 const { db } = await useTestDatabase();
 const ORG_A = "0190f0a0-0000-7000-8000-00000000000a";
@@ -66,7 +70,7 @@ describe("workflow runs", () => {
   it("runs the fan-out/fan-in recipe to SUCCEEDED, releasing each step once its prerequisites succeed", async () => {
     const run = await enqueueWorkflowRun(db, profileResearch("profile:p_123:research"));
     expect(run).toMatchObject({ status: "RUNNING", created: true, workflowType: "profiles.research" });
-    const steps = await listWorkflowSteps(db, run.id);
+    const steps = await runSteps(db, run.id);
     expect(steps.map((s) => [s.stepKey, s.status])).toEqual([
       ["crawl", "ENQUEUED"],
       ["classify", "BLOCKED"],
@@ -79,11 +83,17 @@ describe("workflow runs", () => {
       "profiles.score",
       "profiles.persist",
     ]);
-    const finished = await getWorkflowRunById(db, run.id);
+    const finished = await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS);
     expect(finished).toMatchObject({ status: "SUCCEEDED" });
     expect(finished!.finishedAt).not.toBeNull();
-    expect((await listWorkflowSteps(db, run.id)).every((s) => s.status === "SUCCEEDED" && s.jobId !== null)).toBe(true);
-    expect(await listWorkflowStepDependencies(db, run.id)).toHaveLength(4);
+    expect((await runSteps(db, run.id)).every((s) => s.status === "SUCCEEDED" && s.jobId !== null)).toBe(true);
+    const edges = await listWorkflowStepDependencies(db, {
+      workflowRunId: run.id,
+      scope: ALL_ORGANIZATIONS,
+      limit: 10,
+    });
+    expect(edges).toEqual({ items: expect.any(Array), next: null });
+    expect(edges.items).toHaveLength(4);
   });
 
   it("returns the existing run for an identical keyed retry and refuses a different one", async () => {
@@ -116,7 +126,7 @@ describe("workflow runs", () => {
     );
     const handled = await work(db, PROFILE_TYPES, (type) => (type === "profiles.crawl" ? "fail" : "succeed"));
     expect(handled.sort()).toEqual(["cleanup", "profiles.crawl"]);
-    const steps = Object.fromEntries((await listWorkflowSteps(db, run.id)).map((s) => [s.stepKey, s]));
+    const steps = Object.fromEntries((await runSteps(db, run.id)).map((s) => [s.stepKey, s]));
     expect(steps.crawl).toMatchObject({ status: "FAILED", lastErrorCode: "app.failed" });
     for (const key of ["classify", "persist"]) {
       expect(steps[key]).toMatchObject({
@@ -127,7 +137,7 @@ describe("workflow runs", () => {
       });
     }
     expect(steps.cleanup).toMatchObject({ status: "SUCCEEDED" });
-    expect(await getWorkflowRunById(db, run.id)).toMatchObject({ status: "COMPLETED_WITH_ERRORS" });
+    expect(await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS)).toMatchObject({ status: "COMPLETED_WITH_ERRORS" });
   });
 
   it("holds dependents behind an external gate until it is completed", async () => {
@@ -140,10 +150,11 @@ describe("workflow runs", () => {
     );
     expect(run.status).toBe("RUNNING");
     expect(await work(db, ["step"])).toEqual([]);
-    let steps = await listWorkflowSteps(db, run.id);
+    let steps = await runSteps(db, run.id);
     expect(steps.map((s) => s.status)).toEqual(["WAITING_FOR_EXTERNAL", "BLOCKED"]);
 
     const gate = await completeExternalWorkflowStep(db, {
+      scope: ALL_ORGANIZATIONS,
       workflowRunId: run.id,
       stepKey: "approve",
       terminalStatus: "SUCCEEDED",
@@ -153,22 +164,33 @@ describe("workflow runs", () => {
     // Same status again is idempotent; another is refused.
     expect(
       await completeExternalWorkflowStep(db, {
+        scope: ALL_ORGANIZATIONS,
         workflowRunId: run.id,
         stepKey: "approve",
         terminalStatus: "SUCCEEDED",
       }),
     ).toMatchObject({ status: "SUCCEEDED" });
     await expect(
-      completeExternalWorkflowStep(db, { workflowRunId: run.id, stepKey: "approve", terminalStatus: "FAILED" }),
+      completeExternalWorkflowStep(db, {
+        scope: ALL_ORGANIZATIONS,
+        workflowRunId: run.id,
+        stepKey: "approve",
+        terminalStatus: "FAILED",
+      }),
     ).rejects.toMatchObject({ code: "workflow.external_step_conflicting_completion_retry" });
     await expect(
-      completeExternalWorkflowStep(db, { workflowRunId: run.id, stepKey: "ship", terminalStatus: "SUCCEEDED" }),
+      completeExternalWorkflowStep(db, {
+        scope: ALL_ORGANIZATIONS,
+        workflowRunId: run.id,
+        stepKey: "ship",
+        terminalStatus: "SUCCEEDED",
+      }),
     ).rejects.toMatchObject({ code: "workflow.external_step_not_external" });
 
     expect(await work(db, ["step"])).toEqual(["step"]);
-    steps = await listWorkflowSteps(db, run.id);
+    steps = await runSteps(db, run.id);
     expect(steps.map((s) => s.status)).toEqual(["SUCCEEDED", "SUCCEEDED"]);
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
   });
 
   it("reports WAITING_FOR_EXTERNAL when only gates remain", async () => {
@@ -190,6 +212,7 @@ describe("workflow runs", () => {
         .build(),
     );
     const appended = {
+      scope: ALL_ORGANIZATIONS,
       workflowRunId: run.id,
       mutationKey: "batch-1",
       appendWindowStepKey: "window",
@@ -206,13 +229,21 @@ describe("workflow runs", () => {
     ]);
     expect((await appendWorkflowSteps(db, appended)).outcome).toBe("ALREADY_APPLIED");
     await expect(
-      appendWorkflowSteps(db, { ...appended, steps: [WorkflowStepEnqueueBuilder.tryJob("other", "step", {}).build()] }),
+      appendWorkflowSteps(db, {
+        ...appended,
+        steps: [WorkflowStepEnqueueBuilder.tryJob("other", "step", {}).build()],
+      }),
     ).rejects.toMatchObject({ code: "workflow.append_conflicting_retry" });
 
     expect((await work(db, ["step"])).length).toBe(2); // seed, then extra
-    await completeExternalWorkflowStep(db, { workflowRunId: run.id, stepKey: "window", terminalStatus: "SUCCEEDED" });
+    await completeExternalWorkflowStep(db, {
+      scope: ALL_ORGANIZATIONS,
+      workflowRunId: run.id,
+      stepKey: "window",
+      terminalStatus: "SUCCEEDED",
+    });
     expect(await work(db, ["step"])).toEqual(["step"]);
-    expect((await getWorkflowRunById(db, run.id))!.status).toBe("SUCCEEDED");
+    expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("SUCCEEDED");
     await expect(
       appendWorkflowSteps(db, {
         ...appended,
@@ -231,15 +262,24 @@ describe("workflow runs", () => {
         .step(WorkflowStepEnqueueBuilder.tryJob("b", "step", {}).dependsOnSuccess(["a", "gate"]))
         .build(),
     );
-    const canceled = await cancelWorkflowRun(db, { workflowRunId: run.id, reason: "user request" });
+    const canceled = await cancelWorkflowRun(db, {
+      scope: ALL_ORGANIZATIONS,
+      workflowRunId: run.id,
+      reason: "user request",
+    });
     expect(canceled.status).toBe("CANCELED");
-    const steps = await listWorkflowSteps(db, run.id);
+    const steps = await runSteps(db, run.id);
     expect(steps.every((s) => s.status === "CANCELED")).toBe(true);
     expect(await work(db, ["step"])).toEqual([]);
     // Canceling again, or completing the gate, changes nothing.
-    expect((await cancelWorkflowRun(db, { workflowRunId: run.id })).status).toBe("CANCELED");
+    expect((await cancelWorkflowRun(db, { scope: ALL_ORGANIZATIONS, workflowRunId: run.id })).status).toBe("CANCELED");
     await expect(
-      completeExternalWorkflowStep(db, { workflowRunId: run.id, stepKey: "gate", terminalStatus: "SUCCEEDED" }),
+      completeExternalWorkflowStep(db, {
+        scope: ALL_ORGANIZATIONS,
+        workflowRunId: run.id,
+        stepKey: "gate",
+        terminalStatus: "SUCCEEDED",
+      }),
     ).rejects.toMatchObject({ code: "workflow.external_step_conflicting_completion_retry" });
   });
 
@@ -278,20 +318,22 @@ describe("workflow runs", () => {
         .build(),
     );
     expect(await getWorkflowRunById(db, run.id, { organizationId: ORG_B })).toBeNull();
-    expect(await listWorkflowSteps(db, run.id, { organizationId: ORG_B })).toEqual([]);
-    expect((await listWorkflowRuns(db, { organizationId: ORG_B, limit: 100 })).items).toEqual([]);
-    expect((await listWorkflowRuns(db, { organizationId: ORG_A, limit: 100 })).items.map((r) => r.id)).toEqual([
-      run.id,
-    ]);
+    expect(await runSteps(db, run.id, { organizationId: ORG_B })).toEqual([]);
+    expect((await listWorkflowRuns(db, { scope: { organizationId: ORG_B }, limit: 100 })).items).toEqual([]);
+    expect(
+      (await listWorkflowRuns(db, { scope: { organizationId: ORG_A }, limit: 100 })).items.map((r) => r.id),
+    ).toEqual([run.id]);
     await expect(
       completeExternalWorkflowStep(db, {
         workflowRunId: run.id,
-        organizationId: ORG_B,
+        scope: { organizationId: ORG_B },
         stepKey: "gate",
         terminalStatus: "SUCCEEDED",
       }),
     ).rejects.toMatchObject({ code: "workflow.external_step_not_found" });
-    await expect(cancelWorkflowRun(db, { workflowRunId: run.id, organizationId: ORG_B })).rejects.toMatchObject({
+    await expect(
+      cancelWorkflowRun(db, { workflowRunId: run.id, scope: { organizationId: ORG_B } }),
+    ).rejects.toMatchObject({
       code: "workflow.run_not_found",
     });
   });

@@ -1,5 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
-import { type Executor, queryRows, schema } from "../../src/store/index.ts";
+import { ALL_ORGANIZATIONS, MAX_WORKFLOW_STEPS, type OrganizationScope } from "../../src/core/index.ts";
+import { type Executor, listWorkflowSteps, queryRows, schema, type WorkflowStepRecord } from "../../src/store/index.ts";
 
 /** Insert (or overwrite) a job definition directly. */
 export async function defineJob(
@@ -58,4 +59,13 @@ export function badAttemptStories(jobs: SQL): SQL {
     or exists (select 1 from runledger.job_attempts a where a.job_id = j.id and a.finished_at is null)
     or (select max(a.attempt) from runledger.job_attempts a where a.job_id = j.id and a.outcome is null) <> j.attempt
   ))`;
+}
+
+/** Every step of a run (one page: a run holds at most `MAX_WORKFLOW_STEPS`), in `scope` (default: every organization). */
+export async function runSteps(
+  db: Executor,
+  workflowRunId: string,
+  scope: OrganizationScope = ALL_ORGANIZATIONS,
+): Promise<WorkflowStepRecord[]> {
+  return (await listWorkflowSteps(db, { workflowRunId, scope, limit: MAX_WORKFLOW_STEPS })).items;
 }

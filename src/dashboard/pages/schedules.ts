@@ -13,10 +13,8 @@ import {
 } from "../page.ts";
 
 async function list(ctx: PageContext): Promise<PageResult> {
-  const afterName = param(ctx, "after");
-  const limit = ctx.options.pageSize;
-  const rows = await ctx.store.schedules({ limit: limit + 1, afterName });
-  const page = rows.slice(0, limit);
+  const after = param(ctx, "after");
+  const { items: page, next } = await ctx.store.schedules({ limit: ctx.options.pageSize, after });
   const path = (name: string, verb: string) => `/schedules/${encodeURIComponent(name)}/${verb}`;
   const body = page.map(
     (s) => html`<tr data-schedule="${s.name}" data-active="${String(s.isActive)}">
@@ -40,7 +38,7 @@ async function list(ctx: PageContext): Promise<PageResult> {
         ? html`<p class="muted">No schedules.</p>`
         : html`<table data-table="schedules"><thead><tr><th>Name</th><th>Job type</th><th>Cron</th><th>State</th>
             <th>Next fire</th><th>Last fired</th>${orgHeader(ctx)}<th>Payload</th><th></th></tr></thead>
-            <tbody>${body}</tbody></table>${nextPageLink(ctx, rows.length > limit ? page.at(-1)!.name : null)}`,
+            <tbody>${body}</tbody></table>${nextPageLink(ctx, next)}`,
   };
 }
 

@@ -2,12 +2,13 @@ import { type SQL, sql } from "drizzle-orm";
 import { type OrganizationScope, scopedOrganization } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
+import type { Page } from "../jobs/reads.ts";
 import { type JobRecord, jobFromRow, type RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { toDate, toDateOrNull } from "../rows.ts";
 import { jobAttemptLog, jobDeadLetters, jobEventLog, jobQueue } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
-import { fail } from "../validate.ts";
+import { checkPage, fail } from "../validate.ts";
 
 /*
  * Reads for an operator's overview that stay fast on a table of millions of rows: each reads at
@@ -378,19 +379,31 @@ export async function listRecentWorkers(
   }
 }
 
+/** Where the previous page of `listLeasedJobs` ended: the last job's claim time and id. */
+export interface LeasedJobCursor {
+  leasedAt: Date;
+  id: string;
+}
+
 /**
- * The jobs leased now, newest claim first, at most `limit`: found among the first `cap + 1`
- * unfinished jobs in claim order, where the jobs being run sit (they were claimed from the front).
- * `capped` says the read stopped at the cap, so a leased job further back may be missing.
+ * The jobs leased now, newest claim first (`leased_at desc, id desc`), a page at a time: found
+ * among the first `cap + 1` unfinished jobs in claim order, where the jobs being run sit (they
+ * were claimed from the front). `capped` says the read stopped at the cap, so a leased job further
+ * back may be missing.
  */
 export async function listLeasedJobs(
   executor: Executor,
-  input: OverviewScope & { limit: number },
-): Promise<{ items: JobRecord[]; capped: boolean }> {
+  input: OverviewScope & { limit: number; after?: LeasedJobCursor },
+): Promise<Page<JobRecord, LeasedJobCursor> & { capped: boolean }> {
   const { cap, where } = boundsOf(input);
   if (!Number.isInteger(input.limit) || input.limit < 1 || input.limit > 1000) {
     fail("job.invalid_pagination", { field: "limit" });
   }
+  const after = input.after;
+  checkPage({
+    after:
+      after === undefined ? undefined : after === null ? (null as never) : { createdAt: after.leasedAt, id: after.id },
+  });
   try {
     const rows = await queryRows<RawRow>(
       executor,
@@ -399,11 +412,25 @@ export async function listLeasedJobs(
       select j.*, cardinality(read.ids) as read_count from read
       left join ${jobQueue} j on j.id = any(read.ids) and j.status = 'LEASED'
         and ${where(sql`j.organization_id`)}
-      order by j.leased_at desc nulls last, j.id
-      limit ${input.limit}`,
+        ${
+          after === undefined
+            ? sql``
+            : // The cursor job's own claim time: a Date holds milliseconds, the column microseconds.
+              sql`and (j.leased_at, j.id) < (coalesce((select c.leased_at from ${jobQueue} c
+                where c.id = ${after.id}::uuid), ${after.leasedAt.toISOString()}::timestamptz), ${after.id}::uuid)`
+        }
+      order by j.leased_at desc nulls last, j.id desc
+      limit ${input.limit + 1}`,
     );
     const capped = Number(rows[0]?.read_count ?? 0) > cap;
-    return { items: rows.filter((row) => row.id !== null).map(jobFromRow), capped };
+    const leased = rows.filter((row) => row.id !== null);
+    const items = leased.slice(0, input.limit).map(jobFromRow);
+    const last = leased[items.length - 1];
+    return {
+      items,
+      next: leased.length > input.limit && last ? { leasedAt: toDate(last.leased_at), id: last.id } : null,
+      capped,
+    };
   } catch (error) {
     throw toQueryError(error);
   }

@@ -1,10 +1,11 @@
 import { type SQL, sql } from "drizzle-orm";
-import { RunledgerError } from "../../core/index.ts";
+import { type OrganizationScope, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { CANCEL_CHANNEL, JOBS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
 import { jobEventLog, jobQueue } from "../schema/index.ts";
+import { scopeCondition } from "../scope.ts";
 import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
 import { settleWorkflowStep } from "../workflows/settle.ts";
 import { attemptWrittenOut, noHeldAttempt, succeededEventWrittenOut } from "./ledger.ts";
@@ -12,28 +13,27 @@ import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
 
 export interface JobMutationInput {
   jobId: string;
-  /** Only act on a job of this organization; omitted means any organization (admin). */
-  organizationId?: string;
+  /** Act on a job of this organization, or of any (`ALL_ORGANIZATIONS`). Required. */
+  scope: OrganizationScope;
   reason?: string;
 }
 
-function checkInput(input: JobMutationInput): void {
+/** The checked input's scope condition on `organization_id` (`scope.required` first, before anything else). */
+function checkInput(input: JobMutationInput): SQL {
+  const visible = scopeCondition(sql`organization_id`, input?.scope);
   if (!isUuid(input.jobId)) fail("job.not_found");
-  if (input.organizationId !== undefined && !isUuid(input.organizationId)) fail("job.not_found");
   if (input.reason !== undefined && (isBlank(input.reason) || !isStorableText(input.reason))) {
     fail("job.invalid_state_transition", { field: "reason" });
   }
   checkTextSize(input.reason, "reason");
+  return visible;
 }
 
-const orgFilter = (organizationId: string | undefined) =>
-  organizationId === undefined ? sql`true` : sql`organization_id = ${organizationId}`;
-
-/** Lock a visible job or explain why there is none. */
-async function lockJob(tx: Executor, input: JobMutationInput): Promise<RawRow> {
+/** Lock a job in scope (`visible`) or explain why there is none. */
+async function lockJob(tx: Executor, input: JobMutationInput, visible: SQL): Promise<RawRow> {
   const [row] = await queryRows<RawRow>(
     tx,
-    sql`select * from ${jobQueue} where id = ${input.jobId} and ${orgFilter(input.organizationId)} for update`,
+    sql`select * from ${jobQueue} where id = ${input.jobId} and ${visible} for update`,
   );
   if (row === undefined) throw new RunledgerError("job.not_found", { details: { jobId: input.jobId } });
   return row;
@@ -126,10 +126,10 @@ export async function requeueLockedJobs(tx: Executor, which: SQL, options: Reque
  * dependents. `job.not_found` when no visible job; `job.invalid_state_transition` otherwise.
  */
 export async function cancelJob(executor: Executor, input: JobMutationInput): Promise<JobRecord> {
-  checkInput(input);
+  const visible = checkInput(input);
   try {
     return await executor.transaction(async (tx) => {
-      const current = await lockJob(tx, input);
+      const current = await lockJob(tx, input, visible);
       if (current.status !== "PENDING" && current.status !== "LEASED") {
         throw new RunledgerError("job.invalid_state_transition", {
           details: { jobId: input.jobId, status: current.status },
@@ -154,10 +154,10 @@ export async function cancelJob(executor: Executor, input: JobMutationInput): Pr
  * refused (`job.workflow_requeue_not_supported`): requeuing one would desynchronize its run.
  */
 export async function requeueJob(executor: Executor, input: JobMutationInput): Promise<JobRecord> {
-  checkInput(input);
+  const visible = checkInput(input);
   try {
     return await executor.transaction(async (tx) => {
-      const current = await lockJob(tx, input);
+      const current = await lockJob(tx, input, visible);
       if (current.workflow_step_id !== null) {
         throw new RunledgerError("job.workflow_requeue_not_supported", { details: { jobId: input.jobId } });
       }

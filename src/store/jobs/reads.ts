@@ -1,34 +1,33 @@
-import { and, asc, desc, eq, gt, gte, ilike, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, type SQL, sql } from "drizzle-orm";
 import {
   type ClaimOrigin,
   JOB_STATUSES,
   type JobEventType,
   type JobFailureKind,
   type JobStatus,
+  MAX_JSON_BYTES,
+  type OrganizationScope,
+  scopedOrganization,
 } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
 import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
 import { jobAttempts, jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
-import { checkLimit, checkPage, escapeLike, fail, isInt32, isUuid, isValidDate } from "../validate.ts";
-import { type JobRecord, jobFromRow, jobFromSelected, type RawRow } from "./record.ts";
+import { scopeCondition } from "../scope.ts";
+import { checkIdCursor, checkLimit, checkPage, escapeLike, fail, isInt32, isUuid, isValidDate } from "../validate.ts";
+import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
 
-/** One job, or null when it does not exist or belongs to another organization than `organizationId`. */
+/** One job, or null when it does not exist or is outside `scope`. */
 export async function getJobById(
   executor: Executor,
   jobId: string,
-  options: { organizationId?: string } = {},
+  scope: OrganizationScope,
 ): Promise<JobRecord | null> {
+  const visible = scopeCondition(sql`organization_id`, scope);
   if (!isUuid(jobId)) return null;
-  if (options.organizationId !== undefined && !isUuid(options.organizationId)) return null;
   try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`select * from ${jobQueue} where id = ${jobId} ${
-        options.organizationId === undefined ? sql`` : sql`and organization_id = ${options.organizationId}`
-      }`,
-    );
+    const [row] = await queryRows<RawRow>(executor, sql`select * from ${jobQueue} where id = ${jobId} and ${visible}`);
     return row === undefined ? null : jobFromRow(row);
   } catch (error) {
     throw toQueryError(error);
@@ -42,7 +41,8 @@ export interface JobCursor {
 }
 
 export interface JobListFilter {
-  organizationId?: string;
+  /** Whose jobs: one organization's, or `ALL_ORGANIZATIONS`. Required. */
+  scope: OrganizationScope;
   status?: JobStatus;
   /** Case-insensitive substring of the job type. */
   jobTypeContains?: string;
@@ -54,48 +54,78 @@ export interface JobListFilter {
   after?: JobCursor;
 }
 
+/**
+ * One page of a list read. Every list read of the store returns this shape: it takes `limit`
+ * and an optional `after`, and `next` is the `after` of the following page.
+ */
 export interface Page<T, C> {
   items: T[];
   /** Pass as `after` for the next page; null on the last page. */
   next: C | null;
 }
 
-/** Jobs newest first (`created_at desc, id desc`), a page at a time. */
+/**
+ * Most bytes of row text one `listJobs` page carries (4 MiB): a job's payload, checkpoint and
+ * result may each hold `MAX_JSON_BYTES`, so `limit` rows alone do not bound a page. A page ends
+ * early once its rows reach the budget (with `next` set); it always holds at least one row.
+ */
+export const LIST_JOBS_PAGE_BYTES = 4 * MAX_JSON_BYTES;
+
+/**
+ * Jobs newest first (`created_at desc, id desc`), a page at a time: at most `limit` rows and,
+ * past the first row, at most `LIST_JOBS_PAGE_BYTES` of row text.
+ */
 export async function listJobs(executor: Executor, filter: JobListFilter): Promise<Page<JobRecord, JobCursor>> {
+  const visible = scopeCondition(sql`organization_id`, filter?.scope);
   checkLimit(filter.limit);
   checkPage({ after: filter.after, text: { jobTypeContains: filter.jobTypeContains } });
-  if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return { items: [], next: null };
   if (filter.status !== undefined && !(JOB_STATUSES as readonly string[]).includes(filter.status)) {
     fail("job.invalid_pagination", { field: "status" });
   }
   for (const field of ["createdAfter", "createdBefore"] as const) {
     if (filter[field] !== undefined && !isValidDate(filter[field])) fail("job.invalid_pagination", { field });
   }
-  const conditions: (SQL | undefined)[] = [
-    filter.createdAfter === undefined ? undefined : gte(jobQueue.createdAt, filter.createdAfter),
-    filter.createdBefore === undefined ? undefined : lt(jobQueue.createdAt, filter.createdBefore),
-    filter.organizationId === undefined ? undefined : eq(jobQueue.organizationId, filter.organizationId),
-    filter.status === undefined ? undefined : eq(jobQueue.status, filter.status),
-    filter.jobTypeContains === undefined
-      ? undefined
-      : ilike(jobQueue.jobType, `%${escapeLike(filter.jobTypeContains)}%`),
-    filter.after === undefined
-      ? undefined
+  const conditions: SQL[] = [
+    visible,
+    ...(filter.createdAfter === undefined
+      ? []
+      : [sql`created_at >= ${filter.createdAfter.toISOString()}::timestamptz`]),
+    ...(filter.createdBefore === undefined
+      ? []
+      : [sql`created_at < ${filter.createdBefore.toISOString()}::timestamptz`]),
+    ...(filter.status === undefined ? [] : [sql`status = ${filter.status}`]),
+    ...(filter.jobTypeContains === undefined ? [] : [sql`job_type ilike ${`%${escapeLike(filter.jobTypeContains)}%`}`]),
+    ...(filter.after === undefined
+      ? []
       : // Compare with the cursor row's own time: a Date holds milliseconds, the column microseconds,
         // so jobs created in one statement would otherwise be skipped at a page boundary.
-        sql`(${jobQueue.createdAt}, ${jobQueue.id}) < (coalesce((select c.created_at from ${jobQueue} c
-          where c.id = ${filter.after.id}::uuid), ${filter.after.createdAt.toISOString()}::timestamptz), ${filter.after.id}::uuid)`,
+        [
+          sql`(created_at, id) < (coalesce((select c.created_at from ${jobQueue} c
+            where c.id = ${filter.after.id}::uuid), ${filter.after.createdAt.toISOString()}::timestamptz), ${filter.after.id}::uuid)`,
+        ]),
   ];
   try {
-    const rows = await executor
-      .select()
-      .from(jobQueue)
-      .where(and(...conditions))
-      .orderBy(desc(jobQueue.createdAt), desc(jobQueue.id))
-      .limit(filter.limit + 1);
-    const items = rows.slice(0, filter.limit).map(jobFromSelected);
+    // The database measures the rows (`limit + 1` of them) and sends only those within the
+    // budget, so a page of large payloads is never read into memory whole.
+    const rows = await queryRows<RawRow>(
+      executor,
+      sql`
+      with candidates as (
+        select id, row_number() over w as rn,
+          sum(octet_length(t::text)) over w as running
+        from (select * from ${jobQueue} where ${sql.join(conditions, sql` and `)}
+          order by created_at desc, id desc limit ${filter.limit + 1}) t
+        window w as (order by created_at desc, id desc)
+      )
+      select j.*, c.rn, (select count(*) from candidates)::int as fetched
+      from candidates c join ${jobQueue} j on j.id = c.id
+      where c.rn = 1 or c.running <= ${LIST_JOBS_PAGE_BYTES}
+      order by c.rn`,
+    );
+    const fetched = Number(rows[0]?.fetched ?? 0);
+    const items = rows.slice(0, filter.limit).map(jobFromRow);
     const last = items.at(-1);
-    return { items, next: rows.length > filter.limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+    return { items, next: fetched > items.length && last ? { createdAt: last.createdAt, id: last.id } : null };
   } catch (error) {
     throw toQueryError(error);
   }
@@ -114,37 +144,33 @@ export interface JobEventRecord {
   occurredAt: Date;
 }
 
-/** A job's events in order; `afterId` continues from the last event seen. Org-scoped through the job. */
+/**
+ * A job's events in order, a page at a time (`after`: the last event id seen). Scoped through the
+ * job: another organization's job has no events.
+ */
 export async function listJobEvents(
   executor: Executor,
-  input: { jobId: string; organizationId?: string; limit: number; afterId?: number },
-): Promise<JobEventRecord[]> {
+  input: { jobId: string; scope: OrganizationScope; limit: number; after?: number },
+): Promise<Page<JobEventRecord, number>> {
+  const visible = scopeCondition(sql`${jobQueue.organizationId}`, input?.scope);
   checkLimit(input.limit);
-  checkPage({ afterId: input.afterId });
-  if (!isUuid(input.jobId)) return [];
-  if (input.organizationId !== undefined && !isUuid(input.organizationId)) return [];
+  checkIdCursor(input.after);
+  if (!isUuid(input.jobId)) return { items: [], next: null };
   try {
-    const visible = executor
+    const job = executor
       .select({ id: jobQueue.id })
       .from(jobQueue)
-      .where(
-        and(
-          eq(jobQueue.id, input.jobId),
-          input.organizationId === undefined ? undefined : eq(jobQueue.organizationId, input.organizationId),
-        ),
-      );
+      .where(and(eq(jobQueue.id, input.jobId), visible));
     const rows = await executor
       .select()
       .from(jobEvents)
       .where(
-        and(
-          sql`${jobEvents.jobId} in ${visible}`,
-          input.afterId === undefined ? undefined : gt(jobEvents.id, input.afterId),
-        ),
+        and(sql`${jobEvents.jobId} in ${job}`, input.after === undefined ? undefined : gt(jobEvents.id, input.after)),
       )
       .orderBy(asc(jobEvents.id))
-      .limit(input.limit);
-    return rows.map((row) => ({ ...row, id: Number(row.id) }));
+      .limit(input.limit + 1);
+    const items = rows.slice(0, input.limit).map((row) => ({ ...row, id: Number(row.id) }));
+    return { items, next: rows.length > input.limit ? items.at(-1)!.id : null };
   } catch (error) {
     throw toQueryError(error);
   }
@@ -172,14 +198,21 @@ export interface JobAttemptRecord {
   executionStartedPersistedAt: Date | null;
 }
 
+/** Where the previous page of `listJobAttempts` ended. */
+export interface JobAttemptCursor {
+  runNumber: number;
+  attempt: number;
+}
+
 /**
- * A job's attempts in order (run, then attempt), `after` continuing from the last one seen.
- * Org-scoped through the job: another organization's job has no attempts.
+ * A job's attempts in order (run, then attempt), a page at a time (`after`: the last attempt
+ * seen). Scoped through the job: another organization's job has no attempts.
  */
 export async function listJobAttempts(
   executor: Executor,
-  input: { jobId: string; organizationId?: string; limit: number; after?: { runNumber: number; attempt: number } },
-): Promise<JobAttemptRecord[]> {
+  input: { jobId: string; scope: OrganizationScope; limit: number; after?: JobAttemptCursor },
+): Promise<Page<JobAttemptRecord, JobAttemptCursor>> {
+  const visible = scopeCondition(sql`j.organization_id`, input?.scope);
   checkLimit(input.limit);
   const after = input.after;
   if (
@@ -191,18 +224,22 @@ export async function listJobAttempts(
   ) {
     fail("job.invalid_pagination", { field: "after" });
   }
-  if (!isUuid(input.jobId) || (input.organizationId !== undefined && !isUuid(input.organizationId))) return [];
+  if (!isUuid(input.jobId)) return { items: [], next: null };
   try {
     const rows = await queryRows<RawRow>(
       executor,
       sql`select a.* from ${jobAttempts} a join ${jobQueue} j on j.id = a.job_id
-        where a.job_id = ${input.jobId}
-          ${input.organizationId === undefined ? sql`` : sql`and j.organization_id = ${input.organizationId}`}
+        where a.job_id = ${input.jobId} and ${visible}
           ${after === undefined ? sql`` : sql`and (a.run_number, a.attempt) > (${after.runNumber}, ${after.attempt})`}
         order by a.run_number, a.attempt
-        limit ${input.limit}`,
+        limit ${input.limit + 1}`,
     );
-    return rows.map(attemptFromRow);
+    const items = rows.slice(0, input.limit).map(attemptFromRow);
+    const last = items.at(-1);
+    return {
+      items,
+      next: rows.length > input.limit && last ? { runNumber: last.runNumber, attempt: last.attempt } : null,
+    };
   } catch (error) {
     throw toQueryError(error);
   }
@@ -252,15 +289,17 @@ export interface JobMetricsRecord {
 }
 
 /**
- * One row per job definition (zero-filled), from the `job_metrics_rollup` view, summed over
- * organizations or restricted to one. Percentiles are the highest of the organizations'.
+ * One row per job definition (zero-filled), from the `job_metrics_rollup` view, of the scope's
+ * organization or summed over all. Percentiles are the highest of the organizations'.
  */
 export async function getJobMetrics(
   executor: Executor,
-  options: { organizationId?: string; jobType?: string } = {},
+  options: { scope: OrganizationScope; jobType?: string },
 ): Promise<JobMetricsRecord[]> {
-  if (options.organizationId !== undefined && !isUuid(options.organizationId))
-    fail("job.invalid_pagination", { field: "organizationId" });
+  const organizationId = scopedOrganization(options?.scope);
+  if (organizationId !== null && !isUuid(organizationId)) fail("job.invalid_pagination", { field: "organizationId" });
+  const all = organizationId === null;
+  const visible = scopeCondition(sql`m.organization_id`, options.scope);
   try {
     const rows = await queryRows<RawRow>(
       executor,
@@ -274,7 +313,7 @@ export async function getJobMetrics(
         max(m.p50_duration_ms_24h) as p50_duration_ms_24h, max(m.p95_duration_ms_24h) as p95_duration_ms_24h
       from ${jobDefinitions} d
       left join runledger.job_metrics_rollup m on m.job_type = d.job_type
-        ${options.organizationId === undefined ? sql`` : sql`and m.organization_id = ${options.organizationId}`}
+        ${all ? sql`` : sql`and ${visible}`}
       ${options.jobType === undefined ? sql`` : sql`where d.job_type = ${options.jobType}`}
       group by d.job_type
       order by d.job_type`,

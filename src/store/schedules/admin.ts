@@ -17,6 +17,7 @@ import {
 } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
+import type { Page } from "../jobs/reads.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { microsecondTimestamp } from "../rows.ts";
@@ -35,9 +36,7 @@ import {
   jsonText,
 } from "../validate.ts";
 import { type JobScheduleRecord, scheduleFromRow } from "./record.ts";
-import { type ScheduleScope, scheduleClock, scheduleScope } from "./scope.ts";
-
-export type { ScheduleScope } from "./scope.ts";
+import { scheduleClock } from "./scope.ts";
 
 /** Create or refresh a schedule, keyed by its unique `name`. */
 export interface JobScheduleUpsert {
@@ -152,7 +151,7 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
 }
 
 /**
- * Pause or resume a schedule; false when no schedule (of `scope`'s organization) has that name.
+ * Pause or resume a schedule; false when no schedule in `scope` has that name.
  * A paused schedule fires nothing and its cursor stays where it was; on resume, the slots that
  * passed meanwhile are treated as after a downtime: the latest fires at once, earlier ones within
  * the catch-up window fire too, older ones are counted as missed.
@@ -161,14 +160,14 @@ export async function setJobScheduleActive(
   executor: Executor,
   name: string,
   isActive: boolean,
-  scope: ScheduleScope = {},
+  scope: OrganizationScope,
 ): Promise<boolean> {
+  const visible = scopeCondition(sql`organization_id`, scope);
   validateScheduleName(name);
-  if (scope.organizationId !== undefined && !isUuid(scope.organizationId)) return false;
   try {
     const rows = await queryRows(
       executor,
-      sql`update ${jobSchedules} set is_active = ${isActive} where name = ${name} ${scheduleScope(scope)} returning id`,
+      sql`update ${jobSchedules} set is_active = ${isActive} where name = ${name} and ${visible} returning id`,
     );
     return rows.length > 0;
   } catch (error) {
@@ -178,23 +177,23 @@ export async function setJobScheduleActive(
 
 /**
  * Move a schedule's cursor to `nextFireAt` (which becomes the next slot, without jitter); false
- * when no schedule (of `scope`'s organization) has that name.
+ * when no schedule in `scope` has that name.
  */
 export async function setJobScheduleNextFireAt(
   executor: Executor,
   name: string,
   nextFireAt: Date,
-  scope: ScheduleScope = {},
+  scope: OrganizationScope,
 ): Promise<boolean> {
+  const visible = scopeCondition(sql`organization_id`, scope);
   validateScheduleName(name);
   if (!isValidDate(nextFireAt)) fail("job_schedule.invalid_cron", { field: "nextFireAt" });
-  if (scope.organizationId !== undefined && !isUuid(scope.organizationId)) return false;
   const at = microsecondTimestamp(nextFireAt);
   try {
     const rows = await queryRows(
       executor,
       sql`update ${jobSchedules} set next_slot_at = ${at}::timestamptz, next_fire_at = ${at}::timestamptz
-        where name = ${name} ${scheduleScope(scope)} returning id`,
+        where name = ${name} and ${visible} returning id`,
     );
     return rows.length > 0;
   } catch (error) {
@@ -251,25 +250,28 @@ export async function getJobSchedule(
   }
 }
 
-/** Schedules by name, optionally one organization's or only active ones, each with its next `upcoming` slots. */
+/**
+ * Schedules by name, of one organization or all (`scope`), optionally only active ones, each with
+ * its next `upcoming` slots; a page at a time (`after`: the last name seen).
+ */
 export async function listJobSchedules(
   executor: Executor,
-  filter: { organizationId?: string; activeOnly?: boolean; limit: number; afterName?: string; upcoming?: number },
-): Promise<JobScheduleListItem[]> {
+  filter: { scope: OrganizationScope; activeOnly?: boolean; limit: number; after?: string; upcoming?: number },
+): Promise<Page<JobScheduleListItem, string>> {
+  const visible = scopeCondition(sql`organization_id`, filter?.scope);
   checkLimit(filter.limit);
-  checkPage({ text: { afterName: filter.afterName } });
+  checkPage({ text: { after: filter.after } });
   checkUpcoming(filter.upcoming ?? 0);
-  if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return [];
   try {
     const rows = await queryRows<RawRow>(
       executor,
-      sql`select * from ${jobSchedules} where true
-        ${filter.organizationId === undefined ? sql`` : sql`and organization_id = ${filter.organizationId}`}
+      sql`select * from ${jobSchedules} where ${visible}
         ${filter.activeOnly ? sql`and is_active` : sql``}
-        ${filter.afterName === undefined ? sql`` : sql`and name > ${filter.afterName}`}
-        order by name limit ${filter.limit}`,
+        ${filter.after === undefined ? sql`` : sql`and name > ${filter.after}`}
+        order by name limit ${filter.limit + 1}`,
     );
-    return rows.map((row) => withUpcoming(scheduleFromRow(row), filter.upcoming ?? 0));
+    const items = rows.slice(0, filter.limit).map((row) => withUpcoming(scheduleFromRow(row), filter.upcoming ?? 0));
+    return { items, next: rows.length > filter.limit ? items.at(-1)!.name : null };
   } catch (error) {
     throw toQueryError(error);
   }

@@ -3,14 +3,6 @@ import type { Executor } from "../db.ts";
 import { queryRows } from "../query.ts";
 import { toDate } from "../rows.ts";
 
-/** Only a schedule of this organization; omitted means any organization (admin). */
-export interface ScheduleScope {
-  organizationId?: string;
-}
-
-export const scheduleScope = (scope: ScheduleScope) =>
-  scope.organizationId === undefined ? sql`` : sql`and organization_id = ${scope.organizationId}`;
-
 /** `now` when given (tests set time instead of waiting for it), else the database's clock. */
 export async function scheduleClock(executor: Executor, now: Date | undefined): Promise<Date> {
   if (now !== undefined) return now;

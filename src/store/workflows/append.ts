@@ -4,6 +4,7 @@ import {
   canonicalAppendRequest,
   isTerminalWorkflowStepStatus,
   MAX_WORKFLOW_STEPS,
+  type OrganizationScope,
   RunledgerError,
   validateWorkflowStepAppend,
   type WorkflowStepEnqueue,
@@ -13,15 +14,17 @@ import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
 import { workflowRunMutations, workflowRuns, workflowSteps } from "../schema/index.ts";
+import { scopeCondition } from "../scope.ts";
 import { checkIdentifierLength, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { checkStepOrganizations, checkStorable, insertSteps, lockDefinitions } from "./enqueue.ts";
 import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
 import { cancelUnsatisfiedSteps, propagateTerminal, recomputeRunStatus, releaseSteps } from "./release.ts";
-import { ofOrganization, requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
+import { requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
 
 export interface AppendWorkflowStepsInput {
   workflowRunId: string;
-  organizationId?: string;
+  /** Append to a run of this organization, or of any (`ALL_ORGANIZATIONS`). Required. */
+  scope: OrganizationScope;
   /** Idempotency key of this append within the run. */
   mutationKey: string;
   mutationMetadata?: unknown;
@@ -47,10 +50,10 @@ export async function appendWorkflowSteps(
   executor: Executor,
   input: AppendWorkflowStepsInput,
 ): Promise<AppendWorkflowStepsResult> {
+  const visible = scopeCondition(sql`organization_id`, input?.scope);
   if (isBlank(input.mutationKey) || !isStorableText(input.mutationKey)) fail("workflow.append_mutation_key_blank");
   checkIdentifierLength(input.mutationKey, "mutationKey");
   if (!isUuid(input.workflowRunId)) fail("workflow.run_not_found");
-  if (input.organizationId !== undefined && !isUuid(input.organizationId)) fail("workflow.run_not_found");
   if (isBlank(input.appendWindowStepKey) || !isStorableText(input.appendWindowStepKey)) {
     fail("workflow.append_window_missing");
   }
@@ -65,16 +68,14 @@ export async function appendWorkflowSteps(
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.append_unsupported_isolation");
-      await requireVisibleRun(tx, runId, ofOrganization(input.organizationId));
+      await requireVisibleRun(tx, runId, visible);
       const existingRows = await queryRows<RawRow>(
         tx,
         sql`select * from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`,
       );
       const [run] = await queryRows<RawRow>(
         tx,
-        sql`select * from ${workflowRuns} where id = ${runId}
-          ${input.organizationId === undefined ? sql`` : sql`and organization_id = ${input.organizationId}`}
-          for no key update`,
+        sql`select * from ${workflowRuns} where id = ${runId} and ${visible} for no key update`,
       );
       if (run === undefined) throw new RunledgerError("workflow.run_not_found");
       const request = JSON.stringify(

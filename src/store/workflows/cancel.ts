@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError } from "../../core/index.ts";
+import { type OrganizationScope, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { cancelLockedJobs } from "../jobs/cancel.ts";
@@ -7,14 +7,16 @@ import type { RawRow } from "../jobs/record.ts";
 import { RUN_TERMINAL_CHANNEL, WORKFLOWS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
 import { workflowRuns, workflowSteps } from "../schema/index.ts";
+import { scopeCondition } from "../scope.ts";
 import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
 import { internalState, lockRunForRewrite, propagateTerminal } from "./release.ts";
-import { ofOrganization, requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
+import { requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
 
 export interface CancelWorkflowRunInput {
   workflowRunId: string;
-  organizationId?: string;
+  /** Cancel a run of this organization, or of any (`ALL_ORGANIZATIONS`). Required. */
+  scope: OrganizationScope;
   reason?: string;
   lastErrorCode?: string;
   lastErrorMessage?: string;
@@ -29,8 +31,8 @@ export interface CancelWorkflowRunInput {
  * deadlocking with them.
  */
 export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflowRunInput): Promise<WorkflowRunRecord> {
+  const visible = scopeCondition(sql`organization_id`, input?.scope);
   if (!isUuid(input.workflowRunId)) fail("workflow.run_not_found");
-  if (input.organizationId !== undefined && !isUuid(input.organizationId)) fail("workflow.run_not_found");
   for (const field of ["reason", "lastErrorCode", "lastErrorMessage"] as const) {
     const value = input[field];
     if (value !== undefined && (typeof value !== "string" || !isStorableText(value) || value.trim() === "")) {
@@ -43,13 +45,11 @@ export async function cancelWorkflowRun(executor: Executor, input: CancelWorkflo
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.cancel_unsupported_isolation");
-      await requireVisibleRun(tx, runId, ofOrganization(input.organizationId));
+      await requireVisibleRun(tx, runId, visible);
       await lockRunForRewrite(tx, runId);
       const [run] = await queryRows<RawRow>(
         tx,
-        sql`select * from ${workflowRuns} where id = ${runId}
-          ${input.organizationId === undefined ? sql`` : sql`and organization_id = ${input.organizationId}`}
-          for update`,
+        sql`select * from ${workflowRuns} where id = ${runId} and ${visible} for update`,
       );
       if (run === undefined) throw new RunledgerError("workflow.run_not_found");
       if (run.status !== "RUNNING" && run.status !== "WAITING_FOR_EXTERNAL") return runFromRow(run);

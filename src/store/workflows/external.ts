@@ -1,11 +1,12 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError, type WorkflowStepStatus } from "../../core/index.ts";
+import { type OrganizationScope, RunledgerError, type WorkflowStepStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
 import { WORKFLOWS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
 import { workflowRuns, workflowSteps } from "../schema/index.ts";
+import { scopeCondition } from "../scope.ts";
 import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
 import { stepFromRow, type WorkflowStepRecord } from "./records.ts";
 import { lockRun, propagateTerminal, recomputeRunStatus } from "./release.ts";
@@ -13,8 +14,8 @@ import { requireReadCommitted, tryShareReleaseLock } from "./release-lock.ts";
 
 export interface CompleteExternalWorkflowStepInput {
   workflowRunId: string;
-  /** Only a run of this organization; omitted means any organization (admin). */
-  organizationId?: string;
+  /** Complete a gate of a run of this organization, or of any (`ALL_ORGANIZATIONS`). Required. */
+  scope: OrganizationScope;
   stepKey: string;
   terminalStatus: "SUCCEEDED" | "FAILED" | "CANCELED";
   /** Who or what decided, for the audit trail. */
@@ -35,9 +36,9 @@ export async function completeExternalWorkflowStep(
   executor: Executor,
   input: CompleteExternalWorkflowStepInput,
 ): Promise<WorkflowStepRecord> {
+  const visible = scopeCondition(sql`r.organization_id`, input?.scope);
   if (!TERMINAL.includes(input.terminalStatus)) fail("workflow.external_step_invalid_terminal_status");
   if (!isUuid(input.workflowRunId)) fail("workflow.external_step_not_found");
-  if (input.organizationId !== undefined && !isUuid(input.organizationId)) fail("workflow.external_step_not_found");
   if (isBlank(input.stepKey)) fail("workflow.invalid_dag_step_key_blank");
   for (const field of ["statusReason", "lastErrorCode", "lastErrorMessage"] as const) {
     const value = input[field];
@@ -52,8 +53,7 @@ export async function completeExternalWorkflowStep(
       const steps = await queryRows<RawRow>(
         tx,
         sql`select s.* from ${workflowSteps} s join ${workflowRuns} r on r.id = s.workflow_run_id
-          where s.workflow_run_id = ${input.workflowRunId}
-            ${input.organizationId === undefined ? sql`` : sql`and r.organization_id = ${input.organizationId}`}
+          where s.workflow_run_id = ${input.workflowRunId} and ${visible}
           order by s.id for update of s`,
       );
       const row = steps.find((s) => s.step_key === input.stepKey);

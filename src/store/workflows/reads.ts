@@ -17,24 +17,18 @@ import {
   type WorkflowStepRecord,
 } from "./records.ts";
 
-const scope = (organizationId: string | undefined) =>
-  organizationId === undefined ? sql`` : sql`and r.organization_id = ${organizationId}`;
-
-function visible(runId: string, organizationId: string | undefined): boolean {
-  return isUuid(runId) && (organizationId === undefined || isUuid(organizationId));
-}
-
-/** One run, or null when it does not exist or belongs to another organization. */
+/** One run, or null when it does not exist or is outside `scope`. */
 export async function getWorkflowRunById(
   executor: Executor,
   runId: string,
-  options: { organizationId?: string } = {},
+  scope: OrganizationScope,
 ): Promise<WorkflowRunRecord | null> {
-  if (!visible(runId, options.organizationId)) return null;
+  const visible = scopeCondition(sql`r.organization_id`, scope);
+  if (!isUuid(runId)) return null;
   try {
     const [row] = await queryRows<RawRow>(
       executor,
-      sql`select r.* from ${workflowRuns} r where r.id = ${runId} ${scope(options.organizationId)}`,
+      sql`select r.* from ${workflowRuns} r where r.id = ${runId} and ${visible}`,
     );
     return row === undefined ? null : runFromRow(row);
   } catch (error) {
@@ -51,25 +45,26 @@ export interface WorkflowRunCursor {
 export async function listWorkflowRuns(
   executor: Executor,
   filter: {
-    organizationId?: string;
+    /** Whose runs: one organization's, or `ALL_ORGANIZATIONS`. Required. */
+    scope: OrganizationScope;
     status?: WorkflowRunStatus;
     workflowTypeContains?: string;
     limit: number;
     after?: WorkflowRunCursor;
   },
 ): Promise<Page<WorkflowRunRecord, WorkflowRunCursor>> {
+  const visible = scopeCondition(sql`r.organization_id`, filter?.scope);
   checkLimit(filter.limit);
   checkPage({ after: filter.after, text: { workflowTypeContains: filter.workflowTypeContains } });
   if (filter.status !== undefined && !(WORKFLOW_RUN_STATUSES as readonly string[]).includes(filter.status)) {
     fail("job.invalid_pagination", { field: "status" });
   }
-  if (filter.organizationId !== undefined && !isUuid(filter.organizationId)) return { items: [], next: null };
   const contains = filter.workflowTypeContains === undefined ? undefined : escapeLike(filter.workflowTypeContains);
   try {
     const rows = await queryRows<RawRow>(
       executor,
       sql`select r.* from ${workflowRuns} r
-        where true ${scope(filter.organizationId)}
+        where ${visible}
           ${filter.status === undefined ? sql`` : sql`and r.status = ${filter.status}`}
           ${contains === undefined ? sql`` : sql`and r.workflow_type ilike ${`%${contains}%`}`}
           ${
@@ -90,33 +85,74 @@ export async function listWorkflowRuns(
   }
 }
 
-/** A run's steps in creation order (empty when the run is not visible). */
+/** Where the previous page of `listWorkflowSteps` ended. */
+export interface WorkflowStepCursor {
+  createdAt: Date;
+  id: string;
+}
+
+/**
+ * A run's steps in creation order (`created_at, id`), a page at a time (`after`: the last step
+ * seen). Empty when the run is outside `scope`.
+ */
 export async function listWorkflowSteps(
   executor: Executor,
-  runId: string,
-  options: { organizationId?: string } = {},
-): Promise<WorkflowStepRecord[]> {
-  if (!visible(runId, options.organizationId)) return [];
+  input: { workflowRunId: string; scope: OrganizationScope; limit: number; after?: WorkflowStepCursor },
+): Promise<Page<WorkflowStepRecord, WorkflowStepCursor>> {
+  const visible = scopeCondition(sql`r.organization_id`, input?.scope);
+  checkLimit(input.limit);
+  checkPage({ after: input.after });
+  if (!isUuid(input.workflowRunId)) return { items: [], next: null };
+  const after = input.after;
   try {
     const rows = await queryRows<RawRow>(
       executor,
       sql`select s.* from ${workflowSteps} s join ${workflowRuns} r on r.id = s.workflow_run_id
-        where s.workflow_run_id = ${runId} ${scope(options.organizationId)}
-        order by s.created_at, s.id`,
+        where s.workflow_run_id = ${input.workflowRunId} and ${visible}
+          ${
+            after === undefined
+              ? sql``
+              : // The cursor row's own time: a Date holds milliseconds, the column microseconds.
+                sql`and (s.created_at, s.id) > (coalesce((select c.created_at from ${workflowSteps} c
+                  where c.id = ${after.id}::uuid), ${after.createdAt.toISOString()}::timestamptz), ${after.id}::uuid)`
+          }
+        order by s.created_at, s.id
+        limit ${input.limit + 1}`,
     );
-    return rows.map(stepFromRow);
+    const items = rows.slice(0, input.limit).map(stepFromRow);
+    const last = items.at(-1);
+    return { items, next: rows.length > input.limit && last ? { createdAt: last.createdAt, id: last.id } : null };
   } catch (error) {
     throw toQueryError(error);
   }
 }
 
-/** A run's dependency edges, with both steps' keys. */
+/** Where the previous page of `listWorkflowStepDependencies` ended: the last edge seen. */
+export interface WorkflowStepDependencyCursor {
+  dependentStepId: string;
+  prerequisiteStepId: string;
+}
+
+/**
+ * A run's dependency edges with both steps' keys, in the order of their dependent steps, then of
+ * their prerequisites (each by creation), a page at a time (`after`: the last edge seen). Empty
+ * when the run is outside `scope`.
+ */
 export async function listWorkflowStepDependencies(
   executor: Executor,
-  runId: string,
-  options: { organizationId?: string } = {},
-): Promise<WorkflowStepDependencyRecord[]> {
-  if (!visible(runId, options.organizationId)) return [];
+  input: { workflowRunId: string; scope: OrganizationScope; limit: number; after?: WorkflowStepDependencyCursor },
+): Promise<Page<WorkflowStepDependencyRecord, WorkflowStepDependencyCursor>> {
+  const visible = scopeCondition(sql`r.organization_id`, input?.scope);
+  checkLimit(input.limit);
+  const after = input.after;
+  if (
+    after !== undefined &&
+    (after === null || typeof after !== "object" || !isUuid(after.dependentStepId) || !isUuid(after.prerequisiteStepId))
+  ) {
+    fail("job.invalid_pagination", { field: "after" });
+  }
+  if (!isUuid(input.workflowRunId)) return { items: [], next: null };
+  const createdAt = (stepId: string) => sql`(select c.created_at from ${workflowSteps} c where c.id = ${stepId}::uuid)`;
   try {
     const rows = await queryRows<RawRow>(
       executor,
@@ -125,10 +161,17 @@ export async function listWorkflowStepDependencies(
         join ${workflowRuns} r on r.id = e.workflow_run_id
         join ${workflowSteps} p on p.id = e.prerequisite_step_id
         join ${workflowSteps} d on d.id = e.dependent_step_id
-        where e.workflow_run_id = ${runId} ${scope(options.organizationId)}
-        order by d.created_at, d.id, p.created_at, p.id`,
+        where e.workflow_run_id = ${input.workflowRunId} and ${visible}
+          ${
+            after === undefined
+              ? sql``
+              : sql`and (d.created_at, d.id, p.created_at, p.id) > (${createdAt(after.dependentStepId)},
+                  ${after.dependentStepId}::uuid, ${createdAt(after.prerequisiteStepId)}, ${after.prerequisiteStepId}::uuid)`
+          }
+        order by d.created_at, d.id, p.created_at, p.id
+        limit ${input.limit + 1}`,
     );
-    return rows.map((row) => ({
+    const items: WorkflowStepDependencyRecord[] = rows.slice(0, input.limit).map((row) => ({
       workflowRunId: row.workflow_run_id,
       prerequisiteStepId: row.prerequisite_step_id,
       prerequisiteStepKey: row.prerequisite_step_key,
@@ -137,6 +180,14 @@ export async function listWorkflowStepDependencies(
       releaseMode: row.release_mode,
       createdAt: toDate(row.created_at),
     }));
+    const last = items.at(-1);
+    return {
+      items,
+      next:
+        rows.length > input.limit && last
+          ? { dependentStepId: last.dependentStepId, prerequisiteStepId: last.prerequisiteStepId }
+          : null,
+    };
   } catch (error) {
     throw toQueryError(error);
   }

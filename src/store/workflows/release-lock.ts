@@ -89,21 +89,15 @@ export async function requireReadCommitted(
 
 /**
  * `workflow.run_not_found` unless the run is `visible` (a condition on its row, e.g. its
- * organization; undefined: every run is), read without a lock.
+ * organization), read without a lock.
  * Scoped rewrites check this before they lock anything: otherwise another organization that
  * knows a run id could queue behind its completions and stall them. A run's organization never
  * changes, so the unlocked read stays true; the locked read that follows checks it again.
  */
-export async function requireVisibleRun(tx: Executor, runId: string, visible: SQL | undefined): Promise<void> {
-  if (visible === undefined) return;
+export async function requireVisibleRun(tx: Executor, runId: string, visible: SQL): Promise<void> {
   const [row] = await queryRows<{ id: string }>(
     tx,
     sql`select id from ${workflowRuns} where id = ${runId} and ${visible}`,
   );
   if (row === undefined) throw new RunledgerError("workflow.run_not_found");
-}
-
-/** The visibility condition of an optional organization filter (none: every run). */
-export function ofOrganization(organizationId: string | undefined): SQL | undefined {
-  return organizationId === undefined ? undefined : sql`organization_id = ${organizationId}`;
 }

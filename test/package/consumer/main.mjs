@@ -1,7 +1,7 @@
 // A consumer of the packed runledger tarball, run by test/package/consumer.test.ts from a scratch
 // project where runledger is installed under node_modules. argv: URL of an empty database.
 // Prints one line of JSON that the test asserts on.
-import { WorkflowDagBuilder } from "runledger/core";
+import { ALL_ORGANIZATIONS, WorkflowDagBuilder } from "runledger/core";
 import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
 import {
   createDb,
@@ -60,8 +60,8 @@ try {
   let finalJobs = [];
   let finalRun = null;
   for (;;) {
-    finalJobs = await Promise.all(jobs.map((job) => getJobById(db, job.id)));
-    finalRun = await getWorkflowRunById(db, run.id);
+    finalJobs = await Promise.all(jobs.map((job) => getJobById(db, job.id, ALL_ORGANIZATIONS)));
+    finalRun = await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS);
     const jobsDone = finalJobs.every((job) => ["SUCCEEDED", "DEAD_LETTERED", "CANCELED"].includes(job?.status));
     const runDone = ["SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED"].includes(finalRun?.status);
     if (jobsDone && runDone) break;
@@ -69,7 +69,7 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const shutdown = await supervisor.shutdown(5_000);
-  const steps = await listWorkflowSteps(db, run.id);
+  const { items: steps } = await listWorkflowSteps(db, { workflowRunId: run.id, scope: ALL_ORGANIZATIONS, limit: 100 });
 
   const summary = {
     migrationsFolder: MIGRATIONS_FOLDER,

@@ -82,7 +82,7 @@ async function load(url: string, n: number): Promise<ChildResult> {
         ),
       );
       for (const lease of leases.slice(0, failing)) {
-        await completeJobFailure(db, lease, { kind: "TERMINAL", code: "bench.failed", message: "failed on purpose" });
+        await completeJobFailure(db, { lease, kind: "TERMINAL", code: "bench.failed", message: "failed on purpose" });
       }
       for (const lease of leases.slice(failing, failing + toCancel)) await cancelJob(db, { jobId: lease.jobId });
       await completeJobsSuccess(

@@ -64,11 +64,11 @@ export class RunningJobContext implements JobContext {
   }
 
   progress(update: JobProgressUpdate): Promise<void> {
-    return updateJobProgress(this.#db, this.#job, update);
+    return updateJobProgress(this.#db, { ...update, lease: this.#job });
   }
 
   async heartbeat(): Promise<void> {
-    await heartbeatJob(this.#db, this.#job, { leaseSeconds: this.#leaseSeconds });
+    await heartbeatJob(this.#db, { lease: this.#job, leaseSeconds: this.#leaseSeconds });
   }
 
   async log(level: string, message: string, payload?: Record<string, unknown>): Promise<void> {
@@ -84,6 +84,6 @@ export class RunningJobContext implements JobContext {
   }
 
   checkpoint(value: unknown): Promise<void> {
-    return updateJobProgress(this.#db, this.#job, { checkpoint: value });
+    return updateJobProgress(this.#db, { lease: this.#job, checkpoint: value });
   }
 }

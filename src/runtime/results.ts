@@ -101,7 +101,8 @@ export class ResultRecorder {
         this.retryPolicy({ attempt: job.attempt, jobId: job.id, jobType: job.jobType, failure }))
       : undefined;
     try {
-      const result = await completeJobFailure(this.db, job, {
+      const result = await completeJobFailure(this.db, {
+        lease: job,
         kind: failure.kind,
         code: failure.code,
         message: failure.message,

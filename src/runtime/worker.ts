@@ -319,7 +319,7 @@ export class Worker {
     const queued = this.#queue.splice(0);
     if (queued.length === 0) return;
     try {
-      await returnUnstartedClaims(this.#db, queued, { reason: RETURNED_UNSTARTED });
+      await returnUnstartedClaims(this.#db, { leases: queued, reason: RETURNED_UNSTARTED });
     } catch (error) {
       // The reaper recovers them when their leases run out.
       this.#events.emit("loop:error", { loop: "worker", error });
@@ -399,7 +399,8 @@ export class Worker {
     const queued = [...this.#queue];
     if (entries.length === 0 && queued.length === 0) return;
     try {
-      const held = await heartbeatJobs(this.#db, [...entries.map((e) => e.job), ...queued], {
+      const held = await heartbeatJobs(this.#db, {
+        leases: [...entries.map((e) => e.job), ...queued],
         leaseSeconds: this.#config.leaseTtlSeconds,
       });
       for (const entry of entries) {

@@ -29,9 +29,14 @@ export { type EnqueuedJob, enqueueJob, enqueueJobs, type JobEnqueue, type JobKey
 export {
   heartbeatJob,
   heartbeatJobs,
+  type JobHeartbeat,
+  type JobProgress,
   type JobProgressUpdate,
+  type JobsHeartbeat,
   releaseUnstartedJobClaim,
   returnUnstartedClaims,
+  type UnstartedClaimRelease,
+  type UnstartedClaimsReturn,
   updateJobProgress,
 } from "./jobs/lease.ts";
 export * from "./jobs/lookups.ts";

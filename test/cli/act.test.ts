@@ -34,11 +34,12 @@ beforeAll(async () => {
     steps: [externalStep("only", [], { executionKind: "JOB", jobType: "cli.step", organizationId: ORG_A })],
   });
   const [job] = await claimJobs(db, { workerId: "w-cli", leaseSeconds: 60, limit: 1, jobTypes: ["cli.step"] });
-  await completeJobFailure(
-    db,
-    { jobId: job!.id, runNumber: 1, attempt: 1, workerId: "w-cli" },
-    { kind: "TERMINAL", code: "cli.failed", message: "failed" },
-  );
+  await completeJobFailure(db, {
+    lease: { jobId: job!.id, runNumber: 1, attempt: 1, workerId: "w-cli" },
+    kind: "TERMINAL",
+    code: "cli.failed",
+    message: "failed",
+  });
   failedRun = run.id;
 });
 

@@ -246,7 +246,7 @@ describe("changes", () => {
     );
     const [job] = await claimJobs(db, { workerId: "w", leaseSeconds: 60, limit: 1, jobTypes: ["retry.step"] });
     const lease = { jobId: job!.id, runNumber: job!.runNumber, attempt: job!.attempt, workerId: "w" };
-    await completeJobFailure(db, lease, { kind: "TERMINAL", code: "report.broken", message: "broken" });
+    await completeJobFailure(db, { lease, kind: "TERMINAL", code: "report.broken", message: "broken" });
     expect((await getWorkflowRunById(db, run.id))!.status).toBe("COMPLETED_WITH_ERRORS");
     const { cookie, token } = await session(handler, `/admin/jobs/runs/${run.id}`);
     const response = await post(handler, `/admin/jobs/runs/${run.id}/retry`, { _csrf: token! }, { cookie });

@@ -70,7 +70,8 @@ export async function seedDashboard(db: Executor): Promise<Seeded> {
   });
   const dead = await claim(db, "reports.build", "worker-a2", 2);
   for (const lease of dead) {
-    await completeJobFailure(db, lease, {
+    await completeJobFailure(db, {
+      lease,
       kind: "TERMINAL",
       code: "report.source_missing",
       message: "no data for month",

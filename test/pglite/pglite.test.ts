@@ -220,15 +220,16 @@ describe("PGlite driver", () => {
       (await claimJobs(db, { workerId, leaseSeconds: 30, limit: 1, jobTypes: ["smoke.manual"] }))[0]!;
     const job = await claim("w2");
     const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w2" };
-    expect((await heartbeatJobs(db, [lease], { leaseSeconds: 30 })).get(job.id)).toBeInstanceOf(Date);
-    await updateJobProgress(db, lease, { progressDone: 1, progressTotal: 2, stage: "halfway" });
+    expect((await heartbeatJobs(db, { leases: [lease], leaseSeconds: 30 })).get(job.id)).toBeInstanceOf(Date);
+    await updateJobProgress(db, { lease, progressDone: 1, progressTotal: 2, stage: "halfway" });
     expect(await getJobById(db, job.id)).toMatchObject({ progressDone: 1, progressTotal: 2, progressPct: 50 });
     await insertJobLog(db, { ...lease, scope: ALL_ORGANIZATIONS, level: "info", message: "hello", payload: { a: 1 } });
     expect((await listJobLogs(db, { jobId: job.id, limit: 10 })).map((l) => [l.message, l.payload])).toEqual([
       ["hello", { a: 1 }],
     ]);
 
-    const retry = await completeJobFailure(db, lease, {
+    const retry = await completeJobFailure(db, {
+      lease,
       kind: "RETRYABLE",
       code: "smoke.retry",
       message: "again",
@@ -302,10 +303,7 @@ describe("PGlite driver", () => {
 
     await upsertJobRuntimeConfig(db, { jobType: "smoke.manual", schemaVersion: 1, config: { limit: 5 } });
     expect((await getJobRuntimeConfig(db, "smoke.manual"))?.config).toEqual({ limit: 5 });
-    expect(await catalog.syncDefinitionsExact(db, catalog.jobTypes())).toEqual({
-      disabledAbsentJobTypes: [],
-      disabledCatalogJobTypes: [],
-    });
+    expect(await catalog.syncDefinitionsExact(db, catalog.jobTypes())).toMatchObject({ created: [], disabled: [] });
   });
 
   it("wraps a PGlite instance it does not own without closing it", async () => {

@@ -38,7 +38,7 @@ const WORKER_OPTIONS = {
   workMs: 2,
   leaseTtlSeconds: 10,
   pollIntervalMs: 100,
-  reaperIntervalSeconds: 1,
+  reaperIntervalMs: 1_000,
   reaperRetryDelayMs: 1000,
 };
 
@@ -207,7 +207,8 @@ describe("database restarts", () => {
         await completeJobSuccess(db, { lease }).catch((e) => {
           if (e instanceof RunledgerError && e.code === "job.lease_owner_mismatch") rejected.success++;
         });
-        await completeJobFailure(db, lease, {
+        await completeJobFailure(db, {
+          lease,
           kind: "RETRYABLE",
           code: "test.stale",
           message: "stale",
@@ -216,7 +217,7 @@ describe("database restarts", () => {
           if (e instanceof RunledgerError && e.code === "job.lease_owner_mismatch") rejected.failure++;
         });
       }
-      expect((await heartbeatJobs(db, stale, { leaseSeconds: 10 })).size).toBe(0);
+      expect((await heartbeatJobs(db, { leases: stale, leaseSeconds: 10 })).size).toBe(0);
       expect(rejected).toEqual({ success: stale.length, failure: stale.length });
       expect(await ledgerCounts(db)).toEqual(before);
 

@@ -163,7 +163,7 @@ async function seed(org: string, label: string, extraPending: number, extraRuns:
     level: "info",
     message: `log of ${org}`,
   });
-  await completeJobFailure(db, lease, { kind: "TERMINAL", code: "tenant.failed", message: `failure of ${org}` });
+  await completeJobFailure(db, { lease, kind: "TERMINAL", code: "tenant.failed", message: `failure of ${org}` });
   const run = (await enqueueWorkflowRun(db, runOf(org, `run-${label}`))).id;
   const cancelRun = (await enqueueWorkflowRun(db, runOf(org))).id;
   for (let i = 0; i < extraRuns; i++) await enqueueWorkflowRun(db, runOf(org));
@@ -177,7 +177,12 @@ async function seed(org: string, label: string, extraPending: number, extraRuns:
     jobTypes: ["tenant.step"],
   });
   const failedLease = { jobId: failing!.id, runNumber: 1, attempt: 1, workerId: `w-${org}` };
-  await completeJobFailure(db, failedLease, { kind: "TERMINAL", code: "tenant.failed", message: `step of ${org}` });
+  await completeJobFailure(db, {
+    lease: failedLease,
+    kind: "TERMINAL",
+    code: "tenant.failed",
+    message: `step of ${org}`,
+  });
   const pendingRun = (await oneStepRun(org, "tenant.pending", "tenant.other")).id;
   const [pendingStep] = await listWorkflowSteps(db, pendingRun);
   const schedule = `nightly-${label}`;

@@ -33,7 +33,7 @@ async function deadLetter(jobType: string, n: number): Promise<string[]> {
   const claimed = await claimJobs(db, { workerId: "w-bulk", leaseSeconds: 60, limit: n, jobTypes: [jobType] });
   for (const job of claimed) {
     const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w-bulk" };
-    await completeJobFailure(db, lease, { kind: "TERMINAL", code: "bulk.failed", message: "failed" });
+    await completeJobFailure(db, { lease, kind: "TERMINAL", code: "bulk.failed", message: "failed" });
   }
   return claimed.map((j) => j.id);
 }

@@ -38,7 +38,7 @@ export async function runJobs(
   for (const job of claimed) {
     const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w" };
     if (outcome === "succeed") await completeJobSuccess(db, { lease });
-    else await completeJobFailure(db, lease, { kind: "TERMINAL", code: "test.failed", message: "failed" });
+    else await completeJobFailure(db, { lease, kind: "TERMINAL", code: "test.failed", message: "failed" });
   }
   return claimed.map((j) => j.id);
 }

@@ -91,7 +91,7 @@ describe("settling a batch of step completions across runs", () => {
         .build(),
     );
     const [lease] = await claimRoots(1);
-    await completeJobFailure(db, lease!, { kind: "TERMINAL", code: "app.failed", message: "no" });
+    await completeJobFailure(db, { lease: lease!, kind: "TERMINAL", code: "app.failed", message: "no" });
     const steps = await stepsOf(run.id);
     expect([...steps.values()].map((s) => [s.stepKey, s.status, s.statusReason])).toEqual([
       ["a", "FAILED", "TERMINAL"],

@@ -42,7 +42,7 @@ async function work(
       const lease: LeaseIdentity = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w" };
       handled.push(job.jobType);
       if (decide(job.jobType) === "succeed") await completeJobSuccess(database, { lease });
-      else await completeJobFailure(database, lease, { kind: "TERMINAL", code: "app.failed", message: "failed" });
+      else await completeJobFailure(database, { lease, kind: "TERMINAL", code: "app.failed", message: "failed" });
     }
   }
 }

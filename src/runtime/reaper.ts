@@ -20,7 +20,7 @@ export interface ReaperOptions {
 }
 
 /**
- * The reaper: every `reaperIntervalSeconds`, recover jobs whose lease ran out (their worker died
+ * The reaper: every `reaperIntervalMs`, recover jobs whose lease ran out (their worker died
  * or stalled) and call the dead-letter hooks of those it dead-lettered.
  */
 export class Reaper {
@@ -55,7 +55,7 @@ export class Reaper {
 
   run(signal: AbortSignal): Promise<RuntimeLoopExit> {
     return tick(() => this.runOnce(), {
-      intervalMs: this.#options.config.reaperIntervalSeconds * 1000,
+      intervalMs: this.#options.config.reaperIntervalMs,
       signal,
       waker: this.#waker,
       onError: (error) => this.#events.emit("loop:error", { loop: "reaper", error }),

@@ -28,7 +28,7 @@ const WORKER_OPTIONS = {
   workMs: 5,
   leaseTtlSeconds: 10,
   pollIntervalMs: 100,
-  reaperIntervalSeconds: 1,
+  reaperIntervalMs: 1_000,
   reaperRetryDelayMs: 1000,
   poolMax: 4,
 };

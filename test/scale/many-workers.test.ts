@@ -30,7 +30,7 @@ const WORKER_OPTIONS = {
   pollIntervalMs: 200,
   // Generous: a loaded machine must not turn a slow heartbeat into a second execution here.
   leaseTtlSeconds: 60,
-  reaperIntervalSeconds: 5,
+  reaperIntervalMs: 5_000,
 };
 
 const { db, url } = await useTestDatabase({ max: 2 });

@@ -1,6 +1,7 @@
 import { uuidv7 } from "uuidv7";
 import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
-import { type ClaimFairness, DEFAULT_PURGE_BATCH, MAX_CLAIM, MAX_PURGE_BATCH } from "../store/index.ts";
+import { type ClaimFairness, DEFAULT_PURGE_BATCH, MAX_PURGE_BATCH } from "../store/index.ts";
+import { MAX_CLAIM } from "../store/worker.ts";
 
 /**
  * How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`.

@@ -1,5 +1,6 @@
 import { ALL_ORGANIZATIONS, type JobContext, type JobProgressUpdate } from "../core/index.ts";
-import { heartbeatJob, insertJobLog, type RunledgerDb, type RunnableJob, updateJobProgress } from "../store/index.ts";
+import { insertJobLog, type RunledgerDb } from "../store/index.ts";
+import { heartbeatJob, type RunnableJob, updateJobProgress } from "../store/worker.ts";
 
 /** What a context needs from the job's run: its signal, made when first asked for. */
 export interface SignalSource {

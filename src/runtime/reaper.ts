@@ -1,5 +1,6 @@
 import { JobFailure, WORKER_FAILURE_CODES } from "../core/index.ts";
-import { LEASE_EXPIRED_MESSAGE, type ReapedDeadLetter, type RunledgerDb, reapExpiredLeases } from "../store/index.ts";
+import type { RunledgerDb } from "../store/index.ts";
+import { LEASE_EXPIRED_MESSAGE, type ReapedDeadLetter, reapExpiredLeases } from "../store/worker.ts";
 import type { JobsConfig } from "./config.ts";
 import { RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, tick, Waker } from "./loop.ts";

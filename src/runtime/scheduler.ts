@@ -1,4 +1,5 @@
-import { materializeDueSchedules, type RunledgerDb } from "../store/index.ts";
+import type { RunledgerDb } from "../store/index.ts";
+import { materializeDueSchedules } from "../store/worker.ts";
 import type { JobsConfig } from "./config.ts";
 import { RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, tick, Waker } from "./loop.ts";

@@ -11,14 +11,11 @@ import {
   activeTracer,
   CANCEL_CHANNEL,
   canceledJobIds,
-  claimRunnableJobs,
-  heartbeatJobs,
   JOBS_CHANNEL,
   type RunledgerDb,
-  type RunnableJob,
-  returnUnstartedClaims,
   type Subscription,
 } from "../store/index.ts";
+import { claimRunnableJobs, heartbeatJobs, type RunnableJob, returnUnstartedClaims } from "../store/worker.ts";
 import type { JobsConfig } from "./config.ts";
 import { type AbortReason, RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, Waker } from "./loop.ts";

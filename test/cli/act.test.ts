@@ -1,7 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import {
-  claimJobs,
-  completeJobFailure,
   countJobs,
   enqueueWorkflowRun,
   getJobById,
@@ -11,6 +9,7 @@ import {
   listDeadLetters,
   listWorkflowSteps,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure } from "../../src/store/worker.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { ORG_A, ORG_B, type Seeded, seedDashboard } from "../dashboard/seed.ts";
 import { useTestDatabase } from "../support/db.ts";

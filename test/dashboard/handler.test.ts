@@ -8,8 +8,6 @@ import {
   type DashboardTarget,
 } from "../../src/dashboard/index.ts";
 import {
-  claimJobs,
-  completeJobFailure,
   enqueueJob,
   enqueueWorkflowRun,
   getJobById,
@@ -17,6 +15,7 @@ import {
   getWorkflowRunById,
   setJobTypeLimits,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 import { ORG_A, ORG_B, type Seeded, seedDashboard } from "./seed.ts";

@@ -1,14 +1,12 @@
 import { WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "../../src/core/index.ts";
 import {
-  claimJobs,
-  completeJobFailure,
-  completeJobSuccess,
   type Executor,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobSuccess } from "../../src/store/worker.ts";
 import { defineJob } from "../support/factories.ts";
 
 /*

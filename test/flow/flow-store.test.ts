@@ -3,13 +3,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { RunledgerError, WorkflowRunEnqueueBuilder, WorkflowStepEnqueueBuilder } from "../../src/core/index.ts";
 import { JobCatalog } from "../../src/runtime/index.ts";
 import {
-  claimJobs,
-  claimRunnableJobs,
-  completeJobSuccess,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
-  type FlowClaimMemo,
   getFlowControlState,
   getJobById,
   pauseJobType,
@@ -19,6 +15,7 @@ import {
   setJobTypeLimits,
   setKeyLimit,
 } from "../../src/store/index.ts";
+import { claimJobs, claimRunnableJobs, completeJobSuccess, type FlowClaimMemo } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 

@@ -12,10 +12,7 @@ import {
   backfillJobSchedule,
   cancelJob,
   cancelWorkflowRun,
-  claimJobs,
   completeExternalWorkflowStep,
-  completeJobFailure,
-  completeJobSuccess,
   createDb,
   createEmbeddedDb,
   enqueueJob,
@@ -26,7 +23,6 @@ import {
   getJobMetrics,
   getJobRuntimeConfig,
   getWorkflowRunById,
-  heartbeatJobs,
   insertJobLog,
   inspectSchema,
   JOBS_CHANNEL,
@@ -34,17 +30,23 @@ import {
   listJobLogs,
   listJobs,
   listWorkflowSteps,
-  materializeDueSchedules,
   migrate,
   queryRows,
   type RunledgerDb,
-  reapExpiredLeases,
   requeueJob,
   setJobScheduleActive,
-  updateJobProgress,
   upsertJobRuntimeConfig,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import {
+  claimJobs,
+  completeJobFailure,
+  completeJobSuccess,
+  heartbeatJobs,
+  materializeDueSchedules,
+  reapExpiredLeases,
+  updateJobProgress,
+} from "../../src/store/worker.ts";
 import { waitFor } from "../support/wait.ts";
 
 /*

@@ -1,17 +1,14 @@
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { RunledgerError } from "../../src/core/index.ts";
+import { cancelJob, createDb, enqueueJob, queryRows } from "../../src/store/index.ts";
 import {
-  cancelJob,
   completeJobFailure,
   completeJobSuccess,
-  createDb,
-  enqueueJob,
   heartbeatJobs,
   type LeaseIdentity,
-  queryRows,
   reapExpiredLeases,
-} from "../../src/store/index.ts";
+} from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { badAttemptStories, defineJob, ledgerCounts } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";

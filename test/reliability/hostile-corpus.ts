@@ -16,14 +16,12 @@ import {
   cancelJob,
   cancelWorkflowRun,
   completeExternalWorkflowStep,
-  completeJobFailure,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
   getJobMetrics,
   insertJobDefinitionIfMissing,
   insertJobLog,
-  type LeaseIdentity,
   listJobEvents,
   listJobLogs,
   listJobSchedules,
@@ -33,10 +31,10 @@ import {
   type RunledgerDb,
   retryWorkflowRun,
   setJobScheduleActive,
-  updateJobProgress,
   updateWorkflowStepAndPendingJobPayload,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { completeJobFailure, type LeaseIdentity, updateJobProgress } from "../../src/store/worker.ts";
 import { jobStep } from "../core/workflow-fixtures.ts";
 
 /*

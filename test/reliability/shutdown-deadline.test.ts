@@ -11,7 +11,8 @@ import {
   type RuntimeEventMap,
   Supervisor,
 } from "../../src/runtime/index.ts";
-import { enqueueJob, getJobById, queryRows, reapExpiredLeases } from "../../src/store/index.ts";
+import { enqueueJob, getJobById, queryRows } from "../../src/store/index.ts";
+import { reapExpiredLeases } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { badAttemptStories } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";

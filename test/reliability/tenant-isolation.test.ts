@@ -11,9 +11,7 @@ import {
   cancelJob,
   cancelJobs,
   cancelWorkflowRun,
-  claimJobs,
   completeExternalWorkflowStep,
-  completeJobFailure,
   countJobs,
   countJobsByStatus,
   countWorkflowRuns,
@@ -60,6 +58,7 @@ import {
   upsertJobSchedule,
   waitForWorkflowRun,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure } from "../../src/store/worker.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";

@@ -4,7 +4,8 @@
 // (a plain insert per run of the handler, not the effect table, whose ON CONFLICT hides repeats).
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
-import { queryRows, reapExpiredLeases } from "../../src/store/index.ts";
+import { queryRows } from "../../src/store/index.ts";
+import { reapExpiredLeases } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";

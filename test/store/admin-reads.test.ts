@@ -3,9 +3,6 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, newId } from "../../src/core/index.ts";
 import {
   cancelJob,
-  claimJobs,
-  completeJobFailure,
-  completeJobSuccess,
   countJobsByStatus,
   enqueueJob,
   enqueueJobs,
@@ -20,6 +17,7 @@ import {
   requeueJob,
   searchJobsAndRuns,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobSuccess } from "../../src/store/worker.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";

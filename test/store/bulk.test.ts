@@ -3,8 +3,6 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, newId, RunledgerError } from "../../src/core/index.ts";
 import {
   cancelJobs,
-  claimJobs,
-  completeJobFailure,
   countJobs,
   enqueueJobs,
   enqueueWorkflowRun,
@@ -15,6 +13,7 @@ import {
   queryRows,
   requeueJobs,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure } from "../../src/store/worker.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, ledgerCounts } from "../support/factories.ts";

@@ -2,30 +2,32 @@ import { eq, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   cancelJob,
+  type Executor,
+  enqueueJob,
+  getJobById,
+  getJobMetrics,
+  type JobRecord,
+  listJobAttempts,
+  listJobEvents,
+  listJobs,
+  queryRows,
+  requeueJob,
+  schema,
+} from "../../src/store/index.ts";
+import {
   claimJobs,
   claimRunnableJobs,
   completeJobFailure,
   completeJobSuccess,
   completeJobsSuccess,
-  type Executor,
-  enqueueJob,
-  getJobById,
-  getJobMetrics,
   heartbeatJob,
   heartbeatJobs,
-  type JobRecord,
   type LeaseIdentity,
-  listJobAttempts,
-  listJobEvents,
-  listJobs,
-  queryRows,
   reapExpiredLeases,
   releaseUnstartedJobClaim,
-  requeueJob,
   returnUnstartedClaims,
-  schema,
   updateJobProgress,
-} from "../../src/store/index.ts";
+} from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, eventTypes, expireLease } from "../support/factories.ts";
 

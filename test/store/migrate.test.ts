@@ -6,18 +6,17 @@ import { readMigrationFiles } from "drizzle-orm/migrator";
 import { afterAll, describe, expect, it } from "vitest";
 import { isRunledgerError, type QueryError, SchemaCompatibilityError } from "../../src/core/index.ts";
 import {
-  completeJobSuccess,
   createDb,
   ensureSchemaCompatible,
   inspectSchema,
   listJobSchedules,
   MIGRATIONS_FOLDER,
-  materializeDueSchedules,
   migrate,
   queryRows,
   type RunledgerDb,
   toQueryError,
 } from "../../src/store/index.ts";
+import { completeJobSuccess, materializeDueSchedules } from "../../src/store/worker.ts";
 import { resolveServerUrl } from "../../src/testing/index.ts";
 import { adminClient, withDatabase } from "../../src/testing/server.ts";
 import { finished, ROOT, run, startTs } from "../support/processes.ts";

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
-import { claimJobs, completeJobFailure, completeJobSuccess, type Executor, queryRows } from "../../src/store/index.ts";
+import { type Executor, queryRows } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobSuccess } from "../../src/store/worker.ts";
 
 /** Far enough ahead that every finished row is older than any retention a test asks for. */
 export const LATER = new Date(Date.now() + 365 * 86_400_000);

@@ -4,7 +4,6 @@ import {
   createDb,
   getJobById,
   listJobSchedules,
-  materializeDueSchedules,
   queryRows,
   type RunledgerDb,
   setJobScheduleActive,
@@ -12,6 +11,7 @@ import {
   upsertJobDefinition,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { materializeDueSchedules } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob } from "../support/factories.ts";
 

@@ -3,9 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkflowDagBuilder } from "../../src/core/index.ts";
 import {
   cancelWorkflowRun,
-  claimJobs,
-  completeJobSuccess,
-  completeJobsSuccess,
   createDb,
   enqueueWorkflowRun,
   getWorkflowRunById,
@@ -13,6 +10,7 @@ import {
   queryRows,
   type RunledgerDb,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobSuccess, completeJobsSuccess } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 

@@ -11,27 +11,29 @@ import {
 import {
   appendWorkflowSteps,
   cancelWorkflowRun,
-  claimJobs,
-  claimRunnableJobs,
   completeExternalWorkflowStep,
-  completeJobFailure,
-  completeJobSuccess,
   createDb,
   type Executor,
   enqueueWorkflowRun,
   getJobById,
   getWorkflowRunById,
-  type LeaseIdentity,
   listJobAttempts,
   listJobEvents,
   listWorkflowSteps,
   queryRows,
   type RetryWorkflowRunInput,
   type RunledgerDb,
-  reapExpiredLeases,
   retryWorkflowRun,
-  updateJobProgress,
 } from "../../src/store/index.ts";
+import {
+  claimJobs,
+  claimRunnableJobs,
+  completeJobFailure,
+  completeJobSuccess,
+  type LeaseIdentity,
+  reapExpiredLeases,
+  updateJobProgress,
+} from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob, expireLease, ledgerCounts } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";

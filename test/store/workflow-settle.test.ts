@@ -1,16 +1,8 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "../../src/core/index.ts";
-import {
-  claimJobs,
-  completeJobFailure,
-  completeJobsSuccess,
-  enqueueWorkflowRun,
-  getWorkflowRunById,
-  type LeaseIdentity,
-  listWorkflowSteps,
-  queryRows,
-} from "../../src/store/index.ts";
+import { enqueueWorkflowRun, getWorkflowRunById, listWorkflowSteps, queryRows } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobsSuccess, type LeaseIdentity } from "../../src/store/worker.ts";
 import { releaseLockKey } from "../../src/store/workflows/release-lock.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, eventTypes } from "../support/factories.ts";

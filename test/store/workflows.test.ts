@@ -3,18 +3,15 @@ import { WorkflowDagBuilder, WorkflowRunEnqueueBuilder, WorkflowStepEnqueueBuild
 import {
   appendWorkflowSteps,
   cancelWorkflowRun,
-  claimJobs,
   completeExternalWorkflowStep,
-  completeJobFailure,
-  completeJobSuccess,
   enqueueWorkflowRun,
   getWorkflowRunById,
-  type LeaseIdentity,
   listWorkflowRuns,
   listWorkflowStepDependencies,
   listWorkflowSteps,
   type RunledgerDb,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobSuccess, type LeaseIdentity } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, ledgerCounts } from "../support/factories.ts";
 

@@ -455,6 +455,7 @@ describe("package lint", () => {
         ".",
         "./core",
         "./store",
+        "./store/worker",
         "./runtime",
         "./testing",
         "./dashboard",

@@ -7,15 +7,8 @@
 // unfiltered, by status, by type and on its second page; for every organization and for one.
 import { sql } from "drizzle-orm";
 import { ALL_ORGANIZATIONS, createDashboard, type DashboardScope } from "../src/dashboard/index.ts";
-import {
-  cancelJob,
-  claimJobs,
-  completeJobFailure,
-  completeJobsSuccess,
-  createDb,
-  enqueueJobs,
-  upsertJobDefinition,
-} from "../src/store/index.ts";
+import { cancelJob, createDb, enqueueJobs, upsertJobDefinition } from "../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobsSuccess } from "../src/store/worker.ts";
 import type { ChildResult, ScenarioSpec } from "./scenarios.ts";
 
 const TYPES = Array.from({ length: 10 }, (_, i) => `bench.dash.type${i}`);
@@ -82,7 +75,7 @@ async function load(url: string, n: number): Promise<ChildResult> {
         ),
       );
       for (const lease of leases.slice(0, failing)) {
-        await completeJobFailure(db, lease, { kind: "TERMINAL", code: "bench.failed", message: "failed on purpose" });
+        await completeJobFailure(db, { lease, kind: "TERMINAL", code: "bench.failed", message: "failed on purpose" });
       }
       for (const lease of leases.slice(failing, failing + toCancel))
         await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: lease.jobId });

@@ -34,6 +34,9 @@ function targetLayer(file: string, specifier: string): string | undefined {
   return layerOf(join(file, "..", specifier));
 }
 
+/** A layer's entry points besides its index.ts: `runledger/store/worker`, the worker's lifecycle. */
+const SUBPATHS: Readonly<Record<string, string>> = { "./store/worker": "store/worker" };
+
 const files = sourceFiles(SRC).map((path) => ({
   path,
   layer: layerOf(path),
@@ -97,13 +100,18 @@ describe("architecture", () => {
     expect(offending).toEqual([]);
   });
 
-  it("crosses layers only through the other layer's index.ts", () => {
+  it("crosses layers only through the other layer's index.ts (or a documented subpath)", () => {
+    const entries = Object.values(SUBPATHS).map((entry) => `/${entry}.ts`);
     const offending = files.flatMap((f) =>
       f.imports
         .filter((s) => {
           const target = targetLayer(f.path, s);
           return (
-            target !== undefined && target !== f.layer && !s.endsWith(`/${target}/index.ts`) && target !== "index.ts"
+            target !== undefined &&
+            target !== f.layer &&
+            !s.endsWith(`/${target}/index.ts`) &&
+            !entries.some((entry) => s.endsWith(entry)) &&
+            target !== "index.ts"
           );
         })
         .map((s) => `${relative(ROOT, f.path)} -> ${s}`),
@@ -117,14 +125,31 @@ describe("architecture", () => {
     };
     // src/cli/ holds the `runledger` bin's commands (package.json `bin`), not a subpath.
     const layers = readdirSync(SRC).filter((entry) => entry !== "cli" && statSync(join(SRC, entry)).isDirectory());
-    const expected = [".", ...layers.map((l) => `./${l}`), "./package.json"].sort();
+    const expected = [".", ...layers.map((l) => `./${l}`), ...Object.keys(SUBPATHS), "./package.json"].sort();
     expect(Object.keys(pkg.exports).sort()).toEqual(expected);
+    for (const [subpath, entry] of Object.entries(SUBPATHS)) {
+      expect(readdirSync(join(SRC, entry, ".."))).toContain(`${entry.split("/").at(-1)}.ts`);
+      expect(pkg.exports[subpath]).toEqual({ types: `./dist/${entry}.d.ts`, default: `./dist/${entry}.js` });
+    }
     for (const layer of layers) {
       expect(readdirSync(join(SRC, layer))).toContain("index.ts");
       expect(pkg.exports[`./${layer}`]).toEqual({
         types: `./dist/${layer}/index.d.ts`,
         default: `./dist/${layer}/index.js`,
       });
+    }
+  });
+
+  it("keeps the worker's lifecycle out of the app's runledger/store, and only there", async () => {
+    const app = await import("../src/store/index.ts");
+    const worker = await import("../src/store/worker.ts");
+    const shared = Object.keys(worker).filter((name) => name in app);
+    expect(shared).toEqual([]);
+    for (const name of ["claimRunnableJobs", "completeJobsSuccess", "heartbeatJobs", "reapExpiredLeases"]) {
+      expect(typeof (worker as Record<string, unknown>)[name], name).toBe("function");
+    }
+    for (const name of ["enqueueJob", "migrate", "listJobs", "cancelJob", "createDb"]) {
+      expect(typeof (app as Record<string, unknown>)[name], name).toBe("function");
     }
   });
 

@@ -188,6 +188,12 @@ describe("README.md", () => {
       sql`select count(*)::int as n from runledger.job_queue where schedule_id = ${nightly!.id}`,
     );
     expect(backfilled!.n).toBe(7);
+    // The own-worker block claimed its job and completed it through runledger/store/worker.
+    const exported = await queryRows<{ status: string; progress_done: number }>(
+      db,
+      sql`select status, progress_done::int from runledger.job_queue where job_type = 'ledger.export'`,
+    );
+    expect(exported).toEqual([{ status: "SUCCEEDED", progress_done: 1 }]);
   }, 60_000);
 });
 

@@ -132,7 +132,7 @@ export function runledgerSystem(url: string, options: { pooled?: boolean; max?: 
         const env = (name: string, fallback: number) => (process.env[name]?.trim() ? undefined : fallback);
         const overrides = Object.fromEntries(
           Object.entries({
-            retentionIntervalSeconds: env("JOBS_RETENTION_INTERVAL_SECONDS", 5),
+            retentionIntervalMs: env("JOBS_RETENTION_INTERVAL_SECONDS", 5000),
             retentionSucceededSeconds: env("JOBS_RETENTION_SUCCEEDED_SECONDS", retentionSeconds),
             retentionCanceledSeconds: env("JOBS_RETENTION_CANCELED_SECONDS", retentionSeconds),
             retentionDeadLetteredSeconds: env("JOBS_RETENTION_DEAD_LETTERED_SECONDS", retentionSeconds),

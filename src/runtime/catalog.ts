@@ -11,6 +11,7 @@ import {
   WorkflowStepEnqueueBuilder,
 } from "../core/index.ts";
 import {
+  type DefinitionSyncResult,
   type EnqueuedJob,
   type Executor,
   enqueueJob,
@@ -204,7 +205,7 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
    * Write the catalog's definitions (additive: types absent from the catalog are left alone).
    * An enabled catalog keeps an operator's pause on an existing row; `enabled(false)` disables.
    */
-  syncDefinitions(db: Executor): Promise<{ disabledJobTypes: string[] }> {
+  syncDefinitions(db: Executor): Promise<DefinitionSyncResult> {
     return syncJobDefinitions(db, this.definitions(), this.#enabled ? "preserve-enabled" : "restore-enabled");
   }
 
@@ -212,10 +213,7 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
    * Make `scope` match the catalog exactly: write every entry with the catalog's enabled state and
    * disable enabled in-scope types the catalog lacks (refused while an active schedule uses one).
    */
-  syncDefinitionsExact(
-    db: Executor,
-    scope: readonly string[],
-  ): Promise<{ disabledAbsentJobTypes: string[]; disabledCatalogJobTypes: string[] }> {
+  syncDefinitionsExact(db: Executor, scope: readonly string[]): Promise<DefinitionSyncResult> {
     if (scope.length === 0) throw new RunledgerError("catalog.invalid_exact_sync_scope");
     if (scope.some((t) => typeof t !== "string" || t.trim() === "")) {
       throw new RunledgerError("catalog.invalid_exact_sync_scope", { details: { reason: "blank job type" } });

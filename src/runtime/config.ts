@@ -1,8 +1,17 @@
 import { uuidv7 } from "uuidv7";
 import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
-import { type ClaimFairness, DEFAULT_PURGE_BATCH, MAX_CLAIM, MAX_PURGE_BATCH } from "../store/index.ts";
+import { type ClaimFairness, DEFAULT_PURGE_BATCH, MAX_PURGE_BATCH } from "../store/index.ts";
+import { MAX_CLAIM } from "../store/worker.ts";
 
-/** How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`. */
+/**
+ * How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`.
+ *
+ * One unit per kind of field, named in the field: how often a loop runs and how long something
+ * waits (intervals, delays) are milliseconds, `…Ms`, like `retryDelayMs` and `shutdown(timeoutMs)`;
+ * how long something lasts in the database (a lease, a retention age) is seconds, `…Seconds`,
+ * like a job's `timeoutSeconds`. Environment variables keep the spec's names and units
+ * (`JOBS_REAPER_INTERVAL_SECONDS` sets `reaperIntervalMs`).
+ */
 export interface JobsConfig {
   /** Identifies this process's leases. Default `worker-<uuidv7>`. */
   readonly workerId: string;
@@ -14,10 +23,10 @@ export interface JobsConfig {
   readonly leaseTtlSeconds: number;
   /** Handlers running at once in this process. Default 32. */
   readonly maxGlobalConcurrency: number;
-  /** How often the reaper looks for expired leases. Default 15 s. */
-  readonly reaperIntervalSeconds: number;
-  /** How often the scheduler looks for due schedules. Default 30 s. */
-  readonly schedulePollIntervalSeconds: number;
+  /** How often the reaper looks for expired leases. Default 15,000 ms, at least 1,000. */
+  readonly reaperIntervalMs: number;
+  /** How often the scheduler looks for due schedules. Default 30,000 ms, at least 1,000. */
+  readonly schedulePollIntervalMs: number;
   /** Delay before a job whose lease expired runs again. Default 30,000 ms, at least 1,000. */
   readonly reaperRetryDelayMs: number;
   /**
@@ -27,8 +36,8 @@ export interface JobsConfig {
    * and claims in strict order in between (README "Flow control"). Default: none.
    */
   readonly claimFairness?: ClaimFairness;
-  /** How often the retention sweep runs; 0 turns it off. Default 60 s. */
-  readonly retentionIntervalSeconds: number;
+  /** How often the retention sweep runs; 0 turns it off, otherwise at least 1,000. Default 60,000 ms. */
+  readonly retentionIntervalMs: number;
   /** How long a SUCCEEDED standalone job is kept after it finished; 0 keeps it forever. Default 7 days. */
   readonly retentionSucceededSeconds: number;
   /** How long a CANCELED standalone job is kept; 0 keeps it forever. Default 7 days. */
@@ -52,6 +61,10 @@ interface Field {
   min: number;
   /** Values above it are lowered to it. */
   max?: number;
+  /** The variable is in seconds and the field in milliseconds (the spec's variable names). */
+  secondsInEnv?: true;
+  /** 0 is kept (it turns the loop off); other values are raised to `min`. */
+  zeroTurnsOff?: true;
 }
 
 const FIELDS: readonly Field[] = [
@@ -59,21 +72,22 @@ const FIELDS: readonly Field[] = [
   { env: "JOBS_CLAIM_BATCH_SIZE", key: "claimBatchSize", fallback: 16, min: 1, max: MAX_CLAIM },
   { env: "JOBS_LEASE_TTL_SECONDS", key: "leaseTtlSeconds", fallback: 60, min: 10, max: MAX_TIMEOUT_SECONDS },
   { env: "JOBS_MAX_GLOBAL_CONCURRENCY", key: "maxGlobalConcurrency", fallback: 32, min: 1 },
-  { env: "JOBS_REAPER_INTERVAL_SECONDS", key: "reaperIntervalSeconds", fallback: 15, min: 1, max: MAX_TIMEOUT_SECONDS },
+  { env: "JOBS_REAPER_INTERVAL_SECONDS", key: "reaperIntervalMs", fallback: 15_000, min: 1000, secondsInEnv: true },
   {
     env: "JOBS_SCHEDULE_POLL_INTERVAL_SECONDS",
-    key: "schedulePollIntervalSeconds",
-    fallback: 30,
-    min: 1,
-    max: MAX_TIMEOUT_SECONDS,
+    key: "schedulePollIntervalMs",
+    fallback: 30_000,
+    min: 1000,
+    secondsInEnv: true,
   },
   { env: "JOBS_REAPER_RETRY_DELAY_MS", key: "reaperRetryDelayMs", fallback: 30_000, min: 1000 },
   {
     env: "JOBS_RETENTION_INTERVAL_SECONDS",
-    key: "retentionIntervalSeconds",
-    fallback: 60,
-    min: 0,
-    max: MAX_TIMEOUT_SECONDS,
+    key: "retentionIntervalMs",
+    fallback: 60_000,
+    min: 1000,
+    secondsInEnv: true,
+    zeroTurnsOff: true,
   },
   { env: "JOBS_RETENTION_SUCCEEDED_SECONDS", key: "retentionSucceededSeconds", fallback: 7 * DAY, min: 0 },
   { env: "JOBS_RETENTION_CANCELED_SECONDS", key: "retentionCanceledSeconds", fallback: 7 * DAY, min: 0 },
@@ -92,8 +106,16 @@ const FIELDS: readonly Field[] = [
 const MAX = 2_147_483_647;
 
 function clamp(field: Field, value: number): number {
+  if (field.zeroTurnsOff && value <= 0) return 0;
   return Math.min(field.max ?? MAX, Math.max(field.min, value));
 }
+
+/** Fields renamed when every interval became milliseconds: named in the error a stale caller gets. */
+const RENAMED: Readonly<Record<string, string>> = {
+  reaperIntervalSeconds: "reaperIntervalMs",
+  schedulePollIntervalSeconds: "schedulePollIntervalMs",
+  retentionIntervalSeconds: "retentionIntervalMs",
+};
 
 function defaultWorkerId(): string {
   return `worker-${uuidv7()}`;
@@ -127,7 +149,7 @@ export const JobsConfig = {
         problems.push(`${field.env} must be a whole number`);
         continue;
       }
-      values[field.key] = clamp(field, Number(raw));
+      values[field.key] = clamp(field, Number(raw) * (field.secondsInEnv ? 1000 : 1));
     }
     const fairness = env.JOBS_CLAIM_FAIRNESS?.trim();
     if (fairness && !FAIRNESS.includes(fairness as ClaimFairness)) {
@@ -146,6 +168,9 @@ export const JobsConfig = {
   from(overrides: Partial<JobsConfig> = {}): JobsConfig {
     const config: Record<string, unknown> = { workerId: overrides.workerId?.trim() || defaultWorkerId() };
     const problems: string[] = [];
+    for (const [old, now] of Object.entries(RENAMED)) {
+      if (old in overrides) problems.push(`${old} is now ${now} (milliseconds)`);
+    }
     for (const field of FIELDS) {
       const value = overrides[field.key] ?? field.fallback;
       if (!Number.isInteger(value) || value > MAX) problems.push(`${field.key} must be a whole number`);

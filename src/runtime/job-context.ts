@@ -1,5 +1,6 @@
 import { ALL_ORGANIZATIONS, type JobContext, type JobProgressUpdate } from "../core/index.ts";
-import { heartbeatJob, insertJobLog, type RunledgerDb, type RunnableJob, updateJobProgress } from "../store/index.ts";
+import { insertJobLog, type RunledgerDb } from "../store/index.ts";
+import { heartbeatJob, type RunnableJob, updateJobProgress } from "../store/worker.ts";
 
 /** What a context needs from the job's run: its signal, made when first asked for. */
 export interface SignalSource {
@@ -64,11 +65,11 @@ export class RunningJobContext implements JobContext {
   }
 
   progress(update: JobProgressUpdate): Promise<void> {
-    return updateJobProgress(this.#db, this.#job, update);
+    return updateJobProgress(this.#db, { ...update, lease: this.#job });
   }
 
   async heartbeat(): Promise<void> {
-    await heartbeatJob(this.#db, this.#job, { leaseSeconds: this.#leaseSeconds });
+    await heartbeatJob(this.#db, { lease: this.#job, leaseSeconds: this.#leaseSeconds });
   }
 
   async log(level: string, message: string, payload?: Record<string, unknown>): Promise<void> {
@@ -84,6 +85,6 @@ export class RunningJobContext implements JobContext {
   }
 
   checkpoint(value: unknown): Promise<void> {
-    return updateJobProgress(this.#db, this.#job, { checkpoint: value });
+    return updateJobProgress(this.#db, { lease: this.#job, checkpoint: value });
   }
 }

@@ -1,5 +1,6 @@
 import { JobFailure, WORKER_FAILURE_CODES } from "../core/index.ts";
-import { LEASE_EXPIRED_MESSAGE, type ReapedDeadLetter, type RunledgerDb, reapExpiredLeases } from "../store/index.ts";
+import type { RunledgerDb } from "../store/index.ts";
+import { LEASE_EXPIRED_MESSAGE, type ReapedDeadLetter, reapExpiredLeases } from "../store/worker.ts";
 import type { JobsConfig } from "./config.ts";
 import { RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, tick, Waker } from "./loop.ts";
@@ -20,7 +21,7 @@ export interface ReaperOptions {
 }
 
 /**
- * The reaper: every `reaperIntervalSeconds`, recover jobs whose lease ran out (their worker died
+ * The reaper: every `reaperIntervalMs`, recover jobs whose lease ran out (their worker died
  * or stalled) and call the dead-letter hooks of those it dead-lettered.
  */
 export class Reaper {
@@ -55,7 +56,7 @@ export class Reaper {
 
   run(signal: AbortSignal): Promise<RuntimeLoopExit> {
     return tick(() => this.runOnce(), {
-      intervalMs: this.#options.config.reaperIntervalSeconds * 1000,
+      intervalMs: this.#options.config.reaperIntervalMs,
       signal,
       waker: this.#waker,
       onError: (error) => this.#events.emit("loop:error", { loop: "reaper", error }),

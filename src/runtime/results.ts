@@ -10,13 +10,8 @@ import {
   truncateFailureMessage,
   WORKER_FAILURE_CODES,
 } from "../core/index.ts";
-import {
-  type CompletionResult,
-  completeJobFailure,
-  completeJobsSuccess,
-  type JobSuccess,
-  type RunledgerDb,
-} from "../store/index.ts";
+import type { RunledgerDb } from "../store/index.ts";
+import { type CompletionResult, completeJobFailure, completeJobsSuccess, type JobSuccess } from "../store/worker.ts";
 import type { JobEventInfo, RuntimeEvents } from "./events.ts";
 import { RunningJobContext } from "./job-context.ts";
 import type { JobRegistry } from "./registry.ts";
@@ -101,7 +96,8 @@ export class ResultRecorder {
         this.retryPolicy({ attempt: job.attempt, jobId: job.id, jobType: job.jobType, failure }))
       : undefined;
     try {
-      const result = await completeJobFailure(this.db, job, {
+      const result = await completeJobFailure(this.db, {
+        lease: job,
         kind: failure.kind,
         code: failure.code,
         message: failure.message,

@@ -32,7 +32,7 @@ interface Pass {
 }
 
 /**
- * The retention sweep: every `retentionIntervalSeconds`, delete standalone jobs and workflow runs
+ * The retention sweep: every `retentionIntervalMs`, delete standalone jobs and workflow runs
  * that finished longer ago than their outcome's retention, in short transactions. Leaderless: each
  * process sweeps, and `SKIP LOCKED` splits the rows between them; nothing live is ever touched.
  * Standalone jobs and runs are disjoint rows, swept by two loops side by side (two connections at
@@ -60,7 +60,7 @@ export class RetentionSweeper {
   }
 
   async run(signal: AbortSignal): Promise<RuntimeLoopExit> {
-    const intervalMs = this.#options.config.retentionIntervalSeconds * 1000;
+    const intervalMs = this.#options.config.retentionIntervalMs;
     const onError = (error: unknown) => this.#events.emit("loop:error", { loop: "retention", error });
     const loop = (pass: () => Promise<Pass>, waker: Waker) =>
       tick(

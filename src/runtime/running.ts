@@ -1,7 +1,8 @@
 import type { Span } from "@opentelemetry/api";
 import * as v from "valibot";
 import { JobFailure, WORKER_FAILURE_CODES } from "../core/index.ts";
-import type { RunledgerDb, RunnableJob } from "../store/index.ts";
+import type { RunledgerDb } from "../store/index.ts";
+import type { RunnableJob } from "../store/worker.ts";
 import type { AbortReason, JobEventInfo } from "./events.ts";
 import { RunningJobContext, type SignalSource } from "./job-context.ts";
 import type { JobRegistry } from "./registry.ts";

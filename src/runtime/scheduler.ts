@@ -1,4 +1,5 @@
-import { materializeDueSchedules, type RunledgerDb } from "../store/index.ts";
+import type { RunledgerDb } from "../store/index.ts";
+import { materializeDueSchedules } from "../store/worker.ts";
 import type { JobsConfig } from "./config.ts";
 import { RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, tick, Waker } from "./loop.ts";
@@ -15,7 +16,7 @@ export interface SchedulerOptions {
 }
 
 /**
- * The scheduler: every `schedulePollIntervalSeconds`, turn the due slots of each schedule into
+ * The scheduler: every `schedulePollIntervalMs`, turn the due slots of each schedule into
  * jobs as its catch-up window and overlap policy say, and advance its cursor. Any number of
  * schedulers may run against one database: each slot fires once. A pass that stopped at its
  * limits with slots still due is followed by another at once.
@@ -43,7 +44,7 @@ export class Scheduler {
 
   run(signal: AbortSignal): Promise<RuntimeLoopExit> {
     return tick(() => this.runOnce(), {
-      intervalMs: this.#options.config.schedulePollIntervalSeconds * 1000,
+      intervalMs: this.#options.config.schedulePollIntervalMs,
       signal,
       waker: this.#waker,
       onError: (error) => this.#events.emit("loop:error", { loop: "scheduler", error }),

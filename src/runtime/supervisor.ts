@@ -77,7 +77,7 @@ export class Supervisor {
   readonly worker: Worker | undefined;
   readonly reaper: Reaper | undefined;
   readonly scheduler: Scheduler | undefined;
-  /** The retention sweep; absent when disabled or `retentionIntervalSeconds` is 0. */
+  /** The retention sweep; absent when disabled or `retentionIntervalMs` is 0. */
   readonly retention: RetentionSweeper | undefined;
   readonly #controller = new AbortController();
   #tasks: Task[] = [];
@@ -137,7 +137,7 @@ export class Supervisor {
         monitor: monitor("scheduler"),
       });
     }
-    if (parts.retention && config.retentionIntervalSeconds > 0) {
+    if (parts.retention && config.retentionIntervalMs > 0) {
       // The database's clock, not the scheduler's: a test clock far ahead must not age rows out.
       this.retention = new RetentionSweeper({ db, config, events: this.events });
     }

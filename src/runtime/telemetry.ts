@@ -14,7 +14,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import { ALL_ORGANIZATIONS, deadLetterReason, type JobFailure, type OrganizationScope } from "../core/index.ts";
-import type { RunledgerDb, RunnableJob } from "../store/index.ts";
+import type { RunledgerDb } from "../store/index.ts";
 import {
   TELEMETRY_ATTRIBUTES as ATTR,
   activeMeter,
@@ -27,6 +27,7 @@ import {
   readFinishedWorkflowRuns,
   readQueueDepth,
 } from "../store/index.ts";
+import type { RunnableJob } from "../store/worker.ts";
 
 /**
  * How a job's processing span relates to the span that enqueued it: a link (the default, as the

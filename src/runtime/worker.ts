@@ -11,14 +11,11 @@ import {
   activeTracer,
   CANCEL_CHANNEL,
   canceledJobIds,
-  claimRunnableJobs,
-  heartbeatJobs,
   JOBS_CHANNEL,
   type RunledgerDb,
-  type RunnableJob,
-  returnUnstartedClaims,
   type Subscription,
 } from "../store/index.ts";
+import { claimRunnableJobs, heartbeatJobs, type RunnableJob, returnUnstartedClaims } from "../store/worker.ts";
 import type { JobsConfig } from "./config.ts";
 import { type AbortReason, RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, Waker } from "./loop.ts";
@@ -320,7 +317,7 @@ export class Worker {
     const queued = this.#queue.splice(0);
     if (queued.length === 0) return;
     try {
-      await returnUnstartedClaims(this.#db, queued, { reason: RETURNED_UNSTARTED });
+      await returnUnstartedClaims(this.#db, { leases: queued, reason: RETURNED_UNSTARTED });
     } catch (error) {
       // The reaper recovers them when their leases run out.
       this.#events.emit("loop:error", { loop: "worker", error });
@@ -400,7 +397,8 @@ export class Worker {
     const queued = [...this.#queue];
     if (entries.length === 0 && queued.length === 0) return;
     try {
-      const held = await heartbeatJobs(this.#db, [...entries.map((e) => e.job), ...queued], {
+      const held = await heartbeatJobs(this.#db, {
+        leases: [...entries.map((e) => e.job), ...queued],
         leaseSeconds: this.#config.leaseTtlSeconds,
       });
       for (const entry of entries) {

@@ -317,33 +317,52 @@ async function refuseActiveSchedules(
 }
 
 /**
+ * What a definition sync did, by job type (each list sorted). Every catalog type is in exactly one
+ * of `created`, `updated` and `unchanged`; `disabled` lists the types this sync disabled, which
+ * also appear in one of the first three (an exact sync's absent types appear only there).
+ */
+export interface DefinitionSyncResult {
+  /** Types that had no definition row. */
+  created: string[];
+  /** Types whose row this sync changed. */
+  updated: string[];
+  /** Types whose row already matched. */
+  unchanged: string[];
+  /** Types this sync turned disabled: written disabled (new or previously enabled), or, for an exact sync, absent from the catalog. */
+  disabled: string[];
+}
+
+/**
  * Catalog sync (additive): write every definition. `preserve-enabled` keeps an existing row's
  * enabled flag (an operator's pause survives restarts); `restore-enabled` writes it as given.
  * Flow limits are written as given (see `JobDefinitionUpsert`); a changed limit counts the type's
  * running jobs and notifies workers, in the sync's transaction.
- * Disabling is refused while an active schedule uses the type. Returns the types this sync
- * disabled (inserted disabled, or turned from enabled to disabled).
+ * Disabling is refused while an active schedule uses the type.
  */
 export async function syncJobDefinitions(
   executor: Executor,
   definitions: readonly JobDefinitionUpsert[],
   mode: "preserve-enabled" | "restore-enabled",
-): Promise<{ disabledJobTypes: string[] }> {
+): Promise<DefinitionSyncResult> {
   const resolved = unique(definitions.map(resolve));
   try {
     return await executor.transaction(async (tx) => {
       const disabling = resolved.filter((d) => !d.isEnabled).map((d) => d.jobType);
       await refuseActiveSchedules(tx, disabling, "catalog.active_schedule_for_disabled_job_type");
-      const disabled: string[] = [];
+      const result: DefinitionSyncResult = { created: [], updated: [], unchanged: [], disabled: [] };
       const rows: RawRow[] = [];
       for (const d of resolved) {
         const row = await write(tx, d, mode === "preserve-enabled");
         rows.push(row);
+        if (row.unchanged === true) result.unchanged.push(d.jobType);
+        else if (row.was_enabled === null) result.created.push(d.jobType);
+        else result.updated.push(d.jobType);
         if (!d.isEnabled && row.unchanged !== true && row.was_enabled !== false && row.is_enabled === false)
-          disabled.push(d.jobType);
+          result.disabled.push(d.jobType);
       }
       await applyLimitChanges(tx, rows);
-      return { disabledJobTypes: disabled.sort() };
+      for (const list of Object.values(result)) list.sort();
+      return result;
     });
   } catch (error) {
     throw toQueryError(error);
@@ -352,14 +371,14 @@ export async function syncJobDefinitions(
 
 /**
  * Exact sync: write every catalog definition with its own enabled state, then disable enabled
- * definitions inside `scope` that the catalog lacks. Never deletes, never touches types outside
+ * definitions inside `scope` that the catalog lacks (listed in `disabled` only). Never deletes, never touches types outside
  * the scope, and refuses (writing nothing) while an active schedule uses a type it would disable.
  */
 export async function syncJobDefinitionsExact(
   executor: Executor,
   definitions: readonly JobDefinitionUpsert[],
   scope: readonly string[],
-): Promise<{ disabledAbsentJobTypes: string[]; disabledCatalogJobTypes: string[] }> {
+): Promise<DefinitionSyncResult> {
   if (definitions.length === 0 || scope.length === 0) fail("job_definition.empty_job_type_list");
   const resolved = unique(definitions.map(resolve));
   const inCatalog = new Set(resolved.map((d) => d.jobType));
@@ -374,13 +393,13 @@ export async function syncJobDefinitionsExact(
         .map((r) => r.job_type)
         .filter((t) => !inCatalog.has(t));
       await refuseActiveSchedules(tx, absent, "catalog.active_schedule_for_absent_job_type");
-      const { disabledJobTypes } = await syncJobDefinitions(tx, resolved, "restore-enabled");
+      const result = await syncJobDefinitions(tx, resolved, "restore-enabled");
       if (absent.length > 0) {
         await tx.execute(
           sql`update ${jobDefinitions} set is_enabled = false where job_type = any(${sql.param(absent)}::text[])`,
         );
       }
-      return { disabledAbsentJobTypes: absent, disabledCatalogJobTypes: disabledJobTypes };
+      return { ...result, disabled: [...result.disabled, ...absent].sort() };
     });
   } catch (error) {
     throw toQueryError(error);

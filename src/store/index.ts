@@ -5,40 +5,14 @@ export * from "./db.ts";
 export * from "./definitions.ts";
 export * from "./errors.ts";
 export * from "./flow/admin.ts";
-export type { ClaimFairness, FlowClaimMemo } from "./flow/claim.ts";
+export type { ClaimFairness } from "./flow/claim.ts";
 export * from "./jobs/bulk.ts";
 export * from "./jobs/cancel.ts";
-export {
-  type ClaimedJob,
-  type ClaimJobsInput,
-  claimJobs,
-  claimRunnableJobs,
-  MAX_CLAIM,
-  type RunnableJob,
-} from "./jobs/claim.ts";
-export {
-  type CompletionResult,
-  completeJobFailure,
-  completeJobSuccess,
-  completeJobsSuccess,
-  type FailureOutcome,
-  type JobFailureReport,
-  type JobSuccess,
-} from "./jobs/complete.ts";
 export { type EnqueuedJob, enqueueJob, enqueueJobs, type JobEnqueue, type JobKeyOption } from "./jobs/enqueue.ts";
-export {
-  heartbeatJob,
-  heartbeatJobs,
-  type JobProgressUpdate,
-  releaseUnstartedJobClaim,
-  returnUnstartedClaims,
-  updateJobProgress,
-} from "./jobs/lease.ts";
 export * from "./jobs/lookups.ts";
 export * from "./jobs/queue-depth.ts";
 export * from "./jobs/reads.ts";
-export * from "./jobs/reaper.ts";
-export type { JobRecord, LeaseIdentity } from "./jobs/record.ts";
+export type { JobRecord } from "./jobs/record.ts";
 export * from "./logs.ts";
 export * from "./migrate.ts";
 export * from "./notify.ts";
@@ -55,7 +29,6 @@ export * from "./retention/purge-runs.ts";
 export * from "./runtime-configs.ts";
 export * from "./schedules/admin.ts";
 export * from "./schedules/backfill.ts";
-export * from "./schedules/materialize.ts";
 export type { JobScheduleRecord } from "./schedules/record.ts";
 export * as schema from "./schema/index.ts";
 export { scopeCondition } from "./scope.ts";
@@ -81,3 +54,4 @@ export * from "./workflows/retry.ts";
 export * from "./workflows/run-traces.ts";
 export * from "./workflows/step-updates.ts";
 export * from "./workflows/wait.ts";
+// The worker's lifecycle (claim, heartbeat, complete, reap, fire schedules) is `runledger/store/worker`.

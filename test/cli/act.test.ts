@@ -1,8 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
-  claimJobs,
-  completeJobFailure,
   countJobs,
   enqueueWorkflowRun,
   getJobById,
@@ -11,6 +9,7 @@ import {
   getWorkflowRunById,
   listDeadLetters,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure } from "../../src/store/worker.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { ORG_A, ORG_B, type Seeded, seedDashboard } from "../dashboard/seed.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -34,11 +33,12 @@ beforeAll(async () => {
     steps: [externalStep("only", [], { executionKind: "JOB", jobType: "cli.step", organizationId: ORG_A })],
   });
   const [job] = await claimJobs(db, { workerId: "w-cli", leaseSeconds: 60, limit: 1, jobTypes: ["cli.step"] });
-  await completeJobFailure(
-    db,
-    { jobId: job!.id, runNumber: 1, attempt: 1, workerId: "w-cli" },
-    { kind: "TERMINAL", code: "cli.failed", message: "failed" },
-  );
+  await completeJobFailure(db, {
+    lease: { jobId: job!.id, runNumber: 1, attempt: 1, workerId: "w-cli" },
+    kind: "TERMINAL",
+    code: "cli.failed",
+    message: "failed",
+  });
   failedRun = run.id;
 });
 

@@ -8,8 +8,6 @@ import {
   type DashboardTarget,
 } from "../../src/dashboard/index.ts";
 import {
-  claimJobs,
-  completeJobFailure,
   enqueueJob,
   enqueueWorkflowRun,
   getJobById,
@@ -17,6 +15,7 @@ import {
   getWorkflowRunById,
   setJobTypeLimits,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 import { ORG_A, ORG_B, type Seeded, seedDashboard } from "./seed.ts";
@@ -246,7 +245,7 @@ describe("changes", () => {
     );
     const [job] = await claimJobs(db, { workerId: "w", leaseSeconds: 60, limit: 1, jobTypes: ["retry.step"] });
     const lease = { jobId: job!.id, runNumber: job!.runNumber, attempt: job!.attempt, workerId: "w" };
-    await completeJobFailure(db, lease, { kind: "TERMINAL", code: "report.broken", message: "broken" });
+    await completeJobFailure(db, { lease, kind: "TERMINAL", code: "report.broken", message: "broken" });
     expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))!.status).toBe("COMPLETED_WITH_ERRORS");
     const { cookie, token } = await session(handler, `/admin/jobs/runs/${run.id}`);
     const response = await post(handler, `/admin/jobs/runs/${run.id}/retry`, { _csrf: token! }, { cookie });

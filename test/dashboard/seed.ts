@@ -1,14 +1,12 @@
 import { WorkflowStepEnqueueBuilder as Step, WorkflowRunEnqueueBuilder } from "../../src/core/index.ts";
 import {
-  claimJobs,
-  completeJobFailure,
-  completeJobSuccess,
   type Executor,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobSuccess } from "../../src/store/worker.ts";
 import { defineJob } from "../support/factories.ts";
 
 /*
@@ -70,7 +68,8 @@ export async function seedDashboard(db: Executor): Promise<Seeded> {
   });
   const dead = await claim(db, "reports.build", "worker-a2", 2);
   for (const lease of dead) {
-    await completeJobFailure(db, lease, {
+    await completeJobFailure(db, {
+      lease,
       kind: "TERMINAL",
       code: "report.source_missing",
       message: "no data for month",

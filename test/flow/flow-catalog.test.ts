@@ -2,7 +2,6 @@ import { sql } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { JobCatalog, JobsConfig, type RegistrySource, Supervisor } from "../../src/runtime/index.ts";
 import {
-  claimJobs,
   enqueueJobs,
   getJobDefinition,
   pauseJobType,
@@ -11,6 +10,7 @@ import {
   updateJobDefinition,
   upsertJobDefinition,
 } from "../../src/store/index.ts";
+import { claimJobs } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { waitFor } from "../support/wait.ts";
 

@@ -8,13 +8,9 @@ import {
 } from "../../src/core/index.ts";
 import { JobCatalog } from "../../src/runtime/index.ts";
 import {
-  claimJobs,
-  claimRunnableJobs,
-  completeJobSuccess,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
-  type FlowClaimMemo,
   getFlowControlState,
   getJobById,
   pauseJobType,
@@ -24,6 +20,7 @@ import {
   setJobTypeLimits,
   setKeyLimit,
 } from "../../src/store/index.ts";
+import { claimJobs, claimRunnableJobs, completeJobSuccess, type FlowClaimMemo } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 

@@ -103,7 +103,7 @@ describe("a database outage", () => {
       workMs: 20,
       leaseTtlSeconds: 6,
       pollIntervalMs: 100,
-      reaperIntervalSeconds: 1,
+      reaperIntervalMs: 1_000,
       reaperRetryDelayMs: 500,
     });
     workers.push(worker);

@@ -3,7 +3,8 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "
 import { describe, expect, it } from "vitest";
 import { parseTraceContext } from "../../src/runtime/index.ts";
 import { startProcessSpan } from "../../src/runtime/telemetry.ts";
-import { formatTraceContext, type RunnableJob } from "../../src/store/index.ts";
+import { formatTraceContext } from "../../src/store/index.ts";
+import type { RunnableJob } from "../../src/store/worker.ts";
 
 // A tracer of this file's own, not registered globally: the relationship options, in isolation.
 const exporter = new InMemorySpanExporter();

@@ -16,6 +16,7 @@ import { finished, type ProcessResult, ROOT } from "../support/processes.ts";
 const INSTALL_TIMEOUT_MS = 180_000;
 
 const ROOT_PACKAGE = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+  version: string;
   peerDependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
@@ -83,7 +84,9 @@ async function npxTool(pkg: string): Promise<{ ok: boolean; reason: string }> {
 
 const CHECK_TS = `import { type JobStatus, WorkflowDagBuilder, type WorkflowRunStatus } from "runledger/core";
 import { JobCatalog, JobsConfig, type ShutdownReport, Supervisor } from "runledger/runtime";
+import * as appApi from "runledger/store";
 import { createDb, enqueueWorkflowRun, migrate, type RunledgerDb, type SchemaReport } from "runledger/store";
+import { claimRunnableJobs, completeJobSuccess, type LeaseIdentity } from "runledger/store/worker";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { createDashboard, type DashboardAction } from "runledger/dashboard";
@@ -129,6 +132,16 @@ export async function main(url: string): Promise<ShutdownReport> {
   void [dashboard, missingAuthorize];
   const supervisor = Supervisor.builder(db, JobsConfig.from({ pollIntervalMs: 50 })).withCatalog(catalog).build();
   return supervisor.runUntilShutdown(AbortSignal.timeout(10), 1000);
+}
+
+/** A worker of the app's own, on the low-level lifecycle: the claim's job is its lease. */
+export async function ownWorker(db: RunledgerDb): Promise<void> {
+  const [job] = await claimRunnableJobs(db, { workerId: "own", leaseSeconds: 30, limit: 1 });
+  if (job === undefined) return;
+  const lease: LeaseIdentity = job;
+  await completeJobSuccess(db, { lease });
+  // @ts-expect-error the worker's lifecycle is runledger/store/worker, not the app's runledger/store
+  void appApi.claimRunnableJobs;
 }
 `;
 
@@ -237,7 +250,8 @@ describe("the packed package in a consumer project", () => {
   });
 
   it("ships dist/, its sources, the drizzle/ migrations with their drizzle-kit config, llms.txt and the license", () => {
-    const shipped = /^(dist|src|drizzle)\/|^(package\.json|README\.md|LICENSE|llms\.txt|drizzle\.config\.ts)$/;
+    const shipped =
+      /^(dist|src|drizzle)\/|^(bin\/runledger\.js|package\.json|README\.md|LICENSE|llms\.txt|drizzle\.config\.ts)$/;
     expect(packedFiles.filter((p) => !shipped.test(p))).toEqual([]);
     for (const file of [
       "LICENSE",
@@ -245,6 +259,9 @@ describe("the packed package in a consumer project", () => {
       "drizzle.config.ts",
       "drizzle/meta/_journal.json",
       "dist/store/index.d.ts",
+      "dist/store/worker.d.ts",
+      "dist/cli.js",
+      "bin/runledger.js",
       "src/store/index.ts",
     ]) {
       expect(packedFiles).toContain(file);
@@ -269,6 +286,12 @@ describe("the packed package in a consumer project", () => {
       }
     }
     expect(unresolved).toEqual([]);
+  });
+
+  it("installs the runledger command, which runs the build", async () => {
+    const result = await exec(join(app, "node_modules/.bin/runledger"), ["--version"], app);
+    expect(result.code, describeRun(result)).toBe(0);
+    expect(result.stdout.trim()).toBe(`runledger ${ROOT_PACKAGE.version}`);
   });
 
   it("does not install PGlite, and the embedded database names the package to install", async () => {
@@ -326,7 +349,7 @@ describe("the packed package in a consumer project", () => {
     const result = await exec(join(app, "node_modules/.bin/tsc"), ["-p", "tsconfig.broken.json"], app);
     expect(result.code).not.toBe(0);
     const errors = [...result.stdout.matchAll(/^broken\.ts\(\d+,\d+\): error (TS\d+): (.*)$/gm)].map((m) => m[1]);
-    expect(errors, describeRun(result)).toEqual(["TS2322", "TS2345", "TS2322", "TS2741"]);
+    expect(errors, describeRun(result)).toEqual(["TS2322", "TS2345", "TS2322", "TS2741", "TS2339"]);
     expect(result.stdout).toContain(`'"consumer.missing"' is not assignable`);
   });
 
@@ -360,6 +383,7 @@ describe("the packed package in a consumer project", () => {
         migrated: "current",
         compatible: "current",
         bundled: journal.entries.length,
+        storeSubpaths: { appHasLifecycle: false, workerHasLifecycle: true },
       });
       expect(summary.jobs).toEqual([
         { jobType: "consumer.add", status: "SUCCEEDED" },
@@ -431,6 +455,7 @@ describe("package lint", () => {
         ".",
         "./core",
         "./store",
+        "./store/worker",
         "./runtime",
         "./testing",
         "./dashboard",

@@ -12,10 +12,7 @@ import {
   backfillJobSchedule,
   cancelJob,
   cancelWorkflowRun,
-  claimJobs,
   completeExternalWorkflowStep,
-  completeJobFailure,
-  completeJobSuccess,
   createDb,
   createEmbeddedDb,
   enqueueJob,
@@ -26,24 +23,29 @@ import {
   getJobMetrics,
   getJobRuntimeConfig,
   getWorkflowRunById,
-  heartbeatJobs,
   insertJobLog,
   inspectSchema,
   JOBS_CHANNEL,
   listJobEvents,
   listJobLogs,
   listJobs,
-  materializeDueSchedules,
   migrate,
   queryRows,
   type RunledgerDb,
-  reapExpiredLeases,
   requeueJob,
   setJobScheduleActive,
-  updateJobProgress,
   upsertJobRuntimeConfig,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import {
+  claimJobs,
+  completeJobFailure,
+  completeJobSuccess,
+  heartbeatJobs,
+  materializeDueSchedules,
+  reapExpiredLeases,
+  updateJobProgress,
+} from "../../src/store/worker.ts";
 import { runSteps } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -218,8 +220,8 @@ describe("PGlite driver", () => {
       (await claimJobs(db, { workerId, leaseSeconds: 30, limit: 1, jobTypes: ["smoke.manual"] }))[0]!;
     const job = await claim("w2");
     const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w2" };
-    expect((await heartbeatJobs(db, [lease], { leaseSeconds: 30 })).get(job.id)).toBeInstanceOf(Date);
-    await updateJobProgress(db, lease, { progressDone: 1, progressTotal: 2, stage: "halfway" });
+    expect((await heartbeatJobs(db, { leases: [lease], leaseSeconds: 30 })).get(job.id)).toBeInstanceOf(Date);
+    await updateJobProgress(db, { lease, progressDone: 1, progressTotal: 2, stage: "halfway" });
     expect(await getJobById(db, job.id, ALL_ORGANIZATIONS)).toMatchObject({
       progressDone: 1,
       progressTotal: 2,
@@ -233,7 +235,8 @@ describe("PGlite driver", () => {
       ]),
     ).toEqual([["hello", { a: 1 }]]);
 
-    const retry = await completeJobFailure(db, lease, {
+    const retry = await completeJobFailure(db, {
+      lease,
       kind: "RETRYABLE",
       code: "smoke.retry",
       message: "again",
@@ -314,10 +317,7 @@ describe("PGlite driver", () => {
 
     await upsertJobRuntimeConfig(db, { jobType: "smoke.manual", schemaVersion: 1, config: { limit: 5 } });
     expect((await getJobRuntimeConfig(db, "smoke.manual"))?.config).toEqual({ limit: 5 });
-    expect(await catalog.syncDefinitionsExact(db, catalog.jobTypes())).toEqual({
-      disabledAbsentJobTypes: [],
-      disabledCatalogJobTypes: [],
-    });
+    expect(await catalog.syncDefinitionsExact(db, catalog.jobTypes())).toMatchObject({ created: [], disabled: [] });
   });
 
   it("wraps a PGlite instance it does not own without closing it", async () => {

@@ -1,17 +1,14 @@
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, RunledgerError } from "../../src/core/index.ts";
+import { cancelJob, createDb, enqueueJob, queryRows } from "../../src/store/index.ts";
 import {
-  cancelJob,
   completeJobFailure,
   completeJobSuccess,
-  createDb,
-  enqueueJob,
   heartbeatJobs,
   type LeaseIdentity,
-  queryRows,
   reapExpiredLeases,
-} from "../../src/store/index.ts";
+} from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { badAttemptStories, defineJob, ledgerCounts } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
@@ -38,7 +35,7 @@ const WORKER_OPTIONS = {
   workMs: 2,
   leaseTtlSeconds: 10,
   pollIntervalMs: 100,
-  reaperIntervalSeconds: 1,
+  reaperIntervalMs: 1_000,
   reaperRetryDelayMs: 1000,
 };
 
@@ -207,7 +204,8 @@ describe("database restarts", () => {
         await completeJobSuccess(db, { lease }).catch((e) => {
           if (e instanceof RunledgerError && e.code === "job.lease_owner_mismatch") rejected.success++;
         });
-        await completeJobFailure(db, lease, {
+        await completeJobFailure(db, {
+          lease,
           kind: "RETRYABLE",
           code: "test.stale",
           message: "stale",
@@ -216,7 +214,7 @@ describe("database restarts", () => {
           if (e instanceof RunledgerError && e.code === "job.lease_owner_mismatch") rejected.failure++;
         });
       }
-      expect((await heartbeatJobs(db, stale, { leaseSeconds: 10 })).size).toBe(0);
+      expect((await heartbeatJobs(db, { leases: stale, leaseSeconds: 10 })).size).toBe(0);
       expect(rejected).toEqual({ success: stale.length, failure: stale.length });
       expect(await ledgerCounts(db)).toEqual(before);
 

@@ -16,14 +16,12 @@ import {
   cancelJob,
   cancelWorkflowRun,
   completeExternalWorkflowStep,
-  completeJobFailure,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
   getJobMetrics,
   insertJobDefinitionIfMissing,
   insertJobLog,
-  type LeaseIdentity,
   listJobEvents,
   listJobLogs,
   listJobSchedules,
@@ -33,10 +31,10 @@ import {
   type RunledgerDb,
   retryWorkflowRun,
   setJobScheduleActive,
-  updateJobProgress,
   updateWorkflowStepAndPendingJobPayload,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { completeJobFailure, type LeaseIdentity, updateJobProgress } from "../../src/store/worker.ts";
 import { jobStep } from "../core/workflow-fixtures.ts";
 
 /*
@@ -682,23 +680,35 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     [
       "checkpoint nested 10,000 deep",
       "payload.too_deep",
-      () => updateJobProgress(db, ctx.lease(), { checkpoint: nested(10_000) }),
+      () => updateJobProgress(db, { lease: ctx.lease(), checkpoint: nested(10_000) }),
     ],
-    ["5 MB checkpoint", "payload.too_large", () => updateJobProgress(db, ctx.lease(), { checkpoint: FIVE_MB })],
+    ["5 MB checkpoint", "payload.too_large", () => updateJobProgress(db, { lease: ctx.lease(), checkpoint: FIVE_MB })],
     [
       "NUL in a checkpoint",
       "job.invalid_progress",
-      () => updateJobProgress(db, ctx.lease(), { checkpoint: { s: NUL } }),
+      () => updateJobProgress(db, { lease: ctx.lease(), checkpoint: { s: NUL } }),
     ],
-    ["circular checkpoint", "job.invalid_progress", () => updateJobProgress(db, ctx.lease(), { checkpoint: circular })],
-    ["progress NaN", "job.invalid_progress", () => updateJobProgress(db, ctx.lease(), { progressDone: Number.NaN })],
-    ["progress -1", "job.invalid_progress", () => updateJobProgress(db, ctx.lease(), { progressDone: -1 })],
+    [
+      "circular checkpoint",
+      "job.invalid_progress",
+      () => updateJobProgress(db, { lease: ctx.lease(), checkpoint: circular }),
+    ],
+    [
+      "progress NaN",
+      "job.invalid_progress",
+      () => updateJobProgress(db, { lease: ctx.lease(), progressDone: Number.NaN }),
+    ],
+    ["progress -1", "job.invalid_progress", () => updateJobProgress(db, { lease: ctx.lease(), progressDone: -1 })],
     [
       "progress done past total",
       "job.invalid_progress",
-      () => updateJobProgress(db, ctx.lease(), { progressDone: 5, progressTotal: 4 }),
+      () => updateJobProgress(db, { lease: ctx.lease(), progressDone: 5, progressTotal: 4 }),
     ],
-    ["NUL in a stage", "job.invalid_progress", () => updateJobProgress(db, ctx.lease(), { stage: NUL as never })],
+    [
+      "NUL in a stage",
+      "job.invalid_progress",
+      () => updateJobProgress(db, { lease: ctx.lease(), stage: NUL as never }),
+    ],
     [
       "NUL in a log message",
       "job.invalid_log",
@@ -787,18 +797,24 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     [
       "failure code with a NUL",
       "job.invalid_failure_report",
-      () => completeJobFailure(db, ctx.lease(), { kind: "TERMINAL", code: NUL, message: "m" }),
+      () => completeJobFailure(db, { lease: ctx.lease(), kind: "TERMINAL", code: NUL, message: "m" }),
     ],
     [
       "failure of an unknown kind",
       "job.invalid_failure_report",
-      () => completeJobFailure(db, ctx.lease(), { kind: SQLI as never, code: "c", message: "m" }),
+      () => completeJobFailure(db, { lease: ctx.lease(), kind: SQLI as never, code: "c", message: "m" }),
     ],
     [
       "failure with retry delay NaN",
       "job.invalid_retry_delay",
       () =>
-        completeJobFailure(db, ctx.lease(), { kind: "RETRYABLE", code: "c", message: "m", retryDelayMs: Number.NaN }),
+        completeJobFailure(db, {
+          lease: ctx.lease(),
+          kind: "RETRYABLE",
+          code: "c",
+          message: "m",
+          retryDelayMs: Number.NaN,
+        }),
     ],
   ];
 

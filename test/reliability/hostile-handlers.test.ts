@@ -109,7 +109,7 @@ const EXPECTED: Record<string, string> = {
 };
 
 function config(): JobsConfig {
-  return JobsConfig.from({ pollIntervalMs: 50, leaseTtlSeconds: 60, reaperIntervalSeconds: 1 });
+  return JobsConfig.from({ pollIntervalMs: 50, leaseTtlSeconds: 60, reaperIntervalMs: 1_000 });
 }
 
 describe("hostile work reaching a worker", () => {

@@ -10,13 +10,12 @@ import {
 } from "../../src/core/index.ts";
 import {
   appendWorkflowSteps,
-  claimJobs,
   enqueueJob,
   enqueueWorkflowRun,
-  type LeaseIdentity,
   queryRows,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { claimJobs, type LeaseIdentity } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 import { after, chain, external, hostileCorpus, MARKER, nested, ok, run, SQLI, step, T0 } from "./hostile-corpus.ts";

@@ -36,8 +36,8 @@ const WORKER_OPTIONS = {
   pollIntervalMs: 100,
   poolMax: 4,
   pooled: true,
-  reaperIntervalSeconds: 1,
-  schedulePollIntervalSeconds: 1,
+  reaperIntervalMs: 1_000,
+  schedulePollIntervalMs: 1_000,
 };
 
 const { db, url } = await useTestDatabase();

@@ -4,7 +4,8 @@
 // The workers are never restarted; they reconnect and finish the work.
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
-import { createDb, migrate, queryRows, reapExpiredLeases } from "../../src/store/index.ts";
+import { createDb, migrate, queryRows } from "../../src/store/index.ts";
+import { reapExpiredLeases } from "../../src/store/worker.ts";
 import { defineJob } from "../support/factories.ts";
 import { type Cluster, startCluster } from "../support/servers.ts";
 import { waitFor } from "../support/wait.ts";
@@ -28,7 +29,7 @@ const WORKER_OPTIONS = {
   workMs: 5,
   leaseTtlSeconds: 10,
   pollIntervalMs: 100,
-  reaperIntervalSeconds: 1,
+  reaperIntervalMs: 1_000,
   reaperRetryDelayMs: 1000,
   poolMax: 4,
 };

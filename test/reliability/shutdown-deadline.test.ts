@@ -11,7 +11,8 @@ import {
   type RuntimeEventMap,
   Supervisor,
 } from "../../src/runtime/index.ts";
-import { enqueueJob, getJobById, queryRows, reapExpiredLeases } from "../../src/store/index.ts";
+import { enqueueJob, getJobById, queryRows } from "../../src/store/index.ts";
+import { reapExpiredLeases } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { badAttemptStories } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
@@ -77,7 +78,7 @@ describe("shutdown deadline", () => {
     let finishing = false;
     const work = catalog({ deaf: true, finish: () => finishing });
     await work.syncDefinitions(db);
-    const first = start(work, "deadline-a", { reaperIntervalSeconds: 3600 });
+    const first = start(work, "deadline-a", { reaperIntervalMs: 3_600_000 });
     const errors = record(first, "loop:error");
     const aborted = record(first, "job:aborted");
     const { id } = await enqueueJob(db, { jobType: "deadline.work" });
@@ -105,7 +106,7 @@ describe("shutdown deadline", () => {
     // Another worker's reaper takes the job back once the lease has run out (10 s) and its
     // worker runs it again, this time to the end.
     finishing = true;
-    const second = start(work, "deadline-b", { reaperIntervalSeconds: 1, reaperRetryDelayMs: 1000 });
+    const second = start(work, "deadline-b", { reaperIntervalMs: 1_000, reaperRetryDelayMs: 1000 });
     await waitFor(async () => (await getJobById(db, id, ALL_ORGANIZATIONS))?.status === "SUCCEEDED", {
       timeoutMs: 60_000,
       what: "the reaper and the second worker to recover the job",

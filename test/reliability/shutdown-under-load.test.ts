@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { RETURNED_UNSTARTED } from "../../src/runtime/index.ts";
-import { queryRows, reapExpiredLeases } from "../../src/store/index.ts";
+import { queryRows } from "../../src/store/index.ts";
+import { reapExpiredLeases } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { badAttemptStories, defineJob } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";

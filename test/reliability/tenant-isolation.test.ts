@@ -16,9 +16,7 @@ import {
   cancelJob,
   cancelJobs,
   cancelWorkflowRun,
-  claimJobs,
   completeExternalWorkflowStep,
-  completeJobFailure,
   countJobs,
   countJobsByStatus,
   countWorkflowRuns,
@@ -66,6 +64,7 @@ import {
   upsertJobSchedule,
   waitForWorkflowRun,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure } from "../../src/store/worker.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, runSteps } from "../support/factories.ts";
@@ -170,7 +169,7 @@ async function seed(org: string, label: string, extraPending: number, extraRuns:
     level: "info",
     message: `log of ${org}`,
   });
-  await completeJobFailure(db, lease, { kind: "TERMINAL", code: "tenant.failed", message: `failure of ${org}` });
+  await completeJobFailure(db, { lease, kind: "TERMINAL", code: "tenant.failed", message: `failure of ${org}` });
   const run = (await enqueueWorkflowRun(db, runOf(org, `run-${label}`))).id;
   const cancelRun = (await enqueueWorkflowRun(db, runOf(org))).id;
   for (let i = 0; i < extraRuns; i++) await enqueueWorkflowRun(db, runOf(org));
@@ -184,7 +183,12 @@ async function seed(org: string, label: string, extraPending: number, extraRuns:
     jobTypes: ["tenant.step"],
   });
   const failedLease = { jobId: failing!.id, runNumber: 1, attempt: 1, workerId: `w-${org}` };
-  await completeJobFailure(db, failedLease, { kind: "TERMINAL", code: "tenant.failed", message: `step of ${org}` });
+  await completeJobFailure(db, {
+    lease: failedLease,
+    kind: "TERMINAL",
+    code: "tenant.failed",
+    message: `step of ${org}`,
+  });
   const pendingRun = (await oneStepRun(org, "tenant.pending", "tenant.other")).id;
   const [pendingStep] = await runSteps(db, pendingRun);
   const schedule = `nightly-${label}`;

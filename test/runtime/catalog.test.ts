@@ -207,7 +207,31 @@ describe("JobCatalog", () => {
     expect(paused!.isEnabled).toBe(false);
     const off = new JobCatalog().job("email.send", async () => {}).enabled(false);
     const report = await off.syncDefinitions(db);
-    expect(report.disabledJobTypes).toEqual(["email.send"]);
+    expect(report.disabled).toEqual(["email.send"]);
+  });
+
+  it("reports each type of a sync as created, updated or unchanged, with the same keys for an exact sync", async () => {
+    const first = new JobCatalog().job("sync.a", async () => {}).job("sync.b", async () => {}, { maxAttempts: 2 });
+    expect(await first.syncDefinitions(db)).toEqual({
+      created: ["sync.a", "sync.b"],
+      updated: [],
+      unchanged: [],
+      disabled: [],
+    });
+    const second = new JobCatalog().job("sync.a", async () => {}).job("sync.b", async () => {}, { maxAttempts: 5 });
+    expect(await second.syncDefinitions(db)).toEqual({
+      created: [],
+      updated: ["sync.b"],
+      unchanged: ["sync.a"],
+      disabled: [],
+    });
+    const exact = new JobCatalog().job("sync.b", async () => {}, { maxAttempts: 5 }).job("sync.c", async () => {});
+    expect(await exact.syncDefinitionsExact(db, ["sync.a", "sync.b", "sync.c"])).toEqual({
+      created: ["sync.c"],
+      updated: [],
+      unchanged: ["sync.b"],
+      disabled: ["sync.a"],
+    });
   });
 });
 

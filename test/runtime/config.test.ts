@@ -9,9 +9,10 @@ describe("JobsConfig.fromEnv", () => {
       claimBatchSize: 16,
       leaseTtlSeconds: 60,
       maxGlobalConcurrency: 32,
-      reaperIntervalSeconds: 15,
-      schedulePollIntervalSeconds: 30,
+      reaperIntervalMs: 15_000,
+      schedulePollIntervalMs: 30_000,
       reaperRetryDelayMs: 30_000,
+      retentionIntervalMs: 60_000,
     });
     expect(config.workerId).toMatch(/^worker-[0-9a-f-]{36}$/);
     expect(JobsConfig.fromEnv({ JOBS_WORKER_ID: "   " }).workerId).toMatch(/^worker-/);
@@ -35,11 +36,11 @@ describe("JobsConfig.fromEnv", () => {
       claimBatchSize: 64,
       leaseTtlSeconds: 10,
       maxGlobalConcurrency: 1,
-      reaperIntervalSeconds: 1,
-      schedulePollIntervalSeconds: 2,
+      reaperIntervalMs: 1000,
+      schedulePollIntervalMs: 2000,
       reaperRetryDelayMs: 1000,
       claimFairness: "organization",
-      retentionIntervalSeconds: 60,
+      retentionIntervalMs: 60_000,
       retentionSucceededSeconds: 604_800,
       retentionCanceledSeconds: 604_800,
       retentionDeadLetteredSeconds: 2_592_000,
@@ -79,19 +80,56 @@ describe("JobsConfig.fromEnv", () => {
     );
   });
 
-  it("lowers intervals in seconds to what a timer can hold", () => {
+  it("lowers intervals and leases to what a timer can hold", () => {
     const env = {
       JOBS_REAPER_INTERVAL_SECONDS: "3000000",
       JOBS_SCHEDULE_POLL_INTERVAL_SECONDS: "3000000",
       JOBS_LEASE_TTL_SECONDS: "3000000",
     };
     expect(JobsConfig.fromEnv(env)).toMatchObject({
-      reaperIntervalSeconds: 2_147_483,
-      schedulePollIntervalSeconds: 2_147_483,
+      reaperIntervalMs: 2_147_483_647,
+      schedulePollIntervalMs: 2_147_483_647,
       leaseTtlSeconds: 2_147_483,
     });
-    expect(JobsConfig.from({ reaperIntervalSeconds: 3_000_000 }).reaperIntervalSeconds).toBe(2_147_483);
     expect(JobsConfig.fromEnv({ JOBS_POLL_INTERVAL_MS: "2147483647" }).pollIntervalMs).toBe(2_147_483_647);
+  });
+
+  it("keeps one unit per kind of field: intervals and delays in ms, lifetimes in seconds", () => {
+    const config = JobsConfig.from({ workerId: "w" });
+    for (const key of Object.keys(config)) {
+      if (key === "workerId" || key === "claimBatchSize" || key === "maxGlobalConcurrency") continue;
+      if (key === "claimFairness" || key === "retentionBatchSize") continue;
+      if (/Interval|Delay/.test(key)) expect(key, key).toMatch(/Ms$/);
+      else expect(key, key).toMatch(/Seconds$/);
+    }
+  });
+
+  it("maps the spec's variables in seconds onto the millisecond intervals", () => {
+    const config = JobsConfig.fromEnv({
+      JOBS_REAPER_INTERVAL_SECONDS: "7",
+      JOBS_SCHEDULE_POLL_INTERVAL_SECONDS: "9",
+      JOBS_RETENTION_INTERVAL_SECONDS: "120",
+    });
+    expect(config).toMatchObject({
+      reaperIntervalMs: 7000,
+      schedulePollIntervalMs: 9000,
+      retentionIntervalMs: 120_000,
+    });
+    expect(JobsConfig.fromEnv({ JOBS_RETENTION_INTERVAL_SECONDS: "0" }).retentionIntervalMs).toBe(0);
+    expect(JobsConfig.from({ retentionIntervalMs: 0 }).retentionIntervalMs).toBe(0);
+    expect(JobsConfig.from({ retentionIntervalMs: 10, reaperIntervalMs: 10 })).toMatchObject({
+      retentionIntervalMs: 1000,
+      reaperIntervalMs: 1000,
+    });
+  });
+
+  it("names the new field when code passes an interval under its old name in seconds", () => {
+    expect(() => JobsConfig.from({ reaperIntervalSeconds: 5 } as never)).toThrow(
+      expect.objectContaining({
+        code: "config.invalid",
+        message: expect.stringContaining("reaperIntervalSeconds is now reaperIntervalMs (milliseconds)"),
+      }),
+    );
   });
 
   it("takes claim fairness by name and refuses others", () => {

@@ -35,7 +35,7 @@ afterEach(async () => {
 });
 
 function config(overrides: Partial<JobsConfig> = {}): JobsConfig {
-  return JobsConfig.from({ pollIntervalMs: 50, leaseTtlSeconds: 10, reaperIntervalSeconds: 1, ...overrides });
+  return JobsConfig.from({ pollIntervalMs: 50, leaseTtlSeconds: 10, reaperIntervalMs: 1_000, ...overrides });
 }
 
 function start(catalog: RegistrySource, overrides: Partial<JobsConfig> = {}): Supervisor {
@@ -464,7 +464,7 @@ describe("Supervisor", () => {
       catchupWindowSeconds: 3600,
       nextFireAt: start,
     });
-    const supervisor = Supervisor.builder(db, config({ schedulePollIntervalSeconds: 600 }))
+    const supervisor = Supervisor.builder(db, config({ schedulePollIntervalMs: 600_000 }))
       .withCatalog(catalog)
       .disableWorker()
       .build()

@@ -4,7 +4,8 @@
 // (a plain insert per run of the handler, not the effect table, whose ON CONFLICT hides repeats).
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
-import { queryRows, reapExpiredLeases } from "../../src/store/index.ts";
+import { queryRows } from "../../src/store/index.ts";
+import { reapExpiredLeases } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
@@ -30,7 +31,7 @@ const WORKER_OPTIONS = {
   pollIntervalMs: 200,
   // Generous: a loaded machine must not turn a slow heartbeat into a second execution here.
   leaseTtlSeconds: 60,
-  reaperIntervalSeconds: 5,
+  reaperIntervalMs: 5_000,
 };
 
 const { db, url } = await useTestDatabase({ max: 2 });

@@ -8,6 +8,7 @@ import { ALL_ORGANIZATIONS, newId, RunledgerError, SchemaCompatibilityError } fr
 import { JobCatalog } from "../../src/runtime/index.ts";
 import * as store from "../../src/store/index.ts";
 import { createDb, migrate, type RunledgerDb } from "../../src/store/index.ts";
+import * as worker from "../../src/store/worker.ts";
 import { withDatabase } from "../../src/testing/server.ts";
 import { useTestDatabase } from "../support/db.ts";
 
@@ -89,13 +90,13 @@ describe("a database that was never migrated", async () => {
   const calls: Record<string, () => Promise<unknown>> = {
     enqueueJob: () => store.enqueueJob(db, { jobType: "bare.job" }),
     enqueueJobs: () => store.enqueueJobs(db, [{ jobType: "bare.job" }]),
-    claimJobs: () => store.claimJobs(db, { workerId: "w", leaseSeconds: 30, limit: 1, jobTypes: ["bare.job"] }),
-    heartbeatJob: () => store.heartbeatJob(db, lease, { leaseSeconds: 30 }),
-    updateJobProgress: () => store.updateJobProgress(db, lease, { progressDone: 1, progressTotal: 2 }),
-    completeJobSuccess: () => store.completeJobSuccess(db, { lease }),
-    completeJobFailure: () => store.completeJobFailure(db, lease, { kind: "TERMINAL", code: "x", message: "x" }),
-    releaseUnstartedJobClaim: () => store.releaseUnstartedJobClaim(db, lease, { reason: "x" }),
-    reapExpiredLeases: () => store.reapExpiredLeases(db, { limit: 1, retryDelayMs: 1000 }),
+    claimJobs: () => worker.claimJobs(db, { workerId: "w", leaseSeconds: 30, limit: 1, jobTypes: ["bare.job"] }),
+    heartbeatJob: () => worker.heartbeatJob(db, { lease, leaseSeconds: 30 }),
+    updateJobProgress: () => worker.updateJobProgress(db, { lease, progressDone: 1, progressTotal: 2 }),
+    completeJobSuccess: () => worker.completeJobSuccess(db, { lease }),
+    completeJobFailure: () => worker.completeJobFailure(db, { lease, kind: "TERMINAL", code: "x", message: "x" }),
+    releaseUnstartedJobClaim: () => worker.releaseUnstartedJobClaim(db, { lease, reason: "x" }),
+    reapExpiredLeases: () => worker.reapExpiredLeases(db, { limit: 1, retryDelayMs: 1000 }),
     cancelJob: () => store.cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: id }),
     requeueJob: () => store.requeueJob(db, { scope: ALL_ORGANIZATIONS, jobId: id }),
     getJobById: () => store.getJobById(db, id, ALL_ORGANIZATIONS),
@@ -144,8 +145,8 @@ describe("a database that was never migrated", async () => {
     getJobSchedule: () => store.getJobSchedule(db, "s", ALL_ORGANIZATIONS),
     backfillJobSchedule: () =>
       store.backfillJobSchedule(db, { name: "s", from: new Date(0), to: new Date(1000) }, ALL_ORGANIZATIONS),
-    claimDueSchedules: () => store.claimDueSchedules(db, { limit: 1 }),
-    materializeDueSchedules: () => store.materializeDueSchedules(db, { now: new Date(), limit: 1 }),
+    claimDueSchedules: () => worker.claimDueSchedules(db, { limit: 1 }),
+    materializeDueSchedules: () => worker.materializeDueSchedules(db, { now: new Date(), limit: 1 }),
     upsertJobDefinition: () => store.upsertJobDefinition(db, { jobType: "bare.job" }),
     getJobDefinition: () => store.getJobDefinition(db, "bare.job"),
     listJobDefinitions: () => store.listJobDefinitions(db, { limit: 1 }),

@@ -3,9 +3,6 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, newId } from "../../src/core/index.ts";
 import {
   cancelJob,
-  claimJobs,
-  completeJobFailure,
-  completeJobSuccess,
   countJobsByStatus,
   enqueueJob,
   enqueueJobs,
@@ -19,6 +16,7 @@ import {
   requeueJob,
   searchJobsAndRuns,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobSuccess } from "../../src/store/worker.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, runSteps } from "../support/factories.ts";
@@ -39,7 +37,7 @@ async function claim(jobType: string, workerId: string, n = 1) {
 /** Dead-letter every pending job of `jobType` (maxAttempts 1). */
 async function deadLetterAll(jobType: string, code = "boom") {
   for (const lease of await claim(jobType, "w-dead", 1000)) {
-    await completeJobFailure(db, lease, { kind: "TERMINAL", code, message: "failed" });
+    await completeJobFailure(db, { lease, kind: "TERMINAL", code, message: "failed" });
   }
 }
 
@@ -120,7 +118,13 @@ describe("getJobThroughput", () => {
     );
     const leases = await claim("admin.tp", "w-tp", 4);
     for (const lease of leases.slice(0, 3)) await completeJobSuccess(db, { lease });
-    await completeJobFailure(db, leases[3]!, { kind: "RETRYABLE", code: "again", message: "x", retryDelayMs: 60_000 });
+    await completeJobFailure(db, {
+      lease: leases[3]!,
+      kind: "RETRYABLE",
+      code: "again",
+      message: "x",
+      retryDelayMs: 60_000,
+    });
     const pending = await db.execute(
       sql`select id from runledger.job_queue where organization_id = ${org} and status = 'PENDING' and attempt = 0 limit 1`,
     );

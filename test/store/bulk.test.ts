@@ -3,8 +3,6 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, newId, RunledgerError } from "../../src/core/index.ts";
 import {
   cancelJobs,
-  claimJobs,
-  completeJobFailure,
   countJobs,
   enqueueJobs,
   enqueueWorkflowRun,
@@ -14,6 +12,7 @@ import {
   queryRows,
   requeueJobs,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure } from "../../src/store/worker.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, ledgerCounts, runSteps } from "../support/factories.ts";
@@ -32,7 +31,7 @@ async function deadLetter(jobType: string, n: number): Promise<string[]> {
   const claimed = await claimJobs(db, { workerId: "w-bulk", leaseSeconds: 60, limit: n, jobTypes: [jobType] });
   for (const job of claimed) {
     const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w-bulk" };
-    await completeJobFailure(db, lease, { kind: "TERMINAL", code: "bulk.failed", message: "failed" });
+    await completeJobFailure(db, { lease, kind: "TERMINAL", code: "bulk.failed", message: "failed" });
   }
   return claimed.map((j) => j.id);
 }

@@ -1,13 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  claimJobs,
-  claimRunnableJobs,
-  createDb,
-  enqueueJobs,
-  queryRows,
-  type RunledgerDb,
-} from "../../src/store/index.ts";
+import { createDb, enqueueJobs, queryRows, type RunledgerDb } from "../../src/store/index.ts";
+import { claimJobs, claimRunnableJobs } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 

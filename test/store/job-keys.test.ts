@@ -3,9 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   backfillJobSchedule,
-  claimJobs,
-  claimRunnableJobs,
-  completeJobSuccess,
   createDb,
   type EnqueuedJob,
   enqueueJob,
@@ -15,6 +12,7 @@ import {
   queryRows,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { claimJobs, claimRunnableJobs, completeJobSuccess } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, ledgerCounts } from "../support/factories.ts";
 

@@ -3,27 +3,32 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   cancelJob,
-  claimJobs,
-  completeJobFailure,
-  completeJobSuccess,
-  completeJobsSuccess,
   type Executor,
   enqueueJob,
   getJobById,
   getJobMetrics,
-  heartbeatJob,
   type JobRecord,
-  type LeaseIdentity,
   listJobAttempts,
   listJobEvents,
   listJobs,
   queryRows,
-  reapExpiredLeases,
-  releaseUnstartedJobClaim,
   requeueJob,
   schema,
-  updateJobProgress,
 } from "../../src/store/index.ts";
+import {
+  claimJobs,
+  claimRunnableJobs,
+  completeJobFailure,
+  completeJobSuccess,
+  completeJobsSuccess,
+  heartbeatJob,
+  heartbeatJobs,
+  type LeaseIdentity,
+  reapExpiredLeases,
+  releaseUnstartedJobClaim,
+  returnUnstartedClaims,
+  updateJobProgress,
+} from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, eventTypes, expireLease } from "../support/factories.ts";
 
@@ -120,9 +125,9 @@ describe("a held lease", () => {
   it("heartbeats, reports progress and succeeds with the events the spec lists", async () => {
     const { job, lease } = await claimedJob();
     expect(job.stage).toBe("running");
-    const { leaseExpiresAt } = await heartbeatJob(db, lease, { leaseSeconds: 120 });
+    const { leaseExpiresAt } = await heartbeatJob(db, { lease, leaseSeconds: 120 });
     expect(leaseExpiresAt.getTime()).toBeGreaterThan(Date.now() + 100_000);
-    await updateJobProgress(db, lease, { progressDone: 2, progressTotal: 8, checkpoint: { page: 2 } });
+    await updateJobProgress(db, { lease, progressDone: 2, progressTotal: 8, checkpoint: { page: 2 } });
     expect(await reload(job.id)).toMatchObject({
       progressDone: 2,
       progressTotal: 8,
@@ -150,14 +155,14 @@ describe("a held lease", () => {
     await expect(completeJobSuccess(db, { lease, stage: "running" })).rejects.toMatchObject({
       code: "job.invalid_success_stage",
     });
-    await expect(updateJobProgress(db, lease, { progressDone: 5, progressTotal: 2 })).rejects.toMatchObject({
+    await expect(updateJobProgress(db, { lease, progressDone: 5, progressTotal: 2 })).rejects.toMatchObject({
       code: "job.invalid_progress",
     });
-    await expect(updateJobProgress(db, lease, { progressDone: -1 })).rejects.toMatchObject({
+    await expect(updateJobProgress(db, { lease, progressDone: -1 })).rejects.toMatchObject({
       code: "job.invalid_progress",
     });
-    await updateJobProgress(db, lease, { progressTotal: 3 });
-    await expect(updateJobProgress(db, lease, { progressDone: 4 })).rejects.toMatchObject({
+    await updateJobProgress(db, { lease, progressTotal: 3 });
+    await expect(updateJobProgress(db, { lease, progressDone: 4 })).rejects.toMatchObject({
       code: "job.invalid_progress",
     });
     expect(await reload(job.id)).toMatchObject({ status: "LEASED", progressDone: null, progressTotal: 3 });
@@ -181,10 +186,10 @@ describe("an expired or lost lease", () => {
     await expireLease(db, job.id);
     const before = await reload(job.id);
     const writes = [
-      () => heartbeatJob(db, lease, { leaseSeconds: 30 }),
-      () => updateJobProgress(db, lease, { progressDone: 1 }),
+      () => heartbeatJob(db, { lease, leaseSeconds: 30 }),
+      () => updateJobProgress(db, { lease, progressDone: 1 }),
       () => completeJobSuccess(db, { lease }),
-      () => completeJobFailure(db, lease, { kind: "RETRYABLE", code: "x", message: "x", retryDelayMs: 1000 }),
+      () => completeJobFailure(db, { lease, kind: "RETRYABLE", code: "x", message: "x", retryDelayMs: 1000 }),
     ];
     for (const write of writes) {
       const error = await write().catch((e: unknown) => e);
@@ -202,7 +207,7 @@ describe("an expired or lost lease", () => {
       { ...lease, attempt: lease.attempt + 1 },
       { ...lease, runNumber: lease.runNumber + 1 },
     ]) {
-      await expect(heartbeatJob(db, stale, { leaseSeconds: 30 })).rejects.toMatchObject({
+      await expect(heartbeatJob(db, { lease: stale, leaseSeconds: 30 })).rejects.toMatchObject({
         code: "job.lease_owner_mismatch",
       });
     }
@@ -212,9 +217,10 @@ describe("an expired or lost lease", () => {
 describe("failure", () => {
   it("schedules a retry after the given delay, then dead-letters when attempts run out", async () => {
     const { job, lease } = await claimedJob({ maxAttempts: 2 });
-    await updateJobProgress(db, lease, { checkpoint: { cursor: 7 } });
+    await updateJobProgress(db, { lease, checkpoint: { cursor: 7 } });
     const before = Date.now();
-    const outcome = await completeJobFailure(db, lease, {
+    const outcome = await completeJobFailure(db, {
+      lease,
       kind: "RETRYABLE",
       code: "net.down",
       message: "boom",
@@ -244,7 +250,8 @@ describe("failure", () => {
     expect(second).toMatchObject({ attempt: 2, checkpoint: { cursor: 7 } });
     const lease2 = { jobId: job.id, runNumber: 1, attempt: 2, workerId: "w2" };
     expect(
-      await completeJobFailure(db, lease2, {
+      await completeJobFailure(db, {
+        lease: lease2,
         kind: "RETRYABLE",
         code: "net.down",
         message: "again",
@@ -305,7 +312,7 @@ describe("failure", () => {
 
   it.each(["TERMINAL", "PANICKED"] as const)("dead-letters a %s failure at once", async (kind) => {
     const { job, lease } = await claimedJob({ maxAttempts: 5 });
-    expect(await completeJobFailure(db, lease, { kind, code: "bad", message: "no" })).toEqual({
+    expect(await completeJobFailure(db, { lease, kind, code: "bad", message: "no" })).toEqual({
       outcome: "DEAD_LETTERED",
     });
     expect(await reload(job.id)).toMatchObject({ status: "DEAD_LETTERED", statusReason: kind, stage: "failed" });
@@ -313,7 +320,7 @@ describe("failure", () => {
 
   it("refuses a retry without a positive delay and changes nothing", async () => {
     const { job, lease } = await claimedJob();
-    await expect(completeJobFailure(db, lease, { kind: "RETRYABLE", code: "x", message: "x" })).rejects.toMatchObject({
+    await expect(completeJobFailure(db, { lease, kind: "RETRYABLE", code: "x", message: "x" })).rejects.toMatchObject({
       code: "job.invalid_retry_delay",
       message: "Job retry delay must be positive.",
     });
@@ -321,10 +328,71 @@ describe("failure", () => {
   });
 });
 
+describe("the lease a claim hands out", () => {
+  async function claimRunnable(jobType: string, options: { prestart?: boolean } = {}) {
+    const [job] = await claimRunnableJobs(db, {
+      workerId: "runner",
+      leaseSeconds: 60,
+      limit: 1,
+      jobTypes: [jobType],
+      markRunning: options.prestart !== true,
+      prestart: options.prestart,
+    });
+    return job!;
+  }
+
+  it("is passed unchanged, as `lease` (or `leases`), to every lease-fenced write", async () => {
+    const jobType = `lifecycle.${++typeCounter}`;
+    await defineJob(db, jobType, { maxAttempts: 5 });
+    const { id } = await enqueueJob(db, { jobType });
+
+    let job = await claimRunnable(jobType);
+    expect((await heartbeatJob(db, { lease: job, leaseSeconds: 90 })).leaseExpiresAt).toBeInstanceOf(Date);
+    expect([...(await heartbeatJobs(db, { leases: [job], leaseSeconds: 90 })).keys()]).toEqual([id]);
+    await updateJobProgress(db, { lease: job, progressDone: 1, progressTotal: 4 });
+    const retry = await completeJobFailure(db, {
+      lease: job,
+      kind: "RETRYABLE",
+      code: "x",
+      message: "x",
+      retryDelayMs: 1,
+    });
+    expect(retry.outcome).toBe("RETRY_SCHEDULED");
+    await db.execute(sql`update runledger.job_queue set next_run_at = now() where id = ${id}`);
+
+    job = await claimRunnable(jobType, { prestart: true });
+    await releaseUnstartedJobClaim(db, { lease: job, reason: "handed back" });
+    job = await claimRunnable(jobType, { prestart: true });
+    expect(await returnUnstartedClaims(db, { leases: [job], reason: "shutting down" })).toEqual([id]);
+
+    job = await claimRunnable(jobType);
+    await completeJobSuccess(db, { lease: job, progressDone: 4 });
+    expect(await reload(id)).toMatchObject({ status: "SUCCEEDED", attempt: 2, progressDone: 4, progressTotal: 4 });
+  });
+
+  it("is required: a write without one is refused as a lease mismatch and changes nothing", async () => {
+    const { job } = await claimedJob();
+    const before = await reload(job.id);
+    const noLease = { lease: undefined as never };
+    const writes = {
+      heartbeatJob: () => heartbeatJob(db, { ...noLease, leaseSeconds: 30 }),
+      updateJobProgress: () => updateJobProgress(db, { ...noLease, progressDone: 1 }),
+      completeJobSuccess: () => completeJobSuccess(db, noLease),
+      completeJobFailure: () => completeJobFailure(db, { ...noLease, kind: "TERMINAL", code: "x", message: "x" }),
+      releaseUnstartedJobClaim: () => releaseUnstartedJobClaim(db, { ...noLease, reason: "x" }),
+    };
+    for (const [name, write] of Object.entries(writes)) {
+      const error = await write().catch((e: unknown) => e);
+      expect(error, name).toMatchObject({ code: "job.lease_owner_mismatch" });
+    }
+    expect(await reload(job.id)).toEqual(before);
+  });
+});
+
 describe("unstarted prestart claims", () => {
   it("are handed back without consuming an attempt", async () => {
     const { job, lease } = await claimedJob({ prestart: true, markRunning: false });
-    await releaseUnstartedJobClaim(db, lease, { reason: "RUNNING_PROGRESS_PERSIST_FAILED", retryDelayMs: 1000 });
+    await releaseUnstartedJobClaim(db, { lease, reason: "RUNNING_PROGRESS_PERSIST_FAILED", retryDelayMs: 1000 });
     expect(await reload(job.id)).toMatchObject({ status: "PENDING", attempt: 0, startedAt: null, workerId: null });
     expect(await attempts(db, job.id)).toEqual([]);
     expect(await eventTypes(db, job.id)).toEqual(["ENQUEUED", "LEASED", "REQUEUED"]);
@@ -333,10 +401,10 @@ describe("unstarted prestart claims", () => {
   it("cannot be released once running was persisted, nor by another worker", async () => {
     const { lease } = await claimedJob({ prestart: true, markRunning: false });
     await expect(
-      releaseUnstartedJobClaim(db, { ...lease, workerId: "intruder" }, { reason: "x" }),
+      releaseUnstartedJobClaim(db, { lease: { ...lease, workerId: "intruder" }, reason: "x" }),
     ).rejects.toMatchObject({ code: "job.lease_owner_mismatch" });
-    await updateJobProgress(db, lease, { stage: "running" });
-    await expect(releaseUnstartedJobClaim(db, lease, { reason: "x" })).rejects.toMatchObject({
+    await updateJobProgress(db, { lease, stage: "running" });
+    await expect(releaseUnstartedJobClaim(db, { lease, reason: "x" })).rejects.toMatchObject({
       code: "job.unstarted_claim_release_not_applicable",
     });
   });
@@ -415,7 +483,7 @@ describe("cancel and requeue", () => {
 
   it("requeues a dead-lettered job as run 2, which runs again", async () => {
     const { job, lease } = await claimedJob();
-    await completeJobFailure(db, lease, { kind: "TERMINAL", code: "bad", message: "bad" });
+    await completeJobFailure(db, { lease, kind: "TERMINAL", code: "bad", message: "bad" });
     await expect(requeueJob(db, { jobId: job.id, scope: { organizationId: ORG_B } })).rejects.toMatchObject({
       code: "job.not_found",
     });

@@ -2,7 +2,6 @@ import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, RunledgerError, WorkflowDagBuilder } from "../../src/core/index.ts";
 import {
-  claimJobs,
   countWorkflowRuns,
   enqueueJob,
   enqueueWorkflowRun,
@@ -19,6 +18,7 @@ import {
   updateJobDefinition,
   updateWorkflowStepAndPendingJobPayload,
 } from "../../src/store/index.ts";
+import { claimJobs } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, ledgerCounts, runSteps } from "../support/factories.ts";
 

@@ -11,18 +11,17 @@ import {
   SchemaCompatibilityError,
 } from "../../src/core/index.ts";
 import {
-  completeJobSuccess,
   createDb,
   ensureSchemaCompatible,
   inspectSchema,
   listJobSchedules,
   MIGRATIONS_FOLDER,
-  materializeDueSchedules,
   migrate,
   queryRows,
   type RunledgerDb,
   toQueryError,
 } from "../../src/store/index.ts";
+import { completeJobSuccess, materializeDueSchedules } from "../../src/store/worker.ts";
 import { resolveServerUrl } from "../../src/testing/index.ts";
 import { adminClient, withDatabase } from "../../src/testing/server.ts";
 import { finished, ROOT, run, startTs } from "../support/processes.ts";

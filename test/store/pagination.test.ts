@@ -2,8 +2,6 @@ import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, MAX_JSON_BYTES } from "../../src/core/index.ts";
 import {
-  claimJobs,
-  completeJobFailure,
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
@@ -27,6 +25,7 @@ import {
   type WorkflowRunCursor,
   type WorkflowStepCursor,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure } from "../../src/store/worker.ts";
 import { externalStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
@@ -128,7 +127,8 @@ describe("every list read returns one page shape", () => {
       for (const message of ["one", "two"]) {
         await insertJobLog(db, { scope: ALL_ORGANIZATIONS, jobId, runNumber: 1, attempt, level: "info", message });
       }
-      await completeJobFailure(db, lease, {
+      await completeJobFailure(db, {
+        lease,
         kind: "RETRYABLE",
         code: "shape.failed",
         message: "again",

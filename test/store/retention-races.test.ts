@@ -10,9 +10,7 @@ import {
   appendWorkflowSteps,
   cancelJob,
   cancelWorkflowRun,
-  claimJobs,
   completeExternalWorkflowStep,
-  completeJobSuccess,
   createDb,
   enqueueJob,
   enqueueWorkflowRun,
@@ -22,6 +20,7 @@ import {
   type RunledgerDb,
   requeueJob,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobSuccess } from "../../src/store/worker.ts";
 import { externalStep, jobStep } from "../core/workflow-fixtures.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob } from "../support/factories.ts";

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
-import { claimJobs, completeJobFailure, completeJobSuccess, type Executor, queryRows } from "../../src/store/index.ts";
+import { type Executor, queryRows } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobSuccess } from "../../src/store/worker.ts";
 
 /** Far enough ahead that every finished row is older than any retention a test asks for. */
 export const LATER = new Date(Date.now() + 365 * 86_400_000);
@@ -38,7 +39,7 @@ export async function runJobs(
   for (const job of claimed) {
     const lease = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w" };
     if (outcome === "succeed") await completeJobSuccess(db, { lease });
-    else await completeJobFailure(db, lease, { kind: "TERMINAL", code: "test.failed", message: "failed" });
+    else await completeJobFailure(db, { lease, kind: "TERMINAL", code: "test.failed", message: "failed" });
   }
   return claimed.map((j) => j.id);
 }

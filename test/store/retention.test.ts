@@ -4,8 +4,6 @@ import { ALL_ORGANIZATIONS, newId, RunledgerError, WorkflowDagBuilder } from "..
 import { JobsConfig, RetentionSweeper, RuntimeEvents } from "../../src/runtime/index.ts";
 import {
   cancelJob,
-  claimJobs,
-  completeJobSuccess,
   enqueueJob,
   enqueueWorkflowRun,
   getJobById,
@@ -15,6 +13,7 @@ import {
   purgeWorkflowRuns,
   queryRows,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobSuccess } from "../../src/store/worker.ts";
 import { releaseLockKey, releaseLockKeySql } from "../../src/store/workflows/release-lock.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob } from "../support/factories.ts";

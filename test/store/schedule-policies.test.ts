@@ -5,18 +5,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import {
   backfillJobSchedule,
-  claimRunnableJobs,
   createDb,
   getJobSchedule,
   type JobScheduleUpsert,
   listJobSchedules,
-  type MaterializeResult,
-  materializeDueSchedules,
   queryRows,
   type RunledgerDb,
   setJobScheduleActive,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { claimRunnableJobs, type MaterializeResult, materializeDueSchedules } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob, ledgerCounts } from "../support/factories.ts";
 

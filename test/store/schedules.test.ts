@@ -5,7 +5,6 @@ import {
   createDb,
   getJobById,
   listJobSchedules,
-  materializeDueSchedules,
   queryRows,
   type RunledgerDb,
   setJobScheduleActive,
@@ -13,6 +12,7 @@ import {
   upsertJobDefinition,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { materializeDueSchedules } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob } from "../support/factories.ts";
 

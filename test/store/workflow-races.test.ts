@@ -3,15 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, WorkflowDagBuilder } from "../../src/core/index.ts";
 import {
   cancelWorkflowRun,
-  claimJobs,
-  completeJobSuccess,
-  completeJobsSuccess,
   createDb,
   enqueueWorkflowRun,
   getWorkflowRunById,
   queryRows,
   type RunledgerDb,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobSuccess, completeJobsSuccess } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, runSteps } from "../support/factories.ts";
 

@@ -11,26 +11,28 @@ import {
 import {
   appendWorkflowSteps,
   cancelWorkflowRun,
-  claimJobs,
-  claimRunnableJobs,
   completeExternalWorkflowStep,
-  completeJobFailure,
-  completeJobSuccess,
   createDb,
   type Executor,
   enqueueWorkflowRun,
   getJobById,
   getWorkflowRunById,
-  type LeaseIdentity,
   listJobAttempts,
   listJobEvents,
   queryRows,
   type RetryWorkflowRunInput,
   type RunledgerDb,
-  reapExpiredLeases,
   retryWorkflowRun,
-  updateJobProgress,
 } from "../../src/store/index.ts";
+import {
+  claimJobs,
+  claimRunnableJobs,
+  completeJobFailure,
+  completeJobSuccess,
+  type LeaseIdentity,
+  reapExpiredLeases,
+  updateJobProgress,
+} from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob, expireLease, ledgerCounts, runSteps } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";
@@ -73,7 +75,7 @@ async function work(
       if (mine.includes(job)) handled.push(key);
       if (!mine.includes(job) || decide(key) === "succeed") await completeJobSuccess(database, { lease });
       else
-        await completeJobFailure(database, lease, { kind: "TERMINAL", code: "app.failed", message: `${key} failed` });
+        await completeJobFailure(database, { lease, kind: "TERMINAL", code: "app.failed", message: `${key} failed` });
     }
   }
 }
@@ -360,8 +362,8 @@ describe("retryWorkflowRun", () => {
       const [job] = await claimJobs(db, { workerId: "w", leaseSeconds: 60, limit: 1, jobTypes: ["r.step"] });
       expect(job!.workflowRunId).toBe(run.id);
       const lease = { jobId: job!.id, runNumber: 1, attempt: 1, workerId: "w" };
-      await updateJobProgress(db, lease, { progressDone: 6, progressTotal: 10, checkpoint: { next: 7 } });
-      await completeJobFailure(db, lease, { kind: "TERMINAL", code: "app.bad_row", message: "row 7 is bad" });
+      await updateJobProgress(db, { lease, progressDone: 6, progressTotal: 10, checkpoint: { next: 7 } });
+      await completeJobFailure(db, { lease, kind: "TERMINAL", code: "app.bad_row", message: "row 7 is bad" });
 
       await retry({ workflowRunId: run.id, resetCheckpoints });
       expect(await getJobById(db, job!.id, ALL_ORGANIZATIONS)).toMatchObject(
@@ -671,7 +673,12 @@ describe("retryWorkflowRun races", () => {
         const job = jobs.find((j) => j.jobType === type && j.workflowRunId === run.id)!;
         return { jobId: job.id, runNumber: 1, attempt: 1, workerId: "w" };
       };
-      await completeJobFailure(db, lease("r.step"), { kind: "TERMINAL", code: "app.failed", message: "f failed" });
+      await completeJobFailure(db, {
+        lease: lease("r.step"),
+        kind: "TERMINAL",
+        code: "app.failed",
+        message: "f failed",
+      });
       return { run, s: lease("r.cleanup") };
     };
 

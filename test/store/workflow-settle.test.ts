@@ -5,15 +5,8 @@ import {
   WorkflowStepEnqueueBuilder as Step,
   WorkflowRunEnqueueBuilder,
 } from "../../src/core/index.ts";
-import {
-  claimJobs,
-  completeJobFailure,
-  completeJobsSuccess,
-  enqueueWorkflowRun,
-  getWorkflowRunById,
-  type LeaseIdentity,
-  queryRows,
-} from "../../src/store/index.ts";
+import { enqueueWorkflowRun, getWorkflowRunById, queryRows } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobsSuccess, type LeaseIdentity } from "../../src/store/worker.ts";
 import { releaseLockKey } from "../../src/store/workflows/release-lock.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, eventTypes, runSteps } from "../support/factories.ts";
@@ -94,7 +87,7 @@ describe("settling a batch of step completions across runs", () => {
         .build(),
     );
     const [lease] = await claimRoots(1);
-    await completeJobFailure(db, lease!, { kind: "TERMINAL", code: "app.failed", message: "no" });
+    await completeJobFailure(db, { lease: lease!, kind: "TERMINAL", code: "app.failed", message: "no" });
     const steps = await stepsOf(run.id);
     expect([...steps.values()].map((s) => [s.stepKey, s.status, s.statusReason])).toEqual([
       ["a", "FAILED", "TERMINAL"],

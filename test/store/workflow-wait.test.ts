@@ -3,14 +3,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS, RunledgerError, WorkflowDagBuilder } from "../../src/core/index.ts";
 import {
   cancelWorkflowRun,
-  claimJobs,
-  completeJobSuccess,
-  completeJobsSuccess,
   enqueueWorkflowRun,
   queryRows,
   RUN_TERMINAL_CHANNEL,
   waitForWorkflowRun,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobSuccess, completeJobsSuccess } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob } from "../support/factories.ts";
 import { waitFor } from "../support/wait.ts";

@@ -8,17 +8,14 @@ import {
 import {
   appendWorkflowSteps,
   cancelWorkflowRun,
-  claimJobs,
   completeExternalWorkflowStep,
-  completeJobFailure,
-  completeJobSuccess,
   enqueueWorkflowRun,
   getWorkflowRunById,
-  type LeaseIdentity,
   listWorkflowRuns,
   listWorkflowStepDependencies,
   type RunledgerDb,
 } from "../../src/store/index.ts";
+import { claimJobs, completeJobFailure, completeJobSuccess, type LeaseIdentity } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, ledgerCounts, runSteps } from "../support/factories.ts";
 
@@ -46,7 +43,7 @@ async function work(
       const lease: LeaseIdentity = { jobId: job.id, runNumber: job.runNumber, attempt: job.attempt, workerId: "w" };
       handled.push(job.jobType);
       if (decide(job.jobType) === "succeed") await completeJobSuccess(database, { lease });
-      else await completeJobFailure(database, lease, { kind: "TERMINAL", code: "app.failed", message: "failed" });
+      else await completeJobFailure(database, { lease, kind: "TERMINAL", code: "app.failed", message: "failed" });
     }
   }
 }

@@ -66,7 +66,7 @@ interface SuccessItem {
 }
 
 function successItem(success: JobSuccess): SuccessItem {
-  checkLease(success.lease);
+  checkLease(success?.lease);
   if (success.stage !== undefined && success.stage !== "completed") fail("job.invalid_success_stage");
   for (const field of ["progressDone", "progressTotal"] as const) {
     const value = success[field];
@@ -296,8 +296,9 @@ export const failStatement = statement<{
 `,
 );
 
-/** A failed attempt as the worker reports it. */
+/** A failed attempt as the worker reports it, with the lease it is fenced by. */
 export interface JobFailureReport {
+  lease: LeaseIdentity;
   kind: JobFailureKind;
   code: string;
   message: string;
@@ -324,10 +325,10 @@ function storable(text: string): string {
 /** Internal: shared by workers (live lease required) and the reaper (expired lease expected). */
 export async function recordFailure(
   executor: Executor,
-  lease: LeaseIdentity,
   failure: JobFailureReport,
   requireLive: boolean,
 ): Promise<FailureOutcome> {
+  const { lease } = failure;
   const values = (plainOnly: boolean) => ({
     ...fenceValues([lease]),
     kind: failure.kind,
@@ -370,15 +371,11 @@ export async function recordFailure(
  * lease is no longer held; `job.invalid_retry_delay` when a retry has no positive delay. Either
  * way nothing changes.
  */
-export async function completeJobFailure(
-  executor: Executor,
-  lease: LeaseIdentity,
-  failure: JobFailureReport,
-): Promise<FailureOutcome> {
-  checkLease(lease);
+export async function completeJobFailure(executor: Executor, failure: JobFailureReport): Promise<FailureOutcome> {
+  checkLease(failure?.lease);
   checkFailure(failure);
   try {
-    return await recordFailure(executor, lease, failure, true);
+    return await recordFailure(executor, failure, true);
   } catch (error) {
     throw toQueryError(error);
   }

@@ -37,9 +37,10 @@ export function fenceValues(leases: readonly LeaseIdentity[]): { fence: string; 
   return { fence: `{${entries.join(",")}}`, worker: shared ? (worker ?? null) : null };
 }
 
+/** The lease itself, or `job.lease_owner_mismatch` when it is not a well-formed one. */
 export function checkLease(lease: LeaseIdentity): LeaseIdentity {
   if (
-    lease === null ||
+    lease == null ||
     typeof lease !== "object" ||
     !isUuid(lease.jobId) ||
     !isInt32(lease.runNumber) ||

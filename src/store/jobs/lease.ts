@@ -29,21 +29,30 @@ export const heartbeat = statement<{ job_id: string; lease_expires_at: string }>
 `,
 );
 
+/** A heartbeat: the lease to extend and its new length from now. */
+export interface JobHeartbeat {
+  lease: LeaseIdentity;
+  leaseSeconds: number;
+}
+
+/** Many leases extended by the same length. */
+export interface JobsHeartbeat {
+  leases: readonly LeaseIdentity[];
+  leaseSeconds: number;
+}
+
 /**
  * Extend many leases in one statement. Returns the new deadline of each lease still held;
  * leases lost (expired, canceled, taken over) are simply absent from the result.
  */
-export async function heartbeatJobs(
-  executor: Executor,
-  leases: readonly LeaseIdentity[],
-  options: { leaseSeconds: number },
-): Promise<Map<string, Date>> {
-  if (!isInt32(options.leaseSeconds) || options.leaseSeconds <= 0) fail("job.invalid_lease_duration");
+export async function heartbeatJobs(executor: Executor, input: JobsHeartbeat): Promise<Map<string, Date>> {
+  const { leases, leaseSeconds } = input;
+  if (!isInt32(leaseSeconds) || leaseSeconds <= 0) fail("job.invalid_lease_duration");
   if (leases.length === 0) return new Map();
   try {
     const rows = await heartbeat.run(executor, {
       ...fenceValues(leases.map(checkLease)),
-      leaseSeconds: options.leaseSeconds,
+      leaseSeconds,
     });
     return new Map(rows.map((row) => [row.job_id, toDate(row.lease_expires_at)]));
   } catch (error) {
@@ -52,12 +61,9 @@ export async function heartbeatJobs(
 }
 
 /** Extend one lease; throws `job.lease_owner_mismatch` when it is no longer held. */
-export async function heartbeatJob(
-  executor: Executor,
-  lease: LeaseIdentity,
-  options: { leaseSeconds: number },
-): Promise<{ leaseExpiresAt: Date }> {
-  const held = await heartbeatJobs(executor, [checkLease(lease)], options);
+export async function heartbeatJob(executor: Executor, input: JobHeartbeat): Promise<{ leaseExpiresAt: Date }> {
+  const lease = checkLease(input?.lease);
+  const held = await heartbeatJobs(executor, { leases: [lease], leaseSeconds: input.leaseSeconds });
   const leaseExpiresAt = held.get(lease.jobId);
   if (leaseExpiresAt === undefined) throw leaseLost(lease);
   return { leaseExpiresAt };
@@ -70,6 +76,11 @@ export interface JobProgressUpdate {
   progressTotal?: number;
   /** Resume state; survives retries within a run. */
   checkpoint?: unknown;
+}
+
+/** A progress write: the lease it is fenced by, and what the handler reports. */
+export interface JobProgress extends JobProgressUpdate {
+  lease: LeaseIdentity;
 }
 
 const progress = statement<{ id: string }>(
@@ -111,12 +122,8 @@ function checkCount(value: unknown, field: string): number | null {
  * Record stage, progress and checkpoint for a held lease (one statement). Stage `running`
  * also persists the attempt's execution-start marker. Writes STAGE_CHANGED and PROGRESS events.
  */
-export async function updateJobProgress(
-  executor: Executor,
-  lease: LeaseIdentity,
-  update: JobProgressUpdate,
-): Promise<void> {
-  checkLease(lease);
+export async function updateJobProgress(executor: Executor, update: JobProgress): Promise<void> {
+  const lease = checkLease(update?.lease);
   if (update.stage !== undefined && (isBlank(update.stage) || !isStorableText(update.stage))) {
     fail("job.invalid_progress", { field: "stage" });
   }
@@ -199,18 +206,27 @@ const leaseHolder = statement<{ status: string; worker_id: string | null }>(
   sql`select status, worker_id from ${jobQueue} where id = ${sql.placeholder("id")}::uuid`,
 );
 
+/** A prestart claim to hand back: its lease, why, and how long until the job is due again. */
+export interface UnstartedClaimRelease {
+  lease: LeaseIdentity;
+  reason: string;
+  retryDelayMs?: number;
+}
+
+/** Claims to hand back at once, all for the same reason. */
+export interface UnstartedClaimsReturn {
+  leases: readonly LeaseIdentity[];
+  reason: string;
+}
+
 /**
  * Hand back a prestart claim whose `running` marker was never persisted, without consuming an
  * attempt: the attempt row is deleted and the job is PENDING again after `retryDelayMs`. Works on
  * expired leases too (the reaper uses it). `job.lease_owner_mismatch` when another worker holds
  * the job; `job.unstarted_claim_release_not_applicable` when the attempt already started.
  */
-export async function releaseUnstartedJobClaim(
-  executor: Executor,
-  lease: LeaseIdentity,
-  options: { reason: string; retryDelayMs?: number },
-): Promise<void> {
-  checkLease(lease);
+export async function releaseUnstartedJobClaim(executor: Executor, options: UnstartedClaimRelease): Promise<void> {
+  const lease = checkLease(options?.lease);
   if (isBlank(options.reason) || !isStorableText(options.reason))
     fail("job.invalid_failure_report", { field: "reason" });
   const delay = Math.max(0, options.retryDelayMs ?? 0);
@@ -237,11 +253,8 @@ export async function releaseUnstartedJobClaim(
  * and a REQUEUED event records `reason`. Leases no longer held are skipped. Returns the ids of
  * the jobs returned.
  */
-export async function returnUnstartedClaims(
-  executor: Executor,
-  leases: readonly LeaseIdentity[],
-  options: { reason: string },
-): Promise<string[]> {
+export async function returnUnstartedClaims(executor: Executor, options: UnstartedClaimsReturn): Promise<string[]> {
+  const { leases } = options;
   if (leases.length === 0) return [];
   if (isBlank(options.reason) || !isStorableText(options.reason))
     fail("job.invalid_failure_report", { field: "reason" });

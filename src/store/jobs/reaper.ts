@@ -91,8 +91,8 @@ export async function reapExpiredLeases(
             }
             const outcome = await recordFailure(
               savepoint,
-              lease,
               {
+                lease,
                 kind: "LEASE_EXPIRED",
                 code: WORKER_FAILURE_CODES.leaseExpired,
                 message: LEASE_EXPIRED_MESSAGE,
@@ -129,7 +129,7 @@ export async function reapExpiredLeases(
 
 async function releasedUnstarted(tx: Executor, lease: LeaseIdentity): Promise<boolean> {
   try {
-    await releaseUnstartedJobClaim(tx, lease, { reason: RELEASED_BEFORE_RUNNING, retryDelayMs: 0 });
+    await releaseUnstartedJobClaim(tx, { lease, reason: RELEASED_BEFORE_RUNNING, retryDelayMs: 0 });
     return true;
   } catch (error) {
     if (error instanceof RunledgerError && error.code === "job.unstarted_claim_release_not_applicable") return false;

@@ -3,6 +3,7 @@
 // Prints one line of JSON that the test asserts on.
 import { ALL_ORGANIZATIONS, WorkflowDagBuilder } from "runledger/core";
 import { JobCatalog, JobsConfig, Supervisor } from "runledger/runtime";
+import * as appApi from "runledger/store";
 import {
   createDb,
   enqueueWorkflowRun,
@@ -14,6 +15,7 @@ import {
   MIGRATIONS_FOLDER,
   migrate,
 } from "runledger/store";
+import * as workerApi from "runledger/store/worker";
 import * as v from "valibot";
 
 const [url] = process.argv.slice(2);
@@ -77,6 +79,10 @@ try {
     migrated: migrated.state,
     compatible: compatible.state,
     bundled: compatible.bundled,
+    storeSubpaths: {
+      appHasLifecycle: "claimRunnableJobs" in appApi,
+      workerHasLifecycle: typeof workerApi.claimRunnableJobs === "function",
+    },
     jobs: finalJobs.map((job) => ({ jobType: job?.jobType, status: job?.status })),
     workflow: {
       status: finalRun?.status,

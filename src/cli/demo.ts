@@ -14,7 +14,7 @@ import {
   type RunledgerDb,
   type WorkflowStepRecord,
 } from "../store/index.ts";
-import { COMMON_OPTIONS, type Command, redact } from "./command.ts";
+import { COMMON_OPTIONS, type Command, redactUrl } from "./command.ts";
 
 /*
  * `runledger demo`: a small workflow and a batch of jobs against `DATABASE_URL` or, without it,
@@ -70,7 +70,7 @@ function lockDataDir(dir: string): () => void {
 async function openDemoDb(url: string | undefined): Promise<{ db: RunledgerDb; label: string; release: () => void }> {
   if (url !== undefined && url !== "") {
     const db = createDb(url, { max: 4, applicationName: "runledger-demo" });
-    return { db, label: `PostgreSQL at ${redact(url)}`, release: () => {} };
+    return { db, label: `PostgreSQL at ${redactUrl(url)}`, release: () => {} };
   }
   out.write(`opening the embedded database in ${DEMO_DATA_DIR} (the first run initializes it: a few seconds)\n`);
   mkdirSync(DEMO_DATA_DIR, { recursive: true });

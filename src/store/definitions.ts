@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
+import { checkJobType, MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
 import type { Page } from "./jobs/reads.ts";
@@ -7,7 +7,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobDefinitions, jobSchedules } from "./schema/index.ts";
-import { checkIdentifierLength, checkLimit, escapeLike, fail, isBlank, isInt32, isStorableText } from "./validate.ts";
+import { checkLimit, escapeLike, fail, isInt32 } from "./validate.ts";
 
 /** A job type's enqueue-time defaults and its on/off switch for new work. */
 export interface JobDefinitionRecord {
@@ -59,8 +59,7 @@ function definitionFromRow(row: RawRow): JobDefinitionRecord {
 }
 
 function resolve(input: JobDefinitionUpsert): Required<JobDefinitionUpsert> {
-  if (isBlank(input.jobType) || !isStorableText(input.jobType)) fail("identifier.job_type_blank");
-  checkIdentifierLength(input.jobType, "jobType");
+  checkJobType(input.jobType);
   const full = { ...DEFAULTS, ...input };
   for (const field of ["version", "maxAttempts", "defaultTimeoutSeconds"] as const) {
     if (!isInt32(full[field]) || full[field] <= 0)
@@ -195,6 +194,7 @@ export async function updateJobDefinition(
   jobType: string,
   update: Omit<JobDefinitionUpsert, "jobType" | "version">,
 ): Promise<JobDefinitionRecord | null> {
+  checkJobType(jobType);
   const current = await getJobDefinition(executor, jobType);
   if (current === null) return null;
   const d = resolve({ ...current, ...update, jobType });

@@ -1,5 +1,11 @@
 import { uuidv7 } from "uuidv7";
-import { exceedsUtf8, isStorableText, MAX_IDENTIFIER_BYTES, MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
+import {
+  exceedsUtf8,
+  isStorableText,
+  MAX_IDENTIFIER_BYTES,
+  MAX_TIMEOUT_SECONDS,
+  RunledgerError,
+} from "../core/index.ts";
 import { type ClaimFairness, DEFAULT_PURGE_BATCH, MAX_CLAIM, MAX_PURGE_BATCH } from "../store/index.ts";
 
 /** How a worker process runs. Build with `JobsConfig.fromEnv()` or `JobsConfig.from({...})`. */

@@ -109,6 +109,17 @@ describe("upsertJobSchedule", () => {
     expect(await countRows(db, "job_schedules")).toBe(before);
     // Paused, it may wait for its type to be enabled.
     expect(await upsertJobSchedule(db, { ...disabled, isActive: false })).toMatchObject({ isActive: false });
+    // ...but not be resumed while it stays disabled; pausing is always allowed.
+    await expect(setJobScheduleActive(db, "on-disabled", true)).rejects.toMatchObject({
+      code: "job_schedule.definition_not_found_or_disabled",
+      details: { jobType: "report.off" },
+    });
+    expect(await setJobScheduleActive(db, "on-disabled", false)).toBe(true);
+    expect((await listJobSchedules(db, { limit: 1000 })).find((s) => s.name === "on-disabled")).toMatchObject({
+      isActive: false,
+    });
+    await upsertJobDefinition(db, { jobType: "report.off", isEnabled: true });
+    expect(await setJobScheduleActive(db, "on-disabled", true)).toBe(true);
     expect(await setJobScheduleNextFireAt(db, "missing", T0)).toBe(false);
   });
 });

@@ -7,7 +7,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobDefinitions, jobSchedules } from "./schema/index.ts";
-import { checkLimit, escapeLike, fail, isInt32 } from "./validate.ts";
+import { checkLimit, escapeLike, fail, isInt32, matchable } from "./validate.ts";
 
 /** A job type's enqueue-time defaults and its on/off switch for new work. */
 export interface JobDefinitionRecord {
@@ -158,6 +158,7 @@ export async function insertJobDefinitionIfMissing(
 
 /** One definition, or null. */
 export async function getJobDefinition(executor: Executor, jobType: string): Promise<JobDefinitionRecord | null> {
+  if (!matchable(jobType)) return null;
   try {
     const [row] = await queryRows<RawRow>(executor, sql`select * from ${jobDefinitions} where job_type = ${jobType}`);
     return row === undefined ? null : definitionFromRow(row);

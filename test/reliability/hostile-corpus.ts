@@ -923,6 +923,9 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     ...numberCases("claim lease seconds", "job.invalid_lease_duration", (leaseSeconds) => claim({ leaseSeconds })),
     ["claim lease seconds 0", "job.invalid_lease_duration", () => claim({ leaseSeconds: 0 })],
     ...numberCases("claim limit", "job.invalid_pagination", (limit) => claim({ limit })),
+    ...textCases("claim job type", "identifier.job_type_blank", (jobType) =>
+      claim({ jobTypes: ["hostile.ok", jobType] }),
+    ),
     ...textCases(
       "lease worker id (heartbeat)",
       "job.lease_owner_mismatch",

@@ -8,6 +8,7 @@ import {
   completeJobFailure,
   enqueueJob,
   enqueueWorkflowRun,
+  getJobDefinition,
   queryRows,
 } from "../../src/store/index.ts";
 import { externalStep, jobStep } from "../core/workflow-fixtures.ts";
@@ -81,6 +82,14 @@ describe("error messages are cut to MAX_ERROR_MESSAGE_BYTES, not copied whole", 
     });
     expect(Buffer.byteLength(step.lastErrorMessage!)).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
     expect(step.lastErrorMessage).toMatch(MARKER);
+  });
+});
+
+describe("lookups of text that cannot be stored", () => {
+  it("find nothing instead of failing in the database", async () => {
+    for (const jobType of ["a\u0000b", "a\ud800b", " ", "k".repeat(100_000)]) {
+      expect(await getJobDefinition(db, jobType)).toBeNull();
+    }
   });
 });
 

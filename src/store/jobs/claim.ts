@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import { checkLabel } from "../../core/index.ts";
+import { checkJobType, checkLabel } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { type ClaimFairness, claimUnderFlowControl, type FlowClaimMemo } from "../flow/claim.ts";
@@ -268,6 +268,7 @@ async function runClaim(
   input: ClaimJobsInput,
 ): Promise<RawRow[]> {
   checkLabel(input.workerId, "workerId", "job.invalid_worker_id");
+  if (input.jobTypes !== undefined) for (const jobType of input.jobTypes) checkJobType(jobType);
   if (!isInt32(input.leaseSeconds) || input.leaseSeconds <= 0) fail("job.invalid_lease_duration");
   if (!isInt32(input.limit) || input.limit < 0 || input.limit > MAX_CLAIM) {
     fail("job.invalid_pagination", { field: "limit" });

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { BATCH_SIZE, frameLines, type Live, Progress } from "../src/cli/demo-view.ts";
+import { BATCH_SIZE, frameLines, type Live, Progress, summaryLines } from "../src/cli/demo-view.ts";
 import { getWorkflowRunById, listWorkflowSteps, type WorkflowStepRecord } from "../src/store/index.ts";
 import { useTestDatabase } from "./support/db.ts";
 import { finished, ROOT, startTs } from "./support/processes.ts";
@@ -180,6 +180,11 @@ describe("the demo's terminal view", () => {
       );
       for (const line of last) expect(Array.from(line).length).toBeLessThan(columns);
       expect(last.some((line) => line.includes(`${BATCH_SIZE}/${BATCH_SIZE}`))).toBe(true);
+      // The closing table fits too.
+      const start = new Date(Date.now() - 2000);
+      const finished = live(BATCH_SIZE, ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "SUCCEEDED"]);
+      for (const s of finished.steps) Object.assign(s, { startedAt: start, finishedAt: new Date() });
+      for (const line of summaryLines(finished, start, columns)) expect(line.length).toBeLessThan(columns);
     });
   }
 });

@@ -70,6 +70,27 @@ export function frameLines(live: Live, columns: number, now: number = Date.now()
   return lines.map((line) => fitLine(line, columns));
 }
 
+/**
+ * The table printed when the demo ends: each step's status, start and duration; the job type
+ * column only when `columns` leave room for it.
+ */
+export function summaryLines(live: Live, runStartedAt: Date, columns: number): string[] {
+  const wide = columns >= WIDE;
+  const type = (text: string) => (wide ? ` ${text.padEnd(18)}` : "");
+  const lines = ["", `${"step".padEnd(10)}${type("job type")} ${"status".padEnd(10)} ${"started".padEnd(9)} took`];
+  for (const step of live.steps) {
+    const started = step.startedAt === null ? "-" : `+${seconds(step.startedAt.getTime() - runStartedAt.getTime())}`;
+    const took =
+      step.startedAt === null || step.finishedAt === null
+        ? "-"
+        : seconds(step.finishedAt.getTime() - step.startedAt.getTime());
+    lines.push(
+      `${step.stepKey.padEnd(10)}${type(step.jobType ?? "")} ${step.status.padEnd(10)} ${started.padEnd(9)} ${took}`,
+    );
+  }
+  return lines;
+}
+
 /** The live view: redrawn in place on a terminal (`tty`), change lines otherwise. */
 export class Progress {
   #drawn = 0;

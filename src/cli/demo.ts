@@ -15,7 +15,7 @@ import {
   type RunledgerDb,
 } from "../store/index.ts";
 import { COMMON_OPTIONS, type Command, redactUrl } from "./command.ts";
-import { BATCH_SIZE, type Live, Progress, seconds } from "./demo-view.ts";
+import { BATCH_SIZE, type Live, Progress, seconds, summaryLines } from "./demo-view.ts";
 
 /*
  * `runledger demo`: a small workflow and a batch of jobs against `DATABASE_URL` or, without it,
@@ -152,21 +152,6 @@ async function refresh(db: RunledgerDb, live: Live): Promise<void> {
   }
 }
 
-function summary(live: Live, runStartedAt: Date): string[] {
-  const lines = ["", "step       job type           status     started   took"];
-  for (const step of live.steps) {
-    const started = step.startedAt === null ? "-" : `+${seconds(step.startedAt.getTime() - runStartedAt.getTime())}`;
-    const took =
-      step.startedAt === null || step.finishedAt === null
-        ? "-"
-        : seconds(step.finishedAt.getTime() - step.startedAt.getTime());
-    lines.push(
-      `${step.stepKey.padEnd(10)} ${(step.jobType ?? "").padEnd(18)} ${step.status.padEnd(10)} ${started.padEnd(9)} ${took}`,
-    );
-  }
-  return lines;
-}
-
 async function demo(databaseUrl: string | undefined): Promise<number> {
   const began = Date.now();
   const { db, label, firstRun, release } = await openDemoDb(databaseUrl);
@@ -243,7 +228,8 @@ async function demo(databaseUrl: string | undefined): Promise<number> {
 
     const finalRun = (await getWorkflowRunById(db, workflowRun.id))!;
     live.steps = await listWorkflowSteps(db, workflowRun.id);
-    for (const line of summary(live, finalRun.startedAt)) out.write(`${line}\n`);
+    const columns = tty ? (out.columns ?? 80) : Number.POSITIVE_INFINITY;
+    for (const line of summaryLines(live, finalRun.startedAt, columns)) out.write(`${line}\n`);
     const took =
       finalRun.finishedAt === null ? "-" : seconds(finalRun.finishedAt.getTime() - finalRun.startedAt.getTime());
     out.write(`\nworkflow ${finalRun.id}: ${finalRun.status} in ${took}\n`);

@@ -80,6 +80,9 @@ const BEHAVIOURS: Record<string, () => unknown> = {
   "fails with a blank code": () => {
     throw JobFailure.terminal("  ", "m");
   },
+  "fails with a 100 KB code": () => {
+    throw JobFailure.terminal("c".repeat(100 * 1024), "m");
+  },
   "returns a circular checkpoint": () => ({ stage: "completed", checkpoint: circular }),
   "returns a checkpoint nested 10,000 deep": () => {
     let value: unknown = 1;
@@ -103,6 +106,7 @@ const EXPECTED: Record<string, string> = {
   "fails with a 10 MB message": "hostile.huge",
   "fails with NUL in code and message": "job.invalid_failure",
   "fails with a blank code": "job.invalid_failure",
+  "fails with a 100 KB code": "job.invalid_failure",
   "returns a circular checkpoint": "job.invalid_completion",
   "returns a checkpoint nested 10,000 deep": "job.invalid_completion",
   "returns negative progress": "job.invalid_completion",

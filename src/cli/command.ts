@@ -155,11 +155,20 @@ export function cursorArg(value: string | undefined): { at: Date; id: string } |
 /** A keyset cursor to print. */
 export const cursorText = (at: Date, id: string) => `${at.toISOString()}_${id}`;
 
-/** `postgres://user:secret@host/db` without the secret. */
-export function redact(url: string): string {
+/** Query parameters of a connection URL that carry a secret (compared case-insensitively). */
+const SECRET_PARAMS = new Set(["password", "sslpassword"]);
+
+/**
+ * A database URL fit to print: the password in the userinfo and any `password` or `sslpassword`
+ * query parameter (in any case) replaced by `***`. Text that is not a URL is not printed at all.
+ */
+export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password !== "") parsed.password = "***";
+    for (const key of new Set(parsed.searchParams.keys())) {
+      if (SECRET_PARAMS.has(key.toLowerCase())) parsed.searchParams.set(key, "***");
+    }
     return parsed.toString();
   } catch {
     return "DATABASE_URL";

@@ -1,4 +1,4 @@
-import { COMMON_OPTIONS, type Command, databaseUrl, redact } from "./command.ts";
+import { COMMON_OPTIONS, type Command, databaseUrl, redactUrl } from "./command.ts";
 import { UsageError } from "./output.ts";
 
 /** `runledger dashboard`: serve the web dashboard until interrupted. */
@@ -42,7 +42,7 @@ Serves the web dashboard for the database until SIGINT/SIGTERM.
       password: password === undefined || password === "" ? undefined : password,
     });
     ctx.out.write(
-      `runledger dashboard for ${redact(url)} at ${served.url}${values["read-only"] ? " (read-only)" : ""}\n`,
+      `runledger dashboard for ${redactUrl(url)} at ${served.url}${values["read-only"] ? " (read-only)" : ""}\n`,
     );
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);

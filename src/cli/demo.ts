@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ALL_ORGANIZATIONS, type JobContext, MAX_WORKFLOW_STEPS, type WorkflowRunStatus } from "../core/index.ts";
 import { JobCatalog, JobsConfig, Supervisor } from "../runtime/index.ts";
@@ -9,19 +9,19 @@ import {
   enqueueWorkflowRun,
   getJobById,
   getWorkflowRunById,
+  inspectSchema,
   listWorkflowSteps,
   migrate,
   type RunledgerDb,
-  type WorkflowStepRecord,
 } from "../store/index.ts";
-import { COMMON_OPTIONS, type Command, redact } from "./command.ts";
+import { COMMON_OPTIONS, type Command, redactUrl } from "./command.ts";
+import { BATCH_SIZE, type Live, Progress, seconds, summaryLines } from "./demo-view.ts";
 
 /*
  * `runledger demo`: a small workflow and a batch of jobs against `DATABASE_URL` or, without it,
  * an embedded PGlite database in `.runledger/demo-db`, with live progress. Only public APIs.
  */
 const DEMO_DATA_DIR = join(".runledger", "demo-db");
-const BATCH_SIZE = 50;
 const DEMO_TIMEOUT_MS = 45_000;
 const TERMINAL_RUN: readonly WorkflowRunStatus[] = ["SUCCEEDED", "COMPLETED_WITH_ERRORS", "CANCELED"];
 
@@ -37,7 +37,6 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     const timer = setTimeout(done, ms);
     signal?.addEventListener("abort", done, { once: true });
   });
-const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 function alive(pid: number): boolean {
   try {
@@ -67,16 +66,53 @@ function lockDataDir(dir: string): () => void {
   throw new Error(`could not lock ${dir}`);
 }
 
-async function openDemoDb(url: string | undefined): Promise<{ db: RunledgerDb; label: string; release: () => void }> {
+/** The database a URL names (postgres.js defaults it to the user's name), for saying where the demo writes. */
+function databaseName(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return decodeURIComponent(parsed.pathname.slice(1)) || decodeURIComponent(parsed.username) || "postgres";
+  } catch {
+    return "?";
+  }
+}
+
+interface DemoDb {
+  db: RunledgerDb;
+  /** Where the demo writes, fit to print (no password). */
+  label: string;
+  /**
+   * Whether the embedded data directory did not exist before (for a server, decided after
+   * connecting: whether runledger's schema did not exist before).
+   */
+  firstRun: boolean | undefined;
+  release: () => void;
+}
+
+async function openDemoDb(url: string | undefined): Promise<DemoDb> {
   if (url !== undefined && url !== "") {
     const db = createDb(url, { max: 4, applicationName: "runledger-demo" });
-    return { db, label: `PostgreSQL at ${redact(url)}`, release: () => {} };
+    return {
+      db,
+      label: `PostgreSQL database "${databaseName(url)}" at ${redactUrl(url)}`,
+      firstRun: undefined,
+      release: () => {},
+    };
   }
-  out.write(`opening the embedded database in ${DEMO_DATA_DIR} (the first run initializes it: a few seconds)\n`);
+  const firstRun = !existsSync(DEMO_DATA_DIR) || readdirSync(DEMO_DATA_DIR).length === 0;
+  out.write(
+    firstRun
+      ? `first run: creating the embedded database in ${DEMO_DATA_DIR} (a few seconds)\n`
+      : `opening the embedded database in ${DEMO_DATA_DIR}\n`,
+  );
   mkdirSync(DEMO_DATA_DIR, { recursive: true });
   const release = lockDataDir(DEMO_DATA_DIR);
   try {
-    return { db: await createEmbeddedDb(DEMO_DATA_DIR), label: `embedded PGlite in ${DEMO_DATA_DIR}`, release };
+    return {
+      db: await createEmbeddedDb(DEMO_DATA_DIR),
+      label: `embedded PGlite in ${DEMO_DATA_DIR}`,
+      firstRun,
+      release,
+    };
   } catch (error) {
     release();
     if ((error as { code?: string }).code === "ERR_MODULE_NOT_FOUND") {
@@ -104,60 +140,6 @@ function demoCatalog() {
     });
 }
 
-interface Live {
-  runId: string;
-  startedAt: number;
-  batchDone: number;
-  batchFailed: number;
-  steps: WorkflowStepRecord[];
-  progress: Map<string, { done: number | null; total: number | null }>;
-  runStatus: WorkflowRunStatus | undefined;
-}
-
-function bar(done: number, total: number, width: number): string {
-  const filled = total <= 0 ? 0 : Math.round((Math.min(done, total) / total) * width);
-  return `${"█".repeat(filled)}${"░".repeat(width - filled)}`;
-}
-
-function stepLine(step: WorkflowStepRecord, live: Live): string {
-  const p = step.jobId === null ? undefined : live.progress.get(step.jobId);
-  const total = p?.total ?? 0;
-  const done = step.status === "SUCCEEDED" ? total : (p?.done ?? 0);
-  const gauge = total > 0 ? `${bar(done, total, 12)} ${done}/${total}` : " ".repeat(12);
-  return `  ${step.stepKey.padEnd(9)} ${(step.jobType ?? "").padEnd(18)} ${step.status.padEnd(10)} ${gauge}`;
-}
-
-/** The live view: redrawn in place on a terminal, change lines otherwise. */
-class Progress {
-  #drawn = 0;
-  #seen = new Map<string, string>();
-  #lastBatch = 0;
-
-  render(live: Live): void {
-    if (tty) {
-      const lines = [
-        `workflow profiles.research  ${live.runStatus ?? "RUNNING"}  ${seconds(Date.now() - live.startedAt)}`,
-        ...live.steps.map((s) => stepLine(s, live)),
-        `  batch     ${"thumbnails.render".padEnd(18)} ${`${live.batchDone}/${BATCH_SIZE}`.padEnd(10)} ${bar(live.batchDone, BATCH_SIZE, 24)}`,
-      ];
-      const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A` : "";
-      out.write(`${up}${lines.map((line) => `\x1b[2K${line}\n`).join("")}`);
-      this.#drawn = lines.length;
-      return;
-    }
-    for (const step of live.steps) {
-      if (this.#seen.get(step.stepKey) === step.status) continue;
-      this.#seen.set(step.stepKey, step.status);
-      out.write(`step ${step.stepKey} ${step.status} (+${seconds(Date.now() - live.startedAt)})\n`);
-    }
-    const tens = Math.floor(live.batchDone / 10) * 10;
-    if (tens > this.#lastBatch || (live.batchDone === BATCH_SIZE && this.#lastBatch < BATCH_SIZE)) {
-      this.#lastBatch = live.batchDone === BATCH_SIZE ? BATCH_SIZE : tens;
-      out.write(`batch ${this.#lastBatch}/${BATCH_SIZE} jobs done (+${seconds(Date.now() - live.startedAt)})\n`);
-    }
-  }
-}
-
 /** Every step of the demo's run (a run holds at most `MAX_WORKFLOW_STEPS`: one page). */
 async function stepsOf(db: RunledgerDb, workflowRunId: string) {
   return (await listWorkflowSteps(db, { workflowRunId, scope: ALL_ORGANIZATIONS, limit: MAX_WORKFLOW_STEPS })).items;
@@ -175,33 +157,21 @@ async function refresh(db: RunledgerDb, live: Live): Promise<void> {
   }
 }
 
-function summary(live: Live, runStartedAt: Date): string[] {
-  const lines = ["", "step       job type           status     started   took"];
-  for (const step of live.steps) {
-    const started = step.startedAt === null ? "-" : `+${seconds(step.startedAt.getTime() - runStartedAt.getTime())}`;
-    const took =
-      step.startedAt === null || step.finishedAt === null
-        ? "-"
-        : seconds(step.finishedAt.getTime() - step.startedAt.getTime());
-    lines.push(
-      `${step.stepKey.padEnd(10)} ${(step.jobType ?? "").padEnd(18)} ${step.status.padEnd(10)} ${started.padEnd(9)} ${took}`,
-    );
-  }
-  return lines;
-}
-
 async function demo(databaseUrl: string | undefined): Promise<number> {
   const began = Date.now();
-  const { db, label, release } = await openDemoDb(databaseUrl);
+  const { db, label, firstRun, release } = await openDemoDb(databaseUrl);
   const stop = new AbortController();
   const interrupt = () => stop.abort();
   process.once("SIGINT", interrupt);
   process.once("SIGTERM", interrupt);
   let supervisor: Supervisor | undefined;
   try {
-    out.write(`runledger demo on ${label} (opened in ${seconds(Date.now() - began)})\n`);
+    out.write(`runledger demo writes to ${label} (opened in ${seconds(Date.now() - began)})\n`);
+    const before = await inspectSchema(db);
     const migrated = await migrate(db);
-    out.write(`schema current (${migrated.bundled} migrations)\n`);
+    if (firstRun === undefined && before.state === "uninitialized") {
+      out.write(`first run: created runledger's schema (${migrated.bundled} migrations)\n`);
+    } else out.write(`schema current (${migrated.bundled} migrations)\n`);
     const catalog = demoCatalog();
     await catalog.syncDefinitions(db);
 
@@ -243,7 +213,7 @@ async function demo(databaseUrl: string | undefined): Promise<number> {
     });
     supervisor.start();
 
-    const view = new Progress();
+    const view = new Progress(out, tty);
     if (tty) out.write("\x1b[?25l");
     const deadline = live.startedAt + DEMO_TIMEOUT_MS;
     for (;;) {
@@ -263,7 +233,8 @@ async function demo(databaseUrl: string | undefined): Promise<number> {
 
     const finalRun = (await getWorkflowRunById(db, workflowRun.id, ALL_ORGANIZATIONS))!;
     live.steps = await stepsOf(db, workflowRun.id);
-    for (const line of summary(live, finalRun.startedAt)) out.write(`${line}\n`);
+    const columns = tty ? (out.columns ?? 80) : Number.POSITIVE_INFINITY;
+    for (const line of summaryLines(live, finalRun.startedAt, columns)) out.write(`${line}\n`);
     const took =
       finalRun.finishedAt === null ? "-" : seconds(finalRun.finishedAt.getTime() - finalRun.startedAt.getTime());
     out.write(`\nworkflow ${finalRun.id}: ${finalRun.status} in ${took}\n`);

@@ -1,4 +1,5 @@
 import { WORKER_FAILURE_CODES } from "./errors.ts";
+import { truncateErrorMessage } from "./limits.ts";
 import type { JobFailureKind, JobStage } from "./statuses.ts";
 
 /** What a running handler can see about its job and do while it runs. */
@@ -76,12 +77,6 @@ export interface JobHandler<P = unknown> {
   onDeadLetter?(context: JobContext, payload: P, info: JobDeadLetterInfo): Promise<void>;
 }
 
-/**
- * Longest failure message the worker records, in UTF-16 code units: `JobFailure.from` cuts a
- * thrown value's text to it, and the worker cuts a handler's own `JobFailure` message to it.
- */
-export const MAX_PANIC_MESSAGE_LENGTH = 2000;
-
 const PANIC_PREFIX = "Job handler panicked: ";
 
 /**
@@ -148,14 +143,18 @@ export class JobFailure extends Error {
 
   /**
    * Classifies anything a handler threw: a `JobFailure` passes through unchanged; any other
-   * value becomes `PANICKED` with code `job.handler_panic`, a bounded message, and the value as
-   * `cause`.
+   * value becomes `PANICKED` with code `job.handler_panic`, its message cut to
+   * `MAX_ERROR_MESSAGE_BYTES`, and the value as `cause`.
    */
   static from(thrown: unknown): JobFailure {
     if (isJobFailure(thrown)) return thrown;
-    return JobFailure.panicked(WORKER_FAILURE_CODES.handlerPanic, truncate(PANIC_PREFIX + describe(thrown)), {
-      cause: thrown,
-    });
+    return JobFailure.panicked(
+      WORKER_FAILURE_CODES.handlerPanic,
+      truncateErrorMessage(PANIC_PREFIX + describe(thrown)),
+      {
+        cause: thrown,
+      },
+    );
   }
 }
 
@@ -176,20 +175,6 @@ function describe(thrown: unknown): string {
     // e.g. Object.create(null) or a throwing toString(): still report the panic.
     return "unprintable thrown value";
   }
-}
-
-/** `message` cut to `MAX_PANIC_MESSAGE_LENGTH` (ending in `…`), never splitting a surrogate pair. */
-export function truncateFailureMessage(message: string): string {
-  return truncate(message);
-}
-
-function truncate(message: string): string {
-  if (message.length <= MAX_PANIC_MESSAGE_LENGTH) return message;
-  let end = MAX_PANIC_MESSAGE_LENGTH - 1;
-  // Never cut a surrogate pair in half.
-  const last = message.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-  return `${message.slice(0, end)}…`;
 }
 
 /**

@@ -1,3 +1,5 @@
+import { type ErrorCode, RunledgerError } from "./errors.ts";
+
 /**
  * Size limits on what callers may store. The database would accept more (or fail with a stack
  * or index-size error deep inside a statement); these bounds keep one request from hogging a
@@ -22,7 +24,7 @@ export const MAX_JSON_DEPTH = 100;
 
 /**
  * Longest identifier (job type, workflow type, step key, idempotency key, mutation key, schedule
- * name), in UTF-8 bytes.
+ * name) and short label (worker id, failure code, progress stage, log level), in UTF-8 bytes.
  */
 export const MAX_IDENTIFIER_BYTES = 512;
 
@@ -32,6 +34,14 @@ export const MAX_IDENTIFIER_BYTES = 512;
  * and a longer interval lowered to it.
  */
 export const MAX_TIMEOUT_SECONDS = 2_147_483;
+
+/**
+ * Longest error message stored with a failure (a failed attempt's message, an external step's
+ * error message), in UTF-8 bytes. A longer one is not refused: it is cut, ending in
+ * `… [truncated N bytes]`, so a handler's 20 MB error cannot be copied into every table that
+ * keeps the last error.
+ */
+export const MAX_ERROR_MESSAGE_BYTES = 8192;
 
 /** Most steps one workflow run may hold, appended steps included. */
 export const MAX_WORKFLOW_STEPS = 1000;
@@ -97,4 +107,57 @@ export function jsonDeeperThan(json: string, maxDepth: number): boolean {
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
   return false;
+}
+
+/** Text PostgreSQL can store: no NUL characters, no lone surrogates. */
+export function isStorableText(value: string): boolean {
+  return !value.includes("\u0000") && value.isWellFormed();
+}
+
+/**
+ * The one check of a short text field (an identifier or a label such as a worker id, failure code,
+ * progress stage or log level): `invalid` unless it is a string that is not blank and PostgreSQL
+ * can store (no NUL, no lone surrogate), `identifier.too_long` (with `details.field`) when it is over
+ * `MAX_IDENTIFIER_BYTES`. Store functions call it before their first statement.
+ */
+export function checkLabel(value: unknown, field: string, invalid: ErrorCode): asserts value is string {
+  if (typeof value !== "string" || value.trim() === "" || !isStorableText(value)) {
+    throw new RunledgerError(invalid, { details: { field } });
+  }
+  if (exceedsUtf8(value, MAX_IDENTIFIER_BYTES)) {
+    throw new RunledgerError("identifier.too_long", { details: { field, maxBytes: MAX_IDENTIFIER_BYTES } });
+  }
+}
+
+/** `identifier.job_type_blank` or `identifier.too_long` unless `value` is a job type that can be stored. */
+export function checkJobType(value: unknown): asserts value is string {
+  checkLabel(value, "jobType", "identifier.job_type_blank");
+}
+
+/**
+ * `message` within `maxBytes` of UTF-8: unchanged when it fits, else its beginning followed by
+ * `… [truncated N bytes]` (N the UTF-8 bytes left out), the whole within `maxBytes`. Never splits a
+ * surrogate pair; a lone surrogate counts as the 3 bytes of its replacement character.
+ */
+export function truncateErrorMessage(message: string, maxBytes: number = MAX_ERROR_MESSAGE_BYTES): string {
+  if (!exceedsUtf8(message, maxBytes)) return message;
+  const total = utf8Length(message);
+  // The marker with the largest N it could show; the real N is smaller, so the result fits.
+  const room = maxBytes - utf8Length(truncationMarker(total));
+  let bytes = 0;
+  let end = 0;
+  while (end < message.length) {
+    const unit = message.charCodeAt(end);
+    const pair =
+      unit >= 0xd800 && unit <= 0xdbff && end + 1 < message.length && (message.charCodeAt(end + 1) & 0xfc00) === 0xdc00;
+    const size = pair ? 4 : unit < 0x80 ? 1 : unit < 0x800 ? 2 : 3;
+    if (bytes + size > room) break;
+    bytes += size;
+    end += pair ? 2 : 1;
+  }
+  return `${message.slice(0, end)}${truncationMarker(total - bytes)}`;
+}
+
+function truncationMarker(droppedBytes: number): string {
+  return `… [truncated ${droppedBytes} bytes]`;
 }

@@ -1,5 +1,11 @@
 import { uuidv7 } from "uuidv7";
-import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
+import {
+  exceedsUtf8,
+  isStorableText,
+  MAX_IDENTIFIER_BYTES,
+  MAX_TIMEOUT_SECONDS,
+  RunledgerError,
+} from "../core/index.ts";
 import { type ClaimFairness, DEFAULT_PURGE_BATCH, MAX_PURGE_BATCH } from "../store/index.ts";
 import { MAX_CLAIM } from "../store/worker.ts";
 
@@ -121,6 +127,23 @@ function defaultWorkerId(): string {
   return `worker-${uuidv7()}`;
 }
 
+/**
+ * What is wrong with a worker id named `name` (`JOBS_WORKER_ID`, `workerId`), or undefined: it goes
+ * onto every leased row and event, so it is refused here, at start-up, rather than by each claim.
+ */
+export function workerIdProblem(workerId: unknown, name: string): string | undefined {
+  if (typeof workerId !== "string" || workerId.trim() === "") return `${name} must not be blank`;
+  if (!isStorableText(workerId)) return `${name} must not contain NUL characters or unpaired surrogates`;
+  if (exceedsUtf8(workerId, MAX_IDENTIFIER_BYTES)) return `${name} must be at most ${MAX_IDENTIFIER_BYTES} bytes`;
+  return undefined;
+}
+
+/** `config.invalid` unless `config.workerId` is a worker id a claim accepts. */
+export function checkWorkerId(config: Pick<JobsConfig, "workerId">): void {
+  const problem = workerIdProblem(config?.workerId, "workerId");
+  if (problem !== undefined) throw invalidConfig([problem]);
+}
+
 /** `config.invalid`, its message naming every bad variable or field ("JOBS_POLL_INTERVAL_MS must be …"). */
 function invalidConfig(problems: string[]): RunledgerError {
   return new RunledgerError("config.invalid", { reason: `${problems.join("; ")}.`, details: { problems } });
@@ -155,8 +178,10 @@ export const JobsConfig = {
     if (fairness && !FAIRNESS.includes(fairness as ClaimFairness)) {
       problems.push("JOBS_CLAIM_FAIRNESS must be organization or concurrencyKey");
     }
-    if (problems.length > 0) throw invalidConfig(problems);
     const workerId = env.JOBS_WORKER_ID?.trim();
+    const workerProblem = workerId ? workerIdProblem(workerId, "JOBS_WORKER_ID") : undefined;
+    if (workerProblem !== undefined) problems.push(workerProblem);
+    if (problems.length > 0) throw invalidConfig(problems);
     return Object.freeze({
       workerId: workerId ? workerId : defaultWorkerId(),
       ...values,
@@ -171,6 +196,8 @@ export const JobsConfig = {
     for (const [old, now] of Object.entries(RENAMED)) {
       if (old in overrides) problems.push(`${old} is now ${now} (milliseconds)`);
     }
+    const workerProblem = workerIdProblem(config.workerId, "workerId");
+    if (workerProblem !== undefined) problems.push(workerProblem);
     for (const field of FIELDS) {
       const value = overrides[field.key] ?? field.fallback;
       if (!Number.isInteger(value) || value > MAX) problems.push(`${field.key} must be a whole number`);

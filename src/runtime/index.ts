@@ -1,5 +1,5 @@
 export * from "./catalog.ts";
-export * from "./config.ts";
+export { JobsConfig } from "./config.ts";
 export * from "./events.ts";
 export * from "./health.ts";
 export * from "./logger.ts";

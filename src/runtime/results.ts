@@ -1,13 +1,12 @@
 import {
+  checkLabel,
   deadLetterReason,
-  exceedsUtf8,
   JOB_FAILURE_KINDS,
   JobFailure,
   type JobProgress,
-  MAX_IDENTIFIER_BYTES,
   type RetryPolicy,
   RunledgerError,
-  truncateFailureMessage,
+  truncateErrorMessage,
   WORKER_FAILURE_CODES,
 } from "../core/index.ts";
 import type { RunledgerDb } from "../store/index.ts";
@@ -201,18 +200,13 @@ export class ResultRecorder {
 /**
  * A handler's failure as the store can record it: an unknown kind counts as `PANICKED`, a code
  * that is blank, not storable text or longer than `MAX_IDENTIFIER_BYTES` becomes
- * `job.invalid_failure`, and the message is cut to `MAX_PANIC_MESSAGE_LENGTH`.
+ * `job.invalid_failure`, and the message is cut to `MAX_ERROR_MESSAGE_BYTES` (as the store would).
  */
 function recordable(failure: JobFailure): JobFailure {
   const kindOk = (JOB_FAILURE_KINDS as readonly string[]).includes(failure.kind);
   const code = failure.code;
-  const codeOk =
-    typeof code === "string" &&
-    code.trim() !== "" &&
-    !code.includes("\u0000") &&
-    code.isWellFormed() &&
-    !exceedsUtf8(code, MAX_IDENTIFIER_BYTES);
-  const message = typeof failure.message === "string" ? truncateFailureMessage(failure.message) : "";
+  const codeOk = recordableCode(code);
+  const message = typeof failure.message === "string" ? truncateErrorMessage(failure.message) : "";
   if (kindOk && codeOk && message === failure.message) return failure;
   return new JobFailure(
     kindOk ? failure.kind : "PANICKED",
@@ -220,6 +214,15 @@ function recordable(failure: JobFailure): JobFailure {
     codeOk ? message : "The handler failed with a failure code that cannot be recorded.",
     { retryAfterMs: failure.retryAfterMs, cause: failure },
   );
+}
+
+function recordableCode(code: unknown): boolean {
+  try {
+    checkLabel(code, "code", "job.invalid_failure_report");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Run a hook with a deadline, isolating its failures. */

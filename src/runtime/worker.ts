@@ -16,7 +16,7 @@ import {
   type Subscription,
 } from "../store/index.ts";
 import { claimRunnableJobs, heartbeatJobs, type RunnableJob, returnUnstartedClaims } from "../store/worker.ts";
-import type { JobsConfig } from "./config.ts";
+import { checkWorkerId, type JobsConfig } from "./config.ts";
 import { type AbortReason, RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, Waker } from "./loop.ts";
 import type { LoopMonitor } from "./loop-monitor.ts";
@@ -107,6 +107,7 @@ export class Worker {
   constructor(options: WorkerOptions) {
     this.#db = options.db;
     this.#registry = options.registry;
+    checkWorkerId(options.config);
     this.#config = options.config;
     this.#events = options.events ?? new RuntimeEvents();
     this.#monitor = options.monitor;

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
+import { checkJobType, MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
 import { adoptRunningOfTypes } from "./flow/adopt.ts";
@@ -9,7 +9,7 @@ import { JOBS_CHANNEL } from "./notify.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobDefinitions, jobSchedules } from "./schema/index.ts";
-import { checkIdentifierLength, checkLimit, escapeLike, fail, isBlank, isInt32, isStorableText } from "./validate.ts";
+import { checkLimit, escapeLike, fail, isInt32, matchable } from "./validate.ts";
 
 /** A job type's enqueue-time defaults and its on/off switch for new work. */
 export interface JobDefinitionRecord {
@@ -74,8 +74,7 @@ function definitionFromRow(row: RawRow): JobDefinitionRecord {
 }
 
 function resolve(input: JobDefinitionUpsert): ResolvedDefinition {
-  if (isBlank(input.jobType) || !isStorableText(input.jobType)) fail("identifier.job_type_blank");
-  checkIdentifierLength(input.jobType, "jobType");
+  checkJobType(input.jobType);
   const full = { ...DEFAULTS, ...input };
   for (const field of ["version", "maxAttempts", "defaultTimeoutSeconds"] as const) {
     if (!isInt32(full[field]) || full[field] <= 0)
@@ -242,6 +241,7 @@ export async function insertJobDefinitionIfMissing(
 
 /** One definition, or null. */
 export async function getJobDefinition(executor: Executor, jobType: string): Promise<JobDefinitionRecord | null> {
+  if (!matchable(jobType)) return null;
   try {
     const [row] = await queryRows<RawRow>(executor, sql`select * from ${jobDefinitions} where job_type = ${jobType}`);
     return row === undefined ? null : definitionFromRow(row);
@@ -278,6 +278,7 @@ export async function updateJobDefinition(
   jobType: string,
   update: Omit<JobDefinitionUpsert, "jobType" | "version">,
 ): Promise<JobDefinitionRecord | null> {
+  checkJobType(jobType);
   const current = await getJobDefinition(executor, jobType);
   if (current === null) return null;
   // Limits not in `update` are left to the database (not rewritten from this read, which a

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError } from "../core/index.ts";
+import { checkJobType, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
 import type { Page } from "./jobs/reads.ts";
@@ -7,7 +7,7 @@ import type { RawRow } from "./jobs/record.ts";
 import { queryRows } from "./query.ts";
 import { toDate } from "./rows.ts";
 import { jobRuntimeConfigs } from "./schema/index.ts";
-import { checkLimit, fail, isBlank, isInt32, isUuid, jsonText } from "./validate.ts";
+import { checkLimit, fail, isInt32, isUuid, jsonText } from "./validate.ts";
 
 /** Per-job-type operator configuration, versioned by `schemaVersion`. The runtime never reads it. */
 export interface JobRuntimeConfigRecord {
@@ -38,7 +38,7 @@ function configFromRow(row: RawRow): JobRuntimeConfigRecord {
 }
 
 function check(input: JobRuntimeConfigUpsert): string {
-  if (isBlank(input.jobType)) fail("identifier.job_type_blank");
+  checkJobType(input.jobType);
   if (!isInt32(input.schemaVersion) || input.schemaVersion <= 0)
     fail("job.invalid_runtime_config", { field: "schemaVersion" });
   if (input.config === null || typeof input.config !== "object" || Array.isArray(input.config)) {

@@ -1,6 +1,7 @@
 import {
   type ErrorCode,
   exceedsUtf8,
+  isStorableText,
   jsonDeeperThan,
   MAX_IDENTIFIER_BYTES,
   MAX_JSON_BYTES,
@@ -112,10 +113,7 @@ export function checkIdentifierLength(value: unknown, field: string, details: Re
   }
 }
 
-/** Text PostgreSQL can store: no NUL characters, no lone surrogates. */
-export function isStorableText(value: string): boolean {
-  return !value.includes("\u0000") && value.isWellFormed();
-}
+export { isStorableText };
 
 /** Text a lookup can match: a non-blank, storable string within `MAX_IDENTIFIER_BYTES` (anything else matches nothing). */
 export function matchable(value: unknown): value is string {

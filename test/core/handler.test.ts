@@ -4,7 +4,7 @@ import {
   JOB_FAILURE_KINDS,
   JobFailure,
   type JobFailureKind,
-  MAX_PANIC_MESSAGE_LENGTH,
+  MAX_ERROR_MESSAGE_BYTES,
 } from "../../src/core/index.ts";
 
 describe("JobFailure constructors", () => {
@@ -88,15 +88,14 @@ describe("JobFailure.from", () => {
     expect(failure.code).toBe("job.handler_panic");
   });
 
-  it("truncates huge messages without splitting a surrogate pair", () => {
+  it("cuts huge messages to MAX_ERROR_MESSAGE_BYTES with a marker, without splitting a surrogate pair", () => {
     const failure = JobFailure.from(new Error("x".repeat(10_000)));
-    expect(failure.message.length).toBeLessThanOrEqual(MAX_PANIC_MESSAGE_LENGTH);
-    expect(failure.message.endsWith("…")).toBe(true);
+    expect(Buffer.byteLength(failure.message)).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
+    expect(failure.message).toMatch(/x… \[truncated \d+ bytes\]$/);
 
     const emoji = JobFailure.from(new Error("😀".repeat(5_000)));
-    expect(emoji.message.length).toBeLessThanOrEqual(MAX_PANIC_MESSAGE_LENGTH);
-    const beforeEllipsis = emoji.message.charCodeAt(emoji.message.length - 2);
-    expect(beforeEllipsis >= 0xd800 && beforeEllipsis <= 0xdbff, "lone high surrogate").toBe(false);
+    expect(Buffer.byteLength(emoji.message)).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
+    expect(emoji.message.isWellFormed(), "no lone surrogate").toBe(true);
   });
 });
 

@@ -1,10 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  checkLabel,
   exceedsUtf8,
   jsonDeeperThan,
+  MAX_ERROR_MESSAGE_BYTES,
   MAX_IDENTIFIER_BYTES,
   MAX_WORKFLOW_STEPS,
+  truncateErrorMessage,
   utf8Length,
   validateWorkflowDag,
   validateWorkflowRunEnqueue,
@@ -71,5 +74,56 @@ describe("workflow limits", () => {
       () => validateWorkflowRunEnqueue({ ...run, steps: [{ ...step("a"), jobType: long }] }),
       "identifier.too_long",
     );
+  });
+});
+
+describe("truncateErrorMessage", () => {
+  it("leaves a message that fits alone, byte for byte", () => {
+    const fits = "é".repeat(MAX_ERROR_MESSAGE_BYTES / 2);
+    expect(truncateErrorMessage(fits)).toBe(fits);
+    expect(truncateErrorMessage("")).toBe("");
+  });
+
+  it("cuts a longer one to the limit, ending in a marker that counts the bytes left out", () => {
+    const message = `start ${"x".repeat(20 * 1024 * 1024)}`;
+    const cut = truncateErrorMessage(message);
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
+    expect(cut.startsWith("start xxx")).toBe(true);
+    const [, dropped] = /… \[truncated (\d+) bytes\]$/.exec(cut) ?? [];
+    const kept = Buffer.byteLength(cut) - Buffer.byteLength(`… [truncated ${dropped} bytes]`);
+    expect(kept + Number(dropped)).toBe(Buffer.byteLength(message));
+  });
+
+  it("fits any string within any limit without splitting a surrogate pair", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 400 }), fc.integer({ min: 40, max: 300 }), (text, max) => {
+        const cut = truncateErrorMessage(text, max);
+        expect(utf8Length(cut)).toBeLessThanOrEqual(max);
+        if (utf8Length(text) <= max) expect(cut).toBe(text);
+        else {
+          const [, dropped] = /… \[truncated (\d+) bytes\]$/.exec(cut) ?? [];
+          const kept = cut.slice(0, cut.length - `… [truncated ${dropped} bytes]`.length);
+          expect(text.startsWith(kept)).toBe(true);
+          expect(utf8Length(kept) + Number(dropped)).toBe(utf8Length(text));
+          // A pair is kept whole or not at all.
+          const last = kept.charCodeAt(kept.length - 1);
+          if (last >= 0xd800 && last <= 0xdbff) expect(text.charCodeAt(kept.length) & 0xfc00).not.toBe(0xdc00);
+        }
+      }),
+    );
+  });
+});
+
+describe("checkLabel", () => {
+  it("refuses what is not storable text with the caller's code, and over-long text with identifier.too_long", () => {
+    for (const bad of ["", " \t", "a\u0000b", "a\ud800b", 42, null, undefined]) {
+      expectCode(() => checkLabel(bad, "stage", "job.invalid_progress"), "job.invalid_progress");
+    }
+    expectCode(
+      () => checkLabel("s".repeat(MAX_IDENTIFIER_BYTES + 1), "stage", "job.invalid_progress"),
+      "identifier.too_long",
+    );
+    expect(() => checkLabel("s".repeat(MAX_IDENTIFIER_BYTES), "stage", "job.invalid_progress")).not.toThrow();
+    expect(() => checkLabel("😀", "stage", "job.invalid_progress")).not.toThrow();
   });
 });

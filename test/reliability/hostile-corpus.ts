@@ -31,10 +31,22 @@ import {
   type RunledgerDb,
   retryWorkflowRun,
   setJobScheduleActive,
+  setJobTypeLimits,
+  setKeyLimit,
+  updateJobDefinition,
   updateWorkflowStepAndPendingJobPayload,
+  upsertJobDefinition,
+  upsertJobRuntimeConfig,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
-import { completeJobFailure, type LeaseIdentity, updateJobProgress } from "../../src/store/worker.ts";
+import {
+  claimJobs,
+  completeJobFailure,
+  heartbeatJob,
+  type LeaseIdentity,
+  releaseUnstartedJobClaim,
+  updateJobProgress,
+} from "../../src/store/worker.ts";
 import { jobStep } from "../core/workflow-fixtures.ts";
 
 /*
@@ -51,6 +63,8 @@ export const SQLI = "x'; drop table runledger.job_queue; --";
 export const NUL = `a\u0000${MARKER}`;
 export const LONE = `a\ud800${MARKER}`;
 export const TOO_LONG = `${MARKER}${"k".repeat(MAX_IDENTIFIER_BYTES)}`;
+/** 300 KB: far over every identifier and label limit (a 2 MB worker id and a 100 KB job type were once stored). */
+export const HUGE_LABEL = `${MARKER}${"k".repeat(300 * 1024)}`;
 export const ORG = "00000000-0000-7000-8000-00000000000a";
 export const T0 = new Date("2030-01-01T00:00:00Z");
 
@@ -100,6 +114,40 @@ export interface CorpusContext {
   runId: () => string;
   /** The lease of a running `hostile.any` job. */
   lease: () => LeaseIdentity;
+}
+
+/**
+ * The four refusals every string field gets: blank (unless `blank` is null: blank is allowed),
+ * NUL, a lone surrogate, and 300 KB (`identifier.too_long` unless `long` says otherwise).
+ */
+export function textCases(
+  field: string,
+  invalid: ErrorCode,
+  call: (value: string) => unknown,
+  options: { blank?: ErrorCode | null; long?: ErrorCode; longValue?: string } = {},
+): Case[] {
+  const cases: Case[] = [];
+  if (options.blank !== null) cases.push([`blank ${field}`, options.blank ?? invalid, () => call(" \t")]);
+  cases.push(
+    [`NUL in ${field}`, invalid, () => call(NUL)],
+    [`lone surrogate in ${field}`, invalid, () => call(LONE)],
+    [`${field} of 300 KB`, options.long ?? "identifier.too_long", () => call(options.longValue ?? HUGE_LABEL)],
+  );
+  return cases;
+}
+
+/** The three refusals every whole-number field gets: negative, fractional, past its range. */
+export function numberCases(
+  field: string,
+  code: ErrorCode,
+  call: (value: number) => unknown,
+  overflow: number = 2 ** 31,
+): Case[] {
+  return [
+    [`${field} -1`, code, () => call(-1)],
+    [`${field} 1.5`, code, () => call(1.5)],
+    [`${field} ${overflow.toLocaleString("en")}`, code, () => call(overflow)],
+  ];
 }
 
 /** Requests a job of type `hostile.ok` (schema `{ n: number }`) accepts. */
@@ -559,18 +607,6 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       "payload.too_large",
       () => cancelWorkflowRun(db, { scope: ALL_ORGANIZATIONS, workflowRunId: ctx.runId(), reason: FIVE_MB.blob }),
     ],
-    [
-      "5 MB external completion error message",
-      "payload.too_large",
-      () =>
-        completeExternalWorkflowStep(db, {
-          scope: ALL_ORGANIZATIONS,
-          workflowRunId: ctx.runId(),
-          stepKey: "window",
-          terminalStatus: "FAILED",
-          lastErrorMessage: FIVE_MB.blob,
-        }),
-    ],
     ["SQL-looking job id to cancel", "job.not_found", () => cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: SQLI })],
   ];
 
@@ -698,7 +734,6 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
       "job.invalid_progress",
       () => updateJobProgress(db, { lease: ctx.lease(), progressDone: Number.NaN }),
     ],
-    ["progress -1", "job.invalid_progress", () => updateJobProgress(db, { lease: ctx.lease(), progressDone: -1 })],
     [
       "progress done past total",
       "job.invalid_progress",
@@ -731,18 +766,6 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
           runNumber: 1,
           level: "info",
           message: LONE,
-        }),
-    ],
-    [
-      "NUL in a log level",
-      "job.invalid_log",
-      () =>
-        insertJobLog(db, {
-          scope: ALL_ORGANIZATIONS,
-          jobId: ctx.lease().jobId,
-          runNumber: 1,
-          level: NUL,
-          message: "m",
         }),
     ],
     [
@@ -781,23 +804,6 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
           message: "m",
           payload: nested(10_000) as never,
         }),
-    ],
-    [
-      "log run number NaN",
-      "job.invalid_log",
-      () =>
-        insertJobLog(db, {
-          scope: ALL_ORGANIZATIONS,
-          jobId: ctx.lease().jobId,
-          runNumber: Number.NaN,
-          level: "info",
-          message: "m",
-        }),
-    ],
-    [
-      "failure code with a NUL",
-      "job.invalid_failure_report",
-      () => completeJobFailure(db, { lease: ctx.lease(), kind: "TERMINAL", code: NUL, message: "m" }),
     ],
     [
       "failure of an unknown kind",
@@ -943,6 +949,190 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     ],
   ];
 
+  const log = (overrides: Partial<Parameters<typeof insertJobLog>[1]>) =>
+    insertJobLog(db, {
+      scope: ALL_ORGANIZATIONS,
+      jobId: ctx.lease().jobId,
+      runNumber: 1,
+      level: "info",
+      message: "m",
+      ...overrides,
+    });
+  const failure = (overrides: Partial<Parameters<typeof completeJobFailure>[1]>) =>
+    completeJobFailure(db, { lease: ctx.lease(), kind: "TERMINAL", code: "c", message: "m", ...overrides });
+  const claim = (overrides: Partial<Parameters<typeof claimJobs>[1]>) =>
+    claimJobs(db, { workerId: "w-other", leaseSeconds: 60, limit: 1, jobTypes: ["hostile.none"], ...overrides });
+  const external = (overrides: Partial<Parameters<typeof completeExternalWorkflowStep>[1]>) =>
+    completeExternalWorkflowStep(db, {
+      scope: ALL_ORGANIZATIONS,
+      workflowRunId: ctx.runId(),
+      stepKey: "window",
+      terminalStatus: "FAILED",
+      ...overrides,
+    });
+  const fieldCases: Case[] = [
+    // A worker's own writes: its id, its failure codes, its stages and log levels.
+    ...textCases("claim worker id", "job.invalid_worker_id", (workerId) => claim({ workerId })),
+    ["claim worker id of 2 MB", "identifier.too_long", () => claim({ workerId: "w".repeat(2 * 1024 * 1024) })],
+    ...numberCases("claim lease seconds", "job.invalid_lease_duration", (leaseSeconds) => claim({ leaseSeconds })),
+    ["claim lease seconds 0", "job.invalid_lease_duration", () => claim({ leaseSeconds: 0 })],
+    ...numberCases("claim limit", "job.invalid_pagination", (limit) => claim({ limit })),
+    ...textCases("claim job type", "identifier.job_type_blank", (jobType) =>
+      claim({ jobTypes: ["hostile.ok", jobType] }),
+    ),
+    ...textCases(
+      "lease worker id (heartbeat)",
+      "job.lease_owner_mismatch",
+      (workerId) => heartbeatJob(db, { lease: { ...ctx.lease(), workerId }, leaseSeconds: 60 }),
+      { long: "job.lease_owner_mismatch" },
+    ),
+    ...numberCases("heartbeat lease seconds", "job.invalid_lease_duration", (leaseSeconds) =>
+      heartbeatJob(db, { lease: ctx.lease(), leaseSeconds }),
+    ),
+    ...numberCases("lease run number", "job.lease_owner_mismatch", (runNumber) =>
+      heartbeatJob(db, { lease: { ...ctx.lease(), runNumber }, leaseSeconds: 60 }),
+    ),
+    ...textCases("failure code", "job.invalid_failure_report", (code) => failure({ code })),
+    ["failure message that is not text", "job.invalid_failure_report", () => failure({ message: 42 as never })],
+    ["failure retry delay -1", "job.invalid_retry_delay", () => failure({ kind: "RETRYABLE", retryDelayMs: -1 })],
+    ["failure retry delay 1e20", "job.invalid_retry_delay", () => failure({ kind: "RETRYABLE", retryDelayMs: 1e20 })],
+    ...textCases("progress stage", "job.invalid_progress", (stage) =>
+      updateJobProgress(db, { lease: ctx.lease(), stage }),
+    ),
+    ...numberCases(
+      "progress done",
+      "job.invalid_progress",
+      (progressDone) => updateJobProgress(db, { lease: ctx.lease(), progressDone }),
+      2 ** 63,
+    ),
+    ...numberCases(
+      "progress total",
+      "job.invalid_progress",
+      (progressTotal) => updateJobProgress(db, { lease: ctx.lease(), progressTotal }),
+      2 ** 63,
+    ),
+    ...textCases("log level", "job.invalid_log", (level) => log({ level })),
+    ...numberCases("log run number", "job.invalid_log", (runNumber) => log({ runNumber })),
+    ["log run number NaN", "job.invalid_log", () => log({ runNumber: Number.NaN })],
+    ...numberCases("log attempt", "job.invalid_log", (attempt) => log({ attempt })),
+    ...textCases(
+      "release reason",
+      "job.invalid_failure_report",
+      (reason) => releaseUnstartedJobClaim(db, { lease: ctx.lease(), reason }),
+      { long: "payload.too_large", longValue: FIVE_MB.blob },
+    ),
+    // Definitions: the job type and every number, through each write that takes them.
+    ...textCases("definition job type (upsert)", "identifier.job_type_blank", (jobType) =>
+      upsertJobDefinition(db, { jobType }),
+    ),
+    ...textCases("definition job type (update)", "identifier.job_type_blank", (jobType) =>
+      updateJobDefinition(db, jobType, { maxAttempts: 2 }),
+    ),
+    ...numberCases("definition max attempts", "job_definition.invalid_value", (maxAttempts) =>
+      upsertJobDefinition(db, { jobType: "hostile.new", maxAttempts }),
+    ),
+    ...numberCases("definition priority", "job_definition.invalid_value", (defaultPriority) =>
+      updateJobDefinition(db, "hostile.ok", { defaultPriority: defaultPriority === -1 ? 1.25 : defaultPriority }),
+    ),
+    ...numberCases(
+      "definition timeout",
+      "job_definition.invalid_value",
+      (defaultTimeoutSeconds) => updateJobDefinition(db, "hostile.ok", { defaultTimeoutSeconds }),
+      2_147_484,
+    ),
+    [
+      "definition version 0",
+      "job_definition.invalid_value",
+      () => upsertJobDefinition(db, { jobType: "hostile.new", version: 0 }),
+    ],
+    [
+      "definition enabled flag as a string",
+      "job_definition.invalid_value",
+      () => updateJobDefinition(db, "hostile.ok", { isEnabled: "false" as never }),
+    ],
+    // The guards between schedules and definitions (the active schedule "nightly" runs hostile.ok).
+    [
+      "disabling a type an active schedule uses (update)",
+      "job_definition.active_schedule_exists",
+      () => updateJobDefinition(db, "hostile.ok", { isEnabled: false }),
+    ],
+    [
+      "disabling a type an active schedule uses (upsert)",
+      "job_definition.active_schedule_exists",
+      () => upsertJobDefinition(db, { jobType: "hostile.ok", isEnabled: false }),
+    ],
+    [
+      "schedule of an unknown job type",
+      "job_schedule.definition_not_found_or_disabled",
+      () =>
+        upsertJobSchedule(db, {
+          name: "hostile-new",
+          jobType: "hostile.nope",
+          cronExpr: "0 0 * * * *",
+          nextFireAt: T0,
+        }),
+    ],
+    [
+      "active schedule of a disabled job type",
+      "job_schedule.definition_not_found_or_disabled",
+      () =>
+        upsertJobSchedule(db, {
+          name: "hostile-new",
+          jobType: "hostile.disabled",
+          cronExpr: "0 0 * * * *",
+          nextFireAt: T0,
+        }),
+    ],
+    [
+      "resuming a schedule of a disabled job type",
+      "job_schedule.definition_not_found_or_disabled",
+      () => setJobScheduleActive(db, "paused-disabled", true, ALL_ORGANIZATIONS),
+    ],
+    ...textCases("runtime config job type", "identifier.job_type_blank", (jobType) =>
+      upsertJobRuntimeConfig(db, { jobType, schemaVersion: 1, config: {} }),
+    ),
+    ...numberCases("runtime config schema version", "job.invalid_runtime_config", (schemaVersion) =>
+      upsertJobRuntimeConfig(db, { jobType: "hostile.ok", schemaVersion, config: {} }),
+    ),
+    ...textCases("flow limit job type", "identifier.job_type_blank", (jobType) =>
+      setJobTypeLimits(db, { jobType, maxConcurrency: 1 }),
+    ),
+    ...numberCases("flow max concurrency", "flow.invalid_limit", (maxConcurrency) =>
+      setJobTypeLimits(db, { jobType: "hostile.ok", maxConcurrency }),
+    ),
+    ...textCases("key limit pattern", "flow.invalid_limit", (pattern) =>
+      setKeyLimit(db, { pattern, maxConcurrency: 1 }),
+    ),
+    // Enqueue fields not covered above.
+    ...textCases("concurrency key", "job.invalid_enqueue_request", (concurrencyKey) =>
+      enqueueJob(db, { ...ok, concurrencyKey }),
+    ),
+    ["timeout -1", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, timeoutSeconds: -1 })],
+    ["timeout 1.5", "job.invalid_enqueue_request", () => enqueueJob(db, { ...ok, timeoutSeconds: 1.5 })],
+    [
+      "blank workflow type",
+      "workflow.invalid_dag_workflow_type_blank",
+      () => enqueueWorkflowRun(db, run([step("a")], { workflowType: " \t" })),
+    ],
+    ["blank append window key", "workflow.append_window_missing", () => append({ appendWindowStepKey: " " })],
+    ["append window key of 300 KB", "identifier.too_long", () => append({ appendWindowStepKey: HUGE_LABEL })],
+    ["lone surrogate in the mutation key", "workflow.append_mutation_key_blank", () => append({ mutationKey: LONE })],
+    ...textCases("external step error code", "workflow.external_step_invalid_terminal_status", (lastErrorCode) =>
+      external({ lastErrorCode }),
+    ),
+    ["5 MB external step reason", "payload.too_large", () => external({ statusReason: FIVE_MB.blob })],
+    [
+      "lone surrogate in a job cancel reason",
+      "job.invalid_state_transition",
+      () => cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId: ctx.lease().jobId, reason: LONE }),
+    ],
+    [
+      "NUL in a workflow cancel reason",
+      "workflow.run_not_found",
+      () => cancelWorkflowRun(db, { scope: ALL_ORGANIZATIONS, workflowRunId: ctx.runId(), reason: NUL }),
+    ],
+  ];
+
   return [
     ["job enqueue", jobCases],
     ["catalog enqueue", catalogCases],
@@ -953,5 +1143,9 @@ export function hostileCorpus(ctx: CorpusContext): [group: string, cases: Case[]
     ["a running job's checkpoint, logs and failure", runningJobCases],
     ["workflow retry, step payload updates, definitions", operationCases],
     ["reads: page sizes, cursors and filters", readCases],
+    [
+      "each field of each write: text (blank, NUL, lone surrogate, 300 KB) and numbers (negative, fractional, overflow)",
+      fieldCases,
+    ],
   ];
 }

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import * as v from "valibot";
 import { afterEach, describe, expect, it } from "vitest";
-import { JobFailure, MAX_PANIC_MESSAGE_LENGTH } from "../../src/core/index.ts";
+import { JobFailure, MAX_ERROR_MESSAGE_BYTES } from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
 import { enqueueJob, queryRows } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -80,6 +80,9 @@ const BEHAVIOURS: Record<string, () => unknown> = {
   "fails with a blank code": () => {
     throw JobFailure.terminal("  ", "m");
   },
+  "fails with a 100 KB code": () => {
+    throw JobFailure.terminal("c".repeat(100 * 1024), "m");
+  },
   "returns a circular checkpoint": () => ({ stage: "completed", checkpoint: circular }),
   "returns a checkpoint nested 10,000 deep": () => {
     let value: unknown = 1;
@@ -103,6 +106,7 @@ const EXPECTED: Record<string, string> = {
   "fails with a 10 MB message": "hostile.huge",
   "fails with NUL in code and message": "job.invalid_failure",
   "fails with a blank code": "job.invalid_failure",
+  "fails with a 100 KB code": "job.invalid_failure",
   "returns a circular checkpoint": "job.invalid_completion",
   "returns a checkpoint nested 10,000 deep": "job.invalid_completion",
   "returns negative progress": "job.invalid_completion",
@@ -142,7 +146,7 @@ describe("hostile work reaching a worker", () => {
     const settled = async () => {
       const rows = await queryRows<{ id: string; status: string; last_error_code: string | null; len: number | null }>(
         db,
-        sql`select id, status, last_error_code, length(last_error_message) as len
+        sql`select id, status, last_error_code, octet_length(last_error_message) as len
           from runledger.job_queue where id = any(${sql.param([...ids.values()])}::uuid[])`,
       );
       return rows.every((r) => r.status === "DEAD_LETTERED") ? rows : undefined;
@@ -153,7 +157,7 @@ describe("hostile work reaching a worker", () => {
     const outcomes = Object.fromEntries([...ids].map(([kind, id]) => [kind, byId.get(id)!.last_error_code]));
     expect(outcomes).toEqual({ "payload failing the schema at run time": "job.invalid_payload", ...EXPECTED });
     // Error text is bounded, however much a handler produced.
-    for (const row of rows) expect(row.len ?? 0).toBeLessThanOrEqual(MAX_PANIC_MESSAGE_LENGTH);
+    for (const row of rows) expect(row.len ?? 0).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
 
     // Each dead letter has its snapshot row and nothing is left leased.
     const [dead] = await queryRows<{ n: number }>(

@@ -47,6 +47,13 @@ beforeAll(async () => {
     steps: [step("appended")],
   });
   await upsertJobSchedule(db, { name: "nightly", jobType: "hostile.ok", cronExpr: "0 0 0 * * *", nextFireAt: T0 });
+  await upsertJobSchedule(db, {
+    name: "paused-disabled",
+    jobType: "hostile.disabled",
+    cronExpr: "0 0 0 * * *",
+    nextFireAt: T0,
+    isActive: false,
+  });
   await enqueueJob(db, { jobType: "hostile.any", payload: {} });
   const [claimed] = await claimJobs(db, {
     workerId: "w-hostile",

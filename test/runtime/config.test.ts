@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { JobsConfig } from "../../src/runtime/index.ts";
+import { MAX_IDENTIFIER_BYTES, RunledgerError } from "../../src/core/index.ts";
+import { JobCatalog, JobsConfig, Supervisor } from "../../src/runtime/index.ts";
+import { createDb } from "../../src/store/index.ts";
 
 describe("JobsConfig.fromEnv", () => {
   it("uses the spec's defaults when nothing is set", () => {
@@ -149,3 +151,42 @@ describe("JobsConfig.fromEnv", () => {
     expect(JobsConfig.from({ claimBatchSize: 500 }).claimBatchSize).toBe(500);
   });
 });
+
+describe("worker id", () => {
+  const long = "w".repeat(MAX_IDENTIFIER_BYTES + 1);
+
+  it("refuses JOBS_WORKER_ID over 512 bytes or with a NUL, naming the variable", () => {
+    for (const bad of [long, "worker\u0000one", "worker\ud800"]) {
+      const error = expectConfigError(() => JobsConfig.fromEnv({ JOBS_WORKER_ID: bad }));
+      expect(error.message).toContain("JOBS_WORKER_ID must");
+    }
+    expect(JobsConfig.fromEnv({ JOBS_WORKER_ID: "w".repeat(MAX_IDENTIFIER_BYTES) }).workerId).toHaveLength(512);
+  });
+
+  it("refuses the same in code, and in a config object the Supervisor is built with", async () => {
+    expect(expectConfigError(() => JobsConfig.from({ workerId: long })).message).toContain("workerId must");
+    const db = createDb("postgres://127.0.0.1:1/never-connected");
+    try {
+      const config = { ...JobsConfig.from(), workerId: long };
+      expectConfigError(() => Supervisor.builder(db, config).withCatalog(new JobCatalog()).build());
+      expectConfigError(() =>
+        Supervisor.builder(db, { ...config, workerId: " " })
+          .withCatalog(new JobCatalog())
+          .build(),
+      );
+    } finally {
+      await db.$runledger.close();
+    }
+  });
+});
+
+function expectConfigError(build: () => unknown): RunledgerError {
+  try {
+    build();
+  } catch (error) {
+    expect(error).toBeInstanceOf(RunledgerError);
+    expect((error as RunledgerError).code).toBe("config.invalid");
+    return error as RunledgerError;
+  }
+  throw new Error("expected config.invalid");
+}

@@ -110,6 +110,21 @@ describe("upsertJobSchedule", () => {
     expect(await countRows(db, "job_schedules")).toBe(before);
     // Paused, it may wait for its type to be enabled.
     expect(await upsertJobSchedule(db, { ...disabled, isActive: false })).toMatchObject({ isActive: false });
+    // ...but not be resumed while it stays disabled; pausing is always allowed.
+    await expect(setJobScheduleActive(db, "on-disabled", true, ALL_ORGANIZATIONS)).rejects.toMatchObject({
+      code: "job_schedule.definition_not_found_or_disabled",
+      details: { jobType: "report.off" },
+    });
+    expect(await setJobScheduleActive(db, "on-disabled", false, ALL_ORGANIZATIONS)).toBe(true);
+    expect(
+      (await listJobSchedules(db, { scope: ALL_ORGANIZATIONS, limit: 1000 })).items.find(
+        (s) => s.name === "on-disabled",
+      ),
+    ).toMatchObject({
+      isActive: false,
+    });
+    await upsertJobDefinition(db, { jobType: "report.off", isEnabled: true });
+    expect(await setJobScheduleActive(db, "on-disabled", true, ALL_ORGANIZATIONS)).toBe(true);
     expect(await setJobScheduleNextFireAt(db, "missing", T0, ALL_ORGANIZATIONS)).toBe(false);
   });
 });

@@ -13,10 +13,10 @@ export interface ProcessResult {
   stderr: string;
 }
 
-/** Start a TypeScript file in its own Node process (through tsx). */
-export function startTs(file: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): ChildProcess {
+/** Start a TypeScript file in its own Node process (through tsx), in `cwd` (default: the repository). */
+export function startTs(file: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, cwd = ROOT): ChildProcess {
   return spawn(process.execPath, ["--import", TSX_HOOK, file, ...args], {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

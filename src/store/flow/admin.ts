@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import { RunledgerError } from "../../core/index.ts";
+import { checkJobType, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { getJobDefinition, type JobDefinitionRecord } from "../definitions.ts";
 import { toQueryError } from "../errors.ts";
@@ -25,11 +25,6 @@ export interface RateLimitSetting {
 }
 
 const INVALID = "flow.invalid_limit";
-
-function checkJobType(jobType: unknown): asserts jobType is string {
-  if (isBlank(jobType) || !isStorableText(jobType as string)) fail("identifier.job_type_blank");
-  checkIdentifierLength(jobType as string, "jobType");
-}
 
 function checkMax(value: unknown, field: string): void {
   if (value !== undefined && value !== null && !(isInt32(value) && value > 0)) fail(INVALID, { field });

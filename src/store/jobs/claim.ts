@@ -1,4 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
+import { checkJobType, checkLabel } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { type ClaimFairness, claimUnderFlowControl, type FlowClaimMemo } from "../flow/claim.ts";
@@ -6,7 +7,7 @@ import { flowConfigured, flowLeaseCandidates } from "../flow/sql.ts";
 import { type Statement, statement, textArrayLiteral } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { jobQueue, jobSchedules, workflowSteps } from "../schema/index.ts";
-import { fail, isBlank, isInt32 } from "../validate.ts";
+import { fail, isInt32 } from "../validate.ts";
 import { type JobRecord, jobFromRow, type LeaseIdentity, type RawRow } from "./record.ts";
 
 /*
@@ -266,7 +267,8 @@ async function runClaim(
   executor: Executor,
   input: ClaimJobsInput,
 ): Promise<RawRow[]> {
-  if (isBlank(input.workerId)) fail("job.invalid_worker_id");
+  checkLabel(input.workerId, "workerId", "job.invalid_worker_id");
+  if (input.jobTypes !== undefined) for (const jobType of input.jobTypes) checkJobType(jobType);
   if (!isInt32(input.leaseSeconds) || input.leaseSeconds <= 0) fail("job.invalid_lease_duration");
   if (!isInt32(input.limit) || input.limit < 0 || input.limit > MAX_CLAIM) {
     fail("job.invalid_pagination", { field: "limit" });

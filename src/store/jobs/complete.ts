@@ -1,11 +1,17 @@
 import { sql } from "drizzle-orm";
-import { JOB_FAILURE_KINDS, type JobFailureKind, RunledgerError } from "../../core/index.ts";
+import {
+  checkLabel,
+  JOB_FAILURE_KINDS,
+  type JobFailureKind,
+  RunledgerError,
+  truncateErrorMessage,
+} from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { statement } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { jobDeadLetters, jobEventLog, jobQueue, workflowSteps } from "../schema/index.ts";
-import { fail, isBlank, isDelayMs, isStorableText, jsonText } from "../validate.ts";
+import { fail, isDelayMs, jsonText } from "../validate.ts";
 import { settleWorkflowStep, settleWorkflowSteps } from "../workflows/settle.ts";
 import { checkLease, fenced, fenceValues, leaseLost, liveLease } from "./fence.ts";
 import { attemptWrittenOut, noHeldAttempt } from "./ledger.ts";
@@ -312,14 +318,18 @@ export type FailureOutcome = { outcome: "RETRY_SCHEDULED"; nextRunAt: Date } | {
 function checkFailure(failure: JobFailureReport): void {
   if (!(JOB_FAILURE_KINDS as readonly string[]).includes(failure.kind))
     fail("job.invalid_failure_report", { field: "kind" });
-  if (isBlank(failure.code) || !isStorableText(failure.code)) fail("job.invalid_failure_report", { field: "code" });
+  checkLabel(failure.code, "code", "job.invalid_failure_report");
   if (typeof failure.message !== "string") fail("job.invalid_failure_report", { field: "message" });
   if (failure.retryDelayMs !== undefined && !isDelayMs(failure.retryDelayMs)) fail("job.invalid_retry_delay");
 }
 
-/** Text PostgreSQL can store: NUL and lone surrogates replaced, so an odd error message cannot fail the write. */
+/**
+ * Text PostgreSQL can store, within `MAX_ERROR_MESSAGE_BYTES`: NUL and lone surrogates replaced and
+ * a longer message cut with a marker, so an odd or huge error message cannot fail the write or be
+ * copied whole into the job, its attempt, its events, its dead letter and its step.
+ */
 function storable(text: string): string {
-  return text.replaceAll("\u0000", "\uFFFD").toWellFormed();
+  return truncateErrorMessage(text.replaceAll("\u0000", "\uFFFD").toWellFormed());
 }
 
 /** Internal: shared by workers (live lease required) and the reaper (expired lease expected). */

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { RunledgerError } from "../../core/index.ts";
-import { fail, isBlank, isInt32, isUuid } from "../validate.ts";
+import { fail, isInt32, isUuid, matchable } from "../validate.ts";
 import type { LeaseIdentity } from "./record.ts";
 
 /**
@@ -45,7 +45,7 @@ export function checkLease(lease: LeaseIdentity): LeaseIdentity {
     !isUuid(lease.jobId) ||
     !isInt32(lease.runNumber) ||
     !isInt32(lease.attempt) ||
-    isBlank(lease.workerId)
+    !matchable(lease.workerId)
   ) {
     fail("job.lease_owner_mismatch", {}, "malformed lease identity");
   }

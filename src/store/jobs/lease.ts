@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError } from "../../core/index.ts";
+import { checkLabel, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { statement } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { jobEventLog, jobQueue, workflowSteps } from "../schema/index.ts";
-import { fail, isBlank, isDelayMs, isInt32, isStorableText, jsonText } from "../validate.ts";
+import { checkTextSize, fail, isBlank, isDelayMs, isInt32, isStorableText, jsonText } from "../validate.ts";
 import { checkLease, fenced, fenceValues, leaseLost, liveLease } from "./fence.ts";
 import { leasedEventWrittenOut, noHeldAttempt } from "./ledger.ts";
 import type { LeaseIdentity } from "./record.ts";
@@ -124,9 +124,7 @@ function checkCount(value: unknown, field: string): number | null {
  */
 export async function updateJobProgress(executor: Executor, update: JobProgress): Promise<void> {
   const lease = checkLease(update?.lease);
-  if (update.stage !== undefined && (isBlank(update.stage) || !isStorableText(update.stage))) {
-    fail("job.invalid_progress", { field: "stage" });
-  }
+  if (update.stage !== undefined) checkLabel(update.stage, "stage", "job.invalid_progress");
   const done = checkCount(update.progressDone, "progressDone");
   const total = checkCount(update.progressTotal, "progressTotal");
   if (done !== null && total !== null && done > total) fail("job.invalid_progress", { field: "progressDone" });
@@ -229,6 +227,7 @@ export async function releaseUnstartedJobClaim(executor: Executor, options: Unst
   const lease = checkLease(options?.lease);
   if (isBlank(options.reason) || !isStorableText(options.reason))
     fail("job.invalid_failure_report", { field: "reason" });
+  checkTextSize(options.reason, "reason");
   const delay = Math.max(0, options.retryDelayMs ?? 0);
   if (!isDelayMs(delay)) fail("job.invalid_retry_delay");
   try {
@@ -258,6 +257,7 @@ export async function returnUnstartedClaims(executor: Executor, options: Unstart
   if (leases.length === 0) return [];
   if (isBlank(options.reason) || !isStorableText(options.reason))
     fail("job.invalid_failure_report", { field: "reason" });
+  checkTextSize(options.reason, "reason");
   try {
     const rows = await release.run(executor, {
       ...fenceValues(leases.map(checkLease)),

@@ -152,6 +152,8 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
 
 /**
  * Pause or resume a schedule; false when no schedule in `scope` has that name.
+ * Resuming a schedule whose job type has no enabled definition is
+ * `job_schedule.definition_not_found_or_disabled` (active schedules need enabled definitions).
  * A paused schedule fires nothing and its cursor stays where it was; on resume, the slots that
  * passed meanwhile are treated as after a downtime: the latest fires at once, earlier ones within
  * the catch-up window fire too, older ones are counted as missed.
@@ -165,11 +167,25 @@ export async function setJobScheduleActive(
   const visible = scopeCondition(sql`organization_id`, scope);
   validateScheduleName(name);
   try {
-    const rows = await queryRows(
+    // Resuming needs an enabled definition, share-locked as in the upsert (same lock order).
+    const [row] = await queryRows<{ found: boolean; updated: boolean; job_type: string | null }>(
       executor,
-      sql`update ${jobSchedules} set is_active = ${isActive} where name = ${name} and ${visible} returning id`,
+      sql`with target as (select id, job_type from ${jobSchedules} where name = ${name} and ${visible}),
+        definition as (
+          select is_enabled from ${jobDefinitions} where job_type = (select job_type from target) for share
+        ),
+        updated as (
+          update ${jobSchedules} s set is_active = ${isActive} from target t
+          where s.id = t.id and (not ${isActive}::boolean or coalesce((select is_enabled from definition), false))
+          returning s.id
+        )
+        select exists (select 1 from target) as found, exists (select 1 from updated) as updated,
+          (select job_type from target) as job_type`,
     );
-    return rows.length > 0;
+    if (row?.updated === true || row?.found !== true) return row?.updated === true;
+    throw new RunledgerError("job_schedule.definition_not_found_or_disabled", {
+      details: { jobType: row.job_type, hint: DEFINITION_HINT },
+    });
   } catch (error) {
     throw toQueryError(error);
   }

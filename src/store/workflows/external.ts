@@ -1,5 +1,11 @@
 import { sql } from "drizzle-orm";
-import { type OrganizationScope, RunledgerError, type WorkflowStepStatus } from "../../core/index.ts";
+import {
+  checkLabel,
+  type OrganizationScope,
+  RunledgerError,
+  truncateErrorMessage,
+  type WorkflowStepStatus,
+} from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import type { RawRow } from "../jobs/record.ts";
@@ -45,8 +51,11 @@ export async function completeExternalWorkflowStep(
     if (value !== undefined && (typeof value !== "string" || !isStorableText(value))) {
       fail("workflow.external_step_invalid_terminal_status", { field });
     }
-    checkTextSize(value, field);
   }
+  checkTextSize(input.statusReason, "statusReason");
+  if (input.lastErrorCode !== undefined)
+    checkLabel(input.lastErrorCode, "lastErrorCode", "workflow.external_step_invalid_terminal_status");
+  const lastErrorMessage = input.lastErrorMessage === undefined ? null : truncateErrorMessage(input.lastErrorMessage);
   try {
     return await executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.external_completion_unsupported_isolation");
@@ -73,7 +82,7 @@ export async function completeExternalWorkflowStep(
         tx,
         sql`update ${workflowSteps} set status = ${input.terminalStatus}::runledger.workflow_step_status,
             finished_at = now(), status_reason = ${input.statusReason ?? input.terminalStatus},
-            last_error_code = ${input.lastErrorCode ?? null}, last_error_message = ${input.lastErrorMessage ?? null}
+            last_error_code = ${input.lastErrorCode ?? null}, last_error_message = ${lastErrorMessage}
           where id = ${step.id} returning *`,
       );
       await propagateTerminal(tx, step.workflowRunId, [

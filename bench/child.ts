@@ -3,6 +3,7 @@
 // Setup, loading and ANALYZE are not timed. Anything else goes to stderr.
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { register } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
@@ -798,6 +799,12 @@ async function makeSystem(name: string, url: string): Promise<BenchSystem> {
       const system = (await import("./systems/runledger.ts")).runledgerSystem(url, { pooled: true });
       return { ...system, name: "unprepared" };
     }
+    case "untraced":
+    case "otel": {
+      // runledger itself, loaded after `loadThroughHook` or `registerOtelSdk` ran.
+      const system = (await import("./systems/runledger.ts")).runledgerSystem(url);
+      return { ...system, name };
+    }
     case "baseline": {
       // Another build's own adapter, so it runs that build's code with its own migrations.
       const build = process.env[BASELINE_BUILD_VARIABLE] ?? "";
@@ -836,8 +843,41 @@ async function registerOtelSdk(): Promise<void> {
   metrics.setGlobalMeterProvider(provider as unknown as Parameters<typeof metrics.setGlobalMeterProvider>[0]);
 }
 
-if (process.env.RUNLEDGER_BENCH_OTEL === "1") await registerOtelSdk();
+/**
+ * The `untraced` system: before runledger loads, a module hook makes its `activeTracer` and
+ * `activeMeter` (src/store/telemetry.ts) return "none" at once instead of asking the API, which
+ * leaves what the code costs without its instrumentation: every other telemetry step is skipped
+ * on their answer. Fails the run if the functions are not found. The other runledger variants of
+ * such a run load through a hook that changes nothing (`patch` false), so all of them carry the
+ * hooks thread alike.
+ */
+function loadThroughHook(patch: boolean): void {
+  const hooks = `
+    export async function load(url, context, nextLoad) {
+      const loaded = await nextLoad(url, context);
+      const file = new URL(url).pathname;
+      if (!${patch} || (!file.endsWith("/src/store/telemetry.js") && !file.endsWith("/src/store/telemetry.ts"))) {
+        return loaded;
+      }
+      let source = String(loaded.source);
+      for (const name of ["activeTracer", "activeMeter"]) {
+        const head = source.indexOf("export function " + name + "(");
+        const body = head === -1 ? -1 : source.indexOf("{", head) + 1;
+        if (body === 0) throw new Error("untraced: " + name + " not found in " + url);
+        source = source.slice(0, body) + " return undefined;" + source.slice(body);
+      }
+      return { ...loaded, source };
+    }`;
+  register(`data:text/javascript,${encodeURIComponent(hooks)}`);
+}
+
 const spec = JSON.parse(process.argv[2] ?? "{}") as ScenarioSpec;
+const runledgerVariant = spec.system === "runledger" || spec.system === "untraced" || spec.system === "otel";
+if (spec.system === "untraced" || (spec.telemetryPaired === true && runledgerVariant)) {
+  loadThroughHook(spec.system === "untraced");
+}
+if ((process.env.RUNLEDGER_BENCH_OTEL === "1" && spec.system !== "untraced") || spec.system === "otel")
+  await registerOtelSdk();
 const system = await makeSystem(spec.system, spec.url);
 const check = postgres(spec.url, { max: 1, onnotice: () => {} });
 let result: ChildResult;

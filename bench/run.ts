@@ -23,6 +23,7 @@ import {
   skipReason,
 } from "./scenarios.ts";
 import { DEFAULT_SYSTEMS, SYSTEM_NAMES, type SystemName } from "./system.ts";
+import { telemetryCostTable } from "./telemetry-cost.ts";
 
 // `npm run bench` runs the compiled copy in .bench-build/ (plain JavaScript, like the peers and
 // like a production worker); `node --import tsx bench/run.ts` runs the sources.
@@ -152,7 +153,15 @@ async function runOne(round: number, scenario: ScenarioName, system: SystemName)
   try {
     await dropDatabase(db);
     await admin.unsafe(`create database "${db}"`);
-    const spec: ScenarioSpec = { system, scenario, url: databaseUrl(db), sizes, analyze, anatomy: flags.anatomy };
+    const spec: ScenarioSpec = {
+      system,
+      scenario,
+      url: databaseUrl(db),
+      sizes,
+      analyze,
+      anatomy: flags.anatomy,
+      telemetryPaired: systems.includes("untraced"),
+    };
     if (hasLoadPhase(scenario)) {
       const load = await runChild({ ...spec, phase: "load" });
       if (!load.result.ok) {
@@ -202,8 +211,12 @@ console.error(
     `jobs=${sizes.jobs} single=${sizes.single} latency=${sizes.latency} runs=${sizes.runs}`,
 );
 for (let round = 1; round <= rounds; round++) {
+  // Each round starts one system later (A B C, B C A, C A B, …), so no system always runs first
+  // or right after the same one: paired differences do not carry an order effect.
+  const shift = (round - 1) % systems.length;
+  const order = [...systems.slice(shift), ...systems.slice(0, shift)];
   for (const scenario of scenarios) {
-    for (const system of systems) {
+    for (const system of order) {
       if (skipReason(system, scenario)) continue;
       const record = await runOne(round, scenario, system);
       runs.push(record);
@@ -238,6 +251,7 @@ const markdown = [
   "",
   targetsTable(targets),
   "",
+  ...(telemetryCostTable(runs) === "" ? [] : [telemetryCostTable(runs), ""]),
   ...(skipped.length > 0 ? [`Skipped: ${skipped.join("; ")}.`, ""] : []),
   ...(failures.length > 0
     ? ["## Failed runs", "", ...failures.map((f) => `- round ${f.round} ${f.scenario} ${f.system}: ${f.error}`), ""]

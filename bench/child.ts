@@ -2,7 +2,7 @@
 // in the (fresh, empty) database, runs the scenario, verifies it, and prints one ChildResult line.
 // Setup, loading and ANALYZE are not timed. Anything else goes to stderr.
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { register } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -166,6 +166,27 @@ function startScaleWorker(url: string, system: string) {
   };
 }
 
+/** Ask the callgrind this process runs under to zero its counters (`-z`) or dump them (`-d`); resolves once done. */
+function callgrind(command: "-z" | "-d"): Promise<void> {
+  return new Promise((resolve, reject) => {
+    spawn("callgrind_control", [command, String(process.pid)], { stdio: "ignore" })
+      .once("error", reject)
+      .once("close", (code) =>
+        code === 0 ? resolve() : reject(new Error(`callgrind_control ${command}: exit ${code}`)),
+      );
+  });
+}
+
+/** Dump the counters since `-z` and read their total: instructions executed per job. */
+async function callgrindDump(dir: string, n: number): Promise<Record<string, number>> {
+  await callgrind("-d");
+  const file = path.join(dir, `cg.${process.pid}.1`);
+  const summary = /^summary: (\d+)/m.exec(await readFile(file, "utf8"));
+  if (summary === null) throw new Error(`no summary in ${file}`);
+  await rm(file);
+  return { instructionsPerJob: Number(summary[1]) / n };
+}
+
 class Run {
   constructor(
     readonly url: string,
@@ -174,6 +195,7 @@ class Run {
     readonly sizes: Sizes,
     readonly withStatistics: boolean,
     readonly anatomy: boolean,
+    readonly callgrindDir: string | undefined,
   ) {}
 
   async walPosition(): Promise<{ lsn: string; commits: number }> {
@@ -283,11 +305,13 @@ class Run {
    */
   async costStart(): Promise<{ end(n: number): Promise<Record<string, number>> }> {
     const walBefore = this.anatomy ? await this.walPosition() : undefined;
+    if (this.callgrindDir !== undefined) await callgrind("-z");
     const serverBefore = await this.serverCpu();
     const cpuBefore = process.cpuUsage();
     return {
       end: async (n) => {
         const cpu = process.cpuUsage(cpuBefore);
+        const instructions = this.callgrindDir === undefined ? {} : await callgrindDump(this.callgrindDir, n);
         const serverAfter = await this.serverCpu();
         // Backends that started meanwhile count whole; ticks are 10 ms (sysconf CLK_TCK 100).
         let serverTicks = 0;
@@ -296,6 +320,7 @@ class Run {
         return {
           workerCpuUsPerJob: (cpu.user + cpu.system) / n,
           serverCpuUsPerJob: (serverTicks * 10_000) / n,
+          ...instructions,
           ...anatomy,
         };
       },
@@ -883,7 +908,15 @@ const check = postgres(spec.url, { max: 1, onnotice: () => {} });
 let result: ChildResult;
 try {
   await system.setup();
-  const run = new Run(spec.url, system, check, spec.sizes, spec.analyze !== false, spec.anatomy === true);
+  const run = new Run(
+    spec.url,
+    system,
+    check,
+    spec.sizes,
+    spec.analyze !== false,
+    spec.anatomy === true,
+    spec.callgrindDir,
+  );
   result =
     spec.scenario === "dashboard"
       ? await (await import("./dashboard.ts")).dashboardScenario(spec)

@@ -4,7 +4,7 @@
 //
 //   npm run bench -- --rounds 3 --scenarios process,latency --systems runledger,graphile --jobs 5000
 import { spawn } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -45,12 +45,13 @@ const { values: flags } = parseArgs({
     out: { type: "string", default: path.join(ROOT, "bench", "results") },
     "no-analyze": { type: "boolean", default: false },
     anatomy: { type: "boolean", default: false },
+    callgrind: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
 
 if (flags.help) {
-  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--retention S] [--out dir] [--no-analyze] [--anatomy]
+  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--retention S] [--out dir] [--no-analyze] [--anatomy] [--callgrind]
   scenarios: ${SCENARIOS.join(", ")} (groups: ${Object.keys(SCENARIO_GROUPS).join(", ")}; soak only when named)
   soak:      --jobs N jobs (half plain, half 1→20→1 workflow steps; 10 % fail once) processed while
              retention (--retention S seconds, default 60) sweeps; size and speed per quarter
@@ -87,6 +88,7 @@ const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:543
 const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
 
 let current: { db: string; child?: ReturnType<typeof spawn> } | undefined;
+const callgrindDir = flags.callgrind ? await mkdtemp(path.join(os.tmpdir(), "runledger-callgrind-")) : undefined;
 
 async function dropDatabase(name: string): Promise<void> {
   await admin.unsafe(`drop database if exists "${name}" with (force)`);
@@ -113,7 +115,14 @@ function databaseUrl(name: string): string {
 /** Run one child to completion; its last stdout line is its ChildResult. */
 function runChild(spec: ScenarioSpec): Promise<{ result: ChildResult; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CHILD_ARGS, JSON.stringify(spec)], {
+    const node = [process.execPath, ...CHILD_ARGS, JSON.stringify(spec)];
+    // --callgrind: the measured child (not a load phase) runs under callgrind, which it zeroes and
+    // dumps around its cost measure itself (see `costStart` in child.ts).
+    const argv =
+      spec.callgrindDir !== undefined && spec.phase !== "load"
+        ? ["valgrind", "-q", "--tool=callgrind", `--callgrind-out-file=${spec.callgrindDir}/cg.%p`, ...node]
+        : node;
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -161,6 +170,7 @@ async function runOne(round: number, scenario: ScenarioName, system: SystemName)
       analyze,
       anatomy: flags.anatomy,
       telemetryPaired: systems.includes("untraced"),
+      callgrindDir,
     };
     if (hasLoadPhase(scenario)) {
       const load = await runChild({ ...spec, phase: "load" });

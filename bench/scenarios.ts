@@ -102,6 +102,11 @@ export interface ScenarioSpec {
    * the hook's thread is no difference between them.
    */
   telemetryPaired?: boolean;
+  /**
+   * `--callgrind`: the measured child runs under valgrind's callgrind in this directory and reports
+   * the instructions it executed per job between the start and the end of its cost measure.
+   */
+  callgrindDir?: string;
 }
 
 /** Scenarios whose backlog is loaded by a separate `load` child before the measured one. */

@@ -76,13 +76,20 @@ export function telemetryCostTable(runs: readonly RunRecord[]): string {
       const cpu = pairs(runs, scenario, system, "untraced", "workerCpuUsPerJob");
       if (cpu.length === 0) continue;
       const speed = pairs(runs, scenario, system, "untraced", "jobsPerSec");
+      const instructions = pairs(runs, scenario, system, "untraced", "instructionsPerJob");
       const base = meanInterval(cpu.map(([, b]) => b));
       const extra = meanInterval(cpu.map(([a, b]) => a - b));
       const cpuRatio = meanInterval(cpu.map(([a, b]) => (a / b - 1) * 100));
       const speedRatio = meanInterval(speed.map(([a, b]) => (a / b - 1) * 100));
+      const counted =
+        instructions.length === 0
+          ? "— | — | —"
+          : `${fmt(meanInterval(instructions.map(([, b]) => b)).mean, 0)} | ` +
+            `${interval(meanInterval(instructions.map(([a, b]) => a - b)), 0, "")} | ` +
+            `${interval(meanInterval(instructions.map(([a, b]) => (a / b - 1) * 100)), 2, " %")}`;
       lines.push(
         `| ${scenario} | ${label} | ${cpu.length} | ${fmt(base.mean, 2)} | ${interval(extra, 2, " µs")} | ` +
-          `${interval(cpuRatio, 1, " %")} | ${interval(speedRatio, 1, " %")} |`,
+          `${interval(cpuRatio, 1, " %")} | ${interval(speedRatio, 1, " %")} | ${counted} |`,
       );
     }
   }
@@ -92,8 +99,8 @@ export function telemetryCostTable(runs: readonly RunRecord[]): string {
     "",
     'Per round, each variant minus `untraced` (runledger with `activeTracer`/`activeMeter` answering "none" without asking the API) in the same round; mean ± half-width of the 95 % confidence interval (Student t) over the rounds.',
     "",
-    "| scenario | variant | rounds | untraced worker CPU, µs/job | extra worker CPU per job | worker CPU | jobs/s |",
-    "|---|---|---:|---:|---:|---:|---:|",
+    "| scenario | variant | rounds | untraced worker CPU, µs/job | extra worker CPU per job | worker CPU | jobs/s | untraced instructions/job | extra instructions per job | instructions |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...lines,
   ].join("\n");
 }

@@ -120,7 +120,16 @@ function runChild(spec: ScenarioSpec): Promise<{ result: ChildResult; stderr: st
     // dumps around its cost measure itself (see `costStart` in child.ts).
     const argv =
       spec.callgrindDir !== undefined && spec.phase !== "load"
-        ? ["valgrind", "-q", "--tool=callgrind", `--callgrind-out-file=${spec.callgrindDir}/cg.%p`, ...node]
+        ? [
+            "valgrind",
+            "-q",
+            "--tool=callgrind",
+            `--callgrind-out-file=${spec.callgrindDir}/cg.%p`,
+            // V8 without background compilation and GC threads, whose timing would move the count.
+            process.execPath,
+            "--predictable",
+            ...node.slice(1),
+          ]
         : node;
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: ROOT,

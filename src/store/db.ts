@@ -55,7 +55,10 @@ export interface CreateDbOptions {
   /**
    * The URL points at a transaction-mode pooler such as PgBouncer: no named prepared statements
    * and no LISTEN through it (both are session state the pooler does not keep). Notifications
-   * then come from `listenUrl`, or not at all (the worker polls and says so once).
+   * then come from `listenUrl`, or not at all (the worker polls and says so once). Queries are
+   * not pipelined on a connection (a pooler may reassign it between them), and transactions use
+   * a second pool of up to `max` connections. Give a URL: a postgres.js client passed in is used
+   * as it is.
    */
   pooled?: boolean;
   /**
@@ -134,16 +137,25 @@ export function createDb(
   const pooled = options.pooled ?? false;
   const prepare = pooled ? false : (options.prepare ?? true);
   const owned = typeof urlOrClient === "string";
+  const connect = (url: string, settings: { max_pipeline?: number } = {}) =>
+    postgres(url, {
+      max: options.max ?? 10,
+      prepare,
+      onnotice: () => {},
+      backoff: reconnectDelaySeconds,
+      connection: { application_name: options.applicationName ?? "runledger" },
+      ...settings,
+    });
+  // postgres.js pipelines a query onto a busy connection when every connection is busy. A
+  // transaction-mode pooler (PgBouncer before 1.21, Supavisor) hands the server connection to
+  // another client when the first query ends, so the pipelined query's replies reach no one and
+  // its caller waits forever (porsager/postgres#970). A pooled handle's statements therefore go
+  // one at a time per connection (`max_pipeline: 0`). That setting keeps `begin` from reserving
+  // its connection (porsager/postgres#1210), so transactions get a client of their own, where
+  // pipelining is harmless: the pooler keeps a server connection linked until the transaction ends.
   const client =
-    typeof urlOrClient === "string"
-      ? postgres(urlOrClient, {
-          max: options.max ?? 10,
-          prepare,
-          onnotice: () => {},
-          backoff: reconnectDelaySeconds,
-          connection: { application_name: options.applicationName ?? "runledger" },
-        })
-      : urlOrClient;
+    typeof urlOrClient === "string" ? connect(urlOrClient, pooled ? { max_pipeline: 0 } : {}) : urlOrClient;
+  const transactions = owned && pooled ? connect(urlOrClient) : undefined;
 
   const applicationName = options.applicationName ?? "runledger";
   // postgres.js gives LISTEN a connection of its own, outside the pool; with listenUrl that
@@ -173,11 +185,32 @@ export function createDb(
     async close(closeOptions) {
       const timeout = closeOptions?.timeoutSeconds ?? 5;
       await listener?.end({ timeout });
-      if (owned) await client.end({ timeout });
+      if (owned) await Promise.all([client.end({ timeout }), transactions?.end({ timeout })]);
     },
   };
 
   // Transactions go through the guard: a connection lost mid-transaction must not crash the process.
-  const db = drizzle(guardTransactions(client), { schema });
+  const db = drizzle(
+    guardTransactions(transactions === undefined ? client : withTransactionsOn(client, transactions)),
+    {
+      schema,
+    },
+  );
+  // drizzle sets its value handling (dates and JSON passed through as text) on the client it is
+  // given; the transactions client needs the same.
+  if (transactions !== undefined) {
+    Object.assign(transactions.options.parsers, client.options.parsers);
+    Object.assign(transactions.options.serializers, client.options.serializers);
+  }
   return Object.assign(db, { $runledger: driver }) as unknown as RunledgerDb;
+}
+
+/** `statements` for everything but `begin`, which runs on `transactions`. */
+function withTransactionsOn(statements: postgres.Sql, transactions: postgres.Sql): postgres.Sql {
+  return new Proxy(statements, {
+    get(target, key, receiver) {
+      if (key === "begin") return transactions.begin.bind(transactions);
+      return Reflect.get(target, key, receiver);
+    },
+  });
 }

@@ -93,11 +93,7 @@ async function enqueuer(handle: RunledgerDb, n: number): Promise<number> {
 }
 
 describe("through PgBouncer in transaction mode", () => {
-  // KNOWN REGRESSION, skipped so the rest of the suite guards main: it passed when the pooler work
-  // merged (dd07d36, 5dfcbdb) and fails since flow control merged (b511563): through PgBouncer the
-  // workers stop claiming and jobs stay PENDING until the test times out. Direct connections
-  // (every other test) are not affected. Un-skip once fixed (issues 19 and 24).
-  it.skip("workers, enqueuers, workflows and a schedule work through the pooler; LISTEN comes from listenUrl, or the worker polls and says so once", async () => {
+  it("workers, enqueuers, workflows and a schedule work through the pooler; LISTEN comes from listenUrl, or the worker polls and says so once", async () => {
     await createEffectTables(db);
     await db.execute(sql`create table runledger_test.app_rows (enqueuer int not null)`);
     await defineJob(db, "effect.once", { maxAttempts: 25 });
@@ -187,6 +183,40 @@ describe("through PgBouncer in transaction mode", () => {
     );
     expect(busy.map((r) => r.worker_id)).toEqual(["pooled-listen", "pooled-poll"]);
   }, 240_000);
+
+  // postgres.js pipelines a statement onto a busy connection when all are busy; PgBouncer 1.18
+  // releases the server connection at the first statement's end and drops the second one's
+  // replies, so its caller waited forever (the workers' parameterless flow check did this).
+  it("a pooled handle sends one statement at a time per connection, and its transactions still hold one", async () => {
+    const handle = createDb(bouncer!.url(database), { pooled: true, max: 2, applicationName: "pooled-pipeline" });
+    handles.push(handle);
+    const within = <T>(promise: Promise<T>) =>
+      Promise.race([
+        promise,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("a statement never returned")), 15_000)),
+      ]);
+    // A parameterless statement leaves its connection open to pipelining; one with a parameter
+    // pipelined behind it (unprepared, so described first) is the one whose replies were lost.
+    const plain = Array.from({ length: 24 }, (_, i) =>
+      queryRows<{ n: number }>(handle, i % 2 === 0 ? sql`select 1 as n` : sql`select ${1}::int as n`),
+    );
+    // Transactions interleaved with them: each sees its own writes and its own backend throughout.
+    const transactions = Array.from({ length: 6 }, (_, i) =>
+      handle.transaction(async (tx) => {
+        const [first] = await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`);
+        await tx.execute(sql`create temporary table if not exists pipeline_check (i int) on commit drop`);
+        await tx.execute(sql`insert into pipeline_check values (${i})`);
+        const [last] = await queryRows<{ pid: number; n: number }>(
+          tx,
+          sql`select pg_backend_pid() as pid, count(*)::int as n from pipeline_check`,
+        );
+        return last!.pid === first!.pid && last!.n === 1;
+      }),
+    );
+    const rows = await within(Promise.all(plain));
+    expect(rows.flat()).toEqual(Array.from({ length: 24 }, () => ({ n: 1 })));
+    expect(await within(Promise.all(transactions))).toEqual(Array.from({ length: 6 }, () => true));
+  }, 60_000);
 
   it("a pooled handle refuses LISTEN without a listenUrl, with a code saying why", async () => {
     const handle = pooledDb("pooled-no-listen");

@@ -98,6 +98,7 @@ export async function startPgBouncer(
       `listen_port = ${port}`,
       "unix_socket_dir =",
       "auth_type = trust",
+      "admin_users = postgres",
       `auth_file = ${join(dir, "userlist.txt")}`,
       "pool_mode = transaction",
       `default_pool_size = ${options.poolSize ?? 8}`,

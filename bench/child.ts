@@ -2,7 +2,8 @@
 // in the (fresh, empty) database, runs the scenario, verifies it, and prints one ChildResult line.
 // Setup, loading and ANALYZE are not timed. Anything else goes to stderr.
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
+import { register } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
@@ -165,6 +166,27 @@ function startScaleWorker(url: string, system: string) {
   };
 }
 
+/** Ask the callgrind this process runs under to zero its counters (`-z`) or dump them (`-d`); resolves once done. */
+function callgrind(command: "-z" | "-d"): Promise<void> {
+  return new Promise((resolve, reject) => {
+    spawn("callgrind_control", [command, String(process.pid)], { stdio: "ignore" })
+      .once("error", reject)
+      .once("close", (code) =>
+        code === 0 ? resolve() : reject(new Error(`callgrind_control ${command}: exit ${code}`)),
+      );
+  });
+}
+
+/** Dump the counters since `-z` and read their total: instructions executed per job. */
+async function callgrindDump(dir: string, n: number): Promise<Record<string, number>> {
+  await callgrind("-d");
+  const file = path.join(dir, `cg.${process.pid}.1`);
+  const summary = /^summary: (\d+)/m.exec(await readFile(file, "utf8"));
+  if (summary === null) throw new Error(`no summary in ${file}`);
+  await rm(file);
+  return { instructionsPerJob: Number(summary[1]) / n };
+}
+
 class Run {
   constructor(
     readonly url: string,
@@ -173,6 +195,7 @@ class Run {
     readonly sizes: Sizes,
     readonly withStatistics: boolean,
     readonly anatomy: boolean,
+    readonly callgrindDir: string | undefined,
   ) {}
 
   async walPosition(): Promise<{ lsn: string; commits: number }> {
@@ -282,11 +305,13 @@ class Run {
    */
   async costStart(): Promise<{ end(n: number): Promise<Record<string, number>> }> {
     const walBefore = this.anatomy ? await this.walPosition() : undefined;
+    if (this.callgrindDir !== undefined) await callgrind("-z");
     const serverBefore = await this.serverCpu();
     const cpuBefore = process.cpuUsage();
     return {
       end: async (n) => {
         const cpu = process.cpuUsage(cpuBefore);
+        const instructions = this.callgrindDir === undefined ? {} : await callgrindDump(this.callgrindDir, n);
         const serverAfter = await this.serverCpu();
         // Backends that started meanwhile count whole; ticks are 10 ms (sysconf CLK_TCK 100).
         let serverTicks = 0;
@@ -295,6 +320,7 @@ class Run {
         return {
           workerCpuUsPerJob: (cpu.user + cpu.system) / n,
           serverCpuUsPerJob: (serverTicks * 10_000) / n,
+          ...instructions,
           ...anatomy,
         };
       },
@@ -798,6 +824,12 @@ async function makeSystem(name: string, url: string): Promise<BenchSystem> {
       const system = (await import("./systems/runledger.ts")).runledgerSystem(url, { pooled: true });
       return { ...system, name: "unprepared" };
     }
+    case "untraced":
+    case "otel": {
+      // runledger itself, loaded after `loadThroughHook` or `registerOtelSdk` ran.
+      const system = (await import("./systems/runledger.ts")).runledgerSystem(url);
+      return { ...system, name };
+    }
     case "baseline": {
       // Another build's own adapter, so it runs that build's code with its own migrations.
       const build = process.env[BASELINE_BUILD_VARIABLE] ?? "";
@@ -836,14 +868,55 @@ async function registerOtelSdk(): Promise<void> {
   metrics.setGlobalMeterProvider(provider as unknown as Parameters<typeof metrics.setGlobalMeterProvider>[0]);
 }
 
-if (process.env.RUNLEDGER_BENCH_OTEL === "1") await registerOtelSdk();
+/**
+ * The `untraced` system: before runledger loads, a module hook makes its `activeTracer` and
+ * `activeMeter` (src/store/telemetry.ts) return "none" at once instead of asking the API, which
+ * leaves what the code costs without its instrumentation: every other telemetry step is skipped
+ * on their answer. Fails the run if the functions are not found. The other runledger variants of
+ * such a run load through a hook that changes nothing (`patch` false), so all of them carry the
+ * hooks thread alike.
+ */
+function loadThroughHook(patch: boolean): void {
+  const hooks = `
+    export async function load(url, context, nextLoad) {
+      const loaded = await nextLoad(url, context);
+      const file = new URL(url).pathname;
+      if (!${patch} || (!file.endsWith("/src/store/telemetry.js") && !file.endsWith("/src/store/telemetry.ts"))) {
+        return loaded;
+      }
+      let source = String(loaded.source);
+      for (const name of ["activeTracer", "activeMeter"]) {
+        const head = source.indexOf("export function " + name + "(");
+        const body = head === -1 ? -1 : source.indexOf("{", head) + 1;
+        if (body === 0) throw new Error("untraced: " + name + " not found in " + url);
+        source = source.slice(0, body) + " return undefined;" + source.slice(body);
+      }
+      return { ...loaded, source };
+    }`;
+  register(`data:text/javascript,${encodeURIComponent(hooks)}`);
+}
+
 const spec = JSON.parse(process.argv[2] ?? "{}") as ScenarioSpec;
+const runledgerVariant = spec.system === "runledger" || spec.system === "untraced" || spec.system === "otel";
+if (spec.system === "untraced" || (spec.telemetryPaired === true && runledgerVariant)) {
+  loadThroughHook(spec.system === "untraced");
+}
+if ((process.env.RUNLEDGER_BENCH_OTEL === "1" && spec.system !== "untraced") || spec.system === "otel")
+  await registerOtelSdk();
 const system = await makeSystem(spec.system, spec.url);
 const check = postgres(spec.url, { max: 1, onnotice: () => {} });
 let result: ChildResult;
 try {
   await system.setup();
-  const run = new Run(spec.url, system, check, spec.sizes, spec.analyze !== false, spec.anatomy === true);
+  const run = new Run(
+    spec.url,
+    system,
+    check,
+    spec.sizes,
+    spec.analyze !== false,
+    spec.anatomy === true,
+    spec.callgrindDir,
+  );
   result =
     spec.scenario === "dashboard"
       ? await (await import("./dashboard.ts")).dashboardScenario(spec)

@@ -29,6 +29,8 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   raw: "raw SQL ceiling",
   baseline: "runledger (baseline)",
   unprepared: "runledger (pooled: no prepared statements)",
+  untraced: "runledger (telemetry compiled out)",
+  otel: "runledger (OpenTelemetry SDK)",
 };
 
 interface Row {

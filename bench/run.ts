@@ -4,7 +4,7 @@
 //
 //   npm run bench -- --rounds 3 --scenarios process,latency --systems runledger,graphile --jobs 5000
 import { spawn } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +23,7 @@ import {
   skipReason,
 } from "./scenarios.ts";
 import { DEFAULT_SYSTEMS, SYSTEM_NAMES, type SystemName } from "./system.ts";
+import { telemetryCostTable } from "./telemetry-cost.ts";
 
 // `npm run bench` runs the compiled copy in .bench-build/ (plain JavaScript, like the peers and
 // like a production worker); `node --import tsx bench/run.ts` runs the sources.
@@ -44,12 +45,13 @@ const { values: flags } = parseArgs({
     out: { type: "string", default: path.join(ROOT, "bench", "results") },
     "no-analyze": { type: "boolean", default: false },
     anatomy: { type: "boolean", default: false },
+    callgrind: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
 
 if (flags.help) {
-  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--retention S] [--out dir] [--no-analyze] [--anatomy]
+  console.log(`usage: npm run bench -- [--rounds N] [--scenarios a,b] [--systems a,b] [--jobs N] [--retention S] [--out dir] [--no-analyze] [--anatomy] [--callgrind]
   scenarios: ${SCENARIOS.join(", ")} (groups: ${Object.keys(SCENARIO_GROUPS).join(", ")}; soak only when named)
   soak:      --jobs N jobs (half plain, half 1→20→1 workflow steps; 10 % fail once) processed while
              retention (--retention S seconds, default 60) sweeps; size and speed per quarter
@@ -86,6 +88,7 @@ const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:543
 const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
 
 let current: { db: string; child?: ReturnType<typeof spawn> } | undefined;
+const callgrindDir = flags.callgrind ? await mkdtemp(path.join(os.tmpdir(), "runledger-callgrind-")) : undefined;
 
 async function dropDatabase(name: string): Promise<void> {
   await admin.unsafe(`drop database if exists "${name}" with (force)`);
@@ -112,7 +115,23 @@ function databaseUrl(name: string): string {
 /** Run one child to completion; its last stdout line is its ChildResult. */
 function runChild(spec: ScenarioSpec): Promise<{ result: ChildResult; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CHILD_ARGS, JSON.stringify(spec)], {
+    const node = [process.execPath, ...CHILD_ARGS, JSON.stringify(spec)];
+    // --callgrind: the measured child (not a load phase) runs under callgrind, which it zeroes and
+    // dumps around its cost measure itself (see `costStart` in child.ts).
+    const argv =
+      spec.callgrindDir !== undefined && spec.phase !== "load"
+        ? [
+            "valgrind",
+            "-q",
+            "--tool=callgrind",
+            `--callgrind-out-file=${spec.callgrindDir}/cg.%p`,
+            // V8 without background compilation and GC threads, whose timing would move the count.
+            process.execPath,
+            "--predictable",
+            ...node.slice(1),
+          ]
+        : node;
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -152,7 +171,16 @@ async function runOne(round: number, scenario: ScenarioName, system: SystemName)
   try {
     await dropDatabase(db);
     await admin.unsafe(`create database "${db}"`);
-    const spec: ScenarioSpec = { system, scenario, url: databaseUrl(db), sizes, analyze, anatomy: flags.anatomy };
+    const spec: ScenarioSpec = {
+      system,
+      scenario,
+      url: databaseUrl(db),
+      sizes,
+      analyze,
+      anatomy: flags.anatomy,
+      telemetryPaired: systems.includes("untraced"),
+      callgrindDir,
+    };
     if (hasLoadPhase(scenario)) {
       const load = await runChild({ ...spec, phase: "load" });
       if (!load.result.ok) {
@@ -202,8 +230,12 @@ console.error(
     `jobs=${sizes.jobs} single=${sizes.single} latency=${sizes.latency} runs=${sizes.runs}`,
 );
 for (let round = 1; round <= rounds; round++) {
+  // Each round starts one system later (A B C, B C A, C A B, …), so no system always runs first
+  // or right after the same one: paired differences do not carry an order effect.
+  const shift = (round - 1) % systems.length;
+  const order = [...systems.slice(shift), ...systems.slice(0, shift)];
   for (const scenario of scenarios) {
-    for (const system of systems) {
+    for (const system of order) {
       if (skipReason(system, scenario)) continue;
       const record = await runOne(round, scenario, system);
       runs.push(record);
@@ -238,6 +270,7 @@ const markdown = [
   "",
   targetsTable(targets),
   "",
+  ...(telemetryCostTable(runs) === "" ? [] : [telemetryCostTable(runs), ""]),
   ...(skipped.length > 0 ? [`Skipped: ${skipped.join("; ")}.`, ""] : []),
   ...(failures.length > 0
     ? ["## Failed runs", "", ...failures.map((f) => `- round ${f.round} ${f.scenario} ${f.system}: ${f.error}`), ""]

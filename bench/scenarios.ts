@@ -96,6 +96,17 @@ export interface ScenarioSpec {
    * its own first, so the worker's process — and its peak RSS — never held the enqueue side).
    */
   phase?: "load";
+  /**
+   * The run compares runledger with its telemetry compiled out (`untraced` is among the systems):
+   * every runledger variant then loads through a module hook, which only `untraced`'s changes, so
+   * the hook's thread is no difference between them.
+   */
+  telemetryPaired?: boolean;
+  /**
+   * `--callgrind`: the measured child runs under valgrind's callgrind in this directory and reports
+   * the instructions it executed per job between the start and the end of its cost measure.
+   */
+  callgrindDir?: string;
 }
 
 /** Scenarios whose backlog is loaded by a separate `load` child before the measured one. */

@@ -1,13 +1,24 @@
 // The one interface every benchmarked system implements, so a scenario is written once and run
 // against runledger, graphile-worker, pg-boss and the raw-SQL ceiling alike.
 
-export const SYSTEM_NAMES = ["runledger", "graphile", "pgboss", "raw", "baseline", "unprepared"] as const;
+export const SYSTEM_NAMES = [
+  "runledger",
+  "graphile",
+  "pgboss",
+  "raw",
+  "baseline",
+  "unprepared",
+  "untraced",
+  "otel",
+] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 /**
  * What runs without `--systems`. `unprepared` (runledger with `createDb(url, { pooled: true })`:
  * no named prepared statements, as behind PgBouncer in transaction mode) runs only when named,
- * for the paired cost of that setting.
+ * for the paired cost of that setting; so do `untraced` (runledger with its telemetry entry points
+ * compiled out) and `otel` (runledger with an OpenTelemetry SDK registered), for the paired cost
+ * of the instrumentation (bench/telemetry-cost.ts).
  */
 export const DEFAULT_SYSTEMS: readonly SystemName[] = ["runledger", "graphile", "pgboss", "raw", "baseline"];
 

@@ -109,6 +109,16 @@ export class LoopMonitor {
     return delay;
   }
 
+  /** Between a failure and the next success. */
+  get failing(): boolean {
+    return this.#failures > 0;
+  }
+
+  /** The backoff before the next try while failing; null otherwise. */
+  get retryInMs(): number | null {
+    return this.#retryInMs;
+  }
+
   status(): LoopStatus {
     return {
       state: this.#failures > 0 ? "failing" : "running",

@@ -3,6 +3,7 @@ import { purgeFinished, purgeWorkflowRuns, type RunledgerDb } from "../store/ind
 import type { JobsConfig } from "./config.ts";
 import { RuntimeEvents } from "./events.ts";
 import { type RuntimeLoopExit, tick, Waker } from "./loop.ts";
+import type { LoopMonitor } from "./loop-monitor.ts";
 
 /** Batches one pass deletes per outcome before it yields to the next tick (which comes at once). */
 const BATCHES_PER_PASS = 50;
@@ -15,6 +16,10 @@ export interface RetentionOptions {
   events?: RuntimeEvents;
   /** The clock retention ages count back from; default the database's. */
   now?: () => Date;
+  /** Backoff and state-change reports of the jobs sweep (the Supervisor gives one, `retention`). */
+  monitor?: LoopMonitor;
+  /** The same for the workflow runs sweep (`retention.runs`). */
+  runsMonitor?: LoopMonitor;
 }
 
 /** What one retention pass deleted. */
@@ -62,17 +67,17 @@ export class RetentionSweeper {
   async run(signal: AbortSignal): Promise<RuntimeLoopExit> {
     const intervalMs = this.#options.config.retentionIntervalMs;
     const onError = (error: unknown) => this.#events.emit("loop:error", { loop: "retention", error });
-    const loop = (pass: () => Promise<Pass>, waker: Waker) =>
+    const loop = (pass: () => Promise<Pass>, waker: Waker, monitor: LoopMonitor | undefined) =>
       tick(
         async () => {
           // A backlog left (retention just turned on, or a burst): go on without waiting the interval.
           if ((await pass()).more) waker.wake();
         },
-        { intervalMs, signal, waker, onError },
+        { intervalMs, signal, waker, onError, monitor },
       );
     const [jobs] = await Promise.all([
-      loop(() => this.#jobsPass(), this.#jobsWaker),
-      loop(() => this.#runsPass(), this.#runsWaker),
+      loop(() => this.#jobsPass(), this.#jobsWaker, this.#options.monitor),
+      loop(() => this.#runsPass(), this.#runsWaker, this.#options.runsMonitor),
     ]);
     return jobs;
   }

@@ -64,7 +64,10 @@ export interface SupervisorHealth {
   queued: number;
   /** The worker's notification listener, as last known (see `Worker.listenerConnected`); null without a worker. */
   listenerConnected: boolean | null;
-  /** Each loop by name; `worker.heartbeat` is the worker's lease renewal. */
+  /**
+   * Each loop by name; `worker.heartbeat` is the worker's lease renewal, `retention` and
+   * `retention.runs` the retention sweep's jobs and workflow runs passes (absent when it is off).
+   */
   loops: Record<string, LoopHealth>;
 }
 
@@ -139,7 +142,13 @@ export class Supervisor {
     }
     if (parts.retention && config.retentionIntervalMs > 0) {
       // The database's clock, not the scheduler's: a test clock far ahead must not age rows out.
-      this.retention = new RetentionSweeper({ db, config, events: this.events });
+      this.retention = new RetentionSweeper({
+        db,
+        config,
+        events: this.events,
+        monitor: monitor("retention"),
+        runsMonitor: monitor("retention.runs"),
+      });
     }
   }
 

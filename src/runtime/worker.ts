@@ -45,7 +45,7 @@ export interface WorkerOptions {
   retryPolicy?: RetryPolicy;
   /** Backoff and state-change reports of failing claims (the Supervisor gives one). */
   monitor?: LoopMonitor;
-  /** State-change reports of failing heartbeats. */
+  /** Backoff and state-change reports of failing heartbeats. */
   heartbeatMonitor?: LoopMonitor;
   /** How processing spans relate to the enqueue's. Default `"link"`. */
   spanRelationship?: SpanRelationship;
@@ -88,7 +88,8 @@ export class Worker {
   readonly #spanRelationship: SpanRelationship;
   /** Whether the notification listener is (last known to be) connected; undefined before it first is. */
   #listening: boolean | undefined;
-  #heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Paces lease renewal (see `#renewLeases`); stopped when a drain ends. */
+  #heartbeats: Waker | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
   #cancelChecks: Promise<void> = Promise.resolve();
@@ -231,6 +232,7 @@ export class Worker {
         try {
           limit = this.#claimLimit();
           claimed = await this.runOnce();
+          if (this.#monitor?.failing) this.#heartbeats?.wake(); // the database is back: renew leases now
           this.#monitor?.succeeded();
         } catch (error) {
           this.#events.emit("loop:error", { loop: "worker", error });
@@ -346,7 +348,10 @@ export class Worker {
           JOBS_CHANNEL,
           () => this.#waker.wake(),
           () => {
-            if (this.#listening === false) this.#reconnected.wake();
+            if (this.#listening === false) {
+              this.#reconnected.wake();
+              this.#heartbeats?.wake();
+            }
             this.#listening = true;
             this.#waker.wake();
           },
@@ -380,16 +385,28 @@ export class Worker {
   }
 
   #startHeartbeats(): void {
-    const everyMs = Math.max(1, Math.floor(this.#config.leaseTtlSeconds / 3)) * 1000;
-    this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), everyMs);
-    this.#heartbeatTimer.unref();
+    this.#heartbeats = new Waker();
+    void this.#renewLeases(this.#heartbeats);
   }
 
   #stopTimers(): void {
-    clearInterval(this.#heartbeatTimer);
+    this.#heartbeats?.stop();
     clearInterval(this.#sweepTimer);
-    this.#heartbeatTimer = undefined;
+    this.#heartbeats = undefined;
     this.#sweepTimer = undefined;
+  }
+
+  /**
+   * Heartbeat every third of the lease until the drain ends, one at a time. After a failure the
+   * next one waits the monitor's backoff instead, like a loop's pass, unless the claim loop or the
+   * listener finds the database back first: then leases are renewed at once.
+   */
+  async #renewLeases(heartbeats: Waker): Promise<void> {
+    const everyMs = Math.max(1, Math.floor(this.#config.leaseTtlSeconds / 3)) * 1000;
+    while (!heartbeats.stopped) {
+      await heartbeats.wait(this.#heartbeatMonitor?.retryInMs ?? everyMs);
+      if (!heartbeats.stopped) await this.#heartbeat();
+    }
   }
 
   /** Renew every running and queued lease in one statement; abort handlers whose lease was lost. */

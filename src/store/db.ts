@@ -71,6 +71,19 @@ export interface CreateDbOptions {
 }
 
 /**
+ * How long postgres.js waits before reconnecting, in seconds: from 25 ms, doubling, at most 1 s
+ * (with jitter). Each failed attempt fails only the one statement it was opened for, and its
+ * default delay grows to 20 s on a retry count the pool shares with the LISTEN connection (which
+ * keeps reconnecting through an outage): a second into an outage statements stopped failing and
+ * waited in the queue instead, so the loops saw no error to back off from and report, and after
+ * the database returned they waited up to 20 s more. The loops own the backoff
+ * (`withLoopBackoff`); a statement fails promptly.
+ */
+function reconnectDelaySeconds(retries: number): number {
+  return Math.min(0.025 * 2 ** retries, 1) * (0.5 + Math.random() / 2);
+}
+
+/**
  * Refuse what postgres.js would misread: an empty or missing URL (it would quietly connect to
  * localhost) and text that is not a `postgres://` or `postgresql://` URL. The URL itself is never
  * repeated, since it may hold a password.
@@ -102,7 +115,9 @@ function checkUrl(url: unknown): void {
 /**
  * Open a runledger database handle from a connection URL or an existing postgres.js client.
  * A handle made from a URL owns its pool and `db.$runledger.close()` ends it; a handle made
- * from a client leaves closing the client to its owner.
+ * from a client leaves closing the client to its owner, and keeps the client's reconnect delay
+ * (postgres.js's grows to 20 s, during which statements wait instead of failing: give it
+ * `backoff: 1` or less so a worker notices an outage and says so).
  *
  * A URL that is empty or not a `postgres://` URL is refused with `db.invalid_url`.
  *
@@ -127,6 +142,7 @@ export function createDb(
       max: options.max ?? 10,
       prepare,
       onnotice: () => {},
+      backoff: reconnectDelaySeconds,
       connection: { application_name: options.applicationName ?? "runledger" },
       ...settings,
     });
@@ -150,6 +166,7 @@ export function createDb(
     listener ??= postgres(options.listenUrl, {
       max: 1,
       onnotice: () => {},
+      backoff: reconnectDelaySeconds,
       connection: { application_name: `${applicationName}-listen` },
     });
     return listener;

@@ -46,7 +46,7 @@ describe("Supervisor.health()", () => {
   }, 60_000);
 
   it("has no retention entries where the sweep is off", () => {
-    const supervisor = Supervisor.builder(db, JobsConfig.from({ workerId: "health-off", retentionIntervalSeconds: 0 }))
+    const supervisor = Supervisor.builder(db, JobsConfig.from({ workerId: "health-off", retentionIntervalMs: 0 }))
       .withCatalog(new JobCatalog())
       .build();
     expect(Object.keys(supervisor.health().loops).sort()).toEqual([
@@ -66,7 +66,7 @@ describe("Supervisor.health()", () => {
     const line = (level: string) => (_fields: unknown, message: string) => lines.push(`${level} ${message}`);
     const supervisor = Supervisor.builder(
       sweepDb,
-      JobsConfig.from({ workerId: "health-sweep", retentionIntervalSeconds: 1 }),
+      JobsConfig.from({ workerId: "health-sweep", retentionIntervalMs: 1_000 }),
     )
       .disableWorker()
       .disableReaper()

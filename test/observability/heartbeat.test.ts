@@ -1,4 +1,5 @@
 import { afterAll, expect, it } from "vitest";
+import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import { JobCatalog, JobsConfig, type LogFields, Supervisor } from "../../src/runtime/index.ts";
 import { createDb, enqueueJob, getJobById } from "../../src/store/index.ts";
 import { useTestDatabase } from "../support/db.ts";
@@ -70,11 +71,11 @@ it("failing lease renewal backs off like the other loops, says so once, and rene
     expect(renewed.lastSuccessAt!.getTime()).toBeGreaterThanOrEqual(backAt);
     // The lease held: the job finishes in its first attempt, not aborted nor taken back.
     release();
-    await waitFor(async () => (await getJobById(db, job.id))?.status === "SUCCEEDED", {
+    await waitFor(async () => (await getJobById(db, job.id, ALL_ORGANIZATIONS))?.status === "SUCCEEDED", {
       timeoutMs: 10_000,
       what: "the job succeeded",
     });
-    expect((await getJobById(db, job.id))?.attempt).toBe(1);
+    expect((await getJobById(db, job.id, ALL_ORGANIZATIONS))?.attempt).toBe(1);
   } finally {
     release();
     await supervisor.shutdown(5_000);

@@ -1,5 +1,6 @@
 import { afterAll, expect, it } from "vitest";
-import { claimRunnableJobs, createDb, type RunledgerDb } from "../../src/store/index.ts";
+import { createDb, type RunledgerDb } from "../../src/store/index.ts";
+import { claimRunnableJobs } from "../../src/store/worker.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { Relay } from "../support/relay.ts";
 import { waitFor } from "../support/wait.ts";

@@ -112,27 +112,29 @@ const pool = statement<RawRow>(
  * the second of any. This one ranks every due job, so its cost grows with the backlog (~100 ms
  * for 50,000, twice that under load); it serves fair claims without a memo (`claimJobs` callers).
  */
-const fairPool = (name: string, column: SQL) =>
-  statement<RawRow>(
-    name,
-    sql`
-  select j.id, j.job_type, j.concurrency_key, f.ord from ${jobQueue} j
+const fairPool = (name: string, column: SQL) => statement<RawRow>(name, lockRanked(jobQueue, due, column));
+
+/**
+ * Rank `source`'s rows matching `filter` round-robin across `column`'s values (the first of every
+ * value before the second of any), keep the first `limit`, and lock those still PENDING.
+ */
+function lockRanked(source: SQL | typeof jobQueue, filter: SQL, column: SQL): SQL {
+  return sql`select j.id, j.job_type, j.concurrency_key, f.ord from ${jobQueue} j
   join (
     select id, row_number() over (order by rn, priority desc nulls last, next_run_at, created_at, id) as ord
     from (
       select id, priority, next_run_at, created_at,
         row_number() over (partition by ${column} order by priority desc nulls last, next_run_at, created_at, id) as rn
-      from ${jobQueue}
-      where ${due}
+      from ${source}
+      where ${filter}
     ) ranked
     where rn <= ${sql.placeholder("limit")}
     order by ord
     limit ${sql.placeholder("limit")}
   ) f on f.id = j.id
   where j.finished_at is null and j.status = 'PENDING'
-  for update of j skip locked
-`,
-  );
+  for update of j skip locked`;
+}
 
 const fairPools: Record<ClaimFairness, Statement<RawRow>> = {
   organization: fairPool("runledger_flow_pool_fair_organization", sql`organization_id`),
@@ -180,21 +182,7 @@ const fairWindowPool = (name: string, column: SQL) =>
     (select * from sweep where ${dueRows})
   ),
   pool as (
-    select j.id, j.job_type, j.concurrency_key, f.ord from ${jobQueue} j
-    join (
-      select id, row_number() over (order by rn, priority desc nulls last, next_run_at, created_at, id) as ord
-      from (
-        select id, priority, next_run_at, created_at,
-          row_number() over (partition by ${column} order by priority desc nulls last, next_run_at, created_at, id) as rn
-        from candidates
-        where ${notBlocked}
-      ) ranked
-      where rn <= ${sql.placeholder("limit")}
-      order by ord
-      limit ${sql.placeholder("limit")}
-    ) f on f.id = j.id
-    where j.finished_at is null and j.status = 'PENDING'
-    for update of j skip locked
+    ${lockRanked(sql`candidates`, notBlocked, column)}
   )
   select id, job_type, concurrency_key, ord, false as is_sweep, null::text as sweep_created_at,
     null::uuid as sweep_id, null::int as sweep_rows

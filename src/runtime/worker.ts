@@ -232,8 +232,11 @@ export class Worker {
         try {
           limit = this.#claimLimit();
           claimed = await this.runOnce();
-          if (this.#monitor?.failing) this.#heartbeats?.wake(); // the database is back: renew leases now
-          this.#monitor?.succeeded();
+          // A pass held back by backpressure sent nothing, so it says nothing about the database.
+          if (limit > 0) {
+            if (this.#monitor?.failing) this.#heartbeats?.wake(); // the database is back: renew leases now
+            this.#monitor?.succeeded();
+          }
         } catch (error) {
           this.#events.emit("loop:error", { loop: "worker", error });
           if ((error as { code?: unknown }).code === "db.connection_failed") this.#listening &&= false;

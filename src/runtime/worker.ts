@@ -15,9 +15,10 @@ import {
   type RunledgerDb,
   type Subscription,
 } from "../store/index.ts";
-import { claimRunnableJobs, heartbeatJobs, type RunnableJob, returnUnstartedClaims } from "../store/worker.ts";
+import { claimRunnableJobs, type RunnableJob, returnUnstartedClaims } from "../store/worker.ts";
 import { checkWorkerId, type JobsConfig } from "./config.ts";
 import { type AbortReason, RuntimeEvents } from "./events.ts";
+import { LeaseRenewal } from "./lease-renewal.ts";
 import { type RuntimeLoopExit, Waker } from "./loop.ts";
 import type { LoopMonitor } from "./loop-monitor.ts";
 import type { JobRegistry } from "./registry.ts";
@@ -89,7 +90,7 @@ export class Worker {
   /** Whether the notification listener is (last known to be) connected; undefined before it first is. */
   #listening: boolean | undefined;
   /** Paces lease renewal (see `#renewLeases`); stopped when a drain ends. */
-  #heartbeats: Waker | undefined;
+  #heartbeats: LeaseRenewal<RunnableJob> | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
   #cancelChecks: Promise<void> = Promise.resolve();
@@ -388,8 +389,27 @@ export class Worker {
   }
 
   #startHeartbeats(): void {
-    this.#heartbeats = new Waker();
-    void this.#renewLeases(this.#heartbeats);
+    this.#heartbeats = new LeaseRenewal<RunnableJob>({
+      db: this.#db,
+      leaseSeconds: this.#config.leaseTtlSeconds,
+      events: this.#events,
+      monitor: this.#heartbeatMonitor,
+      holder: {
+        leases: () => [
+          ...[...this.#inFlight.values()].filter((e) => e.abortReason === undefined).map((e) => e.job),
+          ...this.#queue,
+        ],
+        // A running job whose lease is gone is aborted; a queued one is let go of.
+        renewed: (renewed, held) => {
+          for (const job of renewed) {
+            if (held.has(job.id)) continue;
+            const entry = this.#inFlight.get(job.id);
+            if (entry !== undefined && entry.job === job && !entry.settled) this.#abort(entry, "lease_lost");
+          }
+          this.#queue = this.#queue.filter((job) => held.has(job.id) || !renewed.includes(job));
+        },
+      },
+    });
   }
 
   #stopTimers(): void {
@@ -397,40 +417,6 @@ export class Worker {
     clearInterval(this.#sweepTimer);
     this.#heartbeats = undefined;
     this.#sweepTimer = undefined;
-  }
-
-  /**
-   * Heartbeat every third of the lease until the drain ends, one at a time. After a failure the
-   * next one waits the monitor's backoff instead, like a loop's pass, unless the claim loop or the
-   * listener finds the database back first: then leases are renewed at once.
-   */
-  async #renewLeases(heartbeats: Waker): Promise<void> {
-    const everyMs = Math.max(1, Math.floor(this.#config.leaseTtlSeconds / 3)) * 1000;
-    while (!heartbeats.stopped) {
-      await heartbeats.wait(this.#heartbeatMonitor?.retryInMs ?? everyMs);
-      if (!heartbeats.stopped) await this.#heartbeat();
-    }
-  }
-
-  /** Renew every running and queued lease in one statement; abort handlers whose lease was lost. */
-  async #heartbeat(): Promise<void> {
-    const entries = [...this.#inFlight.values()].filter((e) => e.abortReason === undefined);
-    const queued = [...this.#queue];
-    if (entries.length === 0 && queued.length === 0) return;
-    try {
-      const held = await heartbeatJobs(this.#db, {
-        leases: [...entries.map((e) => e.job), ...queued],
-        leaseSeconds: this.#config.leaseTtlSeconds,
-      });
-      for (const entry of entries) {
-        if (!held.has(entry.job.id) && !entry.settled) this.#abort(entry, "lease_lost");
-      }
-      this.#queue = this.#queue.filter((job) => held.has(job.id) || !queued.includes(job));
-      this.#heartbeatMonitor?.succeeded();
-    } catch (error) {
-      this.#events.emit("loop:error", { loop: "worker", error });
-      this.#heartbeatMonitor?.failed(error);
-    }
   }
 
   /** Abort every handler past its deadline. */
@@ -502,19 +488,3 @@ export class Worker {
 }
 
 const TIMEOUT_MESSAGE = "Job exceeded the configured timeout.";
-
-/**
- * Low-level worker loop for custom orchestration: runs until `signal` aborts, drains, and
- * returns `"shutdown"`.
- */
-export function runWorkerLoop(
-  db: RunledgerDb,
-  registry: JobRegistry,
-  config: JobsConfig,
-  signal: AbortSignal,
-  options: { events?: RuntimeEvents; retryPolicy?: RetryPolicy; drainTimeoutMs?: number } = {},
-): Promise<RuntimeLoopExit> {
-  const worker = new Worker({ db, registry, config, events: options.events, retryPolicy: options.retryPolicy });
-  if (options.drainTimeoutMs !== undefined) worker.drainTimeoutMs = options.drainTimeoutMs;
-  return worker.run(signal);
-}

@@ -114,6 +114,16 @@ export function isStorableText(value: string): boolean {
   return !value.includes("\u0000") && value.isWellFormed();
 }
 
+/** Whether `value` passes `checkLabel`. */
+export function isLabel(value: unknown): value is string {
+  return (
+    typeof value === "string" &&
+    value.trim() !== "" &&
+    isStorableText(value) &&
+    !exceedsUtf8(value, MAX_IDENTIFIER_BYTES)
+  );
+}
+
 /**
  * The one check of a short text field (an identifier or a label such as a worker id, failure code,
  * progress stage or log level): `invalid` unless it is a string that is not blank and PostgreSQL

@@ -1,6 +1,6 @@
 import {
-  checkLabel,
   deadLetterReason,
+  isLabel,
   JOB_FAILURE_KINDS,
   JobFailure,
   type JobProgress,
@@ -205,7 +205,7 @@ export class ResultRecorder {
 function recordable(failure: JobFailure): JobFailure {
   const kindOk = (JOB_FAILURE_KINDS as readonly string[]).includes(failure.kind);
   const code = failure.code;
-  const codeOk = recordableCode(code);
+  const codeOk = isLabel(code);
   const message = typeof failure.message === "string" ? truncateErrorMessage(failure.message) : "";
   if (kindOk && codeOk && message === failure.message) return failure;
   return new JobFailure(
@@ -214,15 +214,6 @@ function recordable(failure: JobFailure): JobFailure {
     codeOk ? message : "The handler failed with a failure code that cannot be recorded.",
     { retryAfterMs: failure.retryAfterMs, cause: failure },
   );
-}
-
-function recordableCode(code: unknown): boolean {
-  try {
-    checkLabel(code, "code", "job.invalid_failure_report");
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Run a hook with a deadline, isolating its failures. */

@@ -3,11 +3,10 @@ import { checkJobType, MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
 import { adoptRunningOfTypes } from "./flow/adopt.ts";
-import type { Page } from "./jobs/reads.ts";
-import type { RawRow } from "./jobs/record.ts";
+
 import { JOBS_CHANNEL } from "./notify.ts";
 import { queryRows } from "./query.ts";
-import { toDate } from "./rows.ts";
+import { type Page, type RawRow, toDate } from "./rows.ts";
 import { jobDefinitions, jobSchedules } from "./schema/index.ts";
 import { checkLimit, escapeLike, fail, isInt32, matchable } from "./validate.ts";
 

@@ -26,6 +26,7 @@ export {
 } from "./retention/batch.ts";
 export * from "./retention/purge.ts";
 export * from "./retention/purge-runs.ts";
+export type { Page } from "./rows.ts";
 export * from "./runtime-configs.ts";
 export * from "./schedules/admin.ts";
 export * from "./schedules/backfill.ts";

@@ -1,4 +1,4 @@
-import { Placeholder, type SQL } from "drizzle-orm";
+import { Placeholder, type SQL, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Executor } from "./db.ts";
 
@@ -8,6 +8,23 @@ const dialect = new PgDialect();
 export async function queryRows<T>(executor: Executor, query: SQL): Promise<T[]> {
   const result = (await executor.execute(query)) as unknown;
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
+/**
+ * The time a statement acts at: the `now` value its caller passes (a test, a replay), else the
+ * server's transaction time. Statements whose decisions depend on time (due, expired, old enough)
+ * say `${clockNow}` where they would say `now()`; `statement().run` sends null for a `now` the
+ * values leave out, so production callers never pass one.
+ */
+export const clockNow: SQL = sql`coalesce(${sql.placeholder("now")}::timestamptz, now())`;
+
+/** `clockNow` for an ad-hoc query built per call: the given time as a parameter, or `now()`. */
+export function clockAt(now: Date | undefined): SQL {
+  return now === undefined ? sql`now()` : sql`${now.toISOString()}::timestamptz`;
+}
+
+function clockValue(now: unknown): string | null {
+  return now instanceof Date ? now.toISOString() : ((now as string | null | undefined) ?? null);
 }
 
 /**
@@ -26,13 +43,18 @@ export interface Statement<Row> {
 
 export function statement<Row = Record<string, unknown>>(name: string, query: SQL): Statement<Row> {
   const rendered = dialect.sqlToQuery(query);
+  const clocked = rendered.params.some((param) => param instanceof Placeholder && param.name === "now");
+  const withClock = (values: Record<string, unknown>) => (clocked ? { ...values, now: clockValue(values.now) } : values);
   return {
     name,
     text: rendered.sql,
-    bind: (values) => rendered.params.map((param) => (param instanceof Placeholder ? values[param.name] : param)),
+    bind: (values) => {
+      const filled = withClock(values);
+      return rendered.params.map((param) => (param instanceof Placeholder ? filled[param.name] : param));
+    },
     async run(executor, values) {
       const prepared = executor._.session.prepareQuery(rendered, undefined, name, false);
-      const result = (await prepared.execute(values)) as unknown;
+      const result = (await prepared.execute(withClock(values))) as unknown;
       return (Array.isArray(result) ? result : (result as { rows: Row[] }).rows) as Row[];
     },
   };

@@ -37,3 +37,16 @@ export function json(value: unknown): string {
 export function microsecondTimestamp(date: Date): string {
   return `${date.toISOString().slice(0, 23)}000Z`;
 }
+
+// biome-ignore lint/suspicious/noExplicitAny: raw driver rows are untyped by nature.
+export type RawRow = Record<string, any>;
+
+/**
+ * One page of a list read. Every list read of the store returns this shape: it takes `limit`
+ * and an optional `after`, and `next` is the `after` of the following page.
+ */
+export interface Page<T, C> {
+  items: T[];
+  /** Pass as `after` for the next page; null on the last page. */
+  next: C | null;
+}

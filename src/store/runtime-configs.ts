@@ -2,10 +2,9 @@ import { sql } from "drizzle-orm";
 import { checkJobType, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
-import type { Page } from "./jobs/reads.ts";
-import type { RawRow } from "./jobs/record.ts";
+
 import { queryRows } from "./query.ts";
-import { toDate } from "./rows.ts";
+import { type Page, type RawRow, toDate } from "./rows.ts";
 import { jobRuntimeConfigs } from "./schema/index.ts";
 import { checkLimit, fail, isInt32, isUuid, jsonText } from "./validate.ts";
 

@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
-import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import { toDateOrNull } from "../rows.ts";
 import { jobDefinitions, jobQueue, jobSchedules } from "../schema/index.ts";
 import { fail } from "../validate.ts";

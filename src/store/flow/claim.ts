@@ -1,8 +1,8 @@
 import { type SQL, sql } from "drizzle-orm";
 import { RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import type { RawRow } from "../jobs/record.ts";
 import { type Statement, statement } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import { flowKeyLimits, flowRateStarts, flowSlots, jobDefinitions, jobQueue } from "../schema/index.ts";
 import { type FlowConfig, type FlowScopes, keyRule, readConfigRow, scopesOf } from "./scopes.ts";
 

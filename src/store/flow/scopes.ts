@@ -1,4 +1,4 @@
-import type { RawRow } from "../jobs/record.ts";
+import type { RawRow } from "../rows.ts";
 
 /*
  * Scopes are what limits apply to, named as JSON arrays so no job type or key can spell another

@@ -3,12 +3,12 @@ import { JOB_STATUSES, type JobStatus, type OrganizationScope, scopedOrganizatio
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import { jobQueue } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
+import { cancelLockedJobs, requeueLockedJobs } from "../sql/jobs.ts";
 import { checkIdentifierLength, checkTextSize, fail, isBlank, isStorableText, isValidDate } from "../validate.ts";
 import { settleWorkflowSteps } from "../workflows/settle.ts";
-import { cancelLockedJobs, requeueLockedJobs } from "./cancel.ts";
-import type { RawRow } from "./record.ts";
 
 /*
  * Acting on many jobs at once, by filter, for operators (the CLI's `jobs cancel --filter`, the

@@ -2,14 +2,14 @@ import { type SQL, sql } from "drizzle-orm";
 import { type OrganizationScope, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
-import { CANCEL_CHANNEL, JOBS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
-import { jobEventLog, jobQueue } from "../schema/index.ts";
+import type { RawRow } from "../rows.ts";
+import { jobQueue } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
+import { cancelLockedJobs, requeueLockedJobs } from "../sql/jobs.ts";
 import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
 import { settleWorkflowStep } from "../workflows/settle.ts";
-import { attemptWrittenOut, noHeldAttempt, succeededEventWrittenOut } from "./ledger.ts";
-import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
+import { type JobRecord, jobFromRow } from "./record.ts";
 
 export interface JobMutationInput {
   jobId: string;
@@ -37,87 +37,6 @@ async function lockJob(tx: Executor, input: JobMutationInput, visible: SQL): Pro
   );
   if (row === undefined) throw new RunledgerError("job.not_found", { details: { jobId: input.jobId } });
   return row;
-}
-
-/**
- * Cancel the PENDING or LEASED jobs `which` selects (a condition over `job_queue`, evaluated on
- * rows the caller has locked): each becomes CANCELED, a held attempt is written out of its row as
- * finished, a CANCELED event records `reason`, and running workers hear of it on the
- * `runledger_cancel` channel. Returns the canceled rows; their workflow steps are the caller's.
- */
-export async function cancelLockedJobs(tx: Executor, which: SQL, reason: string): Promise<RawRow[]> {
-  return queryRows<RawRow>(
-    tx,
-    sql`
-    with target as (
-      select * from ${jobQueue} where status in ('PENDING', 'LEASED') and ${which}
-    ),
-    canceled as (
-      update ${jobQueue} j set status = 'CANCELED', finished_at = now(), worker_id = null, last_heartbeat_at = null,
-        lease_expires_at = null, status_reason = ${reason}, ${noHeldAttempt}, updated_at = now()
-      from target t
-      where j.id = t.id
-      returning j.*
-    ),
-    ${attemptWrittenOut("leased", sql`(select * from target where status = 'LEASED') t`, { finishedAt: sql`now()` })},
-    events as (
-      insert into ${jobEventLog} (job_id, run_number, attempt, event_type, stage, payload)
-      select id, run_number, nullif(attempt, 0), 'CANCELED', stage, jsonb_build_object('reason', ${reason}::text)
-      from canceled
-    )
-    select *, pg_notify(${CANCEL_CHANNEL}, id::text) from canceled`,
-  );
-}
-
-/** How `requeueLockedJobs` records the new runs. */
-export interface RequeueOptions {
-  /** The jobs' `status_reason` and the REQUEUED events' `reason`. */
-  reason: string;
-  /** Keep progress and checkpoint, so a handler can resume (default: cleared, a fresh run). */
-  keepProgress?: boolean;
-  /** More keys for the REQUEUED events' payload (e.g. what requeued them). */
-  event?: Record<string, unknown>;
-}
-
-/**
- * Requeue the finished jobs (SUCCEEDED, DEAD_LETTERED or CANCELED) `which` selects (a condition
- * over `job_queue`, evaluated on rows the caller has locked) as new runs: run number + 1,
- * attempt 0, stage `queued`, due now, errors cleared, and a REQUEUED event each. A succeeded
- * run's attempt and SUCCEEDED event leave the row (its other attempts already did). Workers are
- * woken once. Returns the requeued rows; their workflow steps are the caller's.
- */
-export async function requeueLockedJobs(tx: Executor, which: SQL, options: RequeueOptions): Promise<RawRow[]> {
-  const keep = options.keepProgress === true;
-  const event = JSON.stringify({ ...options.event, reason: options.reason });
-  return queryRows<RawRow>(
-    tx,
-    sql`
-    with target as (
-      select * from ${jobQueue} where status in ('SUCCEEDED', 'DEAD_LETTERED', 'CANCELED') and ${which}
-    ),
-    requeued as (
-      update ${jobQueue} j set status = 'PENDING', stage = 'queued',
-        progress_done = case when ${keep}::boolean then j.progress_done end,
-        progress_total = case when ${keep}::boolean then j.progress_total end,
-        checkpoint = case when ${keep}::boolean then j.checkpoint end,
-        run_number = j.run_number + 1, attempt = 0, lease_expires_at = null, last_heartbeat_at = null,
-        worker_id = null, next_run_at = now(), started_at = null, finished_at = null, status_reason = ${options.reason},
-        last_error_code = null, last_error_message = null, ${noHeldAttempt}, updated_at = now()
-      from target t
-      where j.id = t.id
-      returning j.*
-    ),
-    ${attemptWrittenOut("succeeded", sql`(select * from target where status = 'SUCCEEDED') t`, { finishedAt: sql`finished_at` })},
-    ${succeededEventWrittenOut("target", sql`target`)},
-    events as (
-      insert into ${jobEventLog} (job_id, run_number, event_type, stage, payload)
-      select id, run_number, 'REQUEUED', stage, ${event}::jsonb from requeued
-    ),
-    notified as (
-      select count(pg_notify(${JOBS_CHANNEL}, '')) as n from (select 1 from requeued limit 1) x
-    )
-    select r.* from requeued r cross join notified`,
-  );
 }
 
 /**

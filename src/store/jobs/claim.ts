@@ -5,10 +5,11 @@ import { toQueryError } from "../errors.ts";
 import { type ClaimFairness, claimUnderFlowControl, type FlowClaimMemo } from "../flow/claim.ts";
 import { flowConfigured, flowLeaseCandidates } from "../flow/sql.ts";
 import { type Statement, statement, textArrayLiteral } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import { toDate } from "../rows.ts";
 import { jobQueue, jobSchedules, workflowSteps } from "../schema/index.ts";
 import { fail, isInt32 } from "../validate.ts";
-import { type JobRecord, jobFromRow, type LeaseIdentity, type RawRow } from "./record.ts";
+import { type JobRecord, jobFromRow, type LeaseIdentity } from "./record.ts";
 
 /*
  * The claim is the hot path, so it is one prepared statement and one round trip: pick due

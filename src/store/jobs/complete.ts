@@ -11,10 +11,10 @@ import { toQueryError } from "../errors.ts";
 import { statement } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { jobDeadLetters, jobEventLog, jobQueue, workflowSteps } from "../schema/index.ts";
+import { attemptWrittenOut, noHeldAttempt } from "../sql/jobs.ts";
 import { fail, isDelayMs, jsonText } from "../validate.ts";
 import { settleWorkflowStep, settleWorkflowSteps } from "../workflows/settle.ts";
 import { checkLease, fenced, fenceValues, leaseLost, liveLease } from "./fence.ts";
-import { attemptWrittenOut, noHeldAttempt } from "./ledger.ts";
 import type { LeaseIdentity } from "./record.ts";
 
 /*

@@ -5,9 +5,9 @@ import { toQueryError } from "../errors.ts";
 import { statement } from "../query.ts";
 import { toDate } from "../rows.ts";
 import { jobEventLog, jobQueue, workflowSteps } from "../schema/index.ts";
+import { leasedEventWrittenOut, noHeldAttempt } from "../sql/jobs.ts";
 import { checkTextSize, fail, isBlank, isDelayMs, isInt32, isStorableText, jsonText } from "../validate.ts";
 import { checkLease, fenced, fenceValues, leaseLost, liveLease } from "./fence.ts";
-import { leasedEventWrittenOut, noHeldAttempt } from "./ledger.ts";
 import type { LeaseIdentity } from "./record.ts";
 
 export const heartbeat = statement<{ job_id: string; lease_expires_at: string }>(

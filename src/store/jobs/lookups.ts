@@ -3,10 +3,10 @@ import type { OrganizationScope } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import { jobQueue } from "../schema/index.ts";
 import { idempotencyScopeCondition, scopeCondition } from "../scope.ts";
 import { isUuid, matchable } from "../validate.ts";
-import type { RawRow } from "./record.ts";
 
 /** A job's id and payload. */
 export interface JobPayloadRecord {

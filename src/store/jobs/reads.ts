@@ -12,11 +12,12 @@ import {
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { queryRows } from "../query.ts";
+import type { Page, RawRow } from "../rows.ts";
 import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
 import { jobAttempts, jobDefinitions, jobEvents, jobQueue } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
 import { checkIdCursor, checkLimit, checkPage, escapeLike, fail, isInt32, isUuid, isValidDate } from "../validate.ts";
-import { type JobRecord, jobFromRow, type RawRow } from "./record.ts";
+import { type JobRecord, jobFromRow } from "./record.ts";
 
 /** One job, or null when it does not exist or is outside `scope`. */
 export async function getJobById(
@@ -52,16 +53,6 @@ export interface JobListFilter {
   limit: number;
   /** Continue after this job (keyset pagination). */
   after?: JobCursor;
-}
-
-/**
- * One page of a list read. Every list read of the store returns this shape: it takes `limit`
- * and an optional `after`, and `next` is the `after` of the following page.
- */
-export interface Page<T, C> {
-  items: T[];
-  /** Pass as `after` for the next page; null on the last page. */
-  next: C | null;
 }
 
 /**

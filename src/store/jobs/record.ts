@@ -1,4 +1,5 @@
 import type { JobStatus } from "../../core/index.ts";
+import type { RawRow } from "../rows.ts";
 import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
 import type { jobQueue } from "../schema/index.ts";
 
@@ -84,9 +85,6 @@ export interface LeaseIdentity {
   attempt: number;
   workerId: string;
 }
-
-// biome-ignore lint/suspicious/noExplicitAny: raw driver rows are untyped by nature.
-export type RawRow = Record<string, any>;
 
 /** Map a raw `job_queue` row (snake_case, driver types) to a `JobRecord`. */
 export function jobFromRow(row: RawRow): JobRecord {

@@ -17,10 +17,9 @@ import {
 } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
-import type { Page } from "../jobs/reads.ts";
-import type { RawRow } from "../jobs/record.ts";
+
 import { queryRows } from "../query.ts";
-import { microsecondTimestamp } from "../rows.ts";
+import { microsecondTimestamp, type Page, type RawRow } from "../rows.ts";
 import { jobDefinitions, jobSchedules } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
 import {

@@ -8,9 +8,9 @@ import {
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { insertScheduledJobs } from "../jobs/enqueue.ts";
-import type { RawRow } from "../jobs/record.ts";
+
 import { queryRows } from "../query.ts";
-import { microsecondTimestamp, toDate } from "../rows.ts";
+import { microsecondTimestamp, type RawRow, toDate } from "../rows.ts";
 import { jobSchedules } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
 import { fail, isValidDate } from "../validate.ts";

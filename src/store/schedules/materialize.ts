@@ -3,9 +3,9 @@ import { planScheduleFires, RunledgerError, type SchedulePlan } from "../../core
 import type { Executor } from "../db.ts";
 import { toQueryError, translating } from "../errors.ts";
 import { insertScheduledJobs, type ScheduledJobInsert } from "../jobs/enqueue.ts";
-import type { RawRow } from "../jobs/record.ts";
+
 import { columnParams, statement } from "../query.ts";
-import { microsecondTimestamp, toDate } from "../rows.ts";
+import { microsecondTimestamp, type RawRow, toDate } from "../rows.ts";
 import { jobQueue, jobSchedules } from "../schema/index.ts";
 import { fail, isInt32 } from "../validate.ts";
 import { type JobScheduleRecord, scheduleFromRow } from "./record.ts";

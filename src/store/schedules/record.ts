@@ -1,6 +1,6 @@
 import type { ScheduleOverlapPolicy } from "../../core/index.ts";
-import type { RawRow } from "../jobs/record.ts";
-import { toDate, toDateOrNull } from "../rows.ts";
+
+import { type RawRow, toDate, toDateOrNull } from "../rows.ts";
 
 /** A cron schedule that materializes jobs, evaluated in its IANA time zone. */
 export interface JobScheduleRecord {

@@ -11,8 +11,8 @@ import {
 } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
-import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import { workflowRunMutations, workflowRuns, workflowSteps } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
 import { checkIdentifierLength, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";

@@ -9,8 +9,8 @@ import {
 } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
-import type { RawRow } from "../jobs/record.ts";
 import { queryRows, statement } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import { jobDefinitions, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
 import { ATTR, beginSend } from "../telemetry.ts";
 import { checkRequestSize, DEFINITION_HINT, fail, isStorableText, isUuid, jsonText } from "../validate.ts";

@@ -8,9 +8,9 @@ import {
 } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
-import type { RawRow } from "../jobs/record.ts";
 import { WORKFLOWS_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import { workflowRuns, workflowSteps } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
 import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";

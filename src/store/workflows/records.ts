@@ -1,5 +1,6 @@
 import type { WorkflowDependencyReleaseMode, WorkflowRunStatus, WorkflowStepStatus } from "../../core/index.ts";
-import type { RawRow } from "../jobs/record.ts";
+import type { RawRow } from "../rows.ts";
+
 import { toDate, toDateOrNull } from "../rows.ts";
 
 export interface WorkflowRunRecord {

@@ -2,9 +2,9 @@ import { type SQL, sql } from "drizzle-orm";
 import { uuidv7 } from "uuidv7";
 import { RunledgerError, type WorkflowRunStatus, type WorkflowStepStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import type { RawRow } from "../jobs/record.ts";
 import { JOBS_CHANNEL, RUN_TERMINAL_CHANNEL } from "../notify.ts";
 import { queryRows, statement } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import { jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../schema/index.ts";
 import { exclusiveReleaseLock, tryShareReleaseLock } from "./release-lock.ts";
 

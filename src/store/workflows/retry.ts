@@ -3,9 +3,8 @@ import { uuidv7 } from "uuidv7";
 import { MAX_WORKFLOW_STEPS, type OrganizationScope, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
-import { requeueLockedJobs } from "../jobs/cancel.ts";
-import type { RawRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
+import type { RawRow } from "../rows.ts";
 import {
   jobQueue,
   workflowRunMutations,
@@ -14,6 +13,7 @@ import {
   workflowSteps,
 } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
+import { requeueLockedJobs } from "../sql/jobs.ts";
 import { checkIdentifierLength, checkTextSize, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
 import {

@@ -44,7 +44,8 @@ export interface Statement<Row> {
 export function statement<Row = Record<string, unknown>>(name: string, query: SQL): Statement<Row> {
   const rendered = dialect.sqlToQuery(query);
   const clocked = rendered.params.some((param) => param instanceof Placeholder && param.name === "now");
-  const withClock = (values: Record<string, unknown>) => (clocked ? { ...values, now: clockValue(values.now) } : values);
+  const withClock = (values: Record<string, unknown>) =>
+    clocked ? { ...values, now: clockValue(values.now) } : values;
   return {
     name,
     text: rendered.sql,

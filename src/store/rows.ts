@@ -1,3 +1,4 @@
+import type { Table } from "drizzle-orm";
 /**
  * Raw rows from hot statements arrive as the driver gives them: timestamps as text (drizzle keeps
  * them unparsed over both postgres.js and PGlite; a `Date` is accepted too), int8 as text
@@ -50,3 +51,19 @@ export interface Page<T, C> {
   /** Pass as `after` for the next page; null on the last page. */
   next: C | null;
 }
+
+/** `camelCase` → `snake_case`, the schema's naming rule for columns (checked for every table by a test). */
+export type SnakeCase<S extends string> = S extends `${infer Head}${infer Tail}`
+  ? `${Head extends Lowercase<Head> ? Head : `_${Lowercase<Head>}`}${SnakeCase<Tail>}`
+  : S;
+
+/** A value as a raw statement row carries it: timestamps as text (or a `Date`, over PGlite), the rest as typed. */
+export type RawValue<V> = V extends Date ? string | Date : V;
+
+/**
+ * A row of `table` as a raw statement returns it (`select *`, `returning *`): the schema's columns
+ * under their SQL names, typed from the Drizzle schema, so raw rows and the schema cannot drift.
+ */
+export type DbRow<T extends Table> = {
+  [K in keyof T["$inferSelect"] as SnakeCase<K & string>]: RawValue<T["$inferSelect"][K]>;
+};

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "./support/processes.ts";
 
@@ -42,6 +42,69 @@ const files = sourceFiles(SRC).map((path) => ({
   layer: layerOf(path),
   imports: importsOf(readFileSync(path, "utf8")),
 }));
+
+/** Each module (a path relative to src/) and the modules it imports relatively: type-only imports, re-exports and dynamic imports count. */
+function importGraph(modules: readonly { path: string; imports: readonly string[] }[]): Map<string, string[]> {
+  return new Map(
+    modules.map((f) => [
+      relative(SRC, f.path),
+      f.imports.filter((s) => s.startsWith(".")).map((s) => relative(SRC, join(dirname(f.path), s))),
+    ]),
+  );
+}
+
+/**
+ * The import cycles of `graph`, each as the path that closes it (`a.ts → b.ts → a.ts`): a depth-first
+ * walk reports every import that leads back to a module still on its stack.
+ */
+function findCycles(graph: ReadonlyMap<string, readonly string[]>): string[] {
+  const cycles: string[] = [];
+  const done = new Set<string>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const visit = (module: string): void => {
+    stack.push(module);
+    onStack.add(module);
+    for (const target of graph.get(module) ?? []) {
+      if (onStack.has(target)) cycles.push([...stack.slice(stack.indexOf(target)), target].join(" → "));
+      else if (!done.has(target) && graph.has(target)) visit(target);
+    }
+    stack.pop();
+    onStack.delete(module);
+    done.add(module);
+  };
+  for (const module of [...graph.keys()].sort()) if (!done.has(module)) visit(module);
+  return cycles;
+}
+
+/** Every chain of imports from a module under `from` to one under `to` (directly or through others), one per starting module. */
+function importChains(graph: ReadonlyMap<string, readonly string[]>, from: string, to: string): string[] {
+  const chains: string[] = [];
+  for (const start of [...graph.keys()].filter((m) => m.startsWith(from)).sort()) {
+    const via = new Map<string, string>();
+    const queue = [start];
+    let reached: string | undefined;
+    while (queue.length > 0 && reached === undefined) {
+      const module = queue.shift()!;
+      for (const target of graph.get(module) ?? []) {
+        if (via.has(target) || target === start) continue;
+        via.set(target, module);
+        if (target.startsWith(to)) {
+          reached = target;
+          break;
+        }
+        queue.push(target);
+      }
+    }
+    if (reached === undefined) continue;
+    const chain = [reached];
+    while (chain[0] !== start) chain.unshift(via.get(chain[0]!)!);
+    chains.push(chain.join(" → "));
+  }
+  return chains;
+}
+
+const graph = importGraph(files);
 
 describe("architecture", () => {
   it("keeps core free of I/O: only valibot, croner, uuidv7 and itself", () => {
@@ -151,6 +214,57 @@ describe("architecture", () => {
     for (const name of ["enqueueJob", "migrate", "listJobs", "cancelJob", "createDb"]) {
       expect(typeof (app as Record<string, unknown>)[name], name).toBe("function");
     }
+  });
+
+  it("has no import cycles anywhere in src", () => {
+    expect(graph.size).toBe(files.length);
+    expect(findCycles(graph)).toEqual([]);
+  });
+
+  it("keeps workflows/ from importing jobs/, directly or through another module (jobs/ may import workflows/)", () => {
+    expect(importChains(graph, "store/jobs/", "store/workflows/").length).toBeGreaterThan(0);
+    expect(importChains(graph, "store/workflows/", "store/jobs/")).toEqual([]);
+  });
+
+  it("finds the cycles and the chains it forbids in a graph built to have them", () => {
+    const cyclic = new Map([
+      ["a.ts", ["b.ts", "lib.ts"]],
+      ["b.ts", ["c.ts"]],
+      ["c.ts", ["a.ts"]],
+      ["d.ts", ["a.ts", "d.ts"]],
+      ["lib.ts", []],
+    ]);
+    expect(findCycles(cyclic)).toEqual(["a.ts → b.ts → c.ts → a.ts", "d.ts → d.ts"]);
+    expect(
+      findCycles(
+        new Map([
+          ["a.ts", ["b.ts"]],
+          ["b.ts", []],
+          ["c.ts", ["a.ts", "b.ts"]],
+        ]),
+      ),
+    ).toEqual([]);
+
+    const layered = new Map([
+      ["store/workflows/settle.ts", ["store/sql/jobs.ts"]],
+      ["store/sql/jobs.ts", ["store/jobs/mappers.ts"]],
+      ["store/jobs/mappers.ts", []],
+      ["store/jobs/complete.ts", ["store/workflows/settle.ts"]],
+    ]);
+    expect(importChains(layered, "store/workflows/", "store/jobs/")).toEqual([
+      "store/workflows/settle.ts → store/sql/jobs.ts → store/jobs/mappers.ts",
+    ]);
+    expect(importChains(layered, "store/jobs/", "store/workflows/")).toEqual([
+      "store/jobs/complete.ts → store/workflows/settle.ts",
+    ]);
+  });
+
+  it("reads type-only imports and re-exports as edges of the import graph", () => {
+    const modules = [
+      { path: join(SRC, "store/a.ts"), imports: importsOf(`import type { B } from "./b.ts";`) },
+      { path: join(SRC, "store/b.ts"), imports: importsOf(`export type { A } from "./a.ts";`) },
+    ];
+    expect(findCycles(importGraph(modules))).toEqual(["store/a.ts → store/b.ts → store/a.ts"]);
   });
 
   it("recognises the imports it polices", () => {

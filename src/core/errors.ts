@@ -38,7 +38,6 @@ export const ERROR_CATALOG = {
   "job.idempotency_conflict": [C, "A job with this idempotency key exists with a different request."],
   "job.legacy_idempotency_snapshot_missing": [C, "The existing keyed job has no enqueue request snapshot to compare."],
   "job.idempotency_conflict_missing_existing": [I, "Idempotent enqueue conflicted but the existing job was not found."],
-  "job.enqueue_request_snapshot_failed": [I, "The enqueue request could not be recorded."],
   "job.enqueue_idempotency_unsupported_isolation": [V, "Keyed enqueue requires READ COMMITTED isolation."],
   "job.job_key_contention": [C, "Another writer took this job key during the enqueue; retry."],
   "job.already_enqueued": [C, "A job with this idempotency key already exists."],
@@ -140,7 +139,6 @@ export const ERROR_CATALOG = {
   "workflow.run_wait_aborted": [C, "Waiting for the workflow run was aborted."],
   "workflow.run_wait_invalid_options": [V, "The workflow run wait options are invalid."],
   "workflow.internal_state": [I, "Workflow state is inconsistent."],
-  "workflow.linkage_symmetry_violation": [V, "Workflow step and job linkage is inconsistent."],
   "workflow.invalid_dag": [V, "Workflow definition is invalid."],
   "workflow.step_organization_mismatch": [
     V,
@@ -176,7 +174,6 @@ export const ERROR_CATALOG = {
   "workflow.invalid_dag_duplicate_dependency": [V, "Workflow step lists the same prerequisite twice."],
   "workflow.invalid_dag_cycle": [V, "Workflow dependencies contain a cycle."],
   "workflow.invalid_dag_unknown_target_step": [V, "Workflow dependency target step has not been added."],
-  "workflow.invalid_dag_dependency_count_overflow": [V, "Workflow step has too many dependencies."],
   "workflow.invalid_dag_unknown_job_type": [V, "Workflow step uses a job type the catalog does not know."],
 
   // catalog and registry
@@ -242,14 +239,12 @@ export const ERROR_CATALOG = {
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
 
-/** Failure codes the worker records on attempts; they are data, not thrown errors. */
+/** Failure codes the worker (and, for an expired lease, the reaper) records on attempts: data, not thrown errors. */
 export const WORKER_FAILURE_CODES = {
   handlerPanic: "job.handler_panic",
   timeoutExceeded: "job.timeout_exceeded",
   handlerNotRegistered: "job.handler_not_registered",
   leaseExpired: "job.lease_expired",
-  leaseOwnerMismatch: "job.lease_owner_mismatch",
-  leaseMaintenanceFailed: "job.lease_maintenance_failed",
   /** A handler's `JobFailure` carried a code that cannot be recorded (blank, NUL, too long). */
   invalidFailure: "job.invalid_failure",
   /** A handler's completion value (progress, checkpoint) could not be recorded. */

@@ -1,9 +1,9 @@
-import { uuidv7 } from "uuidv7";
 import {
   exceedsUtf8,
   isStorableText,
   MAX_IDENTIFIER_BYTES,
   MAX_TIMEOUT_SECONDS,
+  newId,
   RunledgerError,
 } from "../core/index.ts";
 import { type ClaimFairness, DEFAULT_PURGE_BATCH, MAX_PURGE_BATCH } from "../store/index.ts";
@@ -19,7 +19,7 @@ import { MAX_CLAIM } from "../store/worker.ts";
  * (`JOBS_REAPER_INTERVAL_SECONDS` sets `reaperIntervalMs`).
  */
 export interface JobsConfig {
-  /** Identifies this process's leases. Default `worker-<uuidv7>`. */
+  /** Identifies this process's leases. Default `worker-<uuidv7>` (`newId()`). */
   readonly workerId: string;
   /** How often the worker polls when no notification arrives. Default 500 ms, at least 1. */
   readonly pollIntervalMs: number;
@@ -124,7 +124,7 @@ const RENAMED: Readonly<Record<string, string>> = {
 };
 
 function defaultWorkerId(): string {
-  return `worker-${uuidv7()}`;
+  return `worker-${newId()}`;
 }
 
 /**

@@ -12,10 +12,19 @@ export interface LeaseHolder<Lease extends LeaseIdentity> {
   renewed(renewed: Lease[], held: ReadonlyMap<string, Date>): void;
 }
 
+/** What one renewal did. */
+export interface LeaseRenewalPass {
+  /** Leases it sent to be renewed: every lease the holder had. */
+  leases: number;
+  /** Of those, the ones the database renewed; the rest were lost (expired and reaped, canceled). */
+  held: number;
+}
+
 /**
  * A worker's lease renewal: every lease it holds in one statement, every third of the lease, one
- * renewal at a time, until stopped. After a failure the next one waits the monitor's backoff
- * instead, like a loop's pass, unless `wake` says the database is back: then at once.
+ * renewal at a time, from `start()` until stopped. After a failure the next one waits the
+ * monitor's backoff instead, like a loop's pass, unless `wake` says the database is back: then
+ * at once. Tests call `runOnce()` instead of starting it.
  */
 export class LeaseRenewal<Lease extends LeaseIdentity> {
   readonly #waker = new Waker();
@@ -37,7 +46,24 @@ export class LeaseRenewal<Lease extends LeaseIdentity> {
     this.#holder = options.holder;
     this.#events = options.events;
     this.#monitor = options.monitor;
+  }
+
+  /**
+   * One renewal: every lease the holder has now, in one statement, then the holder hears which it
+   * still holds. Nothing is sent when it holds none. Throws when the database fails.
+   */
+  async runOnce(): Promise<LeaseRenewalPass> {
+    const leases = this.#holder.leases();
+    if (leases.length === 0) return { leases: 0, held: 0 };
+    const held = await heartbeatJobs(this.#db, { leases, leaseSeconds: this.#leaseSeconds });
+    this.#holder.renewed(leases, held);
+    return { leases: leases.length, held: held.size };
+  }
+
+  /** Renew every third of the lease until `stop()`. */
+  start(): this {
     void this.#run();
+    return this;
   }
 
   /** Renew at once (the database is back). */
@@ -58,12 +84,9 @@ export class LeaseRenewal<Lease extends LeaseIdentity> {
   }
 
   async #renew(): Promise<void> {
-    const leases = this.#holder.leases();
-    if (leases.length === 0) return;
     try {
-      const held = await heartbeatJobs(this.#db, { leases, leaseSeconds: this.#leaseSeconds });
-      this.#holder.renewed(leases, held);
-      this.#monitor?.succeeded();
+      // A renewal that sent nothing says nothing about the database.
+      if ((await this.runOnce()).leases > 0) this.#monitor?.succeeded();
     } catch (error) {
       this.#events.emit("loop:error", { loop: "worker", error });
       this.#monitor?.failed(error);

@@ -1,4 +1,4 @@
-import { ALL_ORGANIZATIONS, type TerminalJobStatus } from "../core/index.ts";
+import { ALL_ORGANIZATIONS, TERMINAL_JOB_STATUSES, type TerminalJobStatus } from "../core/index.ts";
 import { purgeFinished, purgeWorkflowRuns, type RunledgerDb } from "../store/index.ts";
 import type { JobsConfig } from "./config.ts";
 import { RuntimeEvents } from "./events.ts";
@@ -91,12 +91,15 @@ export class RetentionSweeper {
     let more = false;
     // Outcomes kept equally long share a pass (one walk of the finished-jobs index).
     const byAge = new Map<number, TerminalJobStatus[]>();
-    const ages: [TerminalJobStatus, number][] = [
-      ["SUCCEEDED", config.retentionSucceededSeconds],
-      ["CANCELED", config.retentionCanceledSeconds],
-      ["DEAD_LETTERED", config.retentionDeadLetteredSeconds],
-    ];
-    for (const [status, seconds] of ages) if (seconds > 0) byAge.set(seconds, [...(byAge.get(seconds) ?? []), status]);
+    const ages: Record<TerminalJobStatus, number> = {
+      SUCCEEDED: config.retentionSucceededSeconds,
+      DEAD_LETTERED: config.retentionDeadLetteredSeconds,
+      CANCELED: config.retentionCanceledSeconds,
+    };
+    for (const status of TERMINAL_JOB_STATUSES) {
+      const seconds = ages[status];
+      if (seconds > 0) byAge.set(seconds, [...(byAge.get(seconds) ?? []), status]);
+    }
     for (const [seconds, statuses] of byAge) {
       const purged = await purgeFinished(db, {
         scope: ALL_ORGANIZATIONS,

@@ -19,7 +19,10 @@ export interface RegistrySource {
 
 /** What a shutdown left behind. */
 export interface ShutdownReport {
-  /** Jobs whose handlers were still running at the deadline (their attempts failed as retryable). */
+  /**
+   * Jobs whose handlers were still running at the deadline. Nothing is written for them: their
+   * leases run out and the reaper retries or dead-letters them, as after a crash.
+   */
   abandoned: string[];
 }
 
@@ -72,8 +75,11 @@ export interface SupervisorHealth {
 }
 
 /**
- * Runs the worker, scheduler, reaper and retention loops of one process against one database and stops them in
- * order. Build with `Supervisor.builder(db, config).withCatalog(catalog).build()`.
+ * Runs the worker, scheduler, reaper and retention loops of one process against one database.
+ * They start together and stop together: shutdown aborts one signal that every loop watches, so
+ * the scheduler, reaper and retention end after the pass they are in while the worker stops
+ * claiming, hands back claims it never started and drains its running handlers. Build with
+ * `Supervisor.builder(db, config).withCatalog(catalog).build()`.
  */
 export class Supervisor {
   readonly events = new RuntimeEvents();
@@ -290,7 +296,8 @@ export class Supervisor {
 
   /**
    * Stop claiming, let running handlers finish for up to `timeoutMs`, abort the rest (reported as
-   * `abandoned`; their attempts fail as retryable), and wait for every loop. Rejects with
+   * `abandoned`; nothing is written for them, the reaper recovers them once their leases run out),
+   * and wait for every loop. Rejects with
    * `runtime.shutdown_timeout` (`details.timeoutMs`) if a loop has still not stopped 5 s after
    * that deadline (it is left running; `join()` waits for it), or with the error of a loop that
    * had failed.

@@ -89,7 +89,7 @@ export class Worker {
   readonly #spanRelationship: SpanRelationship;
   /** Whether the notification listener is (last known to be) connected; undefined before it first is. */
   #listening: boolean | undefined;
-  /** Paces lease renewal (see `#renewLeases`); stopped when a drain ends. */
+  /** Renews the leases of running and queued jobs (see `#startHeartbeats`); stopped when a drain ends. */
   #heartbeats: LeaseRenewal<RunnableJob> | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #subscriptions: Subscription[] = [];
@@ -409,7 +409,7 @@ export class Worker {
           this.#queue = this.#queue.filter((job) => held.has(job.id) || !renewed.includes(job));
         },
       },
-    });
+    }).start();
   }
 
   #stopTimers(): void {

@@ -1,48 +1,12 @@
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { RunledgerError } from "../core/index.ts";
+import type { RunledgerDb, RunledgerDriver } from "./handle.ts";
 import { isPGliteClient, type PGliteClient, pgliteDb } from "./pglite.ts";
 import * as schema from "./schema/index.ts";
 import { guardTransactions } from "./transaction-guard.ts";
 
-/** The table objects; `db.query.*` and the builder know every runledger table through it. */
-export type RunledgerSchema = typeof schema;
-
-/**
- * What every store function takes first: a `RunledgerDb` or a transaction opened with
- * `db.transaction(tx => …)`, so jobs and workflows can be written atomically with the
- * application's own rows.
- */
-// biome-ignore lint/suspicious/noExplicitAny: drizzle types a db created with a schema and a bare transaction differently.
-export type Executor = PgDatabase<PgQueryResultHKT, any>;
-
-/** A LISTEN subscription; `unlisten()` stops it. */
-export interface Subscription {
-  unlisten(): Promise<void>;
-}
-
-/** What the runtime needs beyond SQL: notifications and closing the pool. */
-export interface RunledgerDriver {
-  /** Which client is underneath: a postgres.js pool or an embedded PGlite instance. */
-  readonly kind: "postgres-js" | "pglite";
-  /** Whether hot statements are sent as named prepared statements. */
-  readonly prepare: boolean;
-  /**
-   * Whether `listen` can work. False for a pooled handle without `listenUrl`: LISTEN is session
-   * state, which a transaction-mode pooler does not keep, so the worker polls instead.
-   */
-  readonly notifications: boolean;
-  /**
-   * Subscribe to a channel. `onListen` runs each time the subscription is (re)established, so a
-   * caller can re-poll for work announced while the connection was down.
-   */
-  listen(channel: string, onNotify: (payload: string) => void, onListen?: () => void): Promise<Subscription>;
-  /** Close the connections this handle owns. */
-  close(options?: { timeoutSeconds?: number }): Promise<void>;
-}
-
-export type RunledgerDb = PgDatabase<PgQueryResultHKT, RunledgerSchema> & { readonly $runledger: RunledgerDriver };
+export type { Executor, RunledgerDb, RunledgerDriver, RunledgerSchema, Subscription } from "./handle.ts";
 
 export interface CreateDbOptions {
   /** Pool size when a URL is given. Default 10. */

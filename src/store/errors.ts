@@ -146,11 +146,15 @@ export function toQueryError(error: unknown, fallback: ErrorCode = "db.query_fai
   });
 }
 
-/** Run `work`, translating whatever it throws with `toQueryError`. */
-export async function translating<T>(work: () => Promise<T>): Promise<T> {
+/**
+ * Run `work`, translating whatever it throws with `toQueryError`: the one wrapper for a store
+ * operation's statements. A failure no constraint or SQLSTATE explains gets `fallback` (default
+ * `db.query_failed`); a `RunledgerError` thrown inside passes through unchanged.
+ */
+export async function translating<T>(work: () => Promise<T>, fallback?: ErrorCode): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    throw toQueryError(error);
+    throw toQueryError(error, fallback);
   }
 }

@@ -1,5 +1,5 @@
 import { RunledgerError } from "../core/index.ts";
-import type { RunledgerDb, RunledgerDriver } from "./db.ts";
+import type { RunledgerDb, RunledgerDriver } from "./handle.ts";
 import * as schema from "./schema/index.ts";
 
 /**
@@ -27,11 +27,6 @@ export function isPGliteClient(value: unknown): value is PGliteClient {
 }
 
 /**
- * A runledger handle over a PGlite instance, built with `drizzle-orm/pglite` (loaded on first
- * use, so applications without PGlite never import it). `owned` decides whether `close()` closes
- * the instance.
- */
-/**
  * Import a module that needs the optional peer `@electric-sql/pglite`; when it is not installed,
  * throw `db.embedded_unavailable`, whose message says what to install.
  */
@@ -47,6 +42,11 @@ async function importOptional<T>(load: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * A runledger handle over a PGlite instance, built with `drizzle-orm/pglite` (loaded on first
+ * use, so applications without PGlite never import it). `owned` decides whether `close()` closes
+ * the instance.
+ */
 export async function pgliteDb(client: PGliteClient, owned: boolean): Promise<RunledgerDb> {
   const { drizzle } = await importOptional(() => import("drizzle-orm/pglite"));
   await client.waitReady;

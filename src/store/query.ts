@@ -1,6 +1,6 @@
-import { Placeholder, type SQL, sql } from "drizzle-orm";
+import { Placeholder, type Query, type SQL, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
-import type { Executor } from "./db.ts";
+import type { Executor } from "./handle.ts";
 
 const dialect = new PgDialect();
 
@@ -28,10 +28,17 @@ function clockValue(now: unknown): string | null {
 }
 
 /**
- * A hot statement: rendered to SQL text once at module load and sent as a named prepared
- * statement, so each call is one round trip with no query building. Parameters are
- * `sql.placeholder(name)`s filled from `values`; rows come back raw (snake_case keys,
- * timestamps as text) and are mapped by the caller.
+ * A hot statement: rendered to SQL text once at module load, so a call builds no query.
+ * Parameters are `sql.placeholder(name)`s filled from `values`; rows come back raw (snake_case
+ * keys, timestamps as text) and are mapped by the caller.
+ *
+ * How it is sent depends on the handle (`db.$runledger.prepare`). A postgres.js handle with
+ * `prepare` (the default) sends it as a prepared statement: the first call on a connection
+ * parses and describes it, later calls there only bind and execute, one round trip each.
+ * postgres.js names the server-side statement itself; `name` only marks the statement as one to
+ * prepare and names it for readers, tests and plans. A `pooled` handle (`prepare: false`) sends
+ * it unnamed, parsed and described on every call (an extra round trip when it has parameters),
+ * since a transaction-mode pooler keeps no prepared statement; PGlite runs it unnamed in process.
  */
 export interface Statement<Row> {
   readonly name: string;
@@ -54,11 +61,30 @@ export function statement<Row = Record<string, unknown>>(name: string, query: SQ
       return rendered.params.map((param) => (param instanceof Placeholder ? filled[param.name] : param));
     },
     async run(executor, values) {
-      const prepared = executor._.session.prepareQuery(rendered, undefined, name, false);
-      const result = (await prepared.execute(withClock(values))) as unknown;
+      const result = await sendPrepared(executor, rendered, name, withClock(values));
       return (Array.isArray(result) ? result : (result as { rows: Row[] }).rows) as Row[];
     },
   };
+}
+
+/*
+ * The one place runledger goes past drizzle's documented API. drizzle-orm 0.45 prepares only what
+ * its query builders build (`db.select()….prepare(name)`): `db.execute(sql)` always sends an
+ * unprepared statement, and a transaction (`tx`) gives no access to its driver client
+ * (drizzle-team/drizzle-orm#613, #5239). The builders' `.prepare(name)` calls the session's
+ * `prepareQuery`, which drizzle's declarations type on every db and transaction (`_.session`)
+ * without documenting it; given a name, the postgres.js session has postgres.js prepare the
+ * statement, on the db's, the transaction's or the savepoint's connection as for the builders.
+ * One object per call, as `db.execute` makes. test/store/statement.test.ts (and the PGlite smoke
+ * test) fail if drizzle changes any of this.
+ */
+function sendPrepared(
+  executor: Executor,
+  query: Query,
+  name: string,
+  values: Record<string, unknown>,
+): Promise<unknown> {
+  return executor._.session.prepareQuery(query, undefined, name, false).execute(values);
 }
 
 /**

@@ -39,7 +39,7 @@ export function isValidDate(value: unknown): value is Date {
   return value instanceof Date && !Number.isNaN(value.getTime());
 }
 
-/** A whole number of milliseconds, 0 or more, that PostgreSQL intervals can hold. */
+/** A finite number of milliseconds (fractions allowed), 0 or more, at most 1e13 (~317 years). */
 export function isDelayMs(value: unknown): value is number {
   return typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= 1e13;
 }

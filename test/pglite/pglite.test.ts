@@ -37,6 +37,7 @@ import {
   upsertJobRuntimeConfig,
   upsertJobSchedule,
 } from "../../src/store/index.ts";
+import { statement } from "../../src/store/query.ts";
 import {
   claimJobs,
   completeJobFailure,
@@ -149,6 +150,29 @@ describe("PGlite driver", () => {
       sql`select count(*)::int as n from runledger.job_queue where payload @> '{"n":3}'`,
     );
     expect(rows[0]!.n).toBe(0);
+  });
+
+  it("runs a prepared statement on the db, in a transaction and in a savepoint", async () => {
+    // statement() goes through drizzle's session (see sendPrepared in src/store/query.ts).
+    expect(db.$runledger.prepare).toBe(false);
+    await db.execute(sql`create table if not exists public.statement_notes (id int primary key)`);
+    const insert = statement<{ id: number }>(
+      "runledger_test_pglite_insert",
+      sql`insert into public.statement_notes (id) values (${sql.placeholder("id")}::int) returning id`,
+    );
+    expect(await insert.run(db, { id: 1 })).toEqual([{ id: 1 }]);
+    await db.transaction(async (tx) => {
+      await insert.run(tx, { id: 2 });
+      await tx
+        .transaction(async (savepoint) => {
+          await insert.run(savepoint, { id: 3 });
+          savepoint.rollback();
+        })
+        .catch(() => {});
+    });
+    const rows = await queryRows<{ id: number }>(db, sql`select id from public.statement_notes order by id`);
+    expect(rows.map((row) => row.id)).toEqual([1, 2]);
+    await db.execute(sql`drop table public.statement_notes`);
   });
 
   it("runs a workflow to SUCCEEDED with a supervisor", async () => {

@@ -28,7 +28,13 @@ export const claimOrigin = runledger.enum("claim_origin", CLAIM_ORIGINS);
 /** A timestamptz column read back as a `Date`. */
 export const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
-/** `created_at` / `updated_at` pair; `updated_at` is maintained by a trigger (see drizzle/*_triggers.sql). */
+/**
+ * `created_at` / `updated_at` pair. A BEFORE UPDATE trigger keeps `updated_at` current on
+ * job_definitions, job_runtime_configs, job_schedules, workflow_runs, workflow_steps and
+ * workflow_run_mutations (drizzle/0001_triggers_and_metrics_view.sql). job_queue and
+ * flow_key_limits have none: their statements set it themselves (a row trigger on the claim and
+ * completion path costs throughput).
+ */
 export const timestamps = {
   createdAt: tstz("created_at").notNull().defaultNow(),
   updatedAt: tstz("updated_at").notNull().defaultNow(),

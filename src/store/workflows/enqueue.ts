@@ -109,13 +109,11 @@ const insertStepRows = statement(
         i.stage, i.organization_id, i.payload, i.total, i.pending, i.unsatisfied, i.concurrency_key
       from input i left join ${jobDefinitions} d on d.job_type = i.job_type
       order by i.ord
-      returning id
     )
     insert into ${workflowStepDependencies} (workflow_run_id, prerequisite_step_id, dependent_step_id, release_mode)
     select ${sql.placeholder("runId")}::uuid, e.prerequisite, e.dependent, e.mode
     from jsonb_to_recordset(${sql.placeholder("edges")}::jsonb)
-      as e(prerequisite uuid, dependent uuid, mode runledger.workflow_dependency_release_mode)
-    where (select count(*) from inserted) >= 0`,
+      as e(prerequisite uuid, dependent uuid, mode runledger.workflow_dependency_release_mode)`,
 );
 
 /*

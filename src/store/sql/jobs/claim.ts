@@ -50,8 +50,8 @@ import { jobQueue, jobSchedules, workflowSteps } from "../../schema/index.ts";
  * start persisted), saving a round trip per batch: the worker starts every job it claims at once,
  * since it never claims more than its free capacity. Without it the attempt stays unstarted until
  * a progress write with stage `running` persists the marker. `prestart` records the attempt as a
- * WORKER_PRESTART claim: if its lease runs out while it is still unstarted, the reaper hands the
- * job back without counting the attempt (spec §5.7); any other expired attempt fails as
+ * WORKER_PRESTART claim: if its lease runs out while it is still unstarted, the reaper returns
+ * the claim without counting the attempt (spec §5.7); any other expired attempt fails as
  * LEASE_EXPIRED. The runtime worker claims with `markRunning` and without `prestart`.
  *
  * The due check (`next_run_at <= …`) reads the statement clock (`clockNow`): a caller may claim

@@ -20,8 +20,8 @@ export type FailureRow = Pick<Job, "id" | "workflow_step_id"> & {
  * than per job, and that statement writes only the job rows: the successful attempt and its
  * SUCCEEDED event are the row itself (see "The ledger" in schema/jobs.ts; the event's id is drawn
  * here). Jobs that back a workflow step are excluded from it: a batch of them completes in one
- * transaction that also settles the steps and releases their dependents (see workflows/settle.ts); a single
- * completion is the same transaction with one item.
+ * transaction that also settles the steps and releases their dependents (see
+ * workflows/settle.ts); a single completion is the same transaction with one item.
  *
  * Planner-proof: the ids drive primary-key lookups and the fence is checked per row against a
  * jsonb map (id → "run:attempt:worker"). A join with the input let the planner, with statistics

@@ -3,15 +3,8 @@ import { isTerminalJobStatus, type OrganizationScope, RunledgerError } from "../
 import type { Executor } from "../db.ts";
 import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import {
-  byId,
-  canceledAmong,
-  cancelLockedJobs,
-  type JobQueueRow,
-  lockJobInScope,
-  requeueLockedJobs,
-} from "../sql/jobs/cancel.ts";
-import { CANCELABLE_JOB_STATUSES } from "../sql/jobs/ledger.ts";
+import { byId, canceledAmong, cancelLockedJobs, lockJobInScope, requeueLockedJobs } from "../sql/jobs/cancel.ts";
+import { CANCELABLE_JOB_STATUSES, type JobQueueRow } from "../sql/jobs/ledger.ts";
 import { jobScope } from "../sql/jobs/reads.ts";
 import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
 import { settleWorkflowStep } from "../workflows/settle.ts";

@@ -13,12 +13,12 @@ import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
 import type { Page } from "../rows.ts";
 import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
+import type { JobQueueRow } from "../sql/jobs/ledger.ts";
 import {
   attemptJobScope,
   type JobAttemptRow,
   type JobEventRow,
   type JobMetricsRow,
-  type JobQueueRow,
   type JobsPageRow,
   jobAttemptsPage,
   jobById,

@@ -2,11 +2,11 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "../../db.ts";
 import { CANCEL_CHANNEL, JOBS_CHANNEL } from "../../notify.ts";
 import { queryRows, statement } from "../../query.ts";
-import type { DbRow } from "../../rows.ts";
 import { jobEventLog, jobQueue } from "../../schema/index.ts";
 import {
   attemptWrittenOut,
   cancelableStatuses,
+  type JobQueueRow,
   noHeldAttempt,
   succeededEventWrittenOut,
   terminalStatuses,
@@ -17,9 +17,6 @@ import {
  * caller has locked, so one job (jobs/cancel.ts), a bulk batch (jobs/bulk.ts) and a workflow run's
  * jobs (workflows/) go through the same statement, built per call around the caller's condition.
  */
-
-/** A `job_queue` row as `select *` returns it. */
-export type JobQueueRow = DbRow<typeof jobQueue>;
 
 /** The one job `id`, as a cancel's or requeue's condition. */
 export function byId(jobId: string): SQL {

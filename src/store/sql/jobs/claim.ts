@@ -1,8 +1,8 @@
 import { type SQL, sql } from "drizzle-orm";
 import { flowConfigured, flowLeaseCandidates } from "../../flow/sql.ts";
 import { clockNow, statement } from "../../query.ts";
-import type { DbRow } from "../../rows.ts";
 import { jobQueue, jobSchedules, workflowSteps } from "../../schema/index.ts";
+import type { JobQueueRow } from "./ledger.ts";
 
 /*
  * The claim is the hot path, so it is one prepared statement and one round trip: pick due
@@ -167,7 +167,7 @@ export const flowCheck = statement<{ active: boolean }>(
  * snapshot, the held attempt's columns or the enqueue's), and the workflow run of its step.
  */
 export type ClaimRow = Omit<
-  DbRow<typeof jobQueue>,
+  JobQueueRow,
   | "enqueue_request"
   | "leased_at"
   | "lease_seconds"
@@ -183,7 +183,7 @@ export type ClaimRow = Omit<
 
 /** A row of the worker's claim (`runnableResult`). */
 export type RunnableRow = Pick<
-  DbRow<typeof jobQueue>,
+  JobQueueRow,
   | "id"
   | "job_type"
   | "organization_id"

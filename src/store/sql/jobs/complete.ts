@@ -1,17 +1,14 @@
 import { sql } from "drizzle-orm";
 import { statement } from "../../query.ts";
-import type { DbRow } from "../../rows.ts";
 import { jobDeadLetters, jobEventLog, jobQueue, workflowSteps } from "../../schema/index.ts";
 import { fenced, liveLease } from "./fence.ts";
-import { attemptWrittenOut, noHeldAttempt } from "./ledger.ts";
-
-type Job = DbRow<typeof jobQueue>;
+import { attemptWrittenOut, type JobQueueRow, noHeldAttempt } from "./ledger.ts";
 
 /** What `failStatement` decided for the job its fence matched. */
-export type FailureRow = Pick<Job, "id" | "workflow_step_id"> & {
+export type FailureRow = Pick<JobQueueRow, "id" | "workflow_step_id"> & {
   path: "dead" | "retry" | "invalid_delay";
   /** The retry's run-at; null unless `path` is `retry`. */
-  next_run_at: Job["next_run_at"] | null;
+  next_run_at: JobQueueRow["next_run_at"] | null;
 };
 
 /*
@@ -28,7 +25,7 @@ export type FailureRow = Pick<Job, "id" | "workflow_step_id"> & {
  * taken while few jobs were leased, scan every leased row per input row: one 1,000-item batch took
  * 33 s and leases ran out under the handlers that had finished.
  */
-export const succeed = statement<Pick<Job, "id" | "workflow_step_id">>(
+export const succeed = statement<Pick<JobQueueRow, "id" | "workflow_step_id">>(
   "runledger_complete_jobs_success",
   sql`
   update ${jobQueue} j set

@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
 import { clockNow, statement } from "../../query.ts";
-import type { DbRow } from "../../rows.ts";
 import { jobQueue } from "../../schema/index.ts";
+import type { JobQueueRow } from "./ledger.ts";
 
 /** An expired lease as expired-lease recovery reads it. */
 export type ExpiredLeaseRow = Pick<
-  DbRow<typeof jobQueue>,
+  JobQueueRow,
   "id" | "job_type" | "organization_id" | "run_number" | "attempt" | "max_attempts" | "payload"
 > & {
   worker_id: string;

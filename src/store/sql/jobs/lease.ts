@@ -1,11 +1,8 @@
 import { sql } from "drizzle-orm";
 import { statement } from "../../query.ts";
-import type { DbRow } from "../../rows.ts";
 import { jobEventLog, jobQueue, workflowSteps } from "../../schema/index.ts";
 import { fenced, liveLease } from "./fence.ts";
-import { leasedEventWrittenOut, noHeldAttempt } from "./ledger.ts";
-
-type Job = DbRow<typeof jobQueue>;
+import { type JobQueueRow, leasedEventWrittenOut, noHeldAttempt } from "./ledger.ts";
 
 /*
  * Writes a worker makes while it holds leases, each one statement fenced by the leases: extend
@@ -16,7 +13,10 @@ type Job = DbRow<typeof jobQueue>;
  * Extend every fenced lease still live by `leaseSeconds` from now, with a HEARTBEAT event each;
  * a lost lease is simply absent from the result. One statement for all of a worker's leases.
  */
-export const heartbeat = statement<{ job_id: Job["id"]; lease_expires_at: NonNullable<Job["lease_expires_at"]> }>(
+export const heartbeat = statement<{
+  job_id: JobQueueRow["id"];
+  lease_expires_at: NonNullable<JobQueueRow["lease_expires_at"]>;
+}>(
   "runledger_heartbeat_jobs",
   sql`
   with beat as (
@@ -126,7 +126,7 @@ export const returnClaims = statement<{ id: string }>(
  * Who holds a job now: after a return of one claim matched nothing, it tells a lease taken by
  * another worker (`job.lease_owner_mismatch`) from an attempt that is not an unstarted one.
  */
-export const leaseHolder = statement<Pick<Job, "status" | "worker_id">>(
+export const leaseHolder = statement<Pick<JobQueueRow, "status" | "worker_id">>(
   "runledger_job_lease_holder",
   sql`select status, worker_id from ${jobQueue} where id = ${sql.placeholder("id")}::uuid`,
 );

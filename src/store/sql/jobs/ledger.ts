@@ -1,6 +1,10 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type JobStatus, TERMINAL_JOB_STATUSES } from "../../../core/index.ts";
-import { jobAttemptLog, jobEventLog } from "../../schema/index.ts";
+import type { DbRow } from "../../rows.ts";
+import { jobAttemptLog, jobEventLog, type jobQueue } from "../../schema/index.ts";
+
+/** A `job_queue` row as a raw statement returns it (`select *`, `returning *`), typed from the schema. */
+export type JobQueueRow = DbRow<typeof jobQueue>;
 
 /** Statuses a cancel applies to: a job not yet finished. */
 export const CANCELABLE_JOB_STATUSES = ["PENDING", "LEASED"] as const satisfies readonly JobStatus[];

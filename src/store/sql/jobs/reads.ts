@@ -12,14 +12,12 @@ import {
 } from "../../schema/index.ts";
 import { idempotencyScopeCondition, scopeCondition } from "../../scope.ts";
 import { escapeLike } from "../../validate.ts";
+import type { JobQueueRow } from "./ledger.ts";
 
 /*
  * Reads of jobs for applications and operators (jobs/reads.ts, lookups.ts, queue-depth.ts). Each
  * is built per call: a scope, a filter or a cursor changes its shape. None is on a worker's path.
  */
-
-/** A `job_queue` row as `select *` returns it. */
-export type JobQueueRow = DbRow<typeof jobQueue>;
 
 /**
  * The scope's condition on a `job_queue` row's `organization_id` (unqualified: every read names

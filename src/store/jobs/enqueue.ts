@@ -312,8 +312,8 @@ function definitionMissing(item: PreparedItem): RunledgerError {
 
 /**
  * Enqueue one job: one insert statement with no transaction of its own, plus a lookup when an
- * idempotency key finds an earlier job; a job key takes up to four statements, the last three in a
- * transaction (see job-key.ts). Pass a transaction to enqueue atomically with your own writes.
+ * idempotency key finds an earlier job; a job key takes one statement when an unstarted holder
+ * takes the request, else four more in a transaction (see job-key.ts). Pass a transaction to enqueue atomically with your own writes.
  * Returns the job id, or the existing job's id for an identical idempotent retry.
  */
 export async function enqueueJob(executor: Executor, input: JobEnqueue): Promise<EnqueuedJob> {

@@ -16,7 +16,7 @@ import type { JobQueueRow } from "./ledger.ts";
 
 /*
  * Reads of jobs for applications and operators (jobs/reads.ts, lookups.ts, queue-depth.ts). Each
- * is built per call: a scope, a filter or a cursor changes its shape. None is on a worker's path.
+ * is built per call: a scope, a filter or a cursor changes its shape. None is on the hot path.
  */
 
 /**

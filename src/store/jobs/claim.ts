@@ -40,7 +40,10 @@ export interface ClaimJobsInput {
   jobTypes?: readonly string[];
   /** Persist the `running` marker in the claim itself (what the runtime worker does). */
   markRunning?: boolean;
-  /** Record the attempt as a worker prestart claim (refunded if `running` is never persisted). */
+  /**
+   * Record the attempt as a worker prestart claim: if its lease runs out before `running` is
+   * persisted, expired-lease recovery returns the job without counting the attempt.
+   */
   prestart?: boolean;
   /**
    * Share the batch across organizations or concurrency keys (round-robin, each in claim order)
@@ -52,7 +55,10 @@ export interface ClaimJobsInput {
    * worker passes the same object each time, so under flow control it skips the direct claim.
    */
   flowMemo?: FlowClaimMemo;
-  /** Claim the jobs due at this time instead of the database's now (tests, replays). */
+  /**
+   * Claim the jobs due at this time instead of the database's now (tests, replays). The
+   * flow-controlled claim (flow control configured, or `fairness`) still reads the database's clock.
+   */
   now?: Date;
 }
 

@@ -126,9 +126,10 @@ const stepRun = sql`(select s.workflow_run_id from ${workflowSteps} s where s.id
 /** The step key of a leased row's step, for telemetry: a second primary-key lookup, step jobs only. */
 const stepKey = sql`(select s.step_key from ${workflowSteps} s where s.id = l.workflow_step_id)`;
 
+/** `claimJobs`' result: full records, with their step's run; jobs/claim.ts restores the claim order. */
 const claimResult = sql`select l.*, ${stepRun} as workflow_run_id from leased l`;
 
-/** Exported for the plan tests, like the other hot statements; not part of `runledger/store`. */
+/** The direct claim of full records (`claimJobs`: API callers, tests), one statement. */
 export const claim = claimStatement<ClaimRow>("runledger_claim_jobs", claimResult);
 
 /** The same lease for the jobs a flow-controlled claim admitted (src/store/flow/claim.ts). */
@@ -149,14 +150,20 @@ const runnableResult = sql`select l.id, l.job_type, l.organization_id, l.payload
   from leased l
   order by l.priority desc nulls last, l.next_run_at, l.created_at, l.id`;
 
+/** The worker's direct claim (`claimRunnableJobs`): the statement measured above. */
 export const claimRunnable = claimStatement<RunnableRow>("runledger_claim_runnable_jobs", runnableResult);
 
+/** The worker's lease of the jobs a flow-controlled claim admitted. */
 export const flowClaimRunnable = claimStatement<RunnableRow>(
   "runledger_flow_claim_runnable_jobs",
   runnableResult,
   flowLeaseCandidates,
 );
 
+/**
+ * Whether flow control is configured: asked only after a direct claim found nothing (the direct
+ * claim leases nothing under flow control), so an idle poll costs one small statement more.
+ */
 export const flowCheck = statement<{ active: boolean }>(
   "runledger_flow_configured",
   sql`select ${flowConfigured} as active`,

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { ALL_ORGANIZATIONS } from "../../src/core/index.ts";
 import { enqueueJob, getJobById, readQueueDepth } from "../../src/store/index.ts";
@@ -102,5 +103,29 @@ describe("the clock of expired-lease recovery", () => {
     const result = await reapExpiredLeases(db, { limit: 10, retryDelayMs: 1000, now: inHours(2) });
     expect(result).toMatchObject({ processed: 1, released: 1, retried: 0 });
     expect(await getJobById(db, id, ALL_ORGANIZATIONS)).toMatchObject({ status: "PENDING", attempt: 0 });
+  });
+
+  it("defers a lease it fails to recover to `retryDelayMs` past its `now`", async () => {
+    await defineJob(db, "clock.poison", { maxAttempts: 1 });
+    const { id } = await enqueueJob(db, { jobType: "clock.poison" });
+    await claimJobs(db, { workerId: "clock-w", leaseSeconds: 3600, limit: 1, jobTypes: ["clock.poison"] });
+    // Dead-lettering this job fails, so its recovery is deferred.
+    await db.execute(sql`
+      create function runledger_test_clock_poison() returns trigger language plpgsql as $$
+      begin if new.job_type = 'clock.poison' then raise exception 'poisoned'; end if; return new; end $$`);
+    await db.execute(
+      sql`create trigger clock_poison before insert on runledger.job_dead_letters for each row execute function runledger_test_clock_poison()`,
+    );
+    try {
+      const now = inHours(2);
+      const result = await reapExpiredLeases(db, { limit: 10, retryDelayMs: 60_000, now });
+      expect(result).toMatchObject({ processed: 0, deferred: 1 });
+      const job = await getJobById(db, id, ALL_ORGANIZATIONS);
+      expect(job?.status).toBe("LEASED");
+      expect(job?.leaseExpiresAt?.getTime()).toBe(now.getTime() + 60_000);
+    } finally {
+      await db.execute(sql`drop trigger clock_poison on runledger.job_dead_letters`);
+      await db.execute(sql`drop function runledger_test_clock_poison`);
+    }
   });
 });

@@ -27,6 +27,7 @@ export {
   type JobFailureReport,
   type JobSuccess,
 } from "./jobs/complete.ts";
+export * from "./jobs/expired-leases.ts";
 export {
   heartbeatJob,
   heartbeatJobs,
@@ -40,6 +41,5 @@ export {
   type UnstartedClaimsReturn,
   updateJobProgress,
 } from "./jobs/lease.ts";
-export * from "./jobs/reaper.ts";
-export type { LeaseIdentity } from "./jobs/record.ts";
+export type { LeaseIdentity } from "./jobs/lease-identity.ts";
 export * from "./schedules/materialize.ts";

@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { enqueueJobs, queryRows, type RunledgerDb } from "../../src/store/index.ts";
-import { claimRunnable } from "../../src/store/jobs/claim.ts";
-import { failStatement, succeed } from "../../src/store/jobs/complete.ts";
-import { fenceValues } from "../../src/store/jobs/fence.ts";
-import { heartbeat } from "../../src/store/jobs/lease.ts";
 import type { Statement } from "../../src/store/query.ts";
+import { claimRunnable } from "../../src/store/sql/jobs/claim.ts";
+import { failStatement, succeed } from "../../src/store/sql/jobs/complete.ts";
+import { fenceValues } from "../../src/store/sql/jobs/fence.ts";
+import { heartbeat } from "../../src/store/sql/jobs/lease.ts";
 import { claimJobs } from "../../src/store/worker.ts";
 import { setupEphemeralDatabase } from "../../src/testing/index.ts";
 import { defineJob } from "../support/factories.ts";

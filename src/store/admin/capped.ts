@@ -4,7 +4,7 @@ import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { type JobRecord, jobFromRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
-import type { Page, RawRow } from "../rows.ts";
+import type { DbRow, Page, RawRow } from "../rows.ts";
 import { toDate, toDateOrNull } from "../rows.ts";
 import { jobAttemptLog, jobDeadLetters, jobEventLog, jobQueue } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
@@ -405,7 +405,7 @@ export async function listLeasedJobs(
       after === undefined ? undefined : after === null ? (null as never) : { createdAt: after.leasedAt, id: after.id },
   });
   try {
-    const rows = await queryRows<RawRow>(
+    const rows = await queryRows<DbRow<typeof jobQueue> & { read_count: number }>(
       executor,
       sql`
       with read as (select ${unfinishedIds(cap + 1)} as ids)

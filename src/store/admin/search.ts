@@ -4,7 +4,7 @@ import type { Executor } from "../db.ts";
 import { toQueryError } from "../errors.ts";
 import { type JobRecord, jobFromRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
-import type { Page, RawRow } from "../rows.ts";
+import type { DbRow, Page, RawRow } from "../rows.ts";
 import { toDate } from "../rows.ts";
 import { jobDeadLetters, jobDefinitions, jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
@@ -41,7 +41,7 @@ export async function searchJobsAndRuns(
   const id = isUuid(query) ? query.toLowerCase() : undefined;
   const scope = input.scope;
   try {
-    const jobs = await queryRows<RawRow>(
+    const jobs = await queryRows<DbRow<typeof jobQueue>>(
       executor,
       sql`
       select j.* from ${jobQueue} j where j.id = ${id ?? null}::uuid ${inScope("j", scope)}

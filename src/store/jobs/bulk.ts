@@ -1,12 +1,27 @@
-import { type SQL, sql } from "drizzle-orm";
-import { JOB_STATUSES, type JobStatus, type OrganizationScope, scopedOrganization } from "../../core/index.ts";
+import type { SQL } from "drizzle-orm";
+import {
+  JOB_STATUSES,
+  type JobStatus,
+  type OrganizationScope,
+  scopedOrganization,
+  TERMINAL_JOB_STATUSES,
+} from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import type { RawRow } from "../rows.ts";
-import { jobQueue } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
-import { cancelLockedJobs, requeueLockedJobs } from "../sql/jobs.ts";
+import {
+  type BulkBatchRow,
+  type BulkCountsRow,
+  bulkCondition,
+  bulkCounts,
+  idIn,
+  lockBulkBatch,
+  standaloneIn,
+  statusIn,
+} from "../sql/jobs/bulk.ts";
+import { cancelLockedJobs, requeueLockedJobs } from "../sql/jobs/cancel.ts";
+import { CANCELABLE_JOB_STATUSES } from "../sql/jobs/ledger.ts";
+import { jobScope } from "../sql/jobs/reads.ts";
 import { checkIdentifierLength, checkTextSize, fail, isBlank, isStorableText, isValidDate } from "../validate.ts";
 import { settleWorkflowSteps } from "../workflows/settle.ts";
 
@@ -67,15 +82,8 @@ export const BULK_DEFAULT_LIMIT = 10_000;
 const BULK_MAX_LIMIT = 1_000_000;
 const BATCH_SIZE = 500;
 
-const CANCELABLE: readonly JobStatus[] = ["PENDING", "LEASED"];
-const REQUEUEABLE: readonly JobStatus[] = ["SUCCEEDED", "DEAD_LETTERED", "CANCELED"];
-
-/** `(a, b, c)`: one parameter per value (drizzle's template turns an array into a list, not an array). */
-const textList = (values: readonly string[]) =>
-  sql`(${sql.join(
-    values.map((v) => sql`${v}`),
-    sql`, `,
-  )})`;
+const CANCELABLE: readonly JobStatus[] = CANCELABLE_JOB_STATUSES;
+const REQUEUEABLE: readonly JobStatus[] = TERMINAL_JOB_STATUSES;
 
 function invalid(field: string): never {
   fail("job.invalid_pagination", { field });
@@ -87,34 +95,23 @@ function conditionOf(filter: JobBulkFilter): { where: SQL; limit: number } {
   scopedOrganization(filter.scope);
   const limit = filter.limit ?? BULK_DEFAULT_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > BULK_MAX_LIMIT) invalid("limit");
-  const parts: SQL[] = [scopeCondition(sql`organization_id`, filter.scope)];
+  const visible = jobScope(filter.scope);
   if (filter.statuses !== undefined) {
     if (!Array.isArray(filter.statuses) || filter.statuses.length === 0) invalid("statuses");
     for (const status of filter.statuses) {
       if (!(JOB_STATUSES as readonly string[]).includes(status)) invalid("statuses");
     }
-    parts.push(sql`status::text in ${textList(filter.statuses)}`);
   }
   if (filter.jobType !== undefined) {
     if (typeof filter.jobType !== "string" || isBlank(filter.jobType) || !isStorableText(filter.jobType)) {
       invalid("jobType");
     }
     checkIdentifierLength(filter.jobType, "jobType");
-    parts.push(sql`job_type = ${filter.jobType}`);
   }
-  const bounds = [
-    ["createdAfter", sql`created_at >=`],
-    ["createdBefore", sql`created_at <`],
-    ["finishedAfter", sql`finished_at >=`],
-    ["finishedBefore", sql`finished_at <`],
-  ] as const;
-  for (const [field, compare] of bounds) {
-    const value = filter[field];
-    if (value === undefined) continue;
-    if (!isValidDate(value)) invalid(field);
-    parts.push(sql`${compare} ${value.toISOString()}::timestamptz`);
+  for (const field of ["createdAfter", "createdBefore", "finishedAfter", "finishedBefore"] as const) {
+    if (filter[field] !== undefined && !isValidDate(filter[field])) invalid(field);
   }
-  return { where: sql.join(parts, sql` and `), limit };
+  return { where: bulkCondition({ ...filter, visible }), limit };
 }
 
 function checkReason(reason: string | undefined): void {
@@ -130,27 +127,16 @@ function checkReason(reason: string | undefined): void {
  */
 export async function countJobs(executor: Executor, filter: JobBulkFilter): Promise<JobBulkCount> {
   const { where, limit } = conditionOf(filter);
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`select count(*)::int as matched,
-          count(*) filter (where status in ('PENDING', 'LEASED'))::int as cancelable,
-          count(*) filter (where status in ('SUCCEEDED', 'DEAD_LETTERED', 'CANCELED')
-            and workflow_step_id is null)::int as requeueable
-        from (select status, workflow_step_id from ${jobQueue} where ${where} limit ${limit + 1}) m`,
-    );
-    const matched = Number(row!.matched);
-    // The extra row read only tells that there are more; drop it from every figure.
-    const over = matched > limit;
-    return {
-      matched: Math.min(matched, limit),
-      cancelable: Math.min(Number(row!.cancelable), limit),
-      requeueable: Math.min(Number(row!.requeueable), limit),
-      capped: over,
-    };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  const [row] = await translating(() => queryRows<BulkCountsRow>(executor, bulkCounts(where, limit)));
+  const matched = Number(row!.matched);
+  // The extra row read only tells that there are more; drop it from every figure.
+  const over = matched > limit;
+  return {
+    matched: Math.min(matched, limit),
+    cancelable: Math.min(Number(row!.cancelable), limit),
+    requeueable: Math.min(Number(row!.requeueable), limit),
+    capped: over,
+  };
 }
 
 /**
@@ -168,34 +154,26 @@ async function inBatches(
   let count = 0;
   let batches = 0;
   let after: { createdAt: string; id: string } | undefined;
-  try {
+  await translating(async () => {
     while (count < limit) {
       const size = Math.min(BATCH_SIZE, limit - count);
       const read = await executor.transaction(async (tx) => {
-        const rows = await queryRows<RawRow>(
-          tx,
-          sql`select id, created_at::text as created_at from ${jobQueue}
-            where ${where} and ${eligible}
-              ${after === undefined ? sql`` : sql`and (created_at, id) > (${after.createdAt}::timestamptz, ${after.id}::uuid)`}
-            order by created_at, id limit ${size} for update`,
-        );
+        const rows = await queryRows<BulkBatchRow>(tx, lockBulkBatch(where, eligible, after, size));
         if (rows.length === 0) return { last: undefined, changed: 0 };
         const changed = await act(
           tx,
-          rows.map((r) => r.id as string),
+          rows.map((r) => r.id),
         );
         const last = rows.at(-1)!;
-        return { last: { createdAt: last.created_at as string, id: last.id as string }, changed };
+        return { last: { createdAt: last.created_at, id: last.id }, changed };
       });
       if (read.last === undefined) break;
       batches++;
       count += read.changed;
       after = read.last;
     }
-    return { count, batches };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
+  return { count, batches };
 }
 
 /**
@@ -210,12 +188,12 @@ export async function cancelJobs(executor: Executor, action: JobBulkAction): Pro
   const reason = action.reason ?? "CANCELED";
   const statuses = (action.statuses ?? CANCELABLE).filter((s) => CANCELABLE.includes(s));
   if (statuses.length === 0) return { count: 0, batches: 0 };
-  return inBatches(executor, action, sql`status::text in ${textList(statuses)}`, async (tx, ids) => {
-    const rows = await cancelLockedJobs(tx, sql`id in ${textList(ids)}`, reason);
+  return inBatches(executor, action, statusIn(statuses), async (tx, ids) => {
+    const rows = await cancelLockedJobs(tx, idIn(ids), reason);
     const steps = rows
       .filter((row) => row.workflow_step_id !== null)
       .map((row) => ({
-        jobId: row.id as string,
+        jobId: row.id,
         stepId: row.workflow_step_id as string,
         status: "CANCELED" as const,
         reason,
@@ -237,13 +215,8 @@ export async function requeueJobs(executor: Executor, action: JobBulkAction): Pr
   const reason = action.reason ?? "REQUEUED";
   const statuses = (action.statuses ?? REQUEUEABLE).filter((s) => REQUEUEABLE.includes(s));
   if (statuses.length === 0) return { count: 0, batches: 0 };
-  return inBatches(
-    executor,
-    action,
-    sql`status::text in ${textList(statuses)} and workflow_step_id is null`,
-    async (tx, ids) => {
-      const rows = await requeueLockedJobs(tx, sql`id in ${textList(ids)}`, { reason, event: { bulk: true } });
-      return rows.length;
-    },
-  );
+  return inBatches(executor, action, standaloneIn(statuses), async (tx, ids) => {
+    const rows = await requeueLockedJobs(tx, idIn(ids), { reason, event: { bulk: true } });
+    return rows.length;
+  });
 }

@@ -1,12 +1,11 @@
-import { type SQL, sql } from "drizzle-orm";
-import { type OrganizationScope, RunledgerError } from "../../core/index.ts";
+import type { SQL } from "drizzle-orm";
+import { isTerminalJobStatus, type OrganizationScope, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import type { RawRow } from "../rows.ts";
-import { jobQueue } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
-import { cancelLockedJobs, requeueLockedJobs } from "../sql/jobs.ts";
+import { byId, canceledAmong, cancelLockedJobs, lockJobInScope, requeueLockedJobs } from "../sql/jobs/cancel.ts";
+import { CANCELABLE_JOB_STATUSES, type JobQueueRow } from "../sql/jobs/ledger.ts";
+import { jobScope } from "../sql/jobs/reads.ts";
 import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
 import { settleWorkflowStep } from "../workflows/settle.ts";
 import { type JobRecord, jobFromRow } from "./record.ts";
@@ -20,7 +19,7 @@ export interface JobMutationInput {
 
 /** The checked input's scope condition on `organization_id` (`scope.required` first, before anything else). */
 function checkInput(input: JobMutationInput): SQL {
-  const visible = scopeCondition(sql`organization_id`, input?.scope);
+  const visible = jobScope(input?.scope);
   if (!isUuid(input.jobId)) fail("job.not_found");
   if (input.reason !== undefined && (isBlank(input.reason) || !isStorableText(input.reason))) {
     fail("job.invalid_state_transition", { field: "reason" });
@@ -30,11 +29,8 @@ function checkInput(input: JobMutationInput): SQL {
 }
 
 /** Lock a job in scope (`visible`) or explain why there is none. */
-async function lockJob(tx: Executor, input: JobMutationInput, visible: SQL): Promise<RawRow> {
-  const [row] = await queryRows<RawRow>(
-    tx,
-    sql`select * from ${jobQueue} where id = ${input.jobId} and ${visible} for update`,
-  );
+async function lockJob(tx: Executor, input: JobMutationInput, visible: SQL): Promise<JobQueueRow> {
+  const [row] = await queryRows<JobQueueRow>(tx, lockJobInScope(input.jobId, visible));
   if (row === undefined) throw new RunledgerError("job.not_found", { details: { jobId: input.jobId } });
   return row;
 }
@@ -46,25 +42,23 @@ async function lockJob(tx: Executor, input: JobMutationInput, visible: SQL): Pro
  */
 export async function cancelJob(executor: Executor, input: JobMutationInput): Promise<JobRecord> {
   const visible = checkInput(input);
-  try {
-    return await executor.transaction(async (tx) => {
+  return translating(() =>
+    executor.transaction(async (tx) => {
       const current = await lockJob(tx, input, visible);
-      if (current.status !== "PENDING" && current.status !== "LEASED") {
+      if (!(CANCELABLE_JOB_STATUSES as readonly string[]).includes(current.status)) {
         throw new RunledgerError("job.invalid_state_transition", {
           details: { jobId: input.jobId, status: current.status },
         });
       }
       const reason = input.reason ?? "CANCELED";
-      const [row] = await cancelLockedJobs(tx, sql`id = ${input.jobId}`, reason);
+      const [row] = await cancelLockedJobs(tx, byId(input.jobId), reason);
       const job = jobFromRow(row!);
       if (job.workflowStepId !== null) {
         await settleWorkflowStep(tx, { jobId: job.id, stepId: job.workflowStepId, status: "CANCELED", reason });
       }
       return job;
-    });
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
 }
 
 /**
@@ -74,23 +68,21 @@ export async function cancelJob(executor: Executor, input: JobMutationInput): Pr
  */
 export async function requeueJob(executor: Executor, input: JobMutationInput): Promise<JobRecord> {
   const visible = checkInput(input);
-  try {
-    return await executor.transaction(async (tx) => {
+  return translating(() =>
+    executor.transaction(async (tx) => {
       const current = await lockJob(tx, input, visible);
       if (current.workflow_step_id !== null) {
         throw new RunledgerError("job.workflow_requeue_not_supported", { details: { jobId: input.jobId } });
       }
-      if (!["SUCCEEDED", "DEAD_LETTERED", "CANCELED"].includes(current.status)) {
+      if (!isTerminalJobStatus(current.status)) {
         throw new RunledgerError("job.invalid_state_transition", {
           details: { jobId: input.jobId, status: current.status },
         });
       }
-      const [row] = await requeueLockedJobs(tx, sql`id = ${input.jobId}`, { reason: input.reason ?? "REQUEUED" });
+      const [row] = await requeueLockedJobs(tx, byId(input.jobId), { reason: input.reason ?? "REQUEUED" });
       return jobFromRow(row!);
-    });
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
 }
 
 /**
@@ -101,13 +93,6 @@ export async function requeueJob(executor: Executor, input: JobMutationInput): P
 export async function canceledJobIds(executor: Executor, jobIds: readonly string[]): Promise<Set<string>> {
   const ids = jobIds.filter(isUuid);
   if (ids.length === 0) return new Set();
-  try {
-    const rows = await queryRows<{ id: string }>(
-      executor,
-      sql`select id from ${jobQueue} where id = any(${`{${ids.join(",")}}`}::uuid[]) and status = 'CANCELED'`,
-    );
-    return new Set(rows.map((row) => row.id));
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  const rows = await translating(() => canceledAmong.run(executor, { ids: `{${ids.join(",")}}` }));
+  return new Set(rows.map((row) => row.id));
 }

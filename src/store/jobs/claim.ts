@@ -1,161 +1,26 @@
-import { type SQL, sql } from "drizzle-orm";
 import { checkJobType, checkLabel } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { type ClaimFairness, claimUnderFlowControl, type FlowClaimMemo } from "../flow/claim.ts";
-import { flowConfigured, flowLeaseCandidates } from "../flow/sql.ts";
-import { type Statement, statement, textArrayLiteral } from "../query.ts";
-import type { RawRow } from "../rows.ts";
+import { type Statement, textArrayLiteral } from "../query.ts";
 import { toDate } from "../rows.ts";
-import { jobQueue, jobSchedules, workflowSteps } from "../schema/index.ts";
-import { fail, isInt32 } from "../validate.ts";
-import { type JobRecord, jobFromRow, type LeaseIdentity } from "./record.ts";
+import {
+  type ClaimRow,
+  claim,
+  claimRunnable,
+  flowCheck,
+  flowClaim,
+  flowClaimRunnable,
+  type RunnableRow,
+} from "../sql/jobs/claim.ts";
+import { fail, isInt32, isValidDate } from "../validate.ts";
+import type { LeaseIdentity } from "./lease-identity.ts";
+import { type JobRecord, jobFromRow } from "./record.ts";
 
 /*
- * The claim is the hot path, so it is one prepared statement and one round trip: pick due
- * PENDING rows in priority order with FOR UPDATE SKIP LOCKED and lease them. The lease is the
- * whole ledger entry: the row holds its attempt (leased_at, worker, origin, the LEASED event's id
- * drawn from the event sequence), so a claim writes no attempt or event rows, and no index names
- * a column it changes, so the update is HOT (no index entries). Workflow steps move to RUNNING in
- * the same statement.
- *
- * Per job (`npm run bench -- --anatomy`: WAL of this database's relations via pg_walinspect, CPU
- * from `process.cpuUsage` and the backends' /proc times; concurrency 10, claim batch 500):
- *
- * |                      | 0.1 layout                       | now                      | graphile-worker | raw SQL |
- * |----------------------|----------------------------------|--------------------------|-----------------|---------|
- * | heap writes          | 2 job UPDATEs (0 HOT), attempt   | claim HOT UPDATE (95 %), | UPDATE, DELETE  | same    |
- * |                      | INSERT + HOT UPDATE, 2 event     | finish UPDATE            |                 |         |
- * |                      | INSERTs                          |                          |                 |         |
- * | index entries        | 14                               | 2.2                      | 2.0             | 1.0     |
- * | WAL records / bytes  | 23.3 / 2,459                     | 5.9 / 836                | 6.0 / 489       | 5.0 / 362 |
- * | PostgreSQL CPU       | 95.5 µs                          | 35.0 µs                  | 28.6 µs         | 22.8 µs |
- * | worker CPU           | 50.1 µs                          | 16.5 µs                  | 32.9 µs         | 9.3 µs  |
- *
- * (CPU: medians of 3 paired rounds of 50,000 jobs on 2026-12-03, README "Performance"; on a loaded
- * machine every column grows by half. Throughput there: 1.08× graphile-worker at concurrency 10,
- * 0.98× at 50.) The retention index added since (idx_job_queue_finished) costs one more index
- * entry when a standalone job finishes (~6 µs of PostgreSQL CPU, measured under load): with it,
- * 6.9 WAL records / 899 bytes and 3.25 index entries per job, 0.94 HOT claims (`npm run bench --
- * --rounds 1 --jobs 20000 --scenarios process-c10 --systems runledger,graphile --no-analyze
- * --anatomy`; that run, without statistics and beside a test suite, verified exactly once at
- * 77 µs of PostgreSQL CPU per job: the claim scans and sorts until ANALYZE). Enqueue
- * writes one job row and 3 index entries (its ENQUEUED event is derived from the row; see
- * enqueue.ts). Re-measured 2026-12-04 on a fresh machine (3 paired rounds, `npm run bench --
- * --rounds 3 --scenarios process-c10,process-c50 --systems runledger,baseline,graphile --anatomy`):
- * per job 6.9 WAL records / 896 bytes, 3.23 index entries, 0.95 HOT claims, PostgreSQL / worker
- * CPU 37.4 / 14.5 µs against graphile-worker's 6.1 / 491, 2.06, 22.4 / 24.5 µs; throughput 0.89× /
- * 0.90× graphile-worker at concurrency 10 / 50, the statements' anatomy unchanged from the build
- * before that day's merges; `--no-analyze` (20,000 jobs) verified exactly once at 66 µs. Prepared once: a claim(1) built per call with the query builder
- * cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
- *
- * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:
- * slower, never wrong); the update and the step lookups are driven by id arrays, so they stay on
- * primary keys whatever the estimates.
- *
- * `markRunning` folds the worker's "running" marker into the claim (stage `running`, execution
- * start persisted), saving a round trip per batch: the worker starts every job it claims at once,
- * since it never claims more than its free capacity. Without it the attempt is a prestart claim
- * that the reaper refunds if the worker dies before persisting `running` (spec §5.7).
+ * Claims: validation and the choice between the direct and the flow-controlled claim. The
+ * statements, and the measurements that shaped them, are in sql/jobs/claim.ts.
  */
-function claimStatement<Row>(name: string, result: SQL, flow?: SQL) {
-  return statement<Row>(
-    name,
-    sql`
-  with ${flow ?? directCandidates},
-  leased as (
-    update ${jobQueue} j set
-      status = 'LEASED',
-      attempt = j.attempt + 1,
-      worker_id = ${sql.placeholder("workerId")},
-      lease_expires_at = now() + make_interval(secs => ${sql.placeholder("leaseSeconds")}::int),
-      last_heartbeat_at = now(),
-      started_at = coalesce(j.started_at, now()),
-      stage = case when ${sql.placeholder("markRunning")}::boolean then 'running' else j.stage end,
-      leased_at = now(),
-      lease_seconds = ${sql.placeholder("leaseSeconds")}::int,
-      lease_stage = case when ${sql.placeholder("markRunning")}::boolean then 'running' else j.stage end,
-      claim_origin = case when ${sql.placeholder("prestart")}::boolean then 'WORKER_PRESTART' else 'DIRECT' end::runledger.claim_origin,
-      execution_started_at = case when ${sql.placeholder("markRunning")}::boolean then now() end,
-      lease_event_id = nextval('runledger.job_events_id_seq'),
-      finish_event_id = null,
-      updated_at = now()
-    -- An array keeps the update on primary-key lookups; a join lets the planner pick a hash join
-    -- over the whole table, whose cost grows with every finished job the ledger keeps.
-    where j.id = any(array(select id from candidates))
-    -- A job record's columns: not the idempotency snapshot, which the driver would parse for nothing.
-    returning j.id, j.job_type, j.organization_id, j.payload, j.status, j.priority, j.run_number, j.attempt,
-      j.max_attempts, j.timeout_seconds, j.next_run_at, j.lease_expires_at, j.last_heartbeat_at, j.worker_id,
-      j.started_at, j.finished_at, j.stage, j.progress_done, j.progress_total, j.progress_pct, j.checkpoint,
-      j.idempotency_key, j.status_reason, j.last_error_code, j.last_error_message, j.workflow_step_id,
-      j.schedule_id, j.scheduled_for, j.job_key, j.created_at, j.updated_at, j.trace_context
-  ),
-  steps as (
-    update ${workflowSteps} s set status = 'RUNNING', started_at = coalesce(s.started_at, now())
-    -- Only claimed workflow steps, by primary key: never a scan of the (ever-growing) steps table.
-    where s.id = any(array(select workflow_step_id from leased where workflow_step_id is not null))
-      and s.status in ('ENQUEUED', 'RUNNING')
-  )
-  ${result}
-`,
-  );
-}
-
-/*
- * The direct claim's candidates. Under flow control (src/store/flow/) it leases nothing: the
- * guard is one probe of two (normally empty) places evaluated once per statement, and the caller
- * then takes the flow-controlled claim. Without flow control the statement is the one measured
- * above.
- */
-const directCandidates = sql`candidates as (
-    select id from ${jobQueue}
-    where finished_at is null and status = 'PENDING'
-      and next_run_at <= now()
-      and (${sql.placeholder("jobTypes")}::text[] is null or job_type = any(${sql.placeholder("jobTypes")}::text[]))
-      and not ${flowConfigured}
-    order by priority desc nulls last, next_run_at, created_at, id
-    limit ${sql.placeholder("limit")}
-    for update skip locked
-  )`;
-
-/** The run of a leased row's step: a primary-key lookup per step job, nothing for plain jobs. */
-const stepRun = sql`(select s.workflow_run_id from ${workflowSteps} s where s.id = l.workflow_step_id)`;
-
-/** The step key of a leased row's step, for telemetry: a second primary-key lookup, step jobs only. */
-const stepKey = sql`(select s.step_key from ${workflowSteps} s where s.id = l.workflow_step_id)`;
-
-const claimResult = sql`select l.*, ${stepRun} as workflow_run_id from leased l`;
-
-/** Exported for the plan tests, like the other hot statements; not part of `runledger/store`. */
-export const claim = claimStatement<RawRow>("runledger_claim_jobs", claimResult);
-
-/** The same lease for the jobs a flow-controlled claim admitted (src/store/flow/claim.ts). */
-const flowClaim = claimStatement<RawRow>("runledger_flow_claim_jobs", claimResult, flowLeaseCandidates);
-
-/*
- * The worker's claim returns only what running a job needs, already in claim order: parsing and
- * then collecting the 28 columns of a full record per job was a fifth of a worker's CPU time on
- * no-op jobs (most of it garbage collection).
- */
-const runnableResult = sql`select l.id, l.job_type, l.organization_id, l.payload, l.run_number, l.attempt, l.max_attempts,
-    l.timeout_seconds, l.checkpoint, l.workflow_step_id,
-    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id,
-    case when l.workflow_step_id is not null then ${stepKey} end as step_key, l.schedule_id, l.scheduled_for,
-    case when l.schedule_id is not null
-      then (select sc.name from ${jobSchedules} sc where sc.id = l.schedule_id) end as schedule_name,
-    l.trace_context
-  from leased l
-  order by l.priority desc nulls last, l.next_run_at, l.created_at, l.id`;
-
-export const claimRunnable = claimStatement<RawRow>("runledger_claim_runnable_jobs", runnableResult);
-
-const flowClaimRunnable = claimStatement<RawRow>(
-  "runledger_flow_claim_runnable_jobs",
-  runnableResult,
-  flowLeaseCandidates,
-);
-
-const flowCheck = statement<{ active: boolean }>("runledger_flow_configured", sql`select ${flowConfigured} as active`);
 
 /** Most jobs one claim may lease. */
 export const MAX_CLAIM = 10_000;
@@ -175,7 +40,10 @@ export interface ClaimJobsInput {
   jobTypes?: readonly string[];
   /** Persist the `running` marker in the claim itself (what the runtime worker does). */
   markRunning?: boolean;
-  /** Record the attempt as a worker prestart claim (refunded if `running` is never persisted). */
+  /**
+   * Record the attempt as a worker prestart claim: if its lease runs out before `running` is
+   * persisted, expired-lease recovery returns the job without counting the attempt.
+   */
   prestart?: boolean;
   /**
    * Share the batch across organizations or concurrency keys (round-robin, each in claim order)
@@ -187,6 +55,11 @@ export interface ClaimJobsInput {
    * worker passes the same object each time, so under flow control it skips the direct claim.
    */
   flowMemo?: FlowClaimMemo;
+  /**
+   * Claim the jobs due at this time instead of the database's now (tests, replays). The
+   * flow-controlled claim (flow control configured, or `fairness`) still reads the database's clock.
+   */
+  now?: Date;
 }
 
 /**
@@ -236,7 +109,12 @@ export interface JobScheduleProvenance {
 export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInput): Promise<RunnableJob[]> {
   const rows = await runClaim(claimRunnable, flowClaimRunnable, executor, input);
   const workerId = input.workerId;
-  return rows.map((row) => ({
+  return rows.map((row) => runnableFromRow(row, workerId));
+}
+
+/** A worker's claimed job: its own lease, so `workerId` is the claimer's. */
+function runnableFromRow(row: RunnableRow, workerId: string): RunnableJob {
+  return {
     id: row.id,
     jobId: row.id,
     jobType: row.job_type,
@@ -256,7 +134,7 @@ export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInpu
         ? null
         : { id: row.schedule_id, name: row.schedule_name, scheduledFor: toDate(row.scheduled_for) },
     traceContext: row.trace_context,
-  }));
+  };
 }
 
 /**
@@ -266,13 +144,12 @@ export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInpu
  * Without flow control a claim is the direct statement alone; an idle poll costs one small
  * statement more.
  */
-
-async function runClaim(
-  direct: Statement<RawRow>,
-  flow: Statement<RawRow>,
+async function runClaim<Row extends Record<string, unknown>>(
+  direct: Statement<Row>,
+  flow: Statement<Row>,
   executor: Executor,
   input: ClaimJobsInput,
-): Promise<RawRow[]> {
+): Promise<Row[]> {
   checkLabel(input.workerId, "workerId", "job.invalid_worker_id");
   if (input.jobTypes !== undefined) for (const jobType of input.jobTypes) checkJobType(jobType);
   if (!isInt32(input.leaseSeconds) || input.leaseSeconds <= 0) fail("job.invalid_lease_duration");
@@ -282,6 +159,7 @@ async function runClaim(
   if (input.fairness !== undefined && input.fairness !== "organization" && input.fairness !== "concurrencyKey") {
     fail("job.invalid_claim_fairness");
   }
+  if (input.now !== undefined && !isValidDate(input.now)) fail("job.invalid_pagination", { field: "now" });
   if (input.limit === 0 || input.jobTypes?.length === 0) return [];
   const values = {
     jobTypes: input.jobTypes === undefined ? null : textArrayLiteral(input.jobTypes),
@@ -290,8 +168,9 @@ async function runClaim(
     leaseSeconds: input.leaseSeconds,
     markRunning: input.markRunning === true,
     prestart: input.prestart === true,
+    now: input.now,
   };
-  try {
+  return translating(async () => {
     if (input.fairness === undefined && input.flowMemo?.active !== true) {
       const rows = await direct.run(executor, values);
       if (rows.length > 0) return rows;
@@ -299,16 +178,19 @@ async function runClaim(
       if (input.flowMemo !== undefined) input.flowMemo.active = check?.active === true;
       if (check?.active !== true) return rows;
     }
-    return await claimUnderFlowControl(executor, { ...values, fairness: input.fairness }, flow, input.flowMemo);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    // The flow-controlled claim runs `flow`, so its rows are `flow`'s.
+    return (await claimUnderFlowControl(
+      executor,
+      { ...values, fairness: input.fairness },
+      flow,
+      input.flowMemo,
+    )) as Row[];
+  });
 }
 
-function claimedFromRow(row: RawRow): ClaimedJob {
-  const job = jobFromRow(row) as ClaimedJob;
-  job.workflowRunId = row.workflow_run_id ?? null;
-  return job;
+/** A `ClaimedJob`: the job's record and its step's run. */
+function claimedFromRow(row: ClaimRow): ClaimedJob {
+  return Object.assign(jobFromRow(row), { workflowRunId: row.workflow_run_id ?? null });
 }
 
 function claimOrder(a: JobRecord, b: JobRecord): number {

@@ -1,8 +1,19 @@
-import { uuidv7 } from "uuidv7";
-import { isTimeoutSeconds, JOB_STAGES, type JobStage, RunledgerError } from "../../core/index.ts";
+import { isTimeoutSeconds, JOB_STAGES, type JobStage, newId, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { microsecondTimestamp } from "../rows.ts";
+import {
+  columns,
+  extendedColumns,
+  findExisting,
+  insertJobs,
+  insertJobsAtomic,
+  insertJobsAtomicTraced,
+  insertJobsExtended,
+  insertJobsTraced,
+  type PreparedItem,
+  tracedColumns,
+} from "../sql/jobs/enqueue.ts";
 import { beginSend, type SendOperation } from "../telemetry.ts";
 import {
   checkIdentifierLength,
@@ -16,18 +27,6 @@ import {
   isValidDate,
   jsonText,
 } from "../validate.ts";
-import {
-  columns,
-  extendedColumns,
-  findExisting,
-  insertJobs,
-  insertJobsAtomic,
-  insertJobsAtomicTraced,
-  insertJobsExtended,
-  insertJobsTraced,
-  type PreparedItem,
-  tracedColumns,
-} from "./enqueue-sql.ts";
 import { handOverJobKey, lockJobKey, takeJobKeyRequest } from "./job-key.ts";
 
 /** A request to enqueue one job. Omitted settings come from the job type's definition. */
@@ -125,7 +124,7 @@ function prepareItem(input: JobEnqueue, ord: number, texts?: string[]): Prepared
   };
   return {
     ord,
-    id: uuidv7(),
+    id: newId(),
     job_type: jobType,
     organization_id: organizationId ?? null,
     payload,
@@ -277,7 +276,7 @@ export async function insertScheduledJobs(
   if (inserts.length === 0) return { ids: [], missingJobTypes: new Set() };
   const items: PreparedItem[] = inserts.map((insert, ord) => ({
     ord,
-    id: uuidv7(),
+    id: newId(),
     job_type: insert.jobType,
     organization_id: insert.organizationId,
     payload: insert.payload,
@@ -312,34 +311,37 @@ function definitionMissing(item: PreparedItem): RunledgerError {
 }
 
 /**
- * Enqueue one job in one statement (no transaction of its own). Pass a transaction to enqueue
- * atomically with your own writes. Returns the job id, or the existing job's id for an identical
- * idempotent retry.
+ * Enqueue one job: one insert statement with no transaction of its own, plus a lookup when an
+ * idempotency key finds an earlier job; a job key takes one statement when an unstarted holder
+ * takes the request, else four more in a transaction (see job-key.ts). Pass a transaction to enqueue atomically with your own writes.
+ * Returns the job id, or the existing job's id for an identical idempotent retry.
  */
 export async function enqueueJob(executor: Executor, input: JobEnqueue): Promise<EnqueuedJob> {
   const item = prepareItem(input, 0);
   const send = beginSend({ destination: item.job_type, count: 1 });
   if (send !== undefined) item.trace_context = send.traceContext;
+  const job = await reporting(send, () =>
+    item.job_key !== null ? enqueueKeyed(executor, item) : enqueuePrepared(executor, [item]).then((jobs) => jobs[0]!),
+  );
+  send?.end(job.id);
+  return job;
+}
+
+/** Run `work` with its errors translated, recording a failure in the enqueue's telemetry. */
+async function reporting<T>(send: SendOperation | undefined, work: () => Promise<T>): Promise<T> {
   try {
-    const job =
-      item.job_key !== null ? await enqueueKeyed(executor, item) : (await enqueuePrepared(executor, [item]))[0]!;
-    send?.end(job.id);
-    return job;
+    return await translating(work);
   } catch (error) {
-    throw failed(send, toQueryError(error));
+    send?.fail((error as RunledgerError).code);
+    throw error;
   }
 }
 
-/** Record a failed enqueue in its telemetry; returns the error to throw. */
-function failed(send: SendOperation | undefined, error: RunledgerError): RunledgerError {
-  send?.fail(error.code);
-  return error;
-}
-
 /**
- * Enqueue many jobs with one insert statement, all or nothing: any invalid request, unknown or
- * disabled job type, or conflicting idempotent retry fails the whole batch and writes nothing.
- * Results are in input order.
+ * Enqueue many jobs, all or nothing: any invalid request, unknown or disabled job type, or
+ * conflicting idempotent retry fails the whole batch and writes nothing. Jobs without job keys go
+ * in one insert statement (in a transaction when idempotency keys may need lookups); each job-key
+ * item then takes its own statements, all in one transaction. Results are in input order.
  */
 export async function enqueueJobs(executor: Executor, inputs: readonly JobEnqueue[]): Promise<EnqueuedJob[]> {
   if (!Array.isArray(inputs)) fail(INVALID, {}, "inputs is not an array");
@@ -354,17 +356,15 @@ export async function enqueueJobs(executor: Executor, inputs: readonly JobEnqueu
     count: items.length,
   });
   if (send?.traceContext != null) for (const item of items) item.trace_context = send.traceContext;
-  try {
-    let jobs: EnqueuedJob[];
-    if (items.some((item) => item.job_key !== null)) jobs = await executor.transaction((tx) => enqueueMixed(tx, items));
-    else if (items.length === 1 || items.every((item) => item.idempotency_key === null)) {
-      jobs = await enqueuePrepared(executor, items);
-    } else jobs = await executor.transaction((tx) => enqueuePrepared(tx, items));
-    send?.end(items.length === 1 ? jobs[0]!.id : undefined);
-    return jobs;
-  } catch (error) {
-    throw failed(send, toQueryError(error));
-  }
+  const jobs = await reporting(send, () => {
+    if (items.some((item) => item.job_key !== null)) return executor.transaction((tx) => enqueueMixed(tx, items));
+    if (items.length === 1 || items.every((item) => item.idempotency_key === null)) {
+      return enqueuePrepared(executor, items);
+    }
+    return executor.transaction((tx) => enqueuePrepared(tx, items));
+  });
+  send?.end(items.length === 1 ? jobs[0]!.id : undefined);
+  return jobs;
 }
 
 /** A batch with job keys: the others in one statement, then each keyed one in input order. */

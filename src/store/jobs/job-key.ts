@@ -1,8 +1,5 @@
-import { sql } from "drizzle-orm";
 import type { Executor } from "../db.ts";
-import { JOBS_CHANNEL } from "../notify.ts";
-import { statement } from "../query.ts";
-import { jobDefinitions, jobQueue } from "../schema/index.ts";
+import { findUnstartedKeyHolder, handOverKey, lockKey, replaceKeyHolder } from "../sql/jobs/job-key.ts";
 
 /*
  * Job keys. The holder of a key is found through `uq_job_queue_job_key`, whose key holds the
@@ -15,57 +12,6 @@ import { jobDefinitions, jobQueue } from "../schema/index.ts";
  *    holder that has started or finished gives the key up, and the new job is inserted with it.
  * Without the lock, 20 enqueuers racing two claimers on one key lost ten rounds in a row.
  */
-const KEY_MATCH = sql`j.job_type = ${sql.placeholder("jobType")}
-    and coalesce(j.organization_id, '00000000-0000-0000-0000-000000000000'::uuid)
-      = coalesce(${sql.placeholder("organizationId")}::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
-    and j.job_key = ${sql.placeholder("key")}`;
-
-const UNSTARTED = sql`j.status = 'PENDING' and j.attempt = 0`;
-
-const replaceKeyHolder = statement<{ id: string }>(
-  "runledger_enqueue_replace_key_holder",
-  sql`
-  with replaced as (
-    update ${jobQueue} j set
-      payload = ${sql.placeholder("payload")}::jsonb,
-      priority = coalesce(${sql.placeholder("priority")}::int, j.priority),
-      max_attempts = coalesce(${sql.placeholder("maxAttempts")}::int, j.max_attempts),
-      timeout_seconds = coalesce(${sql.placeholder("timeoutSeconds")}::int, j.timeout_seconds),
-      -- The key its flow limits apply to follows the request; a request without one keeps the
-      -- job's, so a replace never lifts a limit off a job.
-      concurrency_key = coalesce(${sql.placeholder("concurrencyKey")}::text, j.concurrency_key),
-      -- least() ignores a null maximum wait.
-      next_run_at = case when ${sql.placeholder("delayMs")}::bigint is null
-        then coalesce(${sql.placeholder("nextRunAt")}::timestamptz, now())
-        else least(now() + make_interval(secs => ${sql.placeholder("delayMs")}::bigint / 1000.0),
-          j.created_at + make_interval(secs => ${sql.placeholder("maxWaitMs")}::bigint / 1000.0)) end,
-      updated_at = now()
-    where ${KEY_MATCH} and ${UNSTARTED}
-      -- A disabled type takes no new requests, as a fresh enqueue would not.
-      and exists (select 1 from ${jobDefinitions} d where d.job_type = j.job_type and d.is_enabled)
-    returning j.id, j.next_run_at
-  )
-  select id, (select count(pg_notify(${JOBS_CHANNEL}, '')) from replaced where next_run_at <= now()) as notified
-  from replaced
-`,
-);
-
-const findUnstartedKeyHolder = statement<{ id: string }>(
-  "runledger_enqueue_find_key_holder",
-  sql`select j.id from ${jobQueue} j where ${KEY_MATCH} and ${UNSTARTED}
-    and exists (select 1 from ${jobDefinitions} d where d.job_type = j.job_type and d.is_enabled)`,
-);
-
-const lockKey = statement(
-  "runledger_enqueue_lock_job_key",
-  sql`select pg_advisory_xact_lock(hashtextextended('runledger.job_key:' || ${sql.placeholder("jobType")}::text || ':'
-    || coalesce(${sql.placeholder("organizationId")}::text, '') || ':' || ${sql.placeholder("key")}::text, 0))`,
-);
-
-const handOverKey = statement(
-  "runledger_enqueue_hand_over_key",
-  sql`update ${jobQueue} j set job_key = null, updated_at = now() where ${KEY_MATCH} and not (${UNSTARTED})`,
-);
 
 /** Which key: a job type, an organization or none, and the key. */
 export type JobKeyMatch = {

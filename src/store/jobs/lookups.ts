@@ -1,11 +1,14 @@
-import { sql } from "drizzle-orm";
 import type { OrganizationScope } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import type { RawRow } from "../rows.ts";
-import { jobQueue } from "../schema/index.ts";
-import { idempotencyScopeCondition, scopeCondition } from "../scope.ts";
+import {
+  idempotencyScope,
+  type JobPayloadRow,
+  jobByIdempotencyKey,
+  jobScope,
+  latestJobForRun,
+} from "../sql/jobs/reads.ts";
 import { isUuid, matchable } from "../validate.ts";
 
 /** A job's id and payload. */
@@ -23,18 +26,12 @@ export async function getJobPayloadByIdempotencyKey(
   executor: Executor,
   input: { scope: OrganizationScope; jobType: string; idempotencyKey: string },
 ): Promise<JobPayloadRecord | null> {
-  const keyed = idempotencyScopeCondition(sql`organization_id`, input?.scope);
+  const keyed = idempotencyScope(input?.scope);
   if (!matchable(input.jobType) || !matchable(input.idempotencyKey)) return null;
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`select id, payload from ${jobQueue}
-        where job_type = ${input.jobType} and idempotency_key = ${input.idempotencyKey} and ${keyed}`,
-    );
-    return row === undefined ? null : { id: row.id, payload: row.payload };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  const [row] = await translating(() =>
+    queryRows<JobPayloadRow>(executor, jobByIdempotencyKey(input.jobType, input.idempotencyKey, keyed)),
+  );
+  return row === undefined ? null : payloadFromRow(row);
 }
 
 /**
@@ -46,18 +43,14 @@ export async function getLatestJobPayloadForRun(
   executor: Executor,
   input: { scope: OrganizationScope; jobType: string; runId: string },
 ): Promise<JobPayloadRecord | null> {
-  const visible = scopeCondition(sql`organization_id`, input?.scope);
+  const visible = jobScope(input?.scope);
   if (!matchable(input.jobType) || !isUuid(input.runId)) return null;
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`select id, payload from ${jobQueue}
-        where job_type = ${input.jobType} and lower(payload ->> 'run_id') = ${input.runId.toLowerCase()} and ${visible}
-        order by created_at desc, id desc
-        limit 1`,
-    );
-    return row === undefined ? null : { id: row.id, payload: row.payload };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  const [row] = await translating(() =>
+    queryRows<JobPayloadRow>(executor, latestJobForRun(input.jobType, input.runId, visible)),
+  );
+  return row === undefined ? null : payloadFromRow(row);
+}
+
+function payloadFromRow(row: JobPayloadRow): JobPayloadRecord {
+  return { id: row.id, payload: row.payload };
 }

@@ -1,17 +1,16 @@
-import { sql } from "drizzle-orm";
 import type { OrganizationScope } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { jobQueue } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
+import { jobScope, type QueueDepthRow, queueDepth } from "../sql/jobs/reads.ts";
+import { fail, isValidDate } from "../validate.ts";
 
 /** Due pending jobs of one job type. */
 export interface QueueDepth {
   jobType: string;
   /** Pending jobs whose run-at has come. */
   depth: number;
-  /** Seconds since the run-at of the oldest of them (database clock). */
+  /** Seconds since the run-at of the oldest of them (database clock, or the `now` given). */
   oldestAgeSeconds: number;
 }
 
@@ -23,21 +22,16 @@ const MAX_TYPES = 1000;
  * (at most 1,000 types, deepest first). It counts through the claim index's pending rows, so its
  * cost grows with the backlog: for gauges sampled every few seconds, not for every request.
  */
-export async function readQueueDepth(executor: Executor, input: { scope: OrganizationScope }): Promise<QueueDepth[]> {
-  const visible = scopeCondition(sql`organization_id`, input?.scope);
-  try {
-    const rows = await queryRows<{ job_type: string; depth: number; oldest: number }>(
-      executor,
-      sql`select job_type, count(*)::int as depth,
-          greatest(extract(epoch from now() - min(next_run_at)), 0)::float8 as oldest
-        from ${jobQueue}
-        where finished_at is null and status = 'PENDING' and next_run_at <= now() and ${visible}
-        group by job_type
-        order by depth desc, job_type
-        limit ${MAX_TYPES}`,
-    );
-    return rows.map((row) => ({ jobType: row.job_type, depth: row.depth, oldestAgeSeconds: row.oldest }));
-  } catch (error) {
-    throw toQueryError(error);
-  }
+export async function readQueueDepth(
+  executor: Executor,
+  input: {
+    scope: OrganizationScope;
+    /** Count the jobs due at this time instead of the database's now (tests, replays). */
+    now?: Date;
+  },
+): Promise<QueueDepth[]> {
+  const visible = jobScope(input?.scope);
+  if (input.now !== undefined && !isValidDate(input.now)) fail("job.invalid_pagination", { field: "now" });
+  const rows = await translating(() => queryRows<QueueDepthRow>(executor, queueDepth(visible, input.now, MAX_TYPES)));
+  return rows.map((row) => ({ jobType: row.job_type, depth: row.depth, oldestAgeSeconds: row.oldest }));
 }

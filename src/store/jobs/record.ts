@@ -1,7 +1,9 @@
-import type { JobStatus } from "../../core/index.ts";
-import type { RawRow } from "../rows.ts";
+import type { DbRow } from "../rows.ts";
 import { toDate, toDateOrNull, toNumberOrNull } from "../rows.ts";
 import type { jobQueue } from "../schema/index.ts";
+
+/** A `job_queue` row as the schema types it (camelCase), for the record's field types. */
+type JobColumns = typeof jobQueue.$inferSelect;
 
 /** A job as the queue stores it (everything but the idempotency snapshot). */
 export interface JobRecord {
@@ -9,7 +11,7 @@ export interface JobRecord {
   jobType: string;
   organizationId: string | null;
   payload: unknown;
-  status: JobStatus;
+  status: JobColumns["status"];
   priority: number;
   runNumber: number;
   attempt: number;
@@ -41,53 +43,47 @@ export interface JobRecord {
   updatedAt: Date;
 }
 
-/** A `JobRecord` from a row the query builder selected from `job_queue`. */
-export function jobFromSelected(row: typeof jobQueue.$inferSelect): JobRecord {
-  return {
-    id: row.id,
-    jobType: row.jobType,
-    organizationId: row.organizationId,
-    payload: row.payload,
-    status: row.status,
-    priority: row.priority,
-    runNumber: row.runNumber,
-    attempt: row.attempt,
-    maxAttempts: row.maxAttempts,
-    timeoutSeconds: row.timeoutSeconds,
-    nextRunAt: row.nextRunAt,
-    leaseExpiresAt: row.leaseExpiresAt,
-    lastHeartbeatAt: row.lastHeartbeatAt,
-    workerId: row.status === "LEASED" ? row.workerId : null,
-    startedAt: row.startedAt,
-    finishedAt: row.finishedAt,
-    stage: row.stage,
-    progressDone: row.progressDone,
-    progressTotal: row.progressTotal,
-    progressPct: row.progressPct,
-    checkpoint: row.checkpoint ?? null,
-    idempotencyKey: row.idempotencyKey,
-    statusReason: row.statusReason,
-    lastErrorCode: row.lastErrorCode,
-    lastErrorMessage: row.lastErrorMessage,
-    workflowStepId: row.workflowStepId,
-    scheduleId: row.scheduleId,
-    scheduledFor: row.scheduledFor,
-    jobKey: row.jobKey,
-    createdAt: row.createdAt,
-    updatedAt: row.updatedAt,
-  };
-}
+/** The columns of a raw `job_queue` row that a `JobRecord` is made of (`select *` rows have them all). */
+export type JobRow = Pick<
+  DbRow<typeof jobQueue>,
+  | "id"
+  | "job_type"
+  | "organization_id"
+  | "payload"
+  | "status"
+  | "priority"
+  | "run_number"
+  | "attempt"
+  | "max_attempts"
+  | "timeout_seconds"
+  | "next_run_at"
+  | "lease_expires_at"
+  | "last_heartbeat_at"
+  | "worker_id"
+  | "started_at"
+  | "finished_at"
+  | "stage"
+  | "progress_done"
+  | "progress_total"
+  | "progress_pct"
+  | "checkpoint"
+  | "idempotency_key"
+  | "status_reason"
+  | "last_error_code"
+  | "last_error_message"
+  | "workflow_step_id"
+  | "schedule_id"
+  | "scheduled_for"
+  | "job_key"
+  | "created_at"
+  | "updated_at"
+>;
 
-/** The fence every worker write carries: which run, attempt and worker holds the lease. */
-export interface LeaseIdentity {
-  jobId: string;
-  runNumber: number;
-  attempt: number;
-  workerId: string;
-}
-
-/** Map a raw `job_queue` row (snake_case, driver types) to a `JobRecord`. */
-export function jobFromRow(row: RawRow): JobRecord {
+/**
+ * The one mapper of a `JobRecord`, from a raw `job_queue` row (snake_case, driver types: int8 and
+ * numeric may arrive as text, timestamps as text or `Date`).
+ */
+export function jobFromRow(row: JobRow): JobRecord {
   return {
     id: row.id,
     jobType: row.job_type,

@@ -7,7 +7,7 @@ import { queryRows } from "../query.ts";
 import type { RawRow } from "../rows.ts";
 import { workflowRuns, workflowSteps } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
-import { cancelLockedJobs } from "../sql/jobs.ts";
+import { cancelLockedJobs } from "../sql/jobs/cancel.ts";
 import { checkTextSize, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
 import { internalState, lockRunForRewrite, propagateTerminal } from "./release.ts";

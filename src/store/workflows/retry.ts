@@ -13,7 +13,7 @@ import {
   workflowSteps,
 } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
-import { requeueLockedJobs } from "../sql/jobs.ts";
+import { requeueLockedJobs } from "../sql/jobs/cancel.ts";
 import { checkIdentifierLength, checkTextSize, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
 import {

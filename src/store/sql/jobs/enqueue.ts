@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
-import type { JobStage } from "../../core/index.ts";
-import { JOBS_CHANNEL } from "../notify.ts";
-import { columnParams, statement } from "../query.ts";
-import { jobDefinitions, jobQueue } from "../schema/index.ts";
+import type { JobStage } from "../../../core/index.ts";
+import { JOBS_CHANNEL } from "../../notify.ts";
+import { columnParams, statement } from "../../query.ts";
+import { jobDefinitions, jobQueue } from "../../schema/index.ts";
 
-// The enqueue's statements and how a validated batch is sent to them (enqueue.ts validates and
-// decides which to run).
+// The enqueue's statements and how a validated batch is sent to them (jobs/enqueue.ts validates
+// and decides which to run).
 
 /** A validated request; JSON values are kept as the text that was validated and is sent. */
 export interface PreparedItem {
@@ -64,9 +64,11 @@ const EXTENDED_COLUMNS = {
 /** The batch as one array per column (see `columnParams`). */
 export const columns = (items: readonly PreparedItem[]) => columnParams(items, COLUMNS, ["payloads", "requests"]);
 
+/** `columns` with each item's trace context, for the `traced` statements. */
 export const tracedColumns = (items: readonly PreparedItem[]) =>
   columnParams(items, TRACED_COLUMNS, ["payloads", "requests"]);
 
+/** `tracedColumns` with job keys, debounce delays and schedule provenance, for `insertJobsExtended`. */
 export const extendedColumns = (items: readonly PreparedItem[]) =>
   columnParams(items, EXTENDED_COLUMNS, ["payloads", "requests"]);
 
@@ -173,6 +175,10 @@ export const insertJobsExtended = insertJobsStatement("runledger_enqueue_jobs_ex
 export const insertJobsTraced = insertJobsStatement("runledger_enqueue_jobs_traced", false, false, true);
 export const insertJobsAtomicTraced = insertJobsStatement("runledger_enqueue_jobs_atomic_traced", true, false, true);
 
+/**
+ * The job holding an idempotency key, share-locked, and whether its stored request equals this
+ * one: an insert that skipped a keyed item resolves it here (same request: the existing job).
+ */
 export const findExisting = statement<{ id: string; same: boolean; legacy: boolean }>(
   "runledger_enqueue_find_existing",
   sql`

@@ -1,7 +1,4 @@
 import { sql } from "drizzle-orm";
-import { RunledgerError } from "../../core/index.ts";
-import { fail, isInt32, isUuid, matchable } from "../validate.ts";
-import type { LeaseIdentity } from "./record.ts";
 
 /**
  * The lease fence every worker write carries, over a job row aliased `j`: the row is one of the
@@ -18,13 +15,22 @@ export const fenced = sql`j.id = any(array(select jsonb_object_keys(${sql.placeh
     and j.worker_id = coalesce(${sql.placeholder("worker")}::text, j.worker_id)`;
 
 /**
- * A lease still held: LEASED and not run out by the database clock. There is no grace period
- * after expiry, even if nobody else has taken the job.
+ * A lease still held: LEASED and not run out by the database's wall clock (`clock_timestamp()`,
+ * not a caller's `now`: a fence guards real time). There is no grace period after expiry, even
+ * if nobody else has taken the job.
  */
 export const liveLease = sql.raw(`j.status = 'LEASED' and j.lease_expires_at > clock_timestamp()`);
 
+/** What the fence matches of a lease (a `LeaseIdentity`, which jobs/ checks before it gets here). */
+interface FencedLease {
+  jobId: string;
+  runNumber: number;
+  attempt: number;
+  workerId: string;
+}
+
 /** The `fence` and `worker` parameters of `fenced` for these leases. */
-export function fenceValues(leases: readonly LeaseIdentity[]): { fence: string; worker: string | null } {
+export function fenceValues(leases: readonly FencedLease[]): { fence: string; worker: string | null } {
   const worker = leases[0]?.workerId;
   const shared = leases.every((lease) => lease.workerId === worker);
   const entries = new Array<string>(leases.length);
@@ -35,25 +41,4 @@ export function fenceValues(leases: readonly LeaseIdentity[]): { fence: string; 
     entries[i] = shared ? `${key}"` : `${key}:${JSON.stringify(lease.workerId).slice(1)}`;
   }
   return { fence: `{${entries.join(",")}}`, worker: shared ? (worker ?? null) : null };
-}
-
-/** The lease itself, or `job.lease_owner_mismatch` when it is not a well-formed one. */
-export function checkLease(lease: LeaseIdentity): LeaseIdentity {
-  if (
-    lease == null ||
-    typeof lease !== "object" ||
-    !isUuid(lease.jobId) ||
-    !isInt32(lease.runNumber) ||
-    !isInt32(lease.attempt) ||
-    !matchable(lease.workerId)
-  ) {
-    fail("job.lease_owner_mismatch", {}, "malformed lease identity");
-  }
-  return lease;
-}
-
-export function leaseLost(lease: LeaseIdentity): RunledgerError {
-  return new RunledgerError("job.lease_owner_mismatch", {
-    details: { jobId: lease.jobId, runNumber: lease.runNumber, attempt: lease.attempt },
-  });
 }

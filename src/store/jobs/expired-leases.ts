@@ -1,15 +1,15 @@
-import { sql } from "drizzle-orm";
 import { RunledgerError, WORKER_FAILURE_CODES } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
-import { queryRows } from "../query.ts";
-import { jobQueue } from "../schema/index.ts";
-import { fail, isDelayMs, isInt32 } from "../validate.ts";
+import { translating } from "../errors.ts";
+import { deferExpiredLease, lockExpiredLeases } from "../sql/jobs/expired-leases.ts";
+import { fail, isDelayMs, isInt32, isValidDate } from "../validate.ts";
 import { recordFailure } from "./complete.ts";
 import { releaseUnstartedJobClaim } from "./lease.ts";
-import type { LeaseIdentity } from "./record.ts";
+import type { LeaseIdentity } from "./lease-identity.ts";
 
+/** The error message a LEASE_EXPIRED failure records. */
 export const LEASE_EXPIRED_MESSAGE = "Job lease expired before completion.";
+/** The reason recorded on a prestart claim returned because its lease ran out before it started. */
 export const RELEASED_BEFORE_RUNNING = "LEASE_EXPIRED_BEFORE_RUNNING_PERSISTED";
 
 /** A job the reaper dead-lettered, for the runtime's dead-letter hooks. */
@@ -26,7 +26,7 @@ export interface ReapedDeadLetter {
 export interface ReapResult {
   /** Expired leases handled in this pass. */
   processed: number;
-  /** Prestart claims handed back without consuming an attempt. */
+  /** Prestart claims returned without consuming an attempt. */
   released: number;
   /** Jobs put back to PENDING after the retry delay. */
   retried: number;
@@ -35,47 +35,30 @@ export interface ReapResult {
   deferred: number;
 }
 
-interface ExpiredRow {
-  id: string;
-  job_type: string;
-  organization_id: string | null;
-  run_number: number;
-  attempt: number;
-  max_attempts: number;
-  worker_id: string;
-  payload: unknown;
-  unstarted_prestart: boolean;
-}
-
 /**
- * Recover jobs whose lease ran out (spec §5.8), oldest expiry first, in one transaction: an
- * unstarted prestart claim is handed back without consuming an attempt; otherwise the attempt
- * fails as LEASE_EXPIRED and the job retries after `retryDelayMs` or, with no attempts left, is
- * dead-lettered. Each row runs in a savepoint: a row that fails is skipped and its deadline
- * pushed forward, so one poison row cannot block the batch. Concurrent reapers skip each
- * other's rows.
+ * Recover jobs whose lease ran out by `now` (the database's clock unless given; spec §5.8), oldest
+ * expiry first, in one transaction: an unstarted prestart claim is returned without consuming an
+ * attempt; otherwise the attempt fails as LEASE_EXPIRED and the job retries after `retryDelayMs`
+ * or, with no attempts left, is dead-lettered. Each row runs in a savepoint: a row that fails is
+ * skipped and its deadline pushed `retryDelayMs` past `now`, so one poison row cannot block the
+ * batch. Concurrent reapers skip each other's rows.
  */
 export async function reapExpiredLeases(
   executor: Executor,
-  options: { limit: number; retryDelayMs: number },
+  options: {
+    limit: number;
+    retryDelayMs: number;
+    /** Recover the leases expired at this time instead of the database's now (tests, replays). */
+    now?: Date;
+  },
 ): Promise<ReapResult> {
   if (!isInt32(options.limit) || options.limit <= 0) fail("job.invalid_pagination", { field: "limit" });
   if (!isDelayMs(options.retryDelayMs) || options.retryDelayMs <= 0) fail("job.invalid_retry_delay");
+  if (options.now !== undefined && !isValidDate(options.now)) fail("job.invalid_pagination", { field: "now" });
   const result: ReapResult = { processed: 0, released: 0, retried: 0, deadLettered: [], deferred: 0 };
-  try {
-    await executor.transaction(async (tx) => {
-      const expired = await queryRows<ExpiredRow>(
-        tx,
-        sql`
-        select j.id, j.job_type, j.organization_id, j.run_number, j.attempt, j.max_attempts, j.worker_id, j.payload,
-          coalesce(j.claim_origin = 'WORKER_PRESTART' and j.execution_started_at is null, false) as unstarted_prestart
-        from ${jobQueue} j
-        -- No lease index (the claim's update would not be HOT): unfinished jobs through the claim index.
-        where j.finished_at is null and j.status = 'LEASED' and j.lease_expires_at < now()
-        order by j.lease_expires_at, j.id
-        limit ${options.limit}
-        for update of j skip locked`,
-      );
+  await translating(() =>
+    executor.transaction(async (tx) => {
+      const expired = await lockExpiredLeases.run(tx, { limit: options.limit, now: options.now });
       for (const row of expired) {
         const lease: LeaseIdentity = {
           jobId: row.id,
@@ -85,7 +68,7 @@ export async function reapExpiredLeases(
         };
         try {
           await tx.transaction(async (savepoint) => {
-            if (row.unstarted_prestart && (await releasedUnstarted(savepoint, lease))) {
+            if (row.unstarted_prestart && (await returnedUnstarted(savepoint, lease))) {
               result.released++;
               return;
             }
@@ -115,19 +98,16 @@ export async function reapExpiredLeases(
           result.processed++;
         } catch {
           result.deferred++;
-          await tx.execute(
-            sql`update ${jobQueue} set lease_expires_at = now() + make_interval(secs => ${options.retryDelayMs}::double precision / 1000), updated_at = now() where id = ${row.id}`,
-          );
+          await deferExpiredLease.run(tx, { id: row.id, delayMs: options.retryDelayMs, now: options.now });
         }
       }
-    });
-    return result;
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
+  return result;
 }
 
-async function releasedUnstarted(tx: Executor, lease: LeaseIdentity): Promise<boolean> {
+/** Return an unstarted prestart claim; false when the attempt had started after all. */
+async function returnedUnstarted(tx: Executor, lease: LeaseIdentity): Promise<boolean> {
   try {
     await releaseUnstartedJobClaim(tx, { lease, reason: RELEASED_BEFORE_RUNNING, retryDelayMs: 0 });
     return true;

@@ -1,0 +1,207 @@
+import { type SQL, sql } from "drizzle-orm";
+import { flowConfigured, flowLeaseCandidates } from "../../flow/sql.ts";
+import { clockNow, statement } from "../../query.ts";
+import { jobQueue, jobSchedules, workflowSteps } from "../../schema/index.ts";
+import type { JobQueueRow } from "./ledger.ts";
+
+/*
+ * The claim is the hot path, so it is one prepared statement and one round trip: pick due
+ * PENDING rows in priority order with FOR UPDATE SKIP LOCKED and lease them. The lease is the
+ * whole ledger entry: the row holds its attempt (leased_at, worker, origin, the LEASED event's id
+ * drawn from the event sequence), so a claim writes no attempt or event rows, and no index names
+ * a column it changes, so the update is HOT (no index entries). Workflow steps move to RUNNING in
+ * the same statement.
+ *
+ * Per job (`npm run bench -- --anatomy`: WAL of this database's relations via pg_walinspect, CPU
+ * from `process.cpuUsage` and the backends' /proc times; concurrency 10, claim batch 500):
+ *
+ * |                      | 0.1 layout                       | now                      | graphile-worker | raw SQL |
+ * |----------------------|----------------------------------|--------------------------|-----------------|---------|
+ * | heap writes          | 2 job UPDATEs (0 HOT), attempt   | claim HOT UPDATE (95 %), | UPDATE, DELETE  | same    |
+ * |                      | INSERT + HOT UPDATE, 2 event     | finish UPDATE            |                 |         |
+ * |                      | INSERTs                          |                          |                 |         |
+ * | index entries        | 14                               | 2.2                      | 2.0             | 1.0     |
+ * | WAL records / bytes  | 23.3 / 2,459                     | 5.9 / 836                | 6.0 / 489       | 5.0 / 362 |
+ * | PostgreSQL CPU       | 95.5 µs                          | 35.0 µs                  | 28.6 µs         | 22.8 µs |
+ * | worker CPU           | 50.1 µs                          | 16.5 µs                  | 32.9 µs         | 9.3 µs  |
+ *
+ * (CPU: medians of 3 paired rounds of 50,000 jobs on 2026-12-03, README "Performance"; on a loaded
+ * machine every column grows by half. Throughput there: 1.08× graphile-worker at concurrency 10,
+ * 0.98× at 50.) The retention index added since (idx_job_queue_finished) costs one more index
+ * entry when a standalone job finishes (~6 µs of PostgreSQL CPU, measured under load): with it,
+ * 6.9 WAL records / 899 bytes and 3.25 index entries per job, 0.94 HOT claims (`npm run bench --
+ * --rounds 1 --jobs 20000 --scenarios process-c10 --systems runledger,graphile --no-analyze
+ * --anatomy`; that run, without statistics and beside a test suite, verified exactly once at
+ * 77 µs of PostgreSQL CPU per job: the claim scans and sorts until ANALYZE). Enqueue
+ * writes one job row and 3 index entries (its ENQUEUED event is derived from the row; see
+ * enqueue.ts). Re-measured 2026-12-04 on a fresh machine (3 paired rounds, `npm run bench --
+ * --rounds 3 --scenarios process-c10,process-c50 --systems runledger,baseline,graphile --anatomy`):
+ * per job 6.9 WAL records / 896 bytes, 3.23 index entries, 0.95 HOT claims, PostgreSQL / worker
+ * CPU 37.4 / 14.5 µs against graphile-worker's 6.1 / 491, 2.06, 22.4 / 24.5 µs; throughput 0.89× /
+ * 0.90× graphile-worker at concurrency 10 / 50, the statements' anatomy unchanged from the build
+ * before that day's merges; `--no-analyze` (20,000 jobs) verified exactly once at 66 µs. Prepared once: a claim(1) built per call with the query builder
+ * cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
+ *
+ * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:
+ * slower, never wrong); the update and the step lookups are driven by id arrays, so they stay on
+ * primary keys whatever the estimates.
+ *
+ * `markRunning` folds the worker's "running" marker into the claim (stage `running`, execution
+ * start persisted), saving a round trip per batch: the worker starts every job it claims at once,
+ * since it never claims more than its free capacity. Without it the attempt stays unstarted until
+ * a progress write with stage `running` persists the marker. `prestart` records the attempt as a
+ * WORKER_PRESTART claim: if its lease runs out while it is still unstarted, the reaper returns
+ * the claim without counting the attempt (spec §5.7); any other expired attempt fails as
+ * LEASE_EXPIRED. The runtime worker claims with `markRunning` and without `prestart`.
+ *
+ * The due check (`next_run_at <= …`) reads the statement clock (`clockNow`): a caller may claim
+ * as of a given `now`; workers send none and get `now()`. Everything the lease writes (its
+ * deadline, heartbeat, start) is the server's `now()`.
+ */
+function claimStatement<Row>(name: string, result: SQL, flow?: SQL) {
+  return statement<Row>(
+    name,
+    sql`
+  with ${flow ?? directCandidates},
+  leased as (
+    update ${jobQueue} j set
+      status = 'LEASED',
+      attempt = j.attempt + 1,
+      worker_id = ${sql.placeholder("workerId")},
+      lease_expires_at = now() + make_interval(secs => ${sql.placeholder("leaseSeconds")}::int),
+      last_heartbeat_at = now(),
+      started_at = coalesce(j.started_at, now()),
+      stage = case when ${sql.placeholder("markRunning")}::boolean then 'running' else j.stage end,
+      leased_at = now(),
+      lease_seconds = ${sql.placeholder("leaseSeconds")}::int,
+      lease_stage = case when ${sql.placeholder("markRunning")}::boolean then 'running' else j.stage end,
+      claim_origin = case when ${sql.placeholder("prestart")}::boolean then 'WORKER_PRESTART' else 'DIRECT' end::runledger.claim_origin,
+      execution_started_at = case when ${sql.placeholder("markRunning")}::boolean then now() end,
+      lease_event_id = nextval('runledger.job_events_id_seq'),
+      finish_event_id = null,
+      updated_at = now()
+    -- An array keeps the update on primary-key lookups; a join lets the planner pick a hash join
+    -- over the whole table, whose cost grows with every finished job the ledger keeps.
+    where j.id = any(array(select id from candidates))
+    -- A job record's columns: not the idempotency snapshot, which the driver would parse for nothing.
+    returning j.id, j.job_type, j.organization_id, j.payload, j.status, j.priority, j.run_number, j.attempt,
+      j.max_attempts, j.timeout_seconds, j.next_run_at, j.lease_expires_at, j.last_heartbeat_at, j.worker_id,
+      j.started_at, j.finished_at, j.stage, j.progress_done, j.progress_total, j.progress_pct, j.checkpoint,
+      j.idempotency_key, j.status_reason, j.last_error_code, j.last_error_message, j.workflow_step_id,
+      j.schedule_id, j.scheduled_for, j.job_key, j.created_at, j.updated_at, j.trace_context
+  ),
+  steps as (
+    update ${workflowSteps} s set status = 'RUNNING', started_at = coalesce(s.started_at, now())
+    -- Only claimed workflow steps, by primary key: never a scan of the (ever-growing) steps table.
+    where s.id = any(array(select workflow_step_id from leased where workflow_step_id is not null))
+      and s.status in ('ENQUEUED', 'RUNNING')
+  )
+  ${result}
+`,
+  );
+}
+
+/*
+ * The direct claim's candidates. Under flow control (src/store/flow/) it leases nothing: the
+ * guard is one probe of two (normally empty) places evaluated once per statement, and the caller
+ * then takes the flow-controlled claim. Without flow control the statement is the one measured
+ * above, but for its due check, which reads the statement clock: `coalesce($1, now())` is still
+ * the claim index's index condition (the generic plan estimates a third of the rows due instead
+ * of all; same plan, checked with and without statistics).
+ */
+const directCandidates = sql`candidates as (
+    select id from ${jobQueue}
+    where finished_at is null and status = 'PENDING'
+      and next_run_at <= ${clockNow}
+      and (${sql.placeholder("jobTypes")}::text[] is null or job_type = any(${sql.placeholder("jobTypes")}::text[]))
+      and not ${flowConfigured}
+    order by priority desc nulls last, next_run_at, created_at, id
+    limit ${sql.placeholder("limit")}
+    for update skip locked
+  )`;
+
+/** The run of a leased row's step: a primary-key lookup per step job, nothing for plain jobs. */
+const stepRun = sql`(select s.workflow_run_id from ${workflowSteps} s where s.id = l.workflow_step_id)`;
+
+/** The step key of a leased row's step, for telemetry: a second primary-key lookup, step jobs only. */
+const stepKey = sql`(select s.step_key from ${workflowSteps} s where s.id = l.workflow_step_id)`;
+
+/** `claimJobs`' result: full records, with their step's run; jobs/claim.ts restores the claim order. */
+const claimResult = sql`select l.*, ${stepRun} as workflow_run_id from leased l`;
+
+/** The direct claim of full records (`claimJobs`: API callers, tests), one statement. */
+export const claim = claimStatement<ClaimRow>("runledger_claim_jobs", claimResult);
+
+/** The same lease for the jobs a flow-controlled claim admitted (src/store/flow/claim.ts). */
+export const flowClaim = claimStatement<ClaimRow>("runledger_flow_claim_jobs", claimResult, flowLeaseCandidates);
+
+/*
+ * The worker's claim returns only what running a job needs, already in claim order: parsing and
+ * then collecting the 28 columns of a full record per job was a fifth of a worker's CPU time on
+ * no-op jobs (most of it garbage collection).
+ */
+const runnableResult = sql`select l.id, l.job_type, l.organization_id, l.payload, l.run_number, l.attempt, l.max_attempts,
+    l.timeout_seconds, l.checkpoint, l.workflow_step_id,
+    case when l.workflow_step_id is not null then ${stepRun} end as workflow_run_id,
+    case when l.workflow_step_id is not null then ${stepKey} end as step_key, l.schedule_id, l.scheduled_for,
+    case when l.schedule_id is not null
+      then (select sc.name from ${jobSchedules} sc where sc.id = l.schedule_id) end as schedule_name,
+    l.trace_context
+  from leased l
+  order by l.priority desc nulls last, l.next_run_at, l.created_at, l.id`;
+
+/** The worker's direct claim (`claimRunnableJobs`): the statement measured above. */
+export const claimRunnable = claimStatement<RunnableRow>("runledger_claim_runnable_jobs", runnableResult);
+
+/** The worker's lease of the jobs a flow-controlled claim admitted. */
+export const flowClaimRunnable = claimStatement<RunnableRow>(
+  "runledger_flow_claim_runnable_jobs",
+  runnableResult,
+  flowLeaseCandidates,
+);
+
+/**
+ * Whether flow control is configured: asked only after a direct claim found nothing (the direct
+ * claim leases nothing under flow control), so an idle poll costs one small statement more.
+ */
+export const flowCheck = statement<{ active: boolean }>(
+  "runledger_flow_configured",
+  sql`select ${flowConfigured} as active`,
+);
+
+/**
+ * A row of the full claim: the job record's columns as `returning` lists them (not the idempotency
+ * snapshot, the held attempt's columns or the enqueue's), and the workflow run of its step.
+ */
+export type ClaimRow = Omit<
+  JobQueueRow,
+  | "enqueue_request"
+  | "leased_at"
+  | "lease_seconds"
+  | "lease_stage"
+  | "claim_origin"
+  | "execution_started_at"
+  | "lease_event_id"
+  | "finish_event_id"
+  | "enqueue_event_id"
+  | "enqueue_stage"
+  | "concurrency_key"
+> & { workflow_run_id: string | null };
+
+/** A row of the worker's claim (`runnableResult`). */
+export type RunnableRow = Pick<
+  JobQueueRow,
+  | "id"
+  | "job_type"
+  | "organization_id"
+  | "payload"
+  | "run_number"
+  | "attempt"
+  | "max_attempts"
+  | "timeout_seconds"
+  | "checkpoint"
+  | "workflow_step_id"
+  | "schedule_id"
+  | "scheduled_for"
+  | "trace_context"
+> & { workflow_run_id: string | null; step_key: string | null; schedule_name: string | null };

@@ -1,6 +1,7 @@
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { RunledgerError } from "../core/index.ts";
+import { registerArrayTypes } from "./array-types.ts";
 import type { RunledgerDb, RunledgerDriver } from "./handle.ts";
 import { isPGliteClient, type PGliteClient, pgliteDb } from "./pglite.ts";
 import * as schema from "./schema/index.ts";
@@ -81,7 +82,12 @@ function checkUrl(url: unknown): void {
  * A handle made from a URL owns its pool and `db.$runledger.close()` ends it; a handle made
  * from a client leaves closing the client to its owner, and keeps the client's reconnect delay
  * (postgres.js's grows to 20 s, during which statements wait instead of failing: give it
- * `backoff: 1` or less so a worker notices an outage and says so).
+ * `backoff: 1` or less so a worker notices an outage and says so), and its `fetch_types` (give
+ * it `false`: with the default, postgres.js 3.4.9 can end the process when the server goes away
+ * while a new connection starts, porsager/postgres#1192).
+ *
+ * A handle made from a URL knows the arrays of built-in types (`text[]`, `uuid[]`, …) as
+ * postgres.js does; arrays of the database's own types (enums, domains) are read as text.
  *
  * A URL that is empty or not a `postgres://` URL is refused with `db.invalid_url`.
  *
@@ -107,6 +113,15 @@ export function createDb(
       prepare,
       onnotice: () => {},
       backoff: reconnectDelaySeconds,
+      // postgres.js 3.4.9 starts every new connection with a catalog query for the array types
+      // (`fetchArrayTypes`, called from `ReadyForQuery` in src/connection.js) and drops that
+      // query's promise. When the server goes away while it is in flight (a restart, a failover,
+      // a terminated backend), the driver reconnects for the statement waiting behind it and then
+      // rejects the dropped promise with whatever that attempt meets (`connect ECONNREFUSED`, or
+      // the old backend's error replayed): an unhandled rejection, which ends a Node process
+      // (porsager/postgres#1192, #1205, #1223). Nothing outside the driver can catch it, so the
+      // query is not sent; the built-in array types are registered when the client is made.
+      fetch_types: false,
       connection: { application_name: options.applicationName ?? "runledger" },
       ...settings,
     });
@@ -160,9 +175,12 @@ export function createDb(
       schema,
     },
   );
+  // After drizzle: an array type takes its element type's parser as drizzle left it.
+  if (owned) registerArrayTypes(client);
   // drizzle sets its value handling (dates and JSON passed through as text) on the client it is
   // given; the transactions client needs the same.
   if (transactions !== undefined) {
+    registerArrayTypes(transactions);
     Object.assign(transactions.options.parsers, client.options.parsers);
     Object.assign(transactions.options.serializers, client.options.serializers);
   }

@@ -1,5 +1,6 @@
 import {
   deadLetterReason,
+  defaultRetryDelayMs,
   isLabel,
   JOB_FAILURE_KINDS,
   JobFailure,
@@ -92,7 +93,7 @@ export class ResultRecorder {
     const retryDelayMs = retryable
       ? (failure.retryAfterMs ??
         this.registry.retryDelayOverride(job.jobType, failure.code) ??
-        this.retryPolicy({ attempt: job.attempt, jobId: job.id, jobType: job.jobType, failure }))
+        this.#policyDelay(job, failure))
       : undefined;
     try {
       const result = await completeJobFailure(this.db, {
@@ -171,6 +172,21 @@ export class ResultRecorder {
     } finally {
       this.#flushing = undefined;
     }
+  }
+
+  /**
+   * The retry policy's delay, or the default backoff when the policy throws or returns something
+   * that is not a finite number of milliseconds: a policy is application code, and its mistake
+   * must neither crash the worker nor strand the job under its lease until the reaper comes.
+   */
+  #policyDelay(job: Running["job"], failure: JobFailure): number {
+    try {
+      const delay = this.retryPolicy({ attempt: job.attempt, jobId: job.id, jobType: job.jobType, failure });
+      if (typeof delay === "number" && Number.isFinite(delay) && delay >= 0) return delay;
+    } catch {
+      // Falls through to the default below.
+    }
+    return defaultRetryDelayMs(job.attempt, job.id);
   }
 
   #completionFailed(info: JobEventInfo, error: unknown): void {

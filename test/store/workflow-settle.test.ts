@@ -6,8 +6,8 @@ import {
   WorkflowRunEnqueueBuilder,
 } from "../../src/core/index.ts";
 import { enqueueWorkflowRun, getWorkflowRunById, queryRows } from "../../src/store/index.ts";
+import { stepReleaseLockKey } from "../../src/store/sql/workflows/locks.ts";
 import { claimJobs, completeJobFailure, completeJobsSuccess, type LeaseIdentity } from "../../src/store/worker.ts";
-import { releaseLockKey } from "../../src/store/workflows/release-lock.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, eventTypes, runSteps } from "../support/factories.ts";
 
@@ -105,7 +105,7 @@ describe("settling a batch of step completions across runs", () => {
     let locked!: () => void;
     const isLocked = new Promise<void>((resolve) => (locked = resolve));
     const holder = db.transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(${releaseLockKey(runs[1]!.id)}::bigint)`);
+      await tx.execute(sql`select pg_advisory_xact_lock(${stepReleaseLockKey(runs[1]!.id)}::bigint)`);
       locked();
       await held;
     });

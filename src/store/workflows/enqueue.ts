@@ -10,11 +10,14 @@ import type { Executor } from "../db.ts";
 import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
 import {
+  type EdgeInput,
   enqueueRun,
   insertRun,
   insertStepRows,
   lockEnabledDefinitions,
   runByIdempotencyKeyForShare,
+  type StepInput,
+  stepAndEdgeParams,
 } from "../sql/workflows/enqueue.ts";
 import { readRun } from "../sql/workflows/reads.ts";
 import type { WorkflowRunRow } from "../sql/workflows/rows.ts";
@@ -100,7 +103,7 @@ export async function insertSteps(
   existing: ReadonlyMap<string, string> = new Map(),
 ): Promise<Map<string, string>> {
   const { ids, rows, edges } = stepRows(runOrganizationId, steps, existing);
-  await insertStepRows.run(tx, { runId, steps: JSON.stringify(rows), edges: JSON.stringify(edges) });
+  await insertStepRows.run(tx, { runId, ...stepAndEdgeParams(rows, edges) });
   return ids;
 }
 
@@ -109,33 +112,35 @@ function stepRows(
   runOrganizationId: string | null,
   steps: readonly WorkflowStepEnqueue[],
   existing: ReadonlyMap<string, string>,
-) {
+): { ids: Map<string, string>; rows: StepInput[]; edges: EdgeInput[] } {
   const ids = new Map(steps.map((step) => [step.stepKey, newId()]));
-  const rows = steps.map((step, ord) => {
-    return {
-      ord,
-      id: ids.get(step.stepKey),
-      step_key: step.stepKey,
-      execution_kind: step.executionKind,
-      job_type: step.jobType,
-      organization_id: step.organizationId ?? runOrganizationId,
-      payload: step.payload ?? {},
-      priority: step.priority,
-      max_attempts: step.maxAttempts,
-      timeout_seconds: step.timeoutSeconds,
+  const rows = steps.map(
+    (step): StepInput => ({
+      id: ids.get(step.stepKey)!,
+      stepKey: step.stepKey,
+      executionKind: step.executionKind,
+      jobType: step.jobType ?? null,
+      organizationId: step.organizationId ?? runOrganizationId,
+      payload: JSON.stringify(step.payload ?? {}),
+      priority: step.priority ?? null,
+      maxAttempts: step.maxAttempts ?? null,
+      timeoutSeconds: step.timeoutSeconds ?? null,
       stage: step.executionKind === "JOB" ? (step.stage ?? "queued") : null,
       total: step.dependencies.length,
       pending: step.dependencies.length,
       unsatisfied: 0,
-      concurrency_key: step.executionKind === "JOB" ? (step.concurrencyKey ?? null) : null,
-    };
-  });
+      jobId: null,
+      concurrencyKey: step.executionKind === "JOB" ? (step.concurrencyKey ?? null) : null,
+    }),
+  );
   const edges = steps.flatMap((step) =>
-    step.dependencies.map((dependency) => ({
-      prerequisite: ids.get(dependency.prerequisiteStepKey) ?? existing.get(dependency.prerequisiteStepKey),
-      dependent: ids.get(step.stepKey),
-      mode: dependency.releaseMode ?? "ON_TERMINAL",
-    })),
+    step.dependencies.map(
+      (dependency): EdgeInput => ({
+        prerequisite: (ids.get(dependency.prerequisiteStepKey) ?? existing.get(dependency.prerequisiteStepKey))!,
+        dependent: ids.get(step.stepKey)!,
+        mode: dependency.releaseMode ?? "ON_TERMINAL",
+      }),
+    ),
   );
   return { ids, rows, edges };
 }
@@ -215,10 +220,10 @@ async function enqueueUnkeyed(
   // Roots are released at once: JOB roots get their job's id now.
   const released = rows.map((row) => ({
     ...row,
-    job_id: row.total === 0 && row.execution_kind === "JOB" ? newId() : null,
+    jobId: row.total === 0 && row.executionKind === "JOB" ? newId() : null,
   }));
   // Non-roots start BLOCKED and JOB roots ENQUEUED, so the run is RUNNING unless it is all open gates.
-  const status = rows.every((row) => row.total === 0 && row.execution_kind === "EXTERNAL")
+  const status = rows.every((row) => row.total === 0 && row.executionKind === "EXTERNAL")
     ? "WAITING_FOR_EXTERNAL"
     : "RUNNING";
   const [row] = await translating(() =>
@@ -229,8 +234,7 @@ async function enqueueUnkeyed(
       metadata: JSON.stringify(input.metadata ?? {}),
       status,
       jobTypes: wanted,
-      steps: JSON.stringify(released),
-      edges: JSON.stringify(edges),
+      ...stepAndEdgeParams(released, edges),
       traceContext,
     }),
   );

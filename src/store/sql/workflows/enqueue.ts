@@ -1,11 +1,90 @@
 import { type SQL, sql } from "drizzle-orm";
-import { statement } from "../../query.ts";
+import type { WorkflowDependencyReleaseMode } from "../../../core/index.ts";
+import { columnParams, statement } from "../../query.ts";
 import { jobDefinitions, workflowRuns, workflowStepDependencies, workflowSteps } from "../../schema/index.ts";
 import { releasedJobsCtes } from "./propagate.ts";
 import type { WorkflowRunRow } from "./rows.ts";
 
 /** `enqueueRun`'s row: the enabled job types it found and, when all were, the run it inserted. */
 export type EnqueuedRunRow = { enabled: string[] | null } & (WorkflowRunRow | { [K in keyof WorkflowRunRow]: null });
+
+/** A step as the enqueue statements read it, in input order. */
+export interface StepInput {
+  id: string;
+  stepKey: string;
+  executionKind: "JOB" | "EXTERNAL";
+  jobType: string | null;
+  organizationId: string | null;
+  /** JSON text. */
+  payload: string;
+  /** Null: the definition's. */
+  priority: number | null;
+  maxAttempts: number | null;
+  timeoutSeconds: number | null;
+  stage: string | null;
+  /** Prerequisites, and of those not finished (`pending`) and finished unsatisfied. */
+  total: number;
+  pending: number;
+  unsatisfied: number;
+  /** A root's job, released with the run (the one-statement enqueue); null otherwise. */
+  jobId: string | null;
+  concurrencyKey: string | null;
+}
+
+/** An edge as the enqueue statements read it. */
+export interface EdgeInput {
+  prerequisite: string;
+  dependent: string;
+  mode: WorkflowDependencyReleaseMode;
+}
+
+/*
+ * Steps and edges travel as one array per column (`columnParams`, unnest), like job batches,
+ * rather than one jsonb document each. Measured on the one-statement enqueue of a 1→98→1 run
+ * (100 steps, 196 edges) on a shared, loaded 2-core machine: the statement alone, 300 runs each
+ * way interleaved, median 21.7 → 19.3 ms and 3.9 → 3.5 ms (two sessions); enqueueWorkflowRun,
+ * 300 in a row, before/after alternated three times: median 9.2 → 7.3, 10.1 → 6.3, 6.6 → 4.4 ms.
+ */
+const STEP_COLUMNS = {
+  ids: "id",
+  stepKeys: "stepKey",
+  kinds: "executionKind",
+  stepJobTypes: "jobType",
+  organizationIds: "organizationId",
+  payloads: "payload",
+  priorities: "priority",
+  maxAttempts: "maxAttempts",
+  timeouts: "timeoutSeconds",
+  stages: "stage",
+  totals: "total",
+  pendings: "pending",
+  unsatisfieds: "unsatisfied",
+  jobIds: "jobId",
+  concurrencyKeys: "concurrencyKey",
+} as const;
+
+const EDGE_COLUMNS = { prerequisites: "prerequisite", dependents: "dependent", modes: "mode" } as const;
+
+/** The parameters of `stepInput` and `edgeInput`. */
+export const stepAndEdgeParams = (steps: readonly StepInput[], edges: readonly EdgeInput[]) => ({
+  ...columnParams(steps, STEP_COLUMNS, ["payloads"]),
+  ...columnParams(edges, EDGE_COLUMNS),
+});
+
+const p = sql.placeholder;
+
+/** The steps as rows `i`, with their input position `ord`. */
+const stepInput = sql`unnest(${p("ids")}::uuid[], ${p("stepKeys")}::text[],
+      ${p("kinds")}::runledger.workflow_step_execution_kind[], ${p("stepJobTypes")}::text[],
+      ${p("organizationIds")}::uuid[], ${p("payloads")}::jsonb[], ${p("priorities")}::int[],
+      ${p("maxAttempts")}::int[], ${p("timeouts")}::int[], ${p("stages")}::text[], ${p("totals")}::int[],
+      ${p("pendings")}::int[], ${p("unsatisfieds")}::int[], ${p("jobIds")}::uuid[], ${p("concurrencyKeys")}::text[])
+      with ordinality as t(id, step_key, execution_kind, job_type, organization_id, payload, priority, max_attempts,
+        timeout_seconds, stage, total, pending, unsatisfied, job_id, concurrency_key, ord)`;
+
+/** The edges as rows `e`. */
+const edgeInput = sql`unnest(${p("prerequisites")}::uuid[], ${p("dependents")}::uuid[],
+      ${p("modes")}::runledger.workflow_dependency_release_mode[]) as e(prerequisite, dependent, mode)`;
 
 /*
  * A run with an idempotency key is a handful of prepared statements in one transaction (insert
@@ -42,10 +121,7 @@ export const insertStepRows = statement(
   "runledger_workflow_insert_steps",
   sql`
     with input as (
-      select * from jsonb_to_recordset(${sql.placeholder("steps")}::jsonb) as t(
-        ord int, id uuid, step_key text, execution_kind runledger.workflow_step_execution_kind, job_type text,
-        organization_id uuid, payload jsonb, priority int, max_attempts int, timeout_seconds int, stage text,
-        total int, pending int, unsatisfied int, concurrency_key text)
+      select * from ${stepInput}
     ),
     inserted as (
       insert into ${workflowSteps} (id, workflow_run_id, step_key, execution_kind, job_type, priority, max_attempts,
@@ -61,8 +137,7 @@ export const insertStepRows = statement(
     )
     insert into ${workflowStepDependencies} (workflow_run_id, prerequisite_step_id, dependent_step_id, release_mode)
     select ${sql.placeholder("runId")}::uuid, e.prerequisite, e.dependent, e.mode
-    from jsonb_to_recordset(${sql.placeholder("edges")}::jsonb)
-      as e(prerequisite uuid, dependent uuid, mode runledger.workflow_dependency_release_mode)`,
+    from ${edgeInput}`,
 );
 
 /*
@@ -98,10 +173,7 @@ export const enqueueRun = statement<EnqueuedRunRow>(
     returning *
   ),
   input as (
-    select * from jsonb_to_recordset(${sql.placeholder("steps")}::jsonb) as t(
-      ord int, id uuid, step_key text, execution_kind runledger.workflow_step_execution_kind, job_type text,
-      organization_id uuid, payload jsonb, priority int, max_attempts int, timeout_seconds int, stage text,
-      total int, job_id uuid, concurrency_key text)
+    select * from ${stepInput}
   ),
   steps as (
     insert into ${workflowSteps} (id, workflow_run_id, step_key, execution_kind, job_type, priority, max_attempts,
@@ -124,8 +196,7 @@ export const enqueueRun = statement<EnqueuedRunRow>(
   edges as (
     insert into ${workflowStepDependencies} (workflow_run_id, prerequisite_step_id, dependent_step_id, release_mode)
     select ${sql.placeholder("id")}::uuid, e.prerequisite, e.dependent, e.mode
-    from jsonb_to_recordset(${sql.placeholder("edges")}::jsonb)
-      as e(prerequisite uuid, dependent uuid, mode runledger.workflow_dependency_release_mode)
+    from ${edgeInput}
     where (select ok from found)
   ),
   ${releasedJobsCtes("job_id", sql`steps where job_id is not null`, sql`${sql.placeholder("traceContext")}::text`)}

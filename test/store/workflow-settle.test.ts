@@ -97,6 +97,23 @@ describe("settling a batch of step completions across runs", () => {
     expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))?.status).toBe("COMPLETED_WITH_ERRORS");
   });
 
+  it("keeps a failure's message on its step as written, quotes, braces and line breaks included", async () => {
+    const run = await enqueueWorkflowRun(
+      db,
+      WorkflowRunEnqueueBuilder.tryNew("settle", {})
+        .step(Step.tryJob("a", "settle.a", {}))
+        .build(),
+    );
+    const [lease] = await claimRoots(1);
+    const message = 'a "quoted" {brace}, a back\\slash\nand NULL, ünïcødé 😀';
+    await completeJobFailure(db, { lease: lease!, kind: "TERMINAL", code: "app.odd_failure", message });
+    expect((await stepsOf(run.id)).get("a")).toMatchObject({
+      status: "FAILED",
+      lastErrorCode: "app.odd_failure",
+      lastErrorMessage: message,
+    });
+  });
+
   it("waits for a cancellation holding one run's release lock, then settles the whole batch", async () => {
     const runs = [await enqueueWorkflowRun(db, gateAndJob()), await enqueueWorkflowRun(db, gateAndJob())];
     const leases = await claimRoots(2);

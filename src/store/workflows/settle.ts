@@ -1,7 +1,14 @@
 import { isTerminalWorkflowStepStatus, newId, RunledgerError, type WorkflowStepStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { stepReleaseLockKey } from "../sql/workflows/locks.ts";
-import { lockSettledSteps, settleAndDecide, tryLockSettlingRun, tryLockSettlingRuns } from "../sql/workflows/settle.ts";
+import {
+  lockSettledSteps,
+  type SettledStep,
+  settleAndDecide,
+  settledParams,
+  tryLockSettlingRun,
+  tryLockSettlingRuns,
+} from "../sql/workflows/settle.ts";
 import { internalState, propagateSteps, recomputeRunStatuses } from "./propagate.ts";
 import { lockRun, shareStepReleaseLock } from "./run-locks.ts";
 
@@ -65,7 +72,7 @@ export async function settleWorkflowSteps(tx: Executor, settlements: readonly St
   }
   // The shared step-release locks are held from here to commit.
   const dependents = await settleAndDecide.run(tx, {
-    items: JSON.stringify(runIds.flatMap((runId) => runs.get(runId)!.map(settledRow))),
+    ...settledParams(runIds.flatMap((runId) => runs.get(runId)!.map(settledStep))),
     jobBase: newId(),
   });
   const canceled = dependents.filter((d) => d.canceled).map((d) => d.id);
@@ -73,13 +80,13 @@ export async function settleWorkflowSteps(tx: Executor, settlements: readonly St
   await recomputeRunStatuses(tx, runIds);
 }
 
-function settledRow(settlement: StepSettlement) {
+function settledStep(settlement: StepSettlement): SettledStep {
   const succeeded = settlement.status === "SUCCEEDED";
   return {
-    step_id: settlement.stepId,
+    stepId: settlement.stepId,
     status: settlement.status,
     reason: succeeded ? "SUCCEEDED" : (settlement.reason ?? settlement.status),
-    error_code: succeeded ? null : (settlement.errorCode ?? null),
-    error_message: succeeded ? null : (settlement.errorMessage ?? null),
+    errorCode: succeeded ? null : (settlement.errorCode ?? null),
+    errorMessage: succeeded ? null : (settlement.errorMessage ?? null),
   };
 }

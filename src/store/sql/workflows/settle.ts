@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { WorkflowStepStatus } from "../../../core/index.ts";
-import { statement } from "../../query.ts";
+import { columnParams, statement } from "../../query.ts";
 import { workflowRuns, workflowStepDependencies, workflowSteps } from "../../schema/index.ts";
 import { decidedStepAssignments, numberedJobId, releasable, releasedJobsCtes, unsatisfiable } from "./propagate.ts";
 
@@ -82,16 +82,36 @@ export const tryLockSettlingRuns = statement<{ id: string }>(
  * The \`= any(array(…))\` keys keep the updates on primary-key lookups; joined to the JSON input,
  * the planner chose hash joins over the whole steps table.
  *
- * The input stays one jsonb document rather than `columnParams` arrays: its rows are small (a step
- * id, a status and three short texts, one per completed step of a claim batch) and this is the
- * statement the workflow throughput was measured with.
+ * The input is one array per column (`columnParams`), as job batches: decoding a batch of 240
+ * settled steps took ~3.5–3.8 ms from one jsonb document and ~0.7–0.8 ms from arrays (the decode
+ * alone, 1,900 of each interleaved, on the shared 2-core machine).
  */
+/** A settled step as `settleAndDecide` reads it. */
+export interface SettledStep {
+  stepId: string;
+  status: "SUCCEEDED" | "FAILED" | "CANCELED";
+  reason: string;
+  errorCode: string | null;
+  errorMessage: string | null;
+}
+
+/** `settleAndDecide`'s input parameters. */
+export const settledParams = (steps: readonly SettledStep[]) =>
+  columnParams(steps, {
+    stepIds: "stepId",
+    statuses: "status",
+    reasons: "reason",
+    errorCodes: "errorCode",
+    errorMessages: "errorMessage",
+  });
+
 export const settleAndDecide = statement<{ id: string; canceled: boolean }>(
   "runledger_settle_and_release_steps",
   sql`
   with input as (
-    select * from jsonb_to_recordset(${sql.placeholder("items")}::jsonb)
-      as t(step_id uuid, status text, reason text, error_code text, error_message text)
+    select * from unnest(${sql.placeholder("stepIds")}::uuid[], ${sql.placeholder("statuses")}::text[],
+      ${sql.placeholder("reasons")}::text[], ${sql.placeholder("errorCodes")}::text[],
+      ${sql.placeholder("errorMessages")}::text[]) as t(step_id, status, reason, error_code, error_message)
   ),
   settled as (
     update ${workflowSteps} s set

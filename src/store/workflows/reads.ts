@@ -16,7 +16,7 @@ import {
   runsPage,
   stepsPage,
 } from "../sql/workflows/reads.ts";
-import type { WorkflowEdgeRow, WorkflowRunRow, WorkflowStepRow } from "../sql/workflows/rows.ts";
+import type { WorkflowEdgeWithKeysRow, WorkflowRunRow, WorkflowStepRow } from "../sql/workflows/rows.ts";
 import { checkLimit, checkPage, escapeLike, fail, isUuid, matchable } from "../validate.ts";
 import {
   dependencyFromRow,
@@ -130,7 +130,7 @@ export async function listWorkflowStepDependencies(
   }
   if (!isUuid(input.workflowRunId)) return { items: [], next: null };
   const rows = await translating(() =>
-    queryRows<WorkflowEdgeRow>(executor, edgesPage(input.workflowRunId, visible, input.limit, after)),
+    queryRows<WorkflowEdgeWithKeysRow>(executor, edgesPage(input.workflowRunId, visible, input.limit, after)),
   );
   const items = rows.slice(0, input.limit).map(dependencyFromRow);
   const last = items.at(-1);
@@ -186,7 +186,7 @@ export async function getWorkflowRunIdForJob(
   const runVisible = scopeCondition(runOrganization, options.scope);
   if (!isUuid(jobId)) return null;
   const [row] = await translating(() =>
-    queryRows<{ id: string }>(executor, runIdForJob(jobId, jobVisible, runVisible)),
+    queryRows<Pick<WorkflowRunRow, "id">>(executor, runIdForJob(jobId, jobVisible, runVisible)),
   );
   return row?.id ?? null;
 }

@@ -1,7 +1,7 @@
 import type { WorkflowDependencyReleaseMode, WorkflowRunStatus, WorkflowStepStatus } from "../../core/index.ts";
 import { toDate, toDateOrNull } from "../rows.ts";
 import type { FinishedRunRow } from "../sql/workflows/reads.ts";
-import type { WorkflowEdgeRow, WorkflowRunRow, WorkflowStepRow } from "../sql/workflows/rows.ts";
+import type { WorkflowEdgeWithKeysRow, WorkflowRunRow, WorkflowStepRow } from "../sql/workflows/rows.ts";
 
 export interface WorkflowRunRecord {
   id: string;
@@ -97,7 +97,7 @@ export function stepFromRow(row: WorkflowStepRow): WorkflowStepRecord {
   };
 }
 
-export function dependencyFromRow(row: WorkflowEdgeRow): WorkflowStepDependencyRecord {
+export function dependencyFromRow(row: WorkflowEdgeWithKeysRow): WorkflowStepDependencyRecord {
   return {
     workflowRunId: row.workflow_run_id,
     prerequisiteStepId: row.prerequisite_step_id,

@@ -8,6 +8,7 @@ import { lockVisibleRun } from "../sql/workflows/locks.ts";
 import {
   insertMutation,
   jobsWithIds,
+  type RunEdge,
   readSteps,
   reblockSteps,
   reenqueueSteps,
@@ -87,7 +88,7 @@ function canonicalRequest(input: RetryWorkflowRunInput) {
  */
 function reopenedBy(
   steps: readonly WorkflowStepRow[],
-  edges: readonly { prerequisite_step_id: string; dependent_step_id: string; release_mode: string }[],
+  edges: readonly RunEdge[],
   retried: ReadonlySet<string>,
 ): Set<string> {
   const status = new Map(steps.map((s) => [s.id, s.status]));

@@ -11,7 +11,7 @@ import {
   stepReleaseLockKey,
   visibleRunId,
 } from "../sql/workflows/locks.ts";
-import type { WorkflowStepRow } from "../sql/workflows/rows.ts";
+import type { WorkflowRunRow, WorkflowStepRow } from "../sql/workflows/rows.ts";
 
 /*
  * How workflow operations lock a run (spec §6.8): its rows, and its step-release lock, an advisory
@@ -94,6 +94,6 @@ export async function requireReadCommitted(
  * changes, so the unlocked read stays true; the locked read that follows checks it again.
  */
 export async function requireVisibleRun(tx: Executor, runId: string, visible: SQL): Promise<void> {
-  const [row] = await queryRows<{ id: string }>(tx, visibleRunId(runId, visible));
+  const [row] = await queryRows<Pick<WorkflowRunRow, "id">>(tx, visibleRunId(runId, visible));
   if (row === undefined) throw new RunledgerError("workflow.run_not_found");
 }

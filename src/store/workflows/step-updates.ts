@@ -6,6 +6,7 @@ import { scopeCondition } from "../scope.ts";
 import { lockVisibleRun } from "../sql/workflows/locks.ts";
 import { lockVisibleStepKeys, replacePendingPayload } from "../sql/workflows/mutations.ts";
 import { runOrganization } from "../sql/workflows/reads.ts";
+import type { WorkflowRunRow, WorkflowStepRow } from "../sql/workflows/rows.ts";
 import { fail, isUuid, jsonText } from "../validate.ts";
 
 /**
@@ -23,11 +24,11 @@ export async function listWorkflowStepKeysForUpdate(
   if (!isUuid(workflowRunId)) fail("workflow.run_not_found");
   return translating(() =>
     executor.transaction(async (tx) => {
-      const steps = await queryRows<{ step_key: string; created_at: string | Date; id: string }>(
+      const steps = await queryRows<Pick<WorkflowStepRow, "step_key" | "created_at" | "id">>(
         tx,
         lockVisibleStepKeys(workflowRunId, visible),
       );
-      const [run] = await queryRows<{ id: string }>(tx, lockVisibleRun(workflowRunId, visible, "no key update"));
+      const [run] = await queryRows<WorkflowRunRow>(tx, lockVisibleRun(workflowRunId, visible, "no key update"));
       if (run === undefined) throw new RunledgerError("workflow.run_not_found");
       return steps
         .sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1))

@@ -92,7 +92,7 @@ const edgeInput = sql`unnest(${p("prerequisites")}::uuid[], ${p("dependents")}::
  * roots, derive the status, read the run); appends reuse its pieces. Runs without a key take the
  * one-statement path below.
  */
-export const insertRun = statement<{ id: string }>(
+export const insertRun = statement<Pick<WorkflowRunRow, "id">>(
   "runledger_workflow_insert_run",
   sql`insert into ${workflowRuns} (id, workflow_type, organization_id, idempotency_key, metadata, enqueue_request,
       trace_context)

@@ -1,8 +1,8 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { WorkflowRunStatus } from "../../../core/index.ts";
 import { statement } from "../../query.ts";
+import type { DbRow } from "../../rows.ts";
 import { jobQueue, workflowRuns, workflowSteps } from "../../schema/index.ts";
-import type { WorkflowStepRow } from "./rows.ts";
+import type { WorkflowRunRow, WorkflowStepRow } from "./rows.ts";
 
 /*
  * How workflow operations lock a run (spec §6.8). Besides its rows, each run has an advisory
@@ -69,7 +69,7 @@ export const stepReleaseLock = {
 };
 
 /** Lock a run row for the rest of the transaction; no row when the run does not exist. */
-export const lockRunRow = statement<{ status: WorkflowRunStatus }>(
+export const lockRunRow = statement<Pick<WorkflowRunRow, "status">>(
   "runledger_workflow_lock_run",
   sql`select status from ${workflowRuns} where id = ${sql.placeholder("runId")}::uuid for no key update`,
 );
@@ -88,7 +88,7 @@ export function visibleRunId(runId: string, visible: SQL): SQL {
 }
 
 /** Lock the job rows of a run's steps, in job id order. */
-export const lockRunJobs = statement<{ id: string }>(
+export const lockRunJobs = statement<Pick<DbRow<typeof jobQueue>, "id">>(
   "runledger_workflow_lock_run_jobs",
   sql`select j.id from ${jobQueue} j join ${workflowSteps} s on s.job_id = j.id
     where s.workflow_run_id = ${sql.placeholder("runId")}::uuid order by j.id for update of j`,

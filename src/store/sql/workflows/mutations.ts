@@ -8,7 +8,7 @@ import {
   workflowStepDependencies,
   workflowSteps,
 } from "../../schema/index.ts";
-import type { WorkflowRunRow, WorkflowStepRow } from "./rows.ts";
+import type { WorkflowEdgeRow, WorkflowRunRow, WorkflowStepRow } from "./rows.ts";
 
 /*
  * The statements of the operations that change a run from outside its jobs: cancel, external
@@ -57,7 +57,7 @@ export function jobsOfLiveSteps(runId: string): SQL {
 }
 
 /** Every step of the run not yet finished becomes CANCELED with the cancellation's reason. Rows: their ids. */
-export const cancelLiveSteps = statement<{ id: string }>(
+export const cancelLiveSteps = statement<Pick<WorkflowStepRow, "id">>(
   "runledger_workflow_cancel_live_steps",
   sql`update ${workflowSteps} set status = 'CANCELED', finished_at = now(),
       status_reason = ${sql.placeholder("reason")}::text, last_error_code = ${sql.placeholder("errorCode")}::text,
@@ -117,12 +117,11 @@ export const retryRecorded = statement<{ same: boolean; request: Record<string, 
 
 // Retry.
 
+/** An edge as the retry reads it. */
+export type RunEdge = Pick<WorkflowEdgeRow, "prerequisite_step_id" | "dependent_step_id" | "release_mode">;
+
 /** A run's edges, for the retry to find which canceled steps it reopens. */
-export const runEdges = statement<{
-  prerequisite_step_id: string;
-  dependent_step_id: string;
-  release_mode: "ON_SUCCESS" | "ON_TERMINAL";
-}>(
+export const runEdges = statement<RunEdge>(
   "runledger_workflow_run_edges",
   sql`select prerequisite_step_id, dependent_step_id, release_mode from ${workflowStepDependencies}
     where workflow_run_id = ${sql.placeholder("runId")}::uuid`,

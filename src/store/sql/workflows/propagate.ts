@@ -1,8 +1,8 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { WorkflowStepStatus } from "../../../core/index.ts";
 import { JOBS_CHANNEL, RUN_TERMINAL_CHANNEL } from "../../notify.ts";
 import { statement } from "../../query.ts";
 import { jobQueue, workflowRuns, workflowStepDependencies, workflowSteps } from "../../schema/index.ts";
+import type { WorkflowStepRow } from "./rows.ts";
 
 /*
  * How a step's end reaches its dependents (spec §6.3), in SQL only. Each dependent counts its
@@ -114,7 +114,7 @@ const unsatisfiableAmong = (candidates: SQL, counted: SQL): SQL => sql`array(
  * Before this statement a cascade cost a round trip per canceled step (count its dependents) plus
  * one per level (cancel the unsatisfied); cancelling a run counted each of its steps apart.
  */
-export const propagate = statement<{ id: string; status: WorkflowStepStatus; released: boolean }>(
+export const propagate = statement<Pick<WorkflowStepRow, "id" | "status"> & { released: boolean }>(
   "runledger_workflow_propagate",
   sql`
   with recursive cascade(counted, fresh) as (

@@ -79,7 +79,7 @@ export function stepsPage(runId: string, visible: SQL, limit: number, after?: { 
 
 /**
  * A page of a run's edges with both steps' keys, in the order of their dependent steps, then of
- * their prerequisites (each by creation). Rows: `WorkflowEdgeRow`.
+ * their prerequisites (each by creation). Rows: `WorkflowEdgeWithKeysRow`.
  */
 export function edgesPage(
   runId: string,

@@ -7,8 +7,11 @@ export type WorkflowRunRow = DbRow<typeof workflowRuns>;
 /** A `workflow_steps` row as `select *` returns it. */
 export type WorkflowStepRow = DbRow<typeof workflowSteps>;
 
-/** A `workflow_step_dependencies` row with the keys of both its steps, as the edge list reads it. */
-export type WorkflowEdgeRow = DbRow<typeof workflowStepDependencies> & {
+/** A `workflow_step_dependencies` row as `select *` returns it. */
+export type WorkflowEdgeRow = DbRow<typeof workflowStepDependencies>;
+
+/** An edge with the keys of both its steps, as the edge list reads it. */
+export type WorkflowEdgeWithKeysRow = WorkflowEdgeRow & {
   prerequisite_step_key: string;
   dependent_step_key: string;
 };

@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
-import type { WorkflowStepStatus } from "../../../core/index.ts";
 import { columnParams, statement } from "../../query.ts";
 import { workflowRuns, workflowStepDependencies, workflowSteps } from "../../schema/index.ts";
 import { decidedStepAssignments, numberedJobId, releasable, releasedJobsCtes, unsatisfiable } from "./propagate.ts";
+import type { WorkflowStepRow } from "./rows.ts";
 
 /*
  * Settling runs once per finished workflow step, so it is a few prepared statements per batch,
@@ -22,13 +22,9 @@ import { decidedStepAssignments, numberedJobId, releasable, releasedJobsCtes, un
  * (tsx replica, A/B interleaved), backend CPU ~480–760 → ~340–360 ms, Node CPU ~650–840 →
  * ~340–430 ms per 2,200 steps.
  */
-export const lockSettledSteps = statement<{
-  id: string;
-  workflow_run_id: string;
-  status: WorkflowStepStatus;
-  job_id: string | null;
-  read_committed: boolean;
-}>(
+export const lockSettledSteps = statement<
+  Pick<WorkflowStepRow, "id" | "workflow_run_id" | "status" | "job_id"> & { read_committed: boolean }
+>(
   "runledger_settle_lock_steps",
   sql`
   select id, workflow_run_id, status, job_id,
@@ -105,7 +101,7 @@ export const settledParams = (steps: readonly SettledStep[]) =>
     errorMessages: "errorMessage",
   });
 
-export const settleAndDecide = statement<{ id: string; canceled: boolean }>(
+export const settleAndDecide = statement<Pick<WorkflowStepRow, "id"> & { canceled: boolean }>(
   "runledger_settle_and_release_steps",
   sql`
   with input as (

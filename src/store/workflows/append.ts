@@ -114,7 +114,7 @@ export async function appendWorkflowSteps(
       await tx.execute(recountDependencies(runId, ids));
       const decided = await propagateSteps(tx, { decide: ids });
       // Releasing takes the run's step-release lock (shared, without waiting): a cancellation
-      // holding it has the run already, and this append fails with `workflow.release_conflict`.
+      // holding it is rewriting the run, and this append fails with `workflow.release_conflict`.
       if (decided.some((step) => step.released)) await tryShareStepReleaseLock(tx, runId);
       await recomputeRunStatus(tx, runId);
       const [after] = await readRun.run(tx, { id: runId });

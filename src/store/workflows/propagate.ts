@@ -1,13 +1,6 @@
-import { newId, RunledgerError, type WorkflowStepStatus } from "../../core/index.ts";
+import { newId, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { propagate, recomputeRuns } from "../sql/workflows/propagate.ts";
-
-/** A step a propagation wrote: its status after, and whether it was released. */
-export interface PropagatedStep {
-  id: string;
-  status: WorkflowStepStatus;
-  released: boolean;
-}
 
 /**
  * Carry steps' ends to their dependents, transitively, in one statement (the rules are in
@@ -16,19 +9,20 @@ export interface PropagatedStep {
  * prerequisite is counted are released, or canceled as `workflow.dependency_unsatisfied` and
  * counted in turn. The caller holds the runs' rows locked, and their step-release lock (shared,
  * or exclusive for a rewrite) unless nobody else can see the run yet (enqueue) or it takes the lock
- * once it knows a step was released (append). Returns the steps it wrote.
+ * once it knows a step was released (append). Returns the steps it wrote: each one's status after,
+ * and whether it was released.
  */
 export async function propagateSteps(
   tx: Executor,
   change: { finished?: readonly string[]; decide?: readonly string[] },
-): Promise<PropagatedStep[]> {
+) {
   const finished = change.finished ?? [];
   const decide = change.decide ?? [];
   if (finished.length === 0 && decide.length === 0) return [];
-  const rows = await propagate.run(tx, { finished: [...finished], decide: [...decide], jobBase: newId() });
-  return rows;
+  return propagate.run(tx, { finished: [...finished], decide: [...decide], jobBase: newId() });
 }
 
+/** Re-derive a run's status from its steps (the run row locked by the caller). */
 export async function recomputeRunStatus(tx: Executor, runId: string): Promise<void> {
   await recomputeRunStatuses(tx, [runId]);
 }
@@ -38,6 +32,7 @@ export async function recomputeRunStatuses(tx: Executor, runIds: readonly string
   if (runIds.length > 0) await recomputeRuns.run(tx, { runIds: [...runIds] });
 }
 
+/** `workflow.internal_state`: a row the engine wrote contradicts another. */
 export function internalState(detail: string, details: Record<string, unknown> = {}): RunledgerError {
   return new RunledgerError("workflow.internal_state", { details, internal: detail });
 }

@@ -75,8 +75,9 @@ export async function settleWorkflowSteps(tx: Executor, settlements: readonly St
     ...settledParams(runIds.flatMap((runId) => runs.get(runId)!.map(settledStep))),
     jobBase: newId(),
   });
-  const canceled = dependents.filter((d) => d.canceled).map((d) => d.id);
-  await propagateSteps(tx, { finished: canceled });
+  // Dependents a failure left unsatisfiable were canceled; their own dependents are decided next,
+  // as far as it reaches, in one statement (nothing to do, and no statement, after successes).
+  await propagateSteps(tx, { finished: dependents.filter((d) => d.canceled).map((d) => d.id) });
   await recomputeRunStatuses(tx, runIds);
 }
 

@@ -13,8 +13,8 @@ import {
   purgeWorkflowRuns,
   queryRows,
 } from "../../src/store/index.ts";
+import { stepReleaseLockKey, stepReleaseLockKeySql } from "../../src/store/sql/workflows/locks.ts";
 import { claimJobs, completeJobSuccess } from "../../src/store/worker.ts";
-import { releaseLockKey, releaseLockKeySql } from "../../src/store/workflows/release-lock.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { countRows, defineJob } from "../support/factories.ts";
 import { LATER, NO_ORPHANS, orphans, runJobs, runShapes } from "./retention-support.ts";
@@ -265,9 +265,9 @@ describe("release lock keys", () => {
     for (const id of ids) {
       const [row] = await queryRows<{ key: string }>(
         db,
-        sql`select ${releaseLockKeySql(sql`${id}::uuid`)}::text as key`,
+        sql`select ${stepReleaseLockKeySql(sql`${id}::uuid`)}::text as key`,
       );
-      expect(row!.key).toBe(releaseLockKey(id));
+      expect(row!.key).toBe(stepReleaseLockKey(id));
     }
   });
 });

@@ -6,8 +6,8 @@ import {
   WorkflowRunEnqueueBuilder,
 } from "../../src/core/index.ts";
 import { enqueueWorkflowRun, getWorkflowRunById, queryRows } from "../../src/store/index.ts";
+import { stepReleaseLockKey } from "../../src/store/sql/workflows/locks.ts";
 import { claimJobs, completeJobFailure, completeJobsSuccess, type LeaseIdentity } from "../../src/store/worker.ts";
-import { releaseLockKey } from "../../src/store/workflows/release-lock.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { defineJob, eventTypes, runSteps } from "../support/factories.ts";
 
@@ -97,6 +97,23 @@ describe("settling a batch of step completions across runs", () => {
     expect((await getWorkflowRunById(db, run.id, ALL_ORGANIZATIONS))?.status).toBe("COMPLETED_WITH_ERRORS");
   });
 
+  it("keeps a failure's message on its step as written, quotes, braces and line breaks included", async () => {
+    const run = await enqueueWorkflowRun(
+      db,
+      WorkflowRunEnqueueBuilder.tryNew("settle", {})
+        .step(Step.tryJob("a", "settle.a", {}))
+        .build(),
+    );
+    const [lease] = await claimRoots(1);
+    const message = 'a "quoted" {brace}, a back\\slash\nand NULL, ünïcødé 😀';
+    await completeJobFailure(db, { lease: lease!, kind: "TERMINAL", code: "app.odd_failure", message });
+    expect((await stepsOf(run.id)).get("a")).toMatchObject({
+      status: "FAILED",
+      lastErrorCode: "app.odd_failure",
+      lastErrorMessage: message,
+    });
+  });
+
   it("waits for a cancellation holding one run's release lock, then settles the whole batch", async () => {
     const runs = [await enqueueWorkflowRun(db, gateAndJob()), await enqueueWorkflowRun(db, gateAndJob())];
     const leases = await claimRoots(2);
@@ -105,7 +122,7 @@ describe("settling a batch of step completions across runs", () => {
     let locked!: () => void;
     const isLocked = new Promise<void>((resolve) => (locked = resolve));
     const holder = db.transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(${releaseLockKey(runs[1]!.id)}::bigint)`);
+      await tx.execute(sql`select pg_advisory_xact_lock(${stepReleaseLockKey(runs[1]!.id)}::bigint)`);
       locked();
       await held;
     });

@@ -57,7 +57,7 @@ export async function searchJobsAndRuns(
         order by created_at desc, id desc limit ${input.limit}
       ) k`,
     );
-    const runs = await queryRows<RawRow>(
+    const runs = await queryRows<DbRow<typeof workflowRuns>>(
       executor,
       sql`select r.* from ${workflowRuns} r where r.id = ${id ?? null}::uuid ${inScope("r", scope)}`,
     );

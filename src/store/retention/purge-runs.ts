@@ -16,7 +16,7 @@ import {
   workflowSteps,
 } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
-import { releaseLockKeySql } from "../workflows/release-lock.ts";
+import { stepReleaseLockKeySql } from "../sql/workflows/locks.ts";
 import {
   addCounts,
   batchTransaction,
@@ -114,7 +114,7 @@ async function purgeBatch(tx: Executor, input: BatchInput): Promise<BatchResult 
   // later are read and left.
   const runs = await queryRows<{ id: string; released: boolean }>(
     tx,
-    sql`select id, pg_try_advisory_xact_lock(${releaseLockKeySql(sql`id`)}) as released from (
+    sql`select id, pg_try_advisory_xact_lock(${stepReleaseLockKeySql(sql`id`)}) as released from (
         select id from ${workflowRuns}
         where status = ${input.status} and created_at < ${input.cutoff} and finished_at < ${input.cutoff}
           and ${input.visible}

@@ -1,25 +1,26 @@
-import { sql } from "drizzle-orm";
-import { uuidv7 } from "uuidv7";
 import {
   canonicalAppendRequest,
-  isTerminalWorkflowStepStatus,
   MAX_WORKFLOW_STEPS,
+  newId,
   type OrganizationScope,
   RunledgerError,
   validateWorkflowStepAppend,
   type WorkflowStepEnqueue,
 } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import type { RawRow } from "../rows.ts";
-import { workflowRunMutations, workflowRuns, workflowSteps } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
+import { lockRunSteps, lockVisibleRun } from "../sql/workflows/locks.ts";
+import { appendRecorded, insertMutation, readSteps } from "../sql/workflows/mutations.ts";
+import { recountDependencies } from "../sql/workflows/propagate.ts";
+import { readRun, runOrganization } from "../sql/workflows/reads.ts";
+import type { WorkflowRunRow } from "../sql/workflows/rows.ts";
 import { checkIdentifierLength, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
 import { checkStepOrganizations, checkStorable, insertSteps, lockDefinitions } from "./enqueue.ts";
+import { propagateSteps, recomputeRunStatus } from "./propagate.ts";
 import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
-import { cancelUnsatisfiedSteps, propagateTerminal, recomputeRunStatus, releaseSteps } from "./release.ts";
-import { requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
+import { requireReadCommitted, requireVisibleRun, tryShareStepReleaseLock } from "./run-locks.ts";
 
 export interface AppendWorkflowStepsInput {
   workflowRunId: string;
@@ -50,7 +51,7 @@ export async function appendWorkflowSteps(
   executor: Executor,
   input: AppendWorkflowStepsInput,
 ): Promise<AppendWorkflowStepsResult> {
-  const visible = scopeCondition(sql`organization_id`, input?.scope);
+  const visible = scopeCondition(runOrganization, input?.scope);
   if (isBlank(input.mutationKey) || !isStorableText(input.mutationKey)) fail("workflow.append_mutation_key_blank");
   checkIdentifierLength(input.mutationKey, "mutationKey");
   if (!isUuid(input.workflowRunId)) fail("workflow.run_not_found");
@@ -65,28 +66,18 @@ export async function appendWorkflowSteps(
   checkStorable(input.steps, null, input.mutationMetadata);
   const metadata = jsonText(input.mutationMetadata ?? {}, "job.invalid_payload", "mutationMetadata");
   const runId = input.workflowRunId;
-  try {
-    return await executor.transaction(async (tx) => {
+  return translating(() =>
+    executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.append_unsupported_isolation");
       await requireVisibleRun(tx, runId, visible);
-      const existingRows = await queryRows<RawRow>(
-        tx,
-        sql`select * from ${workflowSteps} where workflow_run_id = ${runId} order by id for update`,
-      );
-      const [run] = await queryRows<RawRow>(
-        tx,
-        sql`select * from ${workflowRuns} where id = ${runId} and ${visible} for no key update`,
-      );
+      const existingRows = await lockRunSteps.run(tx, { runId });
+      const [run] = await queryRows<WorkflowRunRow>(tx, lockVisibleRun(runId, visible, "no key update"));
       if (run === undefined) throw new RunledgerError("workflow.run_not_found");
       const request = JSON.stringify(
         canonicalAppendRequest(input.appendWindowStepKey, input.steps, run.organization_id ?? null),
       );
 
-      const [previous] = await queryRows<{ same: boolean }>(
-        tx,
-        sql`select request = ${request}::jsonb as same from ${workflowRunMutations}
-          where workflow_run_id = ${runId} and mutation_key = ${input.mutationKey}`,
-      );
+      const [previous] = await appendRecorded.run(tx, { runId, mutationKey: input.mutationKey, request });
       if (previous !== undefined) {
         if (!previous.same) throw new RunledgerError("workflow.append_conflicting_retry");
         const keys = new Set(input.steps.map((s) => s.stepKey));
@@ -105,65 +96,34 @@ export async function appendWorkflowSteps(
       if (!["RUNNING", "WAITING_FOR_EXTERNAL"].includes(run.status))
         throw new RunledgerError("workflow.append_terminal_run");
 
-      const byKey = new Map(existing.map((s) => [s.stepKey, s]));
-      validateWorkflowStepAppend(new Set(byKey.keys()), input.steps);
+      const existingIds = new Map(existing.map((s) => [s.stepKey, s.id]));
+      validateWorkflowStepAppend(new Set(existingIds.keys()), input.steps);
       checkStepOrganizations(input.steps, run.organization_id ?? null);
       await lockDefinitions(tx, input.steps);
 
-      const ids = await insertSteps(
-        tx,
+      const ids = [...(await insertSteps(tx, runId, run.organization_id ?? null, input.steps, existingIds)).values()];
+      await insertMutation.run(tx, {
+        id: newId(),
         runId,
-        run.organization_id ?? null,
-        input.steps,
-        new Map(existing.map((s) => [s.stepKey, s.id])),
-        (step) => {
-          let pending = 0;
-          let unsatisfied = 0;
-          for (const dependency of step.dependencies) {
-            const prior = byKey.get(dependency.prerequisiteStepKey);
-            if (prior === undefined || !isTerminalWorkflowStepStatus(prior.status)) pending++;
-            else if (dependency.releaseMode === "ON_SUCCESS" && prior.status !== "SUCCEEDED") unsatisfied++;
-          }
-          return { pending, unsatisfied };
-        },
-      );
-      await tx.execute(
-        sql`insert into ${workflowRunMutations} (id, workflow_run_id, mutation_key, metadata, request)
-          values (${uuidv7()}, ${runId}, ${input.mutationKey}, ${metadata}::jsonb, ${request}::jsonb)`,
-      );
-
-      const fresh = await queryRows<RawRow>(
-        tx,
-        sql`select * from ${workflowSteps} where id = any(${sql.param([...ids.values()])}::uuid[]) order by created_at, id`,
-      );
-      const ready = fresh.filter((s) => s.dependency_count_pending === 0 && s.dependency_count_unsatisfied === 0);
-      await releaseSteps(
-        tx,
-        runId,
-        ready.map((s) => s.id),
-      );
-      const canceled = await cancelUnsatisfiedSteps(
-        tx,
-        fresh.filter((s) => s.dependency_count_pending === 0 && s.dependency_count_unsatisfied > 0).map((s) => s.id),
-      );
-      await propagateTerminal(
-        tx,
-        runId,
-        canceled.map((stepId) => ({ stepId, status: "CANCELED" as const })),
-      );
+        mutationKey: input.mutationKey,
+        metadata,
+        request,
+      });
+      // The new steps' prerequisites may have finished long ago: their counters come from the
+      // prerequisites' statuses, then they are decided like any other step.
+      await tx.execute(recountDependencies(runId, ids));
+      const decided = await propagateSteps(tx, { decide: ids });
+      // Releasing takes the run's step-release lock (shared, without waiting): a cancellation
+      // holding it is rewriting the run, and this append fails with `workflow.release_conflict`.
+      if (decided.some((step) => step.released)) await tryShareStepReleaseLock(tx, runId);
       await recomputeRunStatus(tx, runId);
-      const [after] = await queryRows<RawRow>(tx, sql`select * from ${workflowRuns} where id = ${runId}`);
-      const appended = await queryRows<RawRow>(
-        tx,
-        sql`select * from ${workflowSteps} where id = any(${sql.param([...ids.values()])}::uuid[]) order by created_at, id`,
-      );
+      const [after] = await readRun.run(tx, { id: runId });
+      const appended = await readSteps.run(tx, { ids });
       return {
         workflowRun: runFromRow(after!),
         appendedSteps: appended.map(stepFromRow),
         outcome: "APPENDED" as const,
       };
-    });
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
 }

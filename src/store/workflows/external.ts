@@ -1,22 +1,15 @@
-import { sql } from "drizzle-orm";
-import {
-  checkLabel,
-  type OrganizationScope,
-  RunledgerError,
-  truncateErrorMessage,
-  type WorkflowStepStatus,
-} from "../../core/index.ts";
+import { checkLabel, type OrganizationScope, RunledgerError, truncateErrorMessage } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
-import { WORKFLOWS_CHANNEL } from "../notify.ts";
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import type { RawRow } from "../rows.ts";
-import { workflowRuns, workflowSteps } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
+import { announceRun, finishExternalStep, lockVisibleRunSteps } from "../sql/workflows/mutations.ts";
+import { runOrganization } from "../sql/workflows/reads.ts";
+import type { WorkflowStepRow } from "../sql/workflows/rows.ts";
 import { checkTextSize, fail, isBlank, isStorableText, isUuid } from "../validate.ts";
+import { propagateSteps, recomputeRunStatus } from "./propagate.ts";
 import { stepFromRow, type WorkflowStepRecord } from "./records.ts";
-import { lockRun, propagateTerminal, recomputeRunStatus } from "./release.ts";
-import { requireReadCommitted, tryShareReleaseLock } from "./release-lock.ts";
+import { lockRun, requireReadCommitted, tryShareStepReleaseLock } from "./run-locks.ts";
 
 export interface CompleteExternalWorkflowStepInput {
   workflowRunId: string;
@@ -42,7 +35,7 @@ export async function completeExternalWorkflowStep(
   executor: Executor,
   input: CompleteExternalWorkflowStepInput,
 ): Promise<WorkflowStepRecord> {
-  const visible = scopeCondition(sql`r.organization_id`, input?.scope);
+  const visible = scopeCondition(runOrganization, input?.scope);
   if (!TERMINAL.includes(input.terminalStatus)) fail("workflow.external_step_invalid_terminal_status");
   if (!isUuid(input.workflowRunId)) fail("workflow.external_step_not_found");
   if (isBlank(input.stepKey)) fail("workflow.invalid_dag_step_key_blank");
@@ -56,15 +49,10 @@ export async function completeExternalWorkflowStep(
   if (input.lastErrorCode !== undefined)
     checkLabel(input.lastErrorCode, "lastErrorCode", "workflow.external_step_invalid_terminal_status");
   const lastErrorMessage = input.lastErrorMessage === undefined ? null : truncateErrorMessage(input.lastErrorMessage);
-  try {
-    return await executor.transaction(async (tx) => {
+  return translating(() =>
+    executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.external_completion_unsupported_isolation");
-      const steps = await queryRows<RawRow>(
-        tx,
-        sql`select s.* from ${workflowSteps} s join ${workflowRuns} r on r.id = s.workflow_run_id
-          where s.workflow_run_id = ${input.workflowRunId} and ${visible}
-          order by s.id for update of s`,
-      );
+      const steps = await queryRows<WorkflowStepRow>(tx, lockVisibleRunSteps(input.workflowRunId, visible));
       const row = steps.find((s) => s.step_key === input.stepKey);
       if (row === undefined) throw new RunledgerError("workflow.external_step_not_found");
       const step = stepFromRow(row);
@@ -76,23 +64,19 @@ export async function completeExternalWorkflowStep(
         });
       }
       if (step.status !== "WAITING_FOR_EXTERNAL") throw new RunledgerError("workflow.external_step_not_waiting");
-      await tryShareReleaseLock(tx, step.workflowRunId);
+      await tryShareStepReleaseLock(tx, step.workflowRunId);
       await lockRun(tx, step.workflowRunId);
-      const [updated] = await queryRows<RawRow>(
-        tx,
-        sql`update ${workflowSteps} set status = ${input.terminalStatus}::runledger.workflow_step_status,
-            finished_at = now(), status_reason = ${input.statusReason ?? input.terminalStatus},
-            last_error_code = ${input.lastErrorCode ?? null}, last_error_message = ${lastErrorMessage}
-          where id = ${step.id} returning *`,
-      );
-      await propagateTerminal(tx, step.workflowRunId, [
-        { stepId: step.id, status: input.terminalStatus as WorkflowStepStatus },
-      ]);
+      const [updated] = await finishExternalStep.run(tx, {
+        id: step.id,
+        status: input.terminalStatus,
+        reason: input.statusReason ?? input.terminalStatus,
+        errorCode: input.lastErrorCode ?? null,
+        errorMessage: lastErrorMessage,
+      });
+      await propagateSteps(tx, { finished: [step.id] });
       await recomputeRunStatus(tx, step.workflowRunId);
-      await tx.execute(sql`select pg_notify(${WORKFLOWS_CHANNEL}, ${step.workflowRunId})`);
+      await announceRun.run(tx, { id: step.workflowRunId });
       return stepFromRow(updated!);
-    });
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
 }

@@ -1,29 +1,28 @@
-import { sql } from "drizzle-orm";
-import { uuidv7 } from "uuidv7";
-import { MAX_WORKFLOW_STEPS, type OrganizationScope, RunledgerError } from "../../core/index.ts";
+import { MAX_WORKFLOW_STEPS, newId, type OrganizationScope, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import type { RawRow } from "../rows.ts";
-import {
-  jobQueue,
-  workflowRunMutations,
-  workflowRuns,
-  workflowStepDependencies,
-  workflowSteps,
-} from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
 import { requeueLockedJobs } from "../sql/jobs/cancel.ts";
-import { checkIdentifierLength, checkTextSize, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
-import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
+import { lockVisibleRun } from "../sql/workflows/locks.ts";
 import {
-  DEPENDENCY_UNSATISFIED,
-  internalState,
-  lockRunForRewrite,
-  recomputeRunStatuses,
-  releaseSteps,
-} from "./release.ts";
-import { requireReadCommitted, requireVisibleRun } from "./release-lock.ts";
+  insertMutation,
+  jobsWithIds,
+  type RunEdge,
+  readSteps,
+  reblockSteps,
+  reenqueueSteps,
+  retryRecorded,
+  runEdges,
+  unlinkJobs,
+} from "../sql/workflows/mutations.ts";
+import { DEPENDENCY_UNSATISFIED, recountDependencies } from "../sql/workflows/propagate.ts";
+import { readRun, runOrganization } from "../sql/workflows/reads.ts";
+import type { WorkflowRunRow, WorkflowStepRow } from "../sql/workflows/rows.ts";
+import { checkIdentifierLength, checkTextSize, fail, isBlank, isStorableText, isUuid, jsonText } from "../validate.ts";
+import { internalState, propagateSteps, recomputeRunStatuses } from "./propagate.ts";
+import { runFromRow, stepFromRow, type WorkflowRunRecord, type WorkflowStepRecord } from "./records.ts";
+import { lockRunForRewrite, requireReadCommitted, requireVisibleRun } from "./run-locks.ts";
 
 export interface RetryWorkflowRunInput {
   workflowRunId: string;
@@ -56,9 +55,6 @@ export interface RetryWorkflowRunResult {
 
 export const DEFAULT_RETRY_REASON = "WORKFLOW_RETRY";
 
-/** Keys of the stored request that record the outcome rather than the request. */
-const OUTCOME_KEYS = sql`- 'retried_step_keys' - 'reopened_step_keys'`;
-
 function invalid(field: string): never {
   fail("workflow.retry_invalid_request", { field });
 }
@@ -84,35 +80,18 @@ function canonicalRequest(input: RetryWorkflowRunInput) {
   };
 }
 
-/*
- * Counters from scratch for every step of a run: pending = prerequisites not finished,
- * unsatisfied = ON_SUCCESS prerequisites that finished without success. Outside a retry these are
- * exactly what the engine's increments keep; a retry un-finishes steps, so it derives them again.
- */
-const recountDependencies = (runId: string) => sql`
-  update ${workflowSteps} d set
-    dependency_count_pending = c.pending,
-    dependency_count_unsatisfied = c.unsatisfied
-  from (
-    select e.dependent_step_id as id,
-      count(*) filter (where p.status not in ('SUCCEEDED', 'FAILED', 'CANCELED')) as pending,
-      count(*) filter (where e.release_mode = 'ON_SUCCESS' and p.status in ('FAILED', 'CANCELED')) as unsatisfied
-    from ${workflowStepDependencies} e
-    join ${workflowSteps} p on p.id = e.prerequisite_step_id
-    where e.workflow_run_id = ${runId}
-    group by e.dependent_step_id
-  ) c
-  where d.id = c.id and d.workflow_run_id = ${runId}
-    and (d.dependency_count_pending, d.dependency_count_unsatisfied) is distinct from (c.pending, c.unsatisfied)`;
-
 /**
  * Which canceled steps a retry reopens: those canceled as dependency-unsatisfied (they never had a
  * job) whose every ON_SUCCESS prerequisite succeeded or gets another chance, the retried steps and
  * the steps reopened before them. Such a step always waits for at least one of those (the one
  * that left it unsatisfied), so none is ready at once.
  */
-function reopenedBy(steps: readonly RawRow[], edges: readonly RawRow[], retried: ReadonlySet<string>): Set<string> {
-  const status = new Map(steps.map((s) => [s.id as string, s.status as string]));
+function reopenedBy(
+  steps: readonly WorkflowStepRow[],
+  edges: readonly RunEdge[],
+  retried: ReadonlySet<string>,
+): Set<string> {
+  const status = new Map(steps.map((s) => [s.id, s.status]));
   const onSuccess = new Map<string, string[]>();
   for (const edge of edges) {
     if (edge.release_mode !== "ON_SUCCESS") continue;
@@ -158,7 +137,7 @@ function reopenedBy(steps: readonly RawRow[], edges: readonly RawRow[], retried:
  * without failed job steps (`workflow.retry_nothing_to_retry`), a named step that does not exist
  * (`workflow.retry_step_not_found`) or is not a failed job step (`workflow.retry_step_not_failed`).
  *
- * Locks follow cancellation's order — the run's jobs, its exclusive release lock, the jobs again,
+ * Locks follow cancellation's order — the run's jobs, its exclusive step-release lock, the jobs again,
  * steps, run — so of two concurrent retries one applies and the other finds a live run (or, with
  * the same mutation key, `ALREADY_APPLIED`), and a cancel or completion racing it is ordered
  * before or after it as a whole.
@@ -167,7 +146,7 @@ export async function retryWorkflowRun(
   executor: Executor,
   input: RetryWorkflowRunInput,
 ): Promise<RetryWorkflowRunResult> {
-  const visible = scopeCondition(sql`organization_id`, input.scope);
+  const visible = scopeCondition(runOrganization, input.scope);
   if (!isUuid(input.workflowRunId)) fail("workflow.run_not_found");
   const request = canonicalRequest(input);
   if (input.mutationKey !== undefined && (isBlank(input.mutationKey) || !isStorableText(input.mutationKey))) {
@@ -175,30 +154,23 @@ export async function retryWorkflowRun(
   }
   checkIdentifierLength(input.mutationKey, "mutationKey");
   const metadata = jsonText(input.mutationMetadata ?? {}, "job.invalid_payload", "mutationMetadata");
-  const mutationKey = input.mutationKey ?? `retry:${uuidv7()}`;
+  const mutationKey = input.mutationKey ?? `retry:${newId()}`;
   const runId = input.workflowRunId;
   const reason = input.reason ?? DEFAULT_RETRY_REASON;
-  try {
-    return await executor.transaction(async (tx) => {
+  return translating(() =>
+    executor.transaction(async (tx) => {
       await requireReadCommitted(tx, "workflow.retry_unsupported_isolation");
       await requireVisibleRun(tx, runId, visible);
       const steps = await lockRunForRewrite(tx, runId);
-      const [run] = await queryRows<RawRow>(
-        tx,
-        sql`select * from ${workflowRuns} where id = ${runId} and ${visible} for update`,
-      );
+      const [run] = await queryRows<WorkflowRunRow>(tx, lockVisibleRun(runId, visible, "update"));
       if (run === undefined) throw new RunledgerError("workflow.run_not_found");
-      const byKey = new Map(steps.map((s) => [s.step_key as string, s]));
+      const byKey = new Map(steps.map((s) => [s.step_key, s]));
       const stepsNamed = async (keys: readonly string[]) => {
         const ids = keys.map((key) => byKey.get(key)?.id).filter((id) => id !== undefined);
-        return ids.length === 0 ? [] : loadSteps(tx, ids);
+        return ids.length === 0 ? [] : (await readSteps.run(tx, { ids })).map(stepFromRow);
       };
 
-      const [previous] = await queryRows<{ same: boolean; request: Record<string, string[]> }>(
-        tx,
-        sql`select (request ${OUTCOME_KEYS}) = ${JSON.stringify(request)}::jsonb as same, request
-          from ${workflowRunMutations} where workflow_run_id = ${runId} and mutation_key = ${mutationKey}`,
-      );
+      const [previous] = await retryRecorded.run(tx, { runId, mutationKey, request: JSON.stringify(request) });
       if (previous !== undefined) {
         if (!previous.same) throw new RunledgerError("workflow.retry_conflicting_retry");
         return {
@@ -214,8 +186,8 @@ export async function retryWorkflowRun(
       if (run.status === "RUNNING" || run.status === "WAITING_FOR_EXTERNAL") {
         throw new RunledgerError("workflow.retry_run_live", { details: { status: run.status } });
       }
-      const failedJobStep = (s: RawRow) => s.status === "FAILED" && s.execution_kind === "JOB";
-      let retried: RawRow[];
+      const failedJobStep = (s: WorkflowStepRow) => s.status === "FAILED" && s.execution_kind === "JOB";
+      let retried: WorkflowStepRow[];
       if (request.step_keys === null) {
         retried = steps.filter(failedJobStep);
       } else {
@@ -233,23 +205,19 @@ export async function retryWorkflowRun(
       }
       if (retried.length === 0) throw new RunledgerError("workflow.retry_nothing_to_retry");
 
-      const edges = await queryRows<RawRow>(
-        tx,
-        sql`select prerequisite_step_id, dependent_step_id, release_mode from ${workflowStepDependencies}
-          where workflow_run_id = ${runId}`,
-      );
+      const edges = await runEdges.run(tx, { runId });
       const reopened = reopenedBy(steps, edges, new Set(retried.map((s) => s.id)));
       // A retried step that ran after a prerequisite which now runs again (over an ON_TERMINAL
       // edge) must wait for it: it is released anew, with a new job, once that one finishes.
-      const again = new Set([...retried.map((s) => s.id as string), ...reopened]);
+      const again = new Set([...retried.map((s) => s.id), ...reopened]);
       const waits = new Set(edges.filter((e) => again.has(e.prerequisite_step_id)).map((e) => e.dependent_step_id));
       const requeue = retried.filter((s) => s.job_id !== null && !waits.has(s.id));
       const renew = retried.filter((s) => !requeue.includes(s));
 
       if (requeue.length > 0) {
         // The failed jobs' next runs, each with a REQUEUED event that names this retry.
-        const jobIds = requeue.map((s) => s.job_id as string);
-        const requeued = await requeueLockedJobs(tx, sql`id = any(${sql.param(jobIds)}::uuid[])`, {
+        const jobIds = requeue.map((s) => s.job_id!);
+        const requeued = await requeueLockedJobs(tx, jobsWithIds(jobIds), {
           reason,
           keepProgress: !request.reset_checkpoints,
           event: { requeue_kind: "WORKFLOW_RETRY", workflow_run_id: runId, mutation_key: mutationKey },
@@ -257,42 +225,33 @@ export async function retryWorkflowRun(
         if (requeued.length !== requeue.length) {
           throw internalState("a failed step's job is not finished", { workflowRunId: runId });
         }
-        await tx.execute(
-          sql`update ${workflowSteps} set status = 'ENQUEUED', started_at = null, finished_at = null,
-              status_reason = ${reason}, last_error_code = null, last_error_message = null
-            where id = any(${sql.param(requeue.map((s) => s.id))}::uuid[])`,
-        );
+        await reenqueueSteps.run(tx, { ids: requeue.map((s) => s.id), reason });
       }
       // The jobs of steps released anew stay in the ledger, unlinked (a step has one job at a time).
-      const unlinked = renew.filter((s) => s.job_id !== null).map((s) => s.job_id as string);
-      if (unlinked.length > 0) {
-        await tx.execute(
-          sql`update ${jobQueue} set workflow_step_id = null, updated_at = now() where id = any(${sql.param(unlinked)}::uuid[])`,
-        );
-      }
-      const blocked = [...renew.map((s) => s.id as string), ...reopened];
-      await tx.execute(
-        sql`update ${workflowSteps} set status = 'BLOCKED', job_id = null, started_at = null, finished_at = null,
-            status_reason = null, last_error_code = null, last_error_message = null
-          where id = any(${sql.param(blocked)}::uuid[])`,
-      );
+      const unlinked = renew.filter((s) => s.job_id !== null).map((s) => s.job_id!);
+      if (unlinked.length > 0) await unlinkJobs.run(tx, { ids: unlinked });
+      const blocked = [...renew.map((s) => s.id), ...reopened];
+      await reblockSteps.run(tx, { ids: blocked });
       await tx.execute(recountDependencies(runId));
-      // RUNNING again, so the release below sees a live run.
+      // RUNNING again, so the steps decided below see a live run.
       await recomputeRunStatuses(tx, [runId]);
-      await releaseSteps(tx, runId, blocked, { takeReleaseLock: false });
+      await propagateSteps(tx, { decide: blocked });
       await recomputeRunStatuses(tx, [runId]);
 
-      const retriedKeys = retried.map((s) => s.step_key as string).sort();
-      const reopenedKeys = steps.filter((s) => reopened.has(s.id)).map((s) => s.step_key as string);
-      await tx.execute(
-        sql`insert into ${workflowRunMutations} (id, workflow_run_id, mutation_key, metadata, request)
-          values (${uuidv7()}, ${runId}, ${mutationKey}, ${metadata}::jsonb, ${JSON.stringify({
-            ...request,
-            retried_step_keys: retriedKeys,
-            reopened_step_keys: reopenedKeys.sort(),
-          })}::jsonb)`,
-      );
-      const [after] = await queryRows<RawRow>(tx, sql`select * from ${workflowRuns} where id = ${runId}`);
+      const retriedKeys = retried.map((s) => s.step_key).sort();
+      const reopenedKeys = steps.filter((s) => reopened.has(s.id)).map((s) => s.step_key);
+      await insertMutation.run(tx, {
+        id: newId(),
+        runId,
+        mutationKey,
+        metadata,
+        request: JSON.stringify({
+          ...request,
+          retried_step_keys: retriedKeys,
+          reopened_step_keys: reopenedKeys.sort(),
+        }),
+      });
+      const [after] = await readRun.run(tx, { id: runId });
       return {
         workflowRun: runFromRow(after!),
         retriedSteps: await stepsNamed(retriedKeys),
@@ -300,16 +259,6 @@ export async function retryWorkflowRun(
         mutationKey,
         outcome: "RETRIED" as const,
       };
-    });
-  } catch (error) {
-    throw toQueryError(error);
-  }
-}
-
-async function loadSteps(tx: Executor, ids: readonly string[]): Promise<WorkflowStepRecord[]> {
-  const rows = await queryRows<RawRow>(
-    tx,
-    sql`select * from ${workflowSteps} where id = any(${sql.param([...ids])}::uuid[]) order by created_at, id`,
+    }),
   );
-  return rows.map(stepFromRow);
 }

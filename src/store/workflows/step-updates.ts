@@ -1,10 +1,12 @@
-import { sql } from "drizzle-orm";
 import { type OrganizationScope, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
+import { lockVisibleRun } from "../sql/workflows/locks.ts";
+import { lockVisibleStepKeys, replacePendingPayload } from "../sql/workflows/mutations.ts";
+import { runOrganization } from "../sql/workflows/reads.ts";
+import type { WorkflowRunRow, WorkflowStepRow } from "../sql/workflows/rows.ts";
 import { fail, isUuid, jsonText } from "../validate.ts";
 
 /**
@@ -18,29 +20,21 @@ export async function listWorkflowStepKeysForUpdate(
   workflowRunId: string,
   options: { scope: OrganizationScope },
 ): Promise<string[]> {
-  const visible = scopeCondition(sql`r.organization_id`, options?.scope);
+  const visible = scopeCondition(runOrganization, options?.scope);
   if (!isUuid(workflowRunId)) fail("workflow.run_not_found");
-  try {
-    return await executor.transaction(async (tx) => {
-      const steps = await queryRows<{ step_key: string; created_at: string; id: string }>(
+  return translating(() =>
+    executor.transaction(async (tx) => {
+      const steps = await queryRows<Pick<WorkflowStepRow, "step_key" | "created_at" | "id">>(
         tx,
-        sql`select s.step_key, s.created_at, s.id from ${workflowSteps} s
-          where s.workflow_run_id = ${workflowRunId}
-            and exists (select 1 from ${workflowRuns} r where r.id = ${workflowRunId} and ${visible})
-          order by s.id for update of s`,
+        lockVisibleStepKeys(workflowRunId, visible),
       );
-      const [run] = await queryRows<{ id: string }>(
-        tx,
-        sql`select r.id from ${workflowRuns} r where r.id = ${workflowRunId} and ${visible} for no key update`,
-      );
+      const [run] = await queryRows<WorkflowRunRow>(tx, lockVisibleRun(workflowRunId, visible, "no key update"));
       if (run === undefined) throw new RunledgerError("workflow.run_not_found");
       return steps
         .sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1))
         .map((s) => s.step_key);
-    });
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
 }
 
 export interface WorkflowStepPayloadUpdate {
@@ -63,32 +57,14 @@ export async function updateWorkflowStepAndPendingJobPayload(
   executor: Executor,
   input: WorkflowStepPayloadUpdate,
 ): Promise<boolean> {
-  const visible = scopeCondition(sql`r.organization_id`, input?.scope);
+  const visible = scopeCondition(runOrganization, input?.scope);
   const payload = jsonText(input.payload, "job.invalid_payload", "payload");
   if (!isUuid(input.workflowRunId) || !isUuid(input.stepId) || !isUuid(input.jobId)) return false;
-  try {
-    const [row] = await queryRows<{ jobs: number | string; steps: number | string }>(
+  const [row] = await translating(() =>
+    queryRows<{ jobs: number | string; steps: number | string }>(
       executor,
-      sql`
-      with job as (
-        update ${jobQueue} j set payload = ${payload}::jsonb, updated_at = now()
-        where j.id = ${input.jobId} and j.status = 'PENDING' and j.workflow_step_id = ${input.stepId}
-          and exists (
-            select 1 from ${workflowSteps} s join ${workflowRuns} r on r.id = s.workflow_run_id
-            where s.id = ${input.stepId} and s.job_id = ${input.jobId} and s.workflow_run_id = ${input.workflowRunId}
-              and ${visible}
-          )
-        returning j.id
-      ),
-      step as (
-        update ${workflowSteps} s set payload = ${payload}::jsonb
-        where s.id = ${input.stepId} and exists (select 1 from job)
-        returning s.id
-      )
-      select (select count(*) from job) as jobs, (select count(*) from step) as steps`,
-    );
-    return Number(row!.jobs) === 1 && Number(row!.steps) === 1;
-  } catch (error) {
-    throw toQueryError(error);
-  }
+      replacePendingPayload(input, payload, visible),
+    ),
+  );
+  return Number(row!.jobs) === 1 && Number(row!.steps) === 1;
 }

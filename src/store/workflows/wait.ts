@@ -1,12 +1,12 @@
-import { type SQL, sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import { type OrganizationScope, RunledgerError, type WorkflowRunStatus } from "../../core/index.ts";
 import type { RunledgerDb, Subscription } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { RUN_TERMINAL_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
-import type { RawRow } from "../rows.ts";
-import { workflowRuns } from "../schema/index.ts";
 import { scopeCondition } from "../scope.ts";
+import { runById, runOrganization } from "../sql/workflows/reads.ts";
+import type { WorkflowRunRow } from "../sql/workflows/rows.ts";
 import { fail, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "./records.ts";
 
@@ -51,7 +51,7 @@ export async function waitForWorkflowRun(
   workflowRunId: string,
   options: WaitForWorkflowRunOptions,
 ): Promise<WorkflowRunRecord> {
-  const visible = scopeCondition(sql`organization_id`, options?.scope);
+  const visible = scopeCondition(runOrganization, options?.scope);
   const timeoutMs = checkDuration(options.timeoutMs, "timeoutMs", DEFAULT_RUN_WAIT_TIMEOUT_MS, true);
   const pollIntervalMs = checkDuration(options.pollIntervalMs, "pollIntervalMs", DEFAULT_POLL_INTERVAL_MS, false);
   const { signal } = options;
@@ -149,15 +149,12 @@ class RunWaiter {
     try {
       do {
         this.#again = false;
-        const [row] = await queryRows<RawRow>(
-          this.#db,
-          sql`select * from ${workflowRuns} where id = ${this.#runId} and ${this.#visible}`,
-        );
+        const [row] = await translating(() => queryRows<WorkflowRunRow>(this.#db, runById(this.#runId, this.#visible)));
         if (row === undefined) this.#finish(new RunledgerError("workflow.run_not_found"));
         else if (TERMINAL.includes(row.status)) this.#finish(undefined, runFromRow(row));
       } while (this.#again && !this.#settled);
     } catch (error) {
-      this.#finish(toQueryError(error));
+      this.#finish(error);
     } finally {
       this.#checking = false;
     }

@@ -1,7 +1,7 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { ALL_ORGANIZATIONS, type OrganizationScope } from "../core/index.ts";
 import { createDb, type RunledgerDb } from "../store/index.ts";
-import { type Output, UsageError } from "./output.ts";
+import { json, type Output, UsageError } from "./output.ts";
 
 /*
  * What a command is (its name, usage and flags) and what it gets to run: parsed flags, the
@@ -154,6 +154,26 @@ export function cursorArg(value: string | undefined): { at: Date; id: string } |
 
 /** A keyset cursor to print. */
 export const cursorText = (at: Date, id: string) => `${at.toISOString()}_${id}`;
+
+/**
+ * How every list command prints a page: `{ items, next }` with `--json`; otherwise `empty` or the
+ * table `writeTable` draws, then the `--after` argument that fetches the next page. Returns the exit code.
+ */
+export function printPage<T>(
+  ctx: CommandContext,
+  page: { items: readonly T[]; next: string | null },
+  empty: string,
+  writeTable: (items: readonly T[]) => void,
+): number {
+  if (ctx.json) {
+    json(ctx.out, { items: page.items, next: page.next });
+    return 0;
+  }
+  if (page.items.length === 0) ctx.out.write(`${empty}\n`);
+  else writeTable(page.items);
+  if (page.next !== null) ctx.out.write(`more: --after ${page.next}\n`);
+  return 0;
+}
 
 /** Query parameters of a connection URL that carry a secret (compared case-insensitively). */
 const SECRET_PARAMS = new Set(["password", "sslpassword"]);

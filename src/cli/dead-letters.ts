@@ -1,8 +1,8 @@
 import { listDeadLetters } from "../store/index.ts";
 import { BULK_OPTIONS, BULK_USAGE, bulkFilter, runBulk } from "./bulk.ts";
-import { COMMON_OPTIONS, type Command, cursorArg, cursorText, intArg, ORG_OPTION } from "./command.ts";
+import { COMMON_OPTIONS, type Command, cursorArg, cursorText, intArg, ORG_OPTION, printPage } from "./command.ts";
 import { jobsRequeueCommand } from "./jobs.ts";
-import { ago, json, table, UsageError } from "./output.ts";
+import { ago, table, UsageError } from "./output.ts";
 
 export const deadLettersListCommand: Command = {
   name: "dead-letters list",
@@ -33,21 +33,18 @@ at a time (pass the printed cursor as --after).
       limit: intArg(v.limit, "limit", 50, 1000),
       after: after === undefined ? undefined : { failedAt: after.at, jobId: after.id },
     });
-    const next = page.next === null ? null : cursorText(page.next.failedAt, page.next.jobId);
-    if (ctx.json) {
-      json(ctx.out, { items: page.items, next });
-      return 0;
-    }
-    if (page.items.length === 0) ctx.out.write("no dead letters\n");
-    else {
-      table(
-        ctx.out,
-        ["job", "type", "error", "failed"],
-        page.items.map((d) => [d.jobId, d.jobType, d.errorCode ?? "", ago(d.failedAt)]),
-      );
-    }
-    if (next !== null) ctx.out.write(`more: --after ${next}\n`);
-    return 0;
+    return printPage(
+      ctx,
+      { items: page.items, next: page.next === null ? null : cursorText(page.next.failedAt, page.next.jobId) },
+      "no dead letters",
+      (rows) => {
+        table(
+          ctx.out,
+          ["job", "type", "error", "failed"],
+          rows.map((d) => [d.jobId, d.jobType, d.errorCode ?? "", ago(d.failedAt)]),
+        );
+      },
+    );
   },
 };
 

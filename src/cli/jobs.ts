@@ -19,6 +19,7 @@ import {
   cursorText,
   intArg,
   ORG_OPTION,
+  printPage,
   timeArg,
   uuidArg,
 } from "./command.ts";
@@ -73,31 +74,28 @@ lastErrorCode, lastErrorMessage, workflowStepId, createdAt, finishedAt, … (ISO
       limit: intArg(v.limit, "limit", 50, 1000),
       after: after === undefined ? undefined : { createdAt: after.at, id: after.id },
     });
-    const next = page.next === null ? null : cursorText(page.next.createdAt, page.next.id);
-    if (ctx.json) {
-      json(ctx.out, { items: page.items, next });
-      return 0;
-    }
-    if (page.items.length === 0) ctx.out.write("no jobs match\n");
-    else {
-      // Progress only when a job reports it: the table keeps to 80 columns with full ids.
-      const progress = page.items.some((j) => j.progressTotal !== null);
-      table(
-        ctx.out,
-        ["id", "type", "status", "att", ...(progress ? ["progress"] : []), "age"],
-        page.items.map((j) => [
-          j.id,
-          j.jobType,
-          j.status,
-          `${j.attempt}/${j.maxAttempts}`,
-          ...(progress ? [progressOf(j)] : []),
-          age(j.createdAt),
-        ]),
-        ["left", "left", "left", "right", "right", "right"],
-      );
-    }
-    if (next !== null) ctx.out.write(`more: --after ${next}\n`);
-    return 0;
+    return printPage(
+      ctx,
+      { items: page.items, next: page.next === null ? null : cursorText(page.next.createdAt, page.next.id) },
+      "no jobs match",
+      (rows) => {
+        // Progress only when a job reports it: the table keeps to 80 columns with full ids.
+        const progress = rows.some((j) => j.progressTotal !== null);
+        table(
+          ctx.out,
+          ["id", "type", "status", "att", ...(progress ? ["progress"] : []), "age"],
+          rows.map((j) => [
+            j.id,
+            j.jobType,
+            j.status,
+            `${j.attempt}/${j.maxAttempts}`,
+            ...(progress ? [progressOf(j)] : []),
+            age(j.createdAt),
+          ]),
+          ["left", "left", "left", "right", "right", "right"],
+        );
+      },
+    );
   },
 };
 

@@ -18,6 +18,7 @@ import {
   cursorText,
   intArg,
   ORG_OPTION,
+  printPage,
   uuidArg,
 } from "./command.ts";
 import { asciiDag } from "./dag.ts";
@@ -55,26 +56,23 @@ Workflow runs newest first, a page at a time (pass the printed cursor as --after
       limit: intArg(v.limit, "limit", 50, 1000),
       after: after === undefined ? undefined : { createdAt: after.at, id: after.id },
     });
-    const next = page.next === null ? null : cursorText(page.next.createdAt, page.next.id);
-    if (ctx.json) {
-      json(ctx.out, { items: page.items, next });
-      return 0;
-    }
-    if (page.items.length === 0) ctx.out.write("no runs match\n");
-    else {
-      table(
-        ctx.out,
-        ["id", "type", "status", "took"],
-        page.items.map((r) => [
-          r.id,
-          r.workflowType,
-          r.status,
-          r.finishedAt === null ? "-" : duration(r.finishedAt.getTime() - r.startedAt.getTime()),
-        ]),
-      );
-    }
-    if (next !== null) ctx.out.write(`more: --after ${next}\n`);
-    return 0;
+    return printPage(
+      ctx,
+      { items: page.items, next: page.next === null ? null : cursorText(page.next.createdAt, page.next.id) },
+      "no runs match",
+      (rows) => {
+        table(
+          ctx.out,
+          ["id", "type", "status", "took"],
+          rows.map((r) => [
+            r.id,
+            r.workflowType,
+            r.status,
+            r.finishedAt === null ? "-" : duration(r.finishedAt.getTime() - r.startedAt.getTime()),
+          ]),
+        );
+      },
+    );
   },
 };
 

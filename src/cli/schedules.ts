@@ -6,7 +6,7 @@ import {
   resumeJobType,
   setJobScheduleActive,
 } from "../store/index.ts";
-import { COMMON_OPTIONS, type Command, intArg, ORG_OPTION } from "./command.ts";
+import { COMMON_OPTIONS, type Command, intArg, ORG_OPTION, printPage } from "./command.ts";
 import { ago, json, num, table } from "./output.ts";
 
 export const schedulesListCommand: Command = {
@@ -37,17 +37,11 @@ Schedules by name (pass the last name printed as --after for the next page).
       after: ctx.values.after as string | undefined,
     });
     const items = page.items.map(({ upcoming: _upcoming, ...schedule }) => schedule);
-    const next = page.next;
-    if (ctx.json) {
-      json(ctx.out, { items, next });
-      return 0;
-    }
-    if (items.length === 0) ctx.out.write("no schedules\n");
-    else {
+    return printPage(ctx, { items, next: page.next }, "no schedules", (rows) => {
       table(
         ctx.out,
         ["name", "job type", "cron", "state", "next fire"],
-        items.map((s) => [
+        rows.map((s) => [
           s.name,
           s.jobType,
           `${s.cronExpr}${s.timezone === "UTC" ? "" : ` ${s.timezone}`}`,
@@ -55,9 +49,7 @@ Schedules by name (pass the last name printed as --after for the next page).
           s.isActive ? ago(s.nextFireAt) : "-",
         ]),
       );
-    }
-    if (next !== null) ctx.out.write(`more: --after ${next}\n`);
-    return 0;
+    });
   },
 };
 

@@ -62,6 +62,21 @@ export const numberedJobId = (n: SQL): SQL =>
   sql`overlay(${sql.placeholder("jobBase")}::text placing lpad(to_hex(${n}), 8, '0') from 29 for 8)::uuid`;
 
 /**
+ * The CTE `targets` of both statements that apply the rule: each counted step (`counts`: id,
+ * finished, unsatisfied) with the rule's decision (`ready`, `canceled`) and, should it be a
+ * released JOB step, its new job's id, numbered by `n`.
+ */
+export const decidedTargets = (n: SQL): SQL => sql`targets as (
+    select c.id, c.finished, c.unsatisfied,
+      ${numberedJobId(n)} as new_job_id,
+      ${releasable} as ready,
+      ${unsatisfiable} as canceled
+    from counts c
+    join ${workflowSteps} d on d.id = any(array(select id from counts)) and d.id = c.id
+    join ${workflowRuns} r on r.id = d.workflow_run_id
+  )`;
+
+/**
  * The CTEs `jobs` and `notified` of every statement that releases JOB steps: insert each released
  * step's job from the step's frozen settings (`jobId` names the column holding the new job's id,
  * `from` the released steps; the ENQUEUED event is derived from the row), and one wake-up when any job was
@@ -156,15 +171,7 @@ export const propagate = statement<Pick<WorkflowStepRow, "id" | "status"> & { re
       where e.dependent_step_id = s.id
     )
   ),
-  targets as (
-    select c.id, c.finished, c.unsatisfied,
-      ${numberedJobId(sql`row_number() over (order by d.created_at, d.id)`)} as new_job_id,
-      ${releasable} as ready,
-      ${unsatisfiable} as canceled
-    from counts c
-    join ${workflowSteps} d on d.id = any(array(select id from counts)) and d.id = c.id
-    join ${workflowRuns} r on r.id = d.workflow_run_id
-  ),
+  ${decidedTargets(sql`row_number() over (order by d.created_at, d.id)`)},
   decided as (
     update ${workflowSteps} d set
       ${decidedStepAssignments}

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { columnParams, statement } from "../../query.ts";
 import { workflowRuns, workflowStepDependencies, workflowSteps } from "../../schema/index.ts";
-import { decidedStepAssignments, numberedJobId, releasable, releasedJobsCtes, unsatisfiable } from "./propagate.ts";
+import { decidedStepAssignments, decidedTargets, releasedJobsCtes } from "./propagate.ts";
 import type { WorkflowStepRow } from "./rows.ts";
 
 /*
@@ -128,15 +128,7 @@ export const settleAndDecide = statement<Pick<WorkflowStepRow, "id"> & { cancele
     join ${workflowStepDependencies} e on e.prerequisite_step_id = x.id and e.workflow_run_id = x.workflow_run_id
     group by e.dependent_step_id
   ),
-  targets as (
-    select c.id, c.finished, c.unsatisfied,
-      ${numberedJobId(sql`c.n`)} as new_job_id,
-      ${releasable} as ready,
-      ${unsatisfiable} as canceled
-    from counts c
-    join ${workflowSteps} d on d.id = any(array(select id from counts)) and d.id = c.id
-    join ${workflowRuns} r on r.id = d.workflow_run_id
-  ),
+  ${decidedTargets(sql`c.n`)},
   counted as (
     update ${workflowSteps} d set
       ${decidedStepAssignments}

@@ -12,6 +12,7 @@ import { queryRows } from "../query.ts";
 import {
   type BulkBatchRow,
   type BulkCountsRow,
+  type BulkFilterFields,
   bulkCondition,
   bulkCounts,
   idIn,
@@ -35,19 +36,9 @@ import { settleWorkflowSteps } from "../workflows/settle.ts";
  */
 
 /** Which jobs a bulk read or action selects. */
-export interface JobBulkFilter {
+export interface JobBulkFilter extends BulkFilterFields {
   /** Whose jobs: one organization's, or `ALL_ORGANIZATIONS`. Required. */
   scope: OrganizationScope;
-  /** Only jobs in these statuses (default: any the action applies to). */
-  statuses?: readonly JobStatus[];
-  /** Only jobs of this exact type. */
-  jobType?: string;
-  /** Created at or after / before this time. */
-  createdAfter?: Date;
-  createdBefore?: Date;
-  /** Finished at or after / before this time (unfinished jobs never match these). */
-  finishedAfter?: Date;
-  finishedBefore?: Date;
   /** Act on at most this many jobs (default 10,000, at most 1,000,000). */
   limit?: number;
 }

@@ -15,15 +15,23 @@ const textList = (values: readonly string[]) =>
     sql`, `,
   )})`;
 
-/** What a bulk filter selects, already checked (jobs/bulk.ts); `visible` is the scope's condition. */
-export interface BulkConditions {
-  visible: SQL;
+/** The columns a bulk filter (`JobBulkFilter`, jobs/bulk.ts) narrows by. */
+export interface BulkFilterFields {
+  /** Only jobs in these statuses (default: any the action applies to). */
   statuses?: readonly JobStatus[];
+  /** Only jobs of this exact type. */
   jobType?: string;
+  /** Created at or after / before this time. */
   createdAfter?: Date;
   createdBefore?: Date;
+  /** Finished at or after / before this time (unfinished jobs never match these). */
   finishedAfter?: Date;
   finishedBefore?: Date;
+}
+
+/** What a bulk filter selects, already checked (jobs/bulk.ts); `visible` is the scope's condition. */
+export interface BulkConditions extends BulkFilterFields {
+  visible: SQL;
 }
 
 /** The filter as one condition over `job_queue`. */

@@ -2,12 +2,12 @@ import { sql } from "drizzle-orm";
 import { checkJobType, MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
 import { toQueryError } from "./errors.ts";
-import { adoptRunningOfTypes } from "./flow/adopt.ts";
 
 import { JOBS_CHANNEL } from "./notify.ts";
 import { queryRows } from "./query.ts";
 import { type Page, type RawRow, toDate } from "./rows.ts";
 import { jobDefinitions, jobSchedules } from "./schema/index.ts";
+import { adoptRunningOfTypes } from "./sql/flow.ts";
 import { checkLimit, escapeLike, fail, isInt32, matchable } from "./validate.ts";
 
 /** A job type's enqueue-time defaults and its on/off switch for new work. */

@@ -56,8 +56,9 @@ export interface ClaimJobsInput {
    */
   flowMemo?: FlowClaimMemo;
   /**
-   * Claim the jobs due at this time instead of the database's now (tests, replays). The
-   * flow-controlled claim (flow control configured, or `fairness`) still reads the database's clock.
+   * Claim as of this time instead of the database's now (tests, replays): the due check, and under
+   * flow control the rate windows (starts counted and recorded), read it. The lease is written at
+   * the database's clock.
    */
   now?: Date;
 }

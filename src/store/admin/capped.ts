@@ -32,18 +32,18 @@ export interface CappedCount {
   capped: boolean;
 }
 
-/** Statuses a job can be waiting or stuck in, counted over their own indexes. */
-export const LIVE_JOB_STATUSES = ["PENDING", "LEASED", "DEAD_LETTERED"] as const;
-export type LiveJobStatus = (typeof LIVE_JOB_STATUSES)[number];
+/** The statuses `countJobsByStatus` counts (queued, running, dead-lettered), each over its own index. */
+export const COUNTED_JOB_STATUSES = ["PENDING", "LEASED", "DEAD_LETTERED"] as const;
+export type CountedJobStatus = (typeof COUNTED_JOB_STATUSES)[number];
 
 export interface JobCountsByStatus {
   /** Jobs now in each status, capped. */
-  byStatus: Record<LiveJobStatus, CappedCount>;
+  byStatus: Record<CountedJobStatus, CappedCount>;
   /**
    * Per job type, counted among the rows read for its status: exact when that status was not
    * capped, a lower bound (`capped`) when it was.
    */
-  byType: { jobType: string; status: LiveJobStatus; count: number; capped: boolean }[];
+  byType: { jobType: string; status: CountedJobStatus; count: number; capped: boolean }[];
 }
 
 export interface OverviewScope {
@@ -76,25 +76,29 @@ export async function countJobsByStatus(executor: Executor, input: OverviewScope
   return translating(async () => {
     const rows = await queryRows<StatusCountRow>(executor, jobStatusCounts(cap, input.scope));
     const scanned = { unfinished: 0, dead: 0 };
-    const matched: Record<LiveJobStatus, number> = { PENDING: 0, LEASED: 0, DEAD_LETTERED: 0 };
+    const matched: Record<CountedJobStatus, number> = { PENDING: 0, LEASED: 0, DEAD_LETTERED: 0 };
     // A job that finished between the index read and the row read is read but not counted.
     const counted = (row: StatusCountRow) =>
       row.source === "dead" ? row.status === "DEAD_LETTERED" : row.status === "PENDING" || row.status === "LEASED";
     for (const row of rows) {
       scanned[row.source as "unfinished" | "dead"] += Number(row.scanned);
-      if (counted(row)) matched[row.status as LiveJobStatus] += Number(row.n);
+      if (counted(row)) matched[row.status as CountedJobStatus] += Number(row.n);
     }
-    const cappedOf = (status: LiveJobStatus) => (status === "DEAD_LETTERED" ? scanned.dead : scanned.unfinished) > cap;
+    const cappedOf = (status: CountedJobStatus) =>
+      (status === "DEAD_LETTERED" ? scanned.dead : scanned.unfinished) > cap;
     const byStatus = Object.fromEntries(
-      LIVE_JOB_STATUSES.map((status) => [status, { count: Math.min(matched[status], cap), capped: cappedOf(status) }]),
-    ) as Record<LiveJobStatus, CappedCount>;
+      COUNTED_JOB_STATUSES.map((status) => [
+        status,
+        { count: Math.min(matched[status], cap), capped: cappedOf(status) },
+      ]),
+    ) as Record<CountedJobStatus, CappedCount>;
     const byType = rows
       .filter((row) => counted(row) && Number(row.n) > 0)
       .map((row) => ({
         jobType: row.job_type as string,
-        status: row.status as LiveJobStatus,
+        status: row.status as CountedJobStatus,
         count: Number(row.n),
-        capped: cappedOf(row.status as LiveJobStatus),
+        capped: cappedOf(row.status as CountedJobStatus),
       }))
       .sort((a, b) => a.jobType.localeCompare(b.jobType) || a.status.localeCompare(b.status));
     return { byStatus, byType };

@@ -271,7 +271,7 @@ export const flowCountScopes = statement<{ kind: "c" | "r"; scope: string; n: nu
  */
 
 /** Give running jobs matching `match` a slot in each of `scopes` (a list of nullable text expressions). */
-export async function adoptRunning(tx: Executor, match: SQL, scopes: SQL): Promise<void> {
+async function adoptRunning(tx: Executor, match: SQL, scopes: SQL): Promise<void> {
   await tx.execute(sql`insert into ${flowSlots} (scope, job_id)
     select s.scope, j.id from ${jobQueue} j
     left join ${jobDefinitions} d on d.job_type = j.job_type

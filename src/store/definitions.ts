@@ -132,7 +132,7 @@ function definitionValues(d: ResolvedDefinition) {
   };
 }
 
-/** Refuse a list naming a type twice (ON CONFLICT cannot touch one row twice in a statement). */
+/** Refuse a list naming a type twice: a sync writes each type once, and a list is no order of precedence. */
 function unique<T extends { jobType: string }>(definitions: T[]): T[] {
   const seen = new Set<string>();
   for (const d of definitions) {

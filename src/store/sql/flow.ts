@@ -302,11 +302,7 @@ export function adoptRunningOfKeyPattern(tx: Executor, pattern: string): Promise
   );
 }
 
-/*
- * Operators' settings. Each change commits with a notification on the jobs channel: a resume or a
- * raised limit makes queued work claimable, and listening workers claim at once instead of at
- * their next poll.
- */
+/* Operators' settings (flow/admin.ts): each change notifies the jobs channel at commit. */
 
 const notify = sql`(select pg_notify(${JOBS_CHANNEL}, ''))`;
 

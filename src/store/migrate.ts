@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { SchemaCompatibilityError, type SchemaState } from "../core/index.ts";
 import type { Executor } from "./db.ts";
-import { toQueryError, translating } from "./errors.ts";
+import { translating } from "./errors.ts";
 import { queryRows } from "./query.ts";
 import {
   journalExists,
@@ -157,26 +157,25 @@ export async function ensureSchemaCompatible(executor: Executor): Promise<Schema
  */
 export async function migrate(executor: Executor): Promise<SchemaReport> {
   const bundled = bundledMigrations();
-  try {
-    return await executor.transaction(async (tx) => {
-      await tx.execute(migrationLock);
-      await tx.execute(journalSchemaCreate);
-      await tx.execute(journalTableCreate);
-      const applied = (await readJournal(tx)) ?? [];
-      const before = compare(bundled, applied);
-      if (before.state === "ahead" || before.state === "diverged") throw incompatible(before);
-      for (const migration of bundled.slice(applied.length)) {
-        for (const statement of migration.sql) {
-          if (statement.trim() !== "") await tx.execute(sql.raw(statement));
+  return translating(
+    () =>
+      executor.transaction(async (tx) => {
+        await tx.execute(migrationLock);
+        await tx.execute(journalSchemaCreate);
+        await tx.execute(journalTableCreate);
+        const applied = (await readJournal(tx)) ?? [];
+        const before = compare(bundled, applied);
+        if (before.state === "ahead" || before.state === "diverged") throw incompatible(before);
+        for (const migration of bundled.slice(applied.length)) {
+          for (const statement of migration.sql) {
+            if (statement.trim() !== "") await tx.execute(sql.raw(statement));
+          }
+          await tx.execute(journalInsert(migration.hash, migration.folderMillis));
         }
-        await tx.execute(journalInsert(migration.hash, migration.folderMillis));
-      }
-      return { state: "current" as const, bundled: bundled.length, applied: bundled.length, pending: 0, foreign: [] };
-    });
-  } catch (error) {
-    if (error instanceof SchemaCompatibilityError) throw error;
-    throw toQueryError(error, "schema.migration_failed");
-  }
+        return { state: "current" as const, bundled: bundled.length, applied: bundled.length, pending: 0, foreign: [] };
+      }),
+    "schema.migration_failed",
+  );
 }
 
 /** A bundled migration `migrate` would apply, with its statements. */

@@ -1,7 +1,6 @@
 import { RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { type Statement, textArrayLiteral } from "../query.ts";
-import type { RawRow } from "../rows.ts";
 import {
   type ClaimFairness,
   flowConfig,
@@ -71,12 +70,12 @@ const SWEEP_START = { createdAt: "-infinity", id: "00000000-0000-0000-0000-00000
  * Claim under flow control (see above). `lease` is the claim's update for the admitted ids.
  * Updates `memo` with whether flow control is configured.
  */
-export async function claimUnderFlowControl(
+export async function claimUnderFlowControl<Row extends Record<string, unknown>>(
   executor: Executor,
   input: FlowClaimInput,
-  lease: Statement<RawRow>,
+  lease: Statement<Row>,
   memo?: FlowClaimMemo,
-): Promise<RawRow[]> {
+): Promise<Row[]> {
   const now = input.now;
   return executor.transaction(async (tx) => {
     const [configRow] = await flowConfig.run(tx, { now });
@@ -118,7 +117,7 @@ export async function claimUnderFlowControl(
     // A worker runs its claim in the order returned: a fair claim's order, so another tenant's
     // job is not queued behind a batch of the busy one's.
     const position = new Map(admitted.ids.map((id, i) => [id, i]));
-    return leased.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
+    return leased.sort((a, b) => position.get(a.id as string)! - position.get(b.id as string)!);
   });
 }
 

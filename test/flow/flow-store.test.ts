@@ -238,6 +238,17 @@ describe("rate limits", () => {
   });
 });
 
+describe("clock", () => {
+  it("claims under flow control as of the claim's now: a job due in ten minutes goes at eleven", async () => {
+    await pauseJobType(db, { jobType: "flow.b" });
+    const job = await enqueueJob(db, { jobType: "flow.a", nextRunAt: new Date(Date.now() + 10 * 60_000) });
+    expect(await claim(10)).toEqual([]);
+    expect(await claim(10, { fairness: "organization" })).toEqual([]);
+    const later = new Date(Date.now() + 11 * 60_000);
+    expect((await claim(10, { now: later })).map((j) => j.id)).toEqual([job.id]);
+  });
+});
+
 describe("fairness", () => {
   it("shares a claim across organizations", async () => {
     await enqueueJobs(

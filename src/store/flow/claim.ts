@@ -53,7 +53,7 @@ export interface FlowClaimInput {
   markRunning: boolean;
   prestart: boolean;
   fairness?: ClaimFairness;
-  /** The clock rate windows are counted and recorded at; the database's when omitted. */
+  /** The clock of the due check and the rate windows; the database's when omitted. */
   now?: Date;
 }
 
@@ -92,6 +92,7 @@ export async function claimUnderFlowControl<Row extends Record<string, unknown>>
       // A limited pool is larger than the claim, so jobs refused by a full scope leave room for others.
       limit: Math.min(config.limited ? input.limit * 2 : input.limit, 10_000),
       scan: Math.min(input.limit * 4 + 256, 100_000),
+      now,
     };
     let rows: PoolRow[];
     if (input.fairness === undefined) rows = await flowPool.run(tx, poolValues);

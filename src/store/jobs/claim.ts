@@ -179,13 +179,7 @@ async function runClaim<Row extends Record<string, unknown>>(
       if (input.flowMemo !== undefined) input.flowMemo.active = check?.active === true;
       if (check?.active !== true) return rows;
     }
-    // The flow-controlled claim runs `flow`, so its rows are `flow`'s.
-    return (await claimUnderFlowControl(
-      executor,
-      { ...values, fairness: input.fairness },
-      flow,
-      input.flowMemo,
-    )) as Row[];
+    return claimUnderFlowControl(executor, { ...values, fairness: input.fairness }, flow, input.flowMemo);
   });
 }
 

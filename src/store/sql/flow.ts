@@ -9,7 +9,9 @@ import { escapeLike } from "../validate.ts";
 /*
  * Flow control's statements (src/store/flow/): the flow-controlled claim's (hot: measured, and
  * kept as measured), the running jobs a new limit adopts, and the operators' settings and reads.
- * Rate windows are read and written at `clockNow`, so a test moves a window on by passing `now`.
+ * The due check and the rate windows read the statement clock (`clockNow`), as the direct claim's
+ * due check does (sql/jobs/claim.ts: `coalesce($n, now())` stays the claim index's condition), so
+ * a test claims as of a given `now`; the lease itself is written at the server's `now()`.
  */
 
 /** Share claims across organizations or concurrency keys instead of strict claim order. */
@@ -96,7 +98,7 @@ export const flowConfig = statement<FlowConfigRow>(
 `,
 );
 
-const dueRows = sql`finished_at is null and status = 'PENDING' and next_run_at <= now()
+const dueRows = sql`finished_at is null and status = 'PENDING' and next_run_at <= ${clockNow}
     and (${sql.placeholder("jobTypes")}::text[] is null or job_type = any(${sql.placeholder("jobTypes")}::text[]))
     and job_type <> all(${sql.placeholder("blockedTypes")}::text[])`;
 

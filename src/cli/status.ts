@@ -1,9 +1,9 @@
 import {
+  COUNTED_JOB_STATUSES,
   countJobsByStatus,
   countWorkflowRuns,
   getOldestDueJob,
   inspectSchema,
-  LIVE_JOB_STATUSES,
   listRecentWorkers,
 } from "../store/index.ts";
 import { COMMON_OPTIONS, type Command, ORG_OPTION } from "./command.ts";
@@ -72,7 +72,7 @@ large tables.
     const out = ctx.out;
     out.write(`runledger status: ${who}\n`);
     out.write(`schema ${schema.state} (${schema.applied}/${schema.bundled} migrations)\n\n`);
-    const [p, l, d] = LIVE_JOB_STATUSES.map((s) => capped(counts.byStatus[s]));
+    const [p, l, d] = COUNTED_JOB_STATUSES.map((s) => capped(counts.byStatus[s]));
     const rows = [...byType].map(([jobType, c]) => {
       const plus = c.capped ? "+" : "";
       return [jobType, `${num(c.pending)}${plus}`, `${num(c.leased)}${plus}`, `${num(c.deadLettered)}${plus}`];

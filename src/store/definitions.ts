@@ -1,13 +1,23 @@
-import { sql } from "drizzle-orm";
 import { checkJobType, MAX_TIMEOUT_SECONDS, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
-import { toQueryError } from "./errors.ts";
-import { adoptRunningOfTypes } from "./flow/adopt.ts";
-
-import { JOBS_CHANNEL } from "./notify.ts";
-import { queryRows } from "./query.ts";
-import { type Page, type RawRow, toDate } from "./rows.ts";
-import { jobDefinitions, jobSchedules } from "./schema/index.ts";
+import { translating } from "./errors.ts";
+import { queryRows, textArrayLiteral } from "./query.ts";
+import { type Page, toDate, toDateOrNull } from "./rows.ts";
+import {
+  activeScheduleOfTypes,
+  type DefinitionRow,
+  definitionGet,
+  definitionInsertIfMissing,
+  definitionList,
+  definitionsDisable,
+  definitionWrite,
+  disableGuardLock,
+  disableGuardTimeouts,
+  enabledDefinitionsLocked,
+  jobsNotify,
+  type WrittenDefinitionRow,
+} from "./sql/definitions.ts";
+import { adoptRunningOfTypes } from "./sql/flow.ts";
 import { checkLimit, escapeLike, fail, isInt32, matchable } from "./validate.ts";
 
 /** A job type's enqueue-time defaults and its on/off switch for new work. */
@@ -54,7 +64,7 @@ type ResolvedDefinition = Required<Omit<JobDefinitionUpsert, FlowFields>> & Pick
 
 const DEFAULTS = { version: 1, maxAttempts: 8, defaultTimeoutSeconds: 900, defaultPriority: 100, isEnabled: true };
 
-function definitionFromRow(row: RawRow): JobDefinitionRecord {
+function definitionFromRow(row: DefinitionRow): JobDefinitionRecord {
   return {
     jobType: row.job_type,
     version: Number(row.version),
@@ -62,7 +72,7 @@ function definitionFromRow(row: RawRow): JobDefinitionRecord {
     defaultTimeoutSeconds: Number(row.default_timeout_seconds),
     defaultPriority: Number(row.default_priority),
     isEnabled: row.is_enabled,
-    pausedAt: row.paused_at == null ? null : toDate(row.paused_at),
+    pausedAt: toDateOrNull(row.paused_at),
     maxConcurrency: row.max_concurrency == null ? null : Number(row.max_concurrency),
     maxConcurrencyPerKey: row.max_concurrency_per_key == null ? null : Number(row.max_concurrency_per_key),
     rateLimit:
@@ -103,9 +113,15 @@ function checkFlowLimits(input: { jobType: string } & Pick<JobDefinitionUpsert, 
   if (!isLimit(rate.intervalMs)) invalid("rateLimit.intervalMs");
 }
 
-/** The flow columns' values and whether the upsert writes each (see `JobDefinitionUpsert`). */
-function flowValues(d: ResolvedDefinition) {
+/** A definition's values for `definitionWrite` and `definitionInsertIfMissing`. */
+function definitionValues(d: ResolvedDefinition) {
   return {
+    jobType: d.jobType,
+    version: d.version,
+    maxAttempts: d.maxAttempts,
+    defaultTimeoutSeconds: d.defaultTimeoutSeconds,
+    defaultPriority: d.defaultPriority,
+    isEnabled: d.isEnabled,
     setMax: d.maxConcurrency !== undefined,
     max: d.maxConcurrency ?? null,
     setPerKey: d.maxConcurrencyPerKey !== undefined,
@@ -116,7 +132,7 @@ function flowValues(d: ResolvedDefinition) {
   };
 }
 
-/** Refuse a list naming a type twice (ON CONFLICT cannot touch one row twice in a statement). */
+/** Refuse a list naming a type twice: a sync writes each type once, and a list is no order of precedence. */
 function unique<T extends { jobType: string }>(definitions: T[]): T[] {
   const seen = new Set<string>();
   for (const d of definitions) {
@@ -126,58 +142,28 @@ function unique<T extends { jobType: string }>(definitions: T[]): T[] {
   return definitions;
 }
 
-/**
- * Upsert one definition, writing only when something differs. Returns the row (with `was_enabled`,
- * `limits_changed` and `concurrency_limited`) or, when nothing was written, `{ unchanged: true }`.
- */
-async function write(executor: Executor, d: ResolvedDefinition, keepEnabled: boolean): Promise<RawRow> {
-  const f = flowValues(d);
-  const [row] = await queryRows<RawRow>(
-    executor,
-    sql`with previous as (select is_enabled, max_concurrency, max_concurrency_per_key, rate_limit, rate_interval_ms
-        from ${jobDefinitions} where job_type = ${d.jobType})
-      insert into ${jobDefinitions} as d (job_type, version, max_attempts, default_timeout_seconds, default_priority, is_enabled,
-        max_concurrency, max_concurrency_per_key, rate_limit, rate_interval_ms)
-      values (${d.jobType}, ${d.version}, ${d.maxAttempts}, ${d.defaultTimeoutSeconds}, ${d.defaultPriority}, ${d.isEnabled},
-        ${f.max}::int, ${f.perKey}::int, ${f.rate}::int, ${f.rateMs}::int)
-      on conflict (job_type) do update set
-        version = excluded.version, max_attempts = excluded.max_attempts,
-        default_timeout_seconds = excluded.default_timeout_seconds, default_priority = excluded.default_priority,
-        is_enabled = case when ${keepEnabled}::boolean then d.is_enabled else excluded.is_enabled end,
-        max_concurrency = case when ${f.setMax}::boolean then excluded.max_concurrency else d.max_concurrency end,
-        max_concurrency_per_key = case when ${f.setPerKey}::boolean
-          then excluded.max_concurrency_per_key else d.max_concurrency_per_key end,
-        rate_limit = case when ${f.setRate}::boolean then excluded.rate_limit else d.rate_limit end,
-        rate_interval_ms = case when ${f.setRate}::boolean then excluded.rate_interval_ms else d.rate_interval_ms end
-      where (d.version, d.max_attempts, d.default_timeout_seconds, d.default_priority) is distinct from
-          (excluded.version, excluded.max_attempts, excluded.default_timeout_seconds, excluded.default_priority)
-        or (not ${keepEnabled}::boolean and d.is_enabled is distinct from excluded.is_enabled)
-        or (${f.setMax}::boolean and d.max_concurrency is distinct from excluded.max_concurrency)
-        or (${f.setPerKey}::boolean and d.max_concurrency_per_key is distinct from excluded.max_concurrency_per_key)
-        or (${f.setRate}::boolean and (d.rate_limit, d.rate_interval_ms) is distinct from
-          (excluded.rate_limit, excluded.rate_interval_ms))
-      returning d.*, (select is_enabled from previous) as was_enabled,
-        not exists (select 1 from previous p where p.max_concurrency is not distinct from d.max_concurrency
-          and p.max_concurrency_per_key is not distinct from d.max_concurrency_per_key
-          and p.rate_limit is not distinct from d.rate_limit and p.rate_interval_ms is not distinct from d.rate_interval_ms)
-          as limits_changed,
-        d.max_concurrency is not null or d.max_concurrency_per_key is not null as concurrency_limited`,
-  );
-  return row ?? { job_type: d.jobType, unchanged: true };
+/** Upsert one definition (see `definitionWrite`); undefined when nothing differed, so nothing was written. */
+async function write(
+  executor: Executor,
+  d: ResolvedDefinition,
+  keepEnabled: boolean,
+): Promise<WrittenDefinitionRow | undefined> {
+  const [row] = await definitionWrite.run(executor, { ...definitionValues(d), keepEnabled });
+  return row;
 }
 
 /**
  * After writes that changed limits: running jobs of those types count against the new limits,
  * and listening workers look again (a raised or removed limit makes queued work claimable).
  */
-async function applyLimitChanges(tx: Executor, rows: readonly RawRow[]): Promise<void> {
-  const changed = rows.filter((row) => row.limits_changed === true);
+async function applyLimitChanges(tx: Executor, rows: readonly (WrittenDefinitionRow | undefined)[]): Promise<void> {
+  const changed = rows.filter((row) => row?.limits_changed === true) as WrittenDefinitionRow[];
   if (changed.length === 0) return;
   await adoptRunningOfTypes(
     tx,
-    changed.filter((row) => row.concurrency_limited === true).map((row) => row.job_type as string),
+    changed.filter((row) => row.concurrency_limited === true).map((row) => row.job_type),
   );
-  await tx.execute(sql`select pg_notify(${JOBS_CHANNEL}, '')`);
+  await jobsNotify.run(tx, {});
 }
 
 /** Insert or overwrite a definition (writes only when something differs). */
@@ -186,11 +172,7 @@ export async function upsertJobDefinition(
   input: JobDefinitionUpsert,
 ): Promise<JobDefinitionRecord> {
   const d = resolve(input);
-  try {
-    return await writeGuarded(executor, d);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  return translating(() => writeGuarded(executor, d));
 }
 
 /**
@@ -198,8 +180,9 @@ export async function upsertJobDefinition(
  * (`job_definition.active_schedule_exists`), under the same locks as a catalog sync.
  */
 async function writeGuarded(executor: Executor, d: ResolvedDefinition): Promise<JobDefinitionRecord> {
-  const { setMax, setPerKey, setRate } = flowValues(d);
-  if (d.isEnabled && !setMax && !setPerKey && !setRate) {
+  const limitsGiven =
+    d.maxConcurrency !== undefined || d.maxConcurrencyPerKey !== undefined || d.rateLimit !== undefined;
+  if (d.isEnabled && !limitsGiven) {
     await write(executor, d, false);
     return (await getJobDefinition(executor, d.jobType))!;
   }
@@ -220,33 +203,20 @@ export async function insertJobDefinitionIfMissing(
   input: JobDefinitionUpsert,
 ): Promise<{ created: boolean; definition: JobDefinitionRecord }> {
   const d = resolve(input);
-  const f = flowValues(d);
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`insert into ${jobDefinitions} (job_type, version, max_attempts, default_timeout_seconds, default_priority, is_enabled,
-          max_concurrency, max_concurrency_per_key, rate_limit, rate_interval_ms)
-        values (${d.jobType}, ${d.version}, ${d.maxAttempts}, ${d.defaultTimeoutSeconds}, ${d.defaultPriority}, ${d.isEnabled},
-          ${f.max}::int, ${f.perKey}::int, ${f.rate}::int, ${f.rateMs}::int)
-        on conflict (job_type) do nothing
-        returning *`,
-    );
+  return translating(async () => {
+    const [row] = await definitionInsertIfMissing.run(executor, definitionValues(d));
     if (row !== undefined) return { created: true, definition: definitionFromRow(row) };
     return { created: false, definition: (await getJobDefinition(executor, d.jobType))! };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** One definition, or null. */
 export async function getJobDefinition(executor: Executor, jobType: string): Promise<JobDefinitionRecord | null> {
   if (!matchable(jobType)) return null;
-  try {
-    const [row] = await queryRows<RawRow>(executor, sql`select * from ${jobDefinitions} where job_type = ${jobType}`);
+  return translating(async () => {
+    const [row] = await definitionGet.run(executor, { jobType });
     return row === undefined ? null : definitionFromRow(row);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** Definitions by job type, optionally those whose type contains a substring (case-insensitive). */
@@ -256,19 +226,14 @@ export async function listJobDefinitions(
 ): Promise<Page<JobDefinitionRecord, string>> {
   checkLimit(filter.limit);
   const contains = filter.jobTypeContains === undefined ? undefined : escapeLike(filter.jobTypeContains);
-  try {
-    const rows = await queryRows<RawRow>(
+  return translating(async () => {
+    const rows = await queryRows<DefinitionRow>(
       executor,
-      sql`select * from ${jobDefinitions} where true
-        ${contains === undefined ? sql`` : sql`and job_type ilike ${`%${contains}%`}`}
-        ${filter.after === undefined ? sql`` : sql`and job_type > ${filter.after}`}
-        order by job_type limit ${filter.limit + 1}`,
+      definitionList({ contains, limit: filter.limit, after: filter.after }),
     );
     const items = rows.slice(0, filter.limit).map(definitionFromRow);
     return { items, next: rows.length > filter.limit ? (items.at(-1)?.jobType ?? null) : null };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** Change some fields of a definition; null when it does not exist. */
@@ -284,17 +249,10 @@ export async function updateJobDefinition(
   // concurrent `setJobTypeLimits` may have made stale).
   const unchangedLimits = { maxConcurrency: undefined, maxConcurrencyPerKey: undefined, rateLimit: undefined };
   const d = resolve({ ...current, ...unchangedLimits, ...update, jobType });
-  try {
-    return await writeGuarded(executor, d);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  return translating(() => writeGuarded(executor, d));
 }
 
-/**
- * Guard for disabling: lock schedules and definitions against concurrent change (waiting at most
- * 5 s, statement time capped at 30 s) and refuse while an active schedule uses one of the types.
- */
+/** Guard for disabling (see sql/definitions.ts): refuse while an active schedule uses one of the types. */
 async function refuseActiveSchedules(
   tx: Executor,
   jobTypes: readonly string[],
@@ -304,14 +262,9 @@ async function refuseActiveSchedules(
     | "job_definition.active_schedule_exists",
 ): Promise<void> {
   if (jobTypes.length === 0) return;
-  await tx.execute(sql`select set_config('statement_timeout', '30s', true)`);
-  await tx.execute(sql`select set_config('lock_timeout', case when current_setting('lock_timeout') not in ('0', '0ms')
-    and current_setting('lock_timeout')::interval < interval '5s' then current_setting('lock_timeout') else '5s' end, true)`);
-  await tx.execute(sql`lock table ${jobSchedules}, ${jobDefinitions} in share row exclusive mode`);
-  const [active] = await queryRows<{ name: string; job_type: string }>(
-    tx,
-    sql`select name, job_type from ${jobSchedules} where is_active and job_type = any(${sql.param([...jobTypes])}::text[]) order by name limit 1`,
-  );
+  await disableGuardTimeouts.run(tx, {});
+  await disableGuardLock.run(tx, {});
+  const [active] = await activeScheduleOfTypes.run(tx, { jobTypes: textArrayLiteral(jobTypes) });
   if (active !== undefined)
     throw new RunledgerError(code, { details: { scheduleName: active.name, jobType: active.job_type } });
 }
@@ -345,28 +298,26 @@ export async function syncJobDefinitions(
   mode: "preserve-enabled" | "restore-enabled",
 ): Promise<DefinitionSyncResult> {
   const resolved = unique(definitions.map(resolve));
-  try {
-    return await executor.transaction(async (tx) => {
+  return translating(() =>
+    executor.transaction(async (tx) => {
       const disabling = resolved.filter((d) => !d.isEnabled).map((d) => d.jobType);
       await refuseActiveSchedules(tx, disabling, "catalog.active_schedule_for_disabled_job_type");
       const result: DefinitionSyncResult = { created: [], updated: [], unchanged: [], disabled: [] };
-      const rows: RawRow[] = [];
+      const rows: (WrittenDefinitionRow | undefined)[] = [];
       for (const d of resolved) {
         const row = await write(tx, d, mode === "preserve-enabled");
         rows.push(row);
-        if (row.unchanged === true) result.unchanged.push(d.jobType);
+        if (row === undefined) result.unchanged.push(d.jobType);
         else if (row.was_enabled === null) result.created.push(d.jobType);
         else result.updated.push(d.jobType);
-        if (!d.isEnabled && row.unchanged !== true && row.was_enabled !== false && row.is_enabled === false)
+        if (!d.isEnabled && row !== undefined && row.was_enabled !== false && !row.is_enabled)
           result.disabled.push(d.jobType);
       }
       await applyLimitChanges(tx, rows);
       for (const list of Object.values(result)) list.sort();
       return result;
-    });
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
 }
 
 /**
@@ -382,26 +333,15 @@ export async function syncJobDefinitionsExact(
   if (definitions.length === 0 || scope.length === 0) fail("job_definition.empty_job_type_list");
   const resolved = unique(definitions.map(resolve));
   const inCatalog = new Set(resolved.map((d) => d.jobType));
-  try {
-    return await executor.transaction(async (tx) => {
-      const absent = (
-        await queryRows<{ job_type: string }>(
-          tx,
-          sql`select job_type from ${jobDefinitions} where is_enabled and job_type = any(${sql.param([...scope])}::text[]) order by job_type for update`,
-        )
-      )
+  return translating(() =>
+    executor.transaction(async (tx) => {
+      const absent = (await enabledDefinitionsLocked.run(tx, { jobTypes: textArrayLiteral(scope) }))
         .map((r) => r.job_type)
         .filter((t) => !inCatalog.has(t));
       await refuseActiveSchedules(tx, absent, "catalog.active_schedule_for_absent_job_type");
       const result = await syncJobDefinitions(tx, resolved, "restore-enabled");
-      if (absent.length > 0) {
-        await tx.execute(
-          sql`update ${jobDefinitions} set is_enabled = false where job_type = any(${sql.param(absent)}::text[])`,
-        );
-      }
+      if (absent.length > 0) await definitionsDisable.run(tx, { jobTypes: textArrayLiteral(absent) });
       return { ...result, disabled: [...result.disabled, ...absent].sort() };
-    });
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
 }

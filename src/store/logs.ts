@@ -1,12 +1,9 @@
-import { sql } from "drizzle-orm";
-import { type OrganizationScope, RunledgerError } from "../core/index.ts";
+import { type OrganizationScope, RunledgerError, scopedOrganization } from "../core/index.ts";
 import type { Executor } from "./db.ts";
-import { toQueryError } from "./errors.ts";
-
+import { translating } from "./errors.ts";
 import { queryRows } from "./query.ts";
-import { type Page, type RawRow, toDate } from "./rows.ts";
-import { jobLogs, jobQueue } from "./schema/index.ts";
-import { scopeCondition } from "./scope.ts";
+import { type Page, toDate } from "./rows.ts";
+import { type JobLogRow, jobLogInsert, jobLogList } from "./sql/logs.ts";
 import {
   checkIdCursor,
   checkIdentifierLength,
@@ -42,7 +39,7 @@ export interface JobLogInput {
   payload?: Record<string, unknown>;
 }
 
-function logFromRow(row: RawRow): JobLogRecord {
+function logFromRow(row: JobLogRow): JobLogRecord {
   return {
     id: Number(row.id),
     jobId: row.job_id,
@@ -63,7 +60,7 @@ function logFromRow(row: RawRow): JobLogRecord {
  * written, and a line written after the sweep deleted the job is refused.
  */
 export async function insertJobLog(executor: Executor, input: JobLogInput): Promise<JobLogRecord> {
-  const visible = scopeCondition(sql`organization_id`, input?.scope);
+  scopedOrganization(input?.scope);
   if (!isUuid(input.jobId)) fail("job.not_found");
   if (!isInt32(input.runNumber) || input.runNumber <= 0) fail("job.invalid_log", { field: "runNumber" });
   if (input.attempt != null && (!isInt32(input.attempt) || input.attempt < 0))
@@ -77,20 +74,22 @@ export async function insertJobLog(executor: Executor, input: JobLogInput): Prom
   if (payload === null || typeof payload !== "object" || Array.isArray(payload))
     fail("job.invalid_log", { field: "payload" });
   const text = jsonText(payload, "job.invalid_log", "payload");
-  try {
-    const [row] = await queryRows<RawRow>(
+  return translating(async () => {
+    const [row] = await queryRows<JobLogRow>(
       executor,
-      sql`insert into ${jobLogs} (job_id, run_number, attempt, level, message, payload)
-        select id, ${input.runNumber}, ${input.attempt ?? null}, ${input.level}, ${input.message}, ${text}::jsonb
-        from ${jobQueue} where id = ${input.jobId} and ${visible}
-        for key share
-        returning *`,
+      jobLogInsert({
+        jobId: input.jobId,
+        runNumber: input.runNumber,
+        attempt: input.attempt ?? null,
+        level: input.level,
+        message: input.message,
+        payload: text,
+        scope: input.scope,
+      }),
     );
     if (row === undefined) throw new RunledgerError("job.not_found", { details: { jobId: input.jobId } });
     return logFromRow(row);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /**
@@ -101,21 +100,16 @@ export async function listJobLogs(
   executor: Executor,
   input: { jobId: string; scope: OrganizationScope; limit: number; after?: number },
 ): Promise<Page<JobLogRecord, number>> {
-  const visible = scopeCondition(sql`j.organization_id`, input?.scope);
+  scopedOrganization(input?.scope);
   checkLimit(input.limit);
   checkIdCursor(input.after);
   if (!isUuid(input.jobId)) return { items: [], next: null };
-  try {
-    const rows = await queryRows<RawRow>(
+  return translating(async () => {
+    const rows = await queryRows<JobLogRow>(
       executor,
-      sql`select l.* from ${jobLogs} l join ${jobQueue} j on j.id = l.job_id
-        where l.job_id = ${input.jobId} and ${visible}
-          ${input.after === undefined ? sql`` : sql`and l.id > ${input.after}`}
-        order by l.id limit ${input.limit + 1}`,
+      jobLogList({ jobId: input.jobId, scope: input.scope, after: input.after, limit: input.limit }),
     );
     const items = rows.slice(0, input.limit).map(logFromRow);
     return { items, next: rows.length > input.limit ? items.at(-1)!.id : null };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }

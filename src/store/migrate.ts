@@ -5,18 +5,23 @@ import { sql } from "drizzle-orm";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { SchemaCompatibilityError, type SchemaState } from "../core/index.ts";
 import type { Executor } from "./db.ts";
-import { toQueryError } from "./errors.ts";
+import { translating } from "./errors.ts";
 import { queryRows } from "./query.ts";
+import {
+  journalExists,
+  journalInsert,
+  journalRows,
+  journalSchemaCreate,
+  journalTableCreate,
+  MIGRATIONS_SCHEMA,
+  MIGRATIONS_TABLE,
+  migrationLock,
+} from "./sql/migrate.ts";
 
-/** Where the journal lives; shared with `drizzle-kit migrate` through drizzle.config.ts. */
-export const MIGRATIONS_SCHEMA = "runledger";
-export const MIGRATIONS_TABLE = "__drizzle_migrations";
+export { MIGRATIONS_SCHEMA, MIGRATIONS_TABLE };
 
 /** The bundled `drizzle/` folder, found the same way from `src/` and from `dist/`. */
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
-
-// "runlmigr" as a 64-bit key, fixed so every version of the package takes the same lock.
-const MIGRATION_LOCK = sql.raw("8247619704570079090");
 
 interface BundledMigration {
   hash: string;
@@ -118,26 +123,18 @@ function describeForeign(row: ForeignMigration): string {
 }
 
 async function readJournal(executor: Executor): Promise<AppliedMigration[] | null> {
-  const exists = await queryRows<{ regclass: string | null }>(
-    executor,
-    sql`select to_regclass(${`${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE}`})::text as regclass`,
-  );
+  const exists = await queryRows<{ regclass: string | null }>(executor, journalExists);
   if (exists[0]?.regclass == null) return null;
-  const rows = await queryRows<{ id: number; hash: string; created_at: string | number | null }>(
-    executor,
-    sql`select id, hash, created_at from ${sql.identifier(MIGRATIONS_SCHEMA)}.${sql.identifier(MIGRATIONS_TABLE)} order by id`,
-  );
+  const rows = await queryRows<{ id: number; hash: string; created_at: string | number | null }>(executor, journalRows);
   return rows.map((row) => ({ id: Number(row.id), hash: row.hash, createdAt: Number(row.created_at) }));
 }
 
 /** Compare the database's migration journal with the bundled migrations. Read-only; never throws for a state. */
 export async function inspectSchema(executor: Executor): Promise<SchemaReport> {
-  try {
+  return translating(async () => {
     const applied = await executor.transaction(async (tx) => readJournal(tx), { accessMode: "read only" });
     return compare(bundledMigrations(), applied);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /**
@@ -160,30 +157,25 @@ export async function ensureSchemaCompatible(executor: Executor): Promise<Schema
  */
 export async function migrate(executor: Executor): Promise<SchemaReport> {
   const bundled = bundledMigrations();
-  try {
-    return await executor.transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`);
-      await tx.execute(sql`create schema if not exists ${sql.identifier(MIGRATIONS_SCHEMA)}`);
-      await tx.execute(
-        sql`create table if not exists ${sql.identifier(MIGRATIONS_SCHEMA)}.${sql.identifier(MIGRATIONS_TABLE)} (id serial primary key, hash text not null, created_at bigint)`,
-      );
-      const applied = (await readJournal(tx)) ?? [];
-      const before = compare(bundled, applied);
-      if (before.state === "ahead" || before.state === "diverged") throw incompatible(before);
-      for (const migration of bundled.slice(applied.length)) {
-        for (const statement of migration.sql) {
-          if (statement.trim() !== "") await tx.execute(sql.raw(statement));
+  return translating(
+    () =>
+      executor.transaction(async (tx) => {
+        await tx.execute(migrationLock);
+        await tx.execute(journalSchemaCreate);
+        await tx.execute(journalTableCreate);
+        const applied = (await readJournal(tx)) ?? [];
+        const before = compare(bundled, applied);
+        if (before.state === "ahead" || before.state === "diverged") throw incompatible(before);
+        for (const migration of bundled.slice(applied.length)) {
+          for (const statement of migration.sql) {
+            if (statement.trim() !== "") await tx.execute(sql.raw(statement));
+          }
+          await tx.execute(journalInsert(migration.hash, migration.folderMillis));
         }
-        await tx.execute(
-          sql`insert into ${sql.identifier(MIGRATIONS_SCHEMA)}.${sql.identifier(MIGRATIONS_TABLE)} (hash, created_at) values (${migration.hash}, ${migration.folderMillis})`,
-        );
-      }
-      return { state: "current" as const, bundled: bundled.length, applied: bundled.length, pending: 0, foreign: [] };
-    });
-  } catch (error) {
-    if (error instanceof SchemaCompatibilityError) throw error;
-    throw toQueryError(error, "schema.migration_failed");
-  }
+        return { state: "current" as const, bundled: bundled.length, applied: bundled.length, pending: 0, foreign: [] };
+      }),
+    "schema.migration_failed",
+  );
 }
 
 /** A bundled migration `migrate` would apply, with its statements. */

@@ -1,11 +1,15 @@
-import { sql } from "drizzle-orm";
 import { checkJobType, RunledgerError } from "../core/index.ts";
 import type { Executor } from "./db.ts";
-import { toQueryError } from "./errors.ts";
-
+import { translating } from "./errors.ts";
 import { queryRows } from "./query.ts";
-import { type Page, type RawRow, toDate } from "./rows.ts";
-import { jobRuntimeConfigs } from "./schema/index.ts";
+import { type Page, toDate } from "./rows.ts";
+import {
+  type RuntimeConfigRow,
+  runtimeConfigGet,
+  runtimeConfigInsertIfMissing,
+  runtimeConfigList,
+  runtimeConfigUpsert,
+} from "./sql/runtime-configs.ts";
 import { checkLimit, fail, isInt32, isUuid, jsonText } from "./validate.ts";
 
 /** Per-job-type operator configuration, versioned by `schemaVersion`. The runtime never reads it. */
@@ -25,7 +29,7 @@ export interface JobRuntimeConfigUpsert {
   updatedByUserId?: string | null;
 }
 
-function configFromRow(row: RawRow): JobRuntimeConfigRecord {
+function configFromRow(row: RuntimeConfigRow): JobRuntimeConfigRecord {
   return {
     jobType: row.job_type,
     schemaVersion: Number(row.schema_version),
@@ -54,23 +58,16 @@ async function write(
   overwrite: boolean,
 ): Promise<JobRuntimeConfigRecord | null> {
   const config = check(input);
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`insert into ${jobRuntimeConfigs} as c (job_type, schema_version, config, updated_by_user_id)
-        values (${input.jobType}, ${input.schemaVersion}, ${config}::jsonb, ${input.updatedByUserId ?? null})
-        ${
-          overwrite
-            ? sql`on conflict (job_type) do update set schema_version = excluded.schema_version, config = excluded.config,
-                updated_by_user_id = excluded.updated_by_user_id`
-            : sql`on conflict (job_type) do nothing`
-        }
-        returning *`,
-    );
+  const statement = overwrite ? runtimeConfigUpsert : runtimeConfigInsertIfMissing;
+  return translating(async () => {
+    const [row] = await statement.run(executor, {
+      jobType: input.jobType,
+      schemaVersion: input.schemaVersion,
+      config,
+      updatedByUserId: input.updatedByUserId ?? null,
+    });
     return row === undefined ? null : configFromRow(row);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** Insert or replace a job type's runtime config. `job.definition_not_found` for an unknown type. */
@@ -91,15 +88,10 @@ export async function insertJobRuntimeConfigIfMissing(
 
 /** A job type's runtime config, or null. */
 export async function getJobRuntimeConfig(executor: Executor, jobType: string): Promise<JobRuntimeConfigRecord | null> {
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`select * from ${jobRuntimeConfigs} where job_type = ${jobType}`,
-    );
+  return translating(async () => {
+    const [row] = await runtimeConfigGet.run(executor, { jobType });
     return row === undefined ? null : configFromRow(row);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** A job type's runtime config; `job.runtime_config_not_found` when there is none. */
@@ -118,17 +110,12 @@ export async function listJobRuntimeConfigs(
   filter: { jobType?: string; limit: number; after?: string },
 ): Promise<Page<JobRuntimeConfigRecord, string>> {
   checkLimit(filter.limit);
-  try {
-    const rows = await queryRows<RawRow>(
+  return translating(async () => {
+    const rows = await queryRows<RuntimeConfigRow>(
       executor,
-      sql`select * from ${jobRuntimeConfigs} where true
-        ${filter.jobType === undefined ? sql`` : sql`and job_type = ${filter.jobType}`}
-        ${filter.after === undefined ? sql`` : sql`and job_type > ${filter.after}`}
-        order by job_type limit ${filter.limit + 1}`,
+      runtimeConfigList({ jobType: filter.jobType, after: filter.after, limit: filter.limit }),
     );
     const items = rows.slice(0, filter.limit).map(configFromRow);
     return { items, next: rows.length > filter.limit ? items.at(-1)!.jobType : null };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }

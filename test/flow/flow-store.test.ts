@@ -214,9 +214,38 @@ describe("rate limits", () => {
     for (const job of first)
       await completeJobSuccess(db, { lease: { jobId: job.id, workerId: "w", runNumber: 1, attempt: 1 } });
     expect(await claim(10)).toEqual([]);
-    // Move the window on: the starts expire.
-    await db.execute(sql`update runledger.flow_rate_starts set expires_at = now() - interval '1 second'`);
-    expect(await claim(10)).toHaveLength(2);
+    // A minute on, the starts have left the window.
+    expect(await claim(10, { now: new Date(Date.now() + 61_000) })).toHaveLength(2);
+  });
+
+  it("counts a start in the window at the clock it is read at", async () => {
+    await enqueueJobs(db, [{ jobType: "flow.a" }, { jobType: "flow.a" }]);
+    await setJobTypeLimits(db, { jobType: "flow.a", rateLimit: { limit: 1, intervalMs: 60_000 } });
+    expect(await claim(10)).toHaveLength(1);
+    const starts = async (now?: Date) =>
+      (await getFlowControlState(db, { now })).scopes.find((s) => s.kind === "jobType")?.recentStarts ?? 0;
+    expect(await starts()).toBe(1);
+    expect(await starts(new Date(Date.now() + 30_000))).toBe(1);
+    expect(await starts(new Date(Date.now() + 61_000))).toBe(0);
+    // A claim counts the window at its own clock: half a minute on the start still counts, a minute on not.
+    expect(await claim(10, { now: new Date(Date.now() + 30_000) })).toEqual([]);
+    expect(await claim(10, { now: new Date(Date.now() + 61_000) })).toHaveLength(1);
+    expect(await starts(new Date(Date.now() + 90_000))).toBe(1);
+    await expect(claim(1, { now: new Date(Number.NaN) })).rejects.toMatchObject({ code: "job.invalid_pagination" });
+    await expect(getFlowControlState(db, { now: new Date(Number.NaN) })).rejects.toMatchObject({
+      code: "job.invalid_pagination",
+    });
+  });
+});
+
+describe("clock", () => {
+  it("claims under flow control as of the claim's now: a job due in ten minutes goes at eleven", async () => {
+    await pauseJobType(db, { jobType: "flow.b" });
+    const job = await enqueueJob(db, { jobType: "flow.a", nextRunAt: new Date(Date.now() + 10 * 60_000) });
+    expect(await claim(10)).toEqual([]);
+    expect(await claim(10, { fairness: "organization" })).toEqual([]);
+    const later = new Date(Date.now() + 11 * 60_000);
+    expect((await claim(10, { now: later })).map((j) => j.id)).toEqual([job.id]);
   });
 });
 

@@ -7,6 +7,7 @@ import {
   enqueueJob,
   enqueueJobs,
   enqueueWorkflowRun,
+  findStuckLeases,
   getJobThroughput,
   getJobWorkflowStep,
   getOldestDueJob,
@@ -152,6 +153,16 @@ describe("getJobThroughput", () => {
     expect(capped.minutes.at(-1)!.succeeded).toBe(2);
     // Another organization's throughput does not include these.
     expect((await getJobThroughput(db, { scope: { organizationId: newId() } })).totals.succeeded.count).toBe(0);
+
+    // An hour on, the five-minute window holds none of them.
+    const hourOn = await getJobThroughput(db, {
+      scope: { organizationId: org },
+      minutes: 5,
+      now: new Date(Date.now() + 3_600_000),
+    });
+    expect(hourOn.until.getTime()).toBeGreaterThan(Date.now() + 3_500_000);
+    expect(hourOn.totals.succeeded).toEqual({ count: 0, capped: false });
+    expect(hourOn.totals.canceled.count).toBe(0);
   });
 });
 
@@ -177,6 +188,34 @@ describe("getOldestDueJob", () => {
     expect(due).toMatchObject({ jobId: oldest.id, jobType: "admin.b", priority: 1 });
     expect(due!.waitingMs).toBeGreaterThanOrEqual(3_590_000);
     expect(await getOldestDueJob(db, { scope: { organizationId: newId() } })).toBeNull();
+  });
+
+  it("reads due and waiting at the clock it is given", async () => {
+    const org = newId();
+    const dueAt = new Date(Date.now() + 10 * 60_000);
+    const job = await enqueueJob(db, { jobType: "admin.b", organizationId: org, nextRunAt: dueAt });
+    const scope = { organizationId: org };
+    expect(await getOldestDueJob(db, { scope })).toBeNull();
+    const later = new Date(dueAt.getTime() + 60_000);
+    expect(await getOldestDueJob(db, { scope, now: later })).toMatchObject({ jobId: job.id, waitingMs: 60_000 });
+    await expect(getOldestDueJob(db, { scope, now: new Date(Number.NaN) })).rejects.toMatchObject({
+      code: "job.invalid_pagination",
+    });
+  });
+});
+
+describe("findStuckLeases", () => {
+  it("counts a lease as stuck once the clock it is given is past its expiry and the grace", async () => {
+    await defineJob(db, "admin.stuck");
+    await enqueueJob(db, { jobType: "admin.stuck" });
+    await claimJobs(db, { workerId: "w-stuck", leaseSeconds: 60, limit: 1, jobTypes: ["admin.stuck"] });
+    const stuck = (now?: Date) => findStuckLeases(db, { graceSeconds: 300, now });
+    const before = (await stuck()).count;
+    expect((await stuck(new Date(Date.now() + 4 * 60_000))).count).toBe(before);
+    const later = await stuck(new Date(Date.now() + 7 * 60_000));
+    expect(later.count).toBeGreaterThan(before);
+    expect(later.oldestExpiredAt).toBeInstanceOf(Date);
+    await expect(stuck(new Date(Number.NaN))).rejects.toMatchObject({ code: "job.invalid_pagination" });
   });
 });
 

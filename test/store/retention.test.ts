@@ -93,6 +93,34 @@ describe("purgeFinished", () => {
     expect(await orphans(db)).toEqual(NO_ORPHANS);
   });
 
+  it("counts a retention back from the clock it is given: a job just finished goes 8 days on, not 1 minute on", async () => {
+    await defineJob(db, "ret.clock");
+    const id = (await enqueueJob(db, { jobType: "ret.clock" })).id;
+    await runJobs(db, "ret.clock");
+    const week = 7 * 86_400_000;
+    const purge = (now?: Date) =>
+      purgeFinished(db, { scope: ALL_ORGANIZATIONS, olderThan: week, now, statuses: ["SUCCEEDED"] });
+    expect((await purge()).jobs).toBe(0);
+    expect((await purge(new Date(Date.now() + 60_000))).jobs).toBe(0);
+    expect(await getJobById(db, id, ALL_ORGANIZATIONS)).not.toBeNull();
+    expect((await purge(new Date(Date.now() + 8 * 86_400_000))).jobs).toBeGreaterThanOrEqual(1);
+    expect(await ledgerOf(id)).toEqual(GONE);
+  });
+
+  it("counts a workflow run's retention back from the clock it is given", async () => {
+    const run = await enqueueWorkflowRun(
+      db,
+      WorkflowDagBuilder.new("ret.clock.flow", {}).job("only", "ret.wf", {}).build(),
+    );
+    await runJobs(db, "ret.wf");
+    const purge = (now?: Date) =>
+      purgeWorkflowRuns(db, { scope: ALL_ORGANIZATIONS, olderThan: 7 * 86_400_000, now, statuses: ["SUCCEEDED"] });
+    expect((await purge()).runs).toBe(0);
+    expect((await runShapes(db)).get(run.id)).toMatchObject({ status: "SUCCEEDED" });
+    expect((await purge(new Date(Date.now() + 8 * 86_400_000))).runs).toBeGreaterThanOrEqual(1);
+    expect((await runShapes(db)).has(run.id)).toBe(false);
+  });
+
   it("keeps what finished after the cutoff and outcomes it was not asked for", async () => {
     const ok = (await enqueueJob(db, { jobType: "ret.ok" })).id;
     await runJobs(db, "ret.ok");

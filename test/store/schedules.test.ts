@@ -170,6 +170,22 @@ describe("materializeDueSchedules", () => {
     ).toEqual([]);
   });
 
+  it("fires a slot due in ten minutes when the pass's clock is eleven minutes on, and not before", async () => {
+    await defineJob(db, "report.soon");
+    const due = new Date(Date.now() + 10 * 60_000);
+    // A yearly expression: the explicit first slot is the only one in reach.
+    await upsertJobSchedule(db, { name: "due.soon", jobType: "report.soon", cronExpr: "0 0 0 1 1 *", nextFireAt: due });
+    const mine = (result: Awaited<ReturnType<typeof materializeDueSchedules>>) =>
+      result.fired.filter((f) => f.scheduleName === "due.soon");
+    expect(mine(await materializeDueSchedules(db, { limit: 100 }))).toEqual([]);
+    const later = new Date(Date.now() + 11 * 60_000);
+    expect(mine(await materializeDueSchedules(db, { now: later, limit: 100 }))).toMatchObject([{ scheduledFor: due }]);
+    expect(mine(await materializeDueSchedules(db, { now: later, limit: 100 }))).toEqual([]);
+    await expect(materializeDueSchedules(db, { now: new Date(Number.NaN), limit: 1 })).rejects.toMatchObject({
+      code: "job.invalid_pagination",
+    });
+  });
+
   it("fires nothing for a paused schedule, and defers one whose job type is disabled", async () => {
     await defineJob(db, "report.paused");
     await upsertJobSchedule(db, {

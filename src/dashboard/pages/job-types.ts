@@ -1,4 +1,4 @@
-import { LIVE_JOB_STATUSES } from "../../store/index.ts";
+import { COUNTED_JOB_STATUSES } from "../../store/index.ts";
 import { count, duration } from "../format.ts";
 import { html } from "../html.ts";
 import { actionButton, href, nextPageLink, type PageContext, type PageResult, type PageRoute, param } from "../page.ts";
@@ -33,7 +33,7 @@ async function list(ctx: PageContext): Promise<PageResult> {
       <td>${t.isEnabled ? html`<span class="badge s-succeeded">enabled</span>` : html`<span class="badge s-canceled">disabled</span>`}</td>
       <td>${t.pausedAt === null ? html`<span class="badge s-succeeded">claimed</span>` : html`<span class="badge s-canceled">paused</span>`}</td>
       <td data-field="limits">${limits(t)}</td>
-      ${LIVE_JOB_STATUSES.map((s) => html`<td class="num">${counts.get(`${t.jobType}\u0000${s}`) ?? "0"}</td>`)}
+      ${COUNTED_JOB_STATUSES.map((s) => html`<td class="num">${counts.get(`${t.jobType}\u0000${s}`) ?? "0"}</td>`)}
       <td class="num">${t.version}</td><td class="num">${t.maxAttempts}</td>
       <td class="num">${duration(t.defaultTimeoutSeconds * 1000)}</td><td class="num">${t.defaultPriority}</td>
       <td>${

@@ -1,4 +1,4 @@
-import { LIVE_JOB_STATUSES, type LiveJobStatus } from "../../store/index.ts";
+import { COUNTED_JOB_STATUSES, type CountedJobStatus } from "../../store/index.ts";
 import { capped, count, duration, when } from "../format.ts";
 import { type Html, html, raw } from "../html.ts";
 import { href, type PageContext, type PageResult, type PageRoute } from "../page.ts";
@@ -18,7 +18,7 @@ export function overviewData(ctx: PageContext) {
 
 type Overview = Awaited<ReturnType<typeof overviewData>>;
 
-const STATUS_LABEL: Record<LiveJobStatus, string> = {
+const STATUS_LABEL: Record<CountedJobStatus, string> = {
   PENDING: "Pending",
   LEASED: "Running",
   DEAD_LETTERED: "Dead-lettered",
@@ -55,7 +55,7 @@ async function render(ctx: PageContext): Promise<PageResult> {
   const data = await overviewData(ctx);
   const { counts, throughput, oldest, workers } = data;
   const cards = html`<div class="cards">
-    ${LIVE_JOB_STATUSES.map(
+    ${COUNTED_JOB_STATUSES.map(
       (status) => html`<div data-count="${status}">
         <div class="label">${STATUS_LABEL[status]}</div>
         <div class="value"><a href="${status === "DEAD_LETTERED" ? href(ctx, "/dead-letters") : href(ctx, "/jobs", { status })}">${capped(counts.byStatus[status])}</a></div>
@@ -75,7 +75,7 @@ async function render(ctx: PageContext): Promise<PageResult> {
     </div>
   </div>`;
 
-  const types = new Map<string, Partial<Record<LiveJobStatus, { count: number; capped: boolean }>>>();
+  const types = new Map<string, Partial<Record<CountedJobStatus, { count: number; capped: boolean }>>>();
   for (const row of counts.byType) {
     const entry = types.get(row.jobType) ?? {};
     entry[row.status] = { count: row.count, capped: row.capped };
@@ -87,14 +87,14 @@ async function render(ctx: PageContext): Promise<PageResult> {
     types.size === 0
       ? html`<p class="muted">No pending, running or dead-lettered jobs.</p>`
       : html`<table data-table="by-type">
-        <thead><tr><th>Job type</th>${LIVE_JOB_STATUSES.map((s) => html`<th class="num">${STATUS_LABEL[s]}</th>`)}</tr></thead>
+        <thead><tr><th>Job type</th>${COUNTED_JOB_STATUSES.map((s) => html`<th class="num">${STATUS_LABEL[s]}</th>`)}</tr></thead>
         <tbody>${[...types.entries()].map(
           ([jobType, entry]) => html`<tr data-type="${jobType}">
             <td><a href="${href(ctx, "/jobs", { type: jobType })}">${jobType}</a></td>
-            ${LIVE_JOB_STATUSES.map((s) => html`<td class="num" data-status="${s}">${cell(entry[s])}</td>`)}
+            ${COUNTED_JOB_STATUSES.map((s) => html`<td class="num" data-status="${s}">${cell(entry[s])}</td>`)}
           </tr>`,
         )}</tbody></table>`;
-  const cappedNote = LIVE_JOB_STATUSES.some((s) => counts.byStatus[s].capped)
+  const cappedNote = COUNTED_JOB_STATUSES.some((s) => counts.byStatus[s].capped)
     ? html`<p class="muted">Each status is counted over at most ${count(ctx.options.countCap)} rows, so a large
         table costs no more than a small one: a figure with + (or ≥) is a lower bound.</p>`
     : "";

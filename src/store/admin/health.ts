@@ -1,16 +1,14 @@
-import { sql } from "drizzle-orm";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import type { RawRow } from "../rows.ts";
 import { toDateOrNull } from "../rows.ts";
-import { jobDefinitions, jobQueue, jobSchedules } from "../schema/index.ts";
-import { fail } from "../validate.ts";
+import { disabledDefinitionsUse, serverInfo, stuckLeases } from "../sql/admin.ts";
+import { fail, isValidDate } from "../validate.ts";
 
 /*
  * Whole-system health checks for `runledger doctor`: read-only, bounded, and about the system
  * rather than one tenant's data (they return figures and job types, never another
- * organization's rows).
+ * organization's rows). Statements: sql/admin.ts.
  */
 
 /** The server the executor is connected to. */
@@ -24,16 +22,10 @@ export interface ServerInfo {
 
 /** Which PostgreSQL server and database the executor talks to (one round trip). */
 export async function getServerInfo(executor: Executor): Promise<ServerInfo> {
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`select current_setting('server_version') as version,
-        current_setting('server_version_num')::int as version_num, current_database() as database`,
-    );
+  return translating(async () => {
+    const [row] = await serverInfo.run(executor, {});
     return { version: row!.version, versionNum: Number(row!.version_num), database: row!.database };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** A disabled job definition that work still refers to. */
@@ -50,27 +42,16 @@ export interface DisabledDefinitionInUse {
  * for a type nobody may enqueue any more, or a schedule that fails at every slot.
  */
 export async function listDisabledDefinitionsInUse(executor: Executor): Promise<DisabledDefinitionInUse[]> {
-  try {
-    const rows = await queryRows<RawRow>(
-      executor,
-      sql`select d.job_type,
-          (select count(*) from (select 1 from ${jobQueue} j
-            where j.job_type = d.job_type and j.finished_at is null limit 10000) u)::int as unfinished,
-          (select count(*) from ${jobSchedules} s where s.job_type = d.job_type and s.is_active)::int as schedules
-        from ${jobDefinitions} d
-        where not d.is_enabled
-        order by d.job_type`,
-    );
+  return translating(async () => {
+    const rows = await disabledDefinitionsUse.run(executor, {});
     return rows
       .map((row) => ({
-        jobType: row.job_type as string,
+        jobType: row.job_type,
         unfinishedJobs: Number(row.unfinished),
         activeSchedules: Number(row.schedules),
       }))
       .filter((row) => row.unfinishedJobs > 0 || row.activeSchedules > 0);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** Leases that expired and were not yet reaped. */
@@ -82,28 +63,23 @@ export interface StuckLeases {
 }
 
 /**
- * Leased jobs whose lease expired more than `graceSeconds` (default 300) ago: the reaper should
- * have retried or dead-lettered them, so either no reaper runs or it is failing. Reads the
- * unfinished jobs only (the claim index's rows).
+ * Leased jobs whose lease expired more than `graceSeconds` (default 300) before `now` (the
+ * database's clock when omitted): the reaper should have retried or dead-lettered them, so either
+ * no reaper runs or it is failing. Reads the unfinished jobs only (the claim index's rows).
  */
 export async function findStuckLeases(
   executor: Executor,
-  options: { graceSeconds?: number } = {},
+  options: { graceSeconds?: number; now?: Date } = {},
 ): Promise<StuckLeases> {
   const grace = options.graceSeconds ?? 300;
   if (!Number.isInteger(grace) || grace < 0 || grace > 7 * 86_400)
     fail("job.invalid_pagination", { field: "graceSeconds" });
-  try {
-    const [row] = await queryRows<RawRow>(
+  if (options.now !== undefined && !isValidDate(options.now)) fail("job.invalid_pagination", { field: "now" });
+  return translating(async () => {
+    const [row] = await queryRows<{ n: number; oldest: string | Date | null }>(
       executor,
-      sql`select count(*)::int as n, min(lease_expires_at) as oldest from (
-          select lease_expires_at from ${jobQueue}
-          where finished_at is null and status = 'LEASED'
-            and lease_expires_at < now() - make_interval(secs => ${grace})
-          limit 10000) s`,
+      stuckLeases(grace, options.now),
     );
     return { count: Number(row!.n), oldestExpiredAt: toDateOrNull(row!.oldest) };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }

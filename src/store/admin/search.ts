@@ -1,13 +1,11 @@
-import { type SQL, sql } from "drizzle-orm";
 import { type OrganizationScope, scopedOrganization } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { type JobRecord, jobFromRow } from "../jobs/record.ts";
 import { queryRows } from "../query.ts";
-import type { DbRow, Page, RawRow } from "../rows.ts";
-import { toDate } from "../rows.ts";
-import { jobDeadLetters, jobDefinitions, jobQueue, workflowRuns, workflowSteps } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
+import { type DbRow, type Page, toDate } from "../rows.ts";
+import type { jobQueue, workflowRuns } from "../schema/index.ts";
+import { type DeadLetterRow, deadLetters, jobsByIdOrKey, jobWorkflowStep, runById } from "../sql/admin.ts";
 import { checkLimit, checkPage, fail, isStorableText, isUuid } from "../validate.ts";
 import { runFromRow, type WorkflowRunRecord } from "../workflows/records.ts";
 
@@ -17,10 +15,6 @@ export interface SearchResult {
   /** The workflow run whose id is the query, or whose idempotency key is (among `limit` runs). */
   runs: WorkflowRunRecord[];
 }
-
-/** `and <the scope's condition on alias.organization_id>` (`scope.required` when there is no scope). */
-const inScope = (alias: string, scope: OrganizationScope): SQL =>
-  sql`and ${scopeCondition(sql.raw(`${alias}.organization_id`), scope)}`;
 
 /**
  * Find jobs and workflow runs by id or by idempotency key (exact match). A key is looked up
@@ -40,33 +34,16 @@ export async function searchJobsAndRuns(
   if (query === "") return { jobs: [], runs: [] };
   const id = isUuid(query) ? query.toLowerCase() : undefined;
   const scope = input.scope;
-  try {
+  return translating(async () => {
     const jobs = await queryRows<DbRow<typeof jobQueue>>(
       executor,
-      sql`
-      select j.* from ${jobQueue} j where j.id = ${id ?? null}::uuid ${inScope("j", scope)}
-      union all
-      select k.* from (
-        select j.* from ${jobQueue} j
-        where j.job_type = any(array(select job_type from ${jobDefinitions})) and j.idempotency_key = ${query}
-          and j.organization_id is null ${inScope("j", scope)}
-        union all
-        select j.* from ${jobQueue} j
-        where j.job_type = any(array(select job_type from ${jobDefinitions})) and j.idempotency_key = ${query}
-          and j.organization_id is not null ${inScope("j", scope)}
-        order by created_at desc, id desc limit ${input.limit}
-      ) k`,
+      jobsByIdOrKey({ id, key: query, limit: input.limit, scope }),
     );
-    const runs = await queryRows<DbRow<typeof workflowRuns>>(
-      executor,
-      sql`select r.* from ${workflowRuns} r where r.id = ${id ?? null}::uuid ${inScope("r", scope)}`,
-    );
+    const runs = await queryRows<DbRow<typeof workflowRuns>>(executor, runById(id, scope));
     const seen = new Set<string>();
     const unique = jobs.filter((row) => !seen.has(row.id) && seen.add(row.id));
     return { jobs: unique.slice(0, input.limit).map(jobFromRow), runs: runs.map(runFromRow) };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** A job that is dead-lettered now, with the failure that put it there. */
@@ -110,22 +87,10 @@ export async function listDeadLetters(
           : { createdAt: after.failedAt, id: after.jobId },
     text: { jobType: filter.jobType },
   });
-  try {
-    const rows = await queryRows<RawRow>(
+  return translating(async () => {
+    const rows = await queryRows<DeadLetterRow>(
       executor,
-      sql`select d.*, j.created_at as job_created_at
-        from ${jobDeadLetters} d join ${jobQueue} j on j.id = d.job_id and j.status = 'DEAD_LETTERED'
-        where true ${inScope("d", filter.scope)}
-          ${filter.jobType === undefined ? sql`` : sql`and d.job_type = ${filter.jobType}`}
-          ${
-            after === undefined
-              ? sql``
-              : // The row's own time, not the cursor's: a Date holds milliseconds, the column microseconds.
-                sql`and (d.failed_at, d.job_id) < (coalesce((select c.failed_at from ${jobDeadLetters} c
-                  where c.job_id = ${after.jobId}::uuid), ${after.failedAt.toISOString()}::timestamptz), ${after.jobId}::uuid)`
-          }
-        order by d.failed_at desc, d.job_id desc
-        limit ${filter.limit + 1}`,
+      deadLetters({ scope: filter.scope, jobType: filter.jobType, limit: filter.limit, after }),
     );
     const items: DeadLetterRecord[] = rows.slice(0, filter.limit).map((row) => ({
       jobId: row.job_id,
@@ -143,9 +108,7 @@ export async function listDeadLetters(
       items,
       next: rows.length > filter.limit && last ? { failedAt: last.failedAt, jobId: last.jobId } : null,
     };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** The workflow step a job backs, or null for a plain job or a job outside `scope`. */
@@ -156,14 +119,11 @@ export async function getJobWorkflowStep(
 ): Promise<{ workflowRunId: string; stepKey: string } | null> {
   scopedOrganization(scope);
   if (!isUuid(jobId)) return null;
-  try {
-    const [row] = await queryRows<RawRow>(
+  return translating(async () => {
+    const [row] = await queryRows<{ workflow_run_id: string; step_key: string }>(
       executor,
-      sql`select s.workflow_run_id, s.step_key from ${jobQueue} j join ${workflowSteps} s on s.id = j.workflow_step_id
-        where j.id = ${jobId} ${inScope("j", scope)}`,
+      jobWorkflowStep(jobId, scope),
     );
     return row === undefined ? null : { workflowRunId: row.workflow_run_id, stepKey: row.step_key };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }

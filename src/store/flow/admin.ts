@@ -1,15 +1,20 @@
-import { type SQL, sql } from "drizzle-orm";
 import { checkJobType, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { getJobDefinition, type JobDefinitionRecord } from "../definitions.ts";
-import { toQueryError } from "../errors.ts";
-import { JOBS_CHANNEL } from "../notify.ts";
-import { queryRows } from "../query.ts";
-import type { RawRow } from "../rows.ts";
-import { toDate } from "../rows.ts";
-import { flowKeyLimits, flowRateStarts, flowSlots, jobDefinitions, jobQueue } from "../schema/index.ts";
-import { checkIdentifierLength, escapeLike, fail, isBlank, isInt32, isStorableText } from "../validate.ts";
-import { adoptRunning, adoptRunningOfTypes } from "./adopt.ts";
+import { translating } from "../errors.ts";
+import { type DbRow, toDate } from "../rows.ts";
+import type { flowKeyLimits } from "../schema/index.ts";
+import {
+  adoptRunningOfKeyPattern,
+  adoptRunningOfTypes,
+  definitionFlowUpdate,
+  flowControlledJobTypes,
+  flowScopeUsage,
+  keyLimitDelete,
+  keyLimitList,
+  keyLimitUpsert,
+} from "../sql/flow.ts";
+import { checkIdentifierLength, fail, isBlank, isInt32, isStorableText, isValidDate } from "../validate.ts";
 
 /*
  * Flow control settings (pause, concurrency and rate limits) for operators, the CLI and the
@@ -37,21 +42,31 @@ function checkRate(value: unknown, field: string): void {
   if (!(isInt32(rate.intervalMs) && rate.intervalMs > 0)) fail(INVALID, { field: `${field}.intervalMs` });
 }
 
-const notify = sql`(select pg_notify(${JOBS_CHANNEL}, ''))`;
+/** A flow change to a definition (see `definitionFlowUpdate`); fields left out keep their value. */
+interface FlowChange {
+  paused?: boolean;
+  maxConcurrency?: number | null;
+  maxConcurrencyPerKey?: number | null;
+  rateLimit?: RateLimitSetting | null;
+}
 
-async function updateDefinition(executor: Executor, jobType: string, set: SQL) {
+async function updateDefinition(executor: Executor, jobType: string, change: FlowChange): Promise<JobDefinitionRecord> {
   checkJobType(jobType);
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`with updated as (update ${jobDefinitions} set ${set} where job_type = ${jobType} returning job_type)
-        select job_type, ${notify} as notified from updated`,
-    );
+  return translating(async () => {
+    const [row] = await definitionFlowUpdate.run(executor, {
+      jobType,
+      paused: change.paused ?? null,
+      setMax: change.maxConcurrency !== undefined,
+      max: change.maxConcurrency ?? null,
+      setPerKey: change.maxConcurrencyPerKey !== undefined,
+      perKey: change.maxConcurrencyPerKey ?? null,
+      setRate: change.rateLimit !== undefined,
+      rateLimit: change.rateLimit?.limit ?? null,
+      rateIntervalMs: change.rateLimit?.intervalMs ?? null,
+    });
     if (row === undefined) throw new RunledgerError("job.definition_not_found", { details: { jobType } });
     return (await getJobDefinition(executor, jobType))!;
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /**
@@ -60,7 +75,7 @@ async function updateDefinition(executor: Executor, jobType: string, set: SQL) {
  * `job.definition_not_found` for an unknown type.
  */
 export async function pauseJobType(executor: Executor, input: { jobType: string }): Promise<JobDefinitionRecord> {
-  return updateDefinition(executor, input?.jobType, sql`paused_at = coalesce(paused_at, now())`);
+  return updateDefinition(executor, input?.jobType, { paused: true });
 }
 
 /**
@@ -68,7 +83,7 @@ export async function pauseJobType(executor: Executor, input: { jobType: string 
  * Throws `job.definition_not_found` for an unknown type.
  */
 export async function resumeJobType(executor: Executor, input: { jobType: string }): Promise<JobDefinitionRecord> {
-  return updateDefinition(executor, input?.jobType, sql`paused_at = null`);
+  return updateDefinition(executor, input?.jobType, { paused: false });
 }
 
 export interface JobTypeLimitsInput {
@@ -92,19 +107,9 @@ export async function setJobTypeLimits(executor: Executor, input: JobTypeLimitsI
   checkMax(input.maxConcurrency, "maxConcurrency");
   checkMax(input.maxConcurrencyPerKey, "maxConcurrencyPerKey");
   checkRate(input.rateLimit, "rateLimit");
-  const sets: SQL[] = [];
-  if (input.maxConcurrency !== undefined) sets.push(sql`max_concurrency = ${input.maxConcurrency}::int`);
-  if (input.maxConcurrencyPerKey !== undefined) {
-    sets.push(sql`max_concurrency_per_key = ${input.maxConcurrencyPerKey}::int`);
-  }
-  if (input.rateLimit !== undefined) {
-    sets.push(sql`rate_limit = ${input.rateLimit?.limit ?? null}::int`);
-    sets.push(sql`rate_interval_ms = ${input.rateLimit?.intervalMs ?? null}::int`);
-  }
-  if (sets.length === 0) sets.push(sql`job_type = job_type`);
-  const jobType = input.jobType;
+  const { jobType, maxConcurrency, maxConcurrencyPerKey, rateLimit } = input;
   return executor.transaction(async (tx) => {
-    const definition = await updateDefinition(tx, jobType, sql.join(sets, sql`, `));
+    const definition = await updateDefinition(tx, jobType, { maxConcurrency, maxConcurrencyPerKey, rateLimit });
     await adoptRunningOfTypes(tx, [jobType]);
     return definition;
   });
@@ -128,7 +133,7 @@ export interface KeyLimitInput {
   rateLimit?: RateLimitSetting | null;
 }
 
-function keyLimitFromRow(row: RawRow): KeyLimitRecord {
+function keyLimitFromRow(row: DbRow<typeof flowKeyLimits>): KeyLimitRecord {
   return {
     pattern: row.pattern,
     maxConcurrency: row.max_concurrency == null ? null : Number(row.max_concurrency),
@@ -157,48 +162,29 @@ export async function setKeyLimit(executor: Executor, input: KeyLimitInput): Pro
   const rate = input.rateLimit ?? null;
   if (max === null && rate === null) fail(INVALID, { field: "maxConcurrency" }, "a key limit needs a limit");
   const pattern = input.pattern;
-  const prefix = pattern.endsWith("*") ? pattern.slice(0, -1) : null;
-  try {
-    return await executor.transaction(async (tx) => {
-      const [row] = await queryRows<RawRow>(
-        tx,
-        sql`insert into ${flowKeyLimits} as k (pattern, max_concurrency, rate_limit, rate_interval_ms)
-          values (${pattern}, ${max}::int, ${rate?.limit ?? null}::int, ${rate?.intervalMs ?? null}::int)
-          on conflict (pattern) do update set max_concurrency = excluded.max_concurrency,
-            rate_limit = excluded.rate_limit, rate_interval_ms = excluded.rate_interval_ms, updated_at = now()
-          returning k.*, ${notify} as notified`,
-      );
-      if (max !== null) {
-        await adoptRunning(
-          tx,
-          prefix === null
-            ? sql`j.concurrency_key = ${pattern}`
-            : sql`j.concurrency_key like ${`${escapeLike(prefix)}%`}`,
-          sql`'["k",' || to_json(j.concurrency_key)::text || ']'`,
-        );
-      }
+  return translating(() =>
+    executor.transaction(async (tx) => {
+      const [row] = await keyLimitUpsert.run(tx, {
+        pattern,
+        max,
+        rateLimit: rate?.limit ?? null,
+        rateIntervalMs: rate?.intervalMs ?? null,
+      });
+      if (max !== null) await adoptRunningOfKeyPattern(tx, pattern);
       return keyLimitFromRow(row!);
-    });
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
 }
 
 /** Remove a key limit; throws `flow.key_limit_not_found` when there is none for the pattern. */
 export async function removeKeyLimit(executor: Executor, input: { pattern: string }): Promise<KeyLimitRecord> {
   checkPattern(input?.pattern);
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`with removed as (delete from ${flowKeyLimits} where pattern = ${input.pattern} returning *)
-        select removed.*, ${notify} as notified from removed`,
-    );
+  return translating(async () => {
+    const [row] = await keyLimitDelete.run(executor, { pattern: input.pattern });
     if (row === undefined)
       throw new RunledgerError("flow.key_limit_not_found", { details: { pattern: input.pattern } });
     return keyLimitFromRow(row);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** A concurrency or rate scope in use: what it limits and how much of it is taken now. */
@@ -221,37 +207,24 @@ export interface FlowControlState {
 
 /**
  * Flow control as configured now: paused or limited job types, key limits, and up to `limit`
- * (default 100) scopes in use, busiest first. For the CLI and the dashboard.
+ * (default 100) scopes in use, busiest first, with the starts in their rate window at `now` (the
+ * database's clock when omitted). For the CLI and the dashboard.
  */
 export async function getFlowControlState(
   executor: Executor,
-  options: { limit?: number } = {},
+  options: { limit?: number; now?: Date } = {},
 ): Promise<FlowControlState> {
   const limit = options.limit ?? 100;
   if (!(isInt32(limit) && limit > 0 && limit <= 1000)) fail("job.invalid_pagination", { field: "limit" });
-  try {
-    const types = await queryRows<{ job_type: string }>(
-      executor,
-      sql`select job_type from ${jobDefinitions}
-        where paused_at is not null or max_concurrency is not null or max_concurrency_per_key is not null
-          or rate_limit is not null
-        order by job_type`,
-    );
+  if (options.now !== undefined && !isValidDate(options.now)) fail("job.invalid_pagination", { field: "now" });
+  return translating(async () => {
     const jobTypes = [];
-    for (const { job_type } of types) {
+    for (const { job_type } of await flowControlledJobTypes.run(executor, {})) {
       const definition = await getJobDefinition(executor, job_type);
       if (definition !== null) jobTypes.push(definition);
     }
-    const keys = await queryRows<RawRow>(executor, sql`select * from ${flowKeyLimits} order by pattern`);
-    const scopes = await queryRows<{ scope: string; running: number; starts: number }>(
-      executor,
-      sql`select scope, sum(running)::int as running, sum(starts)::int as starts from (
-          select s.scope, count(*) as running, 0 as starts from ${flowSlots} s
-          join ${jobQueue} j on j.id = s.job_id where j.status = 'LEASED' group by s.scope
-          union all
-          select scope, 0, count(*) from ${flowRateStarts} where expires_at > now() group by scope
-        ) u group by scope order by 2 desc, 3 desc, 1 limit ${limit}`,
-    );
+    const keys = await keyLimitList.run(executor, {});
+    const scopes = await flowScopeUsage.run(executor, { limit, now: options.now });
     return {
       jobTypes,
       keyLimits: keys.map(keyLimitFromRow),
@@ -266,7 +239,5 @@ export async function getFlowControlState(
         };
       }),
     };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }

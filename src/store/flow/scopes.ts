@@ -1,4 +1,4 @@
-import type { RawRow } from "../rows.ts";
+import type { FlowConfigRow } from "../sql/flow.ts";
 
 /*
  * Scopes are what limits apply to, named as JSON arrays so no job type or key can spell another
@@ -50,11 +50,11 @@ const rateOf = (limit: unknown, ms: unknown): RateLimit | null =>
   limit == null ? null : { limit: Number(limit), intervalMs: Number(ms) };
 
 /** The configuration row of the flow claim's first statement. */
-export function readConfigRow(row: RawRow): FlowConfig {
+export function readConfigRow(row: FlowConfigRow): FlowConfig {
   const definitions = new Map<string, DefinitionFlow>();
   const paused: string[] = [];
   let limited = false;
-  for (const [jobType, isPaused, max, perKey, rate, ms] of row.definitions as unknown[][]) {
+  for (const [jobType, isPaused, max, perKey, rate, ms] of row.definitions) {
     const d = {
       paused: isPaused === true,
       maxConcurrency: max == null ? null : Number(max),
@@ -67,14 +67,14 @@ export function readConfigRow(row: RawRow): FlowConfig {
   }
   const exact = new Map<string, KeyRule>();
   const prefixes: KeyRule[] = [];
-  for (const [pattern, max, rate, ms] of row.key_limits as unknown[][]) {
+  for (const [pattern, max, rate, ms] of row.key_limits) {
     const rule = { pattern: String(pattern), maxConcurrency: max == null ? null : Number(max), rate: rateOf(rate, ms) };
     if (rule.pattern.endsWith("*")) prefixes.push(rule);
     else exact.set(rule.pattern, rule);
     limited = true;
   }
   prefixes.sort((a, b) => b.pattern.length - a.pattern.length);
-  const pairs = (value: unknown) => (value as [string, unknown][]).map(([s, n]) => [s, Number(n)] as [string, number]);
+  const pairs = (value: [string, unknown][]) => value.map(([s, n]) => [s, Number(n)] as [string, number]);
   return {
     active: definitions.size > 0 || exact.size > 0 || prefixes.length > 0,
     limited,

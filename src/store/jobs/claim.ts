@@ -56,8 +56,9 @@ export interface ClaimJobsInput {
    */
   flowMemo?: FlowClaimMemo;
   /**
-   * Claim the jobs due at this time instead of the database's now (tests, replays). The
-   * flow-controlled claim (flow control configured, or `fairness`) still reads the database's clock.
+   * Claim as of this time instead of the database's now (tests, replays): the due check, and under
+   * flow control the rate windows (starts counted and recorded), read it. The lease is written at
+   * the database's clock.
    */
   now?: Date;
 }
@@ -178,13 +179,7 @@ async function runClaim<Row extends Record<string, unknown>>(
       if (input.flowMemo !== undefined) input.flowMemo.active = check?.active === true;
       if (check?.active !== true) return rows;
     }
-    // The flow-controlled claim runs `flow`, so its rows are `flow`'s.
-    return (await claimUnderFlowControl(
-      executor,
-      { ...values, fairness: input.fairness },
-      flow,
-      input.flowMemo,
-    )) as Row[];
+    return claimUnderFlowControl(executor, { ...values, fairness: input.fairness }, flow, input.flowMemo);
   });
 }
 

@@ -1,8 +1,14 @@
-import { type SQL, sql } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import type { Executor } from "../db.ts";
-import { queryRows } from "../query.ts";
-import { jobAttemptLog, jobDeadLetters, jobEventLog, jobLogs } from "../schema/index.ts";
-import { fail } from "../validate.ts";
+import { textArrayLiteral } from "../query.ts";
+import {
+  batchPlannerOff,
+  batchPlannerRestore,
+  jobLogsOfJobsDelete,
+  type LedgerCountsRow,
+  purgeCutoff,
+} from "../sql/retention.ts";
+import { fail, isValidDate } from "../validate.ts";
 
 /** Rows per transaction unless a caller asks for another size: short locks, small WAL bursts. */
 export const DEFAULT_PURGE_BATCH = 1_000;
@@ -35,25 +41,19 @@ export interface PurgeBounds {
 
 const invalid = (field: string): never => fail("retention.invalid_input", { field });
 
-const isValidDate = (value: unknown): value is Date => value instanceof Date && !Number.isNaN(value.getTime());
-
 /**
- * `retention.invalid_input` naming the field unless the bounds are usable; returns the cutoff as
- * SQL (a timestamp parameter, or the clock minus the age), the limit and the batch size.
+ * `retention.invalid_input` naming the field unless the bounds are usable; returns the cutoff
+ * (`purgeCutoff`), the limit and the batch size.
  */
 export function checkBounds(bounds: PurgeBounds): { cutoff: SQL; limit: number; batchSize: number } {
   const { olderThan, now } = bounds;
   if (now !== undefined && !isValidDate(now)) invalid("now");
-  let cutoff: SQL;
   if (typeof olderThan === "number") {
     if (!Number.isSafeInteger(olderThan) || olderThan < 0) invalid("olderThan");
-    const clock = now === undefined ? sql`now()` : sql`${now.toISOString()}::timestamptz`;
-    cutoff = sql`(${clock} - ${olderThan}::bigint * interval '1 millisecond')`;
-  } else if (isValidDate(olderThan)) {
-    cutoff = sql`${olderThan.toISOString()}::timestamptz`;
-  } else {
-    return invalid("olderThan");
+  } else if (!isValidDate(olderThan)) {
+    invalid("olderThan");
   }
+  const cutoff = purgeCutoff(olderThan, now);
   const limit = bounds.limit ?? Number.MAX_SAFE_INTEGER;
   if (!Number.isSafeInteger(limit) || limit < 1) invalid("limit");
   const batchSize = bounds.batchSize ?? DEFAULT_PURGE_BATCH;
@@ -69,22 +69,8 @@ export function checkStatuses<S extends string>(values: readonly unknown[] | und
   return [...new Set(values as S[])];
 }
 
-/**
- * The CTEs deleting the ledger of the jobs `ids` names (an expression of type uuid[]): attempts,
- * events, log lines and dead letters. None of these tables has a foreign key to the job (see the
- * schema), so whoever deletes jobs deletes their ledger in the same statement.
- */
-export const ledgerDeletes = (ids: SQL) => sql`
-  attempts as (delete from ${jobAttemptLog} where job_id = any(${ids}) returning 1),
-  events as (delete from ${jobEventLog} where job_id = any(${ids}) returning 1),
-  logs as (delete from ${jobLogs} where job_id = any(${ids}) returning 1),
-  dead as (delete from ${jobDeadLetters} where job_id = any(${ids}) returning 1)`;
-
-export const ledgerCounts = sql`(select count(*) from attempts) as attempts, (select count(*) from events) as events,
-  (select count(*) from logs) as logs, (select count(*) from dead) as dead_letters`;
-
-/** Add one statement's counts (`jobs`, `attempts`, … columns) to `into`. */
-export function addCounts(into: PurgeCounts, row: Record<string, unknown> | undefined): void {
+/** Add one statement's counts to `into`. */
+export function addCounts(into: PurgeCounts, row: Partial<LedgerCountsRow> | undefined): void {
   if (row === undefined) return;
   into.jobs += Number(row.jobs ?? 0);
   into.attempts += Number(row.attempts ?? 0);
@@ -93,26 +79,19 @@ export function addCounts(into: PurgeCounts, row: Record<string, unknown> | unde
   into.deadLetters += Number(row.dead_letters ?? 0);
 }
 
-/** Run one counting statement and return its single row. */
-export async function countsOf(executor: Executor, query: SQL): Promise<Record<string, unknown> | undefined> {
-  const [row] = await queryRows<Record<string, unknown>>(executor, query);
-  return row;
-}
-
 /**
- * A log line inserted for one of `counts.ids` (comma-separated) by a transaction that committed after the delete's
- * snapshot but before it locked the job: this statement's fresh snapshot sees it. Later ones
- * cannot come (`insertJobLog` key-share locks the job row, and finds it gone).
+ * Delete the log lines of the jobs a purge statement deleted (`counts.ids`, comma-separated) that
+ * it could not see: inserted by a transaction that committed after the statement's snapshot but
+ * before it locked the job. Later ones cannot come (`insertJobLog` key-share locks the job row,
+ * and finds it gone).
  */
-export async function deleteStragglerLogs(tx: Executor, counts: Record<string, unknown> | undefined): Promise<void> {
+export async function deleteStragglerLogs(
+  tx: Executor,
+  counts: (Partial<LedgerCountsRow> & { ids?: string | null }) | undefined,
+): Promise<void> {
   const text = typeof counts?.ids === "string" ? counts.ids : "";
   if (counts === undefined || text === "") return;
-  const ids = text.split(",");
-  const [row] = await queryRows<{ n: string }>(
-    tx,
-    sql`with gone as (delete from ${jobLogs} where job_id = any(${sql.param(ids)}::uuid[]) returning 1)
-      select count(*) as n from gone`,
-  );
+  const [row] = await jobLogsOfJobsDelete.run(tx, { jobIds: textArrayLiteral(text.split(",")) });
   counts.logs = Number(counts.logs ?? 0) + Number(row?.n ?? 0);
 }
 
@@ -131,19 +110,14 @@ export async function deleteStragglerLogs(tx: Executor, counts: Record<string, u
 export async function batchTransaction<T>(executor: Executor, work: (tx: Executor) => Promise<T>): Promise<T> {
   const nested = "rollback" in executor;
   return executor.transaction(async (tx) => {
-    const [previous] = await queryRows<{ seqscan: string; bitmapscan: string; jit: string }>(
-      tx,
-      sql`select current_setting('enable_seqscan') as seqscan, current_setting('enable_bitmapscan') as bitmapscan,
-        current_setting('jit') as jit, set_config('enable_seqscan', 'off', true),
-        set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)`,
-    );
+    const [previous] = await batchPlannerOff.run(tx, {});
     const result = await work(tx);
     if (nested) {
-      await tx.execute(
-        sql`select set_config('enable_seqscan', ${previous?.seqscan ?? "on"}, true),
-          set_config('enable_bitmapscan', ${previous?.bitmapscan ?? "on"}, true),
-          set_config('jit', ${previous?.jit ?? "on"}, true)`,
-      );
+      await batchPlannerRestore.run(tx, {
+        seqscan: previous?.seqscan ?? "on",
+        bitmapscan: previous?.bitmapscan ?? "on",
+        jit: previous?.jit ?? "on",
+      });
     }
     return result;
   });

@@ -1,18 +1,14 @@
-import { sql } from "drizzle-orm";
 import { type OrganizationScope, TERMINAL_JOB_STATUSES, type TerminalJobStatus } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
-import { jobQueue } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
+import { translating } from "../errors.ts";
+import { queryRows } from "../query.ts";
+import { finishedJobsPurge, type LedgerCountsRow, visibleRows } from "../sql/retention.ts";
 import {
   addCounts,
   batchTransaction,
   checkBounds,
   checkStatuses,
-  countsOf,
   deleteStragglerLogs,
-  ledgerCounts,
-  ledgerDeletes,
   noCounts,
   type PurgeBounds,
   type PurgeCounts,
@@ -56,31 +52,17 @@ export interface PurgeFinishedInput extends PurgeBounds {
  * what was deleted; `retention.invalid_input` (nothing deleted) for unusable bounds.
  */
 export async function purgeFinished(executor: Executor, input: PurgeFinishedInput): Promise<PurgeCounts> {
-  const visible = scopeCondition(sql`organization_id`, input.scope);
+  const visible = visibleRows(input.scope);
   const statuses = checkStatuses(input.statuses, TERMINAL_JOB_STATUSES);
   const { cutoff, limit, batchSize } = checkBounds(input);
-  const statusList = sql`array[${sql.join(
-    statuses.map((s) => sql`${s}`),
-    sql`, `,
-  )}]::runledger.job_status[]`;
   const totals = noCounts();
-  try {
+  return translating(async () => {
     while (totals.jobs < limit) {
       const size = Math.min(batchSize, limit - totals.jobs);
       const row = await batchTransaction(executor, async (tx) => {
-        const counts = await countsOf(
+        const [counts] = await queryRows<LedgerCountsRow & { ids: string | null }>(
           tx,
-          sql`with doomed as materialized (
-            select id from ${jobQueue}
-            where finished_at < ${cutoff} and finished_at is not null and workflow_step_id is null
-              and status = any(${statusList}) and ${visible}
-            order by finished_at
-            limit ${size}
-            for update skip locked
-          ),
-          ${ledgerDeletes(sql`array(select id from doomed)`)},
-          jobs as (delete from ${jobQueue} where id = any(array(select id from doomed)) returning 1)
-          select array_to_string(array(select id from doomed), ',') as ids, (select count(*) from jobs) as jobs, ${ledgerCounts}`,
+          finishedJobsPurge({ cutoff, statuses, visible, size }),
         );
         await deleteStragglerLogs(tx, counts);
         return counts;
@@ -92,7 +74,5 @@ export async function purgeFinished(executor: Executor, input: PurgeFinishedInpu
       if (deleted < size) break;
     }
     return totals;
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }

@@ -1,8 +1,7 @@
-import { sql } from "drizzle-orm";
-import { uuidv7 } from "uuidv7";
 import {
   compileCron,
   DEFAULT_TIME_ZONE,
+  newId,
   type OrganizationScope,
   RunledgerError,
   type ScheduleOverlapPolicy,
@@ -16,12 +15,19 @@ import {
   validateTimeZone,
 } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
-
+import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { microsecondTimestamp, type Page, type RawRow } from "../rows.ts";
-import { jobDefinitions, jobSchedules } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
+import { microsecondTimestamp, type Page, toDate } from "../rows.ts";
+import {
+  databaseNow,
+  type ScheduleRow,
+  scheduleGet,
+  scheduleList,
+  scheduleSetActive,
+  scheduleSetNextFireAt,
+  scheduleUpsert,
+  visibleSchedules,
+} from "../sql/schedules.ts";
 import {
   checkIdentifierLength,
   checkLimit,
@@ -35,7 +41,6 @@ import {
   jsonText,
 } from "../validate.ts";
 import { type JobScheduleRecord, scheduleFromRow } from "./record.ts";
-import { scheduleClock } from "./scope.ts";
 
 /** Create or refresh a schedule, keyed by its unique `name`. */
 export interface JobScheduleUpsert {
@@ -91,8 +96,8 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
     fail("job_schedule.invalid_cron", { field: "nextFireAt" });
   if (input.now !== undefined && !isValidDate(input.now)) fail("job_schedule.invalid_cron", { field: "now" });
   const template = jsonText(input.payloadTemplate ?? {}, "job.invalid_payload", "payloadTemplate");
-  try {
-    const id = uuidv7();
+  return translating(async () => {
+    const id = newId();
     // An explicit first fire is its own slot; a computed one is the next slot plus its jitter.
     let slot = input.nextFireAt ?? null;
     let fireAt = slot;
@@ -101,40 +106,21 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
       if (slot === null) throw new RunledgerError("job_schedule.invalid_cron", { internal: "no future slot" });
       fireAt = scheduleFireTime(id, slot, input.maxJitterSeconds ?? 0);
     }
-    const active = input.isActive ?? true;
-    // The definition is share-locked, so it cannot be disabled under a schedule being made active
-    // (disabling takes the schedules' table lock first, as this insert does: no deadlock).
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`with definition as (
-          select is_enabled from ${jobDefinitions} where job_type = ${input.jobType} for share
-        ),
-        upserted as (
-        insert into ${jobSchedules} as s (id, name, job_type, organization_id, payload_template, cron_expr, timezone,
-          overlap_policy, catchup_window_seconds, is_active, next_slot_at, next_fire_at, max_jitter_seconds)
-        select ${id}, ${input.name}, ${input.jobType}, ${input.organizationId ?? null}::uuid, ${template}::jsonb,
-          ${input.cronExpr}, ${timezone}, ${overlapPolicy}, ${catchupWindowSeconds}::int, ${active}::boolean,
-          ${microsecondTimestamp(slot)}::timestamptz, ${microsecondTimestamp(fireAt ?? slot)}::timestamptz,
-          ${input.maxJitterSeconds ?? 0}::int
-        where (select is_enabled or not ${active}::boolean from definition)
-        on conflict (name) do update set
-          job_type = excluded.job_type,
-          payload_template = excluded.payload_template,
-          cron_expr = excluded.cron_expr,
-          timezone = excluded.timezone,
-          overlap_policy = excluded.overlap_policy,
-          catchup_window_seconds = excluded.catchup_window_seconds,
-          max_jitter_seconds = excluded.max_jitter_seconds,
-          next_slot_at = case when (s.cron_expr, s.timezone) is distinct from (excluded.cron_expr, excluded.timezone)
-            then excluded.next_slot_at else s.next_slot_at end,
-          next_fire_at = case when (s.cron_expr, s.timezone) is distinct from (excluded.cron_expr, excluded.timezone)
-            then excluded.next_fire_at else s.next_fire_at end
-        where s.organization_id is not distinct from excluded.organization_id
-        returning *
-        )
-      select (select is_enabled or not ${active}::boolean from definition) as definition_usable, u.*
-      from (select 1) one left join upserted u on true`,
-    );
+    const [row] = await scheduleUpsert.run(executor, {
+      id,
+      name: input.name,
+      jobType: input.jobType,
+      organizationId: input.organizationId ?? null,
+      payloadTemplate: template,
+      cronExpr: input.cronExpr,
+      timezone,
+      overlapPolicy,
+      catchupWindowSeconds,
+      isActive: input.isActive ?? true,
+      nextSlotAt: microsecondTimestamp(slot),
+      nextFireAt: microsecondTimestamp(fireAt ?? slot),
+      maxJitterSeconds: input.maxJitterSeconds ?? 0,
+    });
     if (row?.definition_usable !== true) {
       throw new RunledgerError("job_schedule.definition_not_found_or_disabled", {
         details: { jobType: input.jobType, hint: DEFINITION_HINT },
@@ -143,10 +129,15 @@ export async function upsertJobSchedule(executor: Executor, input: JobScheduleUp
     // No row: the name belongs to another organization's schedule (or, for an upsert without an
     // organization, to any organization's), which this upsert must not overwrite.
     if (row.id === null) throw new RunledgerError("job_schedule.name_taken");
-    return scheduleFromRow(row);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    return scheduleFromRow(row as ScheduleRow);
+  });
+}
+
+/** `now` when given (tests set time instead of waiting for it), else the database's clock. */
+async function scheduleClock(executor: Executor, now: Date | undefined): Promise<Date> {
+  if (now !== undefined) return now;
+  const [row] = await databaseNow.run(executor, {});
+  return toDate(row!.now);
 }
 
 /**
@@ -163,31 +154,18 @@ export async function setJobScheduleActive(
   isActive: boolean,
   scope: OrganizationScope,
 ): Promise<boolean> {
-  const visible = scopeCondition(sql`organization_id`, scope);
+  const visible = visibleSchedules(scope);
   validateScheduleName(name);
-  try {
-    // Resuming needs an enabled definition, share-locked as in the upsert (same lock order).
+  return translating(async () => {
     const [row] = await queryRows<{ found: boolean; updated: boolean; job_type: string | null }>(
       executor,
-      sql`with target as (select id, job_type from ${jobSchedules} where name = ${name} and ${visible}),
-        definition as (
-          select is_enabled from ${jobDefinitions} where job_type = (select job_type from target) for share
-        ),
-        updated as (
-          update ${jobSchedules} s set is_active = ${isActive} from target t
-          where s.id = t.id and (not ${isActive}::boolean or coalesce((select is_enabled from definition), false))
-          returning s.id
-        )
-        select exists (select 1 from target) as found, exists (select 1 from updated) as updated,
-          (select job_type from target) as job_type`,
+      scheduleSetActive(name, isActive, visible),
     );
     if (row?.updated === true || row?.found !== true) return row?.updated === true;
     throw new RunledgerError("job_schedule.definition_not_found_or_disabled", {
       details: { jobType: row.job_type, hint: DEFINITION_HINT },
     });
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /**
@@ -200,20 +178,14 @@ export async function setJobScheduleNextFireAt(
   nextFireAt: Date,
   scope: OrganizationScope,
 ): Promise<boolean> {
-  const visible = scopeCondition(sql`organization_id`, scope);
+  const visible = visibleSchedules(scope);
   validateScheduleName(name);
   if (!isValidDate(nextFireAt)) fail("job_schedule.invalid_cron", { field: "nextFireAt" });
   const at = microsecondTimestamp(nextFireAt);
-  try {
-    const rows = await queryRows(
-      executor,
-      sql`update ${jobSchedules} set next_slot_at = ${at}::timestamptz, next_fire_at = ${at}::timestamptz
-        where name = ${name} and ${visible} returning id`,
-    );
+  return translating(async () => {
+    const rows = await queryRows(executor, scheduleSetNextFireAt(name, at, visible));
     return rows.length > 0;
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /** A schedule as listed: the record plus its next slots, when asked for. */
@@ -251,18 +223,13 @@ export async function getJobSchedule(
   scope: OrganizationScope,
   options: { upcoming?: number } = {},
 ): Promise<JobScheduleListItem | null> {
-  const visible = scopeCondition(sql`organization_id`, scope);
+  const visible = visibleSchedules(scope);
   validateScheduleName(name);
   checkUpcoming(options.upcoming ?? 0);
-  try {
-    const [row] = await queryRows<RawRow>(
-      executor,
-      sql`select * from ${jobSchedules} where name = ${name} and ${visible}`,
-    );
+  return translating(async () => {
+    const [row] = await queryRows<ScheduleRow>(executor, scheduleGet(name, visible));
     return row === undefined ? null : withUpcoming(scheduleFromRow(row), options.upcoming ?? 0);
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 /**
@@ -273,21 +240,16 @@ export async function listJobSchedules(
   executor: Executor,
   filter: { scope: OrganizationScope; activeOnly?: boolean; limit: number; after?: string; upcoming?: number },
 ): Promise<Page<JobScheduleListItem, string>> {
-  const visible = scopeCondition(sql`organization_id`, filter?.scope);
+  const visible = visibleSchedules(filter?.scope);
   checkLimit(filter.limit);
   checkPage({ text: { after: filter.after } });
   checkUpcoming(filter.upcoming ?? 0);
-  try {
-    const rows = await queryRows<RawRow>(
+  return translating(async () => {
+    const rows = await queryRows<ScheduleRow>(
       executor,
-      sql`select * from ${jobSchedules} where ${visible}
-        ${filter.activeOnly ? sql`and is_active` : sql``}
-        ${filter.after === undefined ? sql`` : sql`and name > ${filter.after}`}
-        order by name limit ${filter.limit + 1}`,
+      scheduleList({ visible, activeOnly: filter.activeOnly, after: filter.after, limit: filter.limit }),
     );
     const items = rows.slice(0, filter.limit).map((row) => withUpcoming(scheduleFromRow(row), filter.upcoming ?? 0));
     return { items, next: rows.length > filter.limit ? items.at(-1)!.name : null };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }

@@ -1,4 +1,3 @@
-import { sql } from "drizzle-orm";
 import {
   type OrganizationScope,
   RunledgerError,
@@ -6,13 +5,11 @@ import {
   validateScheduleName,
 } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
-import { toQueryError } from "../errors.ts";
+import { translating } from "../errors.ts";
 import { insertScheduledJobs } from "../jobs/enqueue.ts";
-
 import { queryRows } from "../query.ts";
-import { microsecondTimestamp, type RawRow, toDate } from "../rows.ts";
-import { jobSchedules } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
+import { toDate } from "../rows.ts";
+import { type ScheduleRow, scheduleWithClock, visibleSchedules } from "../sql/schedules.ts";
 import { fail, isValidDate } from "../validate.ts";
 import { scheduleFromRow } from "./record.ts";
 
@@ -51,17 +48,16 @@ export async function backfillJobSchedule(
   input: JobScheduleBackfill,
   scope: OrganizationScope,
 ): Promise<JobScheduleBackfillResult> {
-  const visible = scopeCondition(sql`organization_id`, scope);
+  const visible = visibleSchedules(scope);
   validateScheduleName(input.name);
   if (!isValidDate(input.from) || !isValidDate(input.to) || input.from > input.to) {
     fail("job_schedule.invalid_backfill_range");
   }
   if (input.now !== undefined && !isValidDate(input.now)) fail("job_schedule.invalid_backfill_range", { field: "now" });
-  try {
-    const [row] = await queryRows<RawRow>(
+  return translating(async () => {
+    const [row] = await queryRows<ScheduleRow & { clock: string | Date }>(
       executor,
-      sql`select s.*, coalesce(${input.now === undefined ? null : microsecondTimestamp(input.now)}::timestamptz, now()) as clock
-        from ${jobSchedules} s where name = ${input.name} and ${visible}`,
+      scheduleWithClock(input.name, visible, input.now),
     );
     if (row === undefined) throw notFound(input.name);
     if (input.to > toDate(row.clock)) fail("job_schedule.invalid_backfill_range", { field: "to" });
@@ -84,9 +80,7 @@ export async function backfillJobSchedule(
     }
     const created = slots.flatMap((slot, i) => (ids[i] == null ? [] : [{ jobId: ids[i]!, scheduledFor: slot }]));
     return { slots: slots.length, created, existing: slots.length - created.length };
-  } catch (error) {
-    throw toQueryError(error);
-  }
+  });
 }
 
 function notFound(name: string): RunledgerError {

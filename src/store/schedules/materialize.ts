@@ -1,13 +1,11 @@
-import { sql } from "drizzle-orm";
 import { planScheduleFires, RunledgerError, type SchedulePlan } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { toQueryError, translating } from "../errors.ts";
 import { insertScheduledJobs, type ScheduledJobInsert } from "../jobs/enqueue.ts";
-
-import { columnParams, statement } from "../query.ts";
-import { microsecondTimestamp, type RawRow, toDate } from "../rows.ts";
-import { jobQueue, jobSchedules } from "../schema/index.ts";
-import { fail, isInt32 } from "../validate.ts";
+import { columnParams } from "../query.ts";
+import { microsecondTimestamp, toDate } from "../rows.ts";
+import { type ScheduleRow, scheduleClaimDue, scheduleMarkPassed } from "../sql/schedules.ts";
+import { fail, isInt32, isValidDate } from "../validate.ts";
 import { type JobScheduleRecord, scheduleFromRow } from "./record.ts";
 
 /** Delay before a schedule whose materialization failed is tried again. */
@@ -19,30 +17,6 @@ export interface DueSchedule extends JobScheduleRecord {
   lastJobLive: boolean;
 }
 
-const LAST_JOB_LIVE = sql`exists (select 1 from ${jobQueue} j where j.id = s.last_job_id and j.status in ('PENDING', 'LEASED'))`;
-
-/*
- * Due: the cursor's slot is due, or a buffered slot can be released because the previous fire's
- * job is no longer live. The clock is the `now` parameter or the database's, and comes back on
- * every row (one row of nulls besides it when nothing is due).
- */
-const claimDue = statement<RawRow>(
-  "runledger_claim_due_schedules",
-  sql`
-  with clock as (select coalesce(${sql.placeholder("now")}::timestamptz, now()) as now),
-  due as (
-    select s.*, ${LAST_JOB_LIVE} as last_job_live
-    from ${jobSchedules} s
-    where s.is_active
-      and (s.next_fire_at <= (select now from clock) or (s.buffered_slot_at is not null and not ${LAST_JOB_LIVE}))
-    order by s.next_fire_at, s.id
-    limit ${sql.placeholder("limit")}
-    for update of s skip locked
-  )
-  select clock.now as pass_now, due.* from clock left join due on true
-`,
-);
-
 /**
  * Lock up to `limit` active schedules that are due at `now` (the database's clock when omitted)
  * or hold a buffered slot that can now fire, oldest cursor first, skipping ones another
@@ -52,41 +26,13 @@ export async function claimDueSchedules(
   tx: Executor,
   options: { now?: Date; limit: number },
 ): Promise<{ now: Date; schedules: DueSchedule[] }> {
-  const rows = await translating(() =>
-    claimDue.run(tx, {
-      now: options.now === undefined ? null : microsecondTimestamp(options.now),
-      limit: options.limit,
-    }),
-  );
+  const rows = await translating(() => scheduleClaimDue.run(tx, { now: options.now, limit: options.limit }));
   const now = toDate(rows[0]!.pass_now);
   const schedules = rows
-    .filter((row) => row.id != null)
-    .map((row) => ({ ...scheduleFromRow(row), lastJobLive: row.last_job_live === true }));
+    .filter((row) => row.id !== null)
+    .map((row) => ({ ...scheduleFromRow(row as ScheduleRow), lastJobLive: row.last_job_live === true }));
   return { now, schedules };
 }
-
-/** Where each schedule's cursor, buffer and counters stand after a pass; one statement for all. */
-const markPassed = statement(
-  "runledger_mark_schedules_passed",
-  sql`
-  update ${jobSchedules} s set
-    next_slot_at = u.next_slot_at,
-    next_fire_at = u.next_fire_at,
-    buffered_slot_at = u.buffered_slot_at,
-    last_job_id = coalesce(u.last_job_id, s.last_job_id),
-    last_fired_at = case when u.last_job_id is null then s.last_fired_at
-      else coalesce(${sql.placeholder("now")}::timestamptz, now()) end,
-    missed_slot_count = s.missed_slot_count + u.missed,
-    overlap_skip_count = s.overlap_skip_count + u.overlap_skipped,
-    is_active = s.is_active and not u.exhausted
-  from unnest(${sql.placeholder("ids")}::uuid[], ${sql.placeholder("nextSlots")}::timestamptz[],
-    ${sql.placeholder("nextFires")}::timestamptz[], ${sql.placeholder("buffered")}::timestamptz[],
-    ${sql.placeholder("lastJobs")}::uuid[], ${sql.placeholder("missed")}::bigint[],
-    ${sql.placeholder("overlapSkipped")}::bigint[], ${sql.placeholder("exhausted")}::boolean[])
-    as u(id, next_slot_at, next_fire_at, buffered_slot_at, last_job_id, missed, overlap_skipped, exhausted)
-  where s.id = u.id
-`,
-);
 
 interface Passed {
   id: string;
@@ -126,9 +72,10 @@ export async function materializeDueSchedules(
   options: { now?: Date; limit: number },
 ): Promise<MaterializeResult> {
   if (!isInt32(options.limit) || options.limit <= 0) fail("job.invalid_pagination", { field: "limit" });
+  if (options.now !== undefined && !isValidDate(options.now)) fail("job.invalid_pagination", { field: "now" });
   const result: MaterializeResult = { fired: [], skipped: [], failed: [], more: false };
-  try {
-    await executor.transaction(async (tx) => {
+  await translating(() =>
+    executor.transaction(async (tx) => {
       const { now, schedules } = await claimDueSchedules(tx, options);
       if (schedules.length === 0) return;
       // A full batch means more may be due; failing schedules would only come back at once.
@@ -212,8 +159,8 @@ export async function materializeDueSchedules(
           exhausted: false,
         });
       }
-      await markPassed.run(tx, {
-        now: options.now === undefined ? null : microsecondTimestamp(options.now),
+      await scheduleMarkPassed.run(tx, {
+        now: options.now,
         ...columnParams(passed, {
           ids: "id",
           nextSlots: "next_slot",
@@ -225,9 +172,7 @@ export async function materializeDueSchedules(
           exhausted: "exhausted",
         }),
       });
-    });
-    return result;
-  } catch (error) {
-    throw toQueryError(error);
-  }
+    }),
+  );
+  return result;
 }

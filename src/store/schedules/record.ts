@@ -1,6 +1,6 @@
 import type { ScheduleOverlapPolicy } from "../../core/index.ts";
-
-import { type RawRow, toDate, toDateOrNull } from "../rows.ts";
+import { toDate, toDateOrNull } from "../rows.ts";
+import type { ScheduleRow } from "../sql/schedules.ts";
 
 /** A cron schedule that materializes jobs, evaluated in its IANA time zone. */
 export interface JobScheduleRecord {
@@ -35,7 +35,7 @@ export interface JobScheduleRecord {
 }
 
 /** Map a raw `job_schedules` row. */
-export function scheduleFromRow(row: RawRow): JobScheduleRecord {
+export function scheduleFromRow(row: ScheduleRow): JobScheduleRecord {
   const nextFireAt = toDate(row.next_fire_at);
   return {
     id: row.id,

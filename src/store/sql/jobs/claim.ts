@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
-import { flowConfigured, flowLeaseCandidates } from "../../flow/sql.ts";
 import { clockNow, statement } from "../../query.ts";
 import { jobQueue, jobSchedules, workflowSteps } from "../../schema/index.ts";
+import { flowConfigured, flowLeaseCandidates } from "../flow.ts";
 import type { JobQueueRow } from "./ledger.ts";
 
 /*

@@ -32,7 +32,7 @@ export * from "./schedules/admin.ts";
 export * from "./schedules/backfill.ts";
 export type { JobScheduleRecord } from "./schedules/record.ts";
 export * as schema from "./schema/index.ts";
-export { scopeCondition } from "./scope.ts";
+export { scopeCondition } from "./sql/scope.ts";
 // The telemetry primitives the runtime shares with the store's enqueue (OpenTelemetry API only).
 export {
   ATTR as TELEMETRY_ATTRIBUTES,

@@ -12,7 +12,7 @@ import {
   workflowRuns,
   workflowSteps,
 } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
+import { scopeCondition } from "./scope.ts";
 
 /*
  * The operator's reads (src/store/admin/): the overview's capped counts, the doctor's health

@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { DbRow } from "../rows.ts";
 import { jobLogs, jobQueue } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
+import { scopeCondition } from "./scope.ts";
 
 /*
  * Job log lines' statements (src/store/logs.ts). Lines are scoped through their job: the job's

@@ -12,7 +12,7 @@ import {
   workflowStepDependencies,
   workflowSteps,
 } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
+import { scopeCondition } from "./scope.ts";
 import { stepReleaseLockKeySql } from "./workflows/locks.ts";
 
 /*

@@ -2,7 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { clockAt, clockNow, statement } from "../query.ts";
 import type { DbRow } from "../rows.ts";
 import { jobDefinitions, jobQueue, jobSchedules } from "../schema/index.ts";
-import { scopeCondition } from "../scope.ts";
+import { scopeCondition } from "./scope.ts";
 
 /*
  * Schedules' statements (src/store/schedules/): the operators' writes and reads, and the

@@ -10,7 +10,7 @@ import {
 import type { Executor } from "../db.ts";
 import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { scopeCondition } from "../scope.ts";
+import { scopeCondition } from "../sql/scope.ts";
 import { lockRunSteps, lockVisibleRun } from "../sql/workflows/locks.ts";
 import { appendRecorded, insertMutation, readSteps } from "../sql/workflows/mutations.ts";
 import { recountDependencies } from "../sql/workflows/propagate.ts";

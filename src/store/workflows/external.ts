@@ -2,7 +2,7 @@ import { checkLabel, type OrganizationScope, RunledgerError, truncateErrorMessag
 import type { Executor } from "../db.ts";
 import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { scopeCondition } from "../scope.ts";
+import { scopeCondition } from "../sql/scope.ts";
 import { announceRun, finishExternalStep, lockVisibleRunSteps } from "../sql/workflows/mutations.ts";
 import { runOrganization } from "../sql/workflows/reads.ts";
 import type { WorkflowStepRow } from "../sql/workflows/rows.ts";

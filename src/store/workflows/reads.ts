@@ -3,7 +3,7 @@ import type { Executor } from "../db.ts";
 import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
 import type { Page } from "../rows.ts";
-import { idempotencyScopeCondition, scopeCondition } from "../scope.ts";
+import { idempotencyScopeCondition, scopeCondition } from "../sql/scope.ts";
 import {
   edgesPage,
   jobOrganization,

@@ -2,8 +2,8 @@ import { MAX_WORKFLOW_STEPS, newId, type OrganizationScope, RunledgerError } fro
 import type { Executor } from "../db.ts";
 import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { scopeCondition } from "../scope.ts";
 import { requeueLockedJobs } from "../sql/jobs/cancel.ts";
+import { scopeCondition } from "../sql/scope.ts";
 import { lockVisibleRun } from "../sql/workflows/locks.ts";
 import {
   insertMutation,

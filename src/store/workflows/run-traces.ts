@@ -2,7 +2,7 @@ import type { OrganizationScope } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { scopeCondition } from "../scope.ts";
+import { scopeCondition } from "../sql/scope.ts";
 import { type FinishedRunRow, finishedRuns, runOrganization } from "../sql/workflows/reads.ts";
 import { isUuid } from "../validate.ts";
 import { type FinishedWorkflowRun, finishedRunFromRow } from "./records.ts";

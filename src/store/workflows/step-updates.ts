@@ -2,7 +2,7 @@ import { type OrganizationScope, RunledgerError } from "../../core/index.ts";
 import type { Executor } from "../db.ts";
 import { translating } from "../errors.ts";
 import { queryRows } from "../query.ts";
-import { scopeCondition } from "../scope.ts";
+import { scopeCondition } from "../sql/scope.ts";
 import { lockVisibleRun } from "../sql/workflows/locks.ts";
 import { lockVisibleStepKeys, replacePendingPayload } from "../sql/workflows/mutations.ts";
 import { runOrganization } from "../sql/workflows/reads.ts";

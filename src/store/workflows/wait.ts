@@ -4,7 +4,7 @@ import type { RunledgerDb, Subscription } from "../db.ts";
 import { translating } from "../errors.ts";
 import { RUN_TERMINAL_CHANNEL } from "../notify.ts";
 import { queryRows } from "../query.ts";
-import { scopeCondition } from "../scope.ts";
+import { scopeCondition } from "../sql/scope.ts";
 import { runById, runOrganization } from "../sql/workflows/reads.ts";
 import type { WorkflowRunRow } from "../sql/workflows/rows.ts";
 import { fail, isUuid } from "../validate.ts";

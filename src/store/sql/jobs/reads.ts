@@ -10,8 +10,8 @@ import {
   jobEvents,
   jobQueue,
 } from "../../schema/index.ts";
-import { idempotencyScopeCondition, scopeCondition } from "../../scope.ts";
 import { escapeLike } from "../../validate.ts";
+import { idempotencyScopeCondition, scopeCondition } from "../scope.ts";
 import type { JobQueueRow } from "./ledger.ts";
 
 /*

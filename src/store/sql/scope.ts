@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
-import { scopedOrganization } from "../core/index.ts";
-import { isUuid } from "./validate.ts";
+import { scopedOrganization } from "../../core/index.ts";
+import { isUuid } from "../validate.ts";
 
 /**
  * The condition a scope puts on an `organization_id` column: true for all organizations, the

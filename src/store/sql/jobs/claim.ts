@@ -39,7 +39,13 @@ import type { JobQueueRow } from "./ledger.ts";
  * per job 6.9 WAL records / 896 bytes, 3.23 index entries, 0.95 HOT claims, PostgreSQL / worker
  * CPU 37.4 / 14.5 µs against graphile-worker's 6.1 / 491, 2.06, 22.4 / 24.5 µs; throughput 0.89× /
  * 0.90× graphile-worker at concurrency 10 / 50, the statements' anatomy unchanged from the build
- * before that day's merges; `--no-analyze` (20,000 jobs) verified exactly once at 66 µs. Prepared once: a claim(1) built per call with the query builder
+ * before that day's merges; `--no-analyze` (20,000 jobs) verified exactly once at 66 µs. The
+ * statement clock (the due check reads `coalesce($now, now())`) and the store's move into sql/
+ * changed nothing measurable: paired with the build before them (3 rounds, same command plus
+ * `workflow,enqueue-batch,latency` and `baseline,pgboss`), 1.00× / 1.00× at concurrency 10 / 50,
+ * the same 6.9 WAL records, 897 bytes and 3.23 index entries per job (that run, on a machine
+ * still warm from a test suite, put both builds at ~55 µs of PostgreSQL CPU per job and
+ * graphile-worker at 27 µs; throughput 0.80× / 1.09× graphile-worker). Prepared once: a claim(1) built per call with the query builder
  * cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
  *
  * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:

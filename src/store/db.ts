@@ -48,6 +48,28 @@ function reconnectDelaySeconds(retries: number): number {
   return Math.min(0.025 * 2 ** retries, 1) * (0.5 + Math.random() / 2);
 }
 
+/*
+ * postgres.js 3.4.9 sends a write smaller than 1 KiB from a `setImmediate`, and arms that timer
+ * only while it holds none. When a connection closes with such a write pending, its teardown
+ * (`closed()` in src/connection.js) cancels the timer but keeps the handle and the unsent bytes;
+ * a pending write is always there when a statement lands on a connection whose backend was
+ * terminated with another's (a restart, a failover, `pg_terminate_backend`), since the first
+ * close sends its waiters to the second. The connection object is reused by the pool, so its next
+ * startup message waits behind a timer that will never fire: the statement that needed it fails
+ * with CONNECT_TIMEOUT after 30 s, and so does every later one the pool gives that slot
+ * (porsager/postgres#1209, #1215). A write of 1 KiB or more is sent at once and resets both, so a
+ * direct connection's startup message carries one placeholder setting that brings it past 1 KiB:
+ * a poisoned slot sends its stale bytes with the startup, the server refuses that one attempt,
+ * and the driver reconnects cleanly. Not through a pooler, which refuses startup parameters it
+ * does not know (test/store/poisoned-connection.test.ts).
+ */
+const STARTUP_PADDING = { "runledger.startup_padding": "-".repeat(1024) };
+
+/** The startup parameters of a client: its application name, and the padding above unless it is `pooled`. */
+export function startupParameters(applicationName: string, pooled: boolean): Record<string, string> {
+  return pooled ? { application_name: applicationName } : { application_name: applicationName, ...STARTUP_PADDING };
+}
+
 /**
  * Refuse what postgres.js would misread: an empty or missing URL (it would quietly connect to
  * localhost) and text that is not a `postgres://` or `postgresql://` URL. The URL itself is never
@@ -122,7 +144,7 @@ export function createDb(
       // (porsager/postgres#1192, #1205, #1223). Nothing outside the driver can catch it, so the
       // query is not sent; the built-in array types are registered when the client is made.
       fetch_types: false,
-      connection: { application_name: options.applicationName ?? "runledger" },
+      connection: startupParameters(options.applicationName ?? "runledger", pooled),
       ...settings,
     });
   // postgres.js pipelines a query onto a busy connection when every connection is busy. A
@@ -146,7 +168,7 @@ export function createDb(
       max: 1,
       onnotice: () => {},
       backoff: reconnectDelaySeconds,
-      connection: { application_name: `${applicationName}-listen` },
+      connection: startupParameters(`${applicationName}-listen`, false),
     });
     return listener;
   };

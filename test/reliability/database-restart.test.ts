@@ -24,6 +24,9 @@ import {
 
 // Without the transaction guard in createDb (src/store/transaction-guard.ts), postgres.js 3.4.9
 // crashed worker processes here within seconds: a write on a transaction's dead connection.
+// Without the startup padding (`startupParameters` in src/store/db.ts), about one run in ten had a
+// worker stall for 30 s on a connection poisoned by the terminations: its probe did not start, a
+// cancel went unheard, or its shutdown ran past the deadline.
 // Sizes: well under a minute in `npm test`; RUNLEDGER_SOAK=1 for a long soak.
 const SOAK = process.env.RUNLEDGER_SOAK === "1";
 const PLAIN_JOBS = SOAK ? 20_000 : 2_000;
@@ -62,6 +65,37 @@ async function terminateBackends(): Promise<number> {
 async function expectAllAlive(): Promise<void> {
   const died = workers.filter((w) => w.child.exitCode !== null || w.child.signalCode !== null);
   expect(await Promise.all(died.map(async (w) => `${w.id}: ${(await w.exit).stderr}`))).toEqual([]);
+}
+
+/** What the database shows of the probes and the workers' sessions, printed when a probe step times out. */
+async function probeDiagnostics(): Promise<string> {
+  const jobs = await queryRows(
+    observer,
+    sql`select job_type, status, attempt, worker_id, lease_expires_at, next_run_at, now() as now
+      from runledger.job_queue where job_type like 'probe.%' order by job_type`,
+  );
+  const probes = await queryRows(observer, sql`select * from runledger_test.probes order by worker_id`);
+  const sessions = await queryRows(
+    observer,
+    sql`select application_name, state, wait_event_type, wait_event, now() - state_change as for, left(query, 120) as query
+      from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() order by application_name`,
+  );
+  return JSON.stringify({ jobs, probes, sessions }, null, 1);
+}
+
+/** `work`, or on failure the diagnostics above and each worker's log (after a SIGTERM), then the failure. */
+async function diagnosed<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    console.error(await probeDiagnostics());
+    for (const worker of workers) worker.child.kill("SIGTERM");
+    for (const worker of workers) {
+      const exit = await Promise.race([worker.exit, new Promise((r) => setTimeout(r, 15_000, undefined))]);
+      console.error(worker.id, JSON.stringify(exit));
+    }
+    throw error;
+  }
 }
 
 async function remaining(): Promise<number> {
@@ -109,28 +143,32 @@ describe("database restarts", () => {
       await expectAllAlive();
       const probes = new Map<string, string>();
       for (const worker of workers) probes.set(worker.id, (await enqueueJob(db, { jobType: `probe.${worker.id}` })).id);
-      await waitFor(
-        async () =>
-          (await queryRows(observer, sql`select 1 from runledger_test.probes where reason = 'started'`)).length ===
-          WORKERS,
-        { timeoutMs: 10_000, what: "every probe to start" },
+      await diagnosed(
+        waitFor(
+          async () =>
+            (await queryRows(observer, sql`select 1 from runledger_test.probes where reason = 'started'`)).length ===
+            WORKERS,
+          { timeoutMs: 10_000, what: "every probe to start" },
+        ),
       );
       for (const jobId of probes.values()) await cancelJob(db, { scope: ALL_ORGANIZATIONS, jobId });
-      const aborted = await waitFor(
-        async () => {
-          const rows = await queryRows<{ worker_id: string; reason: string }>(
-            observer,
-            sql`select worker_id, reason from runledger_test.probes where reason <> 'started' order by worker_id`,
-          );
-          return rows.length === WORKERS ? rows : undefined;
-        },
-        { timeoutMs: 10_000, what: "every probe to be aborted" },
+      const aborted = await diagnosed(
+        waitFor(
+          async () => {
+            const rows = await queryRows<{ worker_id: string; reason: string }>(
+              observer,
+              sql`select worker_id, reason from runledger_test.probes where reason <> 'started' order by worker_id`,
+            );
+            return rows.length === WORKERS ? rows : undefined;
+          },
+          { timeoutMs: 10_000, what: "every probe to be aborted" },
+        ),
       );
       expect(aborted).toEqual(workers.map((w) => ({ worker_id: w.id, reason: "canceled" })));
 
       for (const worker of workers) worker.child.kill("SIGTERM");
       const exits = await Promise.all(workers.map((w) => w.exit));
-      expect(exits.map((e) => e.code)).toEqual(workers.map(() => 0));
+      expect(exits.map((e) => (e.code === 0 ? 0 : `${e.code}: ${e.stderr}`))).toEqual(workers.map(() => 0));
       const seen = sumSeen(exits.map(parseWorkerExit));
 
       const [summary] = await queryRows<{

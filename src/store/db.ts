@@ -5,7 +5,7 @@ import { registerArrayTypes } from "./array-types.ts";
 import type { RunledgerDb, RunledgerDriver } from "./handle.ts";
 import { isPGliteClient, type PGliteClient, pgliteDb } from "./pglite.ts";
 import * as schema from "./schema/index.ts";
-import { guardTransactions } from "./transaction-guard.ts";
+import { type CloseCounter, guardTransactions } from "./transaction-guard.ts";
 
 export type { Executor, RunledgerDb, RunledgerDriver, RunledgerSchema, Subscription } from "./handle.ts";
 
@@ -129,8 +129,13 @@ export function createDb(
   const pooled = options.pooled ?? false;
   const prepare = pooled ? false : (options.prepare ?? true);
   const owned = typeof urlOrClient === "string";
+  // Every close of a connection of this handle's clients, for the transaction guard.
+  const closes: CloseCounter = { count: 0 };
   const connect = (url: string, settings: { max_pipeline?: number } = {}) =>
     postgres(url, {
+      onclose: () => {
+        closes.count++;
+      },
       max: options.max ?? 10,
       prepare,
       onnotice: () => {},
@@ -192,7 +197,7 @@ export function createDb(
 
   // Transactions go through the guard: a connection lost mid-transaction must not crash the process.
   const db = drizzle(
-    guardTransactions(transactions === undefined ? client : withTransactionsOn(client, transactions)),
+    guardTransactions(transactions === undefined ? client : withTransactionsOn(client, transactions), closes),
     {
       schema,
     },

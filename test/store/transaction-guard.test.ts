@@ -1,6 +1,9 @@
+import net from "node:net";
 import { sql } from "drizzle-orm";
+import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { createDb, queryRows, toQueryError } from "../../src/store/index.ts";
+import { type CloseCounter, guardTransactions } from "../../src/store/transaction-guard.ts";
 import { useTestDatabase } from "../support/db.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -118,5 +121,60 @@ describe("a transaction whose connection is lost", () => {
       }),
     ).rejects.toThrow("application failure");
     expect(await queryRows(db, sql`select n from guard_rows order by n`)).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
+  // The driver tells `begin` of the close a few promise hops later; a callback resuming in between
+  // (here: at once, from the close itself) would send its statement onto the socketless
+  // connection, and the deferred write would throw from a setImmediate. The socket is the test's
+  // own, so the close comes exactly there.
+  it("sends nothing when the callback moves on in the same turn as the close", async () => {
+    const closes: CloseCounter = { count: 0 };
+    const sockets: net.Socket[] = [];
+    let onClose: () => void = () => {};
+    const settings = {
+      max: 1,
+      fetch_types: false,
+      onnotice: () => {},
+      onclose: () => {
+        closes.count++;
+        onClose();
+      },
+      // postgres.js takes a function giving it a connected socket; its type declarations leave the option out.
+      socket: () =>
+        new Promise<net.Socket>((resolve, reject) => {
+          const { hostname, port } = new URL(url);
+          const socket = net.connect(Number(port || 5432), hostname);
+          sockets.push(socket);
+          socket.once("connect", () => resolve(socket));
+          socket.once("error", reject);
+        }),
+    };
+    const client = postgres(url, settings as postgres.Options<Record<string, never>>);
+    const guarded = guardTransactions(client, closes);
+    try {
+      let sentAfter: unknown = "not reached";
+      const closed = new Promise<void>((resolve) => {
+        onClose = resolve;
+      });
+      const outcome = guarded
+        .begin(async (tx) => {
+          await tx.unsafe("select 1");
+          sockets.at(-1)!.destroy();
+          await closed;
+          sentAfter = await tx.unsafe("select 2").catch((e: unknown) => e);
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(toQueryError(await outcome).code).toBe("db.connection_failed");
+      // A write on the socketless connection would throw from the next turns of the event loop.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // Refused after one turn, when the loss was known: never written.
+      expect(toQueryError(sentAfter).code).toBe("db.connection_failed");
+      expect(closes.count).toBe(1);
+    } finally {
+      await client.end({ timeout: 1 });
+    }
   });
 });

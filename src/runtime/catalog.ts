@@ -285,10 +285,13 @@ export class JobCatalog<Jobs extends Record<string, unknown> = {}> {
     options: CatalogEnqueueOptions = {},
   ): Promise<EnqueuedJob> {
     const request = this.request(jobType, payload, options);
+    // Only a refusal that came after the sync is final: one that started before it ended (a
+    // concurrent first enqueue whose answer came late) retries like the others.
+    const syncedBefore = this.#autoSyncSettled;
     try {
       return await enqueueJob(db, request);
     } catch (error) {
-      if (!isRunledgerError(error, "job.definition_not_found_or_disabled") || this.#autoSyncSettled) throw error;
+      if (!isRunledgerError(error, "job.definition_not_found_or_disabled") || syncedBefore) throw error;
       // Concurrent first enqueues share the one sync, then each retries.
       this.#autoSync ??= db
         .transaction((tx) => this.syncDefinitions(tx))

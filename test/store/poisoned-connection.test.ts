@@ -1,8 +1,8 @@
-import net from "node:net";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
 import { startupParameters } from "../../src/store/db.ts";
 import { useTestDatabase } from "../support/db.ts";
+import { clientOnOwnSockets } from "../support/owned-sockets.ts";
 
 // Two pooled connections close in the same turn (their backends were terminated together); a
 // statement issued as the first one closes lands on the second, which closes with that statement's
@@ -11,37 +11,24 @@ import { useTestDatabase } from "../support/db.ts";
 // The sockets are the test's own, so both close at exactly the point that matters.
 
 const { url } = await useTestDatabase();
-const { hostname, port } = new URL(url);
 const clients: postgres.Sql[] = [];
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((client) => client.end({ timeout: 1 })));
 });
 
-/** A two-connection client whose sockets the test holds; `onClose` runs inside the first close. */
+/** A two-connection client on the test's sockets; `state.onClose` runs inside the first close. */
 function client(connection: Record<string, string>) {
-  const sockets: net.Socket[] = [];
   const state: { onClose?: () => void } = {};
-  const settings = {
+  const { sql, sockets } = clientOnOwnSockets(url, {
     max: 2,
     connect_timeout: 3,
-    fetch_types: false,
-    onnotice: () => {},
     connection,
     onclose: () => {
       const run = state.onClose;
       state.onClose = undefined;
       run?.();
     },
-    // postgres.js takes a function giving it a connected socket; its type declarations leave the option out.
-    socket: () =>
-      new Promise<net.Socket>((resolve, reject) => {
-        const socket = net.connect(Number(port || 5432), hostname);
-        sockets.push(socket);
-        socket.once("connect", () => resolve(socket));
-        socket.once("error", reject);
-      }),
-  };
-  const sql = postgres(url, settings as postgres.Options<Record<string, never>>);
+  });
   clients.push(sql);
   return { sql, sockets, state };
 }

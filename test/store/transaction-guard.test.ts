@@ -1,10 +1,9 @@
-import net from "node:net";
 import { sql } from "drizzle-orm";
-import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { createDb, queryRows, toQueryError } from "../../src/store/index.ts";
 import { type CloseCounter, guardTransactions } from "../../src/store/transaction-guard.ts";
 import { useTestDatabase } from "../support/db.ts";
+import { clientOnOwnSockets } from "../support/owned-sockets.ts";
 import { waitFor } from "../support/wait.ts";
 
 // Without the guard, postgres.js writes ROLLBACK on the dead connection from a setImmediate and
@@ -129,27 +128,14 @@ describe("a transaction whose connection is lost", () => {
   // own, so the close comes exactly there.
   it("sends nothing when the callback moves on in the same turn as the close", async () => {
     const closes: CloseCounter = { count: 0 };
-    const sockets: net.Socket[] = [];
     let onClose: () => void = () => {};
-    const settings = {
+    const { sql: client, sockets } = clientOnOwnSockets(url, {
       max: 1,
-      fetch_types: false,
-      onnotice: () => {},
       onclose: () => {
         closes.count++;
         onClose();
       },
-      // postgres.js takes a function giving it a connected socket; its type declarations leave the option out.
-      socket: () =>
-        new Promise<net.Socket>((resolve, reject) => {
-          const { hostname, port } = new URL(url);
-          const socket = net.connect(Number(port || 5432), hostname);
-          sockets.push(socket);
-          socket.once("connect", () => resolve(socket));
-          socket.once("error", reject);
-        }),
-    };
-    const client = postgres(url, settings as postgres.Options<Record<string, never>>);
+    });
     const guarded = guardTransactions(client, closes);
     try {
       let sentAfter: unknown = "not reached";

@@ -41,9 +41,12 @@ interface Lost {
   closes: CloseCounter;
 }
 
-/** Whether a connection of the client closed since the transaction last made sure of its own. */
+/**
+ * Whether the transaction must wait a turn before its next write: no loss of its own connection
+ * is known, but a connection of the client closed since it last made sure.
+ */
 function unsure(lost: Lost): boolean {
-  return lost.closes.count !== lost.seen;
+  return lost.error === undefined && lost.closes.count !== lost.seen;
 }
 
 /** Wait one turn of the event loop, after which a loss of the transaction's own connection is known. */
@@ -99,7 +102,7 @@ async function scope(tx: postgres.TransactionSql, fn: Callback, lost: Lost, repo
   } catch (error) {
     if (lost.error === undefined && isConnectionLoss(error)) lost.error = error;
     // Throwing makes the driver write ROLLBACK: first make sure the connection is still there.
-    if (lost.error === undefined && unsure(lost)) await makeSure(lost);
+    if (unsure(lost)) await makeSure(lost);
     if (lost.error === undefined) throw error;
     reportLoss(lost.error);
     return new Promise(() => {}); // settling would make the driver write ROLLBACK on a dead connection
@@ -118,7 +121,7 @@ function guardTransaction(tx: postgres.TransactionSql, lost: Lost, reportLoss: (
       }
       if (key === "savepoint") {
         return async (...args: unknown[]) => {
-          if (lost.error === undefined && unsure(lost)) await makeSure(lost);
+          if (unsure(lost)) await makeSure(lost);
           if (lost.error !== undefined) throw lost.error;
           const fn = args.at(-1) as Callback;
           const run = (sp: postgres.TransactionSql) => scope(sp, fn, lost, reportLoss);

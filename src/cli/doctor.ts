@@ -1,5 +1,11 @@
-import { findStuckLeases, getServerInfo, inspectSchema, listDisabledDefinitionsInUse } from "../store/index.ts";
-import { COMMON_OPTIONS, type Command } from "./command.ts";
+import {
+  findStuckLeases,
+  getServerInfo,
+  inspectSchema,
+  listDisabledDefinitionsInUse,
+  measureClaimScan,
+} from "../store/index.ts";
+import { COMMON_OPTIONS, type Command, intArg } from "./command.ts";
 import { describeError, json, time } from "./output.ts";
 
 interface Check {
@@ -20,12 +26,21 @@ Read-only checks of the whole system (never DDL, never a change):
   schema         the migration journal matches this package (no pending migrations)
   definitions    no disabled job type still has unfinished jobs or active schedules
   leases         no lease expired more than 5 minutes ago without being reaped
+  claims         a claim reads at most --max-claim-pages pages (default 1000) before it
+                 finds work: finished jobs' index entries wait for VACUUM of
+                 runledger.job_queue, and every claim walks them
 Exits 0 when all pass, 1 when one fails (a deploy can gate on it).
 
 --json: {"ok", "checks":[{"name","ok","detail"}]}
 `,
-  options: { ...COMMON_OPTIONS },
+  options: { ...COMMON_OPTIONS, "max-claim-pages": { type: "string" } },
   async run(ctx) {
+    const maxClaimPages = intArg(
+      ctx.values["max-claim-pages"] as string | undefined,
+      "max-claim-pages",
+      1000,
+      1_000_000,
+    );
     const db = ctx.db();
     const checks: Check[] = [];
     try {
@@ -73,6 +88,17 @@ Exits 0 when all pass, 1 when one fails (a deploy can gate on it).
             stuck.count === 0
               ? "no expired lease left unreaped"
               : `${stuck.count} leases expired and not reaped (oldest ${time(stuck.oldestExpiredAt)}): is a reaper running?`,
+        });
+        const scan = await measureClaimScan(db);
+        const ms = scan.ms < 1 ? scan.ms.toFixed(2) : scan.ms.toFixed(1);
+        const vacuum = `last vacuum ${scan.vacuumedAt === null ? "never" : time(scan.vacuumedAt)}${scan.autovacuum ? "" : ", autovacuum off"}`;
+        checks.push({
+          name: "claims",
+          ok: scan.pages <= maxClaimPages,
+          detail:
+            scan.pages <= maxClaimPages
+              ? `${scan.pages} pages per claim (${ms} ms); ${vacuum}`
+              : `${scan.pages} pages per claim (${ms} ms), over ${maxClaimPages}: VACUUM runledger.job_queue; ${vacuum}`,
         });
       }
     }

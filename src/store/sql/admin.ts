@@ -250,6 +250,32 @@ export function stuckLeases(graceSeconds: number, now: Date | undefined): SQL {
       limit 10000) s`;
 }
 
+/**
+ * A claim's first step without its lock: the first runnable job in claim order, through the
+ * claim index. `explain (analyze, buffers)` of it counts the pages a claim reads before it finds
+ * work, which grows with the finished jobs' index entries that no vacuum has removed yet.
+ */
+export const claimScanProbe = sql`explain (analyze, buffers, format json)
+  select id from ${jobQueue}
+  where finished_at is null and status = 'PENDING'
+  order by priority desc nulls last, next_run_at, created_at, id
+  limit 1`;
+
+/** Keeps `claimScanProbe` on the claim index for the rest of its transaction. */
+export const claimScanPath = sql`select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+  set_config('enable_sort', 'off', true)`;
+
+/** When `job_queue` was last vacuumed (by hand or by autovacuum), and whether autovacuum may. */
+export const queueVacuum = statement<{ vacuumed_at: string | Date | null; autovacuum: boolean }>(
+  "runledger_queue_vacuum",
+  sql`select greatest(s.last_vacuum, s.last_autovacuum) as vacuumed_at,
+      current_setting('autovacuum')::boolean
+        and coalesce((select option_value::boolean from pg_options_to_table(c.reloptions)
+          where option_name = 'autovacuum_enabled'), true) as autovacuum
+    from pg_class c left join pg_stat_user_tables s on s.relid = c.oid
+    where c.oid = 'runledger.job_queue'::regclass`,
+);
+
 /*
  * Search and the dead-letter list. `inScope(alias, scope)` is `and` the scope's condition on the
  * alias's `organization_id`.

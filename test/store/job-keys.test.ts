@@ -280,8 +280,17 @@ describe("job keys", () => {
     const from = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 3_600_000);
     const to = new Date(from.getTime() + 3 * 3_600_000);
     await backfillJobSchedule(db, { name: "hot.check", from, to }, ALL_ORGANIZATIONS);
-    // The transaction's own counters: every row the claim updated, and how many of those were HOT.
+    // Every row the claim updated, and how many of those were HOT. The backend's counters also
+    // hold earlier transactions' updates until it reports them (at most once a second, when idle),
+    // so the claim's are the difference across it, inside one transaction.
+    const counters = (tx: Parameters<Parameters<typeof db.transaction>[0]>[0]) =>
+      queryRows<{ updated: number; hot: number }>(
+        tx,
+        sql`select pg_stat_get_xact_tuples_updated('runledger.job_queue'::regclass)::int as updated,
+          pg_stat_get_xact_tuples_hot_updated('runledger.job_queue'::regclass)::int as hot`,
+      ).then((rows) => rows[0]!);
     const counts = await db.transaction(async (tx) => {
+      const before = await counters(tx);
       const claimed = await claimRunnableJobs(tx, {
         workerId: "w",
         leaseSeconds: 60,
@@ -289,12 +298,13 @@ describe("job keys", () => {
         jobTypes: ["hot.check"],
         markRunning: true,
       });
-      const [row] = await queryRows<{ updated: number; hot: number }>(
-        tx,
-        sql`select pg_stat_get_xact_tuples_updated('runledger.job_queue'::regclass)::int as updated,
-          pg_stat_get_xact_tuples_hot_updated('runledger.job_queue'::regclass)::int as hot`,
-      );
-      return { claimed: claimed.length, scheduled: claimed.filter((j) => j.schedule !== null).length, ...row };
+      const after = await counters(tx);
+      return {
+        claimed: claimed.length,
+        scheduled: claimed.filter((j) => j.schedule !== null).length,
+        updated: after.updated - before.updated,
+        hot: after.hot - before.hot,
+      };
     });
     expect(counts).toEqual({ claimed: 6, scheduled: 3, updated: 6, hot: 6 });
   });

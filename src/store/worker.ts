@@ -14,7 +14,6 @@ export {
   type ClaimJobsInput,
   claimJobs,
   claimRunnableJobs,
-  claimSize,
   type JobScheduleProvenance,
   MAX_CLAIM,
   type RunnableJob,

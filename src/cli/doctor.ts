@@ -18,7 +18,7 @@ interface Check {
 export const doctorCommand: Command = {
   name: "doctor",
   summary: "check connection, server, schema, definitions and leases (exit 1 on a problem)",
-  usage: `usage: runledger doctor [--json] [--database-url URL]
+  usage: `usage: runledger doctor [--max-claim-pages N] [--json] [--database-url URL]
 
 Read-only checks of the whole system (never DDL, never a change):
   connection     the database answers
@@ -90,6 +90,7 @@ Exits 0 when all pass, 1 when one fails (a deploy can gate on it).
               : `${stuck.count} leases expired and not reaped (oldest ${time(stuck.oldestExpiredAt)}): is a reaper running?`,
         });
         const scan = await measureClaimScan(db);
+        const pages = `${scan.pages} ${scan.pages === 1 ? "page" : "pages"}`;
         const ms = scan.ms < 1 ? scan.ms.toFixed(2) : scan.ms.toFixed(1);
         const vacuum = `last vacuum ${scan.vacuumedAt === null ? "never" : time(scan.vacuumedAt)}${scan.autovacuum ? "" : ", autovacuum off"}`;
         checks.push({
@@ -97,8 +98,8 @@ Exits 0 when all pass, 1 when one fails (a deploy can gate on it).
           ok: scan.pages <= maxClaimPages,
           detail:
             scan.pages <= maxClaimPages
-              ? `${scan.pages} pages per claim (${ms} ms); ${vacuum}`
-              : `${scan.pages} pages per claim (${ms} ms), over ${maxClaimPages}: VACUUM runledger.job_queue; ${vacuum}`,
+              ? `${pages} per claim (${ms} ms); ${vacuum}`
+              : `${pages} per claim (${ms} ms), over ${maxClaimPages}: VACUUM runledger.job_queue; ${vacuum}`,
         });
       }
     }

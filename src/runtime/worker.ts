@@ -15,7 +15,7 @@ import {
   type RunledgerDb,
   type Subscription,
 } from "../store/index.ts";
-import { claimRunnableJobs, type RunnableJob, returnUnstartedClaims } from "../store/worker.ts";
+import { claimRunnableJobs, claimSize, type RunnableJob, returnUnstartedClaims } from "../store/worker.ts";
 import { checkWorkerId, type JobsConfig } from "./config.ts";
 import { type AbortReason, RuntimeEvents } from "./events.ts";
 import { LeaseRenewal } from "./lease-renewal.ts";
@@ -156,7 +156,8 @@ export class Worker {
    * with results not yet recorded within `maxGlobalConcurrency + 2 × claimBatchSize` (one batch
    * can be recorded while the next runs; beyond that a slow database slows the claims). Nothing
    * while that would be less than half a batch with jobs still queued, so a busy worker makes few
-   * large claims rather than many small ones.
+   * large claims rather than many small ones. Rounded down to a claim size (less than an eighth less),
+   * whose statement the database plans once rather than on every claim (see `claimSize`).
    */
   #claimLimit(): number {
     const { maxGlobalConcurrency: concurrency, claimBatchSize: batch } = this.#config;
@@ -167,7 +168,7 @@ export class Worker {
       concurrency + 2 * batch - held - this.#results.unrecorded,
     );
     if (this.#queue.length > 0 && limit < batch / 2) return 0;
-    return Math.max(0, limit);
+    return claimSize(limit);
   }
 
   /**

@@ -14,6 +14,7 @@ export {
   type ClaimJobsInput,
   claimJobs,
   claimRunnableJobs,
+  claimSize,
   type JobScheduleProvenance,
   MAX_CLAIM,
   type RunnableJob,

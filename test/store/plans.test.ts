@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { enqueueJobs, queryRows, type RunledgerDb } from "../../src/store/index.ts";
 import type { Statement } from "../../src/store/query.ts";
-import { claimRunnable } from "../../src/store/sql/jobs/claim.ts";
+import { claimRunnable, claimRunnableOfSize } from "../../src/store/sql/jobs/claim.ts";
 import { failStatement, succeed } from "../../src/store/sql/jobs/complete.ts";
 import { fenceValues } from "../../src/store/sql/jobs/fence.ts";
 import { heartbeat } from "../../src/store/sql/jobs/lease.ts";
@@ -99,9 +99,12 @@ describe.each([
     }
   });
 
-  it("the claim's update and step lookups use primary keys", async () => {
+  it.each([
+    ["its limit a parameter", claimRunnable],
+    ["a claim size written in", claimRunnableOfSize(480)],
+  ])("the claim's update and step lookups use primary keys (%s)", async (_, statement) => {
     const { db } = await leasedDatabase(analyzeFirst);
-    const plan = await genericPlan(db, claimRunnable, {
+    const plan = await genericPlan(db, statement, {
       jobTypes: ["plan.job"],
       limit: 500,
       workerId: "w2",

@@ -7,10 +7,14 @@ import { toDate } from "../rows.ts";
 import {
   type ClaimRow,
   claim,
+  claimOfSize,
   claimRunnable,
+  claimRunnableOfSize,
+  claimSize,
   flowCheck,
   flowClaim,
   flowClaimRunnable,
+  isClaimSize,
   type RunnableRow,
 } from "../sql/jobs/claim.ts";
 import { fail, isInt32, isValidDate } from "../validate.ts";
@@ -21,6 +25,8 @@ import { type JobRecord, jobFromRow } from "./record.ts";
  * Claims: validation and the choice between the direct and the flow-controlled claim. The
  * statements, and the measurements that shaped them, are in sql/jobs/claim.ts.
  */
+
+export { claimSize };
 
 /** Most jobs one claim may lease. */
 export const MAX_CLAIM = 10_000;
@@ -69,7 +75,7 @@ export interface ClaimJobsInput {
  * disabling a type stops new enqueues, not queued work.
  */
 export async function claimJobs(executor: Executor, input: ClaimJobsInput): Promise<ClaimedJob[]> {
-  const rows = await runClaim(claim, flowClaim, executor, input);
+  const rows = await runClaim(sizedIfClaimSize(input.limit, claim, claimOfSize), flowClaim, executor, input);
   // UPDATE … RETURNING does not keep the candidates' order; restore the claim order.
   return rows.map(claimedFromRow).sort(claimOrder);
 }
@@ -108,7 +114,8 @@ export interface JobScheduleProvenance {
  * order), which is much cheaper to receive than full records.
  */
 export async function claimRunnableJobs(executor: Executor, input: ClaimJobsInput): Promise<RunnableJob[]> {
-  const rows = await runClaim(claimRunnable, flowClaimRunnable, executor, input);
+  const direct = sizedIfClaimSize(input.limit, claimRunnable, claimRunnableOfSize);
+  const rows = await runClaim(direct, flowClaimRunnable, executor, input);
   const workerId = input.workerId;
   return rows.map((row) => runnableFromRow(row, workerId));
 }
@@ -181,6 +188,15 @@ async function runClaim<Row extends Record<string, unknown>>(
     }
     return claimUnderFlowControl(executor, { ...values, fairness: input.fairness }, flow, input.flowMemo);
   });
+}
+
+/** The statement with `limit` written in when it is a claim size (see `claimSize`), else `statement`. */
+function sizedIfClaimSize<Row>(
+  limit: number,
+  statement: Statement<Row>,
+  ofSize: (size: number) => Statement<Row>,
+): Statement<Row> {
+  return limit <= MAX_CLAIM && isClaimSize(limit) ? ofSize(limit) : statement;
 }
 
 /** A `ClaimedJob`: the job's record and its step's run. */

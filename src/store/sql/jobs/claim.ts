@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import { clockNow, statement } from "../../query.ts";
+import { clockNow, type Statement, statement } from "../../query.ts";
 import { jobQueue, jobSchedules, workflowSteps } from "../../schema/index.ts";
 import { flowConfigured, flowLeaseCandidates } from "../flow.ts";
 import type { JobQueueRow } from "./ledger.ts";
@@ -46,7 +46,14 @@ import type { JobQueueRow } from "./ledger.ts";
  * the same 6.9 WAL records, 897 bytes and 3.23 index entries per job (that run, on a machine
  * still warm from a test suite, put both builds at ~55 µs of PostgreSQL CPU per job and
  * graphile-worker at 27 µs; throughput 0.80× / 1.09× graphile-worker). Prepared once: a claim(1) built per call with the query builder
- * cost ~1.37 ms against ~0.58 ms prepared (toolchain notes).
+ * cost ~1.37 ms against ~0.58 ms prepared (toolchain notes). Prepared is not planned once,
+ * though: with its limit a parameter the statement was planned on every execution (~0.4 ms; see
+ * `claimSize` below). The worker's claims now carry their size written in; paired with the build
+ * before (2026-12-04, `JOBS_CLAIM_BATCH_SIZE=16 RUNLEDGER_BASELINE_BUILD=… npm run bench --
+ * --rounds 3 --scenarios process-c10,process-c50 --systems runledger,baseline`), the default
+ * batch of 16 went from 9,369 to 11,298 jobs/s at concurrency 10 (1.21×; 1.21× at 50) and
+ * PostgreSQL CPU from 91 to 70 µs per job. The bench's batch of 500 is unchanged (1.00× / 0.98×):
+ * a 1.2-second run makes too few claims per connection and size to reach the generic plans.
  *
  * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:
  * slower, never wrong); the update and the step lookups are driven by id arrays, so they stay on
@@ -64,11 +71,11 @@ import type { JobQueueRow } from "./ledger.ts";
  * as of a given `now`; workers send none and get `now()`. Everything the lease writes (its
  * deadline, heartbeat, start) is the server's `now()`.
  */
-function claimStatement<Row>(name: string, result: SQL, flow?: SQL) {
+function claimStatement<Row>(name: string, result: SQL, flow?: SQL, size?: number) {
   return statement<Row>(
     name,
     sql`
-  with ${flow ?? directCandidates},
+  with ${flow ?? directCandidates(size === undefined ? sql.placeholder("limit") : sql.raw(String(size)))},
   leased as (
     update ${jobQueue} j set
       status = 'LEASED',
@@ -115,14 +122,14 @@ function claimStatement<Row>(name: string, result: SQL, flow?: SQL) {
  * the claim index's index condition (the generic plan estimates a third of the rows due instead
  * of all; same plan, checked with and without statistics).
  */
-const directCandidates = sql`candidates as (
+const directCandidates = (limit: SQL | ReturnType<typeof sql.placeholder>) => sql`candidates as (
     select id from ${jobQueue}
     where finished_at is null and status = 'PENDING'
       and next_run_at <= ${clockNow}
       and (${sql.placeholder("jobTypes")}::text[] is null or job_type = any(${sql.placeholder("jobTypes")}::text[]))
       and not ${flowConfigured}
     order by priority desc nulls last, next_run_at, created_at, id
-    limit ${sql.placeholder("limit")}
+    limit ${limit}
     for update skip locked
   )`;
 
@@ -137,6 +144,48 @@ const claimResult = sql`select l.*, ${stepRun} as workflow_run_id from leased l`
 
 /** The direct claim of full records (`claimJobs`: API callers, tests), one statement. */
 export const claim = claimStatement<ClaimRow>("runledger_claim_jobs", claimResult);
+
+/*
+ * Claim sizes. With its limit as a parameter the claim is planned anew on every execution: the
+ * plan cache prices the generic plan for a tenth of the table (what it assumes of an unknown
+ * LIMIT) against custom plans for the real limit, so the generic plan never wins. Planning this
+ * statement costs ~0.4 ms, a fixed cost per claim that a small batch pays per few jobs (measured
+ * with the worker's default batch of 16: ~20 µs of PostgreSQL CPU per job). So a claim whose
+ * limit is a claim size (`isClaimSize`) runs a statement with that size written in, which settles
+ * on its generic plan after five executions like every other prepared statement; the worker asks
+ * for claim sizes only (`claimSize`). Other limits take the parameterized statement.
+ *
+ * Claim sizes are 1–16 and, above, the numbers whose binary form has at most four significant
+ * bits (…, 448, 480, 512, 576, …): rounding a limit down to one claims less than an eighth fewer jobs,
+ * and a worker whose limits fall between half a batch and a batch prepares at most nine.
+ */
+export function claimSize(limit: number): number {
+  if (limit <= 16) return Math.max(0, Math.floor(limit));
+  const dropped = Math.floor(Math.log2(limit)) - 3;
+  return Math.floor(limit / 2 ** dropped) * 2 ** dropped;
+}
+
+export function isClaimSize(limit: number): boolean {
+  return limit > 0 && claimSize(limit) === limit;
+}
+
+/** `statement(size)` for a claim size, made once per size. */
+function sized<Row>(make: (size: number) => Statement<Row>): (size: number) => Statement<Row> {
+  const made = new Map<number, Statement<Row>>();
+  return (size) => {
+    let found = made.get(size);
+    if (found === undefined) {
+      found = make(size);
+      made.set(size, found);
+    }
+    return found;
+  };
+}
+
+/** `claim` with a claim size written in. */
+export const claimOfSize = sized((size) =>
+  claimStatement<ClaimRow>(`runledger_claim_jobs_${size}`, claimResult, undefined, size),
+);
 
 /** The same lease for the jobs a flow-controlled claim admitted (src/store/flow/claim.ts). */
 export const flowClaim = claimStatement<ClaimRow>("runledger_flow_claim_jobs", claimResult, flowLeaseCandidates);
@@ -158,6 +207,11 @@ const runnableResult = sql`select l.id, l.job_type, l.organization_id, l.payload
 
 /** The worker's direct claim (`claimRunnableJobs`): the statement measured above. */
 export const claimRunnable = claimStatement<RunnableRow>("runledger_claim_runnable_jobs", runnableResult);
+
+/** `claimRunnable` with a claim size written in: what the worker runs. */
+export const claimRunnableOfSize = sized((size) =>
+  claimStatement<RunnableRow>(`runledger_claim_runnable_jobs_${size}`, runnableResult, undefined, size),
+);
 
 /** The worker's lease of the jobs a flow-controlled claim admitted. */
 export const flowClaimRunnable = claimStatement<RunnableRow>(

@@ -118,16 +118,16 @@ export async function measureClaimScan(executor: Executor): Promise<ClaimScan> {
   return translating(async () => {
     // The claim index's walk, whatever the planner would pick for this one query without
     // statistics (a scan of the whole table and a sort, which says nothing about claims).
-    const explained = await executor.transaction(async (tx) => {
+    const { explained, vacuum } = await executor.transaction(async (tx) => {
       await tx.execute(claimScanPath);
       await queryRows(tx, claimScanProbe);
       const [second] = await queryRows<{ "QUERY PLAN": unknown }>(tx, claimScanProbe);
-      return second;
+      const [stats] = await queueVacuum.run(tx, {});
+      return { explained: second, vacuum: stats };
     });
     const raw = explained!["QUERY PLAN"];
     const [report] = (typeof raw === "string" ? JSON.parse(raw) : raw) as ExplainReport[];
     const plan = report!.Plan;
-    const [vacuum] = await queueVacuum.run(executor, {});
     return {
       pages: (plan["Shared Hit Blocks"] ?? 0) + (plan["Shared Read Blocks"] ?? 0),
       ms: report!["Execution Time"],

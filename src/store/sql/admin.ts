@@ -258,7 +258,7 @@ export function stuckLeases(graceSeconds: number, now: Date | undefined): SQL {
 export const claimScanProbe = sql`explain (analyze, buffers, format json)
   select id from ${jobQueue}
   where finished_at is null and status = 'PENDING'
-  order by priority desc nulls last, next_run_at, created_at, id
+  order by ${CLAIM_ORDER}
   limit 1`;
 
 /** Keeps `claimScanProbe` on the claim index for the rest of its transaction. */

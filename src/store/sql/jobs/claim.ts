@@ -54,6 +54,21 @@ import type { JobQueueRow } from "./ledger.ts";
  * batch of 16 went from 9,369 to 11,298 jobs/s at concurrency 10 (1.21×; 1.21× at 50) and
  * PostgreSQL CPU from 91 to 70 µs per job. The bench's batch of 500 is unchanged (1.00× / 0.98×):
  * a 1.2-second run makes too few claims per connection and size to reach the generic plans.
+ * Re-measured at the review (2026-12-04, paired with the build before claim sizes, fa4e48e; medians
+ * of 3 rounds, a slower hour of the same machine):
+ *
+ * | `npm run bench -- --rounds 3 --scenarios process-c10,process-c50 …` | now            | before         | graphile-worker |
+ * |---------------------------------------------------------------------|----------------|----------------|-----------------|
+ * | batch 500, c10 / c50 jobs/s (`--systems runledger,baseline,graphile --anatomy`) | 35,906 / 33,648 | 36,012 / 36,784 | 39,746 / 42,059 |
+ * | batch 500, PostgreSQL / worker CPU per job, c10                    | 26.6 / 11.2 µs | 26.2 / 11.8 µs | 14.8 / 18.0 µs  |
+ * | batch 500, per job: WAL records / bytes, index entries, HOT claims | 6.9 / 895, 3.23, 0.95 | same   | 6.1 / 490, 2.06, 0 |
+ * | batch 16 (`JOBS_CLAIM_BATCH_SIZE=16`, `--systems runledger,baseline`), c10 / c50 jobs/s | 9,699 / 10,761 | 8,619 / 8,827 | — |
+ * | batch 16, PostgreSQL CPU per job, c10 / c50                        | 80.6 / 73.6 µs | 99.4 / 97.2 µs | —               |
+ *
+ * Batch 16: 1.13× / 1.22× the build before. Batch 500: 1.00× at c10; c50 0.91× in that run (rounds
+ * 1.07, 0.77, 0.91) and 0.97× in 5 more rounds (0.90–1.03; `--rounds 5 --scenarios process-c50
+ * --systems runledger,baseline`): a full batch of 500 now claims 480, so a little more often.
+ * `--no-analyze --jobs 20000` verified exactly once at c10 and c50 (43 / 38 µs of PostgreSQL CPU).
  *
  * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:
  * slower, never wrong); the update and the step lookups are driven by id arrays, so they stay on

@@ -1,3 +1,4 @@
+import net from "node:net";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { RunledgerError } from "../core/index.ts";
@@ -65,6 +66,51 @@ function reconnectDelaySeconds(retries: number): number {
  */
 const STARTUP_PADDING = { "runledger.startup_padding": "-".repeat(1024) };
 
+/** What postgres.js hands a `socket` function: its parsed options. */
+interface SocketTarget {
+  host: string[];
+  port: number[];
+  path: string | false;
+}
+
+/**
+ * The sockets of one handle's clients, opened here (postgres.js's `socket` option) so that none
+ * opens after the handle closed. postgres.js 3.4.9 opens a connection from a reconnect timer
+ * that ending the client does not cancel (`reconnect()` in src/connection.js; `terminate()`
+ * leaves the timer, and `connect()` clears the terminated flag): a statement or a LISTEN waiting
+ * out its reconnect delay when the client ends, as after any outage, opens a connection nobody
+ * owns, and the process never exits. Closing refuses new sockets and destroys those still open.
+ *
+ * postgres.js connects a socket of its own to the next host on every attempt; these go to the
+ * hosts in turn across the handle's connections, and a host given as a directory is its Unix socket.
+ */
+class HandleSockets {
+  readonly #open = new Set<net.Socket>();
+  #closed = false;
+  #next = 0;
+
+  /** The client option (documented by postgres.js, missing from its types). */
+  readonly option: { socket: (target: SocketTarget) => net.Socket } = { socket: (target) => this.#connect(target) };
+
+  #connect(target: SocketTarget): net.Socket {
+    if (this.#closed) throw Object.assign(new Error("The database handle is closed."), { code: "CONNECTION_ENDED" });
+    // postgres.js may take over a socket's listeners (TLS), so closed ones are dropped here.
+    for (const socket of this.#open) if (socket.destroyed) this.#open.delete(socket);
+    const i = this.#next++ % target.host.length;
+    const socket = target.path ? net.connect(target.path) : net.connect(target.port[i] ?? 5432, target.host[i]);
+    // What postgres.js sets on the sockets it connects: the TLS server name and error messages read them.
+    Object.assign(socket, { host: target.path || target.host[i], port: target.port[i] });
+    this.#open.add(socket);
+    return socket;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const socket of this.#open) socket.destroy();
+    this.#open.clear();
+  }
+}
+
 /** The startup parameters of a client: its application name, and the padding above unless it is `pooled`. */
 export function startupParameters(applicationName: string, pooled: boolean): Record<string, string> {
   return pooled ? { application_name: applicationName } : { application_name: applicationName, ...STARTUP_PADDING };
@@ -131,8 +177,10 @@ export function createDb(
   const owned = typeof urlOrClient === "string";
   // Every close of a connection of this handle's clients, for the transaction guard.
   const closes: CloseCounter = { count: 0 };
+  const sockets = new HandleSockets();
   const connect = (url: string, settings: { max_pipeline?: number } = {}) =>
     postgres(url, {
+      ...sockets.option,
       onclose: () => {
         closes.count++;
       },
@@ -170,6 +218,7 @@ export function createDb(
   const listenClient = (): postgres.Sql => {
     if (options.listenUrl === undefined) return client;
     listener ??= postgres(options.listenUrl, {
+      ...sockets.option,
       max: 1,
       onnotice: () => {},
       backoff: reconnectDelaySeconds,
@@ -192,6 +241,7 @@ export function createDb(
       const timeout = closeOptions?.timeoutSeconds ?? 5;
       await listener?.end({ timeout });
       if (owned) await Promise.all([client.end({ timeout }), transactions?.end({ timeout })]);
+      sockets.close();
     },
   };
 

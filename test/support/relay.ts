@@ -10,6 +10,8 @@ export class Relay {
   readonly #sockets = new Set<net.Socket>();
   #server: net.Server | undefined;
   port = 0;
+  /** Connections the relay has accepted since it was made. */
+  accepted = 0;
 
   constructor(target: { host: string; port: number }) {
     this.#target = target;
@@ -31,6 +33,7 @@ export class Relay {
 
   async start(): Promise<void> {
     const server = net.createServer((client) => {
+      this.accepted++;
       const upstream = net.connect(this.#target.port, this.#target.host);
       for (const socket of [client, upstream]) {
         this.#sockets.add(socket);

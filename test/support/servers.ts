@@ -164,9 +164,10 @@ function postgresBin(): string {
 
 /**
  * initdb a cluster into a temporary directory and start it on a free port (trust auth on
- * 127.0.0.1, no Unix socket). `maxConnections` bounds it as CI's server would be.
+ * 127.0.0.1, no Unix socket). `maxConnections` bounds it as CI's server would be; `tls` turns
+ * on SSL with a self-signed certificate for `localhost` (made with openssl).
  */
-export async function startCluster(options: { maxConnections?: number } = {}): Promise<Cluster> {
+export async function startCluster(options: { maxConnections?: number; tls?: boolean } = {}): Promise<Cluster> {
   const bin = postgresBin();
   const dir = serverDir("runledger-cluster-");
   const data = join(dir, "data");
@@ -179,15 +180,35 @@ export async function startCluster(options: { maxConnections?: number } = {}): P
     `-c max_connections=${options.maxConnections ?? 100}`,
     "-c fsync=off",
     "-c shared_buffers=32MB",
-  ].join(" ");
+  ];
+  if (options.tls === true) {
+    const [cert, key] = [join(dir, "server.crt"), join(dir, "server.key")];
+    await runChecked("openssl", [
+      "req",
+      "-new",
+      "-x509",
+      "-days",
+      "2",
+      "-nodes",
+      "-subj",
+      "/CN=localhost",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ]);
+    await runChecked("chmod", ["600", key]);
+    settings.push("-c ssl=on", `-c ssl_cert_file=${cert}`, `-c ssl_key_file=${key}`);
+  }
+  const serverOptions = settings.join(" ");
   const pgCtl = join(bin, "pg_ctl");
   const ctl = (args: string[]) => runChecked(pgCtl, ["-D", data, "-l", join(dir, "server.log"), ...args]);
-  await ctl(["-o", settings, "-w", "-t", "60", "start"]);
+  await ctl(["-o", serverOptions, "-w", "-t", "60", "start"]);
   return {
     port,
     url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
     async restart(mode) {
-      await ctl(["-o", settings, "-m", mode, "-w", "-t", "60", "restart"]);
+      await ctl(["-o", serverOptions, "-m", mode, "-w", "-t", "60", "restart"]);
     },
     async destroy() {
       await ctl(["-m", "immediate", "-w", "stop"]).catch(() => {});

@@ -2,13 +2,13 @@
 // them as it did over the driver's own: asked for by the URL, negotiated, and closed with the handle.
 import { sql } from "drizzle-orm";
 import { afterAll, expect, it } from "vitest";
-import { createDb, queryRows } from "../../src/store/index.ts";
+import { createDb, queryRows, type RunledgerDb } from "../../src/store/index.ts";
 import { type Cluster, startCluster } from "../support/servers.ts";
 
 const cluster: Cluster = await startCluster({ tls: true });
 afterAll(() => cluster.destroy());
 
-const ssl = (db: ReturnType<typeof createDb>) =>
+const ssl = (db: RunledgerDb) =>
   queryRows<{ ssl: boolean }>(db, sql`select ssl from pg_stat_ssl where pid = pg_backend_pid()`);
 
 it.each([

@@ -15,6 +15,7 @@ import { waitFor } from "../support/wait.ts";
 import {
   createEffectTables,
   enqueueEffectMix,
+  exitWithin,
   killAll,
   parseWorkerExit,
   startWorkerProcess,
@@ -91,7 +92,7 @@ async function diagnosed<T>(work: Promise<T>): Promise<T> {
     console.error(await probeDiagnostics());
     for (const worker of workers) worker.child.kill("SIGTERM");
     for (const worker of workers) {
-      const exit = await Promise.race([worker.exit, new Promise((r) => setTimeout(r, 15_000, undefined))]);
+      const exit = await exitWithin(worker, 15_000);
       console.error(worker.id, JSON.stringify(exit));
     }
     throw error;

@@ -16,6 +16,7 @@ import { waitFor } from "../support/wait.ts";
 import {
   createEffectTables,
   enqueueEffectMix,
+  exitWithin,
   killAll,
   startWorkerProcess,
   type WorkerProcess,
@@ -113,10 +114,7 @@ it(`a worker lives through ${RESTARTS} immediate restarts that find its new conn
   // It exits, too: a connection it was still reopening when its handle closed kept it alive once
   // (see test/store/close-after-outage.test.ts).
   workers[0]!.child.kill("SIGTERM");
-  const exit = await Promise.race([
-    workers[0]!.exit,
-    new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), EXIT_WITHIN_MS)),
-  ]);
+  const exit = await exitWithin(workers[0]!, EXIT_WITHIN_MS);
   if (exit === undefined) expect.fail(`the worker was still running ${EXIT_WITHIN_MS / 1000} s after SIGTERM`);
   expect(exit.code, exit.stderr).toBe(0);
 }, 90_000);

@@ -35,6 +35,11 @@ export function startWorkerProcess(
   return { id, child, ready, exit };
 }
 
+/** The worker's exit, or undefined if it is still running `ms` from now. */
+export function exitWithin(worker: WorkerProcess, ms: number): Promise<ProcessResult | undefined> {
+  return Promise.race([worker.exit, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms))]);
+}
+
 /** What a worker process printed on a clean exit: its shutdown report and runtime event counts. */
 export interface WorkerExit {
   abandoned: string[];

@@ -2,7 +2,16 @@
 // cluster (initdb into a temporary directory, on a free port, restartable). Both refuse to run as
 // root, so under root they run as the `postgres` user in a directory it owns.
 import { type ChildProcess, spawn } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -197,7 +206,7 @@ export async function startCluster(options: { maxConnections?: number; tls?: boo
       "-out",
       cert,
     ]);
-    await runChecked("chmod", ["600", key]);
+    chmodSync(key, 0o600);
     settings.push("-c ssl=on", `-c ssl_cert_file=${cert}`, `-c ssl_key_file=${key}`);
   }
   const serverOptions = settings.join(" ");

@@ -69,6 +69,23 @@ import type { JobQueueRow } from "./ledger.ts";
  * 1.07, 0.77, 0.91) and 0.97× in 5 more rounds (0.90–1.03; `--rounds 5 --scenarios process-c50
  * --systems runledger,baseline`): a full batch of 500 now claims 480, so a little more often.
  * `--no-analyze --jobs 20000` verified exactly once at c10 and c50 (43 / 38 µs of PostgreSQL CPU).
+ * Final review (2026-12-04, paired with fc5ec94, the build before this change; a machine running at
+ * about half yesterday's speed, so compare ratios, not rates):
+ *
+ * | `… npm run bench -- --rounds 3 --scenarios process-c10,process-c50 …` | now             | before          | graphile-worker |
+ * |-----------------------------------------------------------------------|-----------------|-----------------|-----------------|
+ * | batch 500, c10 / c50 jobs/s (`--systems runledger,baseline,graphile --anatomy`) | 21,116 / 23,787 | 22,224 / 23,026 | 26,285 / 25,646 |
+ * | batch 500, PostgreSQL / worker CPU per job, c10                       | 47.8 / 19.3 µs  | 44.6 / 20.6 µs  | 26.8 / 28.5 µs  |
+ * | batch 500, per job: WAL records / bytes, index entries, HOT claims    | 6.9 / 896, 3.23, 0.95 | same      | 6.1 / 490, 2.06, 0 |
+ * | batch 16 (`JOBS_CLAIM_BATCH_SIZE=16`, `--systems runledger,baseline`), c10 / c50 jobs/s | 7,606 / 7,226 | 5,742 / 6,283 | — |
+ * | batch 16, PostgreSQL CPU per job, c10 / c50                           | 109 / 108 µs    | 151 / 145 µs    | —               |
+ *
+ * Batch 500: 0.95× / 1.03× the build before (rounds 0.87, 0.95, 1.11 and 1.04, 0.86, 1.02: noise);
+ * batch 16: 1.32× / 1.15×. `--rounds 1 --no-analyze --jobs 20000 --systems runledger,graphile`:
+ * exactly once at c10 and c50. Per statement (`pg_stat_statements`, batch 500, c10) the completion
+ * costs 31 µs and 4.5 WAL records per job, the claim 24 µs and 2.3; graphile-worker's delete 16 µs
+ * and 1, its claim 19 µs and 5.1. The completion cannot be HOT while `finished_at` is in the claim
+ * index's predicate and in the retention index.
  *
  * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:
  * slower, never wrong); the update and the step lookups are driven by id arrays, so they stay on

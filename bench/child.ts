@@ -820,6 +820,12 @@ async function makeSystem(name: string, url: string): Promise<BenchSystem> {
       return (await import("./systems/pgboss.ts")).pgbossSystem(url);
     case "raw":
       return (await import("./systems/raw.ts")).rawSystem(url);
+    case "rawledger":
+      return (await import("./systems/raw-ledger.ts")).rawLedgerSystem(url, "leased");
+    case "rawledger-hot":
+      return (await import("./systems/raw-ledger.ts")).rawLedgerSystem(url, "hot");
+    case "rawledger-min":
+      return (await import("./systems/raw-ledger.ts")).rawLedgerSystem(url, "minimal");
     case "unprepared": {
       const system = (await import("./systems/runledger.ts")).runledgerSystem(url, { pooled: true });
       return { ...system, name: "unprepared" };

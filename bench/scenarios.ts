@@ -71,7 +71,7 @@ export function sizesFor(jobs: number, soakRetentionSeconds = 60): Sizes {
 
 /** Which scenarios a system skips (and why). */
 export function skipReason(system: string, scenario: ScenarioName): string | undefined {
-  if (scenario === "workflow" && (system === "graphile" || system === "raw")) return "no workflow DAGs";
+  if (scenario === "workflow" && (system === "graphile" || system.startsWith("raw"))) return "no workflow DAGs";
   if (system === "baseline" && !process.env.RUNLEDGER_BASELINE_BUILD) return "RUNLEDGER_BASELINE_BUILD is not set";
   if (scenario === "dashboard" && system !== "runledger") return "no dashboard of ours";
   if (scaleProcesses(scenario) !== undefined && system !== "runledger" && system !== "unprepared") {

@@ -6,6 +6,9 @@ export const SYSTEM_NAMES = [
   "graphile",
   "pgboss",
   "raw",
+  "rawledger",
+  "rawledger-min",
+  "rawledger-hot",
   "baseline",
   "unprepared",
   "untraced",
@@ -18,7 +21,8 @@ export type SystemName = (typeof SYSTEM_NAMES)[number];
  * no named prepared statements, as behind PgBouncer in transaction mode) runs only when named,
  * for the paired cost of that setting; so do `untraced` (runledger with its telemetry entry points
  * compiled out) and `otel` (runledger with an OpenTelemetry SDK registered), for the paired cost
- * of the instrumentation (bench/telemetry-cost.ts).
+ * of the instrumentation (bench/telemetry-cost.ts). `rawledger`, `rawledger-hot` and `rawledger-min`
+ * (raw SQL that keeps a ledger row per job, bench/systems/raw-ledger.ts) also run only when named.
  */
 export const DEFAULT_SYSTEMS: readonly SystemName[] = ["runledger", "graphile", "pgboss", "raw", "baseline"];
 

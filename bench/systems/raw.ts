@@ -9,6 +9,14 @@ const CLAIM = 500;
 const CHANNEL = "bench_raw";
 const POLL_MS = 1000;
 
+/** DDL for a statement-level trigger on `table` that wakes the raw workers once per insert statement. */
+export function notifyOnInsert(table: string): string {
+  return `create or replace function bench_raw_notify() returns trigger language plpgsql as
+      $$ begin perform pg_notify('${CHANNEL}', ''); return null; end $$;
+    create or replace trigger bench_raw_notify after insert on ${table}
+      for each statement execute function bench_raw_notify();`;
+}
+
 export function rawSystem(url: string): BenchSystem {
   const sql = postgres(url, { max: 10, onnotice: () => {} });
   let worker: RawWorker | undefined;
@@ -19,10 +27,7 @@ export function rawSystem(url: string): BenchSystem {
       await sql.unsafe(`
         create table if not exists bench_raw_jobs (id bigserial primary key, payload jsonb not null, locked_at timestamptz);
         create index if not exists bench_raw_jobs_ready on bench_raw_jobs (id) where locked_at is null;
-        create or replace function bench_raw_notify() returns trigger language plpgsql as
-          $$ begin perform pg_notify('${CHANNEL}', ''); return null; end $$;
-        create or replace trigger bench_raw_notify after insert on bench_raw_jobs
-          for each statement execute function bench_raw_notify();
+        ${notifyOnInsert("bench_raw_jobs")}
       `);
     },
     async enqueueBatch(seqs) {
@@ -33,7 +38,15 @@ export function rawSystem(url: string): BenchSystem {
       await sql`insert into bench_raw_jobs (payload) values (${JSON.stringify({ i: seq })}::text::jsonb)`;
     },
     async startWorker(concurrency, handler) {
-      worker = new RawWorker(sql, concurrency, handler);
+      worker = new RawWorker(sql, concurrency, handler, {
+        claim: (limit) => sql<RawRow[]>`
+          update bench_raw_jobs set locked_at = now()
+          where id in (
+            select id from bench_raw_jobs where locked_at is null order by id limit ${limit} for update skip locked
+          )
+          returning id, payload`,
+        complete: (ids) => sql`delete from bench_raw_jobs where id = any(${ids}::bigint[])`,
+      });
       await worker.start();
     },
     async stopWorker() {
@@ -46,13 +59,24 @@ export function rawSystem(url: string): BenchSystem {
   };
 }
 
-interface Row {
+/** A claimed job as the raw workers run it. */
+export interface RawRow {
   id: string;
   payload: { i: number };
 }
 
-class RawWorker {
-  readonly #queue: Row[] = [];
+/** The two statements a raw worker runs: claim up to `limit` jobs, and record `ids` as done. */
+export interface RawStatements {
+  claim(limit: number): Promise<RawRow[]>;
+  complete(ids: string[]): Promise<unknown>;
+}
+
+/**
+ * The raw systems' worker: claims up to 500 jobs while fewer than that wait, runs `concurrency`
+ * handlers, and keeps one completion in flight while the next ids accumulate; LISTEN wakes it.
+ */
+export class RawWorker {
+  readonly #queue: RawRow[] = [];
   readonly #done: string[] = [];
   #inFlight = 0;
   #flushing: Promise<void> | undefined;
@@ -66,6 +90,7 @@ class RawWorker {
     private readonly sql: postgres.Sql,
     private readonly concurrency: number,
     private readonly handler: JobHandler,
+    private readonly statements: RawStatements,
   ) {}
 
   async start(): Promise<void> {
@@ -98,12 +123,7 @@ class RawWorker {
       const limit = Math.min(room, CLAIM);
       let claimed = 0;
       if (limit > 0) {
-        const rows = await this.sql<Row[]>`
-          update bench_raw_jobs set locked_at = now()
-          where id in (
-            select id from bench_raw_jobs where locked_at is null order by id limit ${limit} for update skip locked
-          )
-          returning id, payload`;
+        const rows = await this.statements.claim(limit);
         claimed = rows.length;
         this.#queue.push(...rows);
         this.#pump();
@@ -148,14 +168,14 @@ class RawWorker {
     }
   }
 
-  /** One DELETE in flight; ids that finish meanwhile go into the next one. */
+  /** One completion in flight; ids that finish meanwhile go into the next one. */
   #flush(): Promise<void> {
     if (this.#flushing) return this.#flushing;
     if (this.#done.length === 0) return Promise.resolve();
     this.#flushing = (async () => {
       while (this.#done.length > 0) {
         const ids = this.#done.splice(0);
-        await this.sql`delete from bench_raw_jobs where id = any(${ids}::bigint[])`;
+        await this.statements.complete(ids);
       }
       this.#flushing = undefined;
     })();

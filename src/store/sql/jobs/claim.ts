@@ -86,6 +86,12 @@ import type { JobQueueRow } from "./ledger.ts";
  * costs 31 µs and 4.5 WAL records per job, the claim 24 µs and 2.3; graphile-worker's delete 16 µs
  * and 1, its claim 19 µs and 5.1. The completion cannot be HOT while `finished_at` is in the claim
  * index's predicate and in the retention index.
+ * What is left to take (2026-12-04, README "Performance": `npm run bench -- --rounds 3 --scenarios
+ * process-c10,process-c50 --anatomy --systems runledger,graphile,raw,rawledger,rawledger-hot,rawledger-min`):
+ * dropping the listing and retention indexes (the completion then writes the primary key only) gave
+ * 2–3 µs and 1.00× / 1.09× in 4 paired rounds. Raw SQL keeping a ledger row per job, both updates
+ * HOT, runnable jobs in a table of their own and a 7 µs worker, ran 1.15–1.36× graphile-worker
+ * (PostgreSQL 25–27 µs); only the shape that cannot find expired leases cleared 1.3× in both runs.
  *
  * Planner-proof: candidates come from the claim index (or, with no statistics, a scan and a sort:
  * slower, never wrong); the update and the step lookups are driven by id arrays, so they stay on

@@ -17,7 +17,7 @@
 // worker is the raw one (raw.ts). Ids are bigserial, not uuids.
 import postgres from "postgres";
 import type { BenchSystem, SystemName } from "../system.ts";
-import { notifyOnInsert, type RawRow, RawWorker } from "./raw.ts";
+import { notifyOnInsert, type RawRow, rawWorkerMethods } from "./raw.ts";
 
 export type LedgerShape = "leased" | "hot" | "minimal";
 
@@ -52,7 +52,6 @@ const SHAPES: Record<LedgerShape, { name: SystemName; take: string; available: s
 export function rawLedgerSystem(url: string, shape: LedgerShape): BenchSystem {
   const sql = postgres(url, { max: 10, onnotice: () => {} });
   const { name, take, available, runnableDdl } = SHAPES[shape];
-  let worker: RawWorker | undefined;
   const claimSql = `with taken as (${take} where id in (
         select id from bench_runnable where ${available}run_at <= now()
         order by priority desc, run_at, id limit $1 for update skip locked) returning id)
@@ -97,19 +96,9 @@ export function rawLedgerSystem(url: string, shape: LedgerShape): BenchSystem {
     async enqueueOne(seq) {
       await sql.unsafe(enqueue("values ($1::text::jsonb)"), [JSON.stringify({ i: seq })]);
     },
-    async startWorker(concurrency, handler) {
-      worker = new RawWorker(sql, concurrency, handler, {
-        claim: (limit) => sql.unsafe<RawRow[]>(claimSql, [limit], { prepare: true }),
-        complete: (ids) => sql.unsafe(completeSql, [ids], { prepare: true }),
-      });
-      await worker.start();
-    },
-    async stopWorker() {
-      await worker?.stop();
-      worker = undefined;
-    },
-    async close() {
-      await sql.end({ timeout: 5 });
-    },
+    ...rawWorkerMethods(sql, {
+      claim: (limit) => sql.unsafe<RawRow[]>(claimSql, [limit], { prepare: true }),
+      complete: (ids) => sql.unsafe(completeSql, [ids], { prepare: true }),
+    }),
   };
 }

@@ -19,7 +19,6 @@ export function notifyOnInsert(table: string): string {
 
 export function rawSystem(url: string): BenchSystem {
   const sql = postgres(url, { max: 10, onnotice: () => {} });
-  let worker: RawWorker | undefined;
   return {
     name: "raw",
     pendingQuery: "select count(*)::int as n from bench_raw_jobs",
@@ -37,25 +36,15 @@ export function rawSystem(url: string): BenchSystem {
     async enqueueOne(seq) {
       await sql`insert into bench_raw_jobs (payload) values (${JSON.stringify({ i: seq })}::text::jsonb)`;
     },
-    async startWorker(concurrency, handler) {
-      worker = new RawWorker(sql, concurrency, handler, {
-        claim: (limit) => sql<RawRow[]>`
-          update bench_raw_jobs set locked_at = now()
-          where id in (
-            select id from bench_raw_jobs where locked_at is null order by id limit ${limit} for update skip locked
-          )
-          returning id, payload`,
-        complete: (ids) => sql`delete from bench_raw_jobs where id = any(${ids}::bigint[])`,
-      });
-      await worker.start();
-    },
-    async stopWorker() {
-      await worker?.stop();
-      worker = undefined;
-    },
-    async close() {
-      await sql.end({ timeout: 5 });
-    },
+    ...rawWorkerMethods(sql, {
+      claim: (limit) => sql<RawRow[]>`
+        update bench_raw_jobs set locked_at = now()
+        where id in (
+          select id from bench_raw_jobs where locked_at is null order by id limit ${limit} for update skip locked
+        )
+        returning id, payload`,
+      complete: (ids) => sql`delete from bench_raw_jobs where id = any(${ids}::bigint[])`,
+    }),
   };
 }
 
@@ -71,11 +60,32 @@ export interface RawStatements {
   complete(ids: string[]): Promise<unknown>;
 }
 
+/** A raw system's worker and shutdown: a `RawWorker` running `statements` on `sql`. */
+export function rawWorkerMethods(
+  sql: postgres.Sql,
+  statements: RawStatements,
+): Pick<BenchSystem, "startWorker" | "stopWorker" | "close"> {
+  let worker: RawWorker | undefined;
+  return {
+    async startWorker(concurrency, handler) {
+      worker = new RawWorker(sql, concurrency, handler, statements);
+      await worker.start();
+    },
+    async stopWorker() {
+      await worker?.stop();
+      worker = undefined;
+    },
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
 /**
  * The raw systems' worker: claims up to 500 jobs while fewer than that wait, runs `concurrency`
  * handlers, and keeps one completion in flight while the next ids accumulate; LISTEN wakes it.
  */
-export class RawWorker {
+class RawWorker {
   readonly #queue: RawRow[] = [];
   readonly #done: string[] = [];
   #inFlight = 0;

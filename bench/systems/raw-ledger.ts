@@ -23,12 +23,14 @@ export type LedgerShape = "leased" | "hot" | "minimal";
 
 const LEASE = "interval '60 seconds'";
 
-/** What differs between the shapes: how the claim takes runnable rows, and their table's indexes. */
-const SHAPES: Record<LedgerShape, { name: SystemName; take: string; available: string; runnableDdl: string }> = {
+/**
+ * What differs between the shapes: whether the claim deletes the runnable row (else it leases it,
+ * and the completion deletes it), and the runnable table's indexes.
+ */
+const SHAPES: Record<LedgerShape, { name: SystemName; deletesAtClaim: boolean; runnableDdl: string }> = {
   leased: {
     name: "rawledger",
-    take: `update bench_runnable set lease_expires_at = now() + ${LEASE}`,
-    available: "lease_expires_at is null and ",
+    deletesAtClaim: false,
     runnableDdl: `create index if not exists bench_runnable_claim on bench_runnable (priority desc, run_at, id)
         where lease_expires_at is null;
       create index if not exists bench_runnable_lease on bench_runnable (lease_expires_at)
@@ -36,24 +38,25 @@ const SHAPES: Record<LedgerShape, { name: SystemName; take: string; available: s
   },
   hot: {
     name: "rawledger-hot",
-    take: `update bench_runnable set lease_expires_at = now() + ${LEASE}`,
-    available: "lease_expires_at is null and ",
+    deletesAtClaim: false,
     runnableDdl: `alter table bench_runnable set (fillfactor = 50);
       create index if not exists bench_runnable_claim on bench_runnable (priority desc, run_at, id);`,
   },
   minimal: {
     name: "rawledger-min",
-    take: "delete from bench_runnable",
-    available: "",
+    deletesAtClaim: true,
     runnableDdl: "create index if not exists bench_runnable_claim on bench_runnable (priority desc, run_at, id);",
   },
 };
 
 export function rawLedgerSystem(url: string, shape: LedgerShape): BenchSystem {
   const sql = postgres(url, { max: 10, onnotice: () => {} });
-  const { name, take, available, runnableDdl } = SHAPES[shape];
+  const { name, deletesAtClaim, runnableDdl } = SHAPES[shape];
+  const take = deletesAtClaim
+    ? "delete from bench_runnable"
+    : `update bench_runnable set lease_expires_at = now() + ${LEASE}`;
   const claimSql = `with taken as (${take} where id in (
-        select id from bench_runnable where ${available}run_at <= now()
+        select id from bench_runnable where ${deletesAtClaim ? "" : "lease_expires_at is null and "}run_at <= now()
         order by priority desc, run_at, id limit $1 for update skip locked) returning id)
     update bench_ledger j set status = 'LEASED', attempt = j.attempt + 1, worker_id = 'w1',
       lease_expires_at = now() + ${LEASE}, last_heartbeat_at = now(), started_at = coalesce(j.started_at, now()),
@@ -63,8 +66,9 @@ export function rawLedgerSystem(url: string, shape: LedgerShape): BenchSystem {
   const finish = `update bench_ledger j set status = 'SUCCEEDED', lease_expires_at = null, last_heartbeat_at = null,
       finished_at = now(), stage = 'completed', finish_event_id = nextval('bench_event_ids'), updated_at = now()
     where j.id = any($1::bigint[]) and j.status = 'LEASED' and j.worker_id = 'w1'`;
-  const completeSql =
-    shape === "minimal" ? finish : `with gone as (delete from bench_runnable where id = any($1::bigint[])) ${finish}`;
+  const completeSql = deletesAtClaim
+    ? finish
+    : `with gone as (delete from bench_runnable where id = any($1::bigint[])) ${finish}`;
   const enqueue = (values: string) => `with made as (insert into bench_ledger (payload) ${values} returning id)
     insert into bench_runnable (id) select id from made`;
   return {
